@@ -1,0 +1,226 @@
+//! JPEG through libjpeg-turbo: header reads, DCT-scaled decoding with warning
+//! detection, and encoding.
+//!
+//! Decoding calls the TurboJPEG 3 C API directly (through `turbojpeg::raw`)
+//! because the safe wrapper does not tell warnings ("Premature end of JPEG
+//! file": the picture came out partly grey) from fatal errors.
+
+use super::ImageError;
+use std::ffi::CStr;
+use turbojpeg::raw;
+
+/// Colour model of the stored JPEG data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JpegColor {
+    Gray,
+    Color,
+    /// CMYK or YCCK (Adobe): needs our own conversion to RGB.
+    Cmyk,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct JpegHeader {
+    pub width: u32,
+    pub height: u32,
+    pub color: JpegColor,
+}
+
+/// What the decoder should produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JpegOut {
+    Gray,
+    Rgb,
+    /// Raw CMYK samples as stored (Adobe files store them inverted).
+    Cmyk,
+}
+
+impl JpegOut {
+    pub fn channels(self) -> usize {
+        match self {
+            JpegOut::Gray => 1,
+            JpegOut::Rgb => 3,
+            JpegOut::Cmyk => 4,
+        }
+    }
+}
+
+/// A reusable libjpeg-turbo decompressor (one per worker thread).
+pub struct JpegDecoder {
+    handle: raw::tjhandle,
+}
+
+// The handle is only used through &mut self.
+unsafe impl Send for JpegDecoder {}
+
+impl Drop for JpegDecoder {
+    fn drop(&mut self) {
+        unsafe { raw::tj3Destroy(self.handle) }
+    }
+}
+
+/// Warnings libjpeg emits for files that still decode completely and right.
+fn harmless_warning(msg: &str) -> bool {
+    msg.contains("extraneous bytes before marker")
+}
+
+impl JpegDecoder {
+    pub fn new() -> Result<Self, ImageError> {
+        let handle = unsafe { raw::tj3Init(raw::TJINIT_TJINIT_DECOMPRESS as i32) };
+        if handle.is_null() {
+            return Err(ImageError::Codec("could not initialise libjpeg-turbo".into()));
+        }
+        unsafe { raw::tj3Set(handle, raw::TJPARAM_TJPARAM_STOPONWARNING as i32, 0) };
+        Ok(JpegDecoder { handle })
+    }
+
+    fn error(&self) -> (bool, String) {
+        unsafe {
+            let fatal = raw::tj3GetErrorCode(self.handle) == raw::TJERR_TJERR_FATAL as i32;
+            let msg = CStr::from_ptr(raw::tj3GetErrorStr(self.handle))
+                .to_string_lossy()
+                .into_owned();
+            (fatal, msg)
+        }
+    }
+
+    fn corrupt(msg: String) -> ImageError {
+        ImageError::Corrupt {
+            format: "JPEG",
+            message: msg,
+        }
+    }
+
+    pub fn read_header(&mut self, data: &[u8]) -> Result<JpegHeader, ImageError> {
+        let res = unsafe { raw::tj3DecompressHeader(self.handle, data.as_ptr(), data.len() as _) };
+        if res != 0 {
+            let (fatal, msg) = self.error();
+            if fatal {
+                return Err(Self::corrupt(msg));
+            }
+        }
+        let get = |p: raw::TJPARAM| unsafe { raw::tj3Get(self.handle, p as i32) };
+        let width = get(raw::TJPARAM_TJPARAM_JPEGWIDTH);
+        let height = get(raw::TJPARAM_TJPARAM_JPEGHEIGHT);
+        if width <= 0 || height <= 0 {
+            return Err(Self::corrupt(format!("bad dimensions {width}x{height}")));
+        }
+        let color = match get(raw::TJPARAM_TJPARAM_COLORSPACE) as u32 {
+            raw::TJCS_TJCS_GRAY => JpegColor::Gray,
+            raw::TJCS_TJCS_CMYK | raw::TJCS_TJCS_YCCK => JpegColor::Cmyk,
+            _ => JpegColor::Color,
+        };
+        Ok(JpegHeader {
+            width: width as u32,
+            height: height as u32,
+            color,
+        })
+    }
+
+    /// Decodes at `num/8` scale into `out` (resized to fit). Returns the
+    /// scaled width and height. Call `read_header` on the same data first.
+    pub fn decode(
+        &mut self,
+        data: &[u8],
+        header: &JpegHeader,
+        scale_num: u32,
+        format: JpegOut,
+        out: &mut Vec<u8>,
+    ) -> Result<(u32, u32), ImageError> {
+        let sf = raw::tjscalingfactor {
+            num: scale_num as i32,
+            denom: 8,
+        };
+        if unsafe { raw::tj3SetScalingFactor(self.handle, sf) } != 0 {
+            return Err(Self::corrupt(self.error().1));
+        }
+        let w = (header.width * scale_num).div_ceil(8);
+        let h = (header.height * scale_num).div_ceil(8);
+        let pitch = w as usize * format.channels();
+        out.clear();
+        out.resize(pitch * h as usize, 0);
+        let pf = match format {
+            JpegOut::Gray => raw::TJPF_TJPF_GRAY,
+            JpegOut::Rgb => raw::TJPF_TJPF_RGB,
+            JpegOut::Cmyk => raw::TJPF_TJPF_CMYK,
+        };
+        let res = unsafe {
+            raw::tj3Decompress8(
+                self.handle,
+                data.as_ptr(),
+                data.len() as _,
+                out.as_mut_ptr(),
+                pitch as i32,
+                pf as i32,
+            )
+        };
+        if res != 0 {
+            let (fatal, msg) = self.error();
+            if fatal || !harmless_warning(&msg) {
+                return Err(Self::corrupt(msg));
+            }
+        }
+        Ok((w, h))
+    }
+}
+
+/// A reusable JPEG encoder (4:2:0 for colour, like OpenCV's default).
+pub struct JpegEncoder {
+    inner: turbojpeg::Compressor,
+    quality: i32,
+}
+
+impl JpegEncoder {
+    pub fn new(quality: u8) -> Result<Self, ImageError> {
+        let mut inner = turbojpeg::Compressor::new().map_err(|e| ImageError::Codec(e.to_string()))?;
+        inner
+            .set_quality(quality.clamp(1, 100) as i32)
+            .map_err(|e| ImageError::Codec(e.to_string()))?;
+        Ok(JpegEncoder {
+            inner,
+            quality: quality as i32,
+        })
+    }
+
+    pub fn quality(&self) -> i32 {
+        self.quality
+    }
+
+    /// Encodes 1- or 3-channel 8-bit pixels, appending to `out`.
+    pub fn encode(
+        &mut self,
+        pixels: &[u8],
+        width: u32,
+        height: u32,
+        channels: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ImageError> {
+        let (format, subsamp) = match channels {
+            1 => (turbojpeg::PixelFormat::GRAY, turbojpeg::Subsamp::Gray),
+            3 => (turbojpeg::PixelFormat::RGB, turbojpeg::Subsamp::Sub2x2),
+            n => {
+                return Err(ImageError::Codec(format!(
+                    "JPEG cannot hold {n}-channel pixels"
+                )))
+            }
+        };
+        let enc = |e: turbojpeg::Error| ImageError::Codec(format!("JPEG encode: {e}"));
+        self.inner.set_subsamp(subsamp).map_err(enc)?;
+        let image = turbojpeg::Image {
+            pixels,
+            width: width as usize,
+            pitch: width as usize * channels,
+            height: height as usize,
+            format,
+        };
+        let buf = self.inner.compress_to_owned(image).map_err(enc)?;
+        out.extend_from_slice(&buf);
+        Ok(())
+    }
+}
+
+/// Does the file end with an EOI marker (allowing trailing padding/junk)?
+/// A cheap completeness check for pass-through.
+pub fn has_eoi(data: &[u8]) -> bool {
+    let tail = &data[data.len().saturating_sub(4096)..];
+    tail.windows(2).any(|w| w == [0xFF, 0xD9])
+}

@@ -1,0 +1,444 @@
+//! The image pipeline: decode (JPEG at reduced DCT scale when the target
+//! allows), apply EXIF orientation, convert colour, centre-crop, resize with
+//! SIMD, encode (JPEG or PNG) or pass the file through after a header check.
+//!
+//! One [`Processor`] per worker thread holds the reusable codec state.
+
+pub mod exif;
+mod jpeg;
+pub mod ops;
+mod other;
+
+use std::fmt;
+
+pub use jpeg::{has_eoi, JpegColor, JpegDecoder, JpegEncoder, JpegHeader, JpegOut};
+
+/// Default decompression-bomb guard: 100 megapixels.
+pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
+
+/// Container formats we recognise by their first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    Jpeg,
+    Png,
+    Webp,
+    Gif,
+    Bmp,
+    Tiff,
+}
+
+impl ImageFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            ImageFormat::Jpeg => "jpeg",
+            ImageFormat::Png => "png",
+            ImageFormat::Webp => "webp",
+            ImageFormat::Gif => "gif",
+            ImageFormat::Bmp => "bmp",
+            ImageFormat::Tiff => "tiff",
+        }
+    }
+}
+
+impl fmt::Display for ImageFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Recognises a format from the first bytes. JPEGs with a little junk before
+/// the SOI marker are recognised too (the decoder starts at the marker).
+pub fn sniff(data: &[u8]) -> Option<ImageFormat> {
+    let starts = |m: &[u8]| data.starts_with(m);
+    if starts(&[0xFF, 0xD8, 0xFF]) {
+        Some(ImageFormat::Jpeg)
+    } else if starts(b"\x89PNG\r\n\x1a\n") {
+        Some(ImageFormat::Png)
+    } else if starts(b"GIF87a") || starts(b"GIF89a") {
+        Some(ImageFormat::Gif)
+    } else if data.len() >= 12 && &data[..4] == b"RIFF" && &data[8..12] == b"WEBP" {
+        Some(ImageFormat::Webp)
+    } else if starts(b"II*\0") || starts(b"MM\0*") {
+        Some(ImageFormat::Tiff)
+    } else if starts(b"BM") && data.len() > 26 {
+        Some(ImageFormat::Bmp)
+    } else if exif::find_soi(data).is_some() {
+        Some(ImageFormat::Jpeg)
+    } else {
+        None
+    }
+}
+
+/// Why an image could not be used. Each variant is a skip reason.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum ImageError {
+    #[error("empty file")]
+    Empty,
+    #[error("not a supported image format ({0})")]
+    Unsupported(String),
+    #[error("corrupt or truncated {format}: {message}")]
+    Corrupt {
+        format: &'static str,
+        message: String,
+    },
+    #[error("{width}x{height} is {pixels} pixels, over the limit of {limit} (raise it with --max-pixels)")]
+    TooLarge {
+        width: u64,
+        height: u64,
+        pixels: u64,
+        limit: u64,
+    },
+    #[error("{0}")]
+    Codec(String),
+}
+
+impl ImageError {
+    /// A short stable name for counting skips by reason.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ImageError::Empty => "empty",
+            ImageError::Unsupported(_) => "unsupported",
+            ImageError::Corrupt { .. } => "corrupt",
+            ImageError::TooLarge { .. } => "too-large",
+            ImageError::Codec(_) => "codec",
+        }
+    }
+}
+
+fn check_pixels(width: u64, height: u64, limit: u64) -> Result<(), ImageError> {
+    let pixels = width.saturating_mul(height);
+    if pixels > limit {
+        return Err(ImageError::TooLarge {
+            width,
+            height,
+            pixels,
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// 8-bit interleaved pixels (1 = gray, 2 = gray+alpha, 3 = RGB, 4 = RGBA).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pixels {
+    pub width: u32,
+    pub height: u32,
+    pub channels: usize,
+    pub data: Vec<u8>,
+}
+
+/// im2rec's `--color`: 1 colour, 0 grayscale, -1 unchanged (keeps alpha).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColorMode {
+    #[default]
+    Color,
+    Grayscale,
+    Unchanged,
+}
+
+/// How to size the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Resize {
+    #[default]
+    None,
+    /// Shorter edge to N, longer edge `long * N // short` (im2rec's `--resize`).
+    ShorterEdge(u32),
+    /// Exactly W x H (aspect ratio not kept).
+    Exact(u32, u32),
+    /// About this many pixels, aspect ratio kept (e.g. 224*224 -> 280x210 for 4:3).
+    Area(u64),
+}
+
+impl Resize {
+    /// Output size for an upright (and cropped) input of `w` x `h`.
+    pub fn target(self, w: u32, h: u32) -> (u32, u32) {
+        let (w64, h64) = (w as u64, h as u64);
+        let (tw, th) = match self {
+            Resize::None => (w64, h64),
+            Resize::ShorterEdge(n) => {
+                let n = n as u64;
+                if h64 > w64 {
+                    (n, h64 * n / w64)
+                } else {
+                    (w64 * n / h64, n)
+                }
+            }
+            Resize::Exact(a, b) => (a as u64, b as u64),
+            Resize::Area(px) => {
+                let s = (px as f64 / (w64 * h64) as f64).sqrt();
+                ((w as f64 * s).round() as u64, (h as f64 * s).round() as u64)
+            }
+        };
+        (tw.clamp(1, u32::MAX as u64) as u32, th.clamp(1, u32::MAX as u64) as u32)
+    }
+}
+
+/// Output encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// JPEG at quality 1..=100.
+    Jpeg { quality: u8 },
+    /// PNG at zlib level 0..=9.
+    Png { compression: u8 },
+}
+
+/// Everything that decides what one output image looks like.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageSpec {
+    pub color: ColorMode,
+    pub center_crop: bool,
+    pub resize: Resize,
+    pub encoding: Encoding,
+    pub max_pixels: u64,
+}
+
+impl Default for ImageSpec {
+    fn default() -> Self {
+        ImageSpec {
+            color: ColorMode::Color,
+            center_crop: false,
+            resize: Resize::None,
+            encoding: Encoding::Jpeg { quality: 95 },
+            max_pixels: DEFAULT_MAX_PIXELS,
+        }
+    }
+}
+
+/// What came out (or, for pass-through, what the header says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ImageInfo {
+    pub format: ImageFormat,
+    pub width: u32,
+    pub height: u32,
+    /// Channels of the encoded image; 0 when only the header was read and it does not say.
+    pub channels: u8,
+}
+
+/// Reads format and dimensions from the header, checks the pixel limit and
+/// that the file is complete (JPEG EOI, PNG IEND), without decoding pixels.
+/// This is the check used for `--pass-through`.
+pub fn probe(data: &[u8], max_pixels: u64) -> Result<ImageInfo, ImageError> {
+    if data.is_empty() {
+        return Err(ImageError::Empty);
+    }
+    let format = sniff(data).ok_or_else(|| ImageError::Unsupported(describe_unknown(data)))?;
+    let (width, height, channels) = match format {
+        ImageFormat::Jpeg => {
+            let start = exif::find_soi(data).unwrap_or(0);
+            let mut dec = JpegDecoder::new()?;
+            let h = dec.read_header(&data[start..])?;
+            if !has_eoi(data) {
+                return Err(ImageError::Corrupt {
+                    format: "JPEG",
+                    message: "no end-of-image marker (file truncated?)".into(),
+                });
+            }
+            let c = match h.color {
+                JpegColor::Gray => 1,
+                _ => 3,
+            };
+            (h.width, h.height, c)
+        }
+        _ => other::header(data, format)?,
+    };
+    if format == ImageFormat::Png && !data[data.len().saturating_sub(12)..].starts_with(&[0, 0, 0, 0, b'I', b'E', b'N', b'D']) {
+        return Err(ImageError::Corrupt {
+            format: "PNG",
+            message: "no IEND chunk at the end (file truncated?)".into(),
+        });
+    }
+    check_pixels(width as u64, height as u64, max_pixels)?;
+    Ok(ImageInfo {
+        format,
+        width,
+        height,
+        channels,
+    })
+}
+
+fn describe_unknown(data: &[u8]) -> String {
+    let head: Vec<String> = data.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    format!("unrecognised header bytes {}", head.join(" "))
+}
+
+/// Per-thread state: codec handles and scratch buffers.
+pub struct Processor {
+    jpeg_dec: JpegDecoder,
+    jpeg_enc: Option<JpegEncoder>,
+    resizer: fast_image_resize::Resizer,
+}
+
+impl Processor {
+    pub fn new() -> Result<Self, ImageError> {
+        Ok(Processor {
+            jpeg_dec: JpegDecoder::new()?,
+            jpeg_enc: None,
+            resizer: fast_image_resize::Resizer::new(),
+        })
+    }
+
+    /// Decodes, transforms and encodes one image, appending the encoded bytes
+    /// to `out`.
+    pub fn process(
+        &mut self,
+        data: &[u8],
+        spec: &ImageSpec,
+        out: &mut Vec<u8>,
+    ) -> Result<ImageInfo, ImageError> {
+        let (pixels, full_w, full_h) = self.decode(data, spec)?;
+        let pixels = self.transform(pixels, full_w, full_h, spec)?;
+        self.encode(pixels, spec.encoding, out)
+    }
+
+    /// Decodes to upright pixels in the channel layout the colour mode asks
+    /// for. JPEGs are decoded at the smallest DCT scale that still covers the
+    /// target size. Returns the pixels and the full-resolution upright size.
+    pub fn decode(&mut self, data: &[u8], spec: &ImageSpec) -> Result<(Pixels, u32, u32), ImageError> {
+        if data.is_empty() {
+            return Err(ImageError::Empty);
+        }
+        let format = sniff(data).ok_or_else(|| ImageError::Unsupported(describe_unknown(data)))?;
+        if format != ImageFormat::Jpeg {
+            let px = other::decode(data, format, spec.color, spec.max_pixels)?;
+            let (w, h) = (px.width, px.height);
+            return Ok((px, w, h));
+        }
+        let data = &data[exif::find_soi(data).unwrap_or(0)..];
+        let header = self.jpeg_dec.read_header(data)?;
+        check_pixels(header.width as u64, header.height as u64, spec.max_pixels)?;
+        let orientation = exif::jpeg_orientation(data);
+        let (full_w, full_h) = ops::oriented_dims(header.width, header.height, orientation);
+        let (cw, ch) = crop_dims(full_w, full_h, spec.center_crop);
+        let (tw, th) = spec.resize.target(cw, ch);
+        let scale = dct_scale(cw, ch, tw, th);
+        let out_fmt = match (spec.color, header.color) {
+            (_, JpegColor::Cmyk) => JpegOut::Cmyk,
+            (ColorMode::Grayscale, _) | (ColorMode::Unchanged, JpegColor::Gray) => JpegOut::Gray,
+            _ => JpegOut::Rgb,
+        };
+        let mut buf = Vec::new();
+        let (w, h) = self.jpeg_dec.decode(data, &header, scale, out_fmt, &mut buf)?;
+        let mut px = if out_fmt == JpegOut::Cmyk {
+            let mut rgb = Vec::new();
+            ops::cmyk_to_rgb(&buf, &mut rgb);
+            let px = Pixels { width: w, height: h, channels: 3, data: rgb };
+            if spec.color == ColorMode::Grayscale {
+                ops::to_channels(px, 1)
+            } else {
+                px
+            }
+        } else {
+            Pixels { width: w, height: h, channels: out_fmt.channels(), data: buf }
+        };
+        px = ops::orient(px, orientation);
+        Ok((px, full_w, full_h))
+    }
+
+    /// Centre crop and resize, computed on the full-resolution upright size so
+    /// the output size does not depend on the DCT scale used.
+    pub fn transform(&mut self, px: Pixels, full_w: u32, full_h: u32, spec: &ImageSpec) -> Result<Pixels, ImageError> {
+        let (cx, cy, cw, ch) = if spec.center_crop {
+            ops::center_square(full_w, full_h)
+        } else {
+            (0, 0, full_w, full_h)
+        };
+        let (tw, th) = spec.resize.target(cw, ch);
+        let scaled = px.width != full_w || px.height != full_h;
+        if !scaled && (tw, th) == (cw, ch) {
+            return Ok(if spec.center_crop && (cw, ch) != (full_w, full_h) {
+                ops::crop(&px, cx, cy, cw, ch)
+            } else {
+                px
+            });
+        }
+        let fx = px.width as f64 / full_w as f64;
+        let fy = px.height as f64 / full_h as f64;
+        let rect = ops::Rect {
+            x: cx as f64 * fx,
+            y: cy as f64 * fy,
+            w: cw as f64 * fx,
+            h: ch as f64 * fy,
+        };
+        let whole = rect.x == 0.0 && rect.y == 0.0 && rect.w == px.width as f64 && rect.h == px.height as f64;
+        if whole && (tw, th) == (px.width, px.height) {
+            return Ok(px);
+        }
+        ops::resize(&mut self.resizer, &px, (!whole).then_some(rect), tw, th)
+    }
+
+    /// Encodes pixels, appending to `out`.
+    pub fn encode(&mut self, px: Pixels, encoding: Encoding, out: &mut Vec<u8>) -> Result<ImageInfo, ImageError> {
+        match encoding {
+            Encoding::Jpeg { quality } => {
+                // JPEG has no alpha: drop it, as OpenCV's encoder does.
+                let px = match px.channels {
+                    2 => ops::to_channels(px, 1),
+                    4 => ops::to_channels(px, 3),
+                    _ => px,
+                };
+                let enc = match &mut self.jpeg_enc {
+                    Some(e) if e.quality() == quality as i32 => e,
+                    slot => slot.insert(JpegEncoder::new(quality)?),
+                };
+                enc.encode(&px.data, px.width, px.height, px.channels, out)?;
+                Ok(ImageInfo { format: ImageFormat::Jpeg, width: px.width, height: px.height, channels: px.channels as u8 })
+            }
+            Encoding::Png { compression } => {
+                other::encode_png(&px, compression, out)?;
+                Ok(ImageInfo { format: ImageFormat::Png, width: px.width, height: px.height, channels: px.channels as u8 })
+            }
+        }
+    }
+}
+
+fn crop_dims(w: u32, h: u32, center_crop: bool) -> (u32, u32) {
+    if center_crop {
+        let s = w.min(h);
+        (s, s)
+    } else {
+        (w, h)
+    }
+}
+
+/// Smallest `num/8` scale at which a `w` x `h` image still covers `tw` x `th`.
+pub fn dct_scale(w: u32, h: u32, tw: u32, th: u32) -> u32 {
+    (1..=8u32)
+        .find(|&n| (w as u64 * n as u64) >= tw as u64 * 8 && (h as u64 * n as u64) >= th as u64 * 8)
+        .unwrap_or(8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resize_targets_match_im2rec() {
+        assert_eq!(Resize::ShorterEdge(210).target(640, 480), (280, 210));
+        assert_eq!(Resize::ShorterEdge(210).target(480, 640), (210, 280));
+        assert_eq!(Resize::ShorterEdge(256).target(333, 500), (256, 384));
+        assert_eq!(Resize::ShorterEdge(100).target(50, 50), (100, 100));
+        assert_eq!(Resize::Exact(224, 224).target(640, 480), (224, 224));
+        assert_eq!(Resize::Area(224 * 224).target(640, 480), (259, 194));
+        assert_eq!(Resize::None.target(7, 9), (7, 9));
+    }
+
+    #[test]
+    fn dct_scale_picks_the_smallest_covering_factor() {
+        assert_eq!(dct_scale(640, 480, 280, 210), 4);
+        assert_eq!(dct_scale(640, 480, 240, 180), 3);
+        assert_eq!(dct_scale(640, 480, 640, 480), 8);
+        assert_eq!(dct_scale(640, 480, 1000, 750), 8);
+        assert_eq!(dct_scale(4000, 3000, 280, 210), 1);
+    }
+
+    #[test]
+    fn sniffs_formats() {
+        assert_eq!(sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Some(ImageFormat::Jpeg));
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n...."), Some(ImageFormat::Png));
+        assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some(ImageFormat::Webp));
+        assert_eq!(sniff(b"GIF89a"), Some(ImageFormat::Gif));
+        assert_eq!(sniff(b"hello world"), None);
+        assert_eq!(sniff(b""), None);
+    }
+}
