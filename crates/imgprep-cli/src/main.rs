@@ -1,1 +1,260 @@
-fn main() {}
+//! The `imgprep` binary: flags in, library calls, messages and exit codes out.
+
+mod cli;
+mod progress;
+
+use anyhow::Result;
+use clap::Parser;
+use cli::{Cli, Command, Im2recArgs, InspectArgs, SynthArgs, VerifyArgs};
+use imgprep::im2rec::{find_lists, make_lists, pack_list, validate_list, ListOptions, PackOptions};
+use imgprep::image::{ColorMode, Encoding, ImageSpec, Resize};
+use progress::Progress;
+use std::process::ExitCode;
+
+/// Exit codes: 0 ok, 1 problems found, 2 usage or setup error.
+mod exit {
+    pub const PROBLEMS: u8 = 1;
+    pub const USAGE: u8 = 2;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Im2rec(a) => im2rec(a),
+        Command::Inspect(a) => inspect(a),
+        Command::Verify(a) => verify(a),
+        Command::Synth(a) => synth(a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("imgprep: error: {e:#}");
+            ExitCode::from(exit::USAGE)
+        }
+    }
+}
+
+fn threads(n: Option<usize>) -> usize {
+    n.filter(|&n| n > 0).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+fn im2rec(a: Im2recArgs) -> Result<u8> {
+    if a.list {
+        let opts = ListOptions {
+            prefix: a.prefix,
+            root: a.root,
+            exts: a.exts,
+            chunks: a.chunks,
+            train_ratio: a.train_ratio,
+            test_ratio: a.test_ratio,
+            recursive: a.recursive,
+            shuffle: !a.no_shuffle,
+        };
+        let s = make_lists(&opts)?;
+        for w in &s.skipped {
+            eprintln!("warning: skipped {w}");
+        }
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&s)?);
+        } else {
+            for (dir, label) in &s.classes {
+                println!("{dir} {label}");
+            }
+            if !a.quiet {
+                for (f, n) in &s.files {
+                    eprintln!("wrote {} ({n} images)", f.display());
+                }
+            }
+        }
+        return Ok(if a.strict && !s.skipped.is_empty() {
+            exit::PROBLEMS
+        } else {
+            0
+        });
+    }
+
+    let encoding = match a.encoding.as_str() {
+        ".png" => Encoding::Png {
+            compression: a.quality.min(9) as u8,
+        },
+        _ => {
+            if !(1..=100).contains(&a.quality) {
+                anyhow::bail!("--quality must be 1-100 for JPEG (got {})", a.quality);
+            }
+            Encoding::Jpeg {
+                quality: a.quality as u8,
+            }
+        }
+    };
+    let opts = PackOptions {
+        root: a.root,
+        spec: ImageSpec {
+            color: match a.color {
+                0 => ColorMode::Grayscale,
+                -1 => ColorMode::Unchanged,
+                _ => ColorMode::Color,
+            },
+            center_crop: a.center_crop,
+            resize: if a.resize > 0 {
+                Resize::ShorterEdge(a.resize)
+            } else {
+                Resize::None
+            },
+            encoding,
+            max_pixels: a.max_pixels,
+        },
+        pass_through: a.pass_through,
+        pack_label: a.pack_label,
+        threads: threads(a.num_thread),
+    };
+    let lists = find_lists(&a.prefix)?;
+    // Every list is checked before anything is written.
+    for l in &lists {
+        validate_list(l)?;
+    }
+    let progress = Progress::new(a.quiet || a.json);
+    let mut summaries = Vec::new();
+    for l in &lists {
+        let s = pack_list(l, &opts, &progress)?;
+        if !a.quiet && !a.json {
+            let reasons: Vec<String> = s
+                .skip_reasons
+                .iter()
+                .map(|(k, v)| format!("{v} {k}"))
+                .collect();
+            eprintln!(
+                "{}: {} images, {} skipped{}, {} written, {:.0} img/s, {:.2} s -> {}",
+                l.display(),
+                s.images,
+                s.skipped,
+                if reasons.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", reasons.join(", "))
+                },
+                mb(s.bytes_written),
+                (s.images + s.skipped) as f64 / s.seconds.max(1e-9),
+                s.seconds,
+                s.rec.display()
+            );
+        }
+        summaries.push(s);
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&summaries)?);
+    }
+    let skipped: u64 = summaries.iter().map(|s| s.skipped).sum();
+    Ok(if a.strict && skipped > 0 {
+        exit::PROBLEMS
+    } else {
+        0
+    })
+}
+
+fn inspect(a: InspectArgs) -> Result<u8> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let limit = a.limit.unwrap_or(u64::MAX);
+    let mut errors = 0u64;
+    let mut io_err = None;
+    imgprep::inspect::inspect_rec(&a.rec, |r| {
+        if r.n == 0 && !a.json {
+            let _ = writeln!(
+                out,
+                "{:>8} {:>12} {:>10} {:>8} {:>6} {:>11}  labels",
+                "n", "offset", "id", "bytes", "format", "size"
+            );
+        }
+        if r.error.is_some() {
+            errors += 1;
+        }
+        let line = if a.json {
+            serde_json::to_string(&r).unwrap()
+        } else {
+            let (fmt, size) = match (&r.image, &r.error) {
+                (Some(i), _) => (
+                    i.format.to_string(),
+                    format!("{}x{}x{}", i.width, i.height, i.channels),
+                ),
+                (None, Some(e)) => ("?".into(), format!("error: {e}")),
+                _ => ("?".into(), String::new()),
+            };
+            let labels: Vec<String> = r.labels.iter().map(|l| format!("{l}")).collect();
+            format!(
+                "{:>8} {:>12} {:>10} {:>8} {:>6} {:>11}  {}",
+                r.n,
+                r.offset,
+                r.id,
+                r.bytes,
+                fmt,
+                size,
+                labels.join(",")
+            )
+        };
+        if let Err(e) = writeln!(out, "{line}") {
+            io_err = Some(e);
+            return false;
+        }
+        r.n + 1 < limit
+    })?;
+    match io_err {
+        Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
+        Some(e) => return Err(e.into()),
+        None => {}
+    }
+    out.flush().ok();
+    Ok(if errors > 0 { exit::PROBLEMS } else { 0 })
+}
+
+fn verify(a: VerifyArgs) -> Result<u8> {
+    let progress = Progress::new(a.quiet || a.json).in_bytes();
+    let r = imgprep::verify::verify_rec(&a.prefix, threads(a.num_thread), &progress)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        for p in &r.first_problems {
+            eprintln!("problem: {p}");
+        }
+        if r.problems as usize > r.first_problems.len() {
+            eprintln!(
+                "... and {} more problems",
+                r.problems as usize - r.first_problems.len()
+            );
+        }
+        let n = |o: Option<u64>| o.map(|v| v.to_string()).unwrap_or_else(|| "no file".into());
+        eprintln!(
+            "{}: {} ({} records, {} images decode, .idx {}, .lst {}, {} problems)",
+            r.rec.display(),
+            if r.ok { "OK" } else { "FAILED" },
+            r.records,
+            r.images_ok,
+            n(r.idx_entries),
+            n(r.lst_entries),
+            r.problems
+        );
+    }
+    Ok(if r.ok { 0 } else { exit::PROBLEMS })
+}
+
+fn synth(a: SynthArgs) -> Result<u8> {
+    let opts = imgprep::synth::SynthOptions {
+        classes: a.classes,
+        per_class: a.per_class,
+        width: a.width,
+        height: a.height,
+        seed: a.seed,
+        format: a.format,
+    };
+    let files = imgprep::synth::synth_tree(&a.dir, &opts)?;
+    eprintln!("wrote {} images under {}", files.len(), a.dir.display());
+    Ok(0)
+}

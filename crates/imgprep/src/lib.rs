@@ -5,5 +5,15 @@
 //! memory), `im2rec` (the im2rec.py-compatible list and pack jobs), `inspect`
 //! and `verify` (read outputs back and check them).
 
+pub mod error;
+pub mod execute;
+pub mod im2rec;
 pub mod image;
+pub mod output;
 pub mod pyrandom;
+pub mod report;
+
+pub use error::{Error, Result};
+pub mod inspect;
+pub mod synth;
+pub mod verify;

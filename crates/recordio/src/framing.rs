@@ -257,9 +257,7 @@ mod tests {
         let bytes = write(&[b"abcde"]);
         assert_eq!(
             bytes,
-            [
-                0x0a, 0x23, 0xd7, 0xce, 5, 0, 0, 0, b'a', b'b', b'c', b'd', b'e', 0, 0, 0
-            ]
+            [0x0a, 0x23, 0xd7, 0xce, 5, 0, 0, 0, b'a', b'b', b'c', b'd', b'e', 0, 0, 0]
         );
         assert_eq!(read_all(&bytes), vec![b"abcde".to_vec()]);
     }
@@ -309,8 +307,13 @@ mod tests {
         assert!(matches!(err, FramingError::Truncated { .. }), "{err}");
         let mut bad = bytes.clone();
         bad[0] = 0;
-        let err = RecordReader::new(&bad[..]).read_record(&mut buf).unwrap_err();
-        assert!(matches!(err, FramingError::BadMagic { offset: 0, .. }), "{err}");
+        let err = RecordReader::new(&bad[..])
+            .read_record(&mut buf)
+            .unwrap_err();
+        assert!(
+            matches!(err, FramingError::BadMagic { offset: 0, .. }),
+            "{err}"
+        );
     }
 
     #[test]

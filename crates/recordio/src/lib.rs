@@ -17,7 +17,7 @@ mod header;
 mod idx;
 mod lst;
 
-pub use framing::{RecordReader, RecordWriter, FramingError, MAGIC, MAX_RECORD_LEN};
+pub use framing::{FramingError, RecordReader, RecordWriter, MAGIC, MAX_RECORD_LEN};
 pub use header::{HeaderError, ImageRecord, Labels, IR_HEADER_SIZE};
 pub use idx::{parse_idx, write_idx_line, IdxEntry, IdxError};
 pub use lst::{format_lst_line, parse_lst_line, LstEntry, LstError};

@@ -59,7 +59,10 @@ pub fn parse_lst_line(line: &str) -> Result<Option<LstEntry>, LstError> {
         .map_err(|_| LstError::BadIndex(fields[0].to_string()))?;
     let labels = fields[1..fields.len() - 1]
         .iter()
-        .map(|f| f.parse::<f64>().map_err(|_| LstError::BadLabel(f.to_string())))
+        .map(|f| {
+            f.parse::<f64>()
+                .map_err(|_| LstError::BadLabel(f.to_string()))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let path = fields[fields.len() - 1];
     if path.is_empty() {
@@ -105,7 +108,9 @@ mod tests {
             Err(LstError::BadLabel("cat".into()))
         );
         // whitespace around fields is stripped, as Python's strip() does
-        let e = parse_lst_line("3\t 2.5 \t sub/b.png \r\n").unwrap().unwrap();
+        let e = parse_lst_line("3\t 2.5 \t sub/b.png \r\n")
+            .unwrap()
+            .unwrap();
         assert_eq!(e.labels, vec![2.5]);
         assert_eq!(e.path, "sub/b.png");
     }

@@ -67,7 +67,9 @@ impl JpegDecoder {
     pub fn new() -> Result<Self, ImageError> {
         let handle = unsafe { raw::tj3Init(raw::TJINIT_TJINIT_DECOMPRESS as i32) };
         if handle.is_null() {
-            return Err(ImageError::Codec("could not initialise libjpeg-turbo".into()));
+            return Err(ImageError::Codec(
+                "could not initialise libjpeg-turbo".into(),
+            ));
         }
         unsafe { raw::tj3Set(handle, raw::TJPARAM_TJPARAM_STOPONWARNING as i32, 0) };
         Ok(JpegDecoder { handle })
@@ -126,12 +128,14 @@ impl JpegDecoder {
         format: JpegOut,
         out: &mut Vec<u8>,
     ) -> Result<(u32, u32), ImageError> {
+        // TurboJPEG only accepts reduced fractions (1/2, not 4/8).
+        let g = gcd(scale_num, 8);
         let sf = raw::tjscalingfactor {
-            num: scale_num as i32,
-            denom: 8,
+            num: (scale_num / g) as i32,
+            denom: (8 / g) as i32,
         };
         if unsafe { raw::tj3SetScalingFactor(self.handle, sf) } != 0 {
-            return Err(Self::corrupt(self.error().1));
+            return Err(ImageError::Codec(self.error().1));
         }
         let w = (header.width * scale_num).div_ceil(8);
         let h = (header.height * scale_num).div_ceil(8);
@@ -163,6 +167,14 @@ impl JpegDecoder {
     }
 }
 
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
 /// A reusable JPEG encoder (4:2:0 for colour, like OpenCV's default).
 pub struct JpegEncoder {
     inner: turbojpeg::Compressor,
@@ -171,7 +183,8 @@ pub struct JpegEncoder {
 
 impl JpegEncoder {
     pub fn new(quality: u8) -> Result<Self, ImageError> {
-        let mut inner = turbojpeg::Compressor::new().map_err(|e| ImageError::Codec(e.to_string()))?;
+        let mut inner =
+            turbojpeg::Compressor::new().map_err(|e| ImageError::Codec(e.to_string()))?;
         inner
             .set_quality(quality.clamp(1, 100) as i32)
             .map_err(|e| ImageError::Codec(e.to_string()))?;

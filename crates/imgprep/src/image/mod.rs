@@ -170,7 +170,10 @@ impl Resize {
                 ((w as f64 * s).round() as u64, (h as f64 * s).round() as u64)
             }
         };
-        (tw.clamp(1, u32::MAX as u64) as u32, th.clamp(1, u32::MAX as u64) as u32)
+        (
+            tw.clamp(1, u32::MAX as u64) as u32,
+            th.clamp(1, u32::MAX as u64) as u32,
+        )
     }
 }
 
@@ -242,7 +245,9 @@ pub fn probe(data: &[u8], max_pixels: u64) -> Result<ImageInfo, ImageError> {
         }
         _ => other::header(data, format)?,
     };
-    if format == ImageFormat::Png && !data[data.len().saturating_sub(12)..].starts_with(&[0, 0, 0, 0, b'I', b'E', b'N', b'D']) {
+    if format == ImageFormat::Png
+        && !data[data.len().saturating_sub(12)..].starts_with(&[0, 0, 0, 0, b'I', b'E', b'N', b'D'])
+    {
         return Err(ImageError::Corrupt {
             format: "PNG",
             message: "no IEND chunk at the end (file truncated?)".into(),
@@ -294,7 +299,11 @@ impl Processor {
     /// Decodes to upright pixels in the channel layout the colour mode asks
     /// for. JPEGs are decoded at the smallest DCT scale that still covers the
     /// target size. Returns the pixels and the full-resolution upright size.
-    pub fn decode(&mut self, data: &[u8], spec: &ImageSpec) -> Result<(Pixels, u32, u32), ImageError> {
+    pub fn decode(
+        &mut self,
+        data: &[u8],
+        spec: &ImageSpec,
+    ) -> Result<(Pixels, u32, u32), ImageError> {
         if data.is_empty() {
             return Err(ImageError::Empty);
         }
@@ -318,18 +327,30 @@ impl Processor {
             _ => JpegOut::Rgb,
         };
         let mut buf = Vec::new();
-        let (w, h) = self.jpeg_dec.decode(data, &header, scale, out_fmt, &mut buf)?;
+        let (w, h) = self
+            .jpeg_dec
+            .decode(data, &header, scale, out_fmt, &mut buf)?;
         let mut px = if out_fmt == JpegOut::Cmyk {
             let mut rgb = Vec::new();
             ops::cmyk_to_rgb(&buf, &mut rgb);
-            let px = Pixels { width: w, height: h, channels: 3, data: rgb };
+            let px = Pixels {
+                width: w,
+                height: h,
+                channels: 3,
+                data: rgb,
+            };
             if spec.color == ColorMode::Grayscale {
                 ops::to_channels(px, 1)
             } else {
                 px
             }
         } else {
-            Pixels { width: w, height: h, channels: out_fmt.channels(), data: buf }
+            Pixels {
+                width: w,
+                height: h,
+                channels: out_fmt.channels(),
+                data: buf,
+            }
         };
         px = ops::orient(px, orientation);
         Ok((px, full_w, full_h))
@@ -337,7 +358,13 @@ impl Processor {
 
     /// Centre crop and resize, computed on the full-resolution upright size so
     /// the output size does not depend on the DCT scale used.
-    pub fn transform(&mut self, px: Pixels, full_w: u32, full_h: u32, spec: &ImageSpec) -> Result<Pixels, ImageError> {
+    pub fn transform(
+        &mut self,
+        px: Pixels,
+        full_w: u32,
+        full_h: u32,
+        spec: &ImageSpec,
+    ) -> Result<Pixels, ImageError> {
         let (cx, cy, cw, ch) = if spec.center_crop {
             ops::center_square(full_w, full_h)
         } else {
@@ -360,7 +387,10 @@ impl Processor {
             w: cw as f64 * fx,
             h: ch as f64 * fy,
         };
-        let whole = rect.x == 0.0 && rect.y == 0.0 && rect.w == px.width as f64 && rect.h == px.height as f64;
+        let whole = rect.x == 0.0
+            && rect.y == 0.0
+            && rect.w == px.width as f64
+            && rect.h == px.height as f64;
         if whole && (tw, th) == (px.width, px.height) {
             return Ok(px);
         }
@@ -368,7 +398,12 @@ impl Processor {
     }
 
     /// Encodes pixels, appending to `out`.
-    pub fn encode(&mut self, px: Pixels, encoding: Encoding, out: &mut Vec<u8>) -> Result<ImageInfo, ImageError> {
+    pub fn encode(
+        &mut self,
+        px: Pixels,
+        encoding: Encoding,
+        out: &mut Vec<u8>,
+    ) -> Result<ImageInfo, ImageError> {
         match encoding {
             Encoding::Jpeg { quality } => {
                 // JPEG has no alpha: drop it, as OpenCV's encoder does.
@@ -382,11 +417,21 @@ impl Processor {
                     slot => slot.insert(JpegEncoder::new(quality)?),
                 };
                 enc.encode(&px.data, px.width, px.height, px.channels, out)?;
-                Ok(ImageInfo { format: ImageFormat::Jpeg, width: px.width, height: px.height, channels: px.channels as u8 })
+                Ok(ImageInfo {
+                    format: ImageFormat::Jpeg,
+                    width: px.width,
+                    height: px.height,
+                    channels: px.channels as u8,
+                })
             }
             Encoding::Png { compression } => {
                 other::encode_png(&px, compression, out)?;
-                Ok(ImageInfo { format: ImageFormat::Png, width: px.width, height: px.height, channels: px.channels as u8 })
+                Ok(ImageInfo {
+                    format: ImageFormat::Png,
+                    width: px.width,
+                    height: px.height,
+                    channels: px.channels as u8,
+                })
             }
         }
     }

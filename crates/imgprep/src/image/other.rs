@@ -36,13 +36,20 @@ fn reader(data: &[u8], format: ImageFormat) -> image::ImageReader<Cursor<&[u8]>>
 
 /// Width, height and channel count from the header only.
 pub fn header(data: &[u8], format: ImageFormat) -> Result<(u32, u32, u8), ImageError> {
-    let dec = reader(data, format).into_decoder().map_err(|e| map_err(format, e))?;
+    let dec = reader(data, format)
+        .into_decoder()
+        .map_err(|e| map_err(format, e))?;
     let (w, h) = dec.dimensions();
     Ok((w, h, dec.color_type().channel_count()))
 }
 
 /// Decodes to upright 8-bit pixels with the channels the colour mode asks for.
-pub fn decode(data: &[u8], format: ImageFormat, color: ColorMode, max_pixels: u64) -> Result<Pixels, ImageError> {
+pub fn decode(
+    data: &[u8],
+    format: ImageFormat,
+    color: ColorMode,
+    max_pixels: u64,
+) -> Result<Pixels, ImageError> {
     let mut r = reader(data, format);
     let mut limits = image::Limits::default();
     // Room for the largest allowed image at 16 bits x 4 channels.
@@ -61,14 +68,24 @@ pub fn decode(data: &[u8], format: ImageFormat, color: ColorMode, max_pixels: u6
         (ColorMode::Grayscale, false, _) => (1, img.into_luma8().into_raw()),
         (ColorMode::Grayscale, true, _) => {
             let rgb = img.into_rgb8().into_raw();
-            (1, rgb.chunks_exact(3).map(|p| ops::luma(p[0], p[1], p[2])).collect())
+            (
+                1,
+                rgb.chunks_exact(3)
+                    .map(|p| ops::luma(p[0], p[1], p[2]))
+                    .collect(),
+            )
         }
         (ColorMode::Unchanged, false, false) => (1, img.into_luma8().into_raw()),
         (ColorMode::Unchanged, false, true) => (2, img.into_luma_alpha8().into_raw()),
         (ColorMode::Unchanged, true, false) => (3, img.into_rgb8().into_raw()),
         (ColorMode::Unchanged, true, true) => (4, img.into_rgba8().into_raw()),
     };
-    let px = Pixels { width, height, channels, data };
+    let px = Pixels {
+        width,
+        height,
+        channels,
+        data,
+    };
     Ok(ops::orient(px, orientation))
 }
 

@@ -1,0 +1,166 @@
+//! Command-line definitions. Flags are defined once here; `main.rs` turns
+//! them into library settings.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "imgprep",
+    version,
+    about = "Turn raw images into training-ready datasets, fast and verified.",
+    after_help = "Examples:\n  \
+      imgprep im2rec data/train images/ --list --recursive --train-ratio 0.8\n  \
+      imgprep im2rec data/train images/ --resize 210 --num-thread 2\n  \
+      imgprep verify data/train_train\n  \
+      imgprep inspect data/train_train.rec --json | head\n\n\
+      Exit codes: 0 ok, 1 problems found (skips under --strict, verify failures), 2 usage or setup error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Drop-in for MXNet's im2rec.py: make .lst files (--list) or pack every PREFIX*.lst into .rec/.idx.
+    #[command(
+        infer_long_args = true,
+        after_help = "Examples:\n  \
+          # label = folder, 80/20 split, im2rec.py's own shuffle\n  \
+          imgprep im2rec data/pets photos/ --list --recursive --train-ratio 0.8\n  \
+          # pack data/pets_train.lst and data/pets_val.lst, shorter side 210\n  \
+          imgprep im2rec data/pets photos/ --resize 210\n  \
+          # multi-label lists, labels packed into each record\n  \
+          imgprep im2rec train.lst images/ --pack-label --resize 256\n\n\
+          Same options, defaults and outputs as im2rec.py; see the README for the few differences."
+    )]
+    Im2rec(Im2recArgs),
+    /// Print one line per record of a .rec: id, labels, bytes, image format and size.
+    #[command(
+        after_help = "Examples:\n  imgprep inspect data/pets_train.rec\n  imgprep inspect data/pets_train.rec --json --limit 5"
+    )]
+    Inspect(InspectArgs),
+    /// Check a packed dataset: framing, every image decodes, .idx offsets, counts and labels against the .lst.
+    #[command(
+        after_help = "Examples:\n  imgprep verify data/pets_train\n  imgprep verify data/pets_train.rec --json\n\nExit 0 only when everything is right, 1 when a problem was found."
+    )]
+    Verify(VerifyArgs),
+    /// Write a synthetic class-folder tree of images (for demos and tests; no download).
+    #[command(after_help = "Example:\n  imgprep synth demo/images --classes 4 --per-class 50")]
+    Synth(SynthArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct Im2recArgs {
+    /// Prefix of input/output .lst and .rec files.
+    pub prefix: PathBuf,
+    /// Folder containing the images.
+    pub root: PathBuf,
+
+    /// Make image list(s) by walking ROOT into PREFIX.lst instead of packing.
+    #[arg(long, help_heading = "Making lists")]
+    pub list: bool,
+    /// Acceptable image extensions.
+    #[arg(long, num_args = 1.., default_values = [".jpeg", ".jpg", ".png"], help_heading = "Making lists")]
+    pub exts: Vec<String>,
+    /// Number of chunks.
+    #[arg(long, default_value_t = 1, help_heading = "Making lists")]
+    pub chunks: usize,
+    /// Ratio of images to use for training.
+    #[arg(long, default_value_t = 1.0, help_heading = "Making lists")]
+    pub train_ratio: f64,
+    /// Ratio of images to use for testing.
+    #[arg(long, default_value_t = 0.0, help_heading = "Making lists")]
+    pub test_ratio: f64,
+    /// Walk sub-folders; each folder holding images gets the next label.
+    #[arg(long, help_heading = "Making lists")]
+    pub recursive: bool,
+    /// Keep the walk order instead of im2rec.py's shuffle (random.seed(100)).
+    #[arg(long, help_heading = "Making lists")]
+    pub no_shuffle: bool,
+
+    /// Store each file's own bytes (after a header check) instead of re-encoding.
+    #[arg(long, help_heading = "Packing")]
+    pub pass_through: bool,
+    /// Resize the shorter edge to this size (0 = keep the size).
+    #[arg(long, default_value_t = 0, help_heading = "Packing")]
+    pub resize: u32,
+    /// Crop the longer side to make the image square (before resizing).
+    #[arg(long, help_heading = "Packing")]
+    pub center_crop: bool,
+    /// JPEG quality 1-100, or PNG compression 0-9.
+    #[arg(long, default_value_t = 95, help_heading = "Packing")]
+    pub quality: u32,
+    /// Worker threads (default: all cores). Output is the same for any count.
+    #[arg(long, help_heading = "Packing")]
+    pub num_thread: Option<usize>,
+    /// 1: colour, 0: grayscale, -1: unchanged (keeps alpha for PNG output).
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i8).range(-1..=1), help_heading = "Packing")]
+    pub color: i8,
+    /// Encoding of the stored images.
+    #[arg(long, default_value = ".jpg", value_parser = [".jpg", ".png"], help_heading = "Packing")]
+    pub encoding: String,
+    /// Store all labels of multi-label lines in the record (IRHeader flag = N).
+    #[arg(long, help_heading = "Packing")]
+    pub pack_label: bool,
+    /// Skip images with more pixels than this (decompression-bomb guard).
+    #[arg(long, default_value_t = imgprep::image::DEFAULT_MAX_PIXELS, help_heading = "Packing")]
+    pub max_pixels: u64,
+    /// Exit 1 if any image was skipped.
+    #[arg(long)]
+    pub strict: bool,
+    /// Print a JSON summary on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar and no summary line (warnings still go to stderr).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// The .rec file.
+    pub rec: PathBuf,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Stop after this many records.
+    #[arg(long)]
+    pub limit: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// PREFIX of PREFIX.rec (+ .idx and .lst when present); PREFIX.rec also works.
+    pub prefix: PathBuf,
+    /// Print a JSON report on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub num_thread: Option<usize>,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SynthArgs {
+    /// Folder to write class_K/img_NNNNN.jpg into.
+    pub dir: PathBuf,
+    #[arg(long, default_value_t = 3)]
+    pub classes: usize,
+    #[arg(long, default_value_t = 20)]
+    pub per_class: usize,
+    #[arg(long, default_value_t = 640)]
+    pub width: u32,
+    #[arg(long, default_value_t = 480)]
+    pub height: u32,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// jpg or png.
+    #[arg(long, default_value = "jpg")]
+    pub format: String,
+}

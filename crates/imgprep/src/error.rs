@@ -1,0 +1,27 @@
+use std::io;
+use std::path::PathBuf;
+
+/// Errors that stop a job. Every one names the file (and line) it is about.
+/// Problems with single images are not errors: they are counted skips.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {err}", path.display())]
+    Io { path: PathBuf, err: io::Error },
+    #[error("{}:{line}: {message}", path.display())]
+    Line {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+        let path = path.into();
+        move |err| Error::Io { path, err }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

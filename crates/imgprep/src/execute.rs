@@ -1,0 +1,188 @@
+//! Ordered parallel execution with bounded memory.
+//!
+//! Items are processed on worker threads and handed to a sink on the calling
+//! thread in input order, so outputs are byte-identical whatever the thread
+//! count. At most `window` items are between "taken by a worker" and "sunk",
+//! which bounds memory even when one item is slow.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Condvar, Mutex};
+
+struct Permits {
+    free: Mutex<usize>,
+    cv: Condvar,
+}
+
+impl Permits {
+    fn acquire(&self, stop: &AtomicBool) -> bool {
+        let mut n = self.free.lock().unwrap();
+        while *n == 0 {
+            if stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            n = self.cv.wait(n).unwrap();
+        }
+        *n -= 1;
+        true
+    }
+
+    fn release(&self) {
+        *self.free.lock().unwrap() += 1;
+        self.cv.notify_one();
+    }
+
+    fn wake_all(&self) {
+        let _guard = self.free.lock().unwrap();
+        self.cv.notify_all();
+    }
+}
+
+/// Runs `work` over `items` on `threads` worker threads; `sink` receives the
+/// results in input order on the calling thread. `init` makes per-thread
+/// state (codec handles, buffers). The first error from `sink` stops the run.
+pub fn ordered_map<T, R, S, E>(
+    items: impl Iterator<Item = T> + Send,
+    threads: usize,
+    window: usize,
+    init: impl Fn() -> S + Sync,
+    work: impl Fn(&mut S, T) -> R + Sync,
+    mut sink: impl FnMut(R) -> Result<(), E>,
+) -> Result<(), E>
+where
+    T: Send,
+    R: Send,
+{
+    let threads = threads.max(1);
+    let window = window.max(threads);
+    let input = Mutex::new(items.enumerate());
+    let permits = Permits {
+        free: Mutex::new(window),
+        cv: Condvar::new(),
+    };
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<(usize, R)>();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (input, permits, stop, init, work) = (&input, &permits, &stop, &init, &work);
+            scope.spawn(move || {
+                let mut state = init();
+                loop {
+                    if !permits.acquire(stop) {
+                        return;
+                    }
+                    let next = input.lock().unwrap().next();
+                    let Some((i, item)) = next else {
+                        permits.release();
+                        return;
+                    };
+                    if tx.send((i, work(&mut state, item))).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut pending = BTreeMap::new();
+        let mut next = 0usize;
+        let mut result = Ok(());
+        for (i, r) in rx.iter() {
+            pending.insert(i, r);
+            while let Some(r) = pending.remove(&next) {
+                next += 1;
+                if result.is_ok() {
+                    result = sink(r);
+                    if result.is_err() {
+                        stop.store(true, Ordering::Relaxed);
+                        permits.wake_all();
+                    }
+                }
+                permits.release();
+            }
+            if result.is_err() {
+                break;
+            }
+        }
+        result
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_arrive_in_order_whatever_the_timing() {
+        for threads in [1, 2, 4, 8] {
+            let mut got = Vec::new();
+            ordered_map(
+                0..200u64,
+                threads,
+                16,
+                || (),
+                |_, i| {
+                    // uneven work so completions come out of order
+                    std::thread::sleep(std::time::Duration::from_micros((i * 7919) % 300));
+                    i * 2
+                },
+                |r| {
+                    got.push(r);
+                    Ok::<(), ()>(())
+                },
+            )
+            .unwrap();
+            assert_eq!(got, (0..200).map(|i| i * 2).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn window_bounds_items_in_flight() {
+        use std::sync::atomic::AtomicUsize;
+        let in_flight = AtomicUsize::new(0);
+        let max_seen = AtomicUsize::new(0);
+        ordered_map(
+            0..100u64,
+            4,
+            6,
+            || (),
+            |_, i| {
+                let n = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                max_seen.fetch_max(n, Ordering::SeqCst);
+                if i == 3 {
+                    std::thread::sleep(std::time::Duration::from_millis(30));
+                }
+                i
+            },
+            |_| {
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                Ok::<(), ()>(())
+            },
+        )
+        .unwrap();
+        assert!(max_seen.load(Ordering::SeqCst) <= 6);
+    }
+
+    #[test]
+    fn sink_error_stops_the_run() {
+        let mut seen = 0;
+        let err = ordered_map(
+            0..10_000u64,
+            2,
+            8,
+            || (),
+            |_, i| i,
+            |i| {
+                seen += 1;
+                if i == 10 {
+                    Err("stop")
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        assert_eq!(err, Err("stop"));
+        assert_eq!(seen, 11);
+    }
+}

@@ -1,0 +1,278 @@
+//! `im2rec --list`: walk a folder, label images, shuffle, split, write `.lst`.
+
+use crate::error::{Error, Result};
+use crate::output::write_atomic;
+use crate::pyrandom::PyRandom;
+use recordio::{format_lst_line, LstEntry};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct ListOptions {
+    pub prefix: PathBuf,
+    pub root: PathBuf,
+    /// Accepted extensions, with the dot, compared with the file's lower-cased extension.
+    pub exts: Vec<String>,
+    pub chunks: usize,
+    pub train_ratio: f64,
+    pub test_ratio: f64,
+    pub recursive: bool,
+    pub shuffle: bool,
+}
+
+impl Default for ListOptions {
+    fn default() -> Self {
+        ListOptions {
+            prefix: PathBuf::new(),
+            root: PathBuf::new(),
+            exts: vec![".jpeg".into(), ".jpg".into(), ".png".into()],
+            chunks: 1,
+            train_ratio: 1.0,
+            test_ratio: 0.0,
+            recursive: false,
+            shuffle: true,
+        }
+    }
+}
+
+/// What `make_lists` wrote.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ListSummary {
+    /// Each `.lst` written, with its number of lines.
+    pub files: Vec<(PathBuf, usize)>,
+    /// Folder (relative to ROOT, `.` for ROOT itself) and its label, with `--recursive`.
+    pub classes: Vec<(String, usize)>,
+    pub images: usize,
+    /// Files passed over (names that cannot go into a .lst), with reasons.
+    pub skipped: Vec<String>,
+}
+
+/// Python's `os.path.splitext(name)[1].lower()`.
+fn extension(name: &str) -> String {
+    let stem_start = name.len() - name.trim_start_matches('.').len();
+    match name[stem_start..].rfind('.') {
+        Some(i) => name[stem_start + i..].to_lowercase(),
+        None => String::new(),
+    }
+}
+
+struct Walker<'a> {
+    root: &'a Path,
+    exts: &'a [String],
+    items: Vec<(String, usize)>,
+    classes: Vec<(String, usize)>,
+    skipped: Vec<String>,
+    visited: HashSet<PathBuf>,
+}
+
+impl Walker<'_> {
+    fn rel(&self, p: &Path) -> String {
+        let r = p.strip_prefix(self.root).unwrap_or(p);
+        if r.as_os_str().is_empty() {
+            ".".into()
+        } else {
+            r.to_string_lossy().into_owned()
+        }
+    }
+
+    /// Sorted (dirs, files) of one folder, as `os.walk` sees them.
+    fn read_dir(&mut self, dir: &Path) -> Result<(Vec<String>, Vec<String>)> {
+        let mut dirs = Vec::new();
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(Error::io(dir))? {
+            let entry = entry.map_err(Error::io(dir))?;
+            let name = match entry.file_name().into_string() {
+                Ok(n) => n,
+                Err(n) => {
+                    self.skipped
+                        .push(format!("{}: name is not UTF-8", dir.join(n).display()));
+                    continue;
+                }
+            };
+            // follows symlinks, like os.walk(followlinks=True) + isfile
+            match std::fs::metadata(entry.path()) {
+                Ok(m) if m.is_dir() => dirs.push(name),
+                Ok(m) if m.is_file() => files.push(name),
+                _ => {}
+            }
+        }
+        dirs.sort();
+        files.sort();
+        Ok((dirs, files))
+    }
+
+    fn accept(&self, name: &str) -> bool {
+        let ext = extension(name);
+        self.exts.iter().any(|e| *e == ext)
+    }
+
+    fn push(&mut self, path: &Path, label: usize) {
+        let rel = self.rel(path);
+        if rel.contains(['\t', '\n', '\r']) {
+            self.skipped.push(format!(
+                "{}: tab or newline in the name cannot go into a .lst",
+                path.display()
+            ));
+            return;
+        }
+        self.items.push((rel, label));
+    }
+
+    fn walk(&mut self, dir: &Path) -> Result<()> {
+        let canonical = std::fs::canonicalize(dir).map_err(Error::io(dir))?;
+        if !self.visited.insert(canonical) {
+            self.skipped.push(format!(
+                "{}: symlink loop, not entered again",
+                dir.display()
+            ));
+            return Ok(());
+        }
+        let (dirs, files) = self.read_dir(dir)?;
+        let mut label = None;
+        let images: Vec<&String> = files.iter().filter(|f| self.accept(f)).collect();
+        for f in images {
+            let label = *label.get_or_insert_with(|| {
+                let l = self.classes.len();
+                self.classes.push((self.rel(dir), l));
+                l
+            });
+            self.push(&dir.join(f), label);
+        }
+        for d in dirs {
+            self.walk(&dir.join(d))?;
+        }
+        Ok(())
+    }
+}
+
+/// Images found under a root, in im2rec.py's order.
+#[derive(Debug, Default, Clone)]
+pub struct Listing {
+    /// Path relative to the root, and label.
+    pub items: Vec<(String, usize)>,
+    /// Folder (relative to the root, `.` for the root itself) and its label.
+    pub classes: Vec<(String, usize)>,
+    /// Files passed over, with reasons.
+    pub skipped: Vec<String>,
+}
+
+/// Lists images under `root` exactly as im2rec.py's `list_image` does:
+/// with `recursive`, folders in sorted pre-order, each folder holding images
+/// gets the next label; without, the files directly in `root`, label 0.
+pub fn list_images(root: &Path, exts: &[String], recursive: bool) -> Result<Listing> {
+    if !root.is_dir() {
+        return Err(Error::Usage(format!(
+            "{}: ROOT is not a folder",
+            root.display()
+        )));
+    }
+    let mut w = Walker {
+        root,
+        exts,
+        items: Vec::new(),
+        classes: Vec::new(),
+        skipped: Vec::new(),
+        visited: HashSet::new(),
+    };
+    if recursive {
+        w.walk(root)?;
+    } else {
+        let (_, files) = w.read_dir(root)?;
+        let images: Vec<&String> = files.iter().filter(|f| w.accept(f)).collect();
+        for f in images {
+            w.push(&root.join(f), 0);
+        }
+    }
+    Ok(Listing {
+        items: w.items,
+        classes: w.classes,
+        skipped: w.skipped,
+    })
+}
+
+/// `im2rec --list`: writes `PREFIX[_chunk][_train|_val|_test].lst`.
+pub fn make_lists(opts: &ListOptions) -> Result<ListSummary> {
+    if opts.chunks == 0 {
+        return Err(Error::Usage("--chunks must be at least 1".into()));
+    }
+    let listing = list_images(&opts.root, &opts.exts, opts.recursive)?;
+    let mut summary = ListSummary {
+        files: Vec::new(),
+        classes: listing.classes,
+        images: listing.items.len(),
+        skipped: listing.skipped,
+    };
+    let mut entries: Vec<LstEntry> = listing
+        .items
+        .into_iter()
+        .enumerate()
+        .map(|(i, (path, label))| LstEntry {
+            index: i as u64,
+            labels: vec![label as f64],
+            path,
+        })
+        .collect();
+    if opts.shuffle {
+        PyRandom::seed(100).shuffle(&mut entries);
+    }
+    let n = entries.len();
+    let chunk_size = n.div_ceil(opts.chunks);
+    let prefix = opts.prefix.to_string_lossy().into_owned();
+    for c in 0..opts.chunks {
+        let lo = (c * chunk_size).min(n);
+        let hi = ((c + 1) * chunk_size).min(n);
+        let chunk = &entries[lo..hi];
+        let suffix = if opts.chunks > 1 {
+            format!("_{c}")
+        } else {
+            String::new()
+        };
+        let sep = (chunk_size as f64 * opts.train_ratio) as usize;
+        let sep_test = (chunk_size as f64 * opts.test_ratio) as usize;
+        let slice = |a: usize, b: usize| {
+            &chunk[a.min(chunk.len())..b.min(chunk.len()).max(a.min(chunk.len()))]
+        };
+        let mut outputs: Vec<(String, &[LstEntry])> = Vec::new();
+        if opts.train_ratio == 1.0 {
+            outputs.push((format!("{prefix}{suffix}.lst"), chunk));
+        } else {
+            if opts.test_ratio != 0.0 {
+                outputs.push((format!("{prefix}{suffix}_test.lst"), slice(0, sep_test)));
+            }
+            if opts.train_ratio + opts.test_ratio < 1.0 {
+                outputs.push((
+                    format!("{prefix}{suffix}_val.lst"),
+                    slice(sep_test + sep, chunk.len()),
+                ));
+            }
+            outputs.push((
+                format!("{prefix}{suffix}_train.lst"),
+                slice(sep_test, sep_test + sep),
+            ));
+        }
+        for (path, part) in outputs {
+            let text: String = part.iter().map(format_lst_line).collect();
+            let path = PathBuf::from(path);
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+            }
+            write_atomic(&path, text.as_bytes()).map_err(Error::io(&path))?;
+            summary.files.push((path, part.len()));
+        }
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extension_follows_python_splitext() {
+        assert_eq!(extension("a.JPG"), ".jpg");
+        assert_eq!(extension("a.b.png"), ".png");
+        assert_eq!(extension(".hidden"), "");
+        assert_eq!(extension("..x.jpg"), ".jpg");
+        assert_eq!(extension("noext"), "");
+    }
+}

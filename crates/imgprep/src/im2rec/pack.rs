@@ -1,0 +1,290 @@
+//! `im2rec` record mode: read a `.lst`, process every image in parallel, and
+//! write `.rec` + `.idx` in list order.
+
+use crate::error::{Error, Result};
+use crate::execute::ordered_map;
+use crate::image::{probe, ImageSpec, Processor};
+use crate::output::AtomicFile;
+use crate::report::Reporter;
+use recordio::{parse_lst_line, write_idx_line, ImageRecord, Labels, LstEntry, RecordWriter};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct PackOptions {
+    pub root: PathBuf,
+    pub spec: ImageSpec,
+    /// Store each file's own bytes (after a header check) instead of re-encoding.
+    pub pass_through: bool,
+    /// Put every label of multi-label lines into the record (`flag = N`).
+    pub pack_label: bool,
+    pub threads: usize,
+}
+
+/// What one `.lst` -> `.rec` conversion did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PackSummary {
+    pub lst: PathBuf,
+    pub rec: PathBuf,
+    pub idx: PathBuf,
+    pub images: u64,
+    pub skipped: u64,
+    /// Skips counted by kind (`missing`, `corrupt`, `too-large`, ...).
+    pub skip_reasons: BTreeMap<String, u64>,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub seconds: f64,
+}
+
+/// The `.lst` files im2rec.py would convert for PREFIX: every regular file in
+/// PREFIX's folder (or in PREFIX, if it is a folder) whose path starts with
+/// PREFIX and ends with `.lst`. Sorted.
+pub fn find_lists(prefix: &Path) -> Result<Vec<PathBuf>> {
+    let abs = std::path::absolute(prefix).map_err(Error::io(prefix))?;
+    let dir = if abs.is_dir() {
+        abs.clone()
+    } else {
+        abs.parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    };
+    let abs_str = abs.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    let entries = std::fs::read_dir(&dir).map_err(Error::io(&dir))?;
+    for entry in entries {
+        let path = entry.map_err(Error::io(&dir))?.path();
+        let s = path.to_string_lossy();
+        if s.starts_with(&abs_str) && s.ends_with(".lst") && path.is_file() {
+            found.push(path);
+        }
+    }
+    found.sort();
+    if found.is_empty() {
+        return Err(Error::Usage(format!(
+            "no .lst file matches {}* (make one with --list)",
+            prefix.display()
+        )));
+    }
+    Ok(found)
+}
+
+/// Reads a `.lst` line by line. Blank lines are passed over; anything else
+/// that does not parse is an error naming `file:line`.
+pub struct LstReader {
+    path: PathBuf,
+    reader: BufReader<File>,
+    line_no: usize,
+    buf: String,
+}
+
+impl LstReader {
+    pub fn open(path: &Path) -> Result<Self> {
+        let f = File::open(path).map_err(Error::io(path))?;
+        Ok(LstReader {
+            path: path.to_path_buf(),
+            reader: BufReader::new(f),
+            line_no: 0,
+            buf: String::new(),
+        })
+    }
+
+    /// The next entry with its line number.
+    pub fn next_entry(&mut self) -> Result<Option<(usize, LstEntry)>> {
+        loop {
+            self.buf.clear();
+            self.line_no += 1;
+            let n = self
+                .reader
+                .read_line(&mut self.buf)
+                .map_err(|e| Error::Line {
+                    path: self.path.clone(),
+                    line: self.line_no,
+                    message: e.to_string(),
+                })?;
+            if n == 0 {
+                return Ok(None);
+            }
+            match parse_lst_line(&self.buf) {
+                Ok(Some(e)) => return Ok(Some((self.line_no, e))),
+                Ok(None) => continue,
+                Err(e) => {
+                    return Err(Error::Line {
+                        path: self.path.clone(),
+                        line: self.line_no,
+                        message: e.to_string(),
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// Checks a whole `.lst` before anything is written; returns its entry count.
+pub fn validate_list(path: &Path) -> Result<u64> {
+    let mut r = LstReader::open(path)?;
+    let mut n = 0;
+    while r.next_entry()?.is_some() {
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Output of one worker for one list entry.
+enum Packed {
+    Record {
+        id: u64,
+        payload: Vec<u8>,
+        bytes_read: u64,
+    },
+    Skipped {
+        kind: &'static str,
+        message: String,
+    },
+}
+
+fn labels_for(entry: &LstEntry, pack_label: bool) -> Labels {
+    if pack_label && entry.labels.len() > 1 {
+        Labels::Packed(entry.labels.iter().map(|&l| l as f32).collect())
+    } else {
+        Labels::Scalar(entry.labels[0] as f32)
+    }
+}
+
+fn read_into(path: &Path, out: &mut Vec<u8>) -> std::io::Result<u64> {
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    out.reserve(len as usize);
+    Ok(f.read_to_end(out)? as u64)
+}
+
+fn pack_one(
+    proc: &mut Processor,
+    opts: &PackOptions,
+    line: usize,
+    entry: LstEntry,
+    lst: &Path,
+) -> Packed {
+    let header = ImageRecord {
+        labels: labels_for(&entry, opts.pack_label),
+        id: entry.index,
+        id2: 0,
+    };
+    let path = opts.root.join(&entry.path);
+    let skip = |kind: &'static str, why: String| Packed::Skipped {
+        kind,
+        message: format!(
+            "skipped {} ({}:{line}): {why}",
+            path.display(),
+            lst.display()
+        ),
+    };
+    let mut payload = Vec::new();
+    header.write_header(&mut payload);
+    if opts.pass_through {
+        let bytes_read = match read_into(&path, &mut payload) {
+            Ok(n) => n,
+            Err(e) => return skip("unreadable", e.to_string()),
+        };
+        if let Err(e) = probe(&payload[header.header_len()..], opts.spec.max_pixels) {
+            return skip(e.kind(), e.to_string());
+        }
+        return Packed::Record {
+            id: entry.index,
+            payload,
+            bytes_read,
+        };
+    }
+    let mut data = Vec::new();
+    let bytes_read = match read_into(&path, &mut data) {
+        Ok(n) => n,
+        Err(e) => return skip("unreadable", e.to_string()),
+    };
+    match proc.process(&data, &opts.spec, &mut payload) {
+        Ok(_) => Packed::Record {
+            id: entry.index,
+            payload,
+            bytes_read,
+        },
+        Err(e) => skip(e.kind(), e.to_string()),
+    }
+}
+
+/// Converts one `.lst` into `.rec` + `.idx` next to it.
+pub fn pack_list(lst: &Path, opts: &PackOptions, reporter: &dyn Reporter) -> Result<PackSummary> {
+    let start = Instant::now();
+    if !opts.root.is_dir() {
+        return Err(Error::Usage(format!(
+            "{}: ROOT is not a folder",
+            opts.root.display()
+        )));
+    }
+    let total = validate_list(lst)?;
+    let rec_path = lst.with_extension("rec");
+    let idx_path = lst.with_extension("idx");
+    let mut rec_file = AtomicFile::create(&rec_path).map_err(Error::io(&rec_path))?;
+    let mut idx_file = AtomicFile::create(&idx_path).map_err(Error::io(&idx_path))?;
+    let mut rec = RecordWriter::new(&mut rec_file);
+    let mut summary = PackSummary {
+        lst: lst.to_path_buf(),
+        rec: rec_path.clone(),
+        idx: idx_path.clone(),
+        ..Default::default()
+    };
+
+    let mut reader = LstReader::open(lst)?;
+    let entries = std::iter::from_fn(move || reader.next_entry().ok().flatten());
+    let name = lst
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    reporter.begin(&name, Some(total));
+    let window = opts.threads.max(1) * 8;
+    let init = || Processor::new().expect("libjpeg-turbo initialises");
+    let work =
+        |p: &mut Processor, (line, entry): (usize, LstEntry)| pack_one(p, opts, line, entry, lst);
+    ordered_map(
+        entries,
+        opts.threads,
+        window,
+        init,
+        work,
+        |packed| -> Result<()> {
+            match packed {
+                Packed::Record {
+                    id,
+                    payload,
+                    bytes_read,
+                } => {
+                    let offset = rec.write_record(&payload).map_err(Error::io(&rec_path))?;
+                    write_idx_line(&mut idx_file, id, offset).map_err(Error::io(&idx_path))?;
+                    summary.images += 1;
+                    summary.bytes_read += bytes_read;
+                }
+                Packed::Skipped { kind, message } => {
+                    reporter.warn(&message);
+                    summary.skipped += 1;
+                    *summary.skip_reasons.entry(kind.to_string()).or_default() += 1;
+                }
+            }
+            reporter.advance(1);
+            Ok(())
+        },
+    )?;
+    reporter.end();
+    summary.bytes_written = rec.position();
+    rec.flush().map_err(Error::io(&rec_path))?;
+    // Old .idx out of the way first: a crash between the renames leaves a
+    // .rec without .idx, never a new .rec with an old .idx.
+    match std::fs::remove_file(&idx_path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&idx_path)(e)),
+        _ => {}
+    }
+    rec_file.commit().map_err(Error::io(&rec_path))?;
+    idx_file.flush().map_err(Error::io(&idx_path))?;
+    idx_file.commit().map_err(Error::io(&idx_path))?;
+    summary.seconds = start.elapsed().as_secs_f64();
+    Ok(summary)
+}

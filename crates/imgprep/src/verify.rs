@@ -1,0 +1,194 @@
+//! `verify PREFIX`: re-check a packed dataset end to end.
+
+use crate::error::{Error, Result};
+use crate::execute::ordered_map;
+use crate::im2rec::LstReader;
+use crate::image::{ColorMode, ImageSpec, Processor};
+use crate::report::Reporter;
+use recordio::{parse_idx, ImageRecord, RecordReader};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+/// How many problems are kept word for word (all are counted).
+const MAX_LISTED: usize = 50;
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct VerifyReport {
+    pub rec: PathBuf,
+    pub records: u64,
+    pub images_ok: u64,
+    pub idx_entries: Option<u64>,
+    pub lst_entries: Option<u64>,
+    pub problems: u64,
+    pub first_problems: Vec<String>,
+    pub ok: bool,
+}
+
+impl VerifyReport {
+    fn problem(&mut self, p: String) {
+        self.problems += 1;
+        if self.first_problems.len() < MAX_LISTED {
+            self.first_problems.push(p);
+        }
+    }
+}
+
+/// PREFIX may be given with or without `.rec`.
+pub fn prefix_paths(prefix: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let s = prefix.to_string_lossy();
+    let base = s.strip_suffix(".rec").unwrap_or(&s).to_string();
+    (
+        PathBuf::from(format!("{base}.rec")),
+        PathBuf::from(format!("{base}.idx")),
+        PathBuf::from(format!("{base}.lst")),
+    )
+}
+
+/// Checks framing, that every image decodes, that every `.idx` offset points
+/// at the record with that id, and that records match the `.lst` (ids, labels,
+/// counts). `.idx` and `.lst` are checked when present.
+pub fn verify_rec(prefix: &Path, threads: usize, reporter: &dyn Reporter) -> Result<VerifyReport> {
+    let (rec, idx, lst) = prefix_paths(prefix);
+    let file = File::open(&rec).map_err(Error::io(&rec))?;
+    let size = file.metadata().map_err(Error::io(&rec))?.len();
+    let mut report = VerifyReport {
+        rec: rec.clone(),
+        ..Default::default()
+    };
+    let mut reader = RecordReader::new(BufReader::with_capacity(1 << 20, file));
+    // Offsets and header ids, in file order.
+    let mut seen: Vec<(u64, u64, Vec<f32>)> = Vec::new();
+    let mut framing_error = None;
+    let records = std::iter::from_fn(|| {
+        let mut buf = Vec::new();
+        match reader.read_record(&mut buf) {
+            Ok(Some(off)) => Some((off, buf)),
+            Ok(None) => None,
+            Err(e) => {
+                framing_error = Some(e.to_string());
+                None
+            }
+        }
+    });
+    let spec = ImageSpec {
+        color: ColorMode::Unchanged,
+        ..Default::default()
+    };
+    reporter.begin("verify", Some(size));
+    let check = |p: &mut Processor, (off, buf): (u64, Vec<u8>)| {
+        let len = buf.len() as u64;
+        let r = match ImageRecord::parse(&buf) {
+            Ok((h, img)) => match p.decode(img, &spec) {
+                Ok(_) => Ok((h.id, h.labels.as_slice().to_vec())),
+                Err(e) => Err(format!(
+                    "record at byte {off} (id {}): image does not decode: {e}",
+                    h.id
+                )),
+            },
+            Err(e) => Err(format!("record at byte {off}: {e}")),
+        };
+        (off, len, r)
+    };
+    let init = || Processor::new().expect("libjpeg-turbo initialises");
+    ordered_map(
+        records,
+        threads,
+        threads * 8,
+        init,
+        check,
+        |(off, len, r)| {
+            report.records += 1;
+            match r {
+                Ok((id, labels)) => {
+                    report.images_ok += 1;
+                    seen.push((off, id, labels));
+                }
+                Err(p) => report.problem(p),
+            }
+            reporter.advance(len + 8);
+            Ok::<(), ()>(())
+        },
+    )
+    .ok();
+    reporter.end();
+    if let Some(e) = framing_error {
+        report.problem(format!("{}: framing: {e}", rec.display()));
+    }
+
+    let by_offset: HashMap<u64, u64> = seen.iter().map(|(o, id, _)| (*o, *id)).collect();
+    if idx.exists() {
+        let text = std::fs::read_to_string(&idx).map_err(Error::io(&idx))?;
+        match parse_idx(&text) {
+            Ok(entries) => {
+                report.idx_entries = Some(entries.len() as u64);
+                for e in &entries {
+                    match by_offset.get(&e.offset) {
+                        Some(&id) if id == e.key => {}
+                        Some(&id) => report.problem(format!(
+                            "{}: key {} points at byte {} where the record has id {id}",
+                            idx.display(),
+                            e.key,
+                            e.offset
+                        )),
+                        None => report.problem(format!(
+                            "{}: key {} points at byte {}, where no record starts",
+                            idx.display(),
+                            e.key,
+                            e.offset
+                        )),
+                    }
+                }
+                if entries.len() as u64 != report.records {
+                    report.problem(format!(
+                        "{} has {} entries for {} records",
+                        idx.display(),
+                        entries.len(),
+                        report.records
+                    ));
+                }
+            }
+            Err(e) => report.problem(format!("{}:{}: {}", idx.display(), e.line, e.message)),
+        }
+    }
+    if lst.exists() {
+        let mut r = LstReader::open(&lst)?;
+        let mut wanted: HashMap<u64, Vec<f64>> = HashMap::new();
+        let mut n = 0u64;
+        while let Some((_, e)) = r.next_entry()? {
+            n += 1;
+            wanted.insert(e.index, e.labels);
+        }
+        report.lst_entries = Some(n);
+        if n != report.records {
+            report.problem(format!(
+                "{} has {n} entries but {} has {} records",
+                lst.display(),
+                rec.display(),
+                report.records
+            ));
+        }
+        for (_, id, labels) in &seen {
+            match wanted.get(id) {
+                None => report.problem(format!("record id {id} is not in {}", lst.display())),
+                Some(want) => {
+                    let ok = if labels.len() == 1 {
+                        want.first().map(|&w| w as f32) == Some(labels[0])
+                    } else {
+                        labels.len() == want.len()
+                            && want.iter().zip(labels).all(|(&w, &l)| w as f32 == l)
+                    };
+                    if !ok {
+                        report.problem(format!(
+                            "record id {id}: labels {labels:?} differ from {}'s {want:?}",
+                            lst.display()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    report.ok = report.problems == 0;
+    Ok(report)
+}
