@@ -51,8 +51,26 @@ pub fn find_soi(data: &[u8]) -> Option<usize> {
         .position(|w| w == [0xFF, 0xD8, 0xFF])
 }
 
-/// Orientation tag (0x0112) of IFD0 in a TIFF-structured block.
+/// Orientation from a WebP file's `EXIF` chunk.
+pub fn webp_orientation(data: &[u8]) -> Orientation {
+    let mut i = 12;
+    while i + 8 <= data.len() {
+        let fourcc = &data[i..i + 4];
+        let size =
+            u32::from_le_bytes([data[i + 4], data[i + 5], data[i + 6], data[i + 7]]) as usize;
+        let body = &data[i + 8..(i + 8).saturating_add(size).min(data.len())];
+        if fourcc == b"EXIF" {
+            return tiff_orientation(body).unwrap_or(1);
+        }
+        i = i.saturating_add(8 + size + (size & 1));
+    }
+    1
+}
+
+/// Orientation tag (0x0112) of IFD0 in a TIFF-structured block (an
+/// `Exif\0\0` prefix, which some writers keep, is skipped).
 pub fn tiff_orientation(tiff: &[u8]) -> Option<Orientation> {
+    let tiff = tiff.strip_prefix(b"Exif\0\0").unwrap_or(tiff);
     if tiff.len() < 8 {
         return None;
     }

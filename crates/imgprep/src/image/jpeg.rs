@@ -58,9 +58,35 @@ impl Drop for JpegDecoder {
     }
 }
 
-/// Warnings libjpeg emits for files that still decode completely and right.
+/// Warnings libjpeg emits for files that still decode completely and right:
+/// junk between markers outside the entropy-coded data (a few bytes before a
+/// table, the next scan, or the end-of-image marker). Junk before a restart
+/// marker (0xd0..0xd7) means lost scan data: the picture comes out scrambled,
+/// as in `hopper_bad_exif.jpg`. Every other warning is a skip too.
 fn harmless_warning(msg: &str) -> bool {
-    msg.contains("extraneous bytes before marker")
+    let Some(pos) = msg.find("extraneous bytes before marker 0x") else {
+        return false;
+    };
+    let hex = &msg[pos + "extraneous bytes before marker 0x".len()..];
+    match u8::from_str_radix(hex.get(..2).unwrap_or(""), 16) {
+        Ok(marker) => !(0xd0..=0xd7).contains(&marker),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn restart_marker_junk_is_not_harmless() {
+    assert!(!harmless_warning(
+        "Corrupt JPEG data: 1214 extraneous bytes before marker 0xd0"
+    ));
+    assert!(harmless_warning(
+        "Corrupt JPEG data: 5 extraneous bytes before marker 0xdb"
+    ));
+    assert!(harmless_warning(
+        "Corrupt JPEG data: 2 extraneous bytes before marker 0xd9"
+    ));
+    assert!(!harmless_warning("Premature end of JPEG file"));
 }
 
 impl JpegDecoder {

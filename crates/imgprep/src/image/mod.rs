@@ -208,6 +208,17 @@ impl Default for ImageSpec {
     }
 }
 
+/// Upright decoded pixels, possibly at a reduced DCT scale.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    pub pixels: Pixels,
+    /// Full-resolution upright size.
+    pub full_w: u32,
+    pub full_h: u32,
+    /// Decoded size / full size (`num/8` for JPEG).
+    pub scale: f64,
+}
+
 /// What came out (or, for pass-through, what the header says).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct ImageInfo {
@@ -291,27 +302,28 @@ impl Processor {
         spec: &ImageSpec,
         out: &mut Vec<u8>,
     ) -> Result<ImageInfo, ImageError> {
-        let (pixels, full_w, full_h) = self.decode(data, spec)?;
-        let pixels = self.transform(pixels, full_w, full_h, spec)?;
+        let decoded = self.decode(data, spec)?;
+        let pixels = self.transform(decoded, spec)?;
         self.encode(pixels, spec.encoding, out)
     }
 
     /// Decodes to upright pixels in the channel layout the colour mode asks
     /// for. JPEGs are decoded at the smallest DCT scale that still covers the
     /// target size. Returns the pixels and the full-resolution upright size.
-    pub fn decode(
-        &mut self,
-        data: &[u8],
-        spec: &ImageSpec,
-    ) -> Result<(Pixels, u32, u32), ImageError> {
+    pub fn decode(&mut self, data: &[u8], spec: &ImageSpec) -> Result<Decoded, ImageError> {
         if data.is_empty() {
             return Err(ImageError::Empty);
         }
         let format = sniff(data).ok_or_else(|| ImageError::Unsupported(describe_unknown(data)))?;
         if format != ImageFormat::Jpeg {
-            let px = other::decode(data, format, spec.color, spec.max_pixels)?;
-            let (w, h) = (px.width, px.height);
-            return Ok((px, w, h));
+            let pixels = other::decode(data, format, spec.color, spec.max_pixels)?;
+            let (full_w, full_h) = (pixels.width, pixels.height);
+            return Ok(Decoded {
+                pixels,
+                full_w,
+                full_h,
+                scale: 1.0,
+            });
         }
         let data = &data[exif::find_soi(data).unwrap_or(0)..];
         let header = self.jpeg_dec.read_header(data)?;
@@ -353,25 +365,30 @@ impl Processor {
             }
         };
         px = ops::orient(px, orientation);
-        Ok((px, full_w, full_h))
+        Ok(Decoded {
+            pixels: px,
+            full_w,
+            full_h,
+            scale: scale as f64 / 8.0,
+        })
     }
 
     /// Centre crop and resize, computed on the full-resolution upright size so
     /// the output size does not depend on the DCT scale used.
-    pub fn transform(
-        &mut self,
-        px: Pixels,
-        full_w: u32,
-        full_h: u32,
-        spec: &ImageSpec,
-    ) -> Result<Pixels, ImageError> {
+    pub fn transform(&mut self, decoded: Decoded, spec: &ImageSpec) -> Result<Pixels, ImageError> {
+        let Decoded {
+            pixels: px,
+            full_w,
+            full_h,
+            scale,
+        } = decoded;
         let (cx, cy, cw, ch) = if spec.center_crop {
             ops::center_square(full_w, full_h)
         } else {
             (0, 0, full_w, full_h)
         };
         let (tw, th) = spec.resize.target(cw, ch);
-        let scaled = px.width != full_w || px.height != full_h;
+        let scaled = scale != 1.0;
         if !scaled && (tw, th) == (cw, ch) {
             return Ok(if spec.center_crop && (cw, ch) != (full_w, full_h) {
                 ops::crop(&px, cx, cy, cw, ch)
@@ -379,13 +396,14 @@ impl Processor {
                 px
             });
         }
-        let fx = px.width as f64 / full_w as f64;
-        let fy = px.height as f64 / full_h as f64;
+        // Exact source rectangle in decoded pixels. With DCT scaling the last
+        // row/column may hold only part of a source pixel (427 rows at 1/2 =
+        // 213.5), so the scale factor is used, not the rounded-up size.
         let rect = ops::Rect {
-            x: cx as f64 * fx,
-            y: cy as f64 * fy,
-            w: cw as f64 * fx,
-            h: ch as f64 * fy,
+            x: cx as f64 * scale,
+            y: cy as f64 * scale,
+            w: cw as f64 * scale,
+            h: ch as f64 * scale,
         };
         let whole = rect.x == 0.0
             && rect.y == 0.0

@@ -93,7 +93,10 @@ fn pixel_type(channels: usize) -> fr::PixelType {
 }
 
 /// Resizes (optionally from a sub-pixel crop of `src`) with an antialiased
-/// bilinear (triangle) convolution, SIMD-accelerated.
+/// Catmull-Rom (bicubic) convolution, SIMD-accelerated. After a DCT-scaled
+/// decode the remaining factor is small (0.5..1), where the triangle filter
+/// blurs visibly; Catmull-Rom measured 0.7-15 dB closer than OpenCV
+/// INTER_LINEAR to a float Lanczos reference (tests/it/interop.rs).
 pub fn resize(
     resizer: &mut fr::Resizer,
     src: &Pixels,
@@ -106,7 +109,7 @@ pub fn resize(
         .map_err(|e| ImageError::Codec(format!("resize: {e}")))?;
     let mut dst = fr::images::Image::new(dst_w, dst_h, pt);
     let mut opts = fr::ResizeOptions::new()
-        .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear))
+        .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::CatmullRom))
         .use_alpha(false);
     if let Some(r) = crop {
         opts = opts.crop(r.x, r.y, r.w, r.h);

@@ -58,7 +58,11 @@ pub fn decode(
     let mut dec = r.into_decoder().map_err(|e| map_err(format, e))?;
     let (w, h) = dec.dimensions();
     check_pixels(w as u64, h as u64, max_pixels)?;
-    let orientation = dec.orientation().map(|o| o.to_exif()).unwrap_or(1);
+    let orientation = match format {
+        // The image crate misses EXIF chunks that keep the "Exif\0\0" prefix.
+        ImageFormat::Webp => super::exif::webp_orientation(data),
+        _ => dec.orientation().map(|o| o.to_exif()).unwrap_or(1),
+    };
     let img = DynamicImage::from_decoder(dec).map_err(|e| map_err(format, e))?;
     let has_color = img.color().has_color();
     let has_alpha = img.color().has_alpha();

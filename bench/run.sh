@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# Benchmark imgprep against MXNet's im2rec.py on N real-photo 640x480 JPEGs.
+#
+# Usage: bench/run.sh [--build] [N]          (N defaults to 2000)
+#
+#   --build   run `cargo build --release` first and benchmark target/release/imgprep
+#             (without it nothing is built)
+#
+# Environment:
+#   IMGPREP        binary to benchmark (default: target/release/imgprep)
+#   IMGPREP_CACHE  cache root (default ~/.cache/imgprep); datasets and scratch
+#                  outputs live in $IMGPREP_CACHE/bench
+#   RUNS           minimum timed runs per command (default 3, after 1 warmup)
+#   BIG            how case f gets 10*N images: "generate" (default; cached)
+#                  or "repeat" (the N files listed 10 times with distinct ids)
+#   SKIP_BIG=1     skip the 10*N memory run
+#   WAIT_IDLE      seconds to wait for an idle CPU before each case (default 900)
+#
+# Every case is timed as whole processes with hyperfine (1 warmup run, then at
+# least RUNS runs; the table shows medians), then run once more under
+# `/usr/bin/time -v` (via bench/peak_mem.py) for peak memory, and its outputs
+# are checked with `imgprep verify`. The page cache is warm (the data set fits
+# in RAM many times over), so this measures CPU work, not disk.
+#
+# Cases (im2rec.py and imgprep pack the same .lst, each in its own folder):
+#   a  --resize 210 --num-thread 1
+#   b  --resize 210 --num-thread 2
+#   c  --pass-through --num-thread 2
+#   d  --resize 210 --pack-label --num-thread 2   (3 labels per .lst line)
+#   e  cat of all the image files into one file (I/O floor for case c)
+#   f  peak RSS of imgprep --resize 210 --num-thread 2 on N and 10*N images
+#   codec limit: tjbench on one 640x480 photo, 1/2-scale decode + 280x210 q95 encode
+#
+# Raw results go to bench/results/*.json; the Markdown table is printed and
+# also written to bench/results/table.md.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(dirname "$here")"
+results="$here/results"
+
+# ---------------------------------------------------------------- arguments
+build=0
+n=2000
+for arg in "$@"; do
+  case "$arg" in
+    --build) build=1 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *[!0-9]*|'') echo "run.sh: bad argument: $arg" >&2; exit 2 ;;
+    *) n="$arg" ;;
+  esac
+done
+runs="${RUNS:-3}"
+big_mode="${BIG:-generate}"
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------- tools
+if [ "$build" = 1 ]; then
+  (cd "$repo" && cargo build --release)
+  bin="$repo/target/release/imgprep"
+else
+  bin="${IMGPREP:-$repo/target/release/imgprep}"
+fi
+[ -x "$bin" ] || { echo "run.sh: no imgprep binary at $bin (use --build or IMGPREP=...)" >&2; exit 2; }
+bin="$(realpath "$bin")"
+
+py="$("$repo/scripts/venv.sh")"                  # python with mxnet, numpy, cv2
+im2rec=("$py" "$repo/tests/interop/run_im2rec.py")
+for tool in hyperfine /usr/bin/time python3; do
+  command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (apt-get install -y hyperfine time python3)" >&2; exit 2; }
+done
+
+cache="${IMGPREP_CACHE:-$HOME/.cache/imgprep}/bench"
+work="$cache/work-$n"
+mkdir -p "$cache" "$results"
+rm -rf "$work"
+mkdir -p "$work"
+rm -f "$results"/*.json "$results"/table.md
+
+# With 2 cores any other job skews timings: before each case wait (up to
+# WAIT_IDLE seconds, default 900) for the CPUs to be idle, and log how busy
+# they were just before and just after the case to busy.txt / env.json.
+cpu_busy() {  # percent of all CPU time spent busy over the next 2 seconds
+  local a b
+  read -r -a a < <(head -1 /proc/stat)
+  sleep 2
+  read -r -a b < <(head -1 /proc/stat)
+  local idle=$(( (b[4] + b[5]) - (a[4] + a[5]) )) total=0 i
+  for i in 1 2 3 4 5 6 7 8; do total=$(( total + b[i] - a[i] )); done
+  echo $(( total > 0 ? 100 * (total - idle) / total : 0 ))
+}
+wait_idle() {  # wait_idle CASE
+  local busy start=$SECONDS
+  while busy="$(cpu_busy)"; [ "$busy" -gt 15 ]; do
+    if [ $(( SECONDS - start )) -ge "${WAIT_IDLE:-900}" ]; then
+      echo "run.sh: WARNING: CPU still ${busy}% busy before '$1'; timings will be skewed" >&2
+      break
+    fi
+    echo "run.sh: CPU ${busy}% busy, waiting before '$1'" >&2
+    sleep 10
+  done
+  printf '%s before %s\n' "$1" "$busy" >> "$work/busy.txt"
+}
+after_case() {  # after_case CASE: CPU use right after the case (others' load)
+  local busy; busy="$(cpu_busy)"
+  [ "$busy" -le 15 ] || echo "run.sh: WARNING: CPU ${busy}% busy right after '$1'; check its timings" >&2
+  printf '%s after %s\n' "$1" "$busy" >> "$work/busy.txt"
+}
+
+# ---------------------------------------------------------------- data sets
+# make_dataset COUNT -> prints the folder; generated once and cached, keyed by
+# the generator's hash so an edited make_photos.py regenerates.
+make_dataset() {
+  local count="$1" dir="$cache/photos-$1" stamp
+  stamp="$(sha1sum "$here/make_photos.py" | cut -c1-40)"
+  if [ "$(cat "$dir/.complete" 2>/dev/null)" != "$stamp" ]; then
+    log "generating $count photos in $dir (once)"
+    rm -rf "$dir" "$dir.partial"
+    "$py" "$here/make_photos.py" "$dir.partial" --count "$count" 2> >(grep -v '^libpng warning' >&2)
+    echo "$stamp" > "$dir.partial/.complete"
+    mv "$dir.partial" "$dir"
+  fi
+  echo "$dir"
+}
+
+data="$(make_dataset "$n")"
+
+# One .lst made by im2rec.py itself (label = class folder, walk order).
+log "making the .lst files"
+mkdir -p "$work/list"
+"${im2rec[@]}" "$work/list/photos" "$data" --list --recursive --no-shuffle >/dev/null
+lst="$work/list/photos.lst"
+[ "$(wc -l < "$lst")" = "$n" ] || { echo "run.sh: $lst has $(wc -l < "$lst") lines, want $n" >&2; exit 1; }
+# Sanity check: imgprep must write the very same list.
+"$bin" im2rec "$work/list/ours" "$data" --list --recursive --no-shuffle -q >/dev/null
+cmp -s "$lst" "$work/list/ours.lst" && lists_match=true || {
+  lists_match=false; echo "run.sh: WARNING: imgprep's .lst differs from im2rec.py's" >&2; }
+
+# Multi-label list: 3 labels per line, all derived from the first line's label.
+multi="$work/list/multi.lst"
+awk -F'\t' '{ l = int($2); printf "%d\t%f\t%f\t%f\t%s\n", $1, l, (l + 3) % 10, $1 % 5, $3 }' \
+  "$lst" > "$multi"
+
+# ---------------------------------------------------------------- cases a-d
+# run_case ID LIST ARGS...: time im2rec.py and imgprep packing LIST with ARGS.
+run_case() {
+  local id="$1" list="$2"; shift 2
+  local dir="$work/$id" args="$*" tool
+  log "case $id: $args"
+  for tool in im2rec imgprep; do
+    mkdir -p "$dir/$tool"
+    cp "$list" "$dir/$tool/photos.lst"   # im2rec.py packs every PREFIX*.lst: one list per folder
+  done
+  local cmd_im2rec cmd_ours
+  cmd_im2rec="$(printf '%q ' "${im2rec[@]}" "$dir/im2rec/photos" "$data") $args"
+  cmd_ours="$(printf '%q ' "$bin" im2rec "$dir/imgprep/photos" "$data") $args -q"
+
+  wait_idle "$id"
+  hyperfine --style basic --warmup 1 --min-runs "$runs" \
+    --prepare "rm -f $dir/*/photos.rec $dir/*/photos.idx" \
+    --export-json "$results/$id.json" \
+    -n im2rec "$cmd_im2rec" -n imgprep "$cmd_ours"
+  after_case "$id"
+
+  # One more run of each under /usr/bin/time -v for peak memory, then verify
+  # what that run wrote (framing, every image decodes, ids and labels vs .lst).
+  for tool in im2rec imgprep; do
+    local cmd; [ "$tool" = im2rec ] && cmd="$cmd_im2rec" || cmd="$cmd_ours"
+    rm -f "$dir/$tool/photos.rec" "$dir/$tool/photos.idx"
+    python3 "$here/peak_mem.py" "$results/$id.$tool.mem.json" -- bash -c "exec $cmd"
+    if "$bin" verify "$dir/$tool/photos" --json -q > "$results/$id.$tool.verify.json"; then
+      echo "verify $id/$tool: ok" >&2
+    else
+      echo "run.sh: WARNING: imgprep verify failed for $id/$tool (see $results/$id.$tool.verify.json)" >&2
+    fi
+  done
+  # Output sizes: the tools re-encode differently, so the bytes differ.
+  printf '{"im2rec": %s, "imgprep": %s}\n' "$(stat -c %s "$dir/im2rec/photos.rec")" \
+    "$(stat -c %s "$dir/imgprep/photos.rec")" > "$results/$id.rec_bytes.json"
+}
+
+run_case a_resize_t1    "$lst"   --resize 210 --num-thread 1
+run_case b_resize_t2    "$lst"   --resize 210 --num-thread 2
+run_case c_pass_t2      "$lst"   --pass-through --num-thread 2
+run_case d_packlabel_t2 "$multi" --resize 210 --pack-label --num-thread 2
+
+# ---------------------------------------------------------------- case e: cat
+# Reading every file once and writing one output: what pass-through can't beat.
+log "case e_cat: cat of all $n files"
+mkdir -p "$work/e_cat"
+(cd "$data" && cut -f3 "$lst" > "$work/e_cat/files.txt")
+wait_idle e_cat
+hyperfine --style basic --warmup 1 --min-runs "$runs" \
+  --export-json "$results/e_cat.json" \
+  -n cat "cd $(printf '%q' "$data") && xargs -d '\\n' cat < $work/e_cat/files.txt > $work/e_cat/all.bin"
+after_case e_cat
+
+# ---------------------------------------------------------------- case f: RSS vs size
+# Peak RSS of imgprep --resize 210 --num-thread 2 for N and 10*N images.
+rss_run() {  # rss_run TAG DATA LIST
+  local tag="$1" dset="$2" list="$3" dir="$work/f_$1"
+  mkdir -p "$dir"; cp "$list" "$dir/photos.lst"
+  wait_idle "f_$tag"
+  python3 "$here/peak_mem.py" "$results/f_rss.$tag.mem.json" -- \
+    "$bin" im2rec "$dir/photos" "$dset" --resize 210 --num-thread 2 -q
+  after_case "f_$tag"
+  "$bin" verify "$dir/photos" --json -q > "$results/f_rss.$tag.verify.json" \
+    || echo "run.sh: WARNING: imgprep verify failed for f_$tag" >&2
+}
+log "case f: peak RSS on $n and $((10 * n)) images"
+rss_run n "$data" "$lst"
+if [ "${SKIP_BIG:-0}" != 1 ]; then
+  big_n=$((10 * n))
+  if [ "$big_mode" = repeat ]; then
+    big_data="$data"
+    big_lst="$work/list/repeat10.lst"
+    for k in $(seq 0 9); do
+      awk -F'\t' -v off=$((k * n)) 'BEGIN { OFS = "\t" } { $1 = $1 + off; print }' "$lst"
+    done > "$big_lst"
+  else
+    big_data="$(make_dataset "$big_n")"
+    mkdir -p "$work/list10"
+    "${im2rec[@]}" "$work/list10/photos" "$big_data" --list --recursive --no-shuffle >/dev/null
+    big_lst="$work/list10/photos.lst"
+  fi
+  rss_run 10n "$big_data" "$big_lst"
+fi
+
+# ---------------------------------------------------------------- codec limit
+# libjpeg-turbo's own benchmark on the median-sized photo: what one core needs
+# per image just for the codec work of case a (decode at 1/2 scale, which is
+# 320x240, then encode the 280x210 result at quality 95, 4:2:0 like OpenCV).
+log "codec limit (tjbench)"
+if command -v tjbench >/dev/null; then
+  wait_idle codec
+  mkdir -p "$work/codec"
+  sample="$(cd "$data" && cut -f3 "$lst" | xargs -d '\n' stat -c '%s %n' | sort -n \
+            | awk -v m=$((n / 2)) 'NR == m + 1 { print $2 }')"
+  cp "$data/$sample" "$work/codec/sample.jpg"
+  "$py" -c 'import sys, cv2
+img = cv2.imread(sys.argv[1])
+cv2.imwrite(sys.argv[2], cv2.resize(img, (280, 210), interpolation=cv2.INTER_AREA))' \
+    "$work/codec/sample.jpg" "$work/codec/small.ppm"
+  fps() { awk '/Frame rate/ { print $(NF-1); exit }'; }
+  dec_half="$(tjbench "$work/codec/sample.jpg" -scale 1/2 -benchtime 3 -warmup 1 -nowrite | fps)"
+  dec_full="$(tjbench "$work/codec/sample.jpg" -benchtime 3 -warmup 1 -nowrite | fps)"
+  enc="$(tjbench "$work/codec/small.ppm" 95 -subsamp 420 -componly -benchtime 3 -warmup 1 -nowrite | fps)"
+  cat > "$results/codec.json" <<EOF
+{"tool": "$(dpkg-query -W -f='tjbench (libjpeg-turbo-progs ${Version})' libjpeg-turbo-progs 2>/dev/null || echo tjbench)",
+ "sample": "$sample", "sample_bytes": $(stat -c %s "$data/$sample"),
+ "decode_half_fps": $dec_half, "decode_full_fps": $dec_full, "encode_280x210_q95_fps": $enc}
+EOF
+else
+  echo "run.sh: tjbench not found (apt-get install -y libjpeg-turbo-progs); no codec limit" >&2
+  echo '{"tool": null}' > "$results/codec.json"
+fi
+
+# ---------------------------------------------------------------- environment + report
+cat > "$results/env.json" <<EOF
+{"n": $n, "runs_min": $runs, "big_mode": "$big_mode",
+ "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
+ "cpu": "$(lscpu | sed -n 's/^Model name: *//p' | head -1)", "cores": $(nproc),
+ "mem_total_mb": $(awk '/MemTotal/ { print int($2 / 1024) }' /proc/meminfo),
+ "kernel": "$(uname -r)",
+ "imgprep": "$("$bin" --version)", "imgprep_sha256": "$(sha256sum "$bin" | cut -c1-16)",
+ "python_peers": "$("$py" -c 'import mxnet, cv2, numpy, sys; print("python", sys.version.split()[0], "mxnet", mxnet.__version__, "opencv", cv2.__version__, "numpy", numpy.__version__)' 2>/dev/null)",
+ "hyperfine": "$(hyperfine --version)",
+ "dataset": "$data", "dataset_bytes": $(cd "$data" && cut -f3 "$lst" | xargs -d '\n' stat -c %s | awk '{ s += $1 } END { print s }'),
+ "lists_match": $lists_match,
+ "cpu_busy_pct": {$(awk '{ printf "%s\"%s %s\": %s", (NR > 1 ? ", " : ""), $1, $2, $3 }' "$work/busy.txt")}}
+EOF
+
+python3 "$here/report.py" "$results" | tee "$results/table.md"

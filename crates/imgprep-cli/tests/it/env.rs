@@ -1,0 +1,149 @@
+//! `TestEnv`: a temporary folder, the binary, fixture makers and the peers.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestEnv {
+    pub fn new() -> Self {
+        TestEnv {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Runs `imgprep ARGS` in the temp folder.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_imgprep"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs and asserts exit 0.
+    pub fn ok(&self, args: &[&str]) -> Output {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "imgprep {args:?} failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// A class-folder tree of synthetic JPEGs.
+    pub fn synth(&self, dir: &str, classes: usize, per_class: usize, w: u32, h: u32) {
+        self.ok(&[
+            "synth",
+            dir,
+            "--classes",
+            &classes.to_string(),
+            "--per-class",
+            &per_class.to_string(),
+            "--width",
+            &w.to_string(),
+            "--height",
+            &h.to_string(),
+        ]);
+    }
+
+    pub fn read(&self, rel: &str) -> Vec<u8> {
+        std::fs::read(self.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    pub fn write(&self, rel: &str, bytes: &[u8]) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// The peers' Python (a venv with MXNet, OpenCV, Pillow) from scripts/venv.sh.
+/// Missing: the test is skipped with a message, except under CI=true.
+pub fn python() -> Option<PathBuf> {
+    match std::env::var_os("IMGPREP_PYTHON") {
+        Some(p) if Path::new(&p).exists() => Some(PathBuf::from(p)),
+        _ if ci() => panic!("IMGPREP_PYTHON is not set under CI=true: run scripts/test.sh"),
+        _ => {
+            eprintln!("SKIPPED: IMGPREP_PYTHON not set (scripts/test.sh sets it up)");
+            None
+        }
+    }
+}
+
+/// ../shared/data (the real troublesome files), or skip unless CI.
+pub fn shared_data() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("IMGPREP_SHARED_DATA").map(PathBuf::from),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")),
+    ];
+    for c in candidates.into_iter().flatten() {
+        if c.join("edge_cases").is_dir() {
+            return Some(c);
+        }
+    }
+    if ci() {
+        panic!("../shared/data is missing under CI=true");
+    }
+    eprintln!("SKIPPED: ../shared/data not found");
+    None
+}
+
+/// Runs one of tests/interop/*.py with the peers' Python; returns its JSON.
+pub fn interop(py: &Path, script: &str, args: &[&str], cwd: &Path) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/interop")
+        .join(script);
+    let out = Command::new(py)
+        .arg(&script)
+        .args(args)
+        .current_dir(cwd)
+        .env("TF_CPP_MIN_LOG_LEVEL", "2")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{}: bad JSON ({e}): {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// A real JPEG whose SOF header claims `w` x `h` (a decompression bomb).
+pub fn patch_jpeg_dims(jpeg: &[u8], w: u16, h: u16) -> Vec<u8> {
+    let mut v = jpeg.to_vec();
+    let sof = v
+        .windows(2)
+        .position(|m| m[0] == 0xFF && (m[1] == 0xC0 || m[1] == 0xC2))
+        .expect("SOF marker");
+    v[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
+    v[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
+    v
+}

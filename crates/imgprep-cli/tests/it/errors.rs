@@ -1,0 +1,92 @@
+//! Usage and setup errors: one line, exit 2, nothing half-written.
+
+use crate::env::{stderr, TestEnv};
+
+fn one_line_error(out: &std::process::Output) -> String {
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(out));
+    let err = stderr(out);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines[0].contains("error"), "{err}");
+    err
+}
+
+#[test]
+fn missing_root_is_a_one_line_error() {
+    let env = TestEnv::new();
+    env.write("p.lst", b"0\t0\ta.jpg\n");
+    let out = env.run(&["im2rec", "p", "nowhere"]);
+    let err = one_line_error(&out);
+    assert!(err.contains("nowhere") && err.lines().count() == 1, "{err}");
+    let out = env.run(&["im2rec", "p", "nowhere", "--list"]);
+    assert!(one_line_error(&out).contains("nowhere"));
+}
+
+#[test]
+fn malformed_lst_line_names_file_and_line() {
+    let env = TestEnv::new();
+    env.synth("imgs", 1, 1, 32, 32);
+    env.write(
+        "p.lst",
+        b"0\t0\tclass_0/img_00000.jpg\n\n1\tcat\tclass_0/img_00000.jpg\n",
+    );
+    let out = env.run(&["im2rec", "p", "imgs"]);
+    let err = one_line_error(&out);
+    assert!(err.contains("p.lst:3:"), "{err}");
+    assert!(
+        !env.path("p.rec").exists(),
+        "nothing is written when the list is bad"
+    );
+    env.write("p.lst", b"0\tclass_0/img_00000.jpg\n");
+    assert!(one_line_error(&env.run(&["im2rec", "p", "imgs"])).contains("p.lst:1:"));
+}
+
+#[test]
+fn unknown_flag_and_bad_values_are_usage_errors() {
+    let env = TestEnv::new();
+    assert_eq!(
+        env.run(&["im2rec", "p", "r", "--no-such-flag"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        env.run(&["im2rec", "p", "r", "--color", "2"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        env.run(&["im2rec", "p", "r", "--encoding", ".gif"])
+            .status
+            .code(),
+        Some(2)
+    );
+    // argparse-style unambiguous abbreviations work, as with im2rec.py
+    env.synth("imgs", 1, 1, 32, 32);
+    env.ok(&["im2rec", "p", "imgs", "--li", "--rec"]);
+    assert!(env.path("p.lst").exists());
+}
+
+#[test]
+fn no_matching_list_and_unwritable_output_are_errors() {
+    let env = TestEnv::new();
+    env.synth("imgs", 1, 1, 32, 32);
+    assert!(one_line_error(&env.run(&["im2rec", "nothing", "imgs"])).contains(".lst"));
+    env.write("out/p.lst", b"0\t0\tclass_0/img_00000.jpg\n");
+    let out_dir = env.path("out");
+    let mut perm = std::fs::metadata(&out_dir).unwrap().permissions();
+    use std::os::unix::fs::PermissionsExt;
+    perm.set_mode(0o555);
+    std::fs::set_permissions(&out_dir, perm.clone()).unwrap();
+    let probe = out_dir.join("probe");
+    if std::fs::write(&probe, b"x").is_ok() {
+        // root ignores permissions: use a path under a file instead
+        std::fs::remove_file(&probe).unwrap();
+        perm.set_mode(0o755);
+        std::fs::set_permissions(&out_dir, perm).unwrap();
+        env.write("blocker", b"a file, not a folder");
+        let out = env.run(&["im2rec", "blocker/sub/x", "imgs", "--list", "--recursive"]);
+        assert!(one_line_error(&out).contains("blocker"));
+        return;
+    }
+    let err = one_line_error(&env.run(&["im2rec", "out/p", "imgs"]));
+    assert!(err.contains("out"), "{err}");
+}

@@ -1,0 +1,8 @@
+//! All integration tests in one binary (uv's habit): they run the real
+//! `imgprep` executable on fixture trees made in temporary folders.
+
+mod env;
+mod errors;
+mod im2rec;
+mod interop;
+mod verify;
