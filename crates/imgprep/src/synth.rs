@@ -4,6 +4,7 @@
 use crate::error::{Error, Result};
 use crate::image::{Encoding, Pixels, Processor};
 use crate::output::write_atomic;
+use std::f32::consts::TAU;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -51,9 +52,9 @@ pub fn synth_image(width: u32, height: u32, class: usize, seed: u64) -> Pixels {
     let mut rng = Rng(seed ^ (class as u64).wrapping_mul(0xA24B_AED4_963E_E407));
     let hue = class as f32 * 0.61803;
     let base = [
-        0.5 + 0.4 * (hue * 6.283).sin(),
-        0.5 + 0.4 * (hue * 6.283 + 2.094).sin(),
-        0.5 + 0.4 * (hue * 6.283 + 4.189).sin(),
+        0.5 + 0.4 * (hue * TAU).sin(),
+        0.5 + 0.4 * (hue * TAU + TAU / 3.0).sin(),
+        0.5 + 0.4 * (hue * TAU + 2.0 * TAU / 3.0).sin(),
     ];
     let discs: Vec<(f32, f32, f32, [f32; 3])> = (0..5)
         .map(|_| {

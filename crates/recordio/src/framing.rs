@@ -158,10 +158,7 @@ impl<R: Read> RecordReader<R> {
             let cflag = lrec >> 29;
             let len = (lrec & ((1 << 29) - 1)) as usize;
             let part_offset = self.pos;
-            let ok = match (first, cflag) {
-                (true, 0 | 1) | (false, 2 | 3) => true,
-                _ => false,
-            };
+            let ok = matches!((first, cflag), (true, 0 | 1) | (false, 2 | 3));
             if !ok {
                 return Err(FramingError::BadContinuation {
                     offset: part_offset,

@@ -103,7 +103,7 @@ impl Walker<'_> {
 
     fn accept(&self, name: &str) -> bool {
         let ext = extension(name);
-        self.exts.iter().any(|e| *e == ext)
+        self.exts.contains(&ext)
     }
 
     fn push(&mut self, path: &Path, label: usize) {

@@ -180,7 +180,7 @@ impl JpegDecoder {
                 data.len() as _,
                 out.as_mut_ptr(),
                 pitch as i32,
-                pf as i32,
+                pf,
             )
         };
         if res != 0 {
