@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::execute::ordered_map;
-use crate::image::{probe, ImageSpec, Processor};
+use crate::image::{ImageSpec, Processor};
 use crate::output::AtomicFile;
 use crate::report::Reporter;
 use recordio::{parse_lst_line, write_idx_line, ImageRecord, Labels, LstEntry, RecordWriter};
@@ -188,7 +188,7 @@ fn pack_one(
             Ok(n) => n,
             Err(e) => return skip("unreadable", e.to_string()),
         };
-        if let Err(e) = probe(&payload[header.header_len()..], opts.spec.max_pixels) {
+        if let Err(e) = proc.probe(&payload[header.header_len()..], opts.spec.max_pixels) {
             return skip(e.kind(), e.to_string());
         }
         return Packed::Record {

@@ -233,6 +233,15 @@ pub struct ImageInfo {
 /// that the file is complete (JPEG EOI, PNG IEND), without decoding pixels.
 /// This is the check used for `--pass-through`.
 pub fn probe(data: &[u8], max_pixels: u64) -> Result<ImageInfo, ImageError> {
+    probe_with(&mut JpegDecoder::new()?, data, max_pixels)
+}
+
+/// [`probe`] with a reusable JPEG decoder (the pass-through hot path).
+pub fn probe_with(
+    dec: &mut JpegDecoder,
+    data: &[u8],
+    max_pixels: u64,
+) -> Result<ImageInfo, ImageError> {
     if data.is_empty() {
         return Err(ImageError::Empty);
     }
@@ -240,7 +249,6 @@ pub fn probe(data: &[u8], max_pixels: u64) -> Result<ImageInfo, ImageError> {
     let (width, height, channels) = match format {
         ImageFormat::Jpeg => {
             let start = exif::find_soi(data).unwrap_or(0);
-            let mut dec = JpegDecoder::new()?;
             let h = dec.read_header(&data[start..])?;
             if !has_eoi(data) {
                 return Err(ImageError::Corrupt {
@@ -292,6 +300,11 @@ impl Processor {
             jpeg_enc: None,
             resizer: fast_image_resize::Resizer::new(),
         })
+    }
+
+    /// Header-only check, as [`probe`].
+    pub fn probe(&mut self, data: &[u8], max_pixels: u64) -> Result<ImageInfo, ImageError> {
+        probe_with(&mut self.jpeg_dec, data, max_pixels)
     }
 
     /// Decodes, transforms and encodes one image, appending the encoded bytes
