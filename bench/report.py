@@ -179,6 +179,20 @@ def main():
         label, spec, unit = names[k]
         out.append(f"| {label} | {fmt(v, spec, unit)} | {verdict(ok)} |")
 
+    # ---------------------------------------------------------- other load
+    # run.sh records how busy the CPUs were (by anything) just before and just
+    # after each case; a busy "after" means something else may have run during it.
+    busy = {}
+    for name in sorted(os.listdir(results)):
+        if name.endswith(".busy.json"):
+            busy[name[:-len(".busy.json")]] = load(results, name)
+    summary["cpu_busy"] = busy
+    noisy = [f"{k} ({v['before_pct']}% before, {v['after_pct']}% after)"
+             for k, v in busy.items() if max(v["before_pct"], v["after_pct"]) > 15]
+    out.append("")
+    out.append("WARNING: other CPU load around " + ", ".join(noisy) + "; re-run those cases."
+               if noisy else "CPUs were idle (<= 15% busy) before and after every case.")
+
     with open(os.path.join(results, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     print("\n".join(out))

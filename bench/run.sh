@@ -15,6 +15,8 @@
 #                  or "repeat" (the N files listed 10 times with distinct ids)
 #   SKIP_BIG=1     skip the 10*N memory run
 #   WAIT_IDLE      seconds to wait for an idle CPU before each case (default 900)
+#   CASES          subset to (re)run, e.g. CASES="a codec" (default: all of
+#                  "a b c d e f codec"); results of the other cases are kept
 #
 # Every case is timed as whole processes with hyperfine (1 warmup run, then at
 # least RUNS runs; the table shows medians), then run once more under
@@ -52,6 +54,8 @@ for arg in "$@"; do
 done
 runs="${RUNS:-3}"
 big_mode="${BIG:-generate}"
+cases="${CASES:-a b c d e f codec}"
+want() { [[ " $cases " == *" $1 "* ]]; }
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
@@ -73,14 +77,16 @@ done
 
 cache="${IMGPREP_CACHE:-$HOME/.cache/imgprep}/bench"
 work="$cache/work-$n"
-mkdir -p "$cache" "$results"
-rm -rf "$work"
-mkdir -p "$work"
-rm -f "$results"/*.json "$results"/table.md
+mkdir -p "$cache" "$results" "$work"
+if [ -z "${CASES:-}" ]; then   # full run: start from a clean slate
+  rm -rf "${work:?}"/* "$results"/*.json "$results"/table.md
+else                           # partial run: drop only the selected cases' results
+  for c in $cases; do rm -f "$results/${c}_"*.json "$results/$c.json"; done
+fi
 
 # With 2 cores any other job skews timings: before each case wait (up to
-# WAIT_IDLE seconds, default 900) for the CPUs to be idle, and log how busy
-# they were just before and just after the case to busy.txt / env.json.
+# WAIT_IDLE seconds, default 900) for the CPUs to be idle, and record how busy
+# they were just before and just after the case in results/ID.busy.json.
 cpu_busy() {  # percent of all CPU time spent busy over the next 2 seconds
   local a b
   read -r -a a < <(head -1 /proc/stat)
@@ -100,12 +106,13 @@ wait_idle() {  # wait_idle CASE
     echo "run.sh: CPU ${busy}% busy, waiting before '$1'" >&2
     sleep 10
   done
-  printf '%s before %s\n' "$1" "$busy" >> "$work/busy.txt"
+  busy_before="$busy"
 }
 after_case() {  # after_case CASE: CPU use right after the case (others' load)
   local busy; busy="$(cpu_busy)"
   [ "$busy" -le 15 ] || echo "run.sh: WARNING: CPU ${busy}% busy right after '$1'; check its timings" >&2
-  printf '%s after %s\n' "$1" "$busy" >> "$work/busy.txt"
+  printf '{"before_pct": %s, "after_pct": %s, "finished": "%s"}\n' \
+    "$busy_before" "$busy" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$results/$1.busy.json"
 }
 
 # ---------------------------------------------------------------- data sets
@@ -147,7 +154,9 @@ awk -F'\t' '{ l = int($2); printf "%d\t%f\t%f\t%f\t%s\n", $1, l, (l + 3) % 10, $
 run_case() {
   local id="$1" list="$2"; shift 2
   local dir="$work/$id" args="$*" tool
+  want "${id%%_*}" || return 0
   log "case $id: $args"
+  rm -rf "$dir"
   for tool in im2rec imgprep; do
     mkdir -p "$dir/$tool"
     cp "$list" "$dir/$tool/photos.lst"   # im2rec.py packs every PREFIX*.lst: one list per folder
@@ -187,52 +196,58 @@ run_case d_packlabel_t2 "$multi" --resize 210 --pack-label --num-thread 2
 
 # ---------------------------------------------------------------- case e: cat
 # Reading every file once and writing one output: what pass-through can't beat.
-log "case e_cat: cat of all $n files"
-mkdir -p "$work/e_cat"
-(cd "$data" && cut -f3 "$lst" > "$work/e_cat/files.txt")
-wait_idle e_cat
-hyperfine --style basic --warmup 1 --min-runs "$runs" \
-  --export-json "$results/e_cat.json" \
-  -n cat "cd $(printf '%q' "$data") && xargs -d '\\n' cat < $work/e_cat/files.txt > $work/e_cat/all.bin"
-after_case e_cat
+if want e; then
+  log "case e_cat: cat of all $n files"
+  rm -rf "$work/e_cat"; mkdir -p "$work/e_cat"
+  (cd "$data" && cut -f3 "$lst" > "$work/e_cat/files.txt")
+  wait_idle e_cat
+  hyperfine --style basic --warmup 1 --min-runs "$runs" \
+    --export-json "$results/e_cat.json" \
+    -n cat "cd $(printf '%q' "$data") && xargs -d '\\n' cat < $work/e_cat/files.txt > $work/e_cat/all.bin"
+  after_case e_cat
+fi
 
 # ---------------------------------------------------------------- case f: RSS vs size
 # Peak RSS of imgprep --resize 210 --num-thread 2 for N and 10*N images.
 rss_run() {  # rss_run TAG DATA LIST
   local tag="$1" dset="$2" list="$3" dir="$work/f_$1"
-  mkdir -p "$dir"; cp "$list" "$dir/photos.lst"
-  wait_idle "f_$tag"
+  rm -rf "$dir"; mkdir -p "$dir"; cp "$list" "$dir/photos.lst"
+  wait_idle "f_rss.$tag"
   python3 "$here/peak_mem.py" "$results/f_rss.$tag.mem.json" -- \
     "$bin" im2rec "$dir/photos" "$dset" --resize 210 --num-thread 2 -q
-  after_case "f_$tag"
+  after_case "f_rss.$tag"
   "$bin" verify "$dir/photos" --json -q > "$results/f_rss.$tag.verify.json" \
     || echo "run.sh: WARNING: imgprep verify failed for f_$tag" >&2
 }
-log "case f: peak RSS on $n and $((10 * n)) images"
-rss_run n "$data" "$lst"
-if [ "${SKIP_BIG:-0}" != 1 ]; then
-  big_n=$((10 * n))
-  if [ "$big_mode" = repeat ]; then
-    big_data="$data"
-    big_lst="$work/list/repeat10.lst"
-    for k in $(seq 0 9); do
-      awk -F'\t' -v off=$((k * n)) 'BEGIN { OFS = "\t" } { $1 = $1 + off; print }' "$lst"
-    done > "$big_lst"
-  else
-    big_data="$(make_dataset "$big_n")"
-    mkdir -p "$work/list10"
-    "${im2rec[@]}" "$work/list10/photos" "$big_data" --list --recursive --no-shuffle >/dev/null
-    big_lst="$work/list10/photos.lst"
+if want f; then
+  log "case f: peak RSS on $n and $((10 * n)) images"
+  rss_run n "$data" "$lst"
+  if [ "${SKIP_BIG:-0}" != 1 ]; then
+    big_n=$((10 * n))
+    if [ "$big_mode" = repeat ]; then
+      big_data="$data"
+      big_lst="$work/list/repeat10.lst"
+      for k in $(seq 0 9); do
+        awk -F'\t' -v off=$((k * n)) 'BEGIN { OFS = "\t" } { $1 = $1 + off; print }' "$lst"
+      done > "$big_lst"
+    else
+      big_data="$(make_dataset "$big_n")"
+      mkdir -p "$work/list10"
+      "${im2rec[@]}" "$work/list10/photos" "$big_data" --list --recursive --no-shuffle >/dev/null
+      big_lst="$work/list10/photos.lst"
+    fi
+    rss_run 10n "$big_data" "$big_lst"
   fi
-  rss_run 10n "$big_data" "$big_lst"
 fi
 
 # ---------------------------------------------------------------- codec limit
 # libjpeg-turbo's own benchmark on the median-sized photo: what one core needs
 # per image just for the codec work of case a (decode at 1/2 scale, which is
 # 320x240, then encode the 280x210 result at quality 95, 4:2:0 like OpenCV).
-log "codec limit (tjbench)"
-if command -v tjbench >/dev/null; then
+if ! want codec; then
+  :
+elif command -v tjbench >/dev/null; then
+  log "codec limit (tjbench)"
   wait_idle codec
   mkdir -p "$work/codec"
   sample="$(cd "$data" && cut -f3 "$lst" | xargs -d '\n' stat -c '%s %n' | sort -n \
@@ -251,6 +266,7 @@ cv2.imwrite(sys.argv[2], cv2.resize(img, (280, 210), interpolation=cv2.INTER_ARE
  "sample": "$sample", "sample_bytes": $(stat -c %s "$data/$sample"),
  "decode_half_fps": $dec_half, "decode_full_fps": $dec_full, "encode_280x210_q95_fps": $enc}
 EOF
+  after_case codec
 else
   echo "run.sh: tjbench not found (apt-get install -y libjpeg-turbo-progs); no codec limit" >&2
   echo '{"tool": null}' > "$results/codec.json"
@@ -267,8 +283,7 @@ cat > "$results/env.json" <<EOF
  "python_peers": "$("$py" -c 'import mxnet, cv2, numpy, sys; print("python", sys.version.split()[0], "mxnet", mxnet.__version__, "opencv", cv2.__version__, "numpy", numpy.__version__)' 2>/dev/null)",
  "hyperfine": "$(hyperfine --version)",
  "dataset": "$data", "dataset_bytes": $(cd "$data" && cut -f3 "$lst" | xargs -d '\n' stat -c %s | awk '{ s += $1 } END { print s }'),
- "lists_match": $lists_match,
- "cpu_busy_pct": {$(awk '{ printf "%s\"%s %s\": %s", (NR > 1 ? ", " : ""), $1, $2, $3 }' "$work/busy.txt")}}
+ "lists_match": $lists_match, "last_cases_run": "$cases"}
 EOF
 
 python3 "$here/report.py" "$results" | tee "$results/table.md"

@@ -1,7 +1,7 @@
 //! Progress on a terminal (bar with rate and ETA), silence when piped.
 
 use imgprep::report::Reporter;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::Mutex;
 
@@ -37,11 +37,14 @@ impl Reporter for Progress {
         let template = if self.bytes {
             "{prefix} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}"
         } else {
-            "{prefix} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}"
+            "{prefix} [{bar:30}] {pos}/{len} {rate} ETA {eta}"
         };
         bar.set_style(
             ProgressStyle::with_template(template)
                 .unwrap()
+                .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0} img/s", s.per_sec());
+                })
                 .progress_chars("=> "),
         );
         bar.set_prefix(label.to_string());
