@@ -12,11 +12,13 @@ import json
 import os
 import sys
 
-CASES = [  # (id, label in the table)
-    ("a_resize_t1", "a. `--resize 210 --num-thread 1`"),
-    ("b_resize_t2", "b. `--resize 210 --num-thread 2`"),
-    ("c_pass_t2", "c. `--pass-through --num-thread 2`"),
-    ("d_packlabel_t2", "d. `--resize 210 --pack-label --num-thread 2` (3 labels)"),
+CASES = [  # (id, label in the table, images packed in multiples of N)
+    ("a_resize_t1", "a. `--resize 210 --num-thread 1`", 1),
+    ("b_resize_t2", "b. `--resize 210 --num-thread 2`", 1),
+    ("c_pass_t2", "c. `--pass-through --num-thread 2`", 1),
+    ("d_packlabel_t2", "d. `--resize 210 --pack-label --num-thread 2` (3 labels)", 1),
+    ("g_resize_t2_10n", "g. as b, on 10*N images", 10),
+    ("g_pass_t2_10n", "g. as c, on 10*N images", 10),
 ]
 MB = 1024  # peak_mem.py reports kB; the table shows MiB
 
@@ -62,10 +64,11 @@ def main():
                "| imgprep img/s | speed-up | im2rec.py peak RSS MiB (largest process / tree PSS) "
                "| imgprep peak RSS MiB | .rec MB im2rec / imgprep | verify im2rec / imgprep |")
     out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    for cid, label in CASES:
+    for cid, label, mult in CASES:
         hf = load(results, f"{cid}.json")
         if hf is None:
             continue
+        count = n * mult
         med = medians(hf)
         t_ref, t_ours = med.get("im2rec"), med.get("imgprep")
         mem_ref = load(results, f"{cid}.im2rec.mem.json") or {}
@@ -78,8 +81,9 @@ def main():
         sizes = load(results, f"{cid}.rec_bytes.json") or {}
         row = {
             "im2rec_median_s": t_ref, "imgprep_median_s": t_ours,
-            "im2rec_img_per_s": n / t_ref if t_ref else None,
-            "imgprep_img_per_s": n / t_ours if t_ours else None,
+            "images": count,
+            "im2rec_img_per_s": count / t_ref if t_ref else None,
+            "imgprep_img_per_s": count / t_ours if t_ours else None,
             "speedup": t_ref / t_ours if t_ref and t_ours else None,
             "im2rec_max_rss_mib": mib(mem_ref.get("max_rss_kb")),
             "im2rec_tree_pss_mib": mib(mem_ref.get("tree_peak_pss_kb")),
@@ -102,6 +106,13 @@ def main():
     summary["cases"]["e_cat"] = {"median_s": t_cat}
     out.append(f"| e. `xargs cat > file` of the same files (I/O floor) | | {fmt(t_cat, '.3f')} "
                f"| | {fmt(n / t_cat if t_cat else None, '.0f')} | | | | | |")
+
+    start = load(results, "s_startup.json")
+    if start:
+        med = medians(start)
+        summary["cases"]["s_startup"] = med
+        out.append(f"| s. start-up only (`--help`) | {fmt(med.get('im2rec'), '.3f')} "
+                   f"| {fmt(med.get('imgprep'), '.3f')} | | | | | | | |")
 
     # ---------------------------------------------------------- RSS vs size
     rss_n = load(results, "f_rss.n.mem.json") or {}
@@ -154,6 +165,12 @@ def main():
         if t_cat:
             ratio = c["c_pass_t2"]["imgprep_median_s"] / t_cat
             t["pass_through_within_1_5x_cat"] = (ratio, ratio <= 1.5)
+    if "g_resize_t2_10n" in c:
+        sp = c["g_resize_t2_10n"]["speedup"]
+        t["resize_2t_speedup_ge_4x_10n"] = (sp, sp >= 4)
+    if "g_pass_t2_10n" in c:
+        sp = c["g_pass_t2_10n"]["speedup"]
+        t["pass_through_speedup_ge_5x_10n"] = (sp, sp >= 5)
     ours_rss = [r["imgprep_max_rss_mib"] for r in c.values()
                 if isinstance(r, dict) and r.get("imgprep_max_rss_mib") is not None]
     ours_rss += [x for x in (f_n, f_10n) if x is not None]
@@ -170,6 +187,10 @@ def main():
     names = {
         "resize_2t_speedup_ge_4x": ("`--resize 210`, 2 threads: >= 4x im2rec.py", ".2f", "x"),
         "pass_through_speedup_ge_5x": ("`--pass-through`: >= 5x im2rec.py", ".2f", "x"),
+        "resize_2t_speedup_ge_4x_10n": (f"`--resize 210`, 2 threads, {10 * n if n else '?'} images "
+                                        "(case g): >= 4x", ".2f", "x"),
+        "pass_through_speedup_ge_5x_10n": (f"`--pass-through`, {10 * n if n else '?'} images "
+                                           "(case g): >= 5x", ".2f", "x"),
         "pass_through_within_1_5x_cat": ("`--pass-through`: <= 1.5x the time of cat", ".2f", "x cat"),
         "peak_rss_le_100mb": ("peak RSS <= 100 MB in every run (worst run)", ".1f", " MiB"),
         "rss_flat_n_vs_10n": (f"peak RSS the same for {n} and {10 * n if n else '?'} images (<= 1.10x)",

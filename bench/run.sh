@@ -16,7 +16,8 @@
 #   SKIP_BIG=1     skip the 10*N memory run
 #   WAIT_IDLE      seconds to wait for an idle CPU before each case (default 900)
 #   CASES          subset to (re)run, e.g. CASES="a codec" (default: all of
-#                  "a b c d e f codec"); results of the other cases are kept
+#                  "a b c d e f s codec"; g only when named); results of the
+#                  other cases are kept
 #
 # Every case is timed as whole processes with hyperfine (1 warmup run, then at
 # least RUNS runs; the table shows medians), then run once more under
@@ -31,7 +32,10 @@
 #   d  --resize 210 --pack-label --num-thread 2   (3 labels per .lst line)
 #   e  cat of all the image files into one file (I/O floor for case c)
 #   f  peak RSS of imgprep --resize 210 --num-thread 2 on N and 10*N images
+#   s  start-up cost of each tool (`--help`; im2rec.py imports mxnet and cv2)
 #   codec limit: tjbench on one 640x480 photo, 1/2-scale decode + 280x210 q95 encode
+#   g  (opt-in, CASES="... g") cases b and c again on the 10*N set, where
+#      im2rec.py's fixed start-up cost weighs 10x less
 #
 # Raw results go to bench/results/*.json; the Markdown table is printed and
 # also written to bench/results/table.md.
@@ -54,7 +58,7 @@ for arg in "$@"; do
 done
 runs="${RUNS:-3}"
 big_mode="${BIG:-generate}"
-cases="${CASES:-a b c d e f codec}"
+cases="${CASES:-a b c d e f s codec}"
 want() { [[ " $cases " == *" $1 "* ]]; }
 
 log() { printf '\n== %s\n' "$*" >&2; }
@@ -150,9 +154,27 @@ awk -F'\t' '{ l = int($2); printf "%d\t%f\t%f\t%f\t%s\n", $1, l, (l + 3) % 10, $
   "$lst" > "$multi"
 
 # ---------------------------------------------------------------- cases a-d
-# run_case ID LIST ARGS...: time im2rec.py and imgprep packing LIST with ARGS.
+# big_set: set big_data / big_lst to the 10*N images of cases f and g (once).
+big_set() {
+  [ -z "${big_lst:-}" ] || return 0
+  if [ "$big_mode" = repeat ]; then
+    big_data="$data"
+    big_lst="$work/list/repeat10.lst"
+    for k in $(seq 0 9); do
+      awk -F'\t' -v off=$((k * n)) 'BEGIN { OFS = "\t" } { $1 = $1 + off; print }' "$lst"
+    done > "$big_lst"
+  else
+    big_data="$(make_dataset $((10 * n)))"
+    mkdir -p "$work/list10"
+    "${im2rec[@]}" "$work/list10/photos" "$big_data" --list --recursive --no-shuffle >/dev/null
+    big_lst="$work/list10/photos.lst"
+  fi
+}
+
+# run_case ID DATA LIST ARGS...: time im2rec.py and imgprep packing LIST
+# (paths relative to the image folder DATA) with ARGS.
 run_case() {
-  local id="$1" list="$2"; shift 2
+  local id="$1" data="$2" list="$3"; shift 3
   local dir="$work/$id" args="$*" tool
   want "${id%%_*}" || return 0
   log "case $id: $args"
@@ -189,10 +211,10 @@ run_case() {
     "$(stat -c %s "$dir/imgprep/photos.rec")" > "$results/$id.rec_bytes.json"
 }
 
-run_case a_resize_t1    "$lst"   --resize 210 --num-thread 1
-run_case b_resize_t2    "$lst"   --resize 210 --num-thread 2
-run_case c_pass_t2      "$lst"   --pass-through --num-thread 2
-run_case d_packlabel_t2 "$multi" --resize 210 --pack-label --num-thread 2
+run_case a_resize_t1    "$data" "$lst"   --resize 210 --num-thread 1
+run_case b_resize_t2    "$data" "$lst"   --resize 210 --num-thread 2
+run_case c_pass_t2      "$data" "$lst"   --pass-through --num-thread 2
+run_case d_packlabel_t2 "$data" "$multi" --resize 210 --pack-label --num-thread 2
 
 # ---------------------------------------------------------------- case e: cat
 # Reading every file once and writing one output: what pass-through can't beat.
@@ -223,21 +245,27 @@ if want f; then
   log "case f: peak RSS on $n and $((10 * n)) images"
   rss_run n "$data" "$lst"
   if [ "${SKIP_BIG:-0}" != 1 ]; then
-    big_n=$((10 * n))
-    if [ "$big_mode" = repeat ]; then
-      big_data="$data"
-      big_lst="$work/list/repeat10.lst"
-      for k in $(seq 0 9); do
-        awk -F'\t' -v off=$((k * n)) 'BEGIN { OFS = "\t" } { $1 = $1 + off; print }' "$lst"
-      done > "$big_lst"
-    else
-      big_data="$(make_dataset "$big_n")"
-      mkdir -p "$work/list10"
-      "${im2rec[@]}" "$work/list10/photos" "$big_data" --list --recursive --no-shuffle >/dev/null
-      big_lst="$work/list10/photos.lst"
-    fi
+    big_set
     rss_run 10n "$big_data" "$big_lst"
   fi
+fi
+
+# ---------------------------------------------------------------- case s: start-up
+# Fixed cost per run, included in every whole-process time above.
+if want s; then
+  log "case s_startup: --help of each tool"
+  wait_idle s_startup
+  hyperfine --style basic --warmup 1 --min-runs "$runs" \
+    --export-json "$results/s_startup.json" \
+    -n im2rec "$(printf '%q ' "${im2rec[@]}") --help" -n imgprep "$(printf '%q' "$bin") --help"
+  after_case s_startup
+fi
+
+# ---------------------------------------------------------------- case g (opt-in)
+if want g; then
+  big_set
+  run_case g_resize_t2_10n "$big_data" "$big_lst" --resize 210 --num-thread 2
+  run_case g_pass_t2_10n   "$big_data" "$big_lst" --pass-through --num-thread 2
 fi
 
 # ---------------------------------------------------------------- codec limit

@@ -46,6 +46,14 @@ pub enum Command {
         after_help = "Examples:\n  imgprep verify data/pets_train\n  imgprep verify data/pets_train.rec --json\n\nExit 0 only when everything is right, 1 when a problem was found."
     )]
     Verify(VerifyArgs),
+    /// Build train/validation/test datasets from a recipe (TOML): sources, splits, variants, outputs, manifest.
+    #[command(
+        after_help = "Examples:\n  imgprep init photos/ && imgprep build imgprep.toml --out out/\n  imgprep build examples/drivers.toml --out out/drivers\n  imgprep build recipe.toml --out part0 --shard 0/4\n\nA re-run with nothing changed does nothing; a few changed inputs re-process only those."
+    )]
+    Build(BuildArgs),
+    /// Write a commented starter recipe (imgprep.toml) for a class-folder tree of images.
+    #[command(after_help = "Example:\n  imgprep init photos/ --output pets.toml")]
+    Init(InitArgs),
     /// Write a synthetic class-folder tree of images (for demos and tests; no download).
     #[command(after_help = "Example:\n  imgprep synth demo/images --classes 4 --per-class 50")]
     Synth(SynthArgs),
@@ -132,8 +140,42 @@ pub struct InspectArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// The recipe file.
+    pub recipe: PathBuf,
+    /// Output folder (default: `out` next to the recipe).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Build slice I of N of every split (for parallel builds; combine with `imgprep merge`).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Worker threads (default: all cores). Output is the same for any count.
+    #[arg(long)]
+    pub num_thread: Option<usize>,
+    /// Print the manifest summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar and no summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// The image folder (one sub-folder per class).
+    pub dir: PathBuf,
+    /// Where to write the recipe.
+    #[arg(long, default_value = "imgprep.toml")]
+    pub output: PathBuf,
+    /// Overwrite an existing recipe.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct VerifyArgs {
-    /// PREFIX of PREFIX.rec (+ .idx and .lst when present); PREFIX.rec also works.
+    /// PREFIX of PREFIX.rec (+ .idx and .lst when present); PREFIX.rec also works;
+    /// or a build's output folder (checks everything its manifest.json claims).
     pub prefix: PathBuf,
     /// Print a JSON report on stdout.
     #[arg(long)]

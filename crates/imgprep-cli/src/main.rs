@@ -5,7 +5,7 @@ mod progress;
 
 use anyhow::Result;
 use clap::Parser;
-use cli::{Cli, Command, Im2recArgs, InspectArgs, SynthArgs, VerifyArgs};
+use cli::{BuildArgs, Cli, Command, Im2recArgs, InitArgs, InspectArgs, SynthArgs, VerifyArgs};
 use imgprep::im2rec::{find_lists, make_lists, pack_list, validate_list, ListOptions, PackOptions};
 use imgprep::image::{ColorMode, Encoding, ImageSpec, Resize};
 use progress::Progress;
@@ -24,6 +24,8 @@ fn main() -> ExitCode {
         Command::Inspect(a) => inspect(a),
         Command::Verify(a) => verify(a),
         Command::Synth(a) => synth(a),
+        Command::Build(a) => build(a),
+        Command::Init(a) => init(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -216,6 +218,26 @@ fn inspect(a: InspectArgs) -> Result<u8> {
 }
 
 fn verify(a: VerifyArgs) -> Result<u8> {
+    if a.prefix.join(imgprep::build::MANIFEST).is_file() {
+        let progress = Progress::new(a.quiet || a.json);
+        let r = imgprep::build::verify_out(&a.prefix, threads(a.num_thread), &progress)?;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        } else {
+            for p in &r.problems {
+                eprintln!("problem: {p}");
+            }
+            eprintln!(
+                "{}: {} ({} files, {} records checked, {} problems)",
+                r.out.display(),
+                if r.ok { "OK" } else { "FAILED" },
+                r.files_checked,
+                r.records_checked,
+                r.problems.len()
+            );
+        }
+        return Ok(if r.ok { 0 } else { exit::PROBLEMS });
+    }
     let progress = Progress::new(a.quiet || a.json).in_bytes();
     let r = imgprep::verify::verify_rec(&a.prefix, threads(a.num_thread), &progress)?;
     if a.json {
@@ -257,4 +279,137 @@ fn synth(a: SynthArgs) -> Result<u8> {
     let files = imgprep::synth::synth_tree(&a.dir, &opts)?;
     eprintln!("wrote {} images under {}", files.len(), a.dir.display());
     Ok(0)
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize)> {
+    let bad = || anyhow::anyhow!("--shard {s:?}: expected I/N with 0 <= I < N, e.g. 0/4");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (usize, usize) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+fn build(a: BuildArgs) -> Result<u8> {
+    let out = a.out.clone().unwrap_or_else(|| {
+        a.recipe
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."))
+            .join("out")
+    });
+    let opts = imgprep::build::BuildOptions {
+        out,
+        threads: threads(a.num_thread),
+        shard: a.shard.as_deref().map(parse_shard).transpose()?,
+    };
+    let progress = Progress::new(a.quiet || a.json);
+    let s = imgprep::build::build(&a.recipe, &opts, &progress)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(0);
+    }
+    if a.quiet {
+        return Ok(0);
+    }
+    let m = &s.manifest;
+    if s.up_to_date {
+        eprintln!("{}: up to date ({:.2} s)", s.out.display(), s.seconds);
+        return Ok(0);
+    }
+    for (vname, v) in &m.variants {
+        for (split, c) in &v.splits {
+            let classes: Vec<String> = c
+                .per_class
+                .iter()
+                .map(|(k, n)| format!("{k}={n}"))
+                .collect();
+            let shown = if classes.len() > 8 {
+                format!("{} classes", classes.len())
+            } else {
+                classes.join(" ")
+            };
+            let groups = if c.groups > 0 {
+                format!(", {} groups", c.groups)
+            } else {
+                String::new()
+            };
+            eprintln!("{vname}/{split}: {} items{groups} ({shown})", c.items);
+        }
+    }
+    eprintln!(
+        "{}: {} classes, split {}, {} processed, {} from cache, {} skipped, {} files, {:.2} s",
+        s.out.display(),
+        m.num_classes,
+        m.split_method,
+        s.processed,
+        s.cached,
+        m.skipped.len(),
+        m.files.len(),
+        s.seconds
+    );
+    Ok(0)
+}
+
+fn init(a: InitArgs) -> Result<u8> {
+    if a.output.exists() && !a.force {
+        anyhow::bail!("{} exists (use --force to overwrite)", a.output.display());
+    }
+    if !a.dir.is_dir() {
+        anyhow::bail!("{}: not a folder", a.dir.display());
+    }
+    let exts: Vec<String> = [".jpg", ".jpeg", ".png"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let listing = imgprep::im2rec::list_images(&a.dir, &exts, true)?;
+    let recipe_dir = a
+        .output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let root = pathdiff(&a.dir, recipe_dir);
+    let name = a
+        .dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "dataset".into());
+    let text = imgprep::recipe::starter(&name, &root, listing.items.len(), listing.classes.len());
+    std::fs::write(&a.output, text)?;
+    eprintln!(
+        "wrote {} ({} images in {} classes under {}); build it with: imgprep build {}",
+        a.output.display(),
+        listing.items.len(),
+        listing.classes.len(),
+        a.dir.display(),
+        a.output.display()
+    );
+    Ok(0)
+}
+
+/// `dir` relative to `base` when both are relative or both absolute; else absolute.
+fn pathdiff(dir: &std::path::Path, base: &std::path::Path) -> String {
+    let abs = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let (d, b) = (abs(dir), abs(base));
+    let common = d
+        .components()
+        .zip(b.components())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let mut rel = std::path::PathBuf::new();
+    for _ in b.components().skip(common) {
+        rel.push("..");
+    }
+    for c in d.components().skip(common) {
+        rel.push(c);
+    }
+    if rel.as_os_str().is_empty() {
+        ".".into()
+    } else {
+        rel.to_string_lossy().into_owned()
+    }
 }

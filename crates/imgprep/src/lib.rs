@@ -14,6 +14,10 @@ pub mod pyrandom;
 pub mod report;
 
 pub use error::{Error, Result};
+pub mod build;
+pub mod checksum;
 pub mod inspect;
+pub mod recipe;
+pub mod rng;
 pub mod synth;
 pub mod verify;

@@ -1,0 +1,91 @@
+//! The item cache: encoded images keyed by what they were made from (source
+//! path, size, modification time) and how (the transform). A re-run decodes
+//! only items whose key is new. Entries are written atomically.
+
+use crate::image::{ImageFormat, ImageInfo};
+use crate::output::write_atomic;
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 4] = b"IPC1";
+const HEADER: usize = 16;
+
+pub struct Cache {
+    dir: PathBuf,
+}
+
+/// What identifies a source file's content cheaply.
+pub fn fingerprint(path: &Path) -> std::io::Result<(u64, i128)> {
+    let m = std::fs::metadata(path)?;
+    let mtime = m
+        .modified()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0);
+    Ok((m.len(), mtime))
+}
+
+fn format_code(f: ImageFormat) -> u8 {
+    match f {
+        ImageFormat::Jpeg => 1,
+        ImageFormat::Png => 2,
+        ImageFormat::Webp => 3,
+        ImageFormat::Gif => 4,
+        ImageFormat::Bmp => 5,
+        ImageFormat::Tiff => 6,
+    }
+}
+
+fn format_from(c: u8) -> Option<ImageFormat> {
+    Some(match c {
+        1 => ImageFormat::Jpeg,
+        2 => ImageFormat::Png,
+        3 => ImageFormat::Webp,
+        4 => ImageFormat::Gif,
+        5 => ImageFormat::Bmp,
+        6 => ImageFormat::Tiff,
+        _ => return None,
+    })
+}
+
+impl Cache {
+    pub fn new(dir: PathBuf) -> Self {
+        Cache { dir }
+    }
+
+    pub fn key(transform: &str, path: &Path, size: u64, mtime: i128) -> String {
+        let text = format!("{transform}\0{}\0{size}\0{mtime}", path.display());
+        crate::checksum::sha256_hex(text.as_bytes())[..40].to_string()
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.dir.join(&key[..2]).join(key)
+    }
+
+    /// The cached image and its info, if present and intact.
+    pub fn get(&self, key: &str) -> Option<(ImageInfo, Vec<u8>)> {
+        let mut data = std::fs::read(self.path(key)).ok()?;
+        if data.len() < HEADER || &data[..4] != MAGIC {
+            return None;
+        }
+        let info = ImageInfo {
+            format: format_from(data[4])?,
+            channels: data[5],
+            width: u32::from_le_bytes(data[8..12].try_into().ok()?),
+            height: u32::from_le_bytes(data[12..16].try_into().ok()?),
+        };
+        data.drain(..HEADER);
+        Some((info, data))
+    }
+
+    pub fn put(&self, key: &str, info: &ImageInfo, bytes: &[u8]) -> std::io::Result<()> {
+        let p = self.path(key);
+        std::fs::create_dir_all(p.parent().unwrap())?;
+        let mut data = Vec::with_capacity(HEADER + bytes.len());
+        data.extend_from_slice(MAGIC);
+        data.extend_from_slice(&[format_code(info.format), info.channels, 0, 0]);
+        data.extend_from_slice(&info.width.to_le_bytes());
+        data.extend_from_slice(&info.height.to_le_bytes());
+        data.extend_from_slice(bytes);
+        write_atomic(&p, &data)
+    }
+}

@@ -1,0 +1,230 @@
+//! `imgprep build`: recipe -> sources -> catalog -> plan -> execute -> write
+//! -> manifest. Every stage hands a plain value to the next.
+
+pub mod cache;
+pub mod catalog;
+mod manifest;
+pub mod plan;
+pub mod sources;
+mod write;
+
+pub use catalog::{build_catalog, Catalog, LabelMap, Skip};
+pub use manifest::{Manifest, SplitCounts, VariantManifest, MANIFEST};
+pub use plan::{make_plan, Plan};
+pub use sources::{read_sources, Item};
+pub use write::verify_out;
+
+use crate::checksum::{file_sums, sha256_hex};
+use crate::error::{Error, Result};
+use crate::execute::ordered_map;
+use crate::image::{ImageInfo, ImageSpec, Processor};
+use crate::recipe::{self, LoadedRecipe, OnError};
+use crate::report::Reporter;
+use cache::{fingerprint, Cache};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub out: PathBuf,
+    pub threads: usize,
+    /// Build only slice `I` of `N` of every variant and split.
+    pub shard: Option<(usize, usize)>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BuildSummary {
+    pub out: PathBuf,
+    /// Nothing changed since the last build: nothing was read or written.
+    pub up_to_date: bool,
+    /// Images decoded and encoded in this run.
+    pub processed: u64,
+    /// Images taken from the cache.
+    pub cached: u64,
+    pub seconds: f64,
+    pub manifest: Manifest,
+}
+
+/// The result of preparing one item.
+#[derive(Clone)]
+enum Prepared {
+    Ok(ImageInfo),
+    Skipped(String),
+}
+
+/// Runs a whole build.
+pub fn build(
+    recipe_path: &Path,
+    opts: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> Result<BuildSummary> {
+    let start = std::time::Instant::now();
+    let r = recipe::load(recipe_path)?;
+    let spec = r.recipe.transform.image_spec().map_err(Error::Usage)?;
+    let sources = read_sources(&r)?;
+    let catalog = build_catalog(&r, sources)?;
+    let mut plan = make_plan(&r.recipe, &catalog);
+    if let Some((i, n)) = opts.shard {
+        if n == 0 || i >= n {
+            return Err(Error::Usage(format!("--shard {i}/{n}: need 0 <= I < N")));
+        }
+        for v in &mut plan.variants {
+            for idx in v.splits.values_mut() {
+                let range = plan::shard_range(idx.len(), i, n);
+                *idx = idx[range].to_vec();
+            }
+        }
+    }
+    let needed = plan.needed();
+    let transform_key = format!("{}|{spec:?}", env!("CARGO_PKG_VERSION"));
+
+    // Up to date? Same recipe, tool and inputs, and every output still there.
+    let mut fp_text = format!("{}\n{}\n{:?}\n", transform_key, r.hash, opts.shard);
+    let mut prints = Vec::with_capacity(needed.len());
+    for &i in &needed {
+        let item = &catalog.items[i];
+        let (size, mtime) = fingerprint(&item.path).map_err(Error::io(&item.path))?;
+        fp_text.push_str(&format!("{}\t{size}\t{mtime}\n", item.rel));
+        prints.push((size, mtime));
+    }
+    let fp = sha256_hex(fp_text.as_bytes());
+    std::fs::create_dir_all(&opts.out).map_err(Error::io(&opts.out))?;
+    if let Some(m) = read_manifest(&opts.out) {
+        let intact = m
+            .files
+            .iter()
+            .all(|(f, s)| std::fs::metadata(opts.out.join(f)).is_ok_and(|md| md.len() == s.size));
+        if m.fingerprint == fp && intact {
+            return Ok(BuildSummary {
+                out: opts.out.clone(),
+                up_to_date: true,
+                processed: 0,
+                cached: 0,
+                seconds: start.elapsed().as_secs_f64(),
+                manifest: m,
+            });
+        }
+    }
+
+    // Execute: every needed item once, into the cache (pass-through: header check only).
+    let cache = Cache::new(opts.out.join(".imgprep-cache"));
+    let mut prepared: BTreeMap<usize, Prepared> = BTreeMap::new();
+    let mut processed = 0u64;
+    let mut cached = 0u64;
+    reporter.begin("prepare", Some(needed.len() as u64));
+    let work = |p: &mut Processor,
+                (i, (size, mtime)): (usize, (u64, i128))|
+     -> (usize, Prepared, bool) {
+        let item = &catalog.items[i];
+        let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+        match &spec {
+            None => match read(&item.path).map(|d| p.probe(&d, r.recipe.transform.max_pixels)) {
+                Ok(Ok(info)) => (i, Prepared::Ok(info), false),
+                Ok(Err(e)) => (i, Prepared::Skipped(e.to_string()), false),
+                Err(e) => (i, Prepared::Skipped(e), false),
+            },
+            Some(spec) => {
+                let key = Cache::key(&transform_key, &item.path, size, mtime);
+                if let Some((info, _)) = cache.get(&key) {
+                    return (i, Prepared::Ok(info), true);
+                }
+                let data = match read(&item.path) {
+                    Ok(d) => d,
+                    Err(e) => return (i, Prepared::Skipped(e), false),
+                };
+                let mut out = Vec::new();
+                match p.process(&data, spec, &mut out) {
+                    Ok(info) => match cache.put(&key, &info, &out) {
+                        Ok(()) => (i, Prepared::Ok(info), false),
+                        Err(e) => (
+                            i,
+                            Prepared::Skipped(format!("cache write failed: {e}")),
+                            false,
+                        ),
+                    },
+                    Err(e) => (i, Prepared::Skipped(e.to_string()), false),
+                }
+            }
+        }
+    };
+    let init = || Processor::new().expect("libjpeg-turbo initialises");
+    let inputs = needed.iter().copied().zip(prints.iter().copied());
+    ordered_map(
+        inputs,
+        opts.threads,
+        opts.threads * 8,
+        init,
+        work,
+        |(i, prep, hit)| -> Result<()> {
+            match (&prep, hit) {
+                (Prepared::Ok(_), true) => cached += 1,
+                (Prepared::Ok(_), false) => processed += 1,
+                (Prepared::Skipped(why), _) => {
+                    let item = &catalog.items[i];
+                    if r.recipe.on_error == OnError::Fail {
+                        return Err(Error::Usage(format!(
+                            "{} ({}): {why} (set on_error = \"skip\" to leave such items out)",
+                            item.path.display(),
+                            item.origin
+                        )));
+                    }
+                    reporter.warn(&format!(
+                        "skipped {} ({}): {why}",
+                        item.path.display(),
+                        item.origin
+                    ));
+                }
+            }
+            prepared.insert(i, prep);
+            reporter.advance(1);
+            Ok(())
+        },
+    )?;
+    reporter.end();
+
+    let ctx = write::Context {
+        recipe: &r,
+        catalog: &catalog,
+        plan: &plan,
+        spec: spec.as_ref(),
+        cache: &cache,
+        transform_key: &transform_key,
+        prints: needed.iter().copied().zip(prints.iter().copied()).collect(),
+        prepared: &prepared,
+        out: &opts.out,
+    };
+    let written = write::write_outputs(&ctx, reporter)?;
+    let mut manifest = write::manifest(&ctx, fp, opts.shard, reporter);
+    for f in written {
+        let abs = opts.out.join(&f);
+        manifest
+            .files
+            .insert(f, file_sums(&abs).map_err(Error::io(&abs))?);
+    }
+    write::write_manifest(&opts.out, &mut manifest)?;
+    Ok(BuildSummary {
+        out: opts.out.clone(),
+        up_to_date: false,
+        processed,
+        cached,
+        seconds: start.elapsed().as_secs_f64(),
+        manifest,
+    })
+}
+
+pub fn read_manifest(out: &Path) -> Option<Manifest> {
+    let text = std::fs::read_to_string(out.join(MANIFEST)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Loads and checks a recipe without building (for `init` and tests).
+pub fn check_recipe(path: &Path) -> Result<LoadedRecipe> {
+    let r = recipe::load(path)?;
+    r.recipe.transform.image_spec().map_err(Error::Usage)?;
+    Ok(r)
+}
+
+/// The image spec a recipe asks for (`None` = pass-through).
+pub fn spec_of(r: &LoadedRecipe) -> Result<Option<ImageSpec>> {
+    r.recipe.transform.image_spec().map_err(Error::Usage)
+}

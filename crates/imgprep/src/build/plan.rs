@@ -1,0 +1,229 @@
+//! The plan: which item goes to which split of which variant, in which order.
+//! Deterministic from the seed; independent of thread count and machine.
+
+use super::catalog::{Catalog, Skip};
+use crate::recipe::{Recipe, SplitMethod};
+use crate::rng::Rng;
+use std::collections::BTreeMap;
+
+pub const TRAIN: &str = "train";
+pub const VALIDATION: &str = "validation";
+pub const TEST: &str = "test";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedVariant {
+    pub name: String,
+    /// Split name -> catalog indices in output order.
+    pub splits: BTreeMap<String, Vec<usize>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub method: SplitMethod,
+    pub variants: Vec<PlannedVariant>,
+    pub skipped: Vec<Skip>,
+}
+
+impl Plan {
+    /// Every catalog index used by any variant, sorted.
+    pub fn needed(&self) -> Vec<usize> {
+        let mut v: Vec<usize> = self
+            .variants
+            .iter()
+            .flat_map(|pv| pv.splits.values().flatten().copied())
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+/// Class key used for stratification and per-class sampling.
+fn class_key(c: &Catalog, i: usize) -> String {
+    c.items[i].labels.first().cloned().unwrap_or_default()
+}
+
+/// `round(n * r)` counts for validation and test; train gets the rest.
+fn counts(n: usize, validation: f64, test: f64) -> (usize, usize) {
+    let v = ((n as f64) * validation).round() as usize;
+    let t = (((n as f64) * test).round() as usize).min(n - v.min(n));
+    (v.min(n), t)
+}
+
+fn assign_split(
+    r: &Recipe,
+    c: &Catalog,
+    method: SplitMethod,
+    skipped: &mut Vec<Skip>,
+) -> BTreeMap<String, Vec<usize>> {
+    let mut out: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let s = &r.split;
+    match method {
+        SplitMethod::Source => {
+            for (i, item) in c.items.iter().enumerate() {
+                match &item.split {
+                    Some(sp) => out.entry(sp.clone()).or_default().push(i),
+                    None => skipped.push(Skip {
+                        item: item.rel.clone(),
+                        reason: "its source gives it no split".into(),
+                    }),
+                }
+            }
+        }
+        SplitMethod::Stratified | SplitMethod::Auto => {
+            let mut by_class: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+            for i in 0..c.items.len() {
+                by_class.entry(class_key(c, i)).or_default().push(i);
+            }
+            for (class, mut idx) in by_class {
+                Rng::new(r.seed, &format!("split/{class}")).shuffle(&mut idx);
+                let (nv, nt) = counts(idx.len(), s.validation, s.test);
+                out.entry(VALIDATION.into()).or_default().extend(&idx[..nv]);
+                out.entry(TEST.into())
+                    .or_default()
+                    .extend(&idx[nv..nv + nt]);
+                out.entry(TRAIN.into()).or_default().extend(&idx[nv + nt..]);
+            }
+        }
+        SplitMethod::Group | SplitMethod::Explicit => {
+            let group_of = |i: usize| {
+                c.items[i]
+                    .group
+                    .clone()
+                    .unwrap_or_else(|| c.items[i].rel.clone())
+            };
+            let mut groups: Vec<String> = (0..c.items.len()).map(group_of).collect();
+            groups.sort();
+            groups.dedup();
+            let mut split_of: BTreeMap<String, String> = BTreeMap::new();
+            if method == SplitMethod::Group {
+                Rng::new(r.seed, "groups").shuffle(&mut groups);
+                let (nv, nt) = counts(groups.len(), s.validation, s.test);
+                for (k, g) in groups.iter().enumerate() {
+                    let sp = if k < nv {
+                        VALIDATION
+                    } else if k < nv + nt {
+                        TEST
+                    } else {
+                        TRAIN
+                    };
+                    split_of.insert(g.clone(), sp.into());
+                }
+            } else {
+                for (sp, gs) in &s.assign {
+                    for g in gs {
+                        split_of.insert(g.clone(), sp.clone());
+                    }
+                }
+            }
+            for i in 0..c.items.len() {
+                let g = group_of(i);
+                match split_of.get(&g) {
+                    Some(sp) => out.entry(sp.clone()).or_default().push(i),
+                    None => skipped.push(Skip {
+                        item: c.items[i].rel.clone(),
+                        reason: format!("group {g:?} is not assigned to a split"),
+                    }),
+                }
+            }
+        }
+    }
+    out.retain(|_, v| !v.is_empty());
+    for (sp, idx) in out.iter_mut() {
+        idx.sort_unstable();
+        Rng::new(r.seed, &format!("order/{sp}")).shuffle(idx);
+    }
+    out
+}
+
+/// Resolves `auto` to the method actually used.
+pub fn effective_method(r: &Recipe, c: &Catalog) -> SplitMethod {
+    match r.split.method {
+        SplitMethod::Auto if !c.items.is_empty() && c.items.iter().all(|i| i.split.is_some()) => {
+            SplitMethod::Source
+        }
+        SplitMethod::Auto if c.items.iter().any(|i| i.group.is_some()) => SplitMethod::Group,
+        SplitMethod::Auto => SplitMethod::Stratified,
+        m => m,
+    }
+}
+
+pub fn make_plan(r: &Recipe, c: &Catalog) -> Plan {
+    let method = effective_method(r, c);
+    let mut skipped = Vec::new();
+    let base = assign_split(r, c, method, &mut skipped);
+    let variants = r
+        .variants
+        .iter()
+        .map(|v| {
+            let splits = base
+                .iter()
+                .map(|(sp, idx)| {
+                    if v.fraction.is_none() && v.count.is_none() {
+                        return (sp.clone(), idx.clone());
+                    }
+                    let mut by_class: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+                    for &i in idx {
+                        by_class.entry(class_key(c, i)).or_default().push(i);
+                    }
+                    let mut keep = std::collections::HashSet::new();
+                    for (class, mut members) in by_class {
+                        members.sort_unstable();
+                        Rng::new(r.seed, &format!("variant/{}/{sp}/{class}", v.name))
+                            .shuffle(&mut members);
+                        let k = match (v.fraction, v.count) {
+                            (Some(f), _) => ((members.len() as f64) * f).round() as usize,
+                            (_, Some(n)) => n,
+                            _ => members.len(),
+                        };
+                        keep.extend(members.into_iter().take(k));
+                    }
+                    (
+                        sp.clone(),
+                        idx.iter().copied().filter(|i| keep.contains(i)).collect(),
+                    )
+                })
+                .collect();
+            PlannedVariant {
+                name: v.name.clone(),
+                splits,
+            }
+        })
+        .collect();
+    Plan {
+        method,
+        variants,
+        skipped,
+    }
+}
+
+/// Items `I` of `N` equal contiguous slices, per variant and split: the unit
+/// of a shard build. Concatenating the slices in order gives the whole.
+pub fn shard_range(len: usize, shard: usize, shards: usize) -> std::ops::Range<usize> {
+    let lo = len * shard / shards;
+    let hi = len * (shard + 1) / shards;
+    lo..hi
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_round_and_leave_the_rest_to_train() {
+        assert_eq!(counts(26, 0.3, 0.0), (8, 0));
+        assert_eq!(counts(10, 0.2, 0.1), (2, 1));
+        assert_eq!(counts(1, 0.5, 0.5), (1, 0));
+    }
+
+    #[test]
+    fn shard_ranges_cover_everything_once() {
+        for len in [0, 1, 7, 100] {
+            let mut all = Vec::new();
+            for s in 0..4 {
+                all.extend(shard_range(len, s, 4));
+            }
+            assert_eq!(all, (0..len).collect::<Vec<_>>());
+        }
+    }
+}

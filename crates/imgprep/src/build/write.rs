@@ -1,0 +1,420 @@
+//! Write: per variant, split and format, the outputs; then the manifest.
+
+use super::cache::Cache;
+use super::catalog::{Catalog, Skip};
+use super::manifest::{Manifest, SplitCounts, VariantManifest, MANIFEST};
+use super::plan::{Plan, TRAIN};
+use super::sources::Item;
+use super::Prepared;
+use crate::checksum::file_sums;
+use crate::error::{Error, Result};
+use crate::image::{ColorMode, Encoding, ImageSpec};
+use crate::output::{write_atomic, AtomicFile};
+use crate::recipe::{LoadedRecipe, OutputSpec};
+use crate::report::Reporter;
+use recordio::{format_lst_line, write_idx_line, ImageRecord, Labels, LstEntry, RecordWriter};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Write;
+use std::path::Path;
+
+pub(super) struct Context<'a> {
+    pub recipe: &'a LoadedRecipe,
+    pub catalog: &'a Catalog,
+    pub plan: &'a Plan,
+    pub spec: Option<&'a ImageSpec>,
+    pub cache: &'a Cache,
+    pub transform_key: &'a str,
+    pub prints: HashMap<usize, (u64, i128)>,
+    pub prepared: &'a BTreeMap<usize, Prepared>,
+    pub out: &'a Path,
+}
+
+impl Context<'_> {
+    fn ok(&self, i: usize) -> bool {
+        matches!(self.prepared.get(&i), Some(Prepared::Ok(_)))
+    }
+
+    /// The bytes that go into outputs for item `i`.
+    fn bytes(&self, i: usize) -> Result<Vec<u8>> {
+        let item = &self.catalog.items[i];
+        if self.spec.is_none() {
+            return std::fs::read(&item.path).map_err(Error::io(&item.path));
+        }
+        let (size, mtime) = self.prints[&i];
+        let key = Cache::key(self.transform_key, &item.path, size, mtime);
+        self.cache.get(&key).map(|(_, b)| b).ok_or_else(|| {
+            Error::Usage(format!(
+                "cache entry for {} vanished during the build",
+                item.rel
+            ))
+        })
+    }
+
+    /// Labels as written to `.lst` and records: a `.lst` source's own numbers;
+    /// otherwise the class id, a multi-hot vector for several labels, or -1.
+    fn labels(&self, item: &Item) -> Vec<f64> {
+        if let Some(raw) = &item.raw_labels {
+            return raw.clone();
+        }
+        let ids = self.catalog.label_ids(item);
+        match ids.len() {
+            0 => vec![-1.0],
+            1 => vec![ids[0] as f64],
+            _ => {
+                let mut v = vec![0.0; self.catalog.labels.len()];
+                for i in ids {
+                    v[i] = 1.0;
+                }
+                v
+            }
+        }
+    }
+
+    /// The item's file name in image-file outputs (extension of the encoding).
+    fn out_rel(&self, item: &Item) -> String {
+        let ext = match self.spec.map(|s| s.encoding) {
+            None => return item.rel.clone(),
+            Some(Encoding::Jpeg { .. }) => "jpg",
+            Some(Encoding::Png { .. }) => "png",
+        };
+        match item.rel.rfind('.') {
+            Some(dot) if !item.rel[dot..].contains('/') => format!("{}.{ext}", &item.rel[..dot]),
+            _ => format!("{}.{ext}", item.rel),
+        }
+    }
+}
+
+fn io_err(p: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::Io {
+        path: p.to_path_buf(),
+        err: e,
+    }
+}
+
+fn create_parent(p: &Path) -> Result<()> {
+    if let Some(d) = p.parent() {
+        std::fs::create_dir_all(d).map_err(io_err(d))?;
+    }
+    Ok(())
+}
+
+/// Writes every output; returns their paths relative to the output folder.
+pub(super) fn write_outputs(ctx: &Context, reporter: &dyn Reporter) -> Result<Vec<String>> {
+    let mut written = Vec::new();
+    let total: usize = ctx
+        .plan
+        .variants
+        .iter()
+        .map(|v| v.splits.values().map(Vec::len).sum::<usize>())
+        .sum::<usize>()
+        * ctx.recipe.recipe.outputs.len();
+    reporter.begin("write", Some(total as u64));
+    for v in &ctx.plan.variants {
+        for (split, idx) in &v.splits {
+            let items: Vec<usize> = idx.iter().copied().filter(|&i| ctx.ok(i)).collect();
+            for output in &ctx.recipe.recipe.outputs {
+                match output {
+                    OutputSpec::Recordio { pack_label } => {
+                        let base = format!("{}/recordio/{split}", v.name);
+                        written.extend(write_recordio(ctx, &base, &items, *pack_label)?);
+                    }
+                    OutputSpec::SagemakerImage => {
+                        let dir = format!("{}/sagemaker", v.name);
+                        let mut lst = String::new();
+                        for &i in &items {
+                            let item = &ctx.catalog.items[i];
+                            let rel = format!("{dir}/{split}/{}", ctx.out_rel(item));
+                            let p = ctx.out.join(&rel);
+                            create_parent(&p)?;
+                            write_atomic(&p, &ctx.bytes(i)?).map_err(io_err(&p))?;
+                            written.push(rel);
+                            lst.push_str(&format_lst_line(&LstEntry {
+                                index: i as u64,
+                                labels: ctx.labels(item),
+                                path: ctx.out_rel(item),
+                            }));
+                        }
+                        let rel = format!("{dir}/{split}_lst/{split}.lst");
+                        let p = ctx.out.join(&rel);
+                        create_parent(&p)?;
+                        write_atomic(&p, lst.as_bytes()).map_err(io_err(&p))?;
+                        written.push(rel);
+                    }
+                    OutputSpec::Folders => {
+                        let mut names = BTreeSet::new();
+                        for &i in &items {
+                            let item = &ctx.catalog.items[i];
+                            let class = item
+                                .labels
+                                .first()
+                                .map(String::as_str)
+                                .unwrap_or("unlabelled");
+                            let out_rel = ctx.out_rel(item);
+                            let file = out_rel.rsplit('/').next().unwrap_or(&out_rel);
+                            let rel = format!("{}/folders/{split}/{class}/{file}", v.name);
+                            if !names.insert(rel.clone()) {
+                                return Err(Error::Usage(format!(
+                                    "{}: two items would be {rel} in the folders output",
+                                    item.origin
+                                )));
+                            }
+                            let p = ctx.out.join(&rel);
+                            create_parent(&p)?;
+                            if ctx.spec.is_none() {
+                                // the source file itself: a hard link when possible
+                                let _ = std::fs::remove_file(&p);
+                                if std::fs::hard_link(&item.path, &p).is_err() {
+                                    write_atomic(&p, &ctx.bytes(i)?).map_err(io_err(&p))?;
+                                }
+                            } else {
+                                write_atomic(&p, &ctx.bytes(i)?).map_err(io_err(&p))?;
+                            }
+                            written.push(rel);
+                        }
+                    }
+                }
+                reporter.advance(items.len() as u64);
+            }
+        }
+    }
+    reporter.end();
+    // Files of an earlier build that this one did not write (items removed).
+    if let Some(old) = super::read_manifest(ctx.out) {
+        let now: BTreeSet<&String> = written.iter().collect();
+        for f in old.files.keys().filter(|f| !now.contains(f)) {
+            let _ = std::fs::remove_file(ctx.out.join(f));
+        }
+    }
+    Ok(written)
+}
+
+fn write_recordio(
+    ctx: &Context,
+    base: &str,
+    items: &[usize],
+    pack_label: bool,
+) -> Result<Vec<String>> {
+    let (rec_rel, idx_rel, lst_rel) = (
+        format!("{base}.rec"),
+        format!("{base}.idx"),
+        format!("{base}.lst"),
+    );
+    let (rec_p, idx_p, lst_p) = (
+        ctx.out.join(&rec_rel),
+        ctx.out.join(&idx_rel),
+        ctx.out.join(&lst_rel),
+    );
+    create_parent(&rec_p)?;
+    let mut rec_f = AtomicFile::create(&rec_p).map_err(io_err(&rec_p))?;
+    let mut idx_f = AtomicFile::create(&idx_p).map_err(io_err(&idx_p))?;
+    let mut lst_f = AtomicFile::create(&lst_p).map_err(io_err(&lst_p))?;
+    let mut rec = RecordWriter::new(&mut rec_f);
+    let mut payload = Vec::new();
+    for &i in items {
+        let item = &ctx.catalog.items[i];
+        let labels = ctx.labels(item);
+        let header = ImageRecord {
+            labels: if pack_label && labels.len() > 1 {
+                Labels::Packed(labels.iter().map(|&l| l as f32).collect())
+            } else {
+                Labels::Scalar(labels[0] as f32)
+            },
+            id: i as u64,
+            id2: 0,
+        };
+        payload.clear();
+        header.write_header(&mut payload);
+        payload.extend_from_slice(&ctx.bytes(i)?);
+        let off = rec.write_record(&payload).map_err(io_err(&rec_p))?;
+        write_idx_line(&mut idx_f, i as u64, off).map_err(io_err(&idx_p))?;
+        lst_f
+            .write_all(
+                format_lst_line(&LstEntry {
+                    index: i as u64,
+                    labels,
+                    path: item.rel.clone(),
+                })
+                .as_bytes(),
+            )
+            .map_err(io_err(&lst_p))?;
+    }
+    rec.flush().map_err(io_err(&rec_p))?;
+    let _ = std::fs::remove_file(&idx_p);
+    rec_f.commit().map_err(io_err(&rec_p))?;
+    idx_f.commit().map_err(io_err(&idx_p))?;
+    lst_f.commit().map_err(io_err(&lst_p))?;
+    Ok(vec![rec_rel, idx_rel, lst_rel])
+}
+
+/// Counts, label map, hyperparameters and skips (files are added by the caller).
+pub(super) fn manifest(
+    ctx: &Context,
+    fingerprint: String,
+    shard: Option<(usize, usize)>,
+    reporter: &dyn Reporter,
+) -> Manifest {
+    let r = &ctx.recipe.recipe;
+    let c = ctx.catalog;
+    let mut skipped: Vec<Skip> = c.skipped.clone();
+    skipped.extend(ctx.plan.skipped.iter().cloned());
+    for (i, p) in ctx.prepared {
+        if let Prepared::Skipped(reason) = p {
+            skipped.push(Skip {
+                item: c.items[*i].rel.clone(),
+                reason: reason.clone(),
+            });
+        }
+    }
+    let channels = match ctx.spec.map(|s| s.color) {
+        Some(ColorMode::Grayscale) => 1,
+        _ => 3,
+    };
+    let multi_label = c
+        .items
+        .iter()
+        .any(|i| i.labels.len() > 1 || i.raw_labels.as_ref().is_some_and(|l| l.len() > 1));
+    let mut variants = BTreeMap::new();
+    for v in &ctx.plan.variants {
+        let mut vm = VariantManifest::default();
+        let mut dims: Option<(u32, u32)> = None;
+        for (split, idx) in &v.splits {
+            let mut sc = SplitCounts::default();
+            let mut groups = BTreeSet::new();
+            for &i in idx.iter().filter(|&&i| ctx.ok(i)) {
+                let item = &c.items[i];
+                sc.items += 1;
+                if let Some(g) = &item.group {
+                    groups.insert(g.clone());
+                }
+                if item.labels.is_empty() {
+                    *sc.per_class.entry("(unlabelled)".into()).or_default() += 1;
+                }
+                for l in &item.labels {
+                    *sc.per_class.entry(l.clone()).or_default() += 1;
+                }
+                if split == TRAIN {
+                    if let Some(Prepared::Ok(info)) = ctx.prepared.get(&i) {
+                        dims = Some(match dims {
+                            None => (info.width, info.height),
+                            Some((w, h)) => (w.min(info.width), h.min(info.height)),
+                        });
+                    }
+                }
+            }
+            sc.groups = groups.len() as u64;
+            let labelled = sc.per_class.keys().any(|k| k != "(unlabelled)");
+            if labelled {
+                for e in &c.labels.entries {
+                    if !sc.per_class.contains_key(&e.name) {
+                        reporter.warn(&format!(
+                            "variant {}: class {:?} has no item in split {split}",
+                            v.name, e.name
+                        ));
+                    }
+                }
+            }
+            vm.splits.insert(split.clone(), sc);
+        }
+        vm.num_training_samples = vm.splits.get(TRAIN).map(|s| s.items).unwrap_or(0);
+        let (w, h) = dims.unwrap_or((0, 0));
+        vm.image_shape = format!("{channels},{h},{w}");
+        let hp = &mut vm.hyperparameters;
+        hp.insert("num_classes".into(), c.labels.len().to_string());
+        hp.insert(
+            "num_training_samples".into(),
+            vm.num_training_samples.to_string(),
+        );
+        hp.insert("image_shape".into(), vm.image_shape.clone());
+        if multi_label {
+            hp.insert("multi_label".into(), "1".into());
+        }
+        variants.insert(v.name.clone(), vm);
+    }
+    Manifest {
+        tool: "imgprep".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        name: r.name.clone(),
+        recipe_sha256: ctx.recipe.hash.clone(),
+        fingerprint,
+        seed: r.seed,
+        split_method: format!("{:?}", ctx.plan.method).to_lowercase(),
+        shard: shard.map(|(i, n)| format!("{i}/{n}")),
+        num_classes: c.labels.len(),
+        labels: c.labels.entries.clone(),
+        variants,
+        files: BTreeMap::new(),
+        skipped,
+    }
+}
+
+/// Writes `{variant}/hyperparameters.json` (listed in the manifest) and, last, `manifest.json`.
+pub(super) fn write_manifest(out: &Path, m: &mut Manifest) -> Result<()> {
+    for (name, v) in &m.variants.clone() {
+        let rel = format!("{name}/hyperparameters.json");
+        let p = out.join(&rel);
+        create_parent(&p)?;
+        let text = serde_json::to_string_pretty(&v.hyperparameters).unwrap() + "\n";
+        write_atomic(&p, text.as_bytes()).map_err(io_err(&p))?;
+        m.files.insert(rel, file_sums(&p).map_err(io_err(&p))?);
+    }
+    let text = serde_json::to_string_pretty(&*m).unwrap() + "\n";
+    let p = out.join(MANIFEST);
+    write_atomic(&p, text.as_bytes()).map_err(io_err(&p))
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct OutReport {
+    pub out: std::path::PathBuf,
+    pub files_checked: u64,
+    pub records_checked: u64,
+    pub problems: Vec<String>,
+    pub ok: bool,
+}
+
+/// Re-checks everything a manifest claims: each file's size, SHA-256 and
+/// ETag, every RecordIO dataset (framing, images, .idx, .lst) and its count.
+pub fn verify_out(out: &Path, threads: usize, reporter: &dyn Reporter) -> Result<OutReport> {
+    let mp = out.join(MANIFEST);
+    let text = std::fs::read_to_string(&mp).map_err(io_err(&mp))?;
+    let m: Manifest =
+        serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{}: {e}", mp.display())))?;
+    let mut rep = OutReport {
+        out: out.to_path_buf(),
+        ..Default::default()
+    };
+    reporter.begin("verify files", Some(m.files.len() as u64));
+    for (f, want) in &m.files {
+        rep.files_checked += 1;
+        match file_sums(&out.join(f)) {
+            Ok(got) if &got == want => {}
+            Ok(got) => rep.problems.push(format!(
+                "{f}: size/sha256/etag {}/{}/{} differ from the manifest's {}/{}/{}",
+                got.size, got.sha256, got.etag, want.size, want.sha256, want.etag
+            )),
+            Err(e) => rep.problems.push(format!("{f}: {e}")),
+        }
+        reporter.advance(1);
+    }
+    reporter.end();
+    for (vname, v) in &m.variants {
+        for (split, counts) in &v.splits {
+            let rec = format!("{vname}/recordio/{split}.rec");
+            if !m.files.contains_key(&rec) {
+                continue;
+            }
+            let prefix = out.join(format!("{vname}/recordio/{split}"));
+            let r =
+                crate::verify::verify_rec(&prefix, threads, &crate::report::Collect::default())?;
+            rep.records_checked += r.records;
+            rep.problems.extend(r.first_problems.iter().cloned());
+            if r.records != counts.items {
+                rep.problems.push(format!(
+                    "{rec}: {} records, the manifest says {}",
+                    r.records, counts.items
+                ));
+            }
+        }
+    }
+    rep.ok = rep.problems.is_empty();
+    Ok(rep)
+}

@@ -1,0 +1,575 @@
+//! The recipe: one TOML file that declares a dataset build (sources, labels,
+//! splits, variants, transforms, outputs). Unknown keys and invalid values
+//! are errors with `file:line:column`.
+
+use crate::error::{Error, Result};
+use crate::image::{ColorMode, Encoding, ImageSpec, Resize, DEFAULT_MAX_PIXELS};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// Dataset name (used in file names and the manifest).
+    pub name: String,
+    /// Seed for shuffles and samples.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// `fail` (default): a bad item stops the build; `skip`: it is counted and left out.
+    #[serde(default)]
+    pub on_error: OnError,
+    #[serde(rename = "sources")]
+    pub sources: Vec<SourceSpec>,
+    #[serde(default)]
+    pub labels: LabelSpec,
+    #[serde(default)]
+    pub split: SplitSpec,
+    #[serde(default = "default_variants")]
+    pub variants: Vec<VariantSpec>,
+    #[serde(default)]
+    pub transform: TransformSpec,
+    #[serde(default = "default_outputs")]
+    pub outputs: Vec<OutputSpec>,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+fn default_variants() -> Vec<VariantSpec> {
+    vec![VariantSpec {
+        name: "complete".into(),
+        fraction: None,
+        count: None,
+    }]
+}
+
+fn default_outputs() -> Vec<OutputSpec> {
+    vec![OutputSpec::Recordio { pack_label: false }]
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    #[default]
+    Fail,
+    Skip,
+}
+
+/// Where items come from. Paths are relative to the recipe's folder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SourceSpec {
+    /// A class-folder tree: label = the folder directly holding the image
+    /// (relative to root, `/`-joined for nested folders).
+    Folders {
+        root: PathBuf,
+        #[serde(default = "default_exts")]
+        exts: Vec<String>,
+        /// Assign every item of this source to a split (the source's own split).
+        split: Option<String>,
+    },
+    /// A CSV/TSV index: columns for the path (or a `{column}` template), labels and group.
+    Csv {
+        file: PathBuf,
+        root: PathBuf,
+        /// A column name, or a template such as `{classname}/{img}`.
+        path: String,
+        /// Label column(s); several columns make a multi-label item. A column
+        /// whose cell holds several labels can be split with `label_separator`.
+        #[serde(default)]
+        label: OneOrMany,
+        label_separator: Option<String>,
+        group: Option<String>,
+        /// Column holding the split name (the source's own split).
+        split_column: Option<String>,
+        split: Option<String>,
+        /// Field delimiter; default by extension (`.tsv` = tab, else comma).
+        delimiter: Option<String>,
+    },
+    /// Existing im2rec `.lst` files (single- or multi-label; labels are numbers).
+    Lst {
+        file: PathBuf,
+        root: PathBuf,
+        split: Option<String>,
+    },
+    /// A TinyImageNet-like layout: class ids, human names, per-split folders
+    /// or annotation files, unlabelled folders.
+    Metadata {
+        root: PathBuf,
+        /// One class id per line (e.g. `wnids.txt`).
+        class_ids: PathBuf,
+        /// `id<TAB>human words` per line (e.g. `words.txt`); ids not in class_ids are ignored.
+        names: Option<PathBuf>,
+        splits: Vec<MetadataSplit>,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataSplit {
+    pub split: String,
+    /// Per-class image folders, with `{class}` for the class id (e.g. `train/{class}/images`).
+    pub folders: Option<String>,
+    /// Image folder for `annotations`, or of unlabelled images.
+    pub images: Option<PathBuf>,
+    /// `file<TAB>class id<TAB>...` per line (e.g. `val/val_annotations.txt`).
+    pub annotations: Option<PathBuf>,
+}
+
+fn default_exts() -> Vec<String> {
+    [".jpg", ".jpeg", ".png"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::None => Vec::new(),
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelSpec {
+    /// Explicit class order (ids = positions). Default: sorted names.
+    pub names: Option<Vec<String>>,
+    /// `name<TAB>human words` per line, for the manifest's human names.
+    pub human_names: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SplitMethod {
+    /// `source` when every item has a split from its source, else `group`
+    /// when items have groups, else `stratified`.
+    #[default]
+    Auto,
+    /// Each class spread over the splits by the ratios (within one item).
+    Stratified,
+    /// Whole groups (e.g. drivers) go to one split; no group in two splits.
+    Group,
+    /// Groups listed per split in `assign`.
+    Explicit,
+    /// The split each source gave its items.
+    Source,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitSpec {
+    #[serde(default)]
+    pub method: SplitMethod,
+    #[serde(default = "one")]
+    pub train: f64,
+    #[serde(default)]
+    pub validation: f64,
+    #[serde(default)]
+    pub test: f64,
+    /// For `explicit`: split name -> groups.
+    #[serde(default)]
+    pub assign: BTreeMap<String, Vec<String>>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl Default for SplitSpec {
+    fn default() -> Self {
+        SplitSpec {
+            method: SplitMethod::Auto,
+            train: 1.0,
+            validation: 0.0,
+            test: 0.0,
+            assign: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantSpec {
+    pub name: String,
+    /// Per-class fraction of each split (seeded), e.g. 0.1.
+    pub fraction: Option<f64>,
+    /// Per-class count of each split (seeded).
+    pub count: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformSpec {
+    /// `210` (shorter edge), `"224x224"` (exact), or `{ area = 50176 }` (keep aspect).
+    pub resize: Option<ResizeSpec>,
+    #[serde(default)]
+    pub center_crop: bool,
+    #[serde(default)]
+    pub color: ColorSpec,
+    /// `jpg`, `png` or `passthrough`.
+    #[serde(default = "default_encoding")]
+    pub encoding: String,
+    /// JPEG quality 1-100 (PNG: compression 0-9).
+    pub quality: Option<u8>,
+    #[serde(default = "default_max_pixels")]
+    pub max_pixels: u64,
+}
+
+fn default_encoding() -> String {
+    "jpg".into()
+}
+
+fn default_max_pixels() -> u64 {
+    DEFAULT_MAX_PIXELS
+}
+
+impl Default for TransformSpec {
+    fn default() -> Self {
+        TransformSpec {
+            resize: None,
+            center_crop: false,
+            color: ColorSpec::Color,
+            encoding: default_encoding(),
+            quality: None,
+            max_pixels: DEFAULT_MAX_PIXELS,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColorSpec {
+    #[default]
+    Color,
+    Grayscale,
+    Unchanged,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ResizeSpec {
+    Shorter(u32),
+    Exact(String),
+    Area { area: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "format", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum OutputSpec {
+    /// `.rec`/`.idx`/`.lst` per split.
+    Recordio {
+        #[serde(default)]
+        pack_label: bool,
+    },
+    /// SageMaker image mode: `train/`, `validation/`, `train_lst/`, `validation_lst/`.
+    SagemakerImage,
+    /// A class-folder tree per split (hard links when possible, else copies).
+    Folders,
+}
+
+impl TransformSpec {
+    /// The image spec, or `None` for pass-through.
+    pub fn image_spec(&self) -> std::result::Result<Option<ImageSpec>, String> {
+        let resize = match &self.resize {
+            None => Resize::None,
+            Some(ResizeSpec::Shorter(0)) => return Err("resize must be positive".into()),
+            Some(ResizeSpec::Shorter(n)) => Resize::ShorterEdge(*n),
+            Some(ResizeSpec::Exact(s)) => {
+                let parsed = s
+                    .split_once('x')
+                    .and_then(|(w, h)| Some((w.trim().parse().ok()?, h.trim().parse().ok()?)));
+                match parsed {
+                    Some((w, h)) if w > 0 && h > 0 => Resize::Exact(w, h),
+                    _ => {
+                        return Err(format!(
+                            "resize {s:?}: expected WIDTHxHEIGHT, e.g. \"224x224\""
+                        ))
+                    }
+                }
+            }
+            Some(ResizeSpec::Area { area: 0 }) => return Err("resize area must be positive".into()),
+            Some(ResizeSpec::Area { area }) => Resize::Area(*area),
+        };
+        let encoding = match self.encoding.as_str() {
+            "passthrough" | "pass-through" => return Ok(None),
+            "jpg" | "jpeg" => Encoding::Jpeg {
+                quality: match self.quality.unwrap_or(95) {
+                    q @ 1..=100 => q,
+                    q => return Err(format!("quality {q} is outside 1-100 for JPEG")),
+                },
+            },
+            "png" => Encoding::Png {
+                compression: self.quality.unwrap_or(3).min(9),
+            },
+            other => {
+                return Err(format!(
+                    "encoding {other:?}: expected jpg, png or passthrough"
+                ))
+            }
+        };
+        Ok(Some(ImageSpec {
+            color: match self.color {
+                ColorSpec::Color => ColorMode::Color,
+                ColorSpec::Grayscale => ColorMode::Grayscale,
+                ColorSpec::Unchanged => ColorMode::Unchanged,
+            },
+            center_crop: self.center_crop,
+            resize,
+            encoding,
+            max_pixels: self.max_pixels,
+        }))
+    }
+}
+
+/// `line:column` (1-based) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+    (line, col)
+}
+
+/// A recipe and the folder its relative paths are resolved against.
+#[derive(Debug, Clone)]
+pub struct LoadedRecipe {
+    pub recipe: Recipe,
+    pub path: PathBuf,
+    pub base: PathBuf,
+    /// SHA-256 of the recipe file's bytes.
+    pub hash: String,
+}
+
+impl LoadedRecipe {
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        self.base.join(p)
+    }
+}
+
+/// Parses and checks a recipe file.
+pub fn load(path: &Path) -> Result<LoadedRecipe> {
+    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+    let recipe = parse(&text).map_err(|(offset, message)| {
+        let (line, col) = offset.map(|o| line_col(&text, o)).unwrap_or((1, 1));
+        Error::Usage(format!("{}:{line}:{col}: {message}", path.display()))
+    })?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    Ok(LoadedRecipe {
+        recipe,
+        path: path.to_path_buf(),
+        base,
+        hash: crate::checksum::sha256_hex(text.as_bytes()),
+    })
+}
+
+/// Parses recipe text; errors carry a byte offset when known.
+pub fn parse(text: &str) -> std::result::Result<Recipe, (Option<usize>, String)> {
+    let recipe: Recipe = toml::from_str(text)
+        .map_err(|e| (e.span().map(|s| s.start), e.message().trim().to_string()))?;
+    let locate = |key: &str| text.find(key);
+    if recipe.sources.is_empty() {
+        return Err((
+            locate("sources"),
+            "at least one [[sources]] entry is needed".into(),
+        ));
+    }
+    let s = &recipe.split;
+    for (name, v) in [
+        ("train", s.train),
+        ("validation", s.validation),
+        ("test", s.test),
+    ] {
+        if !(0.0..=1.0).contains(&v) {
+            return Err((locate(name), format!("split.{name} = {v} is outside 0..1")));
+        }
+    }
+    if s.method != SplitMethod::Explicit && s.method != SplitMethod::Source {
+        let sum = s.train + s.validation + s.test;
+        if (sum - 1.0).abs() > 1e-9 {
+            return Err((
+                locate("[split]"),
+                format!("split ratios add up to {sum}, not 1"),
+            ));
+        }
+    }
+    if s.method == SplitMethod::Explicit && s.assign.is_empty() {
+        return Err((
+            locate("[split]"),
+            "method = \"explicit\" needs [split.assign]".into(),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for v in &recipe.variants {
+        if !seen.insert(&v.name) || v.name.is_empty() || v.name.contains(['/', '\\']) {
+            return Err((
+                locate(&v.name),
+                format!(
+                    "variant name {:?} is empty, repeated or has a slash",
+                    v.name
+                ),
+            ));
+        }
+        if let Some(f) = v.fraction {
+            if !(f > 0.0 && f <= 1.0) {
+                return Err((
+                    locate("fraction"),
+                    format!("fraction {f} is outside (0, 1]"),
+                ));
+            }
+        }
+        if v.fraction.is_some() && v.count.is_some() {
+            return Err((
+                locate(&v.name),
+                "a variant takes fraction or count, not both".into(),
+            ));
+        }
+    }
+    recipe
+        .transform
+        .image_spec()
+        .map_err(|m| (locate("[transform]"), m))?;
+    Ok(recipe)
+}
+
+/// A commented starter recipe for a class-folder tree.
+pub fn starter(name: &str, root: &str, images: usize, classes: usize) -> String {
+    format!(
+        r#"# imgprep recipe for {root} ({images} images in {classes} classes when written).
+# Build it with: imgprep build THIS_FILE --out out/
+# Paths are relative to this file.
+
+name = "{name}"
+seed = 1
+# fail: a missing or broken image stops the build; skip: it is left out and listed in the manifest
+on_error = "skip"
+
+# Where the images come from. More [[sources]] can be added; types:
+#   folders  (label = sub-folder), csv (index with path/label/group columns),
+#   lst (existing im2rec lists), metadata (TinyImageNet-like layout).
+[[sources]]
+type = "folders"
+root = "{root}"
+exts = [".jpg", ".jpeg", ".png"]
+
+# [labels]
+# names = ["cat", "dog"]          # fixed class order (default: sorted folder names)
+
+# Splits: method = "auto" | "stratified" | "group" | "explicit" | "source"
+[split]
+method = "stratified"
+train = 0.8
+validation = 0.2
+test = 0.0
+
+# Variants: the whole dataset, and a 10 % per-class sample for quick experiments.
+[[variants]]
+name = "complete"
+
+[[variants]]
+name = "sample"
+fraction = 0.1
+
+[transform]
+# resize = 210                    # shorter edge (im2rec --resize)
+# resize = "224x224"              # exact size
+resize = {{ area = 50176 }}        # about 224*224 pixels, aspect ratio kept
+encoding = "jpg"                  # jpg | png | passthrough
+quality = 95
+
+[[outputs]]
+format = "recordio"               # .rec/.idx/.lst per split (pack_label = true for multi-label)
+
+[[outputs]]
+format = "sagemaker-image"        # train/, validation/, train_lst/, validation_lst/
+
+# [[outputs]]
+# format = "folders"              # class-folder tree per split
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED000: &str = r#"
+name = "drivers"
+seed = 5590
+
+[[sources]]
+type = "csv"
+file = "driver_imgs_list.csv"
+root = "imgs/train"
+path = "{classname}/{img}"
+label = "classname"
+group = "subject"
+
+[split]
+method = "group"
+train = 0.7
+validation = 0.3
+
+[[variants]]
+name = "complete"
+
+[[variants]]
+name = "sample"
+fraction = 0.1
+
+[transform]
+resize = { area = 50176 }
+
+[[outputs]]
+format = "recordio"
+
+[[outputs]]
+format = "sagemaker-image"
+"#;
+
+    #[test]
+    fn parses_a_full_recipe() {
+        let r = parse(SEED000).unwrap();
+        assert_eq!(r.name, "drivers");
+        assert_eq!(r.variants.len(), 2);
+        assert_eq!(r.split.method, SplitMethod::Group);
+        assert_eq!(r.outputs[1], OutputSpec::SagemakerImage);
+        assert_eq!(
+            r.transform.image_spec().unwrap().unwrap().resize,
+            Resize::Area(50176)
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_have_positions() {
+        let bad = SEED000.replace("seed = 5590", "seed = 5590\ncolour = 1");
+        let (off, msg) = parse(&bad).unwrap_err();
+        assert_eq!(line_col(&bad, off.unwrap()), (4, 1));
+        assert!(msg.contains("unknown field `colour`"), "{msg}");
+        let bad = SEED000.replace("train = 0.7", "train = 0.9");
+        let (_, msg) = parse(&bad).unwrap_err();
+        assert!(msg.contains("add up"), "{msg}");
+        let bad = SEED000.replace("area = 50176", "area = \"big\"");
+        assert!(parse(&bad).is_err());
+        let bad = SEED000.replace("type = \"csv\"", "type = \"xls\"");
+        let (off, msg) = parse(&bad).unwrap_err();
+        assert!(off.is_some() && msg.contains("xls"), "{msg}");
+    }
+}
