@@ -15,6 +15,7 @@
 #                  or "repeat" (the N files listed 10 times with distinct ids)
 #   SKIP_BIG=1     skip the 10*N memory run
 #   WAIT_IDLE      seconds to wait for an idle CPU before each case (default 900)
+#   RESULTS        where raw results go (default bench/results)
 #   CASES          subset to (re)run, e.g. CASES="a codec" (default: all of
 #                  "a b c d e f s codec"; g only when named); results of the
 #                  other cases are kept
@@ -43,7 +44,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$here")"
-results="$here/results"
+results="${RESULTS:-$here/results}"
 
 # ---------------------------------------------------------------- arguments
 build=0
@@ -88,9 +89,13 @@ else                           # partial run: drop only the selected cases' resu
   for c in $cases; do rm -f "$results/${c}_"*.json "$results/$c.json"; done
 fi
 
-# With 2 cores any other job skews timings: before each case wait (up to
-# WAIT_IDLE seconds, default 900) for the CPUs to be idle, and record how busy
-# they were just before and just after the case in results/ID.busy.json.
+# With 2 cores any other job skews timings. Before each case, wait (up to
+# WAIT_IDLE seconds, default 900) until the CPUs have been idle for ~10 s.
+# During the case, measure the CPU time used by anything other than this
+# script's children: busy time from /proc/stat (including VM steal) minus the
+# CPU time of our finished children (bash's `times`). The share of the case's
+# CPU capacity that went to others is written to results/ID.busy.json; above
+# 3% the case's timings are suspect and report.py says so.
 cpu_busy() {  # percent of all CPU time spent busy over the next 2 seconds
   local a b
   read -r -a a < <(head -1 /proc/stat)
@@ -100,9 +105,20 @@ cpu_busy() {  # percent of all CPU time spent busy over the next 2 seconds
   for i in 1 2 3 4 5 6 7 8; do total=$(( total + b[i] - a[i] )); done
   echo $(( total > 0 ? 100 * (total - idle) / total : 0 ))
 }
-wait_idle() {  # wait_idle CASE
-  local busy start=$SECONDS
-  while busy="$(cpu_busy)"; [ "$busy" -gt 15 ]; do
+busy_seconds() {  # CPU-seconds all CPUs spent busy since boot (not idle/iowait)
+  awk -v hz="$(getconf CLK_TCK)" '/^cpu / { print ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat
+}
+children_seconds() {  # user+sys CPU-seconds of this shell's finished children
+  times > "$work/.times"   # a builtin: must not run in a subshell
+  awk 'function s(x) { sub(/s$/, "", x); split(x, a, "m"); return a[1] * 60 + a[2] }
+       NR == 2 { print s($1) + s($2) }' "$work/.times"
+}
+wait_idle() {  # wait_idle CASE: wait for ~10 s of idle CPUs, then start counting
+  local busy quiet=0 start=$SECONDS
+  while [ "$quiet" -lt 5 ]; do
+    busy="$(cpu_busy)"
+    if [ "$busy" -le 15 ]; then quiet=$((quiet + 1)); continue; fi
+    quiet=0
     if [ $(( SECONDS - start )) -ge "${WAIT_IDLE:-900}" ]; then
       echo "run.sh: WARNING: CPU still ${busy}% busy before '$1'; timings will be skewed" >&2
       break
@@ -110,13 +126,21 @@ wait_idle() {  # wait_idle CASE
     echo "run.sh: CPU ${busy}% busy, waiting before '$1'" >&2
     sleep 10
   done
-  busy_before="$busy"
+  case_t0="$EPOCHREALTIME" case_busy0="$(busy_seconds)" case_kids0="$(children_seconds)"
 }
-after_case() {  # after_case CASE: CPU use right after the case (others' load)
-  local busy; busy="$(cpu_busy)"
-  [ "$busy" -le 15 ] || echo "run.sh: WARNING: CPU ${busy}% busy right after '$1'; check its timings" >&2
-  printf '{"before_pct": %s, "after_pct": %s, "finished": "%s"}\n' \
-    "$busy_before" "$busy" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$results/$1.busy.json"
+after_case() {  # after_case CASE: how much CPU went to other processes
+  local busy1 kids1 t1
+  t1="$EPOCHREALTIME" busy1="$(busy_seconds)" kids1="$(children_seconds)"
+  awk -v b0="$case_busy0" -v b1="$busy1" -v k0="$case_kids0" -v k1="$kids1" \
+      -v t0="$case_t0" -v t1="$t1" -v cores="$(nproc)" -v now="$(date -u +%Y-%m-%dT%H:%M:%SZ)" '
+    BEGIN {
+      wall = t1 - t0; other = (b1 - b0) - (k1 - k0); if (other < 0) other = 0
+      printf "{\"wall_s\": %.1f, \"our_cpu_s\": %.2f, \"other_cpu_s\": %.2f, \"other_pct\": %.1f, \"finished\": \"%s\"}\n",
+        wall, k1 - k0, other, 100 * other / (wall * cores), now
+    }' > "$results/$1.busy.json"
+  if awk '/other_pct/ { split($0, a, "\"other_pct\": "); exit !(a[2] + 0 > 3) }' "$results/$1.busy.json"; then
+    echo "run.sh: WARNING: other processes used CPU during '$1': $(cat "$results/$1.busy.json")" >&2
+  fi
 }
 
 # ---------------------------------------------------------------- data sets

@@ -51,6 +51,11 @@ pub enum Command {
         after_help = "Examples:\n  imgprep init photos/ && imgprep build imgprep.toml --out out/\n  imgprep build examples/drivers.toml --out out/drivers\n  imgprep build recipe.toml --out part0 --shard 0/4\n\nA re-run with nothing changed does nothing; a few changed inputs re-process only those."
     )]
     Build(BuildArgs),
+    /// Combine shard outputs (`build --shard I/N`) into the same result as one build, without decoding.
+    #[command(
+        after_help = "Example:\n  for i in 0 1 2 3; do imgprep build r.toml --out part$i --shard $i/4; done\n  imgprep merge r.toml --out out part0 part1 part2 part3"
+    )]
+    Merge(MergeArgs),
     /// Write a commented starter recipe (imgprep.toml) for a class-folder tree of images.
     #[command(after_help = "Example:\n  imgprep init photos/ --output pets.toml")]
     Init(InitArgs),
@@ -156,6 +161,26 @@ pub struct BuildArgs {
     #[arg(long)]
     pub json: bool,
     /// No progress bar and no summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[arg(skip)]
+    pub merge_from: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// The recipe the shards were built from.
+    pub recipe: PathBuf,
+    /// Output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The shard output folders.
+    #[arg(required = true)]
+    pub shards: Vec<PathBuf>,
+    #[arg(long)]
+    pub num_thread: Option<usize>,
+    #[arg(long)]
+    pub json: bool,
     #[arg(long, short)]
     pub quiet: bool,
 }

@@ -26,6 +26,29 @@ fn main() -> ExitCode {
         Command::Synth(a) => synth(a),
         Command::Build(a) => build(a),
         Command::Init(a) => init(a),
+        Command::Merge(a) => {
+            let shard_check: Result<()> =
+                a.shards
+                    .iter()
+                    .try_for_each(|d| match imgprep::build::read_manifest(d) {
+                        Some(m) if m.shard.is_some() => Ok(()),
+                        _ => Err(anyhow::anyhow!(
+                            "{}: not a shard output (no manifest.json with a shard)",
+                            d.display()
+                        )),
+                    });
+            shard_check.and_then(|_| {
+                build(BuildArgs {
+                    recipe: a.recipe,
+                    out: Some(a.out),
+                    shard: None,
+                    num_thread: a.num_thread,
+                    json: a.json,
+                    quiet: a.quiet,
+                    merge_from: a.shards,
+                })
+            })
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -306,6 +329,7 @@ fn build(a: BuildArgs) -> Result<u8> {
         out,
         threads: threads(a.num_thread),
         shard: a.shard.as_deref().map(parse_shard).transpose()?,
+        merge_from: a.merge_from,
     };
     let progress = Progress::new(a.quiet || a.json);
     let s = imgprep::build::build(&a.recipe, &opts, &progress)?;

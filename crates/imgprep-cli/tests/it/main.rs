@@ -1,6 +1,7 @@
 //! All integration tests in one binary (uv's habit): they run the real
 //! `imgprep` executable on fixture trees made in temporary folders.
 
+mod build;
 mod env;
 mod errors;
 mod im2rec;

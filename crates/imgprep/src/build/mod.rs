@@ -30,6 +30,9 @@ pub struct BuildOptions {
     pub threads: usize,
     /// Build only slice `I` of `N` of every variant and split.
     pub shard: Option<(usize, usize)>,
+    /// Merge: take every item from these shard outputs' caches (no decoding);
+    /// an item found in none of them is an error.
+    pub merge_from: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -44,6 +47,9 @@ pub struct BuildSummary {
     pub seconds: f64,
     pub manifest: Manifest,
 }
+
+const CACHE_DIR: &str = ".imgprep-cache";
+const MISSING_IN_SHARDS: &str = "\0missing in shards";
 
 /// The result of preparing one item.
 #[derive(Clone)]
@@ -107,7 +113,13 @@ pub fn build(
     }
 
     // Execute: every needed item once, into the cache (pass-through: header check only).
-    let cache = Cache::new(opts.out.join(".imgprep-cache"));
+    let cache = Cache::new(opts.out.join(CACHE_DIR));
+    let shard_caches: Vec<Cache> = opts
+        .merge_from
+        .iter()
+        .map(|d| Cache::new(d.join(CACHE_DIR)))
+        .collect();
+    let merging = !opts.merge_from.is_empty();
     let mut prepared: BTreeMap<usize, Prepared> = BTreeMap::new();
     let mut processed = 0u64;
     let mut cached = 0u64;
@@ -127,6 +139,21 @@ pub fn build(
                 let key = Cache::key(&transform_key, &item.path, size, mtime);
                 if let Some((info, _)) = cache.get(&key) {
                     return (i, Prepared::Ok(info), true);
+                }
+                for sc in &shard_caches {
+                    if let Some((info, bytes)) = sc.get(&key) {
+                        return match cache.put(&key, &info, &bytes) {
+                            Ok(()) => (i, Prepared::Ok(info), true),
+                            Err(e) => (
+                                i,
+                                Prepared::Skipped(format!("cache write failed: {e}")),
+                                false,
+                            ),
+                        };
+                    }
+                }
+                if merging {
+                    return (i, Prepared::Skipped(MISSING_IN_SHARDS.into()), false);
                 }
                 let data = match read(&item.path) {
                     Ok(d) => d,

@@ -1,0 +1,536 @@
+//! `imgprep build`, `init`, `merge` and `verify OUT` on the seed stories' layouts.
+
+use crate::env::{stderr, TestEnv};
+use recordio::{ImageRecord, Labels, RecordReader};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+fn records(path: &Path) -> Vec<(u64, Labels)> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut r = RecordReader::new(&bytes[..]);
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    while r.read_record(&mut buf).unwrap().is_some() {
+        let (h, _) = ImageRecord::parse(&buf).unwrap();
+        out.push((h.id, h.labels));
+    }
+    out
+}
+
+fn manifest(env: &TestEnv, out: &str) -> serde_json::Value {
+    serde_json::from_slice(&env.read(&format!("{out}/manifest.json"))).unwrap()
+}
+
+/// Seed 000: a CSV index `subject,classname,img`, images under
+/// `imgs/train/{classname}/{img}`, drivers as groups.
+fn drivers(env: &TestEnv) {
+    env.synth("imgs/train", 3, 12, 96, 72);
+    let mut csv = String::from("subject,classname,img\n");
+    for c in 0..3 {
+        let dir = env.path(&format!("imgs/train/class_{c}"));
+        for i in 0..12 {
+            std::fs::rename(
+                dir.join(format!("img_{i:05}.jpg")),
+                dir.join(format!("img_{c}{i}.jpg")),
+            )
+            .unwrap();
+            csv.push_str(&format!("p{:03},class_{c},img_{c}{i}.jpg\n", i % 6));
+        }
+    }
+    env.write("driver_imgs_list.csv", csv.as_bytes());
+    env.write(
+        "drivers.toml",
+        br#"name = "drivers"
+seed = 5590
+
+[[sources]]
+type = "csv"
+file = "driver_imgs_list.csv"
+root = "imgs/train"
+path = "{classname}/{img}"
+label = "classname"
+group = "subject"
+
+[split]
+method = "group"
+train = 0.7
+validation = 0.3
+
+[[variants]]
+name = "complete"
+
+[[variants]]
+name = "sample"
+fraction = 0.5
+
+[transform]
+resize = { area = 2000 }
+
+[[outputs]]
+format = "recordio"
+
+[[outputs]]
+format = "sagemaker-image"
+
+[[outputs]]
+format = "folders"
+"#,
+    );
+}
+
+#[test]
+fn group_split_keeps_every_driver_in_one_split() {
+    let env = TestEnv::new();
+    drivers(&env);
+    env.ok(&["build", "drivers.toml", "--out", "out"]);
+    let csv = String::from_utf8(env.read("driver_imgs_list.csv")).unwrap();
+    let subject: BTreeMap<String, String> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (format!("{}/{}", f[1], f[2]), f[0].to_string())
+        })
+        .collect();
+    let mut seen: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+    for split in ["train", "validation"] {
+        let lst =
+            String::from_utf8(env.read(&format!("out/complete/recordio/{split}.lst"))).unwrap();
+        for line in lst.lines() {
+            let path = line.rsplit('\t').next().unwrap();
+            seen.entry(subject[path].clone()).or_default().insert(split);
+        }
+    }
+    assert_eq!(seen.len(), 6);
+    assert!(
+        seen.values().all(|s| s.len() == 1),
+        "a driver is in two splits: {seen:?}"
+    );
+    let m = manifest(&env, "out");
+    // round(6 * 0.3) = 2 drivers for validation
+    assert_eq!(
+        m["variants"]["complete"]["splits"]["validation"]["groups"],
+        2
+    );
+    assert_eq!(m["variants"]["complete"]["splits"]["train"]["groups"], 4);
+    assert_eq!(m["variants"]["complete"]["splits"]["train"]["items"], 24);
+    assert_eq!(
+        m["variants"]["complete"]["hyperparameters"]["num_training_samples"],
+        "24"
+    );
+    assert_eq!(
+        m["variants"]["complete"]["hyperparameters"]["num_classes"],
+        "3"
+    );
+    // area 2000 of 96x72 keeps 4:3: 52x39
+    assert_eq!(m["variants"]["complete"]["image_shape"], "3,39,52");
+    // the sample variant: half of each class of each split, drawn from that split
+    let sample = &m["variants"]["sample"]["splits"]["train"];
+    assert_eq!(sample["items"], 12);
+    let train: BTreeSet<String> = String::from_utf8(env.read("out/complete/recordio/train.lst"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    for l in String::from_utf8(env.read("out/sample/recordio/train.lst"))
+        .unwrap()
+        .lines()
+    {
+        assert!(train.contains(l), "{l} is not in the complete train split");
+    }
+    // SageMaker image layout and class folders
+    assert!(env
+        .path("out/complete/sagemaker/train_lst/train.lst")
+        .is_file());
+    assert!(env
+        .path("out/complete/sagemaker/validation/class_0")
+        .is_dir());
+    assert!(env.path("out/complete/folders/train/class_1").is_dir());
+    let hp: serde_json::Value =
+        serde_json::from_slice(&env.read("out/complete/hyperparameters.json")).unwrap();
+    assert_eq!(hp["num_training_samples"], "24");
+    // every file is in the manifest with its size, SHA-256 and ETag; verify agrees
+    let files = m["files"].as_object().unwrap();
+    let rec = &files["complete/recordio/train.rec"];
+    assert_eq!(
+        rec["size"].as_u64().unwrap(),
+        std::fs::metadata(env.path("out/complete/recordio/train.rec"))
+            .unwrap()
+            .len()
+    );
+    assert_eq!(rec["etag"].as_str().unwrap().len(), 32);
+    env.ok(&["verify", "out"]);
+}
+
+#[test]
+fn stratified_splits_are_within_one_item_per_class_and_deterministic() {
+    let env = TestEnv::new();
+    env.synth("photos", 3, 11, 40, 30);
+    env.write(
+        "r.toml",
+        br#"name = "pets"
+[[sources]]
+type = "folders"
+root = "photos"
+[split]
+train = 0.7
+validation = 0.2
+test = 0.1
+"#,
+    );
+    env.ok(&["build", "r.toml", "--out", "a", "--num-thread", "1"]);
+    env.ok(&["build", "r.toml", "--out", "b", "--num-thread", "3"]);
+    let m = manifest(&env, "a");
+    for (split, share) in [("train", 0.7), ("validation", 0.2), ("test", 0.1)] {
+        for c in 0..3 {
+            let n = m["variants"]["complete"]["splits"][split]["per_class"][format!("class_{c}")]
+                .as_f64()
+                .unwrap_or(0.0);
+            assert!((n - 11.0 * share).abs() <= 1.0, "{split} class_{c}: {n}");
+        }
+    }
+    assert_eq!(m["split_method"], "stratified");
+    for f in ["train", "validation", "test"] {
+        let p = format!("complete/recordio/{f}.rec");
+        assert_eq!(
+            env.read(&format!("a/{p}")),
+            env.read(&format!("b/{p}")),
+            "{p} depends on threads"
+        );
+    }
+    assert_eq!(env.read("a/manifest.json"), env.read("b/manifest.json"));
+}
+
+#[test]
+fn explicit_assignment_like_seed_001() {
+    let env = TestEnv::new();
+    env.synth("frames", 2, 7, 32, 32);
+    let mut csv = String::from("file\tprocedure\tsubject\n");
+    for c in 0..2 {
+        for i in 0..7 {
+            csv.push_str(&format!("class_{c}/img_{i:05}.jpg\tclass_{c}\t{}\n", i + 1));
+        }
+    }
+    env.write("frames.tsv", csv.as_bytes());
+    env.write(
+        "r.toml",
+        br#"name = "live"
+[[sources]]
+type = "csv"
+file = "frames.tsv"
+root = "frames"
+path = "file"
+label = "procedure"
+group = "subject"
+[split]
+method = "explicit"
+[split.assign]
+train = ["1", "2", "3", "4", "5"]
+validation = ["6"]
+test = ["7"]
+"#,
+    );
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    let m = manifest(&env, "o");
+    let s = &m["variants"]["complete"]["splits"];
+    assert_eq!(
+        (
+            s["train"]["items"].as_u64(),
+            s["validation"]["items"].as_u64(),
+            s["test"]["items"].as_u64()
+        ),
+        (Some(10), Some(2), Some(2))
+    );
+}
+
+/// Seed 003: TinyImageNet's wnids.txt, words.txt, train/{id}/images,
+/// val/images + val_annotations.txt, unlabelled test/images.
+#[test]
+fn tinyimagenet_metadata_layout() {
+    let env = TestEnv::new();
+    env.synth("tmp", 3, 4, 64, 64);
+    let ids = ["n01443537", "n01629819", "n01641577"];
+    let mut ann = String::new();
+    for (c, id) in ids.iter().enumerate() {
+        for i in 0..4 {
+            let src = env.read(&format!("tmp/class_{c}/img_{i:05}.jpg"));
+            match i {
+                0 => {
+                    env.write(&format!("tiny/val/images/val_{c}.JPEG"), &src);
+                    ann.push_str(&format!("val_{c}.JPEG\t{id}\t0\t0\t10\t10\n"));
+                }
+                1 => env.write(&format!("tiny/test/images/test_{c}.JPEG"), &src),
+                _ => env.write(&format!("tiny/train/{id}/images/{id}_{i}.JPEG"), &src),
+            }
+        }
+    }
+    env.write("tiny/wnids.txt", ids.join("\n").as_bytes());
+    env.write("tiny/words.txt", b"n01443537\tgoldfish, Carassius auratus\nn01629819\tEuropean fire salamander\nn01641577\tbullfrog\nn99999999\tnot used\n");
+    env.write("tiny/val/val_annotations.txt", ann.as_bytes());
+    env.write(
+        "tiny.toml",
+        br#"name = "tiny"
+[[sources]]
+type = "metadata"
+root = "tiny"
+class_ids = "tiny/wnids.txt"
+names = "tiny/words.txt"
+splits = [
+  { split = "train", folders = "train/{class}/images" },
+  { split = "validation", annotations = "val/val_annotations.txt", images = "val/images" },
+  { split = "test", images = "test/images" },
+]
+[transform]
+encoding = "passthrough"
+"#,
+    );
+    env.ok(&["build", "tiny.toml", "--out", "o"]);
+    let m = manifest(&env, "o");
+    assert_eq!(m["split_method"], "source");
+    assert_eq!(m["labels"][0]["human"], "goldfish, Carassius auratus");
+    let s = &m["variants"]["complete"]["splits"];
+    assert_eq!(
+        (
+            s["train"]["items"].as_u64(),
+            s["validation"]["items"].as_u64(),
+            s["test"]["items"].as_u64()
+        ),
+        (Some(6), Some(3), Some(3))
+    );
+    let test = records(&env.path("o/complete/recordio/test.rec"));
+    assert!(
+        test.iter().all(|(_, l)| *l == Labels::Scalar(-1.0)),
+        "unlabelled test items get -1"
+    );
+    let val = records(&env.path("o/complete/recordio/validation.rec"));
+    assert_eq!(val.len(), 3);
+}
+
+/// Seed 002: given multi-label lists, packed, with num_classes from the data.
+#[test]
+fn multi_label_lists_are_packed() {
+    let env = TestEnv::new();
+    env.synth("images", 1, 4, 32, 32);
+    env.write("train.lst", b"0\t1\t0\t1\tclass_0/img_00000.jpg\n1\t0\t1\t1\tclass_0/img_00001.jpg\n2\t1\t1\t0\tclass_0/img_00002.jpg\n");
+    env.write("val.lst", b"3\t0\t0\t1\tclass_0/img_00003.jpg\n");
+    env.write(
+        "r.toml",
+        br#"name = "ml"
+[[sources]]
+type = "lst"
+file = "train.lst"
+root = "images"
+split = "train"
+[[sources]]
+type = "lst"
+file = "val.lst"
+root = "images"
+split = "validation"
+[[outputs]]
+format = "recordio"
+pack_label = true
+"#,
+    );
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    let recs = records(&env.path("o/complete/recordio/train.rec"));
+    assert_eq!(recs.len(), 3);
+    assert!(
+        recs.iter()
+            .any(|(_, l)| *l == Labels::Packed(vec![1.0, 0.0, 1.0])),
+        "{recs:?}"
+    );
+    let m = manifest(&env, "o");
+    assert_eq!(
+        m["variants"]["complete"]["hyperparameters"]["multi_label"],
+        "1"
+    );
+    assert_eq!(
+        m["variants"]["complete"]["hyperparameters"]["num_training_samples"],
+        "3"
+    );
+}
+
+#[test]
+fn recipe_errors_name_file_line_and_column() {
+    let env = TestEnv::new();
+    env.synth("photos", 1, 2, 16, 16);
+    env.write(
+        "r.toml",
+        b"name = \"x\"\nseeds = 3\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n",
+    );
+    let out = env.run(&["build", "r.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("r.toml:2:1") && stderr(&out).contains("seeds"),
+        "{}",
+        stderr(&out)
+    );
+    env.write("r.toml", b"name = \"x\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n[transform]\nquality = 400\n");
+    let out = env.run(&["build", "r.toml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("r.toml:6"), "{}", stderr(&out));
+}
+
+#[test]
+fn missing_files_fail_or_are_counted_skips() {
+    let env = TestEnv::new();
+    env.synth("imgs", 1, 3, 16, 16);
+    env.write("i.csv", b"path,label\nclass_0/img_00000.jpg,a\nclass_0/nope.jpg,a\nclass_0/img_00001.jpg,b\nclass_0/img_00001.jpg,b\n");
+    let recipe = "name = \"x\"\n[[sources]]\ntype = \"csv\"\nfile = \"i.csv\"\nroot = \"imgs\"\npath = \"path\"\nlabel = \"label\"\n";
+    env.write("r.toml", recipe.as_bytes());
+    let out = env.run(&["build", "r.toml", "--out", "o"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("i.csv:3") && stderr(&out).contains("nope.jpg"),
+        "{}",
+        stderr(&out)
+    );
+    env.write(
+        "r.toml",
+        format!("on_error = \"skip\"\n{recipe}").as_bytes(),
+    );
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    let m = manifest(&env, "o");
+    let reasons: Vec<String> = m["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["reason"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains("does not exist"))
+            && reasons.iter().any(|r| r.contains("duplicate"))
+    );
+}
+
+/// Files under `dir`, relative, with contents (the cache excluded).
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            if rel.starts_with(".imgprep-cache") {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn summary(env: &TestEnv, args: &[&str]) -> serde_json::Value {
+    let out = env.ok(&[args, &["--json"]].concat());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn rebuilds_are_incremental_and_equal_to_clean_builds() {
+    let env = TestEnv::new();
+    drivers(&env);
+    let first = summary(&env, &["build", "drivers.toml", "--out", "o"]);
+    assert_eq!(first["processed"], 36);
+    let again = summary(&env, &["build", "drivers.toml", "--out", "o"]);
+    assert_eq!(again["up_to_date"], true);
+    assert_eq!(again["processed"], 0);
+    // change one image, remove one (from the index), add one
+    let other = env.read("imgs/train/class_1/img_10.jpg");
+    env.write("imgs/train/class_0/img_00.jpg", &other);
+    let csv = String::from_utf8(env.read("driver_imgs_list.csv")).unwrap();
+    let csv = csv.replace("p001,class_2,img_21.jpg\n", "") + "p005,class_2,extra.jpg\n";
+    env.write(
+        "imgs/train/class_2/extra.jpg",
+        &env.read("imgs/train/class_2/img_20.jpg"),
+    );
+    env.write("driver_imgs_list.csv", csv.as_bytes());
+    let third = summary(&env, &["build", "drivers.toml", "--out", "o"]);
+    assert_eq!(third["processed"], 2, "{third}");
+    assert_eq!(third["cached"], 34);
+    env.ok(&["build", "drivers.toml", "--out", "clean"]);
+    let (a, b) = (tree(&env.path("o")), tree(&env.path("clean")));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (k, v) in &a {
+        assert!(v == &b[k], "{k} differs from a clean build");
+    }
+}
+
+#[test]
+fn shards_merged_equal_one_build() {
+    let env = TestEnv::new();
+    drivers(&env);
+    for i in 0..4 {
+        env.ok(&[
+            "build",
+            "drivers.toml",
+            "--out",
+            &format!("s{i}"),
+            "--shard",
+            &format!("{i}/4"),
+        ]);
+    }
+    let m = summary(
+        &env,
+        &[
+            "merge",
+            "drivers.toml",
+            "--out",
+            "merged",
+            "s0",
+            "s1",
+            "s2",
+            "s3",
+        ],
+    );
+    assert_eq!(m["processed"], 0, "merge decodes nothing");
+    env.ok(&["build", "drivers.toml", "--out", "one"]);
+    let (a, b) = (tree(&env.path("merged")), tree(&env.path("one")));
+    assert_eq!(a, b);
+    // a missing shard is an error, not a silent re-decode
+    let out = env.run(&[
+        "merge",
+        "drivers.toml",
+        "--out",
+        "partial",
+        "s0",
+        "s1",
+        "s2",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn verify_out_catches_changed_files() {
+    let env = TestEnv::new();
+    drivers(&env);
+    env.ok(&["build", "drivers.toml", "--out", "o"]);
+    let p = "o/complete/sagemaker/train_lst/train.lst";
+    let mut lst = env.read(p);
+    lst.push(b'\n');
+    env.write(p, &lst);
+    let out = env.run(&["verify", "o"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("train.lst"), "{}", stderr(&out));
+}
+
+#[test]
+fn init_writes_a_recipe_that_builds() {
+    let env = TestEnv::new();
+    env.synth("photos", 2, 10, 32, 32);
+    env.ok(&["init", "photos"]);
+    assert!(String::from_utf8(env.read("imgprep.toml"))
+        .unwrap()
+        .contains("type = \"folders\""));
+    assert_eq!(
+        env.run(&["init", "photos"]).status.code(),
+        Some(2),
+        "no overwrite without --force"
+    );
+    env.ok(&["build", "imgprep.toml", "--out", "o"]);
+    env.ok(&["verify", "o"]);
+}
