@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# The main job on data the project makes itself: synthesise a class-folder tree
-# of photos, list it im2rec-style with an 80/20 split, pack both splits with
-# --resize 210, then verify and inspect the result. Output goes to ./demo/.
+# The main job on data the project makes itself (no download): synthesise
+# 1,000 photos with a seed-000-style CSV index, build train/validation
+# datasets from examples/drivers.toml (driver groups, complete + sample
+# variants, RecordIO + SageMaker image layout, manifest), verify everything,
+# rebuild (a no-op), then the im2rec.py-compatible path on the same images.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 cargo build --release --quiet
 bin=target/release/imgprep
-rm -rf demo && mkdir -p demo
-$bin synth demo/images --classes 4 --per-class 250
-$bin im2rec demo/pets demo/images --list --recursive --train-ratio 0.8
-$bin im2rec demo/pets demo/images --resize 210
+rm -rf examples/data/drivers demo
+$bin synth examples/data/drivers --classes 10 --per-class 100
+$bin build examples/drivers.toml --out demo/drivers
+$bin verify demo/drivers
+$bin build examples/drivers.toml --out demo/drivers
+$bin im2rec demo/pets examples/data/drivers --list --recursive --train-ratio 0.8
+$bin im2rec demo/pets examples/data/drivers --resize 210
 $bin verify demo/pets_train
-$bin verify demo/pets_val
 $bin inspect demo/pets_val.rec --limit 5

@@ -96,7 +96,8 @@ pub fn synth_image(width: u32, height: u32, class: usize, seed: u64) -> Pixels {
     }
 }
 
-/// Writes `DIR/class_K/img_NNNNN.EXT`; returns the files written.
+/// Writes `DIR/class_K/img_NNNNN.EXT` and `DIR/index.csv` (`subject,classname,img`,
+/// eight "subjects" as groups, seed 000's layout); returns the image files written.
 pub fn synth_tree(dir: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {
     let encoding = match opts.format.as_str() {
         "jpg" | "jpeg" => Encoding::Jpeg { quality: 90 },
@@ -109,6 +110,7 @@ pub fn synth_tree(dir: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {
     };
     let mut proc = Processor::new().map_err(|e| Error::Usage(e.to_string()))?;
     let mut written = Vec::new();
+    let mut index = String::from("subject,classname,img\n");
     for class in 0..opts.classes {
         let sub = dir.join(format!("class_{class}"));
         std::fs::create_dir_all(&sub).map_err(Error::io(&sub))?;
@@ -123,8 +125,11 @@ pub fn synth_tree(dir: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {
                 .map_err(|e| Error::Usage(e.to_string()))?;
             let path = sub.join(format!("img_{i:05}.{}", opts.format));
             write_atomic(&path, &out).map_err(Error::io(&path))?;
+            index.push_str(&format!("p{:03},class_{class},img_{i:05}.{}\n", i % 8, opts.format));
             written.push(path);
         }
     }
+    let p = dir.join("index.csv");
+    write_atomic(&p, index.as_bytes()).map_err(Error::io(&p))?;
     Ok(written)
 }
