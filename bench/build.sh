@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Benchmark of `imgprep build` on N photos (default 20,000, 640x480 JPEGs made by
+# bench/make_photos.py from ../shared/data/photos; cached). Rows:
+#   first build, no-op re-run, re-run after changing 1 % of the inputs,
+#   4 shards (run one after another here) + merge.
+# Usage: bench/build.sh [N]   (IMGPREP=path/to/imgprep to test another binary)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N="${1:-20000}"
+bin="${IMGPREP:-target/release/imgprep}"
+cache="${IMGPREP_CACHE:-$HOME/.cache/imgprep}/bench"
+photos="$cache/photos-$N"
+py="$(scripts/venv.sh)"
+if [ ! -d "$photos" ]; then
+  "$py" bench/make_photos.py "$photos" --count "$N"
+fi
+work="$cache/build-work-$N"
+rm -rf "$work" && mkdir -p "$work"
+# a hard-link farm: changing a file below replaces the link, never the cached original
+cp -al "$photos" "$work/photos"
+cat > "$work/recipe.toml" <<TOML
+name = "bench"
+seed = 1
+[[sources]]
+type = "folders"
+root = "photos"
+[split]
+method = "stratified"
+train = 0.8
+validation = 0.2
+[transform]
+resize = 210
+quality = 95
+[[outputs]]
+format = "recordio"
+TOML
+
+t() { # prints seconds taken by the command
+  local s e
+  s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N)
+  printf '%.2f' "$(echo "$e - $s" | bc)"
+}
+first=$(t "$bin" build "$work/recipe.toml" --out "$work/out" -q)
+noop=$(t "$bin" build "$work/recipe.toml" --out "$work/out" -q)
+# change 1 %: every 100th file gets another photo's bytes
+mapfile -t files < <(cd "$work/photos" && find . -name '*.jpg' | sort)
+changed=0
+for ((i = 0; i < ${#files[@]}; i += 100)); do
+  j=$(( (i + 1) % ${#files[@]} ))
+  rm "$work/photos/${files[$i]}"
+  cp "$photos/${files[$j]}" "$work/photos/${files[$i]}"
+  changed=$((changed + 1))
+done
+one_pct=$(t "$bin" build "$work/recipe.toml" --out "$work/out" -q)
+"$bin" build "$work/recipe.toml" --out "$work/clean" -q
+same=yes
+cmp -s "$work/out/complete/recordio/train.rec" "$work/clean/complete/recordio/train.rec" || same=no
+cmp -s "$work/out/manifest.json" "$work/clean/manifest.json" || same=no
+shards=0
+for i in 0 1 2 3; do
+  s=$(t "$bin" build "$work/recipe.toml" --out "$work/shard$i" --shard "$i/4" -q)
+  shards=$(printf '%.2f' "$(echo "$shards + $s" | bc)")
+done
+merge=$(t "$bin" merge "$work/recipe.toml" --out "$work/merged" "$work"/shard{0,1,2,3} -q)
+merged_same=yes
+cmp -s "$work/merged/complete/recordio/train.rec" "$work/clean/complete/recordio/train.rec" || merged_same=no
+cmp -s "$work/merged/manifest.json" "$work/clean/manifest.json" || merged_same=no
+
+pct() { echo "scale=1; 100 * $1 / $first" | bc; }
+cat <<MD
+| build of $N photos (--resize 210, 80/20 stratified, RecordIO) | seconds | vs first build |
+|---|---:|---:|
+| first build | $first | 100 % |
+| no-op re-run | $noop | $(pct "$noop") % |
+| re-run after changing $changed inputs (1 %) | $one_pct | $(pct "$one_pct") % (result equal to a clean build: $same) |
+| 4 shards, one after another | $shards | $(pct "$shards") % |
+| merge of the 4 shards | $merge | $(pct "$merge") % (equal to one build: $merged_same) |
+MD
