@@ -125,7 +125,11 @@ pub fn synth_tree(dir: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {
                 .map_err(|e| Error::Usage(e.to_string()))?;
             let path = sub.join(format!("img_{i:05}.{}", opts.format));
             write_atomic(&path, &out).map_err(Error::io(&path))?;
-            index.push_str(&format!("p{:03},class_{class},img_{i:05}.{}\n", i % 8, opts.format));
+            index.push_str(&format!(
+                "p{:03},class_{class},img_{i:05}.{}\n",
+                i % 8,
+                opts.format
+            ));
             written.push(path);
         }
     }

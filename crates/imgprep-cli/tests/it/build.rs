@@ -534,3 +534,64 @@ fn init_writes_a_recipe_that_builds() {
     env.ok(&["build", "imgprep.toml", "--out", "o"]);
     env.ok(&["verify", "o"]);
 }
+
+#[test]
+fn labels_outside_an_explicit_label_map_are_errors() {
+    let env = TestEnv::new();
+    env.synth("photos", 3, 2, 16, 16);
+    let recipe = "name = \"x\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n[labels]\nnames = [\"class_1\", \"class_0\"]\n";
+    env.write("r.toml", recipe.as_bytes());
+    let out = env.run(&["build", "r.toml", "--out", "o"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("class_2") && stderr(&out).contains("label map"),
+        "{}",
+        stderr(&out)
+    );
+    env.write(
+        "r.toml",
+        format!("on_error = \"skip\"\n{recipe}").as_bytes(),
+    );
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    let m = manifest(&env, "o");
+    assert_eq!(m["labels"][0]["name"], "class_1", "explicit order is kept");
+    assert_eq!(m["skipped"].as_array().unwrap().len(), 2);
+}
+
+/// A build killed with SIGKILL at any moment and run again gives exactly
+/// what a clean build gives.
+#[test]
+fn killed_builds_rerun_to_a_correct_result() {
+    let env = TestEnv::new();
+    env.synth("photos", 4, 60, 320, 240);
+    env.write(
+        "r.toml",
+        b"name = \"k\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n[split]\ntrain = 0.8\nvalidation = 0.2\n[transform]\nresize = 100\n[[outputs]]\nformat = \"recordio\"\n[[outputs]]\nformat = \"sagemaker-image\"\n",
+    );
+    env.ok(&["build", "r.toml", "--out", "clean"]);
+    let want = tree(&env.path("clean"));
+    for (n, delay_ms) in [10u64, 60, 150, 300].into_iter().enumerate() {
+        let out = format!("k{n}");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_imgprep"))
+            .args(["build", "r.toml", "--out", &out, "-q", "--num-thread", "1"])
+            .current_dir(env.dir.path())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        env.ok(&["build", "r.toml", "--out", &out, "-q"]);
+        let got = tree(&env.path(&out));
+        let stray: Vec<&String> = got.keys().filter(|k| !want.contains_key(*k)).collect();
+        assert!(
+            stray.iter().all(|k| k.contains(".partial")) || stray.is_empty(),
+            "{stray:?}"
+        );
+        for (k, v) in &want {
+            assert!(
+                got.get(k) == Some(v),
+                "after a kill at {delay_ms} ms, {k} differs from a clean build"
+            );
+        }
+    }
+}

@@ -112,6 +112,8 @@ pub fn build(
         }
     }
 
+    remove_partials(&opts.out);
+
     // Execute: every needed item once, into the cache (pass-through: header check only).
     let cache = Cache::new(opts.out.join(CACHE_DIR));
     let shard_caches: Vec<Cache> = opts
@@ -237,6 +239,24 @@ pub fn build(
         seconds: start.elapsed().as_secs_f64(),
         manifest,
     })
+}
+
+/// Removes temporary files a killed build left behind (`.NAME.XXXXXX.partial`).
+fn remove_partials(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => remove_partials(&p),
+            Ok(_) if name.starts_with('.') && name.ends_with(".partial") => {
+                let _ = std::fs::remove_file(&p);
+            }
+            _ => {}
+        }
+    }
 }
 
 pub fn read_manifest(out: &Path) -> Option<Manifest> {
