@@ -95,7 +95,8 @@ fi
 # script's children: busy time from /proc/stat (including VM steal) minus the
 # CPU time of our finished children (bash's `times`). The share of the case's
 # CPU capacity that went to others is written to results/ID.busy.json; above
-# 3% the case's timings are suspect and report.py says so.
+# 5% the case's timings are suspect and report.py says so (kernel write-back
+# of our output also counts as "other", typically 1-3% in the I/O cases).
 cpu_busy() {  # percent of all CPU time spent busy over the next 2 seconds
   local a b
   read -r -a a < <(head -1 /proc/stat)
@@ -108,10 +109,10 @@ cpu_busy() {  # percent of all CPU time spent busy over the next 2 seconds
 busy_seconds() {  # CPU-seconds all CPUs spent busy since boot (not idle/iowait)
   awk -v hz="$(getconf CLK_TCK)" '/^cpu / { print ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat
 }
-children_seconds() {  # user+sys CPU-seconds of this shell's finished children
-  times > "$work/.times"   # a builtin: must not run in a subshell
-  awk 'function s(x) { sub(/s$/, "", x); split(x, a, "m"); return a[1] * 60 + a[2] }
-       NR == 2 { print s($1) + s($2) }' "$work/.times"
+children_seconds() {  # sets kids_s: user+sys CPU-seconds of our finished children
+  times > "$work/.times"   # a builtin: must run in this shell, not in $(...)
+  kids_s="$(awk 'function s(x) { sub(/s$/, "", x); split(x, a, "m"); return a[1] * 60 + a[2] }
+                 NR == 2 { print s($1) + s($2) }' "$work/.times")"
 }
 wait_idle() {  # wait_idle CASE: wait for ~10 s of idle CPUs, then start counting
   local busy quiet=0 start=$SECONDS
@@ -126,11 +127,13 @@ wait_idle() {  # wait_idle CASE: wait for ~10 s of idle CPUs, then start countin
     echo "run.sh: CPU ${busy}% busy, waiting before '$1'" >&2
     sleep 10
   done
-  case_t0="$EPOCHREALTIME" case_busy0="$(busy_seconds)" case_kids0="$(children_seconds)"
+  children_seconds
+  case_t0="$EPOCHREALTIME" case_busy0="$(busy_seconds)" case_kids0="$kids_s"
 }
 after_case() {  # after_case CASE: how much CPU went to other processes
   local busy1 kids1 t1
-  t1="$EPOCHREALTIME" busy1="$(busy_seconds)" kids1="$(children_seconds)"
+  t1="$EPOCHREALTIME" busy1="$(busy_seconds)"
+  children_seconds; kids1="$kids_s"
   awk -v b0="$case_busy0" -v b1="$busy1" -v k0="$case_kids0" -v k1="$kids1" \
       -v t0="$case_t0" -v t1="$t1" -v cores="$(nproc)" -v now="$(date -u +%Y-%m-%dT%H:%M:%SZ)" '
     BEGIN {
@@ -138,7 +141,7 @@ after_case() {  # after_case CASE: how much CPU went to other processes
       printf "{\"wall_s\": %.1f, \"our_cpu_s\": %.2f, \"other_cpu_s\": %.2f, \"other_pct\": %.1f, \"finished\": \"%s\"}\n",
         wall, k1 - k0, other, 100 * other / (wall * cores), now
     }' > "$results/$1.busy.json"
-  if awk '/other_pct/ { split($0, a, "\"other_pct\": "); exit !(a[2] + 0 > 3) }' "$results/$1.busy.json"; then
+  if awk '/other_pct/ { split($0, a, "\"other_pct\": "); exit !(a[2] + 0 > 5) }' "$results/$1.busy.json"; then
     echo "run.sh: WARNING: other processes used CPU during '$1': $(cat "$results/$1.busy.json")" >&2
   fi
 }
