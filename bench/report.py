@@ -56,9 +56,16 @@ def main():
     out = []
 
     # ---------------------------------------------------------- main table
+    run_counts = []
+    for name in os.listdir(results):
+        if name.count(".") == 1 and name.endswith(".json"):   # hyperfine exports
+            data = load(results, name)
+            if isinstance(data, dict) and "results" in data:
+                run_counts += [len(r["times"]) for r in data["results"]]
     out.append(f"N = {n} photos, 640x480 JPEG q90, {env.get('dataset_bytes', 0) / 1e6:.1f} MB; "
                f"{env.get('cores')} cores ({env.get('cpu')}); medians of >= "
-               f"{env.get('runs_min')} runs after 1 warmup; warm page cache.")
+               f"{min(run_counts, default=0)} runs per command after 1 warmup; warm page cache"
+               f"{'' if not env.get('nice') else ', nice ' + str(env['nice'])}.")
     out.append("")
     out.append("| case | im2rec.py median s | imgprep median s | im2rec.py img/s "
                "| imgprep img/s | speed-up | im2rec.py peak RSS MiB (largest process / tree PSS) "

@@ -16,6 +16,8 @@
 #   SKIP_BIG=1     skip the 10*N memory run
 #   WAIT_IDLE      seconds to wait for an idle CPU before each case (default 900)
 #   RESULTS        where raw results go (default bench/results)
+#   NICE           run everything at this nice level, e.g. NICE=-10 (needs root)
+#                  on a machine where other, niced jobs (builds) may start
 #   CASES          subset to (re)run, e.g. CASES="a codec" (default: all of
 #                  "a b c d e f s codec"; g only when named); results of the
 #                  other cases are kept
@@ -64,6 +66,11 @@ want() { [[ " $cases " == *" $1 "* ]]; }
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
+# Optional priority boost; every command below inherits it.
+if [ -n "${NICE:-}" ]; then
+  renice -n "$NICE" -p $$ >/dev/null || { echo "run.sh: cannot renice to $NICE" >&2; exit 2; }
+fi
+
 # ---------------------------------------------------------------- tools
 if [ "$build" = 1 ]; then
   (cd "$repo" && cargo build --release)
@@ -92,11 +99,11 @@ fi
 # With 2 cores any other job skews timings. Before each case, wait (up to
 # WAIT_IDLE seconds, default 900) until the CPUs have been idle for ~10 s.
 # During the case, measure the CPU time used by anything other than this
-# script's children: busy time from /proc/stat (including VM steal) minus the
-# CPU time of our finished children (bash's `times`). The share of the case's
-# CPU capacity that went to others is written to results/ID.busy.json; above
-# 5% the case's timings are suspect and report.py says so (kernel write-back
-# of our output also counts as "other", typically 1-3% in the I/O cases).
+# script's children: busy time from /proc/stat (user, system, VM steal; not
+# kernel threads, which do the write-back of our own output) minus the CPU
+# time of our finished children (bash's `times`). The share of the case's CPU
+# capacity that went to others is written to results/ID.busy.json; above 5%
+# the case's timings are suspect and report.py says so.
 cpu_busy() {  # percent of all CPU time spent busy over the next 2 seconds
   local a b
   read -r -a a < <(head -1 /proc/stat)
@@ -106,8 +113,14 @@ cpu_busy() {  # percent of all CPU time spent busy over the next 2 seconds
   for i in 1 2 3 4 5 6 7 8; do total=$(( total + b[i] - a[i] )); done
   echo $(( total > 0 ? 100 * (total - idle) / total : 0 ))
 }
-busy_seconds() {  # CPU-seconds all CPUs spent busy since boot (not idle/iowait)
-  awk -v hz="$(getconf CLK_TCK)" '/^cpu / { print ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat
+busy_seconds() {  # CPU-seconds spent since boot in user space, kernel calls and
+                  # VM steal, minus kernel threads (write-back of our own output)
+  local hz; hz="$(getconf CLK_TCK)"
+  { head -1 /proc/stat; cat /proc/[0-9]*/stat 2>/dev/null; } | awk -v hz="$hz" '
+    NR == 1 { busy = $2 + $3 + $4 + $9; next }
+    { pid = $1; sub(/^.*\) /, "")        # drop "pid (comm) ": comm may hold spaces
+      if (pid == 2 || $2 == 2) kthreads += $12 + $13 }   # ppid 2 = kthreadd
+    END { print (busy - kthreads) / hz }'
 }
 children_seconds() {  # sets kids_s: user+sys CPU-seconds of our finished children
   times > "$work/.times"   # a builtin: must run in this shell, not in $(...)
@@ -180,7 +193,6 @@ multi="$work/list/multi.lst"
 awk -F'\t' '{ l = int($2); printf "%d\t%f\t%f\t%f\t%s\n", $1, l, (l + 3) % 10, $1 % 5, $3 }' \
   "$lst" > "$multi"
 
-# ---------------------------------------------------------------- cases a-d
 # big_set: set big_data / big_lst to the 10*N images of cases f and g (once).
 big_set() {
   [ -z "${big_lst:-}" ] || return 0
@@ -198,6 +210,7 @@ big_set() {
   fi
 }
 
+# ---------------------------------------------------------------- cases a-d
 # run_case ID DATA LIST ARGS...: time im2rec.py and imgprep packing LIST
 # (paths relative to the image folder DATA) with ARGS.
 run_case() {
@@ -329,7 +342,7 @@ fi
 
 # ---------------------------------------------------------------- environment + report
 cat > "$results/env.json" <<EOF
-{"n": $n, "runs_min": $runs, "big_mode": "$big_mode",
+{"n": $n, "big_mode": "$big_mode", "nice": $(ps -o ni= -p $$),
  "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
  "cpu": "$(lscpu | sed -n 's/^Model name: *//p' | head -1)", "cores": $(nproc),
  "mem_total_mb": $(awk '/MemTotal/ { print int($2 / 1024) }' /proc/meminfo),

@@ -184,8 +184,45 @@ fn im2rec(a: Im2recArgs) -> Result<u8> {
     })
 }
 
+fn inspect_tfrecord(a: &InspectArgs) -> Result<u8> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let limit = a.limit.unwrap_or(u64::MAX);
+    let mut errors = 0u64;
+    imgprep::tfcheck::inspect_tfrecord(&a.rec, |r| {
+        errors += u64::from(r.error.is_some());
+        let line = if a.json {
+            serde_json::to_string(&r).unwrap()
+        } else {
+            let dim = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
+            format!(
+                "{:>8} {:>12} {:>8} {:>6} {}x{}x{} label {} [{}]{}",
+                r.n,
+                r.offset,
+                r.bytes,
+                r.format.clone().unwrap_or_else(|| "?".into()),
+                dim(r.width),
+                dim(r.height),
+                dim(r.channels),
+                dim(r.label),
+                r.features.join(","),
+                r.error
+                    .as_ref()
+                    .map(|e| format!(" error: {e}"))
+                    .unwrap_or_default()
+            )
+        };
+        writeln!(out, "{line}").is_ok() && r.n + 1 < limit
+    })?;
+    Ok(if errors > 0 { exit::PROBLEMS } else { 0 })
+}
+
 fn inspect(a: InspectArgs) -> Result<u8> {
     use std::io::Write;
+    if imgprep::tfcheck::is_tfrecord(&a.rec) {
+        return inspect_tfrecord(&a);
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let limit = a.limit.unwrap_or(u64::MAX);
@@ -241,6 +278,28 @@ fn inspect(a: InspectArgs) -> Result<u8> {
 }
 
 fn verify(a: VerifyArgs) -> Result<u8> {
+    if imgprep::tfcheck::is_tfrecord(&a.prefix) {
+        let (n, problems) = imgprep::tfcheck::verify_tfrecord(&a.prefix)?;
+        if a.json {
+            let v = serde_json::json!({"file": a.prefix, "records": n, "problems": problems, "ok": problems.is_empty()});
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            for p in &problems {
+                eprintln!("problem: {p}");
+            }
+            let status = if problems.is_empty() { "OK" } else { "FAILED" };
+            eprintln!(
+                "{}: {status} ({n} records, {} problems)",
+                a.prefix.display(),
+                problems.len()
+            );
+        }
+        return Ok(if problems.is_empty() {
+            0
+        } else {
+            exit::PROBLEMS
+        });
+    }
     if a.prefix.join(imgprep::build::MANIFEST).is_file() {
         let progress = Progress::new(a.quiet || a.json);
         let r = imgprep::build::verify_out(&a.prefix, threads(a.num_thread), &progress)?;

@@ -20,4 +20,5 @@ pub mod inspect;
 pub mod recipe;
 pub mod rng;
 pub mod synth;
+pub mod tfcheck;
 pub mod verify;

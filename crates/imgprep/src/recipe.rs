@@ -280,6 +280,44 @@ pub enum OutputSpec {
     SagemakerImage,
     /// A class-folder tree per split (hard links when possible, else copies).
     Folders,
+    /// `tf.train.Example` records in shards `{split}-{i:05}-of-{n:05}.tfrecord[.gz]`.
+    Tfrecord {
+        /// `tfds` (encoded image + TFDS/Object-Detection-API keys) or `raw`
+        /// (seed 003: decoded uint8 HWC pixels, one-hot label bytes).
+        #[serde(default)]
+        preset: TfPreset,
+        /// Feature renames, e.g. `{ "image/encoded" = "jpeg" }`.
+        #[serde(default)]
+        rename: BTreeMap<String, String>,
+        /// `none`, `gzip` or `zlib`.
+        #[serde(default)]
+        compression: TfCompression,
+        /// Records per shard; default: shards of about `shard_mib` MiB.
+        shard_records: Option<usize>,
+        #[serde(default = "default_shard_mib")]
+        shard_mib: u64,
+    },
+}
+
+fn default_shard_mib() -> u64 {
+    128
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TfPreset {
+    #[default]
+    Tfds,
+    Raw,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TfCompression {
+    #[default]
+    None,
+    Gzip,
+    Zlib,
 }
 
 impl TransformSpec {

@@ -111,7 +111,10 @@ impl<'a> Cursor<'a> {
     fn varint(&mut self) -> Result<u64, ExampleError> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
-            let b = *self.data.get(self.pos).ok_or_else(|| self.err("truncated varint"))?;
+            let b = *self
+                .data
+                .get(self.pos)
+                .ok_or_else(|| self.err("truncated varint"))?;
             self.pos += 1;
             v |= ((b & 0x7f) as u64) << shift;
             if b < 0x80 {
@@ -123,7 +126,11 @@ impl<'a> Cursor<'a> {
 
     fn bytes(&mut self) -> Result<Cursor<'a>, ExampleError> {
         let len = self.varint()? as usize;
-        let end = self.pos.checked_add(len).filter(|&e| e <= self.data.len()).ok_or_else(|| self.err("length past the end"))?;
+        let end = self
+            .pos
+            .checked_add(len)
+            .filter(|&e| e <= self.data.len())
+            .ok_or_else(|| self.err("length past the end"))?;
         let c = Cursor {
             data: &self.data[self.pos..end],
             pos: 0,
@@ -177,10 +184,17 @@ fn decode_feature(mut c: Cursor) -> Result<Feature, ExampleError> {
                     if p.data.len() % 4 != 0 {
                         return Err(p.err("packed floats not a multiple of 4 bytes"));
                     }
-                    v.extend(p.data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())));
+                    v.extend(
+                        p.data
+                            .chunks_exact(4)
+                            .map(|b| f32::from_le_bytes(b.try_into().unwrap())),
+                    );
                 }
                 (Feature::Float(v), 1, 5) => {
-                    let b = list.data.get(list.pos..list.pos + 4).ok_or_else(|| list.err("truncated float"))?;
+                    let b = list
+                        .data
+                        .get(list.pos..list.pos + 4)
+                        .ok_or_else(|| list.err("truncated float"))?;
                     v.push(f32::from_le_bytes(b.try_into().unwrap()));
                     list.pos += 4;
                 }
@@ -202,7 +216,11 @@ fn decode_feature(mut c: Cursor) -> Result<Feature, ExampleError> {
 /// Parses a serialised Example.
 pub fn decode_example(data: &[u8]) -> Result<Example, ExampleError> {
     let mut ex = Example::new();
-    let mut top = Cursor { data, pos: 0, base: 0 };
+    let mut top = Cursor {
+        data,
+        pos: 0,
+        base: 0,
+    };
     while !top.done() {
         let key = top.varint()?;
         if key != 0x0A {
@@ -223,7 +241,10 @@ pub fn decode_example(data: &[u8]) -> Result<Example, ExampleError> {
                 match k {
                     0x0A => {
                         let b = entry.bytes()?;
-                        name = Some(String::from_utf8(b.data.to_vec()).map_err(|_| b.err("feature name is not UTF-8"))?);
+                        name = Some(
+                            String::from_utf8(b.data.to_vec())
+                                .map_err(|_| b.err("feature name is not UTF-8"))?,
+                        );
                     }
                     0x12 => value = Some(decode_feature(entry.bytes()?)?),
                     _ => entry.skip(k & 7)?,
@@ -242,7 +263,10 @@ mod tests {
 
     fn sample() -> Example {
         let mut ex = Example::new();
-        ex.insert("image/encoded".into(), Feature::Bytes(vec![vec![0xff, 0xd8, 0xff], vec![]]));
+        ex.insert(
+            "image/encoded".into(),
+            Feature::Bytes(vec![vec![0xff, 0xd8, 0xff], vec![]]),
+        );
         ex.insert("image/height".into(), Feature::Int64(vec![480]));
         ex.insert("label".into(), Feature::Int64(vec![-1, 0, 300_000_000_000]));
         ex.insert("score".into(), Feature::Float(vec![0.5, -2.25]));
@@ -268,7 +292,12 @@ mod tests {
         ex.insert("a".into(), Feature::Int64(vec![1]));
         let mut out = Vec::new();
         encode_example(&ex, &mut out);
-        assert_eq!(out, vec![0x0A, 0x0C, 0x0A, 0x0A, 0x0A, 0x01, b'a', 0x12, 0x05, 0x1A, 0x03, 0x0A, 0x01, 0x01]);
+        assert_eq!(
+            out,
+            vec![
+                0x0A, 0x0C, 0x0A, 0x0A, 0x0A, 0x01, b'a', 0x12, 0x05, 0x1A, 0x03, 0x0A, 0x01, 0x01
+            ]
+        );
     }
 
     #[test]

@@ -43,7 +43,9 @@ impl<W: Write> RecordWriter<W> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FramingError {
-    #[error("record {record} at byte {offset}: length CRC mismatch (corrupt or not a TFRecord file)")]
+    #[error(
+        "record {record} at byte {offset}: length CRC mismatch (corrupt or not a TFRecord file)"
+    )]
     LengthCrc { record: u64, offset: u64 },
     #[error("record {record} at byte {offset}: data CRC mismatch (corrupt record)")]
     DataCrc { record: u64, offset: u64 },
@@ -105,7 +107,11 @@ impl<R: Read> RecordReader<R> {
         }
         let len = u64::from_le_bytes(len_bytes);
         if len > self.max_len {
-            return Err(FramingError::TooLong { record, offset, len });
+            return Err(FramingError::TooLong {
+                record,
+                offset,
+                len,
+            });
         }
         buf.clear();
         buf.resize(len as usize, 0);
@@ -155,16 +161,26 @@ mod tests {
 
         let mut bad = bytes.clone();
         bad[14] ^= 1; // inside "hello"
-        let err = RecordReader::new(&bad[..]).read_record(&mut buf).unwrap_err();
-        assert!(matches!(err, FramingError::DataCrc { record: 0, .. }), "{err}");
+        let err = RecordReader::new(&bad[..])
+            .read_record(&mut buf)
+            .unwrap_err();
+        assert!(
+            matches!(err, FramingError::DataCrc { record: 0, .. }),
+            "{err}"
+        );
         let mut bad = bytes.clone();
         bad[0] ^= 1;
-        let err = RecordReader::new(&bad[..]).read_record(&mut buf).unwrap_err();
+        let err = RecordReader::new(&bad[..])
+            .read_record(&mut buf)
+            .unwrap_err();
         assert!(matches!(err, FramingError::LengthCrc { .. }), "{err}");
         let err = RecordReader::new(&bytes[..30]).read_record(&mut Vec::new());
         assert!(err.is_ok());
         let mut r = RecordReader::new(&bytes[..30]);
         r.read_record(&mut buf).unwrap();
-        assert!(matches!(r.read_record(&mut buf).unwrap_err(), FramingError::Truncated { record: 1, .. }));
+        assert!(matches!(
+            r.read_record(&mut buf).unwrap_err(),
+            FramingError::Truncated { record: 1, .. }
+        ));
     }
 }

@@ -147,3 +147,15 @@ pub fn patch_jpeg_dims(jpeg: &[u8], w: u16, h: u16) -> Vec<u8> {
     v[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
     v
 }
+
+/// The TensorFlow venv's Python (scripts/venv-tf.sh); skip unless CI.
+pub fn tf_python() -> Option<PathBuf> {
+    match std::env::var_os("IMGPREP_TF_PYTHON") {
+        Some(p) if Path::new(&p).exists() => Some(PathBuf::from(p)),
+        _ if ci() => panic!("IMGPREP_TF_PYTHON is not set under CI=true: run scripts/test.sh"),
+        _ => {
+            eprintln!("SKIPPED: IMGPREP_TF_PYTHON not set (scripts/test.sh sets it up)");
+            None
+        }
+    }
+}

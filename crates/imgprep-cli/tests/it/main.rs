@@ -6,4 +6,5 @@ mod env;
 mod errors;
 mod im2rec;
 mod interop;
+mod tfrecord;
 mod verify;

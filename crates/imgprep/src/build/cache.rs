@@ -77,6 +77,12 @@ impl Cache {
         Some((info, data))
     }
 
+    /// Length of the cached image bytes, from the entry's size.
+    pub fn len(&self, key: &str) -> Option<u64> {
+        let m = std::fs::metadata(self.path(key)).ok()?;
+        m.len().checked_sub(HEADER as u64)
+    }
+
     pub fn put(&self, key: &str, info: &ImageInfo, bytes: &[u8]) -> std::io::Result<()> {
         let p = self.path(key);
         std::fs::create_dir_all(p.parent().unwrap())?;

@@ -42,5 +42,8 @@ pub struct Manifest {
     pub variants: BTreeMap<String, VariantManifest>,
     /// Every output file (relative to the output folder, `/`-separated).
     pub files: BTreeMap<String, FileSums>,
+    /// Records in each TFRecord shard.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub records: BTreeMap<String, u64>,
     pub skipped: Vec<Skip>,
 }

@@ -6,6 +6,7 @@ pub mod catalog;
 mod manifest;
 pub mod plan;
 pub mod sources;
+mod tfrecord_out;
 mod write;
 
 pub use catalog::{build_catalog, Catalog, LabelMap, Skip};
@@ -221,9 +222,11 @@ pub fn build(
         prints: needed.iter().copied().zip(prints.iter().copied()).collect(),
         prepared: &prepared,
         out: &opts.out,
+        threads: opts.threads,
     };
-    let written = write::write_outputs(&ctx, reporter)?;
+    let (written, records) = write::write_outputs(&ctx, reporter)?;
     let mut manifest = write::manifest(&ctx, fp, opts.shard, reporter);
+    manifest.records = records;
     for f in written {
         let abs = opts.out.join(&f);
         manifest

@@ -27,6 +27,7 @@ pub(super) struct Context<'a> {
     pub prints: HashMap<usize, (u64, i128)>,
     pub prepared: &'a BTreeMap<usize, Prepared>,
     pub out: &'a Path,
+    pub threads: usize,
 }
 
 impl Context<'_> {
@@ -35,7 +36,7 @@ impl Context<'_> {
     }
 
     /// The bytes that go into outputs for item `i`.
-    fn bytes(&self, i: usize) -> Result<Vec<u8>> {
+    pub fn bytes(&self, i: usize) -> Result<Vec<u8>> {
         let item = &self.catalog.items[i];
         if self.spec.is_none() {
             return std::fs::read(&item.path).map_err(Error::io(&item.path));
@@ -48,6 +49,18 @@ impl Context<'_> {
                 item.rel
             ))
         })
+    }
+
+    /// Length of the bytes `bytes(i)` returns, without reading them.
+    pub fn stored_len(&self, i: usize) -> u64 {
+        match self.spec {
+            None => self.prints[&i].0,
+            Some(_) => {
+                let (size, mtime) = self.prints[&i];
+                let key = Cache::key(self.transform_key, &self.catalog.items[i].path, size, mtime);
+                self.cache.len(&key).unwrap_or(0)
+            }
+        }
     }
 
     /// Labels as written to `.lst` and records: a `.lst` source's own numbers;
@@ -98,9 +111,14 @@ fn create_parent(p: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes every output; returns their paths relative to the output folder.
-pub(super) fn write_outputs(ctx: &Context, reporter: &dyn Reporter) -> Result<Vec<String>> {
+/// Writes every output; returns their paths relative to the output folder,
+/// and the record count of each TFRecord shard.
+pub(super) fn write_outputs(
+    ctx: &Context,
+    reporter: &dyn Reporter,
+) -> Result<(Vec<String>, BTreeMap<String, u64>)> {
     let mut written = Vec::new();
+    let mut records = BTreeMap::new();
     let total: usize = ctx
         .plan
         .variants
@@ -139,6 +157,32 @@ pub(super) fn write_outputs(ctx: &Context, reporter: &dyn Reporter) -> Result<Ve
                         create_parent(&p)?;
                         write_atomic(&p, lst.as_bytes()).map_err(io_err(&p))?;
                         written.push(rel);
+                    }
+                    OutputSpec::Tfrecord {
+                        preset,
+                        rename,
+                        compression,
+                        shard_records,
+                        shard_mib,
+                    } => {
+                        let o = super::tfrecord_out::TfOptions {
+                            preset: *preset,
+                            rename,
+                            compression: *compression,
+                            shard_records: *shard_records,
+                            shard_bytes: shard_mib.saturating_mul(1 << 20),
+                        };
+                        let kind = match preset {
+                            crate::recipe::TfPreset::Tfds => "tfds",
+                            crate::recipe::TfPreset::Raw => "raw",
+                        };
+                        let dir = format!("{}/tfrecord-{kind}", v.name);
+                        for (rel, n) in
+                            super::tfrecord_out::write_split(ctx, &dir, split, &items, &o)?
+                        {
+                            records.insert(rel.clone(), n);
+                            written.push(rel);
+                        }
                     }
                     OutputSpec::Folders => {
                         let mut names = BTreeSet::new();
@@ -185,7 +229,7 @@ pub(super) fn write_outputs(ctx: &Context, reporter: &dyn Reporter) -> Result<Ve
             let _ = std::fs::remove_file(ctx.out.join(f));
         }
     }
-    Ok(written)
+    Ok((written, records))
 }
 
 fn write_recordio(
@@ -343,6 +387,7 @@ pub(super) fn manifest(
         labels: c.labels.entries.clone(),
         variants,
         files: BTreeMap::new(),
+        records: BTreeMap::new(),
         skipped,
     }
 }
@@ -413,6 +458,15 @@ pub fn verify_out(out: &Path, threads: usize, reporter: &dyn Reporter) -> Result
                     r.records, counts.items
                 ));
             }
+        }
+    }
+    for (f, &want) in &m.records {
+        let (n, problems) = crate::tfcheck::verify_tfrecord(&out.join(f))?;
+        rep.records_checked += n;
+        rep.problems.extend(problems);
+        if n != want {
+            rep.problems
+                .push(format!("{f}: {n} records, the manifest says {want}"));
         }
     }
     rep.ok = rep.problems.is_empty();

@@ -1,0 +1,145 @@
+//! TFRecord output read by the real TensorFlow.
+
+use crate::env::{interop, shared_data, stderr, tf_python, TestEnv};
+
+const RECIPE: &str = r#"name = "tiny"
+[[sources]]
+type = "folders"
+root = "photos"
+[split]
+train = 0.8
+validation = 0.2
+[transform]
+encoding = "passthrough"
+[[outputs]]
+format = "tfrecord"
+preset = "tfds"
+[[outputs]]
+format = "tfrecord"
+preset = "raw"
+compression = "gzip"
+shard_records = 4
+"#;
+
+#[test]
+fn tensorflow_reads_both_presets_and_pixels_match() {
+    let Some(py) = tf_python() else { return };
+    let env = TestEnv::new();
+    env.synth("photos", 3, 5, 64, 48);
+    if let Some(data) = shared_data() {
+        // a grayscale JPEG: converted to RGB, never dropped
+        let gray = std::fs::read(data.join("edge_cases/grayscale/hopper_gray.jpg")).unwrap();
+        env.write("photos/class_1/gray.jpg", &gray);
+    }
+    env.write("r.toml", RECIPE.as_bytes());
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    let m: serde_json::Value = serde_json::from_slice(&env.read("o/manifest.json")).unwrap();
+    let train_items = m["variants"]["complete"]["splits"]["train"]["items"]
+        .as_u64()
+        .unwrap();
+    let shards: Vec<String> = (0..train_items.div_ceil(4))
+        .map(|k| {
+            format!(
+                "o/complete/tfrecord-raw/train-{k:05}-of-{:05}.tfrecord.gz",
+                train_items.div_ceil(4)
+            )
+        })
+        .collect();
+    for s in &shards {
+        assert!(
+            m["records"][s.trim_start_matches("o/")].as_u64().unwrap() <= 4,
+            "{s} in manifest records"
+        );
+    }
+    let tfds = interop(
+        &py,
+        "tf_read.py",
+        &[
+            "o/complete/tfrecord-tfds/train-00000-of-00001.tfrecord",
+            "--preset",
+            "tfds",
+        ],
+        env.dir.path(),
+    );
+    let mut raw_args: Vec<&str> = shards.iter().map(String::as_str).collect();
+    raw_args.extend(["--preset", "raw", "--compression", "GZIP"]);
+    let raw = interop(&py, "tf_read.py", &raw_args, env.dir.path());
+    let (t, r) = (
+        tfds["records"].as_array().unwrap(),
+        raw["records"].as_array().unwrap(),
+    );
+    assert!(
+        tfds.get("error").is_none() && raw.get("error").is_none(),
+        "{tfds} {raw}"
+    );
+    assert_eq!(t.len() as u64, train_items);
+    assert_eq!(r.len() as u64, train_items);
+    for (a, b) in t.iter().zip(r) {
+        assert_eq!(a["key_ok"], true);
+        assert_eq!(a["labels"][0], b["label"]);
+        // TensorFlow's decode of our image/encoded == our decode in image_raw
+        assert_eq!(a["pixels_sha256"], b["pixels_sha256"], "{a} vs {b}");
+        assert_eq!(b["shape"][2], 3, "raw pixels are RGB: {b}");
+        let one_hot: Vec<u64> = b["one_hot"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert_eq!(one_hot.iter().sum::<u64>(), 1);
+        assert_eq!(one_hot[b["label"].as_u64().unwrap() as usize], 1);
+    }
+    env.ok(&["verify", "o"]);
+}
+
+#[test]
+fn a_corrupted_byte_is_caught_by_us_and_by_tensorflow() {
+    let env = TestEnv::new();
+    env.synth("photos", 2, 4, 32, 32);
+    env.write("r.toml", RECIPE.as_bytes());
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    let f = "o/complete/tfrecord-tfds/train-00000-of-00001.tfrecord";
+    let mut bytes = env.read(f);
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    env.write(f, &bytes);
+    let out = env.run(&["verify", f]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("CRC"), "{}", stderr(&out));
+    assert_eq!(env.run(&["verify", "o"]).status.code(), Some(1));
+    let Some(py) = tf_python() else { return };
+    let v = interop(&py, "tf_read.py", &[f, "--preset", "tfds"], env.dir.path());
+    assert!(
+        v["error"].as_str().unwrap_or("").contains("DataLoss")
+            || v["error"].as_str().unwrap_or("").contains("corrupted"),
+        "{v}"
+    );
+}
+
+#[test]
+fn tfrecord_output_is_deterministic_and_inspectable() {
+    let env = TestEnv::new();
+    env.synth("photos", 2, 6, 32, 32);
+    env.write("r.toml", RECIPE.as_bytes());
+    env.ok(&["build", "r.toml", "--out", "a", "--num-thread", "1"]);
+    env.ok(&["build", "r.toml", "--out", "b", "--num-thread", "2"]);
+    for f in [
+        "complete/tfrecord-tfds/train-00000-of-00001.tfrecord",
+        "complete/tfrecord-raw/train-00000-of-00003.tfrecord.gz",
+    ] {
+        assert_eq!(
+            env.read(&format!("a/{f}")),
+            env.read(&format!("b/{f}")),
+            "{f}"
+        );
+    }
+    let out = env.ok(&[
+        "inspect",
+        "a/complete/tfrecord-raw/train-00000-of-00003.tfrecord.gz",
+        "--json",
+    ]);
+    let first: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(first["format"], "raw");
+    assert_eq!(first["width"], 32);
+}

@@ -1,0 +1,252 @@
+//! TFRecord output: `tf.train.Example` records, sharded deterministically,
+//! optionally GZIP/ZLIB-compressed.
+
+use super::write::Context;
+use super::Prepared;
+use crate::error::{Error, Result};
+use crate::execute::ordered_map;
+use crate::image::{ColorMode, ImageSpec, Processor};
+use crate::output::AtomicFile;
+use crate::recipe::{TfCompression, TfPreset};
+use std::collections::BTreeMap;
+use std::io::Write;
+use tfrecord::{encode_example, Example, Feature, RecordWriter};
+
+pub(super) struct TfOptions<'a> {
+    pub preset: TfPreset,
+    pub rename: &'a BTreeMap<String, String>,
+    pub compression: TfCompression,
+    pub shard_records: Option<usize>,
+    pub shard_bytes: u64,
+}
+
+/// Splits `sizes` into consecutive shards: by count, or greedily up to a byte
+/// target (a shard holds at least one record). Deterministic.
+pub fn shard_bounds(
+    sizes: &[u64],
+    per_shard: Option<usize>,
+    target: u64,
+) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    if let Some(n) = per_shard.filter(|&n| n > 0) {
+        let mut lo = 0;
+        while lo < sizes.len() {
+            out.push(lo..(lo + n).min(sizes.len()));
+            lo += n;
+        }
+    } else {
+        let (mut lo, mut acc) = (0, 0u64);
+        for (i, &s) in sizes.iter().enumerate() {
+            if i > lo && acc + s > target {
+                out.push(lo..i);
+                lo = i;
+                acc = 0;
+            }
+            acc += s;
+        }
+        if lo < sizes.len() {
+            out.push(lo..sizes.len());
+        }
+    }
+    if out.is_empty() {
+        out.push(0..0);
+    }
+    out
+}
+
+fn example_for(ctx: &Context, p: &mut Processor, i: usize, o: &TfOptions) -> Result<Vec<u8>> {
+    let item = &ctx.catalog.items[i];
+    let bytes = ctx.bytes(i)?;
+    let Some(Prepared::Ok(info)) = ctx.prepared.get(&i) else {
+        return Err(Error::Usage(format!("{}: not prepared", item.rel)));
+    };
+    let ids = ctx.catalog.label_ids(item);
+    let first = ids.first().map(|&i| i as i64).unwrap_or(-1);
+    let mut ex = Example::new();
+    let int = |v: i64| Feature::Int64(vec![v]);
+    match o.preset {
+        TfPreset::Tfds => {
+            ex.insert("image/encoded".into(), Feature::Bytes(vec![bytes.clone()]));
+            ex.insert(
+                "image/format".into(),
+                Feature::Bytes(vec![info.format.name().as_bytes().to_vec()]),
+            );
+            ex.insert("image/height".into(), int(info.height as i64));
+            ex.insert("image/width".into(), int(info.width as i64));
+            ex.insert("image/channels".into(), int(info.channels as i64));
+            ex.insert(
+                "image/class/label".into(),
+                Feature::Int64(if ids.is_empty() {
+                    vec![-1]
+                } else {
+                    ids.iter().map(|&i| i as i64).collect()
+                }),
+            );
+            ex.insert(
+                "image/class/text".into(),
+                Feature::Bytes(item.labels.iter().map(|l| l.as_bytes().to_vec()).collect()),
+            );
+            ex.insert(
+                "image/filename".into(),
+                Feature::Bytes(vec![item.rel.as_bytes().to_vec()]),
+            );
+            ex.insert(
+                "image/key/sha256".into(),
+                Feature::Bytes(vec![crate::checksum::sha256_hex(&bytes).into_bytes()]),
+            );
+        }
+        TfPreset::Raw => {
+            // Decoded pixels of exactly what the other outputs store; colour
+            // images stay RGB, grayscale inputs are converted (never dropped)
+            // unless the recipe asks for grayscale or unchanged.
+            let color = ctx.spec.map(|s| s.color).unwrap_or(ColorMode::Color);
+            let spec = ImageSpec {
+                color,
+                max_pixels: u64::MAX,
+                ..Default::default()
+            };
+            let d = p
+                .decode(&bytes, &spec)
+                .map_err(|e| Error::Usage(format!("{}: {e}", item.rel)))?;
+            let px = d.pixels;
+            ex.insert("height".into(), int(px.height as i64));
+            ex.insert("width".into(), int(px.width as i64));
+            ex.insert("channel".into(), int(px.channels as i64));
+            ex.insert("label".into(), int(first));
+            let mut one_hot = vec![0u8; ctx.catalog.labels.len()];
+            for &id in &ids {
+                one_hot[id] = 1;
+            }
+            ex.insert("label_one_hot".into(), Feature::Bytes(vec![one_hot]));
+            ex.insert("image_raw".into(), Feature::Bytes(vec![px.data]));
+        }
+    }
+    for (from, to) in o.rename {
+        if let Some(f) = ex.remove(from) {
+            ex.insert(to.clone(), f);
+        }
+    }
+    let mut out = Vec::new();
+    encode_example(&ex, &mut out);
+    Ok(out)
+}
+
+/// Writes one split's shards; returns (relative path, record count) per shard.
+pub(super) fn write_split(
+    ctx: &Context,
+    dir: &str,
+    split: &str,
+    items: &[usize],
+    o: &TfOptions,
+) -> Result<Vec<(String, u64)>> {
+    let sizes: Vec<u64> = items
+        .iter()
+        .map(|&i| match (o.preset, ctx.prepared.get(&i)) {
+            (TfPreset::Raw, Some(Prepared::Ok(info))) => {
+                info.width as u64 * info.height as u64 * 3 + 256
+            }
+            _ => ctx.stored_len(i) + 256,
+        })
+        .collect();
+    let bounds = shard_bounds(&sizes, o.shard_records, o.shard_bytes);
+    let n = bounds.len();
+    let ext = match o.compression {
+        TfCompression::None => "tfrecord",
+        TfCompression::Gzip => "tfrecord.gz",
+        TfCompression::Zlib => "tfrecord.zz",
+    };
+    let mut written = Vec::new();
+    for (k, range) in bounds.into_iter().enumerate() {
+        let rel = format!("{dir}/{split}-{k:05}-of-{n:05}.{ext}");
+        let path = ctx.out.join(&rel);
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).map_err(Error::io(d))?;
+        }
+        let file = AtomicFile::create(&path).map_err(Error::io(&path))?;
+        let sink = match o.compression {
+            TfCompression::None => Sink::Plain(file),
+            TfCompression::Gzip => Sink::Gzip(
+                flate2::GzBuilder::new()
+                    .mtime(0)
+                    .write(file, flate2::Compression::default()),
+            ),
+            TfCompression::Zlib => Sink::Zlib(flate2::write::ZlibEncoder::new(
+                file,
+                flate2::Compression::default(),
+            )),
+        };
+        let mut w = RecordWriter::new(sink);
+        let mut count = 0u64;
+        let init = || Processor::new().expect("libjpeg-turbo initialises");
+        let work = |p: &mut Processor, i: usize| example_for(ctx, p, i, o);
+        ordered_map(
+            items[range].iter().copied(),
+            ctx.threads,
+            ctx.threads * 8,
+            init,
+            work,
+            |ex| -> Result<()> {
+                w.write_record(&ex?).map_err(Error::io(&path))?;
+                count += 1;
+                Ok(())
+            },
+        )?;
+        w.into_inner()
+            .finish()
+            .and_then(AtomicFile::commit)
+            .map_err(Error::io(&path))?;
+        written.push((rel, count));
+    }
+    Ok(written)
+}
+
+/// The file, plain or behind a compressor.
+enum Sink {
+    Plain(AtomicFile),
+    Gzip(flate2::write::GzEncoder<AtomicFile>),
+    Zlib(flate2::write::ZlibEncoder<AtomicFile>),
+}
+
+impl Sink {
+    /// Ends the compressed stream and hands back the file to commit.
+    fn finish(self) -> std::io::Result<AtomicFile> {
+        match self {
+            Sink::Plain(f) => Ok(f),
+            Sink::Gzip(g) => g.finish(),
+            Sink::Zlib(z) => z.finish(),
+        }
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sink::Plain(f) => f.write(buf),
+            Sink::Gzip(g) => g.write(buf),
+            Sink::Zlib(z) => z.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::Plain(f) => f.flush(),
+            Sink::Gzip(g) => g.flush(),
+            Sink::Zlib(z) => z.flush(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shard_bounds;
+
+    #[test]
+    fn shards_by_count_and_by_size() {
+        assert_eq!(shard_bounds(&[1; 5], Some(2), 0), vec![0..2, 2..4, 4..5]);
+        assert_eq!(
+            shard_bounds(&[4, 4, 4, 10, 1], None, 8),
+            vec![0..2, 2..3, 3..4, 4..5]
+        );
+        assert_eq!(shard_bounds(&[], None, 8), vec![0..0]);
+    }
+}
