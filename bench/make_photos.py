@@ -8,8 +8,9 @@ Run it with the venv python (scripts/venv.sh): it needs numpy and OpenCV.
 The pixels come from the real photos under /work/shared/data/photos (read in
 place, never copied). Every output image is one random 4:3 crop of one source
 photo at a random scale, possibly mirrored, with brightness / contrast /
-per-channel colour jitter, resized to 640x480 and written with
-cv2.imwrite(..., JPEG quality 90). Images go round-robin into 10 class
+per-channel colour jitter, resized to 640x480 and encoded as JPEG quality 90
+by OpenCV (cv2.imencode: the same bytes cv2.imwrite would write; workers return
+bytes, the parent writes the files). Images go round-robin into 10 class
 folders: OUT_DIR/c0 .. OUT_DIR/c9, named img_NNNNN.jpg by their global index.
 
 Determinism: image i depends only on (seed, i) and the sorted source list, so
@@ -26,6 +27,10 @@ import sys
 
 import cv2
 import numpy as np
+
+# Bump when the images this script makes change: bench/run.sh regenerates
+# cached data sets whose stamp differs.
+GENERATOR_VERSION = 1
 
 SOURCE_DIR = "/work/shared/data/photos"
 OUT_W, OUT_H = 640, 480

@@ -17,6 +17,8 @@ CASES = [  # (id, label in the table, images packed in multiples of N)
     ("b_resize_t2", "b. `--resize 210 --num-thread 2`", 1),
     ("c_pass_t2", "c. `--pass-through --num-thread 2`", 1),
     ("d_packlabel_t2", "d. `--resize 210 --pack-label --num-thread 2` (3 labels)", 1),
+]
+CASES_10N = [  # opt-in case g: b and c on the 10*N set
     ("g_resize_t2_10n", "g. as b, on 10*N images", 10),
     ("g_pass_t2_10n", "g. as c, on 10*N images", 10),
 ]
@@ -71,42 +73,47 @@ def main():
                "| imgprep img/s | speed-up | im2rec.py peak RSS MiB (largest process / tree PSS) "
                "| imgprep peak RSS MiB | .rec MB im2rec / imgprep | verify im2rec / imgprep |")
     out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    for cid, label, mult in CASES:
-        hf = load(results, f"{cid}.json")
-        if hf is None:
-            continue
-        count = n * mult
-        med = medians(hf)
-        t_ref, t_ours = med.get("im2rec"), med.get("imgprep")
-        mem_ref = load(results, f"{cid}.im2rec.mem.json") or {}
-        mem_ours = load(results, f"{cid}.imgprep.mem.json") or {}
-        ver = {}
-        for tool in ("im2rec", "imgprep"):
-            v = load(results, f"{cid}.{tool}.verify.json")
-            ver[tool] = ("n/a" if v is None else f"ok ({v['records']})" if v.get("ok")
-                         else f"FAIL ({v.get('problems')} problems)")
-        sizes = load(results, f"{cid}.rec_bytes.json") or {}
-        row = {
-            "im2rec_median_s": t_ref, "imgprep_median_s": t_ours,
-            "images": count,
-            "im2rec_img_per_s": count / t_ref if t_ref else None,
-            "imgprep_img_per_s": count / t_ours if t_ours else None,
-            "speedup": t_ref / t_ours if t_ref and t_ours else None,
-            "im2rec_max_rss_mib": mib(mem_ref.get("max_rss_kb")),
-            "im2rec_tree_pss_mib": mib(mem_ref.get("tree_peak_pss_kb")),
-            "imgprep_max_rss_mib": mib(mem_ours.get("max_rss_kb")),
-            "verify": ver,
-            "rec_bytes": sizes,
-            "runs": {r["command"]: r["times"] for r in hf["results"]},
-        }
-        summary["cases"][cid] = row
-        out.append(
-            f"| {label} | {fmt(t_ref)} | {fmt(t_ours)} | {fmt(row['im2rec_img_per_s'], '.0f')} "
-            f"| {fmt(row['imgprep_img_per_s'], '.0f')} | {fmt(row['speedup'], '.1f', 'x')} "
-            f"| {fmt(row['im2rec_max_rss_mib'], '.0f')} / {fmt(row['im2rec_tree_pss_mib'], '.0f')} "
-            f"| {fmt(row['imgprep_max_rss_mib'], '.1f')} "
-            f"| {fmt(sizes.get('im2rec', 0) / 1e6, '.1f')} / {fmt(sizes.get('imgprep', 0) / 1e6, '.1f')} "
-            f"| {ver['im2rec']} / {ver['imgprep']} |")
+
+    def add_rows(cases):
+        """One table row per im2rec.py-vs-imgprep case that has results."""
+        for cid, label, mult in cases:
+            hf = load(results, f"{cid}.json")
+            if hf is None:
+                continue
+            count = n * mult
+            med = medians(hf)
+            t_ref, t_ours = med.get("im2rec"), med.get("imgprep")
+            mem_ref = load(results, f"{cid}.im2rec.mem.json") or {}
+            mem_ours = load(results, f"{cid}.imgprep.mem.json") or {}
+            ver = {}
+            for tool in ("im2rec", "imgprep"):
+                v = load(results, f"{cid}.{tool}.verify.json")
+                ver[tool] = ("n/a" if v is None else f"ok ({v['records']})" if v.get("ok")
+                             else f"FAIL ({v.get('problems')} problems)")
+            sizes = load(results, f"{cid}.rec_bytes.json") or {}
+            row = {
+                "im2rec_median_s": t_ref, "imgprep_median_s": t_ours,
+                "images": count,
+                "im2rec_img_per_s": count / t_ref if t_ref else None,
+                "imgprep_img_per_s": count / t_ours if t_ours else None,
+                "speedup": t_ref / t_ours if t_ref and t_ours else None,
+                "im2rec_max_rss_mib": mib(mem_ref.get("max_rss_kb")),
+                "im2rec_tree_pss_mib": mib(mem_ref.get("tree_peak_pss_kb")),
+                "imgprep_max_rss_mib": mib(mem_ours.get("max_rss_kb")),
+                "verify": ver,
+                "rec_bytes": sizes,
+                "runs": {r["command"]: r["times"] for r in hf["results"]},
+            }
+            summary["cases"][cid] = row
+            out.append(
+                f"| {label} | {fmt(t_ref)} | {fmt(t_ours)} | {fmt(row['im2rec_img_per_s'], '.0f')} "
+                f"| {fmt(row['imgprep_img_per_s'], '.0f')} | {fmt(row['speedup'], '.1f', 'x')} "
+                f"| {fmt(row['im2rec_max_rss_mib'], '.0f')} / {fmt(row['im2rec_tree_pss_mib'], '.0f')} "
+                f"| {fmt(row['imgprep_max_rss_mib'], '.1f')} "
+                f"| {fmt(sizes.get('im2rec', 0) / 1e6, '.1f')} / {fmt(sizes.get('imgprep', 0) / 1e6, '.1f')} "
+                f"| {ver['im2rec']} / {ver['imgprep']} |")
+
+    add_rows(CASES)
 
     cat = load(results, "e_cat.json")
     t_cat = medians(cat).get("cat") if cat else None
@@ -115,11 +122,26 @@ def main():
                f"| | {fmt(n / t_cat if t_cat else None, '.0f')} | | | | | |")
 
     start = load(results, "s_startup.json")
+    s_med = medians(start) if start else {}
     if start:
-        med = medians(start)
-        summary["cases"]["s_startup"] = med
-        out.append(f"| s. start-up only (`--help`) | {fmt(med.get('im2rec'), '.3f')} "
-                   f"| {fmt(med.get('imgprep'), '.3f')} | | | | | | | |")
+        summary["cases"]["s_startup"] = s_med
+        out.append(f"| s. start-up only (`--help`) | {fmt(s_med.get('im2rec'), '.3f')} "
+                   f"| {fmt(s_med.get('imgprep'), '.3f')} | | | | | | | |")
+    add_rows(CASES_10N)
+
+    # im2rec.py pays ~1 s of imports per run; what is left is per-image work.
+    if start:
+        s_ref, s_ours = s_med.get("im2rec"), s_med.get("imgprep")
+        steady = {}
+        for cid, row in summary["cases"].items():
+            if row.get("speedup") and s_ref and s_ours:
+                steady[cid] = ((row["im2rec_median_s"] - s_ref)
+                               / max(row["imgprep_median_s"] - s_ours, 1e-9))
+                row["speedup_without_startup"] = steady[cid]
+        if steady:
+            out.append("")
+            out.append("Speed-up with each tool's start-up time (case s) subtracted: "
+                       + ", ".join(f"{cid} {v:.1f}x" for cid, v in steady.items()) + ".")
 
     # ---------------------------------------------------------- RSS vs size
     rss_n = load(results, "f_rss.n.mem.json") or {}
@@ -215,12 +237,14 @@ def main():
         if name.endswith(".busy.json"):
             busy[name[:-len(".busy.json")]] = load(results, name)
     summary["other_load"] = busy
-    noisy = [f"{k} ({v['other_pct']}%)" for k, v in busy.items() if v.get("other_pct", 0) > 5]
+    noisy = [f"{k} ({v['other_pct']}%)" for k, v in busy.items() if v.get("suspect")]
     worst = max((v.get("other_pct", 0) for v in busy.values()), default=0)
+    worst_un = max((v.get("other_unniced_pct", 0) for v in busy.values()), default=0)
     out.append("")
-    out.append("WARNING: other processes used > 5% of the CPUs during " + ", ".join(noisy)
+    out.append("WARNING: other processes competed for the CPUs during " + ", ".join(noisy)
                + "; re-run those cases (CASES=...)." if noisy else
-               f"Other processes used at most {worst}% of the CPUs during any case.")
+               f"Other processes used at most {worst}% of the CPUs during any case "
+               f"({worst_un}% by processes that were not niced).")
 
     with open(os.path.join(results, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)

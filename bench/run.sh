@@ -99,33 +99,37 @@ fi
 # With 2 cores any other job skews timings. Before each case, wait (up to
 # WAIT_IDLE seconds, default 900) until the CPUs have been idle for ~10 s.
 # During the case, measure the CPU time used by anything other than this
-# script's children: busy time from /proc/stat (user, system, VM steal; not
-# kernel threads, which do the write-back of our own output) minus the CPU
+# script's children: busy time from /proc/stat (user, nice, system, VM steal;
+# not kernel threads, which do the write-back of our own output) minus the CPU
 # time of our finished children (bash's `times`). The share of the case's CPU
-# capacity that went to others is written to results/ID.busy.json; above 5%
-# the case's timings are suspect and report.py says so.
+# capacity that went to others is written to results/ID.busy.json. Above 5%
+# the case's timings are suspect and report.py says so; with NICE < 0 only
+# other processes that are not niced count (a niced job gets ~1% of a core
+# against us at nice -10, so it only soaks up idle time).
 cpu_busy() {  # percent of all CPU time spent busy over the next 2 seconds
-  local a b
+  local a b                # (not counting niced processes when we run at NICE < 0)
   read -r -a a < <(head -1 /proc/stat)
   sleep 2
   read -r -a b < <(head -1 /proc/stat)
   local idle=$(( (b[4] + b[5]) - (a[4] + a[5]) )) total=0 i
+  [ "${NICE:-0}" -ge 0 ] || idle=$(( idle + b[2] - a[2] ))
   for i in 1 2 3 4 5 6 7 8; do total=$(( total + b[i] - a[i] )); done
   echo $(( total > 0 ? 100 * (total - idle) / total : 0 ))
 }
-busy_seconds() {  # CPU-seconds spent since boot in user space, kernel calls and
-                  # VM steal, minus kernel threads (write-back of our own output)
+busy_seconds() {  # prints "ALL UNNICED": CPU-seconds since boot spent busy (user,
+                  # nice, system, VM steal), without the user time of niced
+                  # processes for UNNICED; both minus kernel threads
   local hz; hz="$(getconf CLK_TCK)"
   { head -1 /proc/stat; cat /proc/[0-9]*/stat 2>/dev/null; } | awk -v hz="$hz" '
-    NR == 1 { busy = $2 + $3 + $4 + $9; next }
+    NR == 1 { busy = $2 + $3 + $4 + $9; niced = $3; next }
     { pid = $1; sub(/^.*\) /, "")        # drop "pid (comm) ": comm may hold spaces
       if (pid == 2 || $2 == 2) kthreads += $12 + $13 }   # ppid 2 = kthreadd
-    END { print (busy - kthreads) / hz }'
+    END { printf "%.3f %.3f\n", (busy - kthreads) / hz, (busy - niced - kthreads) / hz }'
 }
 children_seconds() {  # sets kids_s: user+sys CPU-seconds of our finished children
   times > "$work/.times"   # a builtin: must run in this shell, not in $(...)
   kids_s="$(awk 'function s(x) { sub(/s$/, "", x); split(x, a, "m"); return a[1] * 60 + a[2] }
-                 NR == 2 { print s($1) + s($2) }' "$work/.times")"
+                 NR == 2 { printf "%.3f\n", s($1) + s($2) }' "$work/.times")"
 }
 wait_idle() {  # wait_idle CASE: wait for ~10 s of idle CPUs, then start counting
   local busy quiet=0 start=$SECONDS
@@ -148,23 +152,28 @@ after_case() {  # after_case CASE: how much CPU went to other processes
   t1="$EPOCHREALTIME" busy1="$(busy_seconds)"
   children_seconds; kids1="$kids_s"
   awk -v b0="$case_busy0" -v b1="$busy1" -v k0="$case_kids0" -v k1="$kids1" \
-      -v t0="$case_t0" -v t1="$t1" -v cores="$(nproc)" -v now="$(date -u +%Y-%m-%dT%H:%M:%SZ)" '
+      -v t0="$case_t0" -v t1="$t1" -v cores="$(nproc)" -v nice="$(ps -o ni= -p $$)" \
+      -v now="$(date -u +%Y-%m-%dT%H:%M:%SZ)" '
     BEGIN {
-      wall = t1 - t0; other = (b1 - b0) - (k1 - k0); if (other < 0) other = 0
-      printf "{\"wall_s\": %.1f, \"our_cpu_s\": %.2f, \"other_cpu_s\": %.2f, \"other_pct\": %.1f, \"finished\": \"%s\"}\n",
-        wall, k1 - k0, other, 100 * other / (wall * cores), now
+      split(b0, a, " "); split(b1, b, " "); ours = k1 - k0; wall = t1 - t0
+      other = b[1] - a[1] - ours; if (other < 0) other = 0
+      unniced = b[2] - a[2] - ours; if (unniced < 0) unniced = 0
+      pct = 100 * other / (wall * cores); upct = 100 * unniced / (wall * cores)
+      printf "{\"wall_s\": %.1f, \"our_cpu_s\": %.2f, \"our_nice\": %d, \"other_cpu_s\": %.2f, " \
+             "\"other_pct\": %.1f, \"other_unniced_pct\": %.1f, \"suspect\": %s, \"finished\": \"%s\"}\n",
+        wall, ours, nice, other, pct, upct, ((nice < 0 ? upct : pct) > 5) ? "true" : "false", now
     }' > "$results/$1.busy.json"
-  if awk '/other_pct/ { split($0, a, "\"other_pct\": "); exit !(a[2] + 0 > 5) }' "$results/$1.busy.json"; then
+  if grep -q '"suspect": true' "$results/$1.busy.json"; then
     echo "run.sh: WARNING: other processes used CPU during '$1': $(cat "$results/$1.busy.json")" >&2
   fi
 }
 
 # ---------------------------------------------------------------- data sets
 # make_dataset COUNT -> prints the folder; generated once and cached, keyed by
-# the generator's hash so an edited make_photos.py regenerates.
+# make_photos.py's GENERATOR_VERSION so a changed generator regenerates.
 make_dataset() {
   local count="$1" dir="$cache/photos-$1" stamp
-  stamp="$(sha1sum "$here/make_photos.py" | cut -c1-40)"
+  stamp="v$(sed -n 's/^GENERATOR_VERSION = //p' "$here/make_photos.py")"
   if [ "$(cat "$dir/.complete" 2>/dev/null)" != "$stamp" ]; then
     log "generating $count photos in $dir (once)"
     rm -rf "$dir" "$dir.partial"

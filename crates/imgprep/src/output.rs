@@ -38,10 +38,16 @@ impl AtomicFile {
         &self.dest
     }
 
-    /// Flushes and renames into place.
+    /// Flushes and renames into place, readable by others like any new
+    /// file (temporary files are created 0600).
     pub fn commit(mut self) -> io::Result<()> {
         if let Some(mut w) = self.writer.take() {
             w.flush()?;
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(self.tmp.path(), std::fs::Permissions::from_mode(0o644))?;
         }
         self.tmp.persist(&self.dest).map_err(|e| e.error)?;
         Ok(())

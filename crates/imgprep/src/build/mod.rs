@@ -18,8 +18,8 @@ pub use write::verify_out;
 use crate::checksum::{file_sums, sha256_hex};
 use crate::error::{Error, Result};
 use crate::execute::ordered_map;
-use crate::image::{ImageInfo, ImageSpec, Processor};
-use crate::recipe::{self, LoadedRecipe, OnError};
+use crate::image::{ImageInfo, Processor};
+use crate::recipe::{self, OnError};
 use crate::report::Reporter;
 use cache::{fingerprint, Cache};
 use std::collections::BTreeMap;
@@ -265,16 +265,4 @@ fn remove_partials(dir: &Path) {
 pub fn read_manifest(out: &Path) -> Option<Manifest> {
     let text = std::fs::read_to_string(out.join(MANIFEST)).ok()?;
     serde_json::from_str(&text).ok()
-}
-
-/// Loads and checks a recipe without building (for `init` and tests).
-pub fn check_recipe(path: &Path) -> Result<LoadedRecipe> {
-    let r = recipe::load(path)?;
-    r.recipe.transform.image_spec().map_err(Error::Usage)?;
-    Ok(r)
-}
-
-/// The image spec a recipe asks for (`None` = pass-through).
-pub fn spec_of(r: &LoadedRecipe) -> Result<Option<ImageSpec>> {
-    r.recipe.transform.image_spec().map_err(Error::Usage)
 }

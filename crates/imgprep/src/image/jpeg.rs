@@ -166,7 +166,7 @@ impl JpegDecoder {
         let w = (header.width * scale_num).div_ceil(8);
         let h = (header.height * scale_num).div_ceil(8);
         let pitch = w as usize * format.channels();
-        out.clear();
+        // Every byte is overwritten: a reused buffer of the same size is not cleared.
         out.resize(pitch * h as usize, 0);
         let pf = match format {
             JpegOut::Gray => raw::TJPF_TJPF_GRAY,

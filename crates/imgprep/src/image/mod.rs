@@ -291,6 +291,7 @@ pub struct Processor {
     jpeg_dec: JpegDecoder,
     jpeg_enc: Option<JpegEncoder>,
     resizer: fast_image_resize::Resizer,
+    pool: Vec<Vec<u8>>,
 }
 
 impl Processor {
@@ -299,7 +300,20 @@ impl Processor {
             jpeg_dec: JpegDecoder::new()?,
             jpeg_enc: None,
             resizer: fast_image_resize::Resizer::new(),
+            pool: Vec::new(),
         })
+    }
+
+    /// A pixel buffer from the per-thread pool: steady-state processing
+    /// allocates (and page-faults) nothing.
+    fn take_buf(&mut self) -> Vec<u8> {
+        self.pool.pop().unwrap_or_default()
+    }
+
+    fn recycle(&mut self, buf: Vec<u8>) {
+        if self.pool.len() < 4 {
+            self.pool.push(buf);
+        }
     }
 
     /// Header-only check, as [`probe`].
@@ -358,6 +372,7 @@ impl Processor {
         let mut px = if out_fmt == JpegOut::Cmyk {
             let mut rgb = Vec::new();
             ops::cmyk_to_rgb(&buf, &mut rgb);
+            self.recycle(buf);
             let px = Pixels {
                 width: w,
                 height: h,
@@ -425,7 +440,10 @@ impl Processor {
         if whole && (tw, th) == (px.width, px.height) {
             return Ok(px);
         }
-        ops::resize(&mut self.resizer, &px, (!whole).then_some(rect), tw, th)
+        let buf = self.take_buf();
+        let out = ops::resize(&mut self.resizer, &px, (!whole).then_some(rect), tw, th, buf)?;
+        self.recycle(px.data);
+        Ok(out)
     }
 
     /// Encodes pixels, appending to `out`.
@@ -448,12 +466,14 @@ impl Processor {
                     slot => slot.insert(JpegEncoder::new(quality)?),
                 };
                 enc.encode(&px.data, px.width, px.height, px.channels, out)?;
-                Ok(ImageInfo {
+                let info = ImageInfo {
                     format: ImageFormat::Jpeg,
                     width: px.width,
                     height: px.height,
                     channels: px.channels as u8,
-                })
+                };
+                self.recycle(px.data);
+                Ok(info)
             }
             Encoding::Png { compression } => {
                 other::encode_png(&px, compression, out)?;
