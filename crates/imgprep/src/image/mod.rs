@@ -441,7 +441,14 @@ impl Processor {
             return Ok(px);
         }
         let buf = self.take_buf();
-        let out = ops::resize(&mut self.resizer, &px, (!whole).then_some(rect), tw, th, buf)?;
+        let out = ops::resize(
+            &mut self.resizer,
+            &px,
+            (!whole).then_some(rect),
+            tw,
+            th,
+            buf,
+        )?;
         self.recycle(px.data);
         Ok(out)
     }
