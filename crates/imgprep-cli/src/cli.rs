@@ -13,7 +13,8 @@ use std::path::PathBuf;
       imgprep im2rec data/train images/ --list --recursive --train-ratio 0.8\n  \
       imgprep im2rec data/train images/ --resize 210 --num-thread 2\n  \
       imgprep verify data/train_train\n  \
-      imgprep inspect data/train_train.rec --json | head\n\n\
+      imgprep inspect data/train_train.rec --json | head\n  \
+      imgprep build examples/drivers.toml --out out/drivers && imgprep verify out/drivers\n\n\
       Exit codes: 0 ok, 1 problems found (skips under --strict, verify failures), 2 usage or setup error."
 )]
 pub struct Cli {
@@ -36,12 +37,12 @@ pub enum Command {
           Same options, defaults and outputs as im2rec.py; see the README for the few differences."
     )]
     Im2rec(Im2recArgs),
-    /// Print one line per record of a .rec: id, labels, bytes, image format and size.
+    /// Print one line per record of a .rec (id, labels, bytes, image format and size) or a .tfrecord[.gz].
     #[command(
         after_help = "Examples:\n  imgprep inspect data/pets_train.rec\n  imgprep inspect data/pets_train.rec --json --limit 5"
     )]
     Inspect(InspectArgs),
-    /// Check a packed dataset: framing, every image decodes, .idx offsets, counts and labels against the .lst.
+    /// Check a .rec (framing, every image decodes, .idx offsets, labels and counts vs the .lst), a .tfrecord, or a build's output folder.
     #[command(
         after_help = "Examples:\n  imgprep verify data/pets_train\n  imgprep verify data/pets_train.rec --json\n\nExit 0 only when everything is right, 1 when a problem was found."
     )]
@@ -134,7 +135,7 @@ pub struct Im2recArgs {
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// The .rec file.
+    /// The .rec or .tfrecord[.gz|.zz] file.
     pub rec: PathBuf,
     /// One JSON object per line instead of a table.
     #[arg(long)]
