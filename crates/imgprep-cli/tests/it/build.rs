@@ -21,6 +21,25 @@ fn manifest(env: &TestEnv, out: &str) -> serde_json::Value {
     serde_json::from_slice(&env.read(&format!("{out}/manifest.json"))).unwrap()
 }
 
+/// Builds `recipe` twice: as is it must fail (exit 2, stderr naming every
+/// needle); with `on_error = "skip"` it must succeed. Returns the manifest.
+fn fails_then_skips(env: &TestEnv, recipe: &str, needles: &[&str]) -> serde_json::Value {
+    env.write("r.toml", recipe.as_bytes());
+    let out = env.run(&["build", "r.toml", "--out", "o"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        needles.iter().all(|n| err.contains(n)),
+        "{needles:?}: {err}"
+    );
+    env.write(
+        "r.toml",
+        format!("on_error = \"skip\"\n{recipe}").as_bytes(),
+    );
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    manifest(env, "o")
+}
+
 /// Seed 000: a CSV index `subject,classname,img`, images under
 /// `imgs/train/{classname}/{img}`, drivers as groups.
 fn drivers(env: &TestEnv) {
@@ -377,20 +396,7 @@ fn missing_files_fail_or_are_counted_skips() {
     env.synth("imgs", 1, 3, 16, 16);
     env.write("i.csv", b"path,label\nclass_0/img_00000.jpg,a\nclass_0/nope.jpg,a\nclass_0/img_00001.jpg,b\nclass_0/img_00001.jpg,b\n");
     let recipe = "name = \"x\"\n[[sources]]\ntype = \"csv\"\nfile = \"i.csv\"\nroot = \"imgs\"\npath = \"path\"\nlabel = \"label\"\n";
-    env.write("r.toml", recipe.as_bytes());
-    let out = env.run(&["build", "r.toml", "--out", "o"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("i.csv:3") && stderr(&out).contains("nope.jpg"),
-        "{}",
-        stderr(&out)
-    );
-    env.write(
-        "r.toml",
-        format!("on_error = \"skip\"\n{recipe}").as_bytes(),
-    );
-    env.ok(&["build", "r.toml", "--out", "o"]);
-    let m = manifest(&env, "o");
+    let m = fails_then_skips(&env, recipe, &["i.csv:3", "nope.jpg"]);
     let reasons: Vec<String> = m["skipped"]
         .as_array()
         .unwrap()
@@ -540,20 +546,7 @@ fn labels_outside_an_explicit_label_map_are_errors() {
     let env = TestEnv::new();
     env.synth("photos", 3, 2, 16, 16);
     let recipe = "name = \"x\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n[labels]\nnames = [\"class_1\", \"class_0\"]\n";
-    env.write("r.toml", recipe.as_bytes());
-    let out = env.run(&["build", "r.toml", "--out", "o"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("class_2") && stderr(&out).contains("label map"),
-        "{}",
-        stderr(&out)
-    );
-    env.write(
-        "r.toml",
-        format!("on_error = \"skip\"\n{recipe}").as_bytes(),
-    );
-    env.ok(&["build", "r.toml", "--out", "o"]);
-    let m = manifest(&env, "o");
+    let m = fails_then_skips(&env, recipe, &["class_2", "label map"]);
     assert_eq!(m["labels"][0]["name"], "class_1", "explicit order is kept");
     assert_eq!(m["skipped"].as_array().unwrap().len(), 2);
 }
