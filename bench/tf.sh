@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bin="$(realpath "${IMGPREP:-target/release/imgprep}")"
 cache="${IMGPREP_CACHE:-$HOME/.cache/imgprep}/bench"
 mx="$(scripts/venv.sh)"
-tf="$(scripts/venv-tf.sh)"
+tf="$(scripts/venv.sh tf)"
 photos="$cache/photos-2000"
 [ -d "$photos" ] || "$mx" bench/make_photos.py "$photos" --count 2000
 tiny="$cache/tiny-10000"

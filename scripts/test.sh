@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 IMGPREP_PYTHON="$(scripts/venv.sh)"
-IMGPREP_TF_PYTHON="$(scripts/venv-tf.sh)"
+IMGPREP_TF_PYTHON="$(scripts/venv.sh tf)"
 export IMGPREP_PYTHON IMGPREP_TF_PYTHON TF_CPP_MIN_LOG_LEVEL=2
 if [ -z "${IMGPREP_SHARED_DATA:-}" ] && [ -d ../shared/data ]; then
   IMGPREP_SHARED_DATA="$(cd ../shared/data && pwd)"

@@ -148,7 +148,7 @@ pub fn patch_jpeg_dims(jpeg: &[u8], w: u16, h: u16) -> Vec<u8> {
     v
 }
 
-/// The TensorFlow venv's Python (scripts/venv-tf.sh); skip unless CI.
+/// The TensorFlow venv's Python (scripts/venv.sh tf); skip unless CI.
 pub fn tf_python() -> Option<PathBuf> {
     match std::env::var_os("IMGPREP_TF_PYTHON") {
         Some(p) if Path::new(&p).exists() => Some(PathBuf::from(p)),

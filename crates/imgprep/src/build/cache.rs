@@ -61,20 +61,35 @@ impl Cache {
         self.dir.join(&key[..2]).join(key)
     }
 
+    fn parse_header(h: &[u8]) -> Option<ImageInfo> {
+        if h.len() < HEADER || &h[..4] != MAGIC {
+            return None;
+        }
+        Some(ImageInfo {
+            format: format_from(h[4])?,
+            channels: h[5],
+            width: u32::from_le_bytes(h[8..12].try_into().ok()?),
+            height: u32::from_le_bytes(h[12..16].try_into().ok()?),
+        })
+    }
+
     /// The cached image and its info, if present and intact.
     pub fn get(&self, key: &str) -> Option<(ImageInfo, Vec<u8>)> {
         let mut data = std::fs::read(self.path(key)).ok()?;
-        if data.len() < HEADER || &data[..4] != MAGIC {
-            return None;
-        }
-        let info = ImageInfo {
-            format: format_from(data[4])?,
-            channels: data[5],
-            width: u32::from_le_bytes(data[8..12].try_into().ok()?),
-            height: u32::from_le_bytes(data[12..16].try_into().ok()?),
-        };
+        let info = Self::parse_header(&data)?;
         data.drain(..HEADER);
         Some((info, data))
+    }
+
+    /// Only the info of a cached image (reads its 16-byte header, not the image).
+    pub fn info(&self, key: &str) -> Option<ImageInfo> {
+        use std::io::Read;
+        let mut h = [0u8; HEADER];
+        std::fs::File::open(self.path(key))
+            .ok()?
+            .read_exact(&mut h)
+            .ok()?;
+        Self::parse_header(&h)
     }
 
     /// Length of the cached image bytes, from the entry's size.

@@ -140,7 +140,7 @@ pub fn build(
             },
             Some(spec) => {
                 let key = Cache::key(&transform_key, &item.path, size, mtime);
-                if let Some((info, _)) = cache.get(&key) {
+                if let Some(info) = cache.info(&key) {
                     return (i, Prepared::Ok(info), true);
                 }
                 for sc in &shard_caches {
