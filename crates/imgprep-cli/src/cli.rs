@@ -52,6 +52,19 @@ pub enum Command {
         after_help = "Examples:\n  imgprep init photos/ && imgprep build imgprep.toml --out out/\n  imgprep build examples/drivers.toml --out out/drivers\n  imgprep build recipe.toml --out part0 --shard 0/4\n\nA re-run with nothing changed does nothing; a few changed inputs re-process only those."
     )]
     Build(BuildArgs),
+    /// One-shot conversion of a class-folder tree (no recipe file): TFRecord, RecordIO, SageMaker image or folders.
+    #[command(after_help = "Examples:\n  \
+          # seed 003: 64x64 images to seed 003's raw TFRecords, 90/10 split\n  \
+          imgprep convert tiny-imagenet/train out/ --to tfrecord --preset raw --encoding passthrough --train 0.9 --validation 0.1\n  \
+          # TFDS-style shards of about 128 MiB, 224x224, GZIP\n  \
+          imgprep convert photos/ out/ --to tfrecord --resize 224x224 --compression gzip\n  \
+          # several outputs at once; leave grayscale/CMYK/alpha sources out\n  \
+          imgprep convert photos/ out/ --to recordio --to tfrecord --resize 256 --color-policy skip\n  \
+          # see the recipe it runs (keep it to rebuild with `imgprep build`)\n  \
+          imgprep convert photos/ out/ --to tfrecord --print-recipe\n\n\
+          Label = the sub-folder holding the image. The recipe used is kept as OUT/imgprep-convert.toml;\n\
+          everything `imgprep build` does applies (manifest, incremental re-runs, verify OUT).")]
+    Convert(ConvertArgs),
     /// Combine shard outputs (`build --shard I/N`) into the same result as one build, without decoding.
     #[command(
         after_help = "Example:\n  for i in 0 1 2 3; do imgprep build r.toml --out part$i --shard $i/4; done\n  imgprep merge r.toml --out out part0 part1 part2 part3"
@@ -166,6 +179,76 @@ pub struct BuildArgs {
     pub quiet: bool,
     #[arg(skip)]
     pub merge_from: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    /// The image folder (one sub-folder per class).
+    pub src: PathBuf,
+    /// Output folder.
+    pub out: PathBuf,
+    /// Output format(s); repeat for several.
+    #[arg(long = "to", required = true, value_parser = ["tfrecord", "recordio", "sagemaker-image", "folders"])]
+    pub to: Vec<String>,
+    /// Share of each class for training.
+    #[arg(long, default_value_t = 1.0, help_heading = "Splits")]
+    pub train: f64,
+    #[arg(long, default_value_t = 0.0, help_heading = "Splits")]
+    pub validation: f64,
+    #[arg(long, default_value_t = 0.0, help_heading = "Splits")]
+    pub test: f64,
+    /// Seed for the split.
+    #[arg(long, default_value_t = 1, help_heading = "Splits")]
+    pub seed: u64,
+    /// `210` (shorter edge), `224x224` (exact) or `area=50176` (about that many pixels, aspect kept).
+    #[arg(long, help_heading = "Images")]
+    pub resize: Option<String>,
+    /// Crop the longer side to a centred square before resizing.
+    #[arg(long, help_heading = "Images")]
+    pub center_crop: bool,
+    /// Output colour mode.
+    #[arg(long, default_value = "color", value_parser = ["color", "grayscale", "unchanged"], help_heading = "Images")]
+    pub color: String,
+    /// Grayscale, CMYK and alpha sources: convert them, or skip them (counted, with reasons, in the manifest).
+    #[arg(long, default_value = "convert", value_parser = ["convert", "skip"], help_heading = "Images")]
+    pub color_policy: String,
+    /// Stored encoding; `passthrough` keeps each file's bytes (after a header check).
+    #[arg(long, default_value = "jpg", value_parser = ["jpg", "png", "passthrough"], help_heading = "Images")]
+    pub encoding: String,
+    /// JPEG quality 1-100 (PNG: compression 0-9).
+    #[arg(long, help_heading = "Images")]
+    pub quality: Option<u8>,
+    /// Image extensions to take.
+    #[arg(long, num_args = 1.., default_values = [".jpg", ".jpeg", ".png"], help_heading = "Images")]
+    pub exts: Vec<String>,
+    /// TFRecord feature preset.
+    #[arg(long, default_value = "tfds", value_parser = ["tfds", "raw"], help_heading = "TFRecord")]
+    pub preset: String,
+    /// TFRecord compression.
+    #[arg(long, default_value = "none", value_parser = ["none", "gzip", "zlib"], help_heading = "TFRecord")]
+    pub compression: String,
+    /// Records per shard (default: shards of about --shard-mib).
+    #[arg(long, conflicts_with = "shard_mib", help_heading = "TFRecord")]
+    pub shard_records: Option<usize>,
+    /// Target shard size in MiB (default 128).
+    #[arg(long, help_heading = "TFRecord")]
+    pub shard_mib: Option<u64>,
+    /// RecordIO: store every label of multi-label items.
+    #[arg(long)]
+    pub pack_label: bool,
+    /// Stop at the first unreadable image instead of skipping it (skips are listed in the manifest).
+    #[arg(long)]
+    pub fail_on_error: bool,
+    /// Print the recipe this conversion runs and exit.
+    #[arg(long)]
+    pub print_recipe: bool,
+    #[arg(long)]
+    pub num_thread: Option<usize>,
+    /// Print the build summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]

@@ -5,7 +5,9 @@ mod progress;
 
 use anyhow::Result;
 use clap::Parser;
-use cli::{BuildArgs, Cli, Command, Im2recArgs, InitArgs, InspectArgs, SynthArgs, VerifyArgs};
+use cli::{
+    BuildArgs, Cli, Command, ConvertArgs, Im2recArgs, InitArgs, InspectArgs, SynthArgs, VerifyArgs,
+};
 use imgprep::im2rec::{find_lists, make_lists, pack_list, validate_list, ListOptions, PackOptions};
 use imgprep::image::{ColorMode, Encoding, ImageSpec, Resize};
 use progress::Progress;
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => verify(a),
         Command::Synth(a) => synth(a),
         Command::Build(a) => build(a),
+        Command::Convert(a) => convert(a),
         Command::Init(a) => init(a),
         Command::Merge(a) => {
             let shard_check: Result<()> =
@@ -376,6 +379,64 @@ fn parse_shard(s: &str) -> Result<(usize, usize)> {
     Ok((i, n))
 }
 
+/// The recipe file `convert` keeps in its output folder.
+const CONVERT_RECIPE: &str = "imgprep-convert.toml";
+
+fn convert(a: ConvertArgs) -> Result<u8> {
+    if !a.src.is_dir() {
+        anyhow::bail!("{}: not a folder", a.src.display());
+    }
+    let root = std::fs::canonicalize(&a.src)?;
+    let name = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "dataset".into());
+    let one = imgprep::recipe::OneShot {
+        name,
+        root,
+        exts: a.exts.clone(),
+        seed: a.seed,
+        on_error: if a.fail_on_error {
+            imgprep::recipe::OnError::Fail
+        } else {
+            imgprep::recipe::OnError::Skip
+        },
+        split: (a.train, a.validation, a.test),
+        resize: a.resize.clone(),
+        center_crop: a.center_crop,
+        color: a.color.clone(),
+        color_policy: a.color_policy.clone(),
+        encoding: a.encoding.clone(),
+        quality: a.quality,
+        outputs: a.to.clone(),
+        pack_label: a.pack_label,
+        tf_preset: a.preset.clone(),
+        tf_compression: a.compression.clone(),
+        shard_records: a.shard_records,
+        shard_mib: a.shard_mib,
+    };
+    let text = one.to_toml().map_err(|e| anyhow::anyhow!("{e}"))?;
+    if a.print_recipe {
+        print!("{text}");
+        return Ok(0);
+    }
+    std::fs::create_dir_all(&a.out)?;
+    let path = a.out.join(CONVERT_RECIPE);
+    let recipe = imgprep::recipe::from_text(&text, &path)?;
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+        imgprep::output::write_atomic(&path, text.as_bytes())?;
+    }
+    let opts = imgprep::build::BuildOptions {
+        out: a.out.clone(),
+        threads: threads(a.num_thread),
+        shard: None,
+        merge_from: Vec::new(),
+    };
+    let progress = Progress::new(a.quiet || a.json);
+    let s = imgprep::build::build_loaded(&recipe, &opts, &progress)?;
+    report_build(&s, a.json, a.quiet)
+}
+
 fn build(a: BuildArgs) -> Result<u8> {
     let out = a.out.clone().unwrap_or_else(|| {
         a.recipe
@@ -392,11 +453,16 @@ fn build(a: BuildArgs) -> Result<u8> {
     };
     let progress = Progress::new(a.quiet || a.json);
     let s = imgprep::build::build(&a.recipe, &opts, &progress)?;
-    if a.json {
+    report_build(&s, a.json, a.quiet)
+}
+
+/// Prints a build's summary: JSON on stdout, or lines on stderr.
+fn report_build(s: &imgprep::build::BuildSummary, json: bool, quiet: bool) -> Result<u8> {
+    if json {
         println!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(0);
     }
-    if a.quiet {
+    if quiet {
         return Ok(0);
     }
     let m = &s.manifest;
@@ -435,6 +501,17 @@ fn build(a: BuildArgs) -> Result<u8> {
         m.files.len(),
         s.seconds
     );
+    if !m.non_rgb_sources.is_empty() {
+        let kinds: Vec<String> = m
+            .non_rgb_sources
+            .iter()
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect();
+        eprintln!(
+            "non-RGB sources included: {} (converted wherever pixels are decoded or re-encoded; color_policy = \"skip\" leaves them out)",
+            kinds.join(" ")
+        );
+    }
     Ok(0)
 }
 

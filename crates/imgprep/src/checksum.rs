@@ -1,12 +1,12 @@
-//! Checksums for manifests: SHA-256 and the S3 ETag (multipart form for a
-//! given part size).
+//! Checksums: SHA-256 for manifests (computed while writing), and the S3
+//! ETag (multipart form for a given part size) for pushes and pulls.
 
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
 use std::io::Read;
 use std::path::Path;
 
-/// S3 multipart part size the manifest's ETags are computed for (aws cli's default).
+/// Default S3 multipart part size (the AWS CLI's default).
 pub const ETAG_PART_SIZE: u64 = 8 * 1024 * 1024;
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -17,61 +17,112 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Size, SHA-256 and S3 ETag of a file, in one pass.
+/// Size and SHA-256 of a file, as the manifest lists them.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileSums {
     pub size: u64,
     pub sha256: String,
-    /// `md5` for files up to one part, `md5(part md5s)-N` above (8 MiB parts).
-    pub etag: String,
+}
+
+/// SHA-256 computed while the bytes stream past (no second read).
+#[derive(Default, Clone)]
+pub struct Summer {
+    sha: Sha256,
+    size: u64,
+}
+
+impl Summer {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.sha.update(bytes);
+        self.size += bytes.len() as u64;
+    }
+
+    pub fn finish(self) -> FileSums {
+        FileSums {
+            size: self.size,
+            sha256: hex(&self.sha.finalize()),
+        }
+    }
+}
+
+fn read_chunks(path: &Path, mut f: impl FnMut(&[u8])) -> std::io::Result<()> {
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        f(&buf[..n]);
+    }
 }
 
 pub fn file_sums(path: &Path) -> std::io::Result<FileSums> {
-    let mut f = std::fs::File::open(path)?;
-    let mut sha = Sha256::new();
-    let mut part = Md5::new();
-    let mut part_len = 0u64;
-    let mut part_digests: Vec<u8> = Vec::new();
-    let mut size = 0u64;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
+    let mut s = Summer::default();
+    read_chunks(path, |c| s.update(c))?;
+    Ok(s.finish())
+}
+
+/// The S3 ETag an upload in `part_size` parts gives: the body's MD5 for one
+/// part, `md5(concat(part md5s))-N` for several.
+#[derive(Clone)]
+pub struct EtagSummer {
+    part_size: u64,
+    part: Md5,
+    part_len: u64,
+    digests: Vec<u8>,
+    size: u64,
+}
+
+impl EtagSummer {
+    pub fn new(part_size: u64) -> Self {
+        EtagSummer {
+            part_size: part_size.max(1),
+            part: Md5::new(),
+            part_len: 0,
+            digests: Vec::new(),
+            size: 0,
         }
-        let mut chunk = &buf[..n];
-        sha.update(chunk);
-        size += n as u64;
+    }
+
+    pub fn update(&mut self, mut chunk: &[u8]) {
+        self.size += chunk.len() as u64;
         while !chunk.is_empty() {
-            let take = ((ETAG_PART_SIZE - part_len) as usize).min(chunk.len());
-            part.update(&chunk[..take]);
-            part_len += take as u64;
+            let take = ((self.part_size - self.part_len) as usize).min(chunk.len());
+            self.part.update(&chunk[..take]);
+            self.part_len += take as u64;
             chunk = &chunk[take..];
-            if part_len == ETAG_PART_SIZE {
-                part_digests.extend_from_slice(&std::mem::take(&mut part).finalize());
-                part_len = 0;
+            if self.part_len == self.part_size {
+                let d = std::mem::take(&mut self.part).finalize();
+                self.digests.extend_from_slice(&d);
+                self.part_len = 0;
             }
         }
     }
-    let parts = part_digests.len() / 16 + usize::from(part_len > 0);
-    let etag = if size <= ETAG_PART_SIZE {
-        // single-part upload: plain MD5 of the body
-        if part_len > 0 || size == 0 {
-            hex(&part.finalize())
-        } else {
-            hex(&part_digests[..16])
+
+    pub fn finish(mut self) -> String {
+        if self.size <= self.part_size {
+            // single-part upload: plain MD5 of the body
+            return if self.part_len > 0 || self.size == 0 {
+                hex(&self.part.finalize())
+            } else {
+                hex(&self.digests[..16])
+            };
         }
-    } else {
-        if part_len > 0 {
-            part_digests.extend_from_slice(&part.finalize());
+        if self.part_len > 0 {
+            let d = self.part.finalize();
+            self.digests.extend_from_slice(&d);
         }
-        format!("{}-{parts}", hex(&Md5::digest(&part_digests)))
-    };
-    Ok(FileSums {
-        size,
-        sha256: hex(&sha.finalize()),
-        etag,
-    })
+        let parts = self.digests.len() / 16;
+        format!("{}-{parts}", hex(&Md5::digest(&self.digests)))
+    }
+}
+
+/// The S3 ETag of a file uploaded in `part_size` parts.
+pub fn file_etag(path: &Path, part_size: u64) -> std::io::Result<String> {
+    let mut s = EtagSummer::new(part_size);
+    read_chunks(path, |c| s.update(c))?;
+    Ok(s.finish())
 }
 
 #[cfg(test)]
@@ -84,7 +135,8 @@ mod tests {
         let small = dir.path().join("small");
         std::fs::write(&small, b"hello").unwrap();
         let s = file_sums(&small).unwrap();
-        assert_eq!(s.etag, "5d41402abc4b2a76b9719d911017c592");
+        let etag = |p: &Path| file_etag(p, ETAG_PART_SIZE).unwrap();
+        assert_eq!(etag(&small), "5d41402abc4b2a76b9719d911017c592");
         assert_eq!(
             s.sha256,
             "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
@@ -93,7 +145,7 @@ mod tests {
         let exact = dir.path().join("exact");
         let data = vec![7u8; ETAG_PART_SIZE as usize];
         std::fs::write(&exact, &data).unwrap();
-        assert_eq!(file_sums(&exact).unwrap().etag, hex(&Md5::digest(&data)));
+        assert_eq!(etag(&exact), hex(&Md5::digest(&data)));
         // 8 MiB + 3 bytes: two parts
         let big = dir.path().join("big");
         let mut data2 = data.clone();
@@ -101,9 +153,7 @@ mod tests {
         std::fs::write(&big, &data2).unwrap();
         let mut cat = Md5::digest(&data).to_vec();
         cat.extend_from_slice(&Md5::digest(b"abc"));
-        assert_eq!(
-            file_sums(&big).unwrap().etag,
-            format!("{}-2", hex(&Md5::digest(&cat)))
-        );
+        assert_eq!(etag(&big), format!("{}-2", hex(&Md5::digest(&cat))));
+        assert_eq!(s.size, 5);
     }
 }

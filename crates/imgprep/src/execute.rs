@@ -109,6 +109,38 @@ where
     })
 }
 
+/// [`ordered_map`] over batches of `batch` items: one hand-off between
+/// threads per batch instead of per item, for items that take microseconds
+/// (small images). Same order, same results.
+pub fn ordered_map_batched<T, R, S, E>(
+    items: impl Iterator<Item = T> + Send,
+    batch: usize,
+    threads: usize,
+    window: usize,
+    init: impl Fn() -> S + Sync,
+    work: impl Fn(&mut S, T) -> R + Sync,
+    mut sink: impl FnMut(R) -> Result<(), E>,
+) -> Result<(), E>
+where
+    T: Send,
+    R: Send,
+{
+    let batch = batch.max(1);
+    let mut items = items;
+    let batches = std::iter::from_fn(move || {
+        let v: Vec<T> = items.by_ref().take(batch).collect();
+        (!v.is_empty()).then_some(v)
+    });
+    ordered_map(
+        batches,
+        threads,
+        window.div_ceil(batch),
+        init,
+        |s, b: Vec<T>| b.into_iter().map(|t| work(s, t)).collect::<Vec<R>>(),
+        |rs| rs.into_iter().try_for_each(&mut sink),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +166,34 @@ mod tests {
             )
             .unwrap();
             assert_eq!(got, (0..200).map(|i| i * 2).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn batches_keep_order_and_stop_on_error() {
+        for threads in [1, 2, 3] {
+            let mut got = Vec::new();
+            ordered_map_batched(
+                0..200u64,
+                7,
+                threads,
+                32,
+                || (),
+                |_, i| {
+                    std::thread::sleep(std::time::Duration::from_micros((i * 7919) % 200));
+                    i + 1
+                },
+                |r| {
+                    got.push(r);
+                    if r == 150 {
+                        Err(r)
+                    } else {
+                        Ok(())
+                    }
+                },
+            )
+            .unwrap_err();
+            assert_eq!(got, (1..=150).collect::<Vec<_>>());
         }
     }
 

@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod execute;
+pub mod files;
 pub mod im2rec;
 pub mod image;
 pub mod output;

@@ -2,6 +2,7 @@
 //! destination folder and renamed into place only when complete, so an
 //! interrupted run never leaves a file that looks finished.
 
+use crate::checksum::{FileSums, Summer};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ pub struct AtomicFile {
     tmp: tempfile::NamedTempFile,
     writer: Option<BufWriter<File>>,
     dest: PathBuf,
+    sums: Summer,
 }
 
 impl AtomicFile {
@@ -31,6 +33,7 @@ impl AtomicFile {
             tmp,
             writer: Some(writer),
             dest: dest.to_path_buf(),
+            sums: Summer::default(),
         })
     }
 
@@ -39,8 +42,9 @@ impl AtomicFile {
     }
 
     /// Flushes and renames into place, readable by others like any new
-    /// file (temporary files are created 0600).
-    pub fn commit(mut self) -> io::Result<()> {
+    /// file (temporary files are created 0600). Returns the size and
+    /// SHA-256 of what was written, summed on the way (no re-read).
+    pub fn commit(mut self) -> io::Result<FileSums> {
         if let Some(mut w) = self.writer.take() {
             w.flush()?;
         }
@@ -50,17 +54,24 @@ impl AtomicFile {
             std::fs::set_permissions(self.tmp.path(), std::fs::Permissions::from_mode(0o644))?;
         }
         self.tmp.persist(&self.dest).map_err(|e| e.error)?;
-        Ok(())
+        Ok(self.sums.finish())
     }
 }
 
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.writer.as_mut().expect("not committed").write(buf)
+        let n = self.writer.as_mut().expect("not committed").write(buf)?;
+        self.sums.update(&buf[..n]);
+        Ok(n)
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.writer.as_mut().expect("not committed").write_all(buf)
+        self.writer
+            .as_mut()
+            .expect("not committed")
+            .write_all(buf)?;
+        self.sums.update(buf);
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -68,8 +79,8 @@ impl Write for AtomicFile {
     }
 }
 
-/// Writes a whole file atomically.
-pub fn write_atomic(dest: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Writes a whole file atomically; returns its size and SHA-256.
+pub fn write_atomic(dest: &Path, bytes: &[u8]) -> io::Result<FileSums> {
     let mut f = AtomicFile::create(dest)?;
     f.write_all(bytes)?;
     f.commit()

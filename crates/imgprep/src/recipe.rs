@@ -221,6 +221,10 @@ pub struct TransformSpec {
     pub center_crop: bool,
     #[serde(default)]
     pub color: ColorSpec,
+    /// Grayscale, CMYK and alpha sources: `convert` (default) to the colour
+    /// mode, or `skip` them (counted, with the reason, in the manifest).
+    #[serde(default)]
+    pub color_policy: ColorPolicy,
     /// `jpg`, `png` or `passthrough`.
     #[serde(default = "default_encoding")]
     pub encoding: String,
@@ -244,6 +248,7 @@ impl Default for TransformSpec {
             resize: None,
             center_crop: false,
             color: ColorSpec::Color,
+            color_policy: ColorPolicy::Convert,
             encoding: default_encoding(),
             quality: None,
             max_pixels: DEFAULT_MAX_PIXELS,
@@ -258,6 +263,15 @@ pub enum ColorSpec {
     Color,
     Grayscale,
     Unchanged,
+}
+
+/// What to do with sources that are not plain RGB.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColorPolicy {
+    #[default]
+    Convert,
+    Skip,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -401,8 +415,14 @@ impl LoadedRecipe {
 /// Parses and checks a recipe file.
 pub fn load(path: &Path) -> Result<LoadedRecipe> {
     let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
-    let recipe = parse(&text).map_err(|(offset, message)| {
-        let (line, col) = offset.map(|o| line_col(&text, o)).unwrap_or((1, 1));
+    from_text(&text, path)
+}
+
+/// Parses and checks recipe text that is (or will be) the file `path`;
+/// relative paths resolve against `path`'s folder.
+pub fn from_text(text: &str, path: &Path) -> Result<LoadedRecipe> {
+    let recipe = parse(text).map_err(|(offset, message)| {
+        let (line, col) = offset.map(|o| line_col(text, o)).unwrap_or((1, 1));
         Error::Usage(format!("{}:{line}:{col}: {message}", path.display()))
     })?;
     let base = path
@@ -485,6 +505,121 @@ pub fn parse(text: &str) -> std::result::Result<Recipe, (Option<usize>, String)>
         .image_spec()
         .map_err(|m| (locate("[transform]"), m))?;
     Ok(recipe)
+}
+
+/// The settings of a one-shot conversion (`imgprep convert`): one
+/// class-folder tree, ratio splits, one transform, some outputs. It becomes
+/// an ordinary recipe ([`OneShot::to_toml`]), so a one-shot run and a
+/// recipe build are the same code and the recipe can be kept and edited.
+#[derive(Debug, Clone)]
+pub struct OneShot {
+    pub name: String,
+    /// Absolute path of the class-folder tree.
+    pub root: PathBuf,
+    pub exts: Vec<String>,
+    pub seed: u64,
+    pub on_error: OnError,
+    /// (train, validation, test) ratios.
+    pub split: (f64, f64, f64),
+    /// `210`, `224x224` or `area=50176`.
+    pub resize: Option<String>,
+    pub center_crop: bool,
+    /// `color`, `grayscale` or `unchanged`.
+    pub color: String,
+    /// `convert` or `skip`.
+    pub color_policy: String,
+    /// `jpg`, `png` or `passthrough`.
+    pub encoding: String,
+    pub quality: Option<u8>,
+    /// Output formats: `recordio`, `sagemaker-image`, `folders`, `tfrecord`.
+    pub outputs: Vec<String>,
+    pub pack_label: bool,
+    /// TFRecord: `tfds` or `raw`; `none`, `gzip` or `zlib`; shard size.
+    pub tf_preset: String,
+    pub tf_compression: String,
+    pub shard_records: Option<usize>,
+    pub shard_mib: Option<u64>,
+}
+
+fn quoted(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+impl OneShot {
+    /// The equivalent recipe (checked by [`parse`] like any other).
+    pub fn to_toml(&self) -> std::result::Result<String, String> {
+        use std::fmt::Write as _;
+        let mut t = String::new();
+        let on_error = match self.on_error {
+            OnError::Fail => "fail",
+            OnError::Skip => "skip",
+        };
+        let exts: Vec<String> = self.exts.iter().map(|e| quoted(e)).collect();
+        let _ = write!(
+            t,
+            "# Written by `imgprep convert`; rebuild with `imgprep build THIS_FILE --out OUT`.\n\
+             name = {}\nseed = {}\non_error = \"{on_error}\"\n\n\
+             [[sources]]\ntype = \"folders\"\nroot = {}\nexts = [{}]\n\n",
+            quoted(&self.name),
+            self.seed,
+            quoted(&self.root.to_string_lossy()),
+            exts.join(", ")
+        );
+        let (tr, va, te) = self.split;
+        let _ = write!(
+            t,
+            "[split]\nmethod = \"stratified\"\ntrain = {tr:?}\nvalidation = {va:?}\ntest = {te:?}\n\n[transform]\n"
+        );
+        if let Some(r) = &self.resize {
+            let r = r.trim();
+            let value = if let Some(a) = r.strip_prefix("area=") {
+                let a: u64 = a
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("--resize {r:?}: area=N needs a number"))?;
+                format!("{{ area = {a} }}")
+            } else if let Ok(n) = r.parse::<u32>() {
+                n.to_string()
+            } else {
+                quoted(r)
+            };
+            let _ = writeln!(t, "resize = {value}");
+        }
+        let _ = write!(
+            t,
+            "center_crop = {}\ncolor = {}\ncolor_policy = {}\nencoding = {}\n",
+            self.center_crop,
+            quoted(&self.color),
+            quoted(&self.color_policy),
+            quoted(&self.encoding)
+        );
+        if let Some(q) = self.quality {
+            let _ = writeln!(t, "quality = {q}");
+        }
+        for o in &self.outputs {
+            let _ = write!(t, "\n[[outputs]]\nformat = {}\n", quoted(o));
+            match o.as_str() {
+                "recordio" if self.pack_label => t.push_str("pack_label = true\n"),
+                "tfrecord" => {
+                    let _ = write!(
+                        t,
+                        "preset = {}\ncompression = {}\n",
+                        quoted(&self.tf_preset),
+                        quoted(&self.tf_compression)
+                    );
+                    if let Some(n) = self.shard_records {
+                        let _ = writeln!(t, "shard_records = {n}");
+                    }
+                    if let Some(m) = self.shard_mib {
+                        let _ = writeln!(t, "shard_mib = {m}");
+                    }
+                }
+                _ => {}
+            }
+        }
+        parse(&t).map_err(|(_, m)| m)?;
+        Ok(t)
+    }
 }
 
 /// A commented starter recipe for a class-folder tree.

@@ -168,17 +168,23 @@ fn group_split_keeps_every_driver_in_one_split() {
     let hp: serde_json::Value =
         serde_json::from_slice(&env.read("out/complete/hyperparameters.json")).unwrap();
     assert_eq!(hp["num_training_samples"], "24");
-    // every file is in the manifest with its size, SHA-256 and ETag; verify agrees
+    // every file is in the manifest with its size and SHA-256 (summed while
+    // writing); verify agrees, and catches a changed byte
     let files = m["files"].as_object().unwrap();
     let rec = &files["complete/recordio/train.rec"];
+    let rec_path = env.path("out/complete/recordio/train.rec");
+    let bytes = std::fs::read(&rec_path).unwrap();
+    assert_eq!(rec["size"].as_u64().unwrap(), bytes.len() as u64);
     assert_eq!(
-        rec["size"].as_u64().unwrap(),
-        std::fs::metadata(env.path("out/complete/recordio/train.rec"))
-            .unwrap()
-            .len()
+        rec["sha256"].as_str().unwrap(),
+        imgprep::checksum::sha256_hex(&bytes)
     );
-    assert_eq!(rec["etag"].as_str().unwrap().len(), 32);
     env.ok(&["verify", "out"]);
+    let mut bad = bytes.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    std::fs::write(&rec_path, &bad).unwrap();
+    assert_eq!(env.run(&["verify", "out"]).status.code(), Some(1));
 }
 
 #[test]

@@ -143,3 +143,120 @@ fn tfrecord_output_is_deterministic_and_inspectable() {
     assert_eq!(first["format"], "raw");
     assert_eq!(first["width"], 32);
 }
+
+#[test]
+fn color_policy_converts_or_skips_non_rgb_sources_with_reasons() {
+    let Some(data) = shared_data() else { return };
+    let env = TestEnv::new();
+    env.synth("photos", 2, 3, 32, 32);
+    for (from, to) in [
+        ("grayscale/hopper_gray.jpg", "class_0/gray.jpg"),
+        (
+            "grayscale/cvo9xd_keong_macan_grayscale.png",
+            "class_1/gray.png",
+        ),
+        ("cmyk/pil_sample_cmyk.jpg", "class_0/cmyk.jpg"),
+        ("alpha/tmshre_riaphotographs_alpha.png", "class_1/alpha.png"),
+    ] {
+        let bytes = std::fs::read(data.join("edge_cases").join(from)).unwrap();
+        env.write(&format!("photos/{to}"), &bytes);
+    }
+    let args = |out: &'static str, policy: &'static str| {
+        vec![
+            "convert",
+            "photos",
+            out,
+            "--to",
+            "tfrecord",
+            "--preset",
+            "raw",
+            "--resize",
+            "16x16",
+            "--color-policy",
+            policy,
+            "--fail-on-error",
+        ]
+    };
+    // convert (default): all 10 in, as RGB, and counted by source layout
+    env.ok(&args("conv", "convert"));
+    let m: serde_json::Value = serde_json::from_slice(&env.read("conv/manifest.json")).unwrap();
+    assert_eq!(
+        m["non_rgb_sources"],
+        serde_json::json!({"grayscale": 2, "cmyk": 1, "rgba": 1})
+    );
+    let shard = "conv/complete/tfrecord-raw/train-00000-of-00001.tfrecord";
+    let out = env.ok(&["inspect", shard, "--json"]);
+    let recs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs.len(), 10);
+    assert!(recs.iter().all(|r| r["channels"] == 3), "{recs:?}");
+    // skip: the 4 are left out with their reasons, not an error even under --fail-on-error
+    let out = env.ok(&args("skip", "skip"));
+    assert!(stderr(&out).contains("color_policy"), "{}", stderr(&out));
+    let m: serde_json::Value = serde_json::from_slice(&env.read("skip/manifest.json")).unwrap();
+    let skipped = m["skipped"].as_array().unwrap();
+    let mut reasons: Vec<String> = skipped
+        .iter()
+        .map(|s| format!("{} {}", s["item"], s["reason"]))
+        .collect();
+    reasons.sort();
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
+    assert!(reasons[0].contains("cmyk.jpg") && reasons[0].contains("cmyk source"));
+    assert!(reasons[3].contains("gray.png") && reasons[3].contains("grayscale source"));
+    assert_eq!(
+        m["records"]["complete/tfrecord-raw/train-00000-of-00001.tfrecord"],
+        6
+    );
+    env.ok(&["verify", "skip"]);
+}
+
+#[test]
+fn convert_is_a_recipe_build_kept_in_the_output() {
+    let env = TestEnv::new();
+    env.synth("photos", 3, 4, 40, 30);
+    let args = [
+        "convert",
+        "photos",
+        "o",
+        "--to",
+        "tfrecord",
+        "--to",
+        "recordio",
+        "--train",
+        "0.75",
+        "--validation",
+        "0.25",
+        "--resize",
+        "area=600",
+        "--compression",
+        "gzip",
+        "--shard-records",
+        "4",
+    ];
+    env.ok(&args);
+    // the recipe it ran is kept; building it gives the same bytes
+    env.ok(&["build", "o/imgprep-convert.toml", "--out", "o2"]);
+    let m: serde_json::Value = serde_json::from_slice(&env.read("o/manifest.json")).unwrap();
+    let files = m["files"].as_object().unwrap();
+    assert!(files.contains_key("complete/tfrecord-tfds/train-00000-of-00003.tfrecord.gz"));
+    assert!(files.contains_key("complete/recordio/validation.rec"));
+    for f in files.keys() {
+        assert_eq!(
+            env.read(&format!("o/{f}")),
+            env.read(&format!("o2/{f}")),
+            "{f}"
+        );
+    }
+    // a second run is a no-op; bad arguments are usage errors
+    assert!(stderr(&env.ok(&args)).contains("up to date"));
+    let out = env.run(&[
+        "convert", "photos", "o3", "--to", "tfrecord", "--train", "0.5",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("add up to"), "{}", stderr(&out));
+    let out = env.run(&["convert", "nowhere", "o3", "--to", "tfrecord"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("nowhere"), "{}", stderr(&out));
+}

@@ -2,11 +2,11 @@
 //! path, size, modification time) and how (the transform). A re-run decodes
 //! only items whose key is new. Entries are written atomically.
 
-use crate::image::{ImageFormat, ImageInfo};
+use crate::image::{ImageFormat, ImageInfo, SourceColor};
 use crate::output::write_atomic;
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 4] = b"IPC1";
+const MAGIC: &[u8; 4] = b"IPC2";
 const HEADER: usize = 16;
 
 pub struct Cache {
@@ -68,6 +68,7 @@ impl Cache {
         Some(ImageInfo {
             format: format_from(h[4])?,
             channels: h[5],
+            source: SourceColor::from_code(h[6])?,
             width: u32::from_le_bytes(h[8..12].try_into().ok()?),
             height: u32::from_le_bytes(h[12..16].try_into().ok()?),
         })
@@ -103,10 +104,15 @@ impl Cache {
         std::fs::create_dir_all(p.parent().unwrap())?;
         let mut data = Vec::with_capacity(HEADER + bytes.len());
         data.extend_from_slice(MAGIC);
-        data.extend_from_slice(&[format_code(info.format), info.channels, 0, 0]);
+        data.extend_from_slice(&[
+            format_code(info.format),
+            info.channels,
+            info.source.code(),
+            0,
+        ]);
         data.extend_from_slice(&info.width.to_le_bytes());
         data.extend_from_slice(&info.height.to_le_bytes());
         data.extend_from_slice(bytes);
-        write_atomic(&p, &data)
+        write_atomic(&p, &data).map(drop)
     }
 }

@@ -45,5 +45,11 @@ pub struct Manifest {
     /// Records in each TFRecord shard.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub records: BTreeMap<String, u64>,
+    /// Included items whose source is not plain RGB, by layout (`grayscale`,
+    /// `grayscale+alpha`, `rgba`, `cmyk`). Under `color_policy = "convert"`
+    /// they are converted wherever pixels are decoded or re-encoded; with
+    /// `encoding = "passthrough"` the encoded bytes stay as they are.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub non_rgb_sources: BTreeMap<String, u64>,
     pub skipped: Vec<Skip>,
 }

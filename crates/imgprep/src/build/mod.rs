@@ -15,11 +15,11 @@ pub use plan::{make_plan, Plan};
 pub use sources::{read_sources, Item};
 pub use write::verify_out;
 
-use crate::checksum::{file_sums, sha256_hex};
+use crate::checksum::sha256_hex;
 use crate::error::{Error, Result};
-use crate::execute::ordered_map;
-use crate::image::{ImageInfo, Processor};
-use crate::recipe::{self, OnError};
+use crate::execute::ordered_map_batched;
+use crate::image::{ImageInfo, Processor, SourceColor};
+use crate::recipe::{self, ColorPolicy, OnError};
 use crate::report::Reporter;
 use cache::{fingerprint, Cache};
 use std::collections::BTreeMap;
@@ -49,6 +49,8 @@ pub struct BuildSummary {
     pub manifest: Manifest,
 }
 
+/// Items handed to a worker at a time (small images take microseconds each).
+pub(crate) const ITEM_BATCH: usize = 16;
 const CACHE_DIR: &str = ".imgprep-cache";
 const MISSING_IN_SHARDS: &str = "\0missing in shards";
 
@@ -56,7 +58,10 @@ const MISSING_IN_SHARDS: &str = "\0missing in shards";
 #[derive(Clone)]
 enum Prepared {
     Ok(ImageInfo),
+    /// Unreadable or broken: an error under `on_error = "fail"`.
     Skipped(String),
+    /// Left out by a policy (`color_policy = "skip"`): counted, never an error.
+    Excluded(String),
 }
 
 /// Runs a whole build.
@@ -65,11 +70,19 @@ pub fn build(
     opts: &BuildOptions,
     reporter: &dyn Reporter,
 ) -> Result<BuildSummary> {
+    build_loaded(&recipe::load(recipe_path)?, opts, reporter)
+}
+
+/// [`build`] from a recipe already loaded (e.g. made by `imgprep convert`).
+pub fn build_loaded(
+    r: &recipe::LoadedRecipe,
+    opts: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> Result<BuildSummary> {
     let start = std::time::Instant::now();
-    let r = recipe::load(recipe_path)?;
     let spec = r.recipe.transform.image_spec().map_err(Error::Usage)?;
-    let sources = read_sources(&r)?;
-    let catalog = build_catalog(&r, sources)?;
+    let sources = read_sources(r)?;
+    let catalog = build_catalog(r, sources)?;
     let mut plan = make_plan(&r.recipe, &catalog);
     if let Some((i, n)) = opts.shard {
         if n == 0 || i >= n {
@@ -126,12 +139,16 @@ pub fn build(
     let mut prepared: BTreeMap<usize, Prepared> = BTreeMap::new();
     let mut processed = 0u64;
     let mut cached = 0u64;
+    let color_policy = r.recipe.transform.color_policy;
+    let mut excluded: BTreeMap<&str, u64> = BTreeMap::new();
     reporter.begin("prepare", Some(needed.len() as u64));
     let work = |p: &mut Processor,
                 (i, (size, mtime)): (usize, (u64, i128))|
      -> (usize, Prepared, bool) {
         let item = &catalog.items[i];
-        let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+        let read = |p: &Path| {
+            crate::files::read_sized(p, size).map_err(|e| format!("{}: {e}", p.display()))
+        };
         match &spec {
             None => match read(&item.path).map(|d| p.probe(&d, r.recipe.transform.max_pixels)) {
                 Ok(Ok(info)) => (i, Prepared::Ok(info), false),
@@ -179,14 +196,25 @@ pub fn build(
     };
     let init = || Processor::new().expect("libjpeg-turbo initialises");
     let inputs = needed.iter().copied().zip(prints.iter().copied());
-    ordered_map(
+    ordered_map_batched(
         inputs,
+        ITEM_BATCH,
         opts.threads,
-        opts.threads * 8,
+        opts.threads * 4 * ITEM_BATCH,
         init,
         work,
-        |(i, prep, hit)| -> Result<()> {
+        |(i, mut prep, hit)| -> Result<()> {
+            if let Prepared::Ok(info) = &prep {
+                if color_policy == ColorPolicy::Skip && info.source != SourceColor::Rgb {
+                    *excluded.entry(info.source.name()).or_insert(0u64) += 1;
+                    prep = Prepared::Excluded(format!(
+                        "{} source (transform.color_policy = \"skip\")",
+                        info.source.name()
+                    ));
+                }
+            }
             match (&prep, hit) {
+                (Prepared::Excluded(_), _) => {}
                 (Prepared::Ok(_), true) => cached += 1,
                 (Prepared::Ok(_), false) => processed += 1,
                 (Prepared::Skipped(why), _) => {
@@ -211,9 +239,14 @@ pub fn build(
         },
     )?;
     reporter.end();
+    for (kind, n) in &excluded {
+        reporter.warn(&format!(
+            "skipped {n} {kind} source(s) (transform.color_policy = \"skip\"); listed in the manifest"
+        ));
+    }
 
     let ctx = write::Context {
-        recipe: &r,
+        recipe: r,
         catalog: &catalog,
         plan: &plan,
         spec: spec.as_ref(),
@@ -227,12 +260,7 @@ pub fn build(
     let (written, records) = write::write_outputs(&ctx, reporter)?;
     let mut manifest = write::manifest(&ctx, fp, opts.shard, reporter);
     manifest.records = records;
-    for f in written {
-        let abs = opts.out.join(&f);
-        manifest
-            .files
-            .insert(f, file_sums(&abs).map_err(Error::io(&abs))?);
-    }
+    manifest.files.extend(written);
     write::write_manifest(&opts.out, &mut manifest)?;
     Ok(BuildSummary {
         out: opts.out.clone(),

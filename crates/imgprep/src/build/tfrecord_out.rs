@@ -4,7 +4,7 @@
 use super::write::Context;
 use super::Prepared;
 use crate::error::{Error, Result};
-use crate::execute::ordered_map;
+use crate::execute::ordered_map_batched;
 use crate::image::{ColorMode, ImageSpec, Processor};
 use crate::output::AtomicFile;
 use crate::recipe::{TfCompression, TfPreset};
@@ -131,14 +131,14 @@ fn example_for(ctx: &Context, p: &mut Processor, i: usize, o: &TfOptions) -> Res
     Ok(out)
 }
 
-/// Writes one split's shards; returns (relative path, record count) per shard.
+/// Writes one split's shards; returns (relative path, sums, record count) per shard.
 pub(super) fn write_split(
     ctx: &Context,
     dir: &str,
     split: &str,
     items: &[usize],
     o: &TfOptions,
-) -> Result<Vec<(String, u64)>> {
+) -> Result<Vec<(String, crate::checksum::FileSums, u64)>> {
     let sizes: Vec<u64> = items
         .iter()
         .map(|&i| match (o.preset, ctx.prepared.get(&i)) {
@@ -179,10 +179,15 @@ pub(super) fn write_split(
         let mut count = 0u64;
         let init = || Processor::new().expect("libjpeg-turbo initialises");
         let work = |p: &mut Processor, i: usize| example_for(ctx, p, i, o);
-        ordered_map(
+        // Batches of about 4 MiB of records at most (a record of decoded
+        // pixels can be large), at most ITEM_BATCH items.
+        let avg = sizes[range.clone()].iter().sum::<u64>() / range.len().max(1) as u64;
+        let batch = ((4 << 20) / avg.max(1)).clamp(1, super::ITEM_BATCH as u64) as usize;
+        ordered_map_batched(
             items[range].iter().copied(),
+            batch,
             ctx.threads,
-            ctx.threads * 8,
+            ctx.threads * 2 * batch,
             init,
             work,
             |ex| -> Result<()> {
@@ -191,11 +196,12 @@ pub(super) fn write_split(
                 Ok(())
             },
         )?;
-        w.into_inner()
+        let sums = w
+            .into_inner()
             .finish()
             .and_then(AtomicFile::commit)
             .map_err(Error::io(&path))?;
-        written.push((rel, count));
+        written.push((rel, sums, count));
     }
     Ok(written)
 }

@@ -6,9 +6,9 @@ use super::manifest::{Manifest, SplitCounts, VariantManifest, MANIFEST};
 use super::plan::{Plan, TRAIN};
 use super::sources::Item;
 use super::Prepared;
-use crate::checksum::file_sums;
+use crate::checksum::{file_sums, FileSums};
 use crate::error::{Error, Result};
-use crate::image::{ColorMode, Encoding, ImageSpec};
+use crate::image::{ColorMode, Encoding, ImageSpec, SourceColor};
 use crate::output::{write_atomic, AtomicFile};
 use crate::recipe::{LoadedRecipe, OutputSpec};
 use crate::report::Reporter;
@@ -38,10 +38,10 @@ impl Context<'_> {
     /// The bytes that go into outputs for item `i`.
     pub fn bytes(&self, i: usize) -> Result<Vec<u8>> {
         let item = &self.catalog.items[i];
-        if self.spec.is_none() {
-            return std::fs::read(&item.path).map_err(Error::io(&item.path));
-        }
         let (size, mtime) = self.prints[&i];
+        if self.spec.is_none() {
+            return crate::files::read_sized(&item.path, size).map_err(Error::io(&item.path));
+        }
         let key = Cache::key(self.transform_key, &item.path, size, mtime);
         self.cache.get(&key).map(|(_, b)| b).ok_or_else(|| {
             Error::Usage(format!(
@@ -111,12 +111,15 @@ fn create_parent(p: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes every output; returns their paths relative to the output folder,
-/// and the record count of each TFRecord shard.
+/// Files written: path relative to the output folder, size and SHA-256.
+pub(super) type Written = Vec<(String, FileSums)>;
+
+/// Writes every output; returns what was written and the record count of
+/// each TFRecord shard.
 pub(super) fn write_outputs(
     ctx: &Context,
     reporter: &dyn Reporter,
-) -> Result<(Vec<String>, BTreeMap<String, u64>)> {
+) -> Result<(Written, BTreeMap<String, u64>)> {
     let mut written = Vec::new();
     let mut records = BTreeMap::new();
     let total: usize = ctx
@@ -144,8 +147,8 @@ pub(super) fn write_outputs(
                             let rel = format!("{dir}/{split}/{}", ctx.out_rel(item));
                             let p = ctx.out.join(&rel);
                             create_parent(&p)?;
-                            write_atomic(&p, &ctx.bytes(i)?).map_err(io_err(&p))?;
-                            written.push(rel);
+                            let sums = write_atomic(&p, &ctx.bytes(i)?).map_err(io_err(&p))?;
+                            written.push((rel, sums));
                             lst.push_str(&format_lst_line(&LstEntry {
                                 index: i as u64,
                                 labels: ctx.labels(item),
@@ -155,8 +158,8 @@ pub(super) fn write_outputs(
                         let rel = format!("{dir}/{split}_lst/{split}.lst");
                         let p = ctx.out.join(&rel);
                         create_parent(&p)?;
-                        write_atomic(&p, lst.as_bytes()).map_err(io_err(&p))?;
-                        written.push(rel);
+                        let sums = write_atomic(&p, lst.as_bytes()).map_err(io_err(&p))?;
+                        written.push((rel, sums));
                     }
                     OutputSpec::Tfrecord {
                         preset,
@@ -177,11 +180,11 @@ pub(super) fn write_outputs(
                             crate::recipe::TfPreset::Raw => "raw",
                         };
                         let dir = format!("{}/tfrecord-{kind}", v.name);
-                        for (rel, n) in
+                        for (rel, sums, n) in
                             super::tfrecord_out::write_split(ctx, &dir, split, &items, &o)?
                         {
                             records.insert(rel.clone(), n);
-                            written.push(rel);
+                            written.push((rel, sums));
                         }
                     }
                     OutputSpec::Folders => {
@@ -204,16 +207,18 @@ pub(super) fn write_outputs(
                             }
                             let p = ctx.out.join(&rel);
                             create_parent(&p)?;
-                            if ctx.spec.is_none() {
+                            let linked = ctx.spec.is_none() && {
                                 // the source file itself: a hard link when possible
                                 let _ = std::fs::remove_file(&p);
-                                if std::fs::hard_link(&item.path, &p).is_err() {
-                                    write_atomic(&p, &ctx.bytes(i)?).map_err(io_err(&p))?;
-                                }
+                                std::fs::hard_link(&item.path, &p).is_ok()
+                            };
+                            let sums = if linked {
+                                file_sums(&p)
                             } else {
-                                write_atomic(&p, &ctx.bytes(i)?).map_err(io_err(&p))?;
+                                write_atomic(&p, &ctx.bytes(i)?)
                             }
-                            written.push(rel);
+                            .map_err(io_err(&p))?;
+                            written.push((rel, sums));
                         }
                     }
                 }
@@ -224,7 +229,7 @@ pub(super) fn write_outputs(
     reporter.end();
     // Files of an earlier build that this one did not write (items removed).
     if let Some(old) = super::read_manifest(ctx.out) {
-        let now: BTreeSet<&String> = written.iter().collect();
+        let now: BTreeSet<&String> = written.iter().map(|(f, _)| f).collect();
         for f in old.files.keys().filter(|f| !now.contains(f)) {
             let _ = std::fs::remove_file(ctx.out.join(f));
         }
@@ -232,12 +237,7 @@ pub(super) fn write_outputs(
     Ok((written, records))
 }
 
-fn write_recordio(
-    ctx: &Context,
-    base: &str,
-    items: &[usize],
-    pack_label: bool,
-) -> Result<Vec<String>> {
+fn write_recordio(ctx: &Context, base: &str, items: &[usize], pack_label: bool) -> Result<Written> {
     let (rec_rel, idx_rel, lst_rel) = (
         format!("{base}.rec"),
         format!("{base}.idx"),
@@ -284,10 +284,11 @@ fn write_recordio(
     }
     rec.flush().map_err(io_err(&rec_p))?;
     let _ = std::fs::remove_file(&idx_p);
-    rec_f.commit().map_err(io_err(&rec_p))?;
-    idx_f.commit().map_err(io_err(&idx_p))?;
-    lst_f.commit().map_err(io_err(&lst_p))?;
-    Ok(vec![rec_rel, idx_rel, lst_rel])
+    Ok(vec![
+        (rec_rel, rec_f.commit().map_err(io_err(&rec_p))?),
+        (idx_rel, idx_f.commit().map_err(io_err(&idx_p))?),
+        (lst_rel, lst_f.commit().map_err(io_err(&lst_p))?),
+    ])
 }
 
 /// Counts, label map, hyperparameters and skips (files are added by the caller).
@@ -301,12 +302,19 @@ pub(super) fn manifest(
     let c = ctx.catalog;
     let mut skipped: Vec<Skip> = c.skipped.clone();
     skipped.extend(ctx.plan.skipped.iter().cloned());
+    let mut non_rgb_sources = BTreeMap::new();
     for (i, p) in ctx.prepared {
-        if let Prepared::Skipped(reason) = p {
-            skipped.push(Skip {
+        match p {
+            Prepared::Skipped(reason) | Prepared::Excluded(reason) => skipped.push(Skip {
                 item: c.items[*i].rel.clone(),
                 reason: reason.clone(),
-            });
+            }),
+            Prepared::Ok(info) if info.source != SourceColor::Rgb => {
+                *non_rgb_sources
+                    .entry(info.source.name().to_string())
+                    .or_insert(0) += 1;
+            }
+            Prepared::Ok(_) => {}
         }
     }
     let channels = match ctx.spec.map(|s| s.color) {
@@ -388,6 +396,7 @@ pub(super) fn manifest(
         variants,
         files: BTreeMap::new(),
         records: BTreeMap::new(),
+        non_rgb_sources,
         skipped,
     }
 }
@@ -399,12 +408,13 @@ pub(super) fn write_manifest(out: &Path, m: &mut Manifest) -> Result<()> {
         let p = out.join(&rel);
         create_parent(&p)?;
         let text = serde_json::to_string_pretty(&v.hyperparameters).unwrap() + "\n";
-        write_atomic(&p, text.as_bytes()).map_err(io_err(&p))?;
-        m.files.insert(rel, file_sums(&p).map_err(io_err(&p))?);
+        let sums = write_atomic(&p, text.as_bytes()).map_err(io_err(&p))?;
+        m.files.insert(rel, sums);
     }
     let text = serde_json::to_string_pretty(&*m).unwrap() + "\n";
     let p = out.join(MANIFEST);
-    write_atomic(&p, text.as_bytes()).map_err(io_err(&p))
+    write_atomic(&p, text.as_bytes()).map_err(io_err(&p))?;
+    Ok(())
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -416,8 +426,7 @@ pub struct OutReport {
     pub ok: bool,
 }
 
-/// Re-checks everything a manifest claims: each file's size, SHA-256 and
-/// ETag, every RecordIO dataset (framing, images, .idx, .lst) and its count.
+/// Re-checks everything a manifest claims: each file's size and SHA-256, every RecordIO dataset (framing, images, .idx, .lst) and its count.
 pub fn verify_out(out: &Path, threads: usize, reporter: &dyn Reporter) -> Result<OutReport> {
     let mp = out.join(MANIFEST);
     let text = std::fs::read_to_string(&mp).map_err(io_err(&mp))?;
@@ -433,8 +442,8 @@ pub fn verify_out(out: &Path, threads: usize, reporter: &dyn Reporter) -> Result
         match file_sums(&out.join(f)) {
             Ok(got) if &got == want => {}
             Ok(got) => rep.problems.push(format!(
-                "{f}: size/sha256/etag {}/{}/{} differ from the manifest's {}/{}/{}",
-                got.size, got.sha256, got.etag, want.size, want.sha256, want.etag
+                "{f}: size/sha256 {}/{} differ from the manifest's {}/{}",
+                got.size, got.sha256, want.size, want.sha256
             )),
             Err(e) => rep.problems.push(format!("{f}: {e}")),
         }

@@ -217,6 +217,60 @@ pub struct Decoded {
     pub full_h: u32,
     /// Decoded size / full size (`num/8` for JPEG).
     pub scale: f64,
+    /// The source's colour layout.
+    pub source: SourceColor,
+}
+
+/// The colour layout of a source image, from its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceColor {
+    #[default]
+    Rgb,
+    Gray,
+    /// Grayscale with alpha.
+    GrayAlpha,
+    /// RGB with alpha (also palettes with transparency).
+    Rgba,
+    /// CMYK or YCCK (JPEG).
+    Cmyk,
+}
+
+impl SourceColor {
+    /// A short name for skip reasons and counts.
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceColor::Rgb => "rgb",
+            SourceColor::Gray => "grayscale",
+            SourceColor::GrayAlpha => "grayscale+alpha",
+            SourceColor::Rgba => "rgba",
+            SourceColor::Cmyk => "cmyk",
+        }
+    }
+
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_code(c: u8) -> Option<Self> {
+        [
+            SourceColor::Rgb,
+            SourceColor::Gray,
+            SourceColor::GrayAlpha,
+            SourceColor::Rgba,
+            SourceColor::Cmyk,
+        ]
+        .get(c as usize)
+        .copied()
+    }
+
+    fn of_jpeg(c: JpegColor) -> Self {
+        match c {
+            JpegColor::Gray => SourceColor::Gray,
+            JpegColor::Color => SourceColor::Rgb,
+            JpegColor::Cmyk => SourceColor::Cmyk,
+        }
+    }
 }
 
 /// What came out (or, for pass-through, what the header says).
@@ -227,6 +281,8 @@ pub struct ImageInfo {
     pub height: u32,
     /// Channels of the encoded image; 0 when only the header was read and it does not say.
     pub channels: u8,
+    /// The source's colour layout (what the colour policy looks at).
+    pub source: SourceColor,
 }
 
 /// Reads format and dimensions from the header, checks the pixel limit and
@@ -246,7 +302,7 @@ pub fn probe_with(
         return Err(ImageError::Empty);
     }
     let format = sniff(data).ok_or_else(|| ImageError::Unsupported(describe_unknown(data)))?;
-    let (width, height, channels) = match format {
+    let (width, height, channels, source) = match format {
         ImageFormat::Jpeg => {
             let start = exif::find_soi(data).unwrap_or(0);
             let h = dec.read_header(&data[start..])?;
@@ -260,7 +316,7 @@ pub fn probe_with(
                 JpegColor::Gray => 1,
                 _ => 3,
             };
-            (h.width, h.height, c)
+            (h.width, h.height, c, SourceColor::of_jpeg(h.color))
         }
         _ => other::header(data, format)?,
     };
@@ -278,6 +334,7 @@ pub fn probe_with(
         width,
         height,
         channels,
+        source,
     })
 }
 
@@ -330,8 +387,10 @@ impl Processor {
         out: &mut Vec<u8>,
     ) -> Result<ImageInfo, ImageError> {
         let decoded = self.decode(data, spec)?;
+        let source = decoded.source;
         let pixels = self.transform(decoded, spec)?;
-        self.encode(pixels, spec.encoding, out)
+        let info = self.encode(pixels, spec.encoding, out)?;
+        Ok(ImageInfo { source, ..info })
     }
 
     /// Decodes to upright pixels in the channel layout the colour mode asks
@@ -343,13 +402,14 @@ impl Processor {
         }
         let format = sniff(data).ok_or_else(|| ImageError::Unsupported(describe_unknown(data)))?;
         if format != ImageFormat::Jpeg {
-            let pixels = other::decode(data, format, spec.color, spec.max_pixels)?;
+            let (pixels, source) = other::decode(data, format, spec.color, spec.max_pixels)?;
             let (full_w, full_h) = (pixels.width, pixels.height);
             return Ok(Decoded {
                 pixels,
                 full_w,
                 full_h,
                 scale: 1.0,
+                source,
             });
         }
         let data = &data[exif::find_soi(data).unwrap_or(0)..];
@@ -398,6 +458,7 @@ impl Processor {
             full_w,
             full_h,
             scale: scale as f64 / 8.0,
+            source: SourceColor::of_jpeg(header.color),
         })
     }
 
@@ -409,6 +470,7 @@ impl Processor {
             full_w,
             full_h,
             scale,
+            ..
         } = decoded;
         let (cx, cy, cw, ch) = if spec.center_crop {
             ops::center_square(full_w, full_h)
@@ -478,6 +540,7 @@ impl Processor {
                     width: px.width,
                     height: px.height,
                     channels: px.channels as u8,
+                    source: SourceColor::Rgb,
                 };
                 self.recycle(px.data);
                 Ok(info)
@@ -489,6 +552,7 @@ impl Processor {
                     width: px.width,
                     height: px.height,
                     channels: px.channels as u8,
+                    source: SourceColor::Rgb,
                 })
             }
         }

@@ -1,7 +1,7 @@
 //! Formats other than JPEG, through the `image` crate: PNG, WebP, GIF (first
 //! frame), BMP, TIFF. 16-bit samples become 8-bit.
 
-use super::{check_pixels, ops, ColorMode, ImageError, ImageFormat, Pixels};
+use super::{check_pixels, ops, ColorMode, ImageError, ImageFormat, Pixels, SourceColor};
 use image::{DynamicImage, ImageDecoder};
 use std::io::Cursor;
 
@@ -34,22 +34,33 @@ fn reader(data: &[u8], format: ImageFormat) -> image::ImageReader<Cursor<&[u8]>>
     image::ImageReader::with_format(Cursor::new(data), to_image_format(format))
 }
 
-/// Width, height and channel count from the header only.
-pub fn header(data: &[u8], format: ImageFormat) -> Result<(u32, u32, u8), ImageError> {
+fn source_color(c: image::ColorType) -> SourceColor {
+    match (c.has_color(), c.has_alpha()) {
+        (false, false) => SourceColor::Gray,
+        (false, true) => SourceColor::GrayAlpha,
+        (true, false) => SourceColor::Rgb,
+        (true, true) => SourceColor::Rgba,
+    }
+}
+
+/// Width, height, channel count and colour layout from the header only.
+pub fn header(data: &[u8], format: ImageFormat) -> Result<(u32, u32, u8, SourceColor), ImageError> {
     let dec = reader(data, format)
         .into_decoder()
         .map_err(|e| map_err(format, e))?;
     let (w, h) = dec.dimensions();
-    Ok((w, h, dec.color_type().channel_count()))
+    let c = dec.color_type();
+    Ok((w, h, c.channel_count(), source_color(c)))
 }
 
-/// Decodes to upright 8-bit pixels with the channels the colour mode asks for.
+/// Decodes to upright 8-bit pixels with the channels the colour mode asks
+/// for; also returns the source's colour layout.
 pub fn decode(
     data: &[u8],
     format: ImageFormat,
     color: ColorMode,
     max_pixels: u64,
-) -> Result<Pixels, ImageError> {
+) -> Result<(Pixels, SourceColor), ImageError> {
     let mut r = reader(data, format);
     let mut limits = image::Limits::default();
     // Room for the largest allowed image at 16 bits x 4 channels.
@@ -63,6 +74,7 @@ pub fn decode(
         ImageFormat::Webp => super::exif::webp_orientation(data),
         _ => dec.orientation().map(|o| o.to_exif()).unwrap_or(1),
     };
+    let source = source_color(dec.color_type());
     let img = DynamicImage::from_decoder(dec).map_err(|e| map_err(format, e))?;
     let has_color = img.color().has_color();
     let has_alpha = img.color().has_alpha();
@@ -90,7 +102,7 @@ pub fn decode(
         channels,
         data,
     };
-    Ok(ops::orient(px, orientation))
+    Ok((ops::orient(px, orientation), source))
 }
 
 /// PNG at zlib level 0..=9 (OpenCV's `IMWRITE_PNG_COMPRESSION`).
