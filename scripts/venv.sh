@@ -4,7 +4,8 @@
 #   scripts/venv.sh        MXNet 1.9.1 (+ the numpy and OpenCV it needs, Pillow), ~30 s
 #   scripts/venv.sh tf     TensorFlow (CPU) 2.21, ~80 s. Separate because TensorFlow
 #                          needs a newer numpy than mxnet 1.9.1 can import.
-# Cache: ${IMGPREP_CACHE:-~/.cache/imgprep}/venv-{mxnet,tf}
+#   scripts/venv.sh awscli The AWS CLI 1.46 (bench/s3.sh; `aws` is beside the python), ~15 s
+# Cache: ${IMGPREP_CACHE:-~/.cache/imgprep}/venv-{mxnet,tf,awscli}
 set -euo pipefail
 kind="${1:-mxnet}"
 case "$kind" in
@@ -12,7 +13,9 @@ case "$kind" in
          check="import mxnet, cv2, PIL" ;;
   tf)    pkgs=(tensorflow-cpu==2.21.0)
          check="import tensorflow" ;;
-  *)     echo "venv.sh: unknown venv '$kind' (mxnet or tf)" >&2; exit 2 ;;
+  awscli) pkgs=(awscli==1.46.2)
+         check="import awscli" ;;
+  *)     echo "venv.sh: unknown venv '$kind' (mxnet, tf or awscli)" >&2; exit 2 ;;
 esac
 cache="${IMGPREP_CACHE:-$HOME/.cache/imgprep}"
 venv="$cache/venv-$kind"

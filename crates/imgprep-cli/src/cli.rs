@@ -65,6 +65,25 @@ pub enum Command {
           Label = the sub-folder holding the image. The recipe used is kept as OUT/imgprep-convert.toml;\n\
           everything `imgprep build` does applies (manifest, incremental re-runs, verify OUT).")]
     Convert(ConvertArgs),
+    /// Send a build's outputs (or any folder) to s3://, laid out as SageMaker channels; skips objects already there.
+    #[command(after_help = "Examples:\n  \
+          imgprep push out/drivers s3://my-bucket/channels/drivers --dry-run\n  \
+          imgprep push out/drivers s3://my-bucket/channels/drivers\n  \
+          imgprep push frames/ s3://my-bucket/frames --layout mirror\n\n\
+          Channels layout: {variant}/{split}/{split}.rec, {variant}/train/ + train_lst/ (image mode),\n\
+          {variant}/tfrecord-{preset}/{split}/, manifest.json last. An object whose remote ETag equals the\n\
+          local one (same part size) is skipped, so a re-run resumes. Settings: AWS_ACCESS_KEY_ID,\n\
+          AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL,\n\
+          AWS_REQUEST_CHECKSUM_CALCULATION (when_required | when_supported). Exit 1 when anything failed.")]
+    Push(PushArgs),
+    /// Download the keys or s3:// URIs listed in a file (seed 002), resumably; writes downloaded.txt and failed.txt.
+    #[command(after_help = "Examples:\n  \
+          imgprep pull s3-paths.txt images/\n  \
+          imgprep pull keys.txt images/ --base s3://my-bucket/raw/images\n\n\
+          One key or URI per line; blank lines and # comments are ignored. A file already in DEST with the\n\
+          object's size and ETag is not downloaded again. Keys that would escape DEST (.., absolute) are\n\
+          refused. Exit 1 when anything failed (see DEST/failed.txt).")]
+    Pull(PullArgs),
     /// Combine shard outputs (`build --shard I/N`) into the same result as one build, without decoding.
     #[command(
         after_help = "Example:\n  for i in 0 1 2 3; do imgprep build r.toml --out part$i --shard $i/4; done\n  imgprep merge r.toml --out out part0 part1 part2 part3"
@@ -245,6 +264,51 @@ pub struct ConvertArgs {
     #[arg(long)]
     pub num_thread: Option<usize>,
     /// Print the build summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// A build's output folder (or any folder).
+    pub dir: PathBuf,
+    /// s3://bucket/prefix
+    pub dest: String,
+    /// `channels` (SageMaker channels, for build outputs) or `mirror` (same relative paths).
+    #[arg(long, default_value = "channels", value_parser = ["channels", "mirror"])]
+    pub layout: String,
+    /// List what would be uploaded or skipped, send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Upload even objects whose remote ETag matches.
+    #[arg(long)]
+    pub force: bool,
+    /// Multipart part size in MiB (also the ETag comparison's).
+    #[arg(long, default_value_t = 8)]
+    pub part_size_mib: u64,
+    /// Objects sent at a time.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// A text file of keys or s3:// URIs, one per line.
+    pub list: PathBuf,
+    /// Folder to download into (keys keep their paths below it).
+    pub dest: PathBuf,
+    /// s3://bucket/prefix for plain keys; also stripped from URIs under it.
+    #[arg(long)]
+    pub base: Option<String>,
+    /// Downloads at a time.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
     #[arg(long)]
     pub json: bool,
     #[arg(long, short)]

@@ -6,7 +6,8 @@ mod progress;
 use anyhow::Result;
 use clap::Parser;
 use cli::{
-    BuildArgs, Cli, Command, ConvertArgs, Im2recArgs, InitArgs, InspectArgs, SynthArgs, VerifyArgs,
+    BuildArgs, Cli, Command, ConvertArgs, Im2recArgs, InitArgs, InspectArgs, PullArgs, PushArgs,
+    SynthArgs, VerifyArgs,
 };
 use imgprep::im2rec::{find_lists, make_lists, pack_list, validate_list, ListOptions, PackOptions};
 use imgprep::image::{ColorMode, Encoding, ImageSpec, Resize};
@@ -28,6 +29,8 @@ fn main() -> ExitCode {
         Command::Synth(a) => synth(a),
         Command::Build(a) => build(a),
         Command::Convert(a) => convert(a),
+        Command::Push(a) => push(a),
+        Command::Pull(a) => pull(a),
         Command::Init(a) => init(a),
         Command::Merge(a) => {
             let shard_check: Result<()> =
@@ -379,6 +382,86 @@ fn parse_shard(s: &str) -> Result<(usize, usize)> {
     Ok((i, n))
 }
 
+fn push(a: PushArgs) -> Result<u8> {
+    use imgprep::storage::transfer::{self, Layout, PushOptions};
+    let dest = imgprep::storage::Uri::parse(&a.dest).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !a.dir.is_dir() {
+        anyhow::bail!("{}: not a folder", a.dir.display());
+    }
+    let o = PushOptions {
+        layout: if a.layout == "mirror" {
+            Layout::Mirror
+        } else {
+            Layout::Channels
+        },
+        dry_run: a.dry_run,
+        force: a.force,
+        part_size: a.part_size_mib.max(5) << 20,
+        concurrency: a.concurrency.max(1),
+    };
+    let progress = Progress::new(a.quiet || a.json).in_bytes();
+    let r = transfer::push(&a.dir, &dest, &o, &progress)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        if a.dry_run {
+            for p in &r.plan {
+                println!("{}\t{}\t{}\t{}", p.action, p.local, p.uri, p.size);
+            }
+        }
+        if !a.quiet {
+            let verb = if a.dry_run { "to upload" } else { "uploaded" };
+            eprintln!(
+                "{}: {} {verb} ({}), {} skipped ({} already there), {} failed, {:.2} s, {:.1} MB/s{}",
+                dest,
+                r.uploaded,
+                mb(r.bytes_transferred),
+                r.skipped,
+                mb(r.bytes_skipped),
+                r.failed.len(),
+                r.seconds,
+                r.rate_mb_s,
+                if a.dry_run { " (dry run: nothing sent)" } else { "" }
+            );
+        }
+    }
+    Ok(u8::from(!r.failed.is_empty()))
+}
+
+fn pull(a: PullArgs) -> Result<u8> {
+    use imgprep::storage::transfer::{self, PullOptions};
+    let base = a
+        .base
+        .as_deref()
+        .map(imgprep::storage::Uri::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let o = PullOptions {
+        base,
+        concurrency: a.concurrency.max(1),
+    };
+    let progress = Progress::new(a.quiet || a.json);
+    let r = transfer::pull(&a.list, &a.dest, &o, &progress)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else if !a.quiet {
+        for (k, why) in r.failed.iter().take(10) {
+            eprintln!("failed: {k}: {why}");
+        }
+        eprintln!(
+            "{}: {} downloaded ({}), {} already there, {} failed (see failed.txt), {:.2} s, {:.1} MB/s",
+            a.dest.display(),
+            r.downloaded,
+            mb(r.bytes_transferred),
+            r.skipped,
+            r.failed.len(),
+            r.seconds,
+            r.rate_mb_s
+        );
+    }
+    Ok(u8::from(!r.failed.is_empty()))
+}
+
 /// The recipe file `convert` keeps in its output folder.
 const CONVERT_RECIPE: &str = "imgprep-convert.toml";
 
@@ -445,15 +528,72 @@ fn build(a: BuildArgs) -> Result<u8> {
             .unwrap_or(std::path::Path::new("."))
             .join("out")
     });
+    // s3:// output: build in a local staging folder (kept, so re-runs are
+    // incremental), then push it with the same relative paths
+    let remote_out = out
+        .to_str()
+        .filter(|s| imgprep::storage::is_remote(s))
+        .map(|s| imgprep::storage::Uri::parse(s).map_err(|e| anyhow::anyhow!("{e}")))
+        .transpose()?;
+    let local_out = match &remote_out {
+        Some(uri) => staging_dir(uri)?,
+        None => out,
+    };
     let opts = imgprep::build::BuildOptions {
-        out,
+        out: local_out.clone(),
         threads: threads(a.num_thread),
         shard: a.shard.as_deref().map(parse_shard).transpose()?,
         merge_from: a.merge_from,
     };
     let progress = Progress::new(a.quiet || a.json);
     let s = imgprep::build::build(&a.recipe, &opts, &progress)?;
-    report_build(&s, a.json, a.quiet)
+    let code = report_build(&s, a.json, a.quiet)?;
+    let Some(uri) = remote_out else {
+        return Ok(code);
+    };
+    use imgprep::storage::transfer::{push, Layout, PushOptions};
+    let o = PushOptions {
+        layout: Layout::Mirror,
+        dry_run: false,
+        force: false,
+        part_size: imgprep::checksum::ETAG_PART_SIZE,
+        concurrency: 8,
+    };
+    let r = push(
+        &local_out,
+        &uri,
+        &o,
+        &Progress::new(a.quiet || a.json).in_bytes(),
+    )?;
+    if !a.quiet && !a.json {
+        eprintln!(
+            "{uri}: {} uploaded ({}), {} unchanged, {} failed, {:.2} s",
+            r.uploaded,
+            mb(r.bytes_transferred),
+            r.skipped,
+            r.failed.len(),
+            r.seconds
+        );
+    }
+    for (k, why) in &r.failed {
+        eprintln!("failed: {k}: {why}");
+    }
+    Ok(if r.failed.is_empty() { code } else { 1 })
+}
+
+/// Local folder a build for an `s3://` output is made in before the push.
+fn staging_dir(uri: &imgprep::storage::Uri) -> Result<std::path::PathBuf> {
+    let base = std::env::var_os("IMGPREP_STAGING")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|h| std::path::Path::new(&h).join(".cache/imgprep/staging"))
+        })
+        .unwrap_or_else(|| std::env::temp_dir().join("imgprep-staging"));
+    let id = imgprep::checksum::sha256_hex(uri.to_string().as_bytes());
+    let dir = base.join(&id[..16]);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
 
 /// Prints a build's summary: JSON on stdout, or lines on stderr.

@@ -20,6 +20,7 @@ pub mod checksum;
 pub mod inspect;
 pub mod recipe;
 pub mod rng;
+pub mod storage;
 pub mod synth;
 pub mod tfcheck;
 pub mod verify;

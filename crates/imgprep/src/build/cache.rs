@@ -13,16 +13,7 @@ pub struct Cache {
     dir: PathBuf,
 }
 
-/// What identifies a source file's content cheaply.
-pub fn fingerprint(path: &Path) -> std::io::Result<(u64, i128)> {
-    let m = std::fs::metadata(path)?;
-    let mtime = m
-        .modified()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(0);
-    Ok((m.len(), mtime))
-}
+pub use crate::files::fingerprint;
 
 fn format_code(f: ImageFormat) -> u8 {
     match f {

@@ -142,7 +142,7 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
             problem(&item, format!("label {bad:?} is not in the label map"))?;
             continue;
         }
-        if !item.path.is_file() {
+        if !item.path.is_file() && crate::files::fingerprint(&item.path).is_err() {
             problem(&item, format!("{} does not exist", item.path.display()))?;
             continue;
         }

@@ -51,6 +51,8 @@ pub struct BuildSummary {
 
 /// Items handed to a worker at a time (small images take microseconds each).
 pub(crate) const ITEM_BATCH: usize = 16;
+/// Objects read at a time from object storage.
+const REMOTE_READS: usize = 16;
 const CACHE_DIR: &str = ".imgprep-cache";
 const MISSING_IN_SHARDS: &str = "\0missing in shards";
 
@@ -196,11 +198,18 @@ pub fn build_loaded(
     };
     let init = || Processor::new().expect("libjpeg-turbo initialises");
     let inputs = needed.iter().copied().zip(prints.iter().copied());
+    // objects from a store: more requests in flight than cores
+    let remote = crate::files::any_remote(needed.iter().map(|&i| catalog.items[i].path.as_path()));
+    let (threads, batch) = if remote {
+        (opts.threads.max(REMOTE_READS), 1)
+    } else {
+        (opts.threads, ITEM_BATCH)
+    };
     ordered_map_batched(
         inputs,
-        ITEM_BATCH,
-        opts.threads,
-        opts.threads * 4 * ITEM_BATCH,
+        batch,
+        threads,
+        threads * 4 * batch,
         init,
         work,
         |(i, mut prep, hit)| -> Result<()> {

@@ -43,9 +43,12 @@ pub fn read_sources(r: &LoadedRecipe) -> Result<Sources> {
     let mut declared = Vec::new();
     for s in &r.recipe.sources {
         match s {
-            SourceSpec::Folders { root, exts, split } => {
-                folders(&r.resolve(root), exts, split, &mut items)?
-            }
+            SourceSpec::Folders { root, exts, split } => match root.to_str() {
+                Some(uri) if crate::storage::is_remote(uri) => {
+                    remote_folders(uri, exts, split, &mut items)?
+                }
+                _ => folders(&r.resolve(root), exts, split, &mut items)?,
+            },
             SourceSpec::Csv {
                 file,
                 root,
@@ -118,6 +121,41 @@ fn folders(
             group: None,
             split: split.clone(),
             origin: root.display().to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// A class-folder tree under an `s3://` prefix: one listing, no download;
+/// label = the folder directly holding the object.
+fn remote_folders(
+    prefix: &str,
+    exts: &[String],
+    split: &Option<String>,
+    out: &mut Vec<Item>,
+) -> Result<()> {
+    let exts: Vec<String> = exts.iter().map(|e| e.to_lowercase()).collect();
+    let objects = crate::files::list_remote(prefix).map_err(|e| Error::Io {
+        path: prefix.into(),
+        err: e,
+    })?;
+    for (uri, rel) in objects {
+        let lower = rel.to_lowercase();
+        if !exts.iter().any(|e| lower.ends_with(e.as_str())) {
+            continue;
+        }
+        let labels = match rel.rsplit_once('/') {
+            Some((dir, _)) => vec![dir.to_string()],
+            None => Vec::new(),
+        };
+        out.push(Item {
+            path: PathBuf::from(uri),
+            rel,
+            labels,
+            raw_labels: None,
+            group: None,
+            split: split.clone(),
+            origin: prefix.to_string(),
         });
     }
     Ok(())

@@ -1,0 +1,413 @@
+//! Object storage: `s3://bucket/prefix` URIs next to local paths, through
+//! Apache Arrow's `object_store` (signing, retries with backoff, multipart).
+//!
+//! Settings are the standard AWS ones (see [`settings`]); secrets are never
+//! formatted into messages. The calls here are blocking: a small shared
+//! tokio runtime runs the requests, so the pipeline's worker threads can
+//! read objects as they read files.
+
+mod settings;
+pub mod transfer;
+
+pub use settings::S3Settings;
+
+use crate::checksum::EtagSummer;
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// `s3://bucket/key` or a local path.
+pub fn is_remote(s: &str) -> bool {
+    s.starts_with("s3://") || s.starts_with("s3a://")
+}
+
+/// Why a storage call failed, in one line, without secrets.
+#[derive(Debug, thiserror::Error)]
+#[error("{uri}: {message}")]
+pub struct StorageError {
+    pub uri: String,
+    pub message: String,
+    /// Not found (a missing key), as opposed to a failure.
+    pub not_found: bool,
+}
+
+type Result<T> = std::result::Result<T, StorageError>;
+
+fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("imgprep-io")
+            .enable_all()
+            .build()
+            .expect("tokio runtime starts")
+    })
+}
+
+/// Runs a future to completion on the shared runtime.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    rt().block_on(f)
+}
+
+fn one_line(e: &object_store::Error) -> (String, bool) {
+    let not_found = matches!(e, object_store::Error::NotFound { .. });
+    if not_found {
+        return ("not found".into(), true);
+    }
+    (first_line(&e.to_string()), false)
+}
+
+fn between<'a>(s: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = s.find(open)? + open.len();
+    let len = s[start..].find(close)?;
+    Some(&s[start..start + len])
+}
+
+/// object_store's nested error text made one short line: the HTTP status
+/// and S3's error code and message when there are, with a hint for
+/// credential errors.
+fn first_line(s: &str) -> String {
+    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let status = between(&flat, "status code: ", ":").map(str::trim);
+    let code = between(&flat, "<Code>", "</Code>");
+    let msg = between(&flat, "<Message>", "</Message>");
+    let mut t = match (status, code) {
+        (Some(st), Some(c)) => format!("{st}, {c}: {}", msg.unwrap_or("")),
+        (Some(st), None) => format!("{st} ({flat})"),
+        _ => flat.clone(),
+    };
+    let denied = status.is_some_and(|s| s.starts_with("401") || s.starts_with("403"))
+        || code.is_some_and(|c| {
+            matches!(
+                c,
+                "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch"
+            )
+        });
+    if denied {
+        t = format!(
+            "access denied ({t}): check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, and AWS_REGION"
+        );
+    }
+    if t.len() > 300 {
+        let mut cut = 300;
+        while !t.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        t.truncate(cut);
+        t.push_str("...");
+    }
+    t
+}
+
+/// One bucket on one store.
+pub struct Bucket {
+    store: Arc<dyn ObjectStore>,
+    scheme: String,
+    bucket: String,
+}
+
+/// A parsed `s3://bucket/key` URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uri {
+    pub scheme: String,
+    pub bucket: String,
+    /// Key or prefix, without a leading `/`.
+    pub key: String,
+}
+
+impl Uri {
+    pub fn parse(s: &str) -> std::result::Result<Uri, String> {
+        let (scheme, rest) = s
+            .split_once("://")
+            .ok_or_else(|| format!("{s}: not a URI"))?;
+        if scheme != "s3" && scheme != "s3a" {
+            return Err(format!(
+                "{s}: unsupported scheme {scheme}:// (s3:// is supported)"
+            ));
+        }
+        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(format!("{s}: no bucket name"));
+        }
+        Ok(Uri {
+            scheme: "s3".into(),
+            bucket: bucket.to_string(),
+            key: key.trim_start_matches('/').to_string(),
+        })
+    }
+
+    pub fn join(&self, rel: &str) -> Uri {
+        let key = match (self.key.trim_end_matches('/'), rel.trim_start_matches('/')) {
+            ("", r) => r.to_string(),
+            (k, "") => k.to_string(),
+            (k, r) => format!("{k}/{r}"),
+        };
+        Uri {
+            key,
+            ..self.clone()
+        }
+    }
+}
+
+impl std::fmt::Display for Uri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}/{}", self.scheme, self.bucket, self.key)
+    }
+}
+
+/// What a listing or HEAD says of an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    /// Without quotes.
+    pub etag: Option<String>,
+    /// Nanoseconds since the epoch.
+    pub modified_ns: i128,
+}
+
+fn info_of(m: &object_store::ObjectMeta) -> ObjectInfo {
+    ObjectInfo {
+        key: m.location.to_string(),
+        size: m.size,
+        etag: m.e_tag.as_ref().map(|e| e.trim_matches('"').to_string()),
+        modified_ns: m.last_modified.timestamp_nanos_opt().unwrap_or(0) as i128,
+    }
+}
+
+impl Bucket {
+    /// Opens `bucket` with the settings (environment and AWS profile files).
+    pub fn open(uri: &Uri, s: &S3Settings) -> Result<Bucket> {
+        let store = s.build(&uri.bucket).map_err(|m| StorageError {
+            uri: format!("{}://{}", uri.scheme, uri.bucket),
+            message: m,
+            not_found: false,
+        })?;
+        Ok(Bucket {
+            store,
+            scheme: uri.scheme.clone(),
+            bucket: uri.bucket.clone(),
+        })
+    }
+
+    fn err(&self, key: &str, e: object_store::Error) -> StorageError {
+        let (message, not_found) = one_line(&e);
+        StorageError {
+            uri: format!("{}://{}/{key}", self.scheme, self.bucket),
+            message,
+            not_found,
+        }
+    }
+
+    pub fn uri(&self, key: &str) -> String {
+        format!("{}://{}/{key}", self.scheme, self.bucket)
+    }
+
+    /// Every object under `prefix` (recursively), sorted by key.
+    pub fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let p = ObjPath::from(prefix.trim_end_matches('/'));
+        let prefix_opt = (!prefix.trim_matches('/').is_empty()).then_some(&p);
+        let mut out: Vec<ObjectInfo> = block_on(async {
+            let mut s = self.store.list(prefix_opt);
+            let mut v = Vec::new();
+            while let Some(m) = s.next().await {
+                v.push(info_of(&m.map_err(|e| self.err(prefix, e))?));
+            }
+            Ok::<_, StorageError>(v)
+        })?;
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    /// HEAD: `None` when there is no such object.
+    pub fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        match block_on(self.store.head(&ObjPath::from(key))) {
+            Ok(m) => Ok(Some(info_of(&m))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(key, e)),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Result<Bytes> {
+        block_on(async {
+            let r = self
+                .store
+                .get(&ObjPath::from(key))
+                .await
+                .map_err(|e| self.err(key, e))?;
+            r.bytes().await.map_err(|e| self.err(key, e))
+        })
+    }
+
+    /// Streams an object into `dest` atomically (a hidden partial file,
+    /// renamed when complete); returns (size, ETag of the object).
+    pub fn download(&self, key: &str, dest: &Path) -> Result<(u64, Option<String>)> {
+        let io = |e: std::io::Error| StorageError {
+            uri: dest.display().to_string(),
+            message: e.to_string(),
+            not_found: false,
+        };
+        if let Some(d) = dest.parent() {
+            std::fs::create_dir_all(d).map_err(io)?;
+        }
+        let mut f = crate::output::AtomicFile::create(dest).map_err(io)?;
+        let (size, etag) = block_on(async {
+            use std::io::Write;
+            let r = self
+                .store
+                .get(&ObjPath::from(key))
+                .await
+                .map_err(|e| self.err(key, e))?;
+            let etag = info_of(&r.meta).etag;
+            let mut stream = r.into_stream();
+            let mut size = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| self.err(key, e))?;
+                size += chunk.len() as u64;
+                f.write_all(&chunk).map_err(io)?;
+            }
+            Ok::<_, StorageError>((size, etag))
+        })?;
+        f.commit().map_err(io)?;
+        Ok((size, etag))
+    }
+
+    /// Uploads a local file: one PUT up to `part_size`, else a multipart
+    /// upload in parts of exactly `part_size` (so the ETag is the one
+    /// [`EtagSummer`] computes for that part size). S3 shows the object
+    /// only when complete. Returns the ETag S3 reports.
+    pub fn upload(&self, src: &Path, key: &str, part_size: u64) -> Result<Option<String>> {
+        let io = |e: std::io::Error| StorageError {
+            uri: src.display().to_string(),
+            message: e.to_string(),
+            not_found: false,
+        };
+        let mut f = std::fs::File::open(src).map_err(io)?;
+        let size = f.metadata().map_err(io)?.len();
+        let path = ObjPath::from(key);
+        if size <= part_size {
+            let mut buf = Vec::with_capacity(size as usize);
+            f.read_to_end(&mut buf).map_err(io)?;
+            let r = block_on(self.store.put(&path, PutPayload::from(buf)))
+                .map_err(|e| self.err(key, e))?;
+            return Ok(r.e_tag.map(|e| e.trim_matches('"').to_string()));
+        }
+        block_on(async {
+            let up = self
+                .store
+                .put_multipart(&path)
+                .await
+                .map_err(|e| self.err(key, e))?;
+            let mut w = WriteMultipart::new_with_chunk_size(up, part_size as usize);
+            let mut buf = vec![0u8; (part_size as usize).min(8 << 20)];
+            loop {
+                w.wait_for_capacity(4).await.map_err(|e| self.err(key, e))?;
+                let n = match f.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) => {
+                        w.abort().await.ok();
+                        return Err(io(e));
+                    }
+                };
+                w.write(&buf[..n]);
+            }
+            let r = w.finish().await.map_err(|e| self.err(key, e))?;
+            Ok(r.e_tag.map(|e| e.trim_matches('"').to_string()))
+        })
+    }
+}
+
+/// Buckets opened so far (one client per bucket, shared by threads).
+pub fn bucket_for(uri: &Uri) -> Result<Arc<Bucket>> {
+    static OPEN: OnceLock<Mutex<HashMap<String, Arc<Bucket>>>> = OnceLock::new();
+    let map = OPEN.get_or_init(Default::default);
+    let name = format!("{}://{}", uri.scheme, uri.bucket);
+    if let Some(b) = map.lock().unwrap().get(&name) {
+        return Ok(b.clone());
+    }
+    let b = Arc::new(Bucket::open(uri, &S3Settings::from_env())?);
+    map.lock().unwrap().insert(name, b.clone());
+    Ok(b)
+}
+
+/// The ETag a local file would get uploaded with `part_size` parts.
+pub fn local_etag(path: &Path, part_size: u64) -> std::io::Result<String> {
+    crate::checksum::file_etag(path, part_size)
+}
+
+/// Whether a local file has the content an S3 ETag describes: the plain
+/// MD5, or a multipart ETag `…-N` checked against the part sizes uploaders
+/// use (ours and the AWS CLI's 8 MiB; `size / N` rounded up to a MiB).
+pub fn etag_matches(path: &Path, size: u64, etag: &str) -> bool {
+    let parts: Option<u64> = etag.split_once('-').and_then(|(_, n)| n.parse().ok());
+    let mut candidates = vec![crate::checksum::ETAG_PART_SIZE];
+    if let Some(n) = parts.filter(|&n| n > 1) {
+        let mib = 1 << 20;
+        candidates.push(size.div_ceil(n).div_ceil(mib) * mib);
+        candidates.push(size.div_ceil(n));
+    }
+    candidates.dedup();
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut summers: Vec<EtagSummer> = candidates.iter().map(|&p| EtagSummer::new(p)).collect();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => summers.iter_mut().for_each(|s| s.update(&buf[..n])),
+            Err(_) => return false,
+        }
+    }
+    summers.into_iter().any(|s| s.finish() == etag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_joins_uris() {
+        let u = Uri::parse("s3://b/some/prefix/").unwrap();
+        assert_eq!((u.bucket.as_str(), u.key.as_str()), ("b", "some/prefix/"));
+        assert_eq!(u.join("x/y.rec").to_string(), "s3://b/some/prefix/x/y.rec");
+        assert_eq!(Uri::parse("s3://b").unwrap().join("k").key, "k");
+        assert!(Uri::parse("s3:///k").is_err());
+        assert!(Uri::parse("gs://b/k").unwrap_err().contains("unsupported"));
+        assert!(is_remote("s3://b/k") && !is_remote("/tmp/s3:/x"));
+    }
+
+    #[test]
+    fn errors_are_one_short_line() {
+        let e = "Generic S3 error: Error performing list request: Error performing GET http://127.0.0.1:1/b?list-type=2 in 834µs - Server returned non-2xx status code: 403 Forbidden: <?xml version=\"1.0\"?>\n<Error><Code>AccessDenied</Code><Message>Forbidden: Invalid signature</Message></Error>";
+        let t = first_line(e);
+        assert!(
+            t.starts_with(
+                "access denied (403 Forbidden, AccessDenied: Forbidden: Invalid signature)"
+            ),
+            "{t}"
+        );
+        assert!(!t.contains('\n'));
+    }
+
+    #[test]
+    fn etag_match_finds_the_part_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let data = vec![5u8; (3 << 20) + 7];
+        std::fs::write(&p, &data).unwrap();
+        let size = data.len() as u64;
+        for part in [1u64 << 20, 2 << 20, 8 << 20] {
+            let e = local_etag(&p, part).unwrap();
+            assert!(etag_matches(&p, size, &e), "{part}");
+        }
+        assert!(!etag_matches(&p, size, "0123-2"));
+    }
+}

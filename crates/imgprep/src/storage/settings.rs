@@ -1,0 +1,206 @@
+//! S3 settings from the standard AWS environment variables and profile
+//! files, as the AWS CLI reads them:
+//!
+//! - `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`;
+//! - `AWS_PROFILE` (default `default`) in `~/.aws/credentials` and
+//!   `~/.aws/config` (or `AWS_SHARED_CREDENTIALS_FILE`, `AWS_CONFIG_FILE`):
+//!   `aws_access_key_id`, `aws_secret_access_key`, `aws_session_token`,
+//!   `region`, `endpoint_url`; the environment wins over the files;
+//! - `AWS_REGION` / `AWS_DEFAULT_REGION` (default `us-east-1`);
+//! - `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` for S3-compatible stores
+//!   (plain `http://` is then allowed); path-style addressing unless
+//!   `AWS_S3_ADDRESSING_STYLE=virtual`;
+//! - `AWS_REQUEST_CHECKSUM_CALCULATION`: `when_required` (default; what
+//!   S3-compatible stores such as Garage need) or `when_supported` (adds
+//!   SHA-256 checksums to uploads).
+//!
+//! Without keys in the environment or the profile, object_store's own chain
+//! is used (web identity, ECS and EC2 instance roles).
+
+use object_store::aws::{AmazonS3Builder, Checksum};
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone, Default)]
+pub struct S3Settings {
+    pub access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    session_token: Option<String>,
+    pub region: String,
+    pub endpoint: Option<String>,
+    pub virtual_hosted: bool,
+    pub checksums: bool,
+    pub profile: String,
+    /// How long one request keeps being retried (with backoff).
+    pub retry_timeout: Duration,
+}
+
+/// Never prints secrets.
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "***"),
+            )
+            .field("session_token", &self.session_token.as_ref().map(|_| "***"))
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("profile", &self.profile)
+            .finish()
+    }
+}
+
+/// `[section]` -> key -> value of an INI file (AWS's credentials/config).
+fn read_ini(path: &std::path::Path) -> HashMap<String, HashMap<String, String>> {
+    let mut out: HashMap<String, HashMap<String, String>> = HashMap::new();
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return out;
+    };
+    let mut section = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = s.trim().to_string();
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            out.entry(section.clone())
+                .or_default()
+                .insert(k.trim().to_lowercase(), v.trim().to_string());
+        }
+    }
+    out
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl S3Settings {
+    pub fn from_env() -> Self {
+        let home = env("HOME").map(PathBuf::from).unwrap_or_default();
+        let profile = env("AWS_PROFILE").unwrap_or_else(|| "default".into());
+        let creds_file = env("AWS_SHARED_CREDENTIALS_FILE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home.join(".aws/credentials"));
+        let config_file = env("AWS_CONFIG_FILE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home.join(".aws/config"));
+        let creds = read_ini(&creds_file);
+        let config = read_ini(&config_file);
+        let section = if profile == "default" {
+            "default".to_string()
+        } else {
+            format!("profile {profile}")
+        };
+        let from_files = |key: &str| -> Option<String> {
+            creds
+                .get(&profile)
+                .and_then(|s| s.get(key))
+                .or_else(|| config.get(&section).and_then(|s| s.get(key)))
+                .cloned()
+        };
+        let (key, secret, token) = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+            (Some(k), Some(s)) => (Some(k), Some(s), env("AWS_SESSION_TOKEN")),
+            _ => (
+                from_files("aws_access_key_id"),
+                from_files("aws_secret_access_key"),
+                from_files("aws_session_token"),
+            ),
+        };
+        S3Settings {
+            access_key_id: key,
+            secret_access_key: secret,
+            session_token: token,
+            region: env("AWS_REGION")
+                .or_else(|| env("AWS_DEFAULT_REGION"))
+                .or_else(|| from_files("region"))
+                .unwrap_or_else(|| "us-east-1".into()),
+            endpoint: env("AWS_ENDPOINT_URL_S3")
+                .or_else(|| env("AWS_ENDPOINT_URL"))
+                .or_else(|| from_files("endpoint_url")),
+            virtual_hosted: env("AWS_S3_ADDRESSING_STYLE").as_deref() == Some("virtual"),
+            checksums: env("AWS_REQUEST_CHECKSUM_CALCULATION")
+                .is_some_and(|v| v.eq_ignore_ascii_case("when_supported")),
+            profile,
+            retry_timeout: Duration::from_secs(
+                env("IMGPREP_S3_RETRY_SECONDS")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(60),
+            ),
+        }
+    }
+
+    /// A store for one bucket.
+    pub fn build(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>, String> {
+        static CRYPTO: std::sync::Once = std::sync::Once::new();
+        CRYPTO.call_once(|| {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        });
+        let mut b = AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_region(&self.region)
+            .with_virtual_hosted_style_request(self.virtual_hosted)
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig {
+                    init_backoff: Duration::from_millis(100),
+                    max_backoff: Duration::from_secs(5),
+                    base: 2.0,
+                },
+                max_retries: 20,
+                retry_timeout: self.retry_timeout,
+            })
+            .with_client_options(
+                ClientOptions::new()
+                    .with_allow_http(
+                        self.endpoint
+                            .as_deref()
+                            .is_some_and(|e| e.starts_with("http://")),
+                    )
+                    .with_connect_timeout(Duration::from_secs(5))
+                    .with_timeout(Duration::from_secs(300)),
+            );
+        if let Some(e) = &self.endpoint {
+            b = b.with_endpoint(e);
+        }
+        if let (Some(k), Some(s)) = (&self.access_key_id, &self.secret_access_key) {
+            b = b.with_access_key_id(k).with_secret_access_key(s);
+            if let Some(t) = &self.session_token {
+                b = b.with_token(t);
+            }
+        }
+        if self.checksums {
+            b = b.with_checksum_algorithm(Checksum::SHA256);
+        }
+        b.build()
+            .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+            .map_err(|e| super::first_line(&e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_ini;
+
+    #[test]
+    fn reads_aws_profile_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("credentials");
+        std::fs::write(
+            &p,
+            "[default]\naws_access_key_id = AK1\n# c\n[work]\nAWS_SECRET_ACCESS_KEY=s3cr3t\n",
+        )
+        .unwrap();
+        let ini = read_ini(&p);
+        assert_eq!(ini["default"]["aws_access_key_id"], "AK1");
+        assert_eq!(ini["work"]["aws_secret_access_key"], "s3cr3t");
+    }
+}

@@ -1,0 +1,424 @@
+//! `push` (a build's outputs, or any folder, to `s3://`) and `pull` (a list
+//! of keys to a folder): parallel, resumable, skipping what is already there.
+
+use super::{bucket_for, etag_matches, local_etag, Bucket, Uri};
+use crate::error::{Error, Result};
+use crate::report::Reporter;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// How a build's files are laid out under the destination prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// SageMaker channels: `{variant}/{split}/{split}.rec`,
+    /// `{variant}/train/`, `{variant}/train_lst/` (image mode), ...
+    #[default]
+    Channels,
+    /// The same relative paths as on disk.
+    Mirror,
+}
+
+/// Where a build output file goes in the channels layout.
+pub fn channel_key(rel: &str) -> String {
+    let parts: Vec<&str> = rel.split('/').collect();
+    match parts.as_slice() {
+        [v, "recordio", file] => match file.rsplit_once('.') {
+            Some((split, "rec")) => format!("{v}/{split}/{file}"),
+            _ => format!("{v}/recordio-index/{file}"),
+        },
+        [v, "sagemaker", rest @ ..] => format!("{v}/{}", rest.join("/")),
+        [v, tf, file] if tf.starts_with("tfrecord-") => {
+            // {split}-00000-of-00001.tfrecord -> {variant}/{tf}/{split}/...
+            let split = file.split('-').next().unwrap_or(file);
+            format!("{v}/{tf}/{split}/{file}")
+        }
+        _ => rel.to_string(),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    pub layout: Layout,
+    pub dry_run: bool,
+    /// Upload even when the remote ETag matches.
+    pub force: bool,
+    pub part_size: u64,
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Planned {
+    pub local: String,
+    pub uri: String,
+    pub size: u64,
+    /// `upload`, `skip` (remote ETag equals the local one) or `failed`.
+    pub action: String,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct TransferReport {
+    /// Uploaded (with `dry_run`: to upload).
+    pub uploaded: u64,
+    pub downloaded: u64,
+    pub skipped: u64,
+    pub failed: Vec<(String, String)>,
+    pub bytes_transferred: u64,
+    pub bytes_skipped: u64,
+    pub seconds: f64,
+    /// MB/s of bytes transferred.
+    pub rate_mb_s: f64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plan: Vec<Planned>,
+}
+
+/// Files to send: a build output's files from its manifest (and the
+/// manifest itself, last), else every regular file under `dir` except hidden
+/// ones; as (relative path, destination relative key, size).
+pub fn push_files(dir: &Path, layout: Layout) -> Result<Vec<(String, String, u64)>> {
+    let mut rels: Vec<String> = Vec::new();
+    let manifest = crate::build::read_manifest(dir);
+    if let Some(m) = &manifest {
+        rels.extend(m.files.keys().cloned());
+        rels.push(crate::build::MANIFEST.into());
+    } else {
+        walk(dir, dir, &mut rels)?;
+        rels.sort();
+    }
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut out = Vec::new();
+    for rel in rels {
+        let key = match (layout, &manifest) {
+            (Layout::Channels, Some(_)) => channel_key(&rel),
+            _ => rel.clone(),
+        };
+        if let Some(other) = seen.insert(key.clone(), rel.clone()) {
+            return Err(Error::Usage(format!(
+                "{other} and {rel} would both be {key} (use --layout mirror)"
+            )));
+        }
+        let p = dir.join(&rel);
+        let size = std::fs::metadata(&p).map_err(Error::io(&p))?.len();
+        out.push((rel, key, size));
+    }
+    Ok(out)
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+    for e in std::fs::read_dir(dir).map_err(Error::io(dir))? {
+        let e = e.map_err(Error::io(dir))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let p = e.path();
+        let t = e.file_type().map_err(Error::io(&p))?;
+        if t.is_dir() {
+            walk(root, &p, out)?;
+        } else if t.is_file() {
+            let rel = p.strip_prefix(root).unwrap_or(&p);
+            out.push(rel.to_string_lossy().replace('\\', "/"));
+        }
+    }
+    Ok(())
+}
+
+/// Runs `f` over `items` on `n` threads (blocking I/O), in any order.
+fn parallel<T: Sync>(items: &[T], n: usize, f: impl Fn(&T) + Sync) {
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..n.clamp(1, items.len().max(1)) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(i) else { return };
+                f(item);
+            });
+        }
+    });
+}
+
+fn storage_err(e: super::StorageError) -> Error {
+    Error::Usage(e.to_string())
+}
+
+/// Sends `dir`'s files under `dest`. Objects whose remote ETag equals the
+/// local one (same part size) are skipped; the manifest goes last.
+pub fn push(
+    dir: &Path,
+    dest: &Uri,
+    o: &PushOptions,
+    reporter: &dyn Reporter,
+) -> Result<TransferReport> {
+    let start = std::time::Instant::now();
+    let files = push_files(dir, o.layout)?;
+    let bucket = bucket_for(dest).map_err(storage_err)?;
+    // a first request that fails for every object (credentials, endpoint,
+    // bucket) is one clear error rather than N failures
+    bucket.list(&dest.key).map_err(storage_err)?;
+    let total: u64 = files.iter().map(|f| f.2).sum();
+    reporter.begin("push", Some(total));
+    let report = Mutex::new(TransferReport::default());
+    let one = |(rel, key, size): &(String, String, u64)| {
+        let local = dir.join(rel);
+        let key = dest.join(key).key;
+        let action = push_one(&bucket, &local, &key, *size, o);
+        let mut r = report.lock().unwrap();
+        let name = match &action {
+            Ok(true) => {
+                // in a dry run: what would be sent
+                r.uploaded += 1;
+                r.bytes_transferred += size;
+                "upload"
+            }
+            Ok(false) => {
+                r.skipped += 1;
+                r.bytes_skipped += size;
+                "skip"
+            }
+            Err(e) => {
+                r.failed.push((bucket.uri(&key), e.clone()));
+                "failed"
+            }
+        };
+        if o.dry_run {
+            r.plan.push(Planned {
+                local: rel.clone(),
+                uri: bucket.uri(&key),
+                size: *size,
+                action: name.into(),
+            });
+        }
+        drop(r);
+        if let Err(e) = action {
+            reporter.warn(&format!("{}: {e}", bucket.uri(&key)));
+        }
+        reporter.advance(*size);
+    };
+    let (last, rest): (Vec<_>, Vec<_>) = files
+        .into_iter()
+        .partition(|(rel, _, _)| rel == crate::build::MANIFEST);
+    parallel(&rest, o.concurrency, one);
+    // the manifest only once everything it lists is there
+    if report.lock().unwrap().failed.is_empty() {
+        last.iter().for_each(one);
+    }
+    reporter.end();
+    let mut r = report.into_inner().unwrap();
+    r.plan.sort_by(|a, b| a.uri.cmp(&b.uri));
+    r.seconds = start.elapsed().as_secs_f64();
+    if !o.dry_run {
+        r.rate_mb_s = r.bytes_transferred as f64 / 1e6 / r.seconds.max(1e-9);
+    }
+    Ok(r)
+}
+
+/// Ok(true) uploaded (or would be), Ok(false) skipped.
+fn push_one(
+    b: &Bucket,
+    local: &Path,
+    key: &str,
+    size: u64,
+    o: &PushOptions,
+) -> std::result::Result<bool, String> {
+    if !o.force {
+        if let Some(remote) = b.head(key).map_err(|e| e.message)? {
+            if remote.size == size {
+                let mine = local_etag(local, o.part_size).map_err(|e| e.to_string())?;
+                if remote.etag.as_deref() == Some(mine.as_str()) {
+                    return Ok(false);
+                }
+            }
+        }
+    }
+    if o.dry_run {
+        return Ok(true);
+    }
+    b.upload(local, key, o.part_size).map_err(|e| e.message)?;
+    Ok(true)
+}
+
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    /// Base for plain keys, and the prefix stripped from URIs under it.
+    pub base: Option<Uri>,
+    pub concurrency: usize,
+}
+
+/// A key's path under DEST, or why it is refused.
+pub fn safe_rel(key: &str) -> std::result::Result<PathBuf, String> {
+    if key.is_empty() || key.ends_with('/') {
+        return Err("not an object key (empty or a folder)".into());
+    }
+    if key.starts_with('/') || key.contains('\\') || key.contains('\0') {
+        return Err("refused: an absolute path or a backslash would escape DEST".into());
+    }
+    let mut p = PathBuf::new();
+    for c in key.split('/') {
+        match c {
+            "" | "." => continue,
+            ".." => return Err("refused: `..` would escape DEST".into()),
+            c => p.push(c),
+        }
+    }
+    Ok(p)
+}
+
+/// Downloads every key/URI listed in `list` (one per line; blank lines and
+/// `#` comments ignored) into `dest`, writing `downloaded.txt` and
+/// `failed.txt` (key, tab, reason) there. An existing file with the
+/// object's size and ETag is kept, so a re-run resumes.
+pub fn pull(
+    list: &Path,
+    dest: &Path,
+    o: &PullOptions,
+    reporter: &dyn Reporter,
+) -> Result<TransferReport> {
+    let start = std::time::Instant::now();
+    let text = std::fs::read_to_string(list).map_err(Error::io(list))?;
+    let mut jobs: Vec<(String, std::result::Result<(Uri, PathBuf), String>)> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let uri = if line.contains("://") {
+            Uri::parse(line).map_err(|e| Error::Line {
+                path: list.to_path_buf(),
+                line: n + 1,
+                message: e,
+            })?
+        } else {
+            match &o.base {
+                Some(b) => b.join(line),
+                None => {
+                    return Err(Error::Line {
+                        path: list.to_path_buf(),
+                        line: n + 1,
+                        message: format!(
+                            "{line:?} is a key, not a URI: give --base s3://BUCKET/PREFIX"
+                        ),
+                    })
+                }
+            }
+        };
+        let rel_key = match &o.base {
+            Some(b) if b.bucket == uri.bucket && uri.key.starts_with(&b.key) => {
+                uri.key[b.key.len()..].trim_start_matches('/').to_string()
+            }
+            _ => uri.key.clone(),
+        };
+        let job = safe_rel(&rel_key).map(|rel| (uri.clone(), dest.join(rel)));
+        jobs.push((uri.to_string(), job));
+    }
+    std::fs::create_dir_all(dest).map_err(Error::io(dest))?;
+    // one clear error when nothing can work (credentials, endpoint)
+    if let Some((_, Ok((uri, _)))) = jobs.iter().find(|j| j.1.is_ok()) {
+        let b = bucket_for(uri).map_err(storage_err)?;
+        if let Err(e) = b.head(&uri.key) {
+            if !e.not_found {
+                return Err(storage_err(e));
+            }
+        }
+    }
+    reporter.begin("pull", Some(jobs.len() as u64));
+    let report = Mutex::new(TransferReport::default());
+    let done: Mutex<Vec<(usize, String)>> = Mutex::new(Vec::new());
+    let indexed: Vec<(
+        usize,
+        &(String, std::result::Result<(Uri, PathBuf), String>),
+    )> = jobs.iter().enumerate().collect();
+    parallel(&indexed, o.concurrency, |(i, (shown, job))| {
+        let result = job.clone().and_then(|(uri, path)| pull_one(&uri, &path));
+        let mut r = report.lock().unwrap();
+        match result {
+            Ok((true, size)) => {
+                r.downloaded += 1;
+                r.bytes_transferred += size;
+                done.lock().unwrap().push((*i, shown.clone()));
+            }
+            Ok((false, size)) => {
+                r.skipped += 1;
+                r.bytes_skipped += size;
+                done.lock().unwrap().push((*i, shown.clone()));
+            }
+            Err(e) => r.failed.push((shown.clone(), e)),
+        }
+        drop(r);
+        reporter.advance(1);
+    });
+    reporter.end();
+    let mut r = report.into_inner().unwrap();
+    let mut done = done.into_inner().unwrap();
+    done.sort();
+    let order: BTreeMap<&String, usize> = jobs.iter().enumerate().map(|(i, j)| (&j.0, i)).collect();
+    r.failed.sort_by_key(|(k, _)| order.get(k).copied());
+    let ok_text: String = done.iter().map(|(_, k)| format!("{k}\n")).collect();
+    let failed_text: String = r
+        .failed
+        .iter()
+        .map(|(k, why)| format!("{k}\t{}\n", why.replace(['\n', '\t'], " ")))
+        .collect();
+    for (name, text) in [("downloaded.txt", ok_text), ("failed.txt", failed_text)] {
+        let p = dest.join(name);
+        crate::output::write_atomic(&p, text.as_bytes()).map_err(Error::io(&p))?;
+    }
+    r.seconds = start.elapsed().as_secs_f64();
+    r.rate_mb_s = r.bytes_transferred as f64 / 1e6 / r.seconds.max(1e-9);
+    Ok(r)
+}
+
+/// Ok((true, size)) downloaded, Ok((false, size)) already there.
+fn pull_one(uri: &Uri, path: &Path) -> std::result::Result<(bool, u64), String> {
+    let b = bucket_for(uri).map_err(|e| e.message)?;
+    if let Ok(m) = std::fs::metadata(path) {
+        if let Some(remote) = b.head(&uri.key).map_err(|e| e.message)? {
+            let same = remote.size == m.len()
+                && remote
+                    .etag
+                    .as_deref()
+                    .is_some_and(|e| etag_matches(path, m.len(), e));
+            if same {
+                return Ok((false, m.len()));
+            }
+        }
+    }
+    let (size, _) = b.download(&uri.key, path).map_err(|e| e.message)?;
+    Ok((true, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_layout_for_sagemaker() {
+        assert_eq!(
+            channel_key("complete/recordio/train.rec"),
+            "complete/train/train.rec"
+        );
+        assert_eq!(
+            channel_key("complete/recordio/validation.idx"),
+            "complete/recordio-index/validation.idx"
+        );
+        assert_eq!(
+            channel_key("sample/sagemaker/train_lst/train.lst"),
+            "sample/train_lst/train.lst"
+        );
+        assert_eq!(
+            channel_key("complete/tfrecord-tfds/train-00000-of-00002.tfrecord"),
+            "complete/tfrecord-tfds/train/train-00000-of-00002.tfrecord"
+        );
+        assert_eq!(channel_key("manifest.json"), "manifest.json");
+    }
+
+    #[test]
+    fn keys_that_would_escape_are_refused() {
+        assert_eq!(safe_rel("a/b.jpg").unwrap(), PathBuf::from("a/b.jpg"));
+        assert!(safe_rel("../x").is_err());
+        assert!(safe_rel("a/../../x").is_err());
+        assert!(safe_rel("/etc/passwd").is_err());
+        assert!(safe_rel("dir/").is_err());
+    }
+}
