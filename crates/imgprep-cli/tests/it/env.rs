@@ -159,3 +159,125 @@ pub fn tf_python() -> Option<PathBuf> {
         }
     }
 }
+
+/// A real S3 server (Garage, started by scripts/test.sh): endpoint, bucket,
+/// key, secret. Missing: skipped with a message, except under CI=true.
+#[derive(Clone, Debug)]
+pub struct S3 {
+    pub endpoint: String,
+    pub bucket: String,
+    pub key: String,
+    pub secret: String,
+}
+
+impl S3 {
+    fn from_vars(get: impl Fn(&str) -> Option<String>) -> Option<S3> {
+        Some(S3 {
+            endpoint: get("IMGPREP_S3_ENDPOINT")?,
+            bucket: get("IMGPREP_S3_BUCKET")?,
+            key: get("IMGPREP_S3_KEY")?,
+            secret: get("IMGPREP_S3_SECRET")?,
+        })
+    }
+
+    /// The AWS settings imgprep reads.
+    pub fn vars(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", self.key.clone()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret.clone()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_PROFILE", "imgprep-test-none".into()),
+        ]
+    }
+
+    pub fn uri(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+}
+
+pub fn s3() -> Option<S3> {
+    match S3::from_vars(|k| std::env::var(k).ok()) {
+        Some(s) => Some(s),
+        None if ci() => panic!("IMGPREP_S3_* not set under CI=true: run scripts/test.sh"),
+        None => {
+            eprintln!("SKIPPED: no S3 server (scripts/test.sh starts Garage)");
+            None
+        }
+    }
+}
+
+/// A Garage server of the test's own (for outage tests), in `dir`.
+pub struct OwnServer {
+    script: PathBuf,
+    pub dir: PathBuf,
+    pub s3: S3,
+}
+
+impl OwnServer {
+    pub fn start(dir: &Path) -> Option<OwnServer> {
+        let script = PathBuf::from(std::env::var_os("IMGPREP_GARAGE_SCRIPT")?);
+        let ok = Command::new("bash")
+            .arg(&script)
+            .arg("start")
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(ok.status.success(), "garage start: {}", stderr(&ok));
+        let text = std::fs::read_to_string(dir.join("env")).unwrap();
+        let vars: std::collections::HashMap<String, String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+            .collect();
+        Some(OwnServer {
+            script,
+            dir: dir.to_path_buf(),
+            s3: S3::from_vars(|k| vars.get(k).cloned()).unwrap(),
+        })
+    }
+
+    pub fn run(&self, what: &str) {
+        let out = Command::new("bash")
+            .arg(&self.script)
+            .arg(what)
+            .arg(&self.dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "garage {what}: {}", stderr(&out));
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(&self.script)
+            .arg("stop")
+            .arg(&self.dir)
+            .output();
+    }
+}
+
+impl TestEnv {
+    /// Runs `imgprep ARGS` with the S3 settings.
+    pub fn run_s3(&self, s3: &S3, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_imgprep"))
+            .args(args)
+            .envs(s3.vars())
+            .env("IMGPREP_STAGING", self.path("staging"))
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap()
+    }
+
+    pub fn ok_s3(&self, s3: &S3, args: &[&str]) -> Output {
+        let out = self.run_s3(s3, args);
+        assert!(
+            out.status.success(),
+            "imgprep {args:?} failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}

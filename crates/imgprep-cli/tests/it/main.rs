@@ -6,5 +6,6 @@ mod env;
 mod errors;
 mod im2rec;
 mod interop;
+mod s3;
 mod tfrecord;
 mod verify;

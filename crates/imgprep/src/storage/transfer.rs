@@ -265,6 +265,9 @@ pub fn safe_rel(key: &str) -> std::result::Result<PathBuf, String> {
     Ok(p)
 }
 
+/// A listed object and its local path, or why it is refused.
+type PullJob = std::result::Result<(Uri, PathBuf), String>;
+
 /// Downloads every key/URI listed in `list` (one per line; blank lines and
 /// `#` comments ignored) into `dest`, writing `downloaded.txt` and
 /// `failed.txt` (key, tab, reason) there. An existing file with the
@@ -277,7 +280,7 @@ pub fn pull(
 ) -> Result<TransferReport> {
     let start = std::time::Instant::now();
     let text = std::fs::read_to_string(list).map_err(Error::io(list))?;
-    let mut jobs: Vec<(String, std::result::Result<(Uri, PathBuf), String>)> = Vec::new();
+    let mut jobs: Vec<(String, PullJob)> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -325,10 +328,7 @@ pub fn pull(
     reporter.begin("pull", Some(jobs.len() as u64));
     let report = Mutex::new(TransferReport::default());
     let done: Mutex<Vec<(usize, String)>> = Mutex::new(Vec::new());
-    let indexed: Vec<(
-        usize,
-        &(String, std::result::Result<(Uri, PathBuf), String>),
-    )> = jobs.iter().enumerate().collect();
+    let indexed: Vec<(usize, &(String, PullJob))> = jobs.iter().enumerate().collect();
     parallel(&indexed, o.concurrency, |(i, (shown, job))| {
         let result = job.clone().and_then(|(uri, path)| pull_one(&uri, &path));
         let mut r = report.lock().unwrap();
