@@ -29,14 +29,7 @@ impl TestEnv {
 
     /// Runs and asserts exit 0.
     pub fn ok(&self, args: &[&str]) -> Output {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "imgprep {args:?} failed: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        succeeded(args, self.run(args))
     }
 
     /// A class-folder tree of synthetic JPEGs.
@@ -64,6 +57,16 @@ impl TestEnv {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, bytes).unwrap();
     }
+}
+
+fn succeeded(args: &[&str], out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "imgprep {args:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 pub fn stderr(out: &Output) -> String {
@@ -271,13 +274,6 @@ impl TestEnv {
     }
 
     pub fn ok_s3(&self, s3: &S3, args: &[&str]) -> Output {
-        let out = self.run_s3(s3, args);
-        assert!(
-            out.status.success(),
-            "imgprep {args:?} failed: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        succeeded(args, self.run_s3(s3, args))
     }
 }
