@@ -246,19 +246,19 @@ fn a_push_interrupted_by_a_server_outage_resumes_without_resending() {
         env.write(&format!("data/f{i:02}.bin"), &noise(6 << 20, i as u64));
     }
     let dest = s3.uri("t-outage");
+    let push_args = [
+        "push",
+        "data",
+        &dest,
+        "--layout",
+        "mirror",
+        "--part-size-mib",
+        "5",
+        "--json",
+    ];
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_imgprep"))
-        .args([
-            "push",
-            "data",
-            &dest,
-            "--layout",
-            "mirror",
-            "--part-size-mib",
-            "5",
-            "--concurrency",
-            "2",
-            "--json",
-        ])
+        .args(push_args)
+        .args(["--concurrency", "2"])
         .envs(s3.vars())
         .env("IMGPREP_S3_RETRY_SECONDS", "1")
         .current_dir(env.dir.path())
@@ -278,19 +278,7 @@ fn a_push_interrupted_by_a_server_outage_resumes_without_resending() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     // re-run: completes, and what was finished is not sent again
-    let push_again = || {
-        let a = [
-            "push",
-            "data",
-            &dest,
-            "--layout",
-            "mirror",
-            "--part-size-mib",
-            "5",
-            "--json",
-        ];
-        json(&env.ok_s3(&s3, &a))
-    };
+    let push_again = || json(&env.ok_s3(&s3, &push_args));
     let r = push_again();
     // (an object completed just as the server stopped counts as failed in
     // the first run and is skipped now)

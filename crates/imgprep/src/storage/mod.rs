@@ -337,11 +337,6 @@ pub fn bucket_for(uri: &Uri) -> Result<Arc<Bucket>> {
     Ok(b)
 }
 
-/// The ETag a local file would get uploaded with `part_size` parts.
-pub fn local_etag(path: &Path, part_size: u64) -> std::io::Result<String> {
-    crate::checksum::file_etag(path, part_size)
-}
-
 /// Whether a local file has the content an S3 ETag describes: the plain
 /// MD5, or a multipart ETag `…-N` checked against the part sizes uploaders
 /// use (ours and the AWS CLI's 8 MiB; `size / N` rounded up to a MiB).
@@ -405,7 +400,7 @@ mod tests {
         std::fs::write(&p, &data).unwrap();
         let size = data.len() as u64;
         for part in [1u64 << 20, 2 << 20, 8 << 20] {
-            let e = local_etag(&p, part).unwrap();
+            let e = crate::checksum::file_etag(&p, part).unwrap();
             assert!(etag_matches(&p, size, &e), "{part}");
         }
         assert!(!etag_matches(&p, size, "0123-2"));

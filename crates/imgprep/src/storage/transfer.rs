@@ -1,7 +1,8 @@
 //! `push` (a build's outputs, or any folder, to `s3://`) and `pull` (a list
 //! of keys to a folder): parallel, resumable, skipping what is already there.
 
-use super::{bucket_for, etag_matches, local_etag, Bucket, Uri};
+use super::{bucket_for, etag_matches, Bucket, Uri};
+use crate::checksum::file_etag;
 use crate::error::{Error, Result};
 use crate::report::Reporter;
 use std::collections::BTreeMap;
@@ -225,7 +226,7 @@ fn push_one(
     if !o.force {
         if let Some(remote) = b.head(key).map_err(|e| e.message)? {
             if remote.size == size {
-                let mine = local_etag(local, o.part_size).map_err(|e| e.to_string())?;
+                let mine = file_etag(local, o.part_size).map_err(|e| e.to_string())?;
                 if remote.etag.as_deref() == Some(mine.as_str()) {
                     return Ok(false);
                 }
