@@ -15,6 +15,8 @@ use std::path::PathBuf;
       imgprep verify data/train_train\n  \
       imgprep inspect data/train_train.rec --json | head\n  \
       imgprep build examples/drivers.toml --out out/drivers && imgprep verify out/drivers\n\n\
+      Paths may be object-store URIs: s3://bucket/prefix (AWS_* settings, AWS_PROFILE, AWS_ENDPOINT_URL)\n\
+      or http(s)://host/path (read only).\n\n\
       Exit codes: 0 ok, 1 problems found (skips under --strict, verify failures), 2 usage or setup error."
 )]
 pub struct Cli {
@@ -39,12 +41,12 @@ pub enum Command {
     Im2rec(Im2recArgs),
     /// Print one line per record of a .rec (id, labels, bytes, image format and size) or a .tfrecord[.gz].
     #[command(
-        after_help = "Examples:\n  imgprep inspect data/pets_train.rec\n  imgprep inspect data/pets_train.rec --json --limit 5"
+        after_help = "Examples:\n  imgprep inspect data/pets_train.rec\n  imgprep inspect data/pets_train.rec --json --limit 5\n  imgprep inspect s3://bucket/out/full/recordio/train.rec --limit 3"
     )]
     Inspect(InspectArgs),
     /// Check a .rec (framing, every image decodes, .idx offsets, labels and counts vs the .lst), a .tfrecord, or a build's output folder.
     #[command(
-        after_help = "Examples:\n  imgprep verify data/pets_train\n  imgprep verify data/pets_train.rec --json\n\nExit 0 only when everything is right, 1 when a problem was found."
+        after_help = "Examples:\n  imgprep verify data/pets_train\n  imgprep verify data/pets_train.rec --json\n  imgprep verify s3://bucket/out/drivers\n\nExit 0 only when everything is right, 1 when a problem was found."
     )]
     Verify(VerifyArgs),
     /// Build train/validation/test datasets from a recipe (TOML): sources, splits, variants, outputs, manifest.
@@ -99,9 +101,9 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct Im2recArgs {
-    /// Prefix of input/output .lst and .rec files.
+    /// Prefix of input/output .lst and .rec files (a path, or s3://bucket/prefix).
     pub prefix: PathBuf,
-    /// Folder containing the images.
+    /// Folder containing the images (a path, s3://bucket/prefix or http(s)://host/path).
     pub root: PathBuf,
 
     /// Make image list(s) by walking ROOT into PREFIX.lst instead of packing.
@@ -167,7 +169,7 @@ pub struct Im2recArgs {
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// The .rec or .tfrecord[.gz|.zz] file.
+    /// The .rec or .tfrecord[.gz|.zz] file (a path or a URI).
     pub rec: PathBuf,
     /// One JSON object per line instead of a table.
     #[arg(long)]
@@ -179,9 +181,10 @@ pub struct InspectArgs {
 
 #[derive(Args, Debug)]
 pub struct BuildArgs {
-    /// The recipe file.
+    /// The recipe file (a path or a URI; relative paths in it resolve against its folder).
     pub recipe: PathBuf,
-    /// Output folder (default: `out` next to the recipe).
+    /// Output folder, or s3://bucket/prefix (built in a staging folder, then pushed)
+    /// (default: `out` next to the recipe).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Build slice I of N of every split (for parallel builds; combine with `imgprep merge`).
@@ -202,9 +205,9 @@ pub struct BuildArgs {
 
 #[derive(Args, Debug)]
 pub struct ConvertArgs {
-    /// The image folder (one sub-folder per class).
+    /// The image folder (one sub-folder per class), or s3://bucket/prefix.
     pub src: PathBuf,
-    /// Output folder.
+    /// Output folder, or s3://bucket/prefix (built in a staging folder, then pushed).
     pub out: PathBuf,
     /// Output format(s); repeat for several.
     #[arg(long = "to", required = true, value_parser = ["tfrecord", "recordio", "sagemaker-image", "folders"])]
@@ -299,7 +302,7 @@ pub struct PushArgs {
 
 #[derive(Args, Debug)]
 pub struct PullArgs {
-    /// A text file of keys or s3:// URIs, one per line.
+    /// A text file (or object) of keys or s3://, http(s):// URIs, one per line.
     pub list: PathBuf,
     /// Folder to download into (keys keep their paths below it).
     pub dest: PathBuf,
@@ -348,7 +351,7 @@ pub struct InitArgs {
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
     /// PREFIX of PREFIX.rec (+ .idx and .lst when present); PREFIX.rec also works;
-    /// or a build's output folder (checks everything its manifest.json claims).
+    /// or a build's output folder (checks everything its manifest.json claims). Paths and s3:// or http(s):// URIs.
     pub prefix: PathBuf,
     /// Print a JSON report on stdout.
     #[arg(long)]

@@ -78,9 +78,24 @@ fn mb(bytes: u64) -> String {
 }
 
 fn im2rec(a: Im2recArgs) -> Result<u8> {
+    // PREFIX in object storage: lists are fetched to and written in a
+    // staging folder, and what is written is sent back next to them
+    let remote = imgprep::im2rec::RemotePrefix::parse(&a.prefix)?;
+    let shown = |p: &std::path::Path| -> String {
+        match remote
+            .as_ref()
+            .and_then(|r| Some((r, p.strip_prefix(&r.local_dir).ok()?)))
+        {
+            Some((r, rel)) => r.dir.join(&rel.to_string_lossy()).to_string(),
+            None => p.display().to_string(),
+        }
+    };
     if a.list {
         let opts = ListOptions {
-            prefix: a.prefix,
+            prefix: remote
+                .as_ref()
+                .map(|r| r.local_prefix())
+                .unwrap_or_else(|| a.prefix.clone()),
             root: a.root,
             exts: a.exts,
             chunks: a.chunks,
@@ -89,7 +104,14 @@ fn im2rec(a: Im2recArgs) -> Result<u8> {
             recursive: a.recursive,
             shuffle: !a.no_shuffle,
         };
-        let s = make_lists(&opts)?;
+        let mut s = make_lists(&opts)?;
+        if let Some(r) = &remote {
+            let local: Vec<std::path::PathBuf> = s.files.iter().map(|(f, _)| f.clone()).collect();
+            r.send(&local)?;
+            for (f, _) in &mut s.files {
+                *f = shown(f).into();
+            }
+        }
         for w in &s.skipped {
             eprintln!("warning: skipped {w}");
         }
@@ -146,7 +168,10 @@ fn im2rec(a: Im2recArgs) -> Result<u8> {
         pack_label: a.pack_label,
         threads: threads(a.num_thread),
     };
-    let lists = find_lists(&a.prefix)?;
+    let lists = match &remote {
+        Some(r) => r.fetch_lists()?,
+        None => find_lists(&a.prefix)?,
+    };
     // Every list is checked before anything is written.
     for l in &lists {
         validate_list(l)?;
@@ -154,7 +179,13 @@ fn im2rec(a: Im2recArgs) -> Result<u8> {
     let progress = Progress::new(a.quiet || a.json);
     let mut summaries = Vec::new();
     for l in &lists {
-        let s = pack_list(l, &opts, &progress)?;
+        let mut s = pack_list(l, &opts, &progress)?;
+        if let Some(r) = &remote {
+            r.send(&[s.rec.clone(), s.idx.clone()])?;
+            for p in [&mut s.lst, &mut s.rec, &mut s.idx] {
+                *p = shown(p).into();
+            }
+        }
         if !a.quiet && !a.json {
             let reasons: Vec<String> = s
                 .skip_reasons
@@ -163,7 +194,7 @@ fn im2rec(a: Im2recArgs) -> Result<u8> {
                 .collect();
             eprintln!(
                 "{}: {} images, {} skipped{}, {} written, {:.0} img/s, {:.2} s -> {}",
-                l.display(),
+                s.lst.display(),
                 s.images,
                 s.skipped,
                 if reasons.is_empty() {
@@ -306,7 +337,8 @@ fn verify(a: VerifyArgs) -> Result<u8> {
             exit::PROBLEMS
         });
     }
-    if a.prefix.join(imgprep::build::MANIFEST).is_file() {
+    let manifest = imgprep::files::join(&a.prefix, std::path::Path::new(imgprep::build::MANIFEST));
+    if imgprep::files::is_file(&manifest) {
         let progress = Progress::new(a.quiet || a.json);
         let r = imgprep::build::verify_out(&a.prefix, threads(a.num_thread), &progress)?;
         if a.json {
@@ -440,7 +472,7 @@ fn pull(a: PullArgs) -> Result<u8> {
         base,
         concurrency: a.concurrency.max(1),
     };
-    let progress = Progress::new(a.quiet || a.json);
+    let progress = Progress::new(a.quiet || a.json).counting("files");
     let r = transfer::pull(&a.list, &a.dest, &o, &progress)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -466,14 +498,14 @@ fn pull(a: PullArgs) -> Result<u8> {
 const CONVERT_RECIPE: &str = "imgprep-convert.toml";
 
 fn convert(a: ConvertArgs) -> Result<u8> {
-    if !a.src.is_dir() {
+    let root = if imgprep::files::is_remote(&a.src) {
+        a.src.clone()
+    } else if a.src.is_dir() {
+        std::fs::canonicalize(&a.src)?
+    } else {
         anyhow::bail!("{}: not a folder", a.src.display());
-    }
-    let root = std::fs::canonicalize(&a.src)?;
-    let name = root
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "dataset".into());
+    };
+    let name = imgprep::files::file_name(&root).unwrap_or_else(|| "dataset".into());
     let one = imgprep::recipe::OneShot {
         name,
         root,
@@ -503,42 +535,43 @@ fn convert(a: ConvertArgs) -> Result<u8> {
         print!("{text}");
         return Ok(0);
     }
-    std::fs::create_dir_all(&a.out)?;
-    let path = a.out.join(CONVERT_RECIPE);
+    let (out, remote_out) = out_target(&a.out)?;
+    std::fs::create_dir_all(&out)?;
+    let path = out.join(CONVERT_RECIPE);
     let recipe = imgprep::recipe::from_text(&text, &path)?;
     if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
         imgprep::output::write_atomic(&path, text.as_bytes())?;
     }
     let opts = imgprep::build::BuildOptions {
-        out: a.out.clone(),
+        out: out.clone(),
         threads: threads(a.num_thread),
         shard: None,
         merge_from: Vec::new(),
     };
     let progress = Progress::new(a.quiet || a.json);
-    let s = imgprep::build::build_loaded(&recipe, &opts, &progress)?;
-    report_build(&s, a.json, a.quiet)
+    let mut s = imgprep::build::build_loaded(&recipe, &opts, &progress)?;
+    if let Some(uri) = &remote_out {
+        s.out = uri.to_string().into();
+    }
+    let code = report_build(&s, a.json, a.quiet)?;
+    match remote_out {
+        // the recipe goes along (push sends the manifest's files and the manifest)
+        Some(uri) => {
+            imgprep::storage::transfer::put_file(&path, &uri.join(CONVERT_RECIPE))?;
+            send_out(&out, &uri, a.json, a.quiet, code)
+        }
+        None => Ok(code),
+    }
 }
 
 fn build(a: BuildArgs) -> Result<u8> {
     let out = a.out.clone().unwrap_or_else(|| {
-        a.recipe
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."))
-            .join("out")
+        imgprep::files::join(
+            &imgprep::files::parent(&a.recipe),
+            std::path::Path::new("out"),
+        )
     });
-    // s3:// output: build in a local staging folder (kept, so re-runs are
-    // incremental), then push it with the same relative paths
-    let remote_out = out
-        .to_str()
-        .filter(|s| imgprep::storage::is_remote(s))
-        .map(|s| imgprep::storage::Uri::parse(s).map_err(|e| anyhow::anyhow!("{e}")))
-        .transpose()?;
-    let local_out = match &remote_out {
-        Some(uri) => staging_dir(uri)?,
-        None => out,
-    };
+    let (local_out, remote_out) = out_target(&out)?;
     let opts = imgprep::build::BuildOptions {
         out: local_out.clone(),
         threads: threads(a.num_thread),
@@ -546,11 +579,39 @@ fn build(a: BuildArgs) -> Result<u8> {
         merge_from: a.merge_from,
     };
     let progress = Progress::new(a.quiet || a.json);
-    let s = imgprep::build::build(&a.recipe, &opts, &progress)?;
+    let mut s = imgprep::build::build(&a.recipe, &opts, &progress)?;
+    if let Some(uri) = &remote_out {
+        s.out = uri.to_string().into();
+    }
     let code = report_build(&s, a.json, a.quiet)?;
-    let Some(uri) = remote_out else {
-        return Ok(code);
-    };
+    match remote_out {
+        Some(uri) => send_out(&local_out, &uri, a.json, a.quiet, code),
+        None => Ok(code),
+    }
+}
+
+/// Where to build for OUT: OUT itself, or for an object-store OUT a local
+/// staging folder (kept, so re-runs are incremental) and the URI to push it to.
+fn out_target(
+    out: &std::path::Path,
+) -> Result<(std::path::PathBuf, Option<imgprep::storage::Uri>)> {
+    if !imgprep::files::is_remote(out) {
+        return Ok((out.to_path_buf(), None));
+    }
+    let uri =
+        imgprep::storage::Uri::parse(&out.to_string_lossy()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((imgprep::storage::transfer::staging_dir(&uri)?, Some(uri)))
+}
+
+/// Pushes a staged build output to its object-store OUT with the same
+/// relative paths; exit code 1 when anything failed, else `code`.
+fn send_out(
+    local_out: &std::path::Path,
+    uri: &imgprep::storage::Uri,
+    json: bool,
+    quiet: bool,
+    code: u8,
+) -> Result<u8> {
     use imgprep::storage::transfer::{push, Layout, PushOptions};
     let o = PushOptions {
         layout: Layout::Mirror,
@@ -559,13 +620,8 @@ fn build(a: BuildArgs) -> Result<u8> {
         part_size: imgprep::checksum::ETAG_PART_SIZE,
         concurrency: 8,
     };
-    let r = push(
-        &local_out,
-        &uri,
-        &o,
-        &Progress::new(a.quiet || a.json).in_bytes(),
-    )?;
-    if !a.quiet && !a.json {
+    let r = push(local_out, uri, &o, &Progress::new(quiet || json).in_bytes())?;
+    if !quiet && !json {
         eprintln!(
             "{uri}: {} uploaded ({}), {} unchanged, {} failed, {:.2} s",
             r.uploaded,
@@ -578,22 +634,11 @@ fn build(a: BuildArgs) -> Result<u8> {
     for (k, why) in &r.failed {
         eprintln!("failed: {k}: {why}");
     }
-    Ok(if r.failed.is_empty() { code } else { 1 })
-}
-
-/// Local folder a build for an `s3://` output is made in before the push.
-fn staging_dir(uri: &imgprep::storage::Uri) -> Result<std::path::PathBuf> {
-    let base = std::env::var_os("IMGPREP_STAGING")
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(|h| std::path::Path::new(&h).join(".cache/imgprep/staging"))
-        })
-        .unwrap_or_else(|| std::env::temp_dir().join("imgprep-staging"));
-    let id = imgprep::checksum::sha256_hex(uri.to_string().as_bytes());
-    let dir = base.join(&id[..16]);
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+    Ok(if r.failed.is_empty() {
+        code
+    } else {
+        exit::PROBLEMS
+    })
 }
 
 /// Prints a build's summary: JSON on stdout, or lines on stderr.

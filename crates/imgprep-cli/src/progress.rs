@@ -9,6 +9,8 @@ pub struct Progress {
     bar: Mutex<Option<ProgressBar>>,
     enabled: bool,
     bytes: bool,
+    /// What the items are, for the rate (`img/s`, `files/s`).
+    unit: &'static str,
 }
 
 impl Progress {
@@ -18,7 +20,14 @@ impl Progress {
             bar: Mutex::new(None),
             enabled: !quiet && std::io::stderr().is_terminal(),
             bytes: false,
+            unit: "img",
         }
+    }
+
+    /// Name the counted items (default `img`).
+    pub fn counting(mut self, unit: &'static str) -> Self {
+        self.unit = unit;
+        self
     }
 
     /// Count bytes instead of items.
@@ -39,12 +48,16 @@ impl Reporter for Progress {
         } else {
             "{prefix} [{bar:30}] {pos}/{len} {rate} ETA {eta}"
         };
+        let unit = self.unit;
         bar.set_style(
             ProgressStyle::with_template(template)
                 .unwrap()
-                .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
-                    let _ = write!(w, "{:.0} img/s", s.per_sec());
-                })
+                .with_key(
+                    "rate",
+                    move |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.0} {unit}/s", s.per_sec());
+                    },
+                )
                 .progress_chars("=> "),
         );
         bar.set_prefix(label.to_string());

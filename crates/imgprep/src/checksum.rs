@@ -46,17 +46,19 @@ impl Summer {
 }
 
 fn read_chunks(path: &Path, mut f: impl FnMut(&[u8])) -> std::io::Result<()> {
-    let mut file = std::fs::File::open(path)?;
+    let mut file = crate::files::open(path)?;
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            return Ok(());
+        match file.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => f(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
-        f(&buf[..n]);
     }
 }
 
+/// Size and SHA-256 of a file or object.
 pub fn file_sums(path: &Path) -> std::io::Result<FileSums> {
     let mut s = Summer::default();
     read_chunks(path, |c| s.update(c))?;

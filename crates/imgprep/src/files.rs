@@ -1,10 +1,11 @@
-//! Reading source files: local ones with as few system calls as possible,
-//! `s3://` ones through [`crate::storage`] (the pipeline's item paths hold
-//! either).
+//! Reading inputs wherever a path is accepted: local files (with as few
+//! system calls as possible) or objects named by a URI (`s3://`,
+//! `http(s)://`) through [`crate::storage`]. Paths in the pipeline hold
+//! either; a URI is kept in a `Path` as its text.
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 /// Size and modification time of listed objects, so fingerprints need no
@@ -14,8 +15,158 @@ fn listed() -> &'static Mutex<HashMap<String, (u64, i128)>> {
     L.get_or_init(Default::default)
 }
 
+/// Prefixes (`s3://b/p/`) listed whole: an object under one of them that
+/// the listing did not show is missing, without asking again.
+fn listed_prefixes() -> &'static Mutex<Vec<String>> {
+    static P: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    P.get_or_init(Default::default)
+}
+
+fn not_found() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::NotFound, "no such object")
+}
+
 fn remote(path: &Path) -> Option<&str> {
     path.to_str().filter(|s| crate::storage::is_remote(s))
+}
+
+/// Whether `path` is an object-store URI rather than a local path.
+pub fn is_remote(path: &Path) -> bool {
+    remote(path).is_some()
+}
+
+/// `rel` against `base`: URIs and absolute paths stay as they are; under a
+/// URI base, `.` and `..` segments are resolved (keys have no such folders).
+pub fn join(base: &Path, rel: &Path) -> PathBuf {
+    if is_remote(rel) || rel.is_absolute() {
+        return rel.to_path_buf();
+    }
+    let Some(b) = remote(base) else {
+        return base.join(rel);
+    };
+    let (scheme, rest) = b.split_once("://").unwrap_or(("", b));
+    let mut segs: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    let r = rel.to_string_lossy();
+    for s in r.split('/') {
+        match s {
+            "" | "." => {}
+            // never above the bucket
+            ".." if segs.len() > 1 => {
+                segs.pop();
+            }
+            ".." => {}
+            s => segs.push(s),
+        }
+    }
+    let mut out = format!("{scheme}://{}", segs.join("/"));
+    if r.ends_with('/') {
+        out.push('/');
+    }
+    PathBuf::from(out)
+}
+
+/// The folder (prefix) holding a file or object; `.` for a bare file name.
+pub fn parent(path: &Path) -> PathBuf {
+    if let Some(u) = remote(path) {
+        let (scheme, rest) = u.split_once("://").unwrap_or(("", u));
+        return match rest.trim_end_matches('/').rsplit_once('/') {
+            Some((dir, _)) => PathBuf::from(format!("{scheme}://{dir}")),
+            None => PathBuf::from(format!("{scheme}://{rest}")),
+        };
+    }
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
+}
+
+/// The last segment of a path or URI (`None` for a bucket or root).
+pub fn file_name(path: &Path) -> Option<String> {
+    if let Some(u) = remote(path) {
+        let rest = u.split_once("://").map_or(u, |(_, r)| r);
+        return match rest.trim_end_matches('/').rsplit_once('/') {
+            Some((_, name)) if !name.is_empty() => Some(name.to_string()),
+            _ => None,
+        };
+    }
+    path.file_name().map(|n| n.to_string_lossy().into_owned())
+}
+
+/// The bucket (or server) and key a URI names.
+fn object(
+    uri: &str,
+) -> std::io::Result<(std::sync::Arc<crate::storage::Bucket>, crate::storage::Uri)> {
+    let uri = crate::storage::Uri::parse(uri).map_err(std::io::Error::other)?;
+    Ok((crate::storage::bucket_for(&uri).map_err(io_err)?, uri))
+}
+
+/// Opens a file or object for reading from its start (objects stream as
+/// they are read).
+pub fn open(path: &Path) -> std::io::Result<Box<dyn Read + Send>> {
+    open_sized(path).map(|(r, _)| r)
+}
+
+/// [`open`], with the size of the file or object.
+pub fn open_sized(path: &Path) -> std::io::Result<(Box<dyn Read + Send>, u64)> {
+    if let Some(u) = remote(path) {
+        let (b, uri) = object(u)?;
+        let r = b.reader(&uri.key).map_err(io_err)?;
+        let size = r.size;
+        return Ok((Box::new(r), size));
+    }
+    let f = std::fs::File::open(path)?;
+    let size = f.metadata()?.len();
+    Ok((Box::new(f), size))
+}
+
+/// A whole file or object.
+pub fn read(path: &Path) -> std::io::Result<Vec<u8>> {
+    if let Some(u) = remote(path) {
+        let (b, uri) = object(u)?;
+        return b.get(&uri.key).map(|b| b.to_vec()).map_err(io_err);
+    }
+    std::fs::read(path)
+}
+
+/// A whole file or object as UTF-8 text.
+pub fn read_to_string(path: &Path) -> std::io::Result<String> {
+    String::from_utf8(read(path)?)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
+/// Whether a regular file or an object is there (errors count as no).
+pub fn is_file(path: &Path) -> bool {
+    match remote(path) {
+        Some(u) => object(u).is_ok_and(|(b, uri)| b.head(&uri.key).is_ok_and(|o| o.is_some())),
+        None => path.is_file(),
+    }
+}
+
+/// The names of the files (objects) directly in a folder (prefix), sorted.
+pub fn list_files(dir: &Path) -> std::io::Result<Vec<String>> {
+    if let Some(u) = remote(dir) {
+        let (b, uri) = object(u)?;
+        let (files, _) = b.list_dir(&uri.key).map_err(io_err)?;
+        let mut l = listed().lock().unwrap();
+        return Ok(files
+            .into_iter()
+            .map(|o| {
+                l.insert(b.uri(&o.key), (o.size, o.modified_ns));
+                o.key.rsplit('/').next().unwrap_or(&o.key).to_string()
+            })
+            .collect());
+    }
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        if e.path().is_file() {
+            if let Ok(n) = e.file_name().into_string() {
+                names.push(n);
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
 }
 
 fn io_err(e: crate::storage::StorageError) -> std::io::Error {
@@ -30,8 +181,7 @@ fn io_err(e: crate::storage::StorageError) -> std::io::Error {
 /// Lists the objects under an `s3://` prefix (remembering their sizes and
 /// times): (URI, key relative to the prefix).
 pub fn list_remote(prefix: &str) -> std::io::Result<Vec<(String, String)>> {
-    let uri = crate::storage::Uri::parse(prefix).map_err(std::io::Error::other)?;
-    let bucket = crate::storage::bucket_for(&uri).map_err(io_err)?;
+    let (bucket, uri) = object(prefix)?;
     let base = if uri.key.is_empty() || uri.key.ends_with('/') {
         uri.key.clone()
     } else {
@@ -47,6 +197,7 @@ pub fn list_remote(prefix: &str) -> std::io::Result<Vec<(String, String)>> {
         l.insert(u.clone(), (o.size, o.modified_ns));
         out.push((u, rel.to_string()));
     }
+    listed_prefixes().lock().unwrap().push(bucket.uri(&base));
     Ok(out)
 }
 
@@ -56,12 +207,20 @@ pub fn fingerprint(path: &Path) -> std::io::Result<(u64, i128)> {
         if let Some(&f) = listed().lock().unwrap().get(u) {
             return Ok(f);
         }
-        let uri = crate::storage::Uri::parse(u).map_err(std::io::Error::other)?;
-        let b = crate::storage::bucket_for(&uri).map_err(io_err)?;
-        let o = b
-            .head(&uri.key)
-            .map_err(io_err)?
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no such object"))?;
+        let (b, uri) = object(u)?;
+        if listed_prefixes()
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|p| u.starts_with(p.as_str()))
+        {
+            return Err(not_found());
+        }
+        let o = b.head(&uri.key).map_err(io_err)?.ok_or_else(not_found)?;
+        listed()
+            .lock()
+            .unwrap()
+            .insert(u.to_string(), (o.size, o.modified_ns));
         return Ok((o.size, o.modified_ns));
     }
     let m = std::fs::metadata(path)?;
@@ -84,10 +243,8 @@ pub fn any_remote<'a>(mut paths: impl Iterator<Item = &'a Path>) -> bool {
 /// exactly `size` bytes from a regular file is its end; anything else
 /// (the file changed size) falls back to reading until the end.
 pub fn read_sized(path: &Path, size: u64) -> std::io::Result<Vec<u8>> {
-    if let Some(u) = remote(path) {
-        let uri = crate::storage::Uri::parse(u).map_err(std::io::Error::other)?;
-        let b = crate::storage::bucket_for(&uri).map_err(io_err)?;
-        return b.get(&uri.key).map(|b| b.to_vec()).map_err(io_err);
+    if is_remote(path) {
+        return read(path);
     }
     let mut f = std::fs::File::open(path)?;
     let want = usize::try_from(size).unwrap_or(usize::MAX - 1);
@@ -117,7 +274,26 @@ pub fn read_sized(path: &Path, size: u64) -> std::io::Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use super::read_sized;
+    use super::*;
+
+    #[test]
+    fn joins_and_splits_uris_and_paths() {
+        let j = |b: &str, r: &str| join(Path::new(b), Path::new(r)).display().to_string();
+        assert_eq!(j("s3://b/recipes", "images"), "s3://b/recipes/images");
+        assert_eq!(j("s3://b/recipes/", "../data/x.csv"), "s3://b/data/x.csv");
+        assert_eq!(j("s3://b/r", "../../../x"), "s3://b/x");
+        assert_eq!(j("s3://b/r", "s3://c/k"), "s3://c/k");
+        assert_eq!(j("recipes", "s3://c/k"), "s3://c/k");
+        assert_eq!(j("recipes", "images"), "recipes/images");
+        assert_eq!(j("http://h:1/a", "./b/c.jpg"), "http://h:1/a/b/c.jpg");
+        let p = |s: &str| parent(Path::new(s)).display().to_string();
+        assert_eq!(p("s3://b/x/recipe.toml"), "s3://b/x");
+        assert_eq!(p("s3://b/recipe.toml"), "s3://b");
+        assert_eq!(p("recipe.toml"), ".");
+        assert_eq!(p("a/recipe.toml"), "a");
+        assert_eq!(file_name(Path::new("s3://b/x/y/")).as_deref(), Some("y"));
+        assert_eq!(file_name(Path::new("s3://b")), None);
+    }
 
     #[test]
     fn reads_whole_files_whatever_the_hint() {

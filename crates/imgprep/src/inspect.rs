@@ -3,7 +3,6 @@
 use crate::error::{Error, Result};
 use crate::image::{probe, ImageInfo};
 use recordio::{ImageRecord, RecordReader};
-use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
@@ -25,7 +24,7 @@ pub struct RecordSummary {
 /// Calls `f` for every record of `rec`. Framing errors stop the walk and are
 /// returned with the file name and byte offset.
 pub fn inspect_rec(rec: &Path, mut f: impl FnMut(RecordSummary) -> bool) -> Result<u64> {
-    let file = File::open(rec).map_err(Error::io(rec))?;
+    let file = crate::files::open(rec).map_err(Error::io(rec))?;
     let mut reader = RecordReader::new(BufReader::with_capacity(1 << 20, file));
     let mut buf = Vec::new();
     let mut n = 0u64;

@@ -7,6 +7,32 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+/// Whether a file name is one of [`AtomicFile`]'s temporary names
+/// (`.NAME.XXXXXX.partial`).
+pub fn is_partial_name(name: &str) -> bool {
+    name.starts_with('.')
+        && name
+            .strip_suffix(".partial")
+            .and_then(|n| n.rsplit_once('.'))
+            .is_some_and(|(_, rand)| rand.len() == 6)
+}
+
+/// Removes the temporary files a killed run left in `dir` (not below it);
+/// returns how many.
+pub fn remove_partials_in(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut n = 0;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if is_partial_name(&name) && e.file_type().is_ok_and(|t| t.is_file()) {
+            n += usize::from(std::fs::remove_file(e.path()).is_ok());
+        }
+    }
+    n
+}
+
 pub struct AtomicFile {
     tmp: tempfile::NamedTempFile,
     writer: Option<BufWriter<File>>,
@@ -84,4 +110,32 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> io::Result<FileSums> {
     let mut f = AtomicFile::create(dest)?;
     f.write_all(bytes)?;
     f.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_names_are_recognised_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = AtomicFile::create(&dir.path().join("a.rec")).unwrap();
+        let tmp_name = f
+            .tmp
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(is_partial_name(&tmp_name), "{tmp_name}");
+        for keep in [".hidden", "a.partial", ".a.partial", ".a.toolong.partial"] {
+            assert!(!is_partial_name(keep), "{keep}");
+            std::fs::write(dir.path().join(keep), b"x").unwrap();
+        }
+        // a killed run: the temporary file stays behind
+        std::mem::forget(f);
+        assert_eq!(remove_partials_in(dir.path()), 1);
+        assert!(!dir.path().join(&tmp_name).exists());
+        assert!(dir.path().join(".a.partial").exists());
+    }
 }

@@ -407,14 +407,17 @@ pub struct LoadedRecipe {
 }
 
 impl LoadedRecipe {
+    /// A path from the recipe: URIs and absolute paths as they are, relative
+    /// ones against the recipe's folder (or prefix, for a recipe in object
+    /// storage).
     pub fn resolve(&self, p: &Path) -> PathBuf {
-        self.base.join(p)
+        crate::files::join(&self.base, p)
     }
 }
 
-/// Parses and checks a recipe file.
+/// Parses and checks a recipe file (local, or a URI).
 pub fn load(path: &Path) -> Result<LoadedRecipe> {
-    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+    let text = crate::files::read_to_string(path).map_err(Error::io(path))?;
     from_text(&text, path)
 }
 
@@ -425,11 +428,7 @@ pub fn from_text(text: &str, path: &Path) -> Result<LoadedRecipe> {
         let (line, col) = offset.map(|o| line_col(text, o)).unwrap_or((1, 1));
         Error::Usage(format!("{}:{line}:{col}: {message}", path.display()))
     })?;
-    let base = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
+    let base = crate::files::parent(path);
     Ok(LoadedRecipe {
         recipe,
         path: path.to_path_buf(),

@@ -13,7 +13,7 @@ pub fn is_tfrecord(path: &Path) -> bool {
 }
 
 fn open(path: &Path) -> Result<RecordReader<Box<dyn Read>>> {
-    let f = BufReader::with_capacity(1 << 20, std::fs::File::open(path).map_err(Error::io(path))?);
+    let f = BufReader::with_capacity(1 << 20, crate::files::open(path).map_err(Error::io(path))?);
     let s = path.to_string_lossy();
     let r: Box<dyn Read> = if s.ends_with(".gz") {
         Box::new(flate2::read::GzDecoder::new(f))

@@ -7,7 +7,6 @@ use crate::image::{ColorMode, ImageSpec, Processor};
 use crate::report::Reporter;
 use recordio::{parse_idx, ImageRecord, RecordReader};
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
@@ -51,8 +50,7 @@ pub fn prefix_paths(prefix: &Path) -> (PathBuf, PathBuf, PathBuf) {
 /// counts). `.idx` and `.lst` are checked when present.
 pub fn verify_rec(prefix: &Path, threads: usize, reporter: &dyn Reporter) -> Result<VerifyReport> {
     let (rec, idx, lst) = prefix_paths(prefix);
-    let file = File::open(&rec).map_err(Error::io(&rec))?;
-    let size = file.metadata().map_err(Error::io(&rec))?.len();
+    let (file, size) = crate::files::open_sized(&rec).map_err(Error::io(&rec))?;
     let mut report = VerifyReport {
         rec: rec.clone(),
         ..Default::default()
@@ -118,8 +116,8 @@ pub fn verify_rec(prefix: &Path, threads: usize, reporter: &dyn Reporter) -> Res
     }
 
     let by_offset: HashMap<u64, u64> = seen.iter().map(|(o, id, _)| (*o, *id)).collect();
-    if idx.exists() {
-        let text = std::fs::read_to_string(&idx).map_err(Error::io(&idx))?;
+    if crate::files::is_file(&idx) {
+        let text = crate::files::read_to_string(&idx).map_err(Error::io(&idx))?;
         match parse_idx(&text) {
             Ok(entries) => {
                 report.idx_entries = Some(entries.len() as u64);
@@ -152,7 +150,7 @@ pub fn verify_rec(prefix: &Path, threads: usize, reporter: &dyn Reporter) -> Res
             Err(e) => report.problem(format!("{}:{}: {}", idx.display(), e.line, e.message)),
         }
     }
-    if lst.exists() {
+    if crate::files::is_file(&lst) {
         let mut r = LstReader::open(&lst)?;
         let mut wanted: HashMap<u64, Vec<f64>> = HashMap::new();
         let mut n = 0u64;

@@ -194,8 +194,18 @@ impl S3 {
         ]
     }
 
+    /// `s3://BUCKET/RUN/key`: RUN is new for every test process, so tests
+    /// never see objects an earlier run left on the same server.
     pub fn uri(&self, key: &str) -> String {
-        format!("s3://{}/{key}", self.bucket)
+        static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let run = RUN.get_or_init(|| {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            format!("run-{}-{t}", std::process::id())
+        });
+        format!("s3://{}/{run}/{key}", self.bucket)
     }
 }
 

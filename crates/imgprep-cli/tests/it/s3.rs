@@ -292,3 +292,554 @@ fn a_push_interrupted_by_a_server_outage_resumes_without_resending() {
     let r = push_again();
     assert_eq!(r["skipped"], 24);
 }
+
+/// Every file a build output's manifest lists, except the manifest.
+fn output_files(env: &TestEnv, out: &str) -> Vec<String> {
+    let m: serde_json::Value =
+        serde_json::from_slice(&env.read(&format!("{out}/manifest.json"))).unwrap();
+    m["files"].as_object().unwrap().keys().cloned().collect()
+}
+
+/// A folder tree holding CSV, `.lst` and TinyImageNet-like metadata sources
+/// and recipes that name them by relative paths.
+fn write_site(env: &TestEnv) {
+    env.synth("site/photos", 4, 17, 40, 30);
+    let mut csv = String::from("file,label\n");
+    for c in 0..4 {
+        for i in 0..17 {
+            csv.push_str(&format!("class_{c}/img_{i:05}.jpg,class_{c}\n"));
+        }
+    }
+    csv.push_str("class_0/missing.jpg,class_0\n");
+    env.write("site/index/photos.csv", csv.as_bytes());
+    env.write(
+        "site/index/train.lst",
+        b"0\t1\tclass_1/img_00000.jpg\n1\t0\tclass_0/img_00003.jpg\n2\t3\tclass_3/img_00009.jpg\n",
+    );
+    let ids = ["n01443537", "n01629819"];
+    let mut ann = String::new();
+    for (c, id) in ids.iter().enumerate() {
+        for i in 0..3 {
+            let src = env.read(&format!("site/photos/class_{c}/img_{i:05}.jpg"));
+            if i == 0 {
+                env.write(&format!("site/tiny/val/images/val_{c}.JPEG"), &src);
+                ann.push_str(&format!("val_{c}.JPEG\t{id}\t0\t0\t10\t10\n"));
+            } else {
+                env.write(&format!("site/tiny/train/{id}/images/{id}_{i}.JPEG"), &src);
+            }
+        }
+    }
+    env.write("site/tiny/wnids.txt", ids.join("\n").as_bytes());
+    env.write(
+        "site/tiny/words.txt",
+        b"n01443537\tgoldfish\nn01629819\tsalamander\n",
+    );
+    env.write("site/tiny/val/val_annotations.txt", ann.as_bytes());
+    let tail = "[transform]\nresize = 20\n[[outputs]]\nformat = \"recordio\"\n[[outputs]]\nformat = \"tfrecord\"\n";
+    env.write(
+        "site/recipes/csv.toml",
+        format!(
+            "name = \"csv\"\non_error = \"skip\"\n[[sources]]\ntype = \"csv\"\nfile = \"../index/photos.csv\"\n\
+             root = \"../photos\"\npath = \"file\"\nlabel = \"label\"\n[split]\ntrain = 0.75\nvalidation = 0.25\n{tail}"
+        )
+        .as_bytes(),
+    );
+    env.write(
+        "site/recipes/lst.toml",
+        format!(
+            "name = \"lst\"\n[[sources]]\ntype = \"lst\"\nfile = \"../index/train.lst\"\nroot = \"../photos\"\nsplit = \"train\"\n\
+             [split]\nmethod = \"source\"\n{tail}"
+        )
+        .as_bytes(),
+    );
+    env.write(
+        "site/recipes/tiny.toml",
+        format!(
+            "name = \"tiny\"\n[[sources]]\ntype = \"metadata\"\nroot = \"../tiny\"\nclass_ids = \"../tiny/wnids.txt\"\n\
+             names = \"../tiny/words.txt\"\nsplits = [\n  {{ split = \"train\", folders = \"train/{{class}}/images\" }},\n  \
+             {{ split = \"validation\", annotations = \"val/val_annotations.txt\", images = \"val/images\" }},\n]\n{tail}"
+        )
+        .as_bytes(),
+    );
+}
+
+#[test]
+fn csv_lst_and_metadata_sources_and_the_recipe_itself_read_from_s3() {
+    let Some(s3) = s3() else { return };
+    let env = TestEnv::new();
+    write_site(&env);
+    let site = s3.uri("t-sources/site");
+    env.ok_s3(&s3, &["push", "site", &site, "--layout", "mirror", "-q"]);
+    for name in ["csv", "lst", "tiny"] {
+        let local_out = format!("local-{name}");
+        env.ok(&[
+            "build",
+            &format!("site/recipes/{name}.toml"),
+            "--out",
+            &local_out,
+        ]);
+        // the recipe is read from the bucket; its relative paths resolve there
+        let remote_out = format!("remote-{name}");
+        let out = env.ok_s3(
+            &s3,
+            &[
+                "build",
+                &format!("{site}/recipes/{name}.toml"),
+                "--out",
+                &remote_out,
+            ],
+        );
+        let files = output_files(&env, &local_out);
+        assert!(files.iter().any(|f| f.ends_with(".tfrecord")), "{files:?}");
+        assert_eq!(files, output_files(&env, &remote_out), "{name}");
+        for f in &files {
+            assert_eq!(
+                env.read(&format!("{remote_out}/{f}")),
+                env.read(&format!("{local_out}/{f}")),
+                "{name}: {f}"
+            );
+        }
+        if name == "csv" {
+            // 68 rows: one listing of the root, which also shows the missing one
+            let m: serde_json::Value =
+                serde_json::from_slice(&env.read(&format!("{remote_out}/manifest.json"))).unwrap();
+            let why = m["skipped"][0]["reason"].as_str().unwrap_or_default();
+            assert_eq!(
+                why,
+                format!("{site}/photos/class_0/missing.jpg does not exist"),
+                "{m}"
+            );
+            assert!(stderr(&out).contains("1 skipped"), "{}", stderr(&out));
+        }
+    }
+    // a missing index object is one clear error naming it
+    env.write(
+        "bad.toml",
+        format!("name = \"bad\"\n[[sources]]\ntype = \"lst\"\nfile = \"{site}/index/nope.lst\"\nroot = \"{site}/photos\"\n")
+            .as_bytes(),
+    );
+    let out = env.run_s3(&s3, &["build", "bad.toml", "--out", "bad"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("{site}/index/nope.lst")) && err.contains("not found"),
+        "{err}"
+    );
+}
+
+#[test]
+fn im2rec_inspect_verify_and_convert_take_s3_uris() {
+    let Some(s3) = s3() else { return };
+    let env = TestEnv::new();
+    env.synth("images", 3, 6, 48, 36);
+    let images = s3.uri("t-im2rec/images");
+    env.ok_s3(
+        &s3,
+        &["push", "images", &images, "--layout", "mirror", "-q"],
+    );
+    let prefix = s3.uri("t-im2rec/lists/data");
+    let list_args = ["--list", "--recursive", "--train-ratio", "0.8"];
+    let pack_args = ["--resize", "24", "--num-thread", "2"];
+    let run = |prefix: &str, root: &str, extra: &[&str]| {
+        let mut a = vec!["im2rec", prefix, root];
+        a.extend_from_slice(extra);
+        env.ok_s3(&s3, &a)
+    };
+    run(&prefix, &images, &list_args);
+    run(&prefix, &images, &pack_args);
+    run("local/data", "images", &list_args);
+    run("local/data", "images", &pack_args);
+    // everything im2rec wrote went next to the remote lists, byte-identical
+    let names = [
+        "data_train.lst",
+        "data_val.lst",
+        "data_train.rec",
+        "data_train.idx",
+        "data_val.rec",
+        "data_val.idx",
+    ];
+    let list: String = names.iter().map(|n| format!("{n}\n")).collect();
+    env.write("keys.txt", list.as_bytes());
+    env.ok_s3(
+        &s3,
+        &[
+            "pull",
+            "keys.txt",
+            "back",
+            "--base",
+            &s3.uri("t-im2rec/lists"),
+            "-q",
+        ],
+    );
+    for n in names {
+        assert_eq!(
+            env.read(&format!("back/{n}")),
+            env.read(&format!("local/{n}")),
+            "{n}"
+        );
+    }
+    // verify and inspect read them in place
+    let v = env.ok_s3(
+        &s3,
+        &["verify", &s3.uri("t-im2rec/lists/data_train"), "--json"],
+    );
+    let r = json(&v);
+    assert_eq!(
+        (
+            r["ok"].as_bool(),
+            r["records"].as_u64(),
+            r["lst_entries"].as_u64()
+        ),
+        (Some(true), Some(14), Some(14))
+    );
+    let i = env.ok_s3(
+        &s3,
+        &["inspect", &s3.uri("t-im2rec/lists/data_val.rec"), "--json"],
+    );
+    assert_eq!(stdout(&i).lines().count(), 4);
+    assert!(stdout(&i).contains("\"width\":32"), "{}", stdout(&i));
+    // a damaged remote .rec fails verification (exit 1), like a local one
+    let rec = env.read("local/data_val.rec");
+    env.write("bad/data_val.rec", &rec[..rec.len() - 5]);
+    env.ok_s3(
+        &s3,
+        &[
+            "push",
+            "bad",
+            &s3.uri("t-im2rec/bad"),
+            "--layout",
+            "mirror",
+            "-q",
+        ],
+    );
+    let out = env.run_s3(&s3, &["verify", &s3.uri("t-im2rec/bad/data_val.rec")]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+
+    // convert from s3:// to s3://, then verify the output in the bucket
+    let conv = s3.uri("t-im2rec/conv");
+    let c = [
+        "--to",
+        "tfrecord",
+        "--to",
+        "recordio",
+        "--resize",
+        "24",
+        "--validation",
+        "0.5",
+        "--train",
+        "0.5",
+    ];
+    let mut a = vec!["convert", images.as_str(), conv.as_str()];
+    a.extend_from_slice(&c);
+    env.ok_s3(&s3, &a);
+    let mut a = vec!["convert", "images", "conv-local"];
+    a.extend_from_slice(&c);
+    env.ok(&a);
+    let v = env.ok_s3(&s3, &["verify", &conv, "--json"]);
+    let r = json(&v);
+    assert_eq!(
+        (r["ok"].as_bool(), r["records_checked"].as_u64()),
+        (Some(true), Some(36)),
+        "{r}"
+    );
+    let files = output_files(&env, "conv-local");
+    let list: String = files.iter().map(|f| format!("{f}\n")).collect();
+    env.write("conv.txt", list.as_bytes());
+    env.ok_s3(
+        &s3,
+        &["pull", "conv.txt", "conv-back", "--base", &conv, "-q"],
+    );
+    for f in &files {
+        assert_eq!(
+            env.read(&format!("conv-back/{f}")),
+            env.read(&format!("conv-local/{f}")),
+            "{f}"
+        );
+    }
+}
+
+/// A plain HTTP server (Python's `http.server`) over `dir` on a free port,
+/// stopped when dropped.
+struct HttpServer {
+    child: std::process::Child,
+    base: String,
+}
+
+impl HttpServer {
+    fn start(dir: &std::path::Path) -> HttpServer {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("python3")
+            .args(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1"])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 runs");
+        // "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .split_whitespace()
+            .skip_while(|w| *w != "port")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no port in {line:?}"))
+            .to_string();
+        HttpServer {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn http_urls_are_read_like_files() {
+    let env = TestEnv::new();
+    write_site(&env);
+    let server = HttpServer::start(&env.path("site"));
+    let base = &server.base;
+    // the recipe and everything it names, over HTTP (no listing needed for CSV)
+    let out = env.ok(&[
+        "build",
+        &format!("{base}/recipes/csv.toml"),
+        "--out",
+        "remote",
+    ]);
+    env.ok(&["build", "site/recipes/csv.toml", "--out", "local"]);
+    let files = output_files(&env, "local");
+    for f in &files {
+        assert_eq!(
+            env.read(&format!("remote/{f}")),
+            env.read(&format!("local/{f}")),
+            "{f}"
+        );
+    }
+    let m: serde_json::Value = serde_json::from_slice(&env.read("remote/manifest.json")).unwrap();
+    assert_eq!(
+        m["skipped"][0]["reason"],
+        format!("{base}/photos/class_0/missing.jpg does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    // a folder source cannot list over plain HTTP: one clear line, no retries
+    env.write(
+        "folders.toml",
+        format!("name = \"f\"\n[[sources]]\ntype = \"folders\"\nroot = \"{base}/photos\"\n")
+            .as_bytes(),
+    );
+    let t = std::time::Instant::now();
+    let out = env.run(&["build", "folders.toml", "--out", "f"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("cannot list"), "{err}");
+    assert!(t.elapsed().as_secs() < 3, "{err}");
+    // pull takes URLs; a missing one is listed in failed.txt
+    env.write(
+        "urls.txt",
+        format!("{base}/photos/class_2/img_00004.jpg\n{base}/photos/nope.jpg\n").as_bytes(),
+    );
+    let out = env.run(&["pull", "urls.txt", "dl", "-q"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        env.read("dl/photos/class_2/img_00004.jpg"),
+        env.read("site/photos/class_2/img_00004.jpg")
+    );
+    let failed = String::from_utf8(env.read("dl/failed.txt")).unwrap();
+    assert!(
+        failed.starts_with(&format!("{base}/photos/nope.jpg\tnot found")),
+        "{failed}"
+    );
+    // inspect reads a .rec over HTTP
+    let rec = files.iter().find(|f| f.ends_with("train.rec")).unwrap();
+    std::fs::create_dir_all(env.path("site/out")).unwrap();
+    std::fs::copy(
+        env.path(&format!("local/{rec}")),
+        env.path("site/out/train.rec"),
+    )
+    .unwrap();
+    let i = env.ok(&[
+        "inspect",
+        &format!("{base}/out/train.rec"),
+        "--limit",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(stdout(&i).lines().count(), 2);
+}
+
+/// Starts `imgprep ARGS` with the S3 settings and kills it (SIGKILL) after
+/// `ms` milliseconds, or lets it finish.
+fn killed_after(env: &TestEnv, s3: &crate::env::S3, args: &[&str], ms: u64) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_imgprep"))
+        .args(args)
+        .envs(s3.vars())
+        .current_dir(env.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Counts of each dry-run action (`upload`, `replace`, `skip`).
+fn dry_run_actions(
+    env: &TestEnv,
+    s3: &crate::env::S3,
+    dir: &str,
+    dest: &str,
+) -> std::collections::BTreeMap<String, u64> {
+    let r = json(&env.ok_s3(
+        s3,
+        &[
+            "push",
+            dir,
+            dest,
+            "--layout",
+            "mirror",
+            "--part-size-mib",
+            "5",
+            "--dry-run",
+            "--json",
+        ],
+    ));
+    let mut n = std::collections::BTreeMap::new();
+    for p in r["plan"].as_array().unwrap() {
+        *n.entry(p["action"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
+    }
+    n
+}
+
+#[test]
+fn a_killed_push_or_pull_resumes_and_never_shows_a_partial_object() {
+    let Some(s3) = s3() else { return };
+    let env = TestEnv::new();
+    const N: u64 = 24;
+    for i in 0..N {
+        // over one 5 MiB part: multipart uploads
+        env.write(
+            &format!("data/f{i:02}.bin"),
+            &noise((5 << 20) + 4096, 100 + i),
+        );
+    }
+    // push, killed at a growing delay until it was caught half-way
+    let mut caught = None;
+    for (attempt, ms) in [150u64, 300, 600, 1200, 2400].into_iter().enumerate() {
+        let dest = s3.uri(&format!("t-kill/push{attempt}"));
+        killed_after(
+            &env,
+            &s3,
+            &[
+                "push",
+                "data",
+                &dest,
+                "--layout",
+                "mirror",
+                "--part-size-mib",
+                "5",
+                "--concurrency",
+                "2",
+            ],
+            ms,
+        );
+        let n = dry_run_actions(&env, &s3, "data", &dest);
+        // an object under its final name is always whole
+        assert_eq!(n.get("replace"), None, "a partial object is visible: {n:?}");
+        let done = n.get("skip").copied().unwrap_or(0);
+        if done > 0 && done < N {
+            caught = Some((dest, done));
+            break;
+        }
+    }
+    let (dest, done) = caught.expect("no kill landed half-way through the push");
+    let r = json(&env.ok_s3(
+        &s3,
+        &[
+            "push",
+            "data",
+            &dest,
+            "--layout",
+            "mirror",
+            "--part-size-mib",
+            "5",
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        (r["uploaded"].as_u64(), r["skipped"].as_u64()),
+        (Some(N - done), Some(done)),
+        "{r}"
+    );
+    assert_eq!(
+        dry_run_actions(&env, &s3, "data", &dest).get("skip"),
+        Some(&N)
+    );
+
+    // pull the pushed objects, killed half-way
+    let keys: String = (0..N).map(|i| format!("f{i:02}.bin\n")).collect();
+    env.write("keys.txt", keys.as_bytes());
+    let whole = |dir: &str| -> u64 {
+        let mut n = 0;
+        for i in 0..N {
+            let p = env.path(&format!("{dir}/f{i:02}.bin"));
+            if p.exists() {
+                // a file under its final name is always complete
+                assert_eq!(
+                    env.read(&format!("{dir}/f{i:02}.bin")),
+                    env.read(&format!("data/f{i:02}.bin"))
+                );
+                n += 1;
+            }
+        }
+        n
+    };
+    let mut caught = None;
+    for (attempt, ms) in [100u64, 200, 400, 800, 1600].into_iter().enumerate() {
+        let dir = format!("dl{attempt}");
+        killed_after(
+            &env,
+            &s3,
+            &[
+                "pull",
+                "keys.txt",
+                &dir,
+                "--base",
+                &dest,
+                "--concurrency",
+                "2",
+            ],
+            ms,
+        );
+        let n = whole(&dir);
+        if n > 0 && n < N {
+            caught = Some((dir, n));
+            break;
+        }
+    }
+    let (dir, n) = caught.expect("no kill landed half-way through the pull");
+    let r = json(&env.ok_s3(&s3, &["pull", "keys.txt", &dir, "--base", &dest, "--json"]));
+    assert_eq!(
+        (r["downloaded"].as_u64(), r["skipped"].as_u64()),
+        (Some(N - n), Some(n)),
+        "{r}"
+    );
+    assert_eq!(whole(&dir), N);
+    // the killed run's partial files are gone
+    let left: Vec<String> = walk(&env.path(&dir))
+        .into_iter()
+        .filter(|p| p.ends_with(".partial"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -92,7 +92,7 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
     let mut human = human;
     if let Some(path) = &r.recipe.labels.human_names {
         let path = r.resolve(path);
-        let text = std::fs::read_to_string(&path).map_err(Error::io(&path))?;
+        let text = crate::files::read_to_string(&path).map_err(Error::io(&path))?;
         for line in text.lines() {
             if let Some((k, v)) = line.split_once('\t') {
                 human.insert(k.trim().to_string(), v.trim().to_string());

@@ -283,18 +283,13 @@ pub fn build_loaded(
 
 /// Removes temporary files a killed build left behind (`.NAME.XXXXXX.partial`).
 fn remove_partials(dir: &Path) {
+    crate::output::remove_partials_in(dir);
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for e in entries.flatten() {
-        let p = e.path();
-        let name = e.file_name().to_string_lossy().into_owned();
-        match e.file_type() {
-            Ok(t) if t.is_dir() => remove_partials(&p),
-            Ok(_) if name.starts_with('.') && name.ends_with(".partial") => {
-                let _ = std::fs::remove_file(&p);
-            }
-            _ => {}
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_partials(&e.path());
         }
     }
 }

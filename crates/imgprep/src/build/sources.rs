@@ -43,12 +43,15 @@ pub fn read_sources(r: &LoadedRecipe) -> Result<Sources> {
     let mut declared = Vec::new();
     for s in &r.recipe.sources {
         match s {
-            SourceSpec::Folders { root, exts, split } => match root.to_str() {
-                Some(uri) if crate::storage::is_remote(uri) => {
-                    remote_folders(uri, exts, split, &mut items)?
+            SourceSpec::Folders { root, exts, split } => {
+                let root = r.resolve(root);
+                match root.to_str() {
+                    Some(uri) if crate::storage::is_remote(uri) => {
+                        remote_folders(uri, exts, split, &mut items)?
+                    }
+                    _ => folders(&root, exts, split, &mut items)?,
                 }
-                _ => folders(&r.resolve(root), exts, split, &mut items)?,
-            },
+            }
             SourceSpec::Csv {
                 file,
                 root,
@@ -92,11 +95,45 @@ pub fn read_sources(r: &LoadedRecipe) -> Result<Sources> {
             )?),
         }
     }
+    warm_listings(r, &items)?;
     Ok(Sources {
         items,
         human,
         declared,
     })
+}
+
+/// Items from an index (CSV, `.lst`, metadata) under an object-store root
+/// at or above which one listing is cheaper than a HEAD per item.
+const LIST_INSTEAD_OF_HEADS: usize = 64;
+
+/// For index sources whose root is in object storage: one listing of the
+/// root gives every item's size and time (and who is missing), where the
+/// catalog would otherwise ask for each object on its own.
+fn warm_listings(r: &LoadedRecipe, items: &[Item]) -> Result<()> {
+    for s in &r.recipe.sources {
+        let root = match s {
+            SourceSpec::Csv { root, .. }
+            | SourceSpec::Lst { root, .. }
+            | SourceSpec::Metadata { root, .. } => r.resolve(root),
+            SourceSpec::Folders { .. } => continue,
+        };
+        // only stores that can list (s3://; not plain http)
+        let Some(uri) = root
+            .to_str()
+            .filter(|u| u.starts_with("s3://") || u.starts_with("s3a://"))
+        else {
+            continue;
+        };
+        let under = items.iter().filter(|i| i.path.starts_with(&root)).count();
+        if under >= LIST_INSTEAD_OF_HEADS {
+            crate::files::list_remote(uri).map_err(|e| Error::Io {
+                path: root.clone(),
+                err: e,
+            })?;
+        }
+    }
+    Ok(())
 }
 
 fn folders(
@@ -110,7 +147,7 @@ fn folders(
     for (rel, label) in listing.items {
         let class = &listing.classes[label].0;
         out.push(Item {
-            path: root.join(&rel),
+            path: at(root, &rel),
             rel,
             labels: if class == "." {
                 Vec::new()
@@ -225,10 +262,10 @@ fn csv_index(
         }
         None => b',',
     };
+    let text = crate::files::read(file).map_err(Error::io(file))?;
     let mut rdr = csv::ReaderBuilder::new()
         .delimiter(delim)
-        .from_path(file)
-        .map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?;
+        .from_reader(text.as_slice());
     let headers = rdr
         .headers()
         .map_err(|e| Error::Usage(format!("{}:1: {e}", file.display())))?
@@ -291,7 +328,7 @@ fn csv_index(
                 .filter(|s| !s.is_empty())
         };
         out.push(Item {
-            path: root.join(&rel),
+            path: at(root, &rel),
             rel,
             labels,
             raw_labels: None,
@@ -316,7 +353,7 @@ fn lst(file: &Path, root: &Path, split: &Option<String>, out: &mut Vec<Item>) ->
     let mut r = LstReader::open(file)?;
     while let Some((line, e)) = r.next_entry()? {
         out.push(Item {
-            path: root.join(&e.path),
+            path: at(root, &e.path),
             rel: e.path,
             labels: if e.labels.len() == 1 {
                 vec![number_name(e.labels[0])]
@@ -333,7 +370,7 @@ fn lst(file: &Path, root: &Path, split: &Option<String>, out: &mut Vec<Item>) ->
 }
 
 fn read_lines(path: &Path) -> Result<Vec<(usize, String)>> {
-    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+    let text = crate::files::read_to_string(path).map_err(Error::io(path))?;
     Ok(text
         .lines()
         .enumerate()
@@ -343,17 +380,12 @@ fn read_lines(path: &Path) -> Result<Vec<(usize, String)>> {
 }
 
 fn image_files(dir: &Path) -> Result<Vec<String>> {
-    let mut names = Vec::new();
-    for e in std::fs::read_dir(dir).map_err(Error::io(dir))? {
-        let e = e.map_err(Error::io(dir))?;
-        if e.path().is_file() {
-            if let Ok(n) = e.file_name().into_string() {
-                names.push(n);
-            }
-        }
-    }
-    names.sort();
-    Ok(names)
+    crate::files::list_files(dir).map_err(Error::io(dir))
+}
+
+/// `rel` under `base` (a folder or an object-store prefix).
+fn at(base: &Path, rel: impl AsRef<Path>) -> PathBuf {
+    crate::files::join(base, rel.as_ref())
 }
 
 fn rel_to(root: &Path, p: &Path) -> String {
@@ -391,9 +423,9 @@ fn metadata(
         let origin = |p: &Path| p.display().to_string();
         if let Some(pattern) = &s.folders {
             for id in &ids {
-                let dir = root.join(pattern.replace("{class}", id));
+                let dir = at(root, pattern.replace("{class}", id));
                 for f in image_files(&dir)? {
-                    let path = dir.join(&f);
+                    let path = at(&dir, &f);
                     out.push(Item {
                         rel: rel_to(root, &path),
                         path,
@@ -408,8 +440,11 @@ fn metadata(
         }
         match (&s.annotations, &s.images) {
             (Some(ann), images) => {
-                let ann = root.join(ann);
-                let dir = root.join(images.clone().unwrap_or_else(|| PathBuf::from("images")));
+                let ann = at(root, ann);
+                let dir = at(
+                    root,
+                    images.clone().unwrap_or_else(|| PathBuf::from("images")),
+                );
                 for (line, text) in read_lines(&ann)? {
                     let fields: Vec<&str> = text.split('\t').collect();
                     if fields.len() < 2 {
@@ -419,7 +454,7 @@ fn metadata(
                             message: "expected FILE<TAB>CLASS_ID".into(),
                         });
                     }
-                    let path = dir.join(fields[0].trim());
+                    let path = at(&dir, fields[0].trim());
                     out.push(Item {
                         rel: rel_to(root, &path),
                         path,
@@ -432,9 +467,9 @@ fn metadata(
                 }
             }
             (None, Some(images)) if s.folders.is_none() => {
-                let dir = root.join(images);
+                let dir = at(root, images);
                 for f in image_files(&dir)? {
-                    let path = dir.join(&f);
+                    let path = at(&dir, &f);
                     out.push(Item {
                         rel: rel_to(root, &path),
                         path,

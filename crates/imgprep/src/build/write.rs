@@ -428,8 +428,9 @@ pub struct OutReport {
 
 /// Re-checks everything a manifest claims: each file's size and SHA-256, every RecordIO dataset (framing, images, .idx, .lst) and its count.
 pub fn verify_out(out: &Path, threads: usize, reporter: &dyn Reporter) -> Result<OutReport> {
-    let mp = out.join(MANIFEST);
-    let text = std::fs::read_to_string(&mp).map_err(io_err(&mp))?;
+    let at = |rel: &str| crate::files::join(out, Path::new(rel));
+    let mp = at(MANIFEST);
+    let text = crate::files::read_to_string(&mp).map_err(io_err(&mp))?;
     let m: Manifest =
         serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{}: {e}", mp.display())))?;
     let mut rep = OutReport {
@@ -439,7 +440,7 @@ pub fn verify_out(out: &Path, threads: usize, reporter: &dyn Reporter) -> Result
     reporter.begin("verify files", Some(m.files.len() as u64));
     for (f, want) in &m.files {
         rep.files_checked += 1;
-        match file_sums(&out.join(f)) {
+        match file_sums(&at(f)) {
             Ok(got) if &got == want => {}
             Ok(got) => rep.problems.push(format!(
                 "{f}: size/sha256 {}/{} differ from the manifest's {}/{}",
@@ -456,7 +457,7 @@ pub fn verify_out(out: &Path, threads: usize, reporter: &dyn Reporter) -> Result
             if !m.files.contains_key(&rec) {
                 continue;
             }
-            let prefix = out.join(format!("{vname}/recordio/{split}"));
+            let prefix = at(&format!("{vname}/recordio/{split}"));
             let r =
                 crate::verify::verify_rec(&prefix, threads, &crate::report::Collect::default())?;
             rep.records_checked += r.records;
@@ -470,7 +471,7 @@ pub fn verify_out(out: &Path, threads: usize, reporter: &dyn Reporter) -> Result
         }
     }
     for (f, &want) in &m.records {
-        let (n, problems) = crate::tfcheck::verify_tfrecord(&out.join(f))?;
+        let (n, problems) = crate::tfcheck::verify_tfrecord(&at(f))?;
         rep.records_checked += n;
         rep.problems.extend(problems);
         if n != want {

@@ -4,7 +4,7 @@ use crate::error::{Error, Result};
 use crate::output::write_atomic;
 use crate::pyrandom::PyRandom;
 use recordio::{format_lst_line, LstEntry};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -63,6 +63,40 @@ struct Walker<'a> {
     classes: Vec<(String, usize)>,
     skipped: Vec<String>,
     visited: HashSet<PathBuf>,
+    /// For a ROOT in object storage: its folders, from one listing.
+    remote: Option<Tree>,
+}
+
+/// Folder (relative, `.` for ROOT) -> (sub-folder names, file names).
+type Tree = BTreeMap<String, (BTreeSet<String>, Vec<String>)>;
+
+/// The folder tree under an object-store prefix, from one listing.
+fn remote_tree(root: &Path) -> Result<Tree> {
+    let uri = root.to_string_lossy();
+    let objects = crate::files::list_remote(&uri).map_err(Error::io(root))?;
+    let mut tree = Tree::new();
+    tree.entry(".".into()).or_default();
+    for (_, rel) in objects {
+        let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
+        let Some((file, dirs)) = parts.split_last() else {
+            continue;
+        };
+        let mut here = ".".to_string();
+        for d in dirs {
+            let child = if here == "." {
+                d.to_string()
+            } else {
+                format!("{here}/{d}")
+            };
+            tree.entry(here).or_default().0.insert(d.to_string());
+            here = child;
+        }
+        tree.entry(here).or_default().1.push(file.to_string());
+    }
+    for (_, files) in tree.values_mut() {
+        files.sort();
+    }
+    Ok(tree)
 }
 
 impl Walker<'_> {
@@ -77,6 +111,10 @@ impl Walker<'_> {
 
     /// Sorted (dirs, files) of one folder, as `os.walk` sees them.
     fn read_dir(&mut self, dir: &Path) -> Result<(Vec<String>, Vec<String>)> {
+        if let Some(tree) = &self.remote {
+            let (dirs, files) = tree.get(&self.rel(dir)).cloned().unwrap_or_default();
+            return Ok((dirs.into_iter().collect(), files));
+        }
         let mut dirs = Vec::new();
         let mut files = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(Error::io(dir))? {
@@ -119,7 +157,10 @@ impl Walker<'_> {
     }
 
     fn walk(&mut self, dir: &Path) -> Result<()> {
-        let canonical = std::fs::canonicalize(dir).map_err(Error::io(dir))?;
+        let canonical = match self.remote {
+            Some(_) => dir.to_path_buf(),
+            None => std::fs::canonicalize(dir).map_err(Error::io(dir))?,
+        };
         if !self.visited.insert(canonical) {
             self.skipped.push(format!(
                 "{}: symlink loop, not entered again",
@@ -159,8 +200,21 @@ pub struct Listing {
 /// Lists images under `root` exactly as im2rec.py's `list_image` does:
 /// with `recursive`, folders in sorted pre-order, each folder holding images
 /// gets the next label; without, the files directly in `root`, label 0.
+/// A ROOT in object storage is listed once and walked the same way.
 pub fn list_images(root: &Path, exts: &[String], recursive: bool) -> Result<Listing> {
-    if !root.is_dir() {
+    let remote = if crate::files::is_remote(root) {
+        let tree = remote_tree(root)?;
+        if tree.len() == 1 && tree["."].1.is_empty() {
+            return Err(Error::Usage(format!(
+                "{}: ROOT holds no objects",
+                root.display()
+            )));
+        }
+        Some(tree)
+    } else {
+        None
+    };
+    if remote.is_none() && !root.is_dir() {
         return Err(Error::Usage(format!(
             "{}: ROOT is not a folder",
             root.display()
@@ -173,6 +227,7 @@ pub fn list_images(root: &Path, exts: &[String], recursive: bool) -> Result<List
         classes: Vec::new(),
         skipped: Vec::new(),
         visited: HashSet::new(),
+        remote,
     };
     if recursive {
         w.walk(root)?;

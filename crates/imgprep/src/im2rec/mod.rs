@@ -3,6 +3,8 @@
 
 mod list;
 mod pack;
+mod remote;
 
 pub use list::{list_images, make_lists, ListOptions, ListSummary, Listing};
 pub use pack::{find_lists, pack_list, validate_list, LstReader, PackOptions, PackSummary};
+pub use remote::RemotePrefix;

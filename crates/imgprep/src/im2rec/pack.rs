@@ -71,18 +71,22 @@ pub fn find_lists(prefix: &Path) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
+/// Images read at a time when ROOT is in object storage.
+const REMOTE_READS: usize = 16;
+
 /// Reads a `.lst` line by line. Blank lines are passed over; anything else
 /// that does not parse is an error naming `file:line`.
 pub struct LstReader {
     path: PathBuf,
-    reader: BufReader<File>,
+    reader: BufReader<Box<dyn Read + Send>>,
     line_no: usize,
     buf: String,
 }
 
 impl LstReader {
+    /// A local `.lst` or one in object storage.
     pub fn open(path: &Path) -> Result<Self> {
-        let f = File::open(path).map_err(Error::io(path))?;
+        let f = crate::files::open(path).map_err(Error::io(path))?;
         Ok(LstReader {
             path: path.to_path_buf(),
             reader: BufReader::new(f),
@@ -154,6 +158,11 @@ fn labels_for(entry: &LstEntry, pack_label: bool) -> Labels {
 }
 
 fn read_into(path: &Path, out: &mut Vec<u8>) -> std::io::Result<u64> {
+    if crate::files::is_remote(path) {
+        let data = crate::files::read(path)?;
+        out.extend_from_slice(&data);
+        return Ok(data.len() as u64);
+    }
     let mut f = File::open(path)?;
     let len = f.metadata()?.len();
     out.reserve(len as usize);
@@ -172,7 +181,7 @@ fn pack_one(
         id: entry.index,
         id2: 0,
     };
-    let path = opts.root.join(&entry.path);
+    let path = crate::files::join(&opts.root, Path::new(&entry.path));
     let skip = |kind: &'static str, why: String| Packed::Skipped {
         kind,
         message: format!(
@@ -215,7 +224,8 @@ fn pack_one(
 /// Converts one `.lst` into `.rec` + `.idx` next to it.
 pub fn pack_list(lst: &Path, opts: &PackOptions, reporter: &dyn Reporter) -> Result<PackSummary> {
     let start = Instant::now();
-    if !opts.root.is_dir() {
+    let remote = crate::files::is_remote(&opts.root);
+    if !remote && !opts.root.is_dir() {
         return Err(Error::Usage(format!(
             "{}: ROOT is not a folder",
             opts.root.display()
@@ -241,13 +251,19 @@ pub fn pack_list(lst: &Path, opts: &PackOptions, reporter: &dyn Reporter) -> Res
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     reporter.begin(&name, Some(total));
-    let window = opts.threads.max(1) * 8;
+    // objects from a store: more requests in flight than cores
+    let threads = if remote {
+        opts.threads.max(REMOTE_READS)
+    } else {
+        opts.threads
+    };
+    let window = threads.max(1) * 8;
     let init = || Processor::new().expect("libjpeg-turbo initialises");
     let work =
         |p: &mut Processor, (line, entry): (usize, LstEntry)| pack_one(p, opts, line, entry, lst);
     ordered_map(
         entries,
-        opts.threads,
+        threads,
         window,
         init,
         work,

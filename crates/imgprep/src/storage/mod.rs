@@ -21,9 +21,13 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// `s3://bucket/key` or a local path.
+/// URI schemes read through object storage; anything else is a local path.
+const SCHEMES: [&str; 4] = ["s3", "s3a", "http", "https"];
+
+/// `s3://bucket/key`, `http(s)://host/path` (rather than a local path).
 pub fn is_remote(s: &str) -> bool {
-    s.starts_with("s3://") || s.starts_with("s3a://")
+    s.split_once("://")
+        .is_some_and(|(scheme, _)| SCHEMES.contains(&scheme))
 }
 
 /// Why a storage call failed, in one line, without secrets.
@@ -112,10 +116,12 @@ pub struct Bucket {
     bucket: String,
 }
 
-/// A parsed `s3://bucket/key` URI.
+/// A parsed `s3://bucket/key` or `http(s)://host[:port]/path` URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Uri {
+    /// `s3` (also for `s3a://`), `http` or `https`.
     pub scheme: String,
+    /// The bucket, or the host and port of an HTTP server.
     pub bucket: String,
     /// Key or prefix, without a leading `/`.
     pub key: String,
@@ -126,17 +132,26 @@ impl Uri {
         let (scheme, rest) = s
             .split_once("://")
             .ok_or_else(|| format!("{s}: not a URI"))?;
-        if scheme != "s3" && scheme != "s3a" {
+        if !SCHEMES.contains(&scheme) {
             return Err(format!(
-                "{s}: unsupported scheme {scheme}:// (s3:// is supported)"
+                "{s}: unsupported scheme {scheme}:// (s3://, http:// and https:// are supported)"
+            ));
+        }
+        let http = scheme.starts_with("http");
+        if http && rest.contains(['?', '#']) {
+            return Err(format!(
+                "{s}: query strings and fragments are not supported in http(s) URLs"
             ));
         }
         let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
-            return Err(format!("{s}: no bucket name"));
+            return Err(format!(
+                "{s}: no {}",
+                if http { "host" } else { "bucket name" }
+            ));
         }
         Ok(Uri {
-            scheme: "s3".into(),
+            scheme: if http { scheme.into() } else { "s3".into() },
             bucket: bucket.to_string(),
             key: key.trim_start_matches('/').to_string(),
         })
@@ -184,7 +199,12 @@ fn info_of(m: &object_store::ObjectMeta) -> ObjectInfo {
 impl Bucket {
     /// Opens `bucket` with the settings (environment and AWS profile files).
     pub fn open(uri: &Uri, s: &S3Settings) -> Result<Bucket> {
-        let store = s.build(&uri.bucket).map_err(|m| StorageError {
+        let built = if uri.scheme == "s3" {
+            s.build(&uri.bucket)
+        } else {
+            s.build_http(&format!("{}://{}", uri.scheme, uri.bucket))
+        };
+        let store = built.map_err(|m| StorageError {
             uri: format!("{}://{}", uri.scheme, uri.bucket),
             message: m,
             not_found: false,
@@ -209,8 +229,27 @@ impl Bucket {
         format!("{}://{}/{key}", self.scheme, self.bucket)
     }
 
+    /// Whether the store can list keys (S3 can; a plain HTTP server cannot).
+    pub fn can_list(&self) -> bool {
+        self.scheme == "s3"
+    }
+
+    fn no_listing(&self, prefix: &str) -> StorageError {
+        StorageError {
+            uri: self.uri(prefix),
+            message: format!(
+                "cannot list a {}:// location (plain HTTP has no listing): name the files in a csv or lst source",
+                self.scheme
+            ),
+            not_found: false,
+        }
+    }
+
     /// Every object under `prefix` (recursively), sorted by key.
     pub fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        if !self.can_list() {
+            return Err(self.no_listing(prefix));
+        }
         let p = ObjPath::from(prefix.trim_end_matches('/'));
         let prefix_opt = (!prefix.trim_matches('/').is_empty()).then_some(&p);
         let mut out: Vec<ObjectInfo> = block_on(async {
@@ -223,6 +262,30 @@ impl Bucket {
         })?;
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+
+    /// The objects directly under `prefix` (a folder: `a/b/`) and the
+    /// sub-folders' names, both sorted.
+    pub fn list_dir(&self, prefix: &str) -> Result<(Vec<ObjectInfo>, Vec<String>)> {
+        if !self.can_list() {
+            return Err(self.no_listing(prefix));
+        }
+        let trimmed = prefix.trim_matches('/');
+        let p = ObjPath::from(trimmed);
+        let r = block_on(
+            self.store
+                .list_with_delimiter((!trimmed.is_empty()).then_some(&p)),
+        )
+        .map_err(|e| self.err(prefix, e))?;
+        let mut files: Vec<ObjectInfo> = r.objects.iter().map(info_of).collect();
+        files.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut dirs: Vec<String> = r
+            .common_prefixes
+            .iter()
+            .filter_map(|d| d.filename().map(str::to_string))
+            .collect();
+        dirs.sort();
+        Ok((files, dirs))
     }
 
     /// HEAD: `None` when there is no such object.
@@ -242,6 +305,17 @@ impl Bucket {
                 .await
                 .map_err(|e| self.err(key, e))?;
             r.bytes().await.map_err(|e| self.err(key, e))
+        })
+    }
+
+    /// A blocking reader over an object's bytes, fetched as they are read
+    /// (one GET; retried by the store up to the first byte).
+    pub fn reader(&self, key: &str) -> Result<ObjectReader> {
+        let r = block_on(self.store.get(&ObjPath::from(key))).map_err(|e| self.err(key, e))?;
+        Ok(ObjectReader {
+            size: r.meta.size,
+            stream: r.into_stream(),
+            chunk: Bytes::new(),
         })
     }
 
@@ -324,6 +398,30 @@ impl Bucket {
     }
 }
 
+/// An object being read: see [`Bucket::reader`].
+pub struct ObjectReader {
+    /// The object's size.
+    pub size: u64,
+    stream: futures::stream::BoxStream<'static, object_store::Result<Bytes>>,
+    chunk: Bytes,
+}
+
+impl Read for ObjectReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match block_on(self.stream.next()) {
+                None => return Ok(0),
+                Some(Ok(c)) => self.chunk = c,
+                Some(Err(e)) => return Err(std::io::Error::other(one_line(&e).0)),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        bytes::Buf::advance(&mut self.chunk, n);
+        Ok(n)
+    }
+}
+
 /// Buckets opened so far (one client per bucket, shared by threads).
 pub fn bucket_for(uri: &Uri) -> Result<Arc<Bucket>> {
     static OPEN: OnceLock<Mutex<HashMap<String, Arc<Bucket>>>> = OnceLock::new();
@@ -337,18 +435,26 @@ pub fn bucket_for(uri: &Uri) -> Result<Arc<Bucket>> {
     Ok(b)
 }
 
+/// Part sizes (MiB) that common uploaders use: rclone and S3's minimum (5),
+/// the AWS CLI, boto3 and ours (8), s3cmd (15), mc (16), and larger powers.
+const COMMON_PART_MIB: [u64; 10] = [5, 8, 15, 16, 32, 50, 64, 100, 128, 256];
+
 /// Whether a local file has the content an S3 ETag describes: the plain
-/// MD5, or a multipart ETag `…-N` checked against the part sizes uploaders
-/// use (ours and the AWS CLI's 8 MiB; `size / N` rounded up to a MiB).
+/// MD5, or a multipart ETag `…-N` checked against every part size that
+/// gives N parts among those uploaders use and `size / N` rounded up to a
+/// MiB (one read of the file sums them all).
 pub fn etag_matches(path: &Path, size: u64, etag: &str) -> bool {
     let parts: Option<u64> = etag.split_once('-').and_then(|(_, n)| n.parse().ok());
+    let mib = 1 << 20;
     let mut candidates = vec![crate::checksum::ETAG_PART_SIZE];
     if let Some(n) = parts.filter(|&n| n > 1) {
-        let mib = 1 << 20;
+        candidates = COMMON_PART_MIB.iter().map(|m| m * mib).collect();
         candidates.push(size.div_ceil(n).div_ceil(mib) * mib);
         candidates.push(size.div_ceil(n));
+        candidates.retain(|&p| p > 0 && size.div_ceil(p) == n);
+        candidates.sort_unstable();
+        candidates.dedup();
     }
-    candidates.dedup();
     let Ok(mut f) = std::fs::File::open(path) else {
         return false;
     };
@@ -376,7 +482,15 @@ mod tests {
         assert_eq!(Uri::parse("s3://b").unwrap().join("k").key, "k");
         assert!(Uri::parse("s3:///k").is_err());
         assert!(Uri::parse("gs://b/k").unwrap_err().contains("unsupported"));
-        assert!(is_remote("s3://b/k") && !is_remote("/tmp/s3:/x"));
+        assert!(is_remote("s3://b/k") && !is_remote("/tmp/s3:/x") && !is_remote("a://b"));
+        let h = Uri::parse("http://127.0.0.1:8000/data/a.jpg").unwrap();
+        assert_eq!(
+            (h.scheme.as_str(), h.bucket.as_str(), h.key.as_str()),
+            ("http", "127.0.0.1:8000", "data/a.jpg")
+        );
+        assert_eq!(h.to_string(), "http://127.0.0.1:8000/data/a.jpg");
+        assert!(Uri::parse("https://h/x?sig=1").is_err());
+        assert!(is_remote("https://h/x"));
     }
 
     #[test]
@@ -404,5 +518,13 @@ mod tests {
             assert!(etag_matches(&p, size, &e), "{part}");
         }
         assert!(!etag_matches(&p, size, "0123-2"));
+        // rclone's 5 MiB parts on a 6 MiB file: 2 parts, not size / 2
+        let q = dir.path().join("g");
+        std::fs::write(&q, vec![7u8; (6 << 20) + 1]).unwrap();
+        let e = crate::checksum::file_etag(&q, 5 << 20).unwrap();
+        assert!(
+            e.ends_with("-2") && etag_matches(&q, (6 << 20) + 1, &e),
+            "{e}"
+        );
     }
 }

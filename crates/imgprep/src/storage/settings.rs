@@ -140,34 +140,52 @@ impl S3Settings {
     }
 
     /// A store for one bucket.
-    pub fn build(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>, String> {
+    fn retry(&self) -> RetryConfig {
+        RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(5),
+                base: 2.0,
+            },
+            max_retries: 20,
+            retry_timeout: self.retry_timeout,
+        }
+    }
+
+    fn client(allow_http: bool) -> ClientOptions {
         static CRYPTO: std::sync::Once = std::sync::Once::new();
         CRYPTO.call_once(|| {
             let _ = rustls::crypto::ring::default_provider().install_default();
         });
+        ClientOptions::new()
+            .with_allow_http(allow_http)
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_timeout(Duration::from_secs(300))
+    }
+
+    /// A plain HTTP(S) server at `base` (`scheme://host[:port]`): GET and
+    /// HEAD, with the same retries (no credentials are sent).
+    pub fn build_http(&self, base: &str) -> Result<Arc<dyn ObjectStore>, String> {
+        object_store::http::HttpBuilder::new()
+            .with_url(base)
+            .with_retry(self.retry())
+            .with_client_options(Self::client(base.starts_with("http://")))
+            .build()
+            .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+            .map_err(|e| super::first_line(&e.to_string()))
+    }
+
+    pub fn build(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>, String> {
         let mut b = AmazonS3Builder::new()
             .with_bucket_name(bucket)
             .with_region(&self.region)
             .with_virtual_hosted_style_request(self.virtual_hosted)
-            .with_retry(RetryConfig {
-                backoff: BackoffConfig {
-                    init_backoff: Duration::from_millis(100),
-                    max_backoff: Duration::from_secs(5),
-                    base: 2.0,
-                },
-                max_retries: 20,
-                retry_timeout: self.retry_timeout,
-            })
-            .with_client_options(
-                ClientOptions::new()
-                    .with_allow_http(
-                        self.endpoint
-                            .as_deref()
-                            .is_some_and(|e| e.starts_with("http://")),
-                    )
-                    .with_connect_timeout(Duration::from_secs(5))
-                    .with_timeout(Duration::from_secs(300)),
-            );
+            .with_retry(self.retry())
+            .with_client_options(Self::client(
+                self.endpoint
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("http://")),
+            ));
         if let Some(e) = &self.endpoint {
             b = b.with_endpoint(e);
         }

@@ -55,7 +55,8 @@ pub struct Planned {
     pub local: String,
     pub uri: String,
     pub size: u64,
-    /// `upload`, `skip` (remote ETag equals the local one) or `failed`.
+    /// `upload` (no object there), `replace` (an object with other content
+    /// there), `skip` (remote ETag equals the local one) or `failed`.
     pub action: String,
 }
 
@@ -126,6 +127,44 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
     Ok(())
 }
 
+/// The local folder that stands in for an object-store destination: outputs
+/// are made there, then sent with [`push`]. Kept between runs (under
+/// `IMGPREP_STAGING`, else `~/.cache/imgprep/staging`), so a re-run rebuilds
+/// and sends only what changed.
+pub fn staging_dir(uri: &Uri) -> Result<PathBuf> {
+    let base = std::env::var_os("IMGPREP_STAGING")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/imgprep/staging")))
+        .unwrap_or_else(|| std::env::temp_dir().join("imgprep-staging"));
+    let id = crate::checksum::sha256_hex(uri.to_string().as_bytes());
+    let dir = base.join(&id[..16]);
+    std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+    Ok(dir)
+}
+
+/// Uploads one local file to `dest` (in 8 MiB parts when larger), unless an
+/// object with the same ETag is there already. Returns whether it was sent.
+pub fn put_file(local: &Path, dest: &Uri) -> Result<bool> {
+    let b = bucket_for(dest).map_err(storage_err)?;
+    let size = std::fs::metadata(local).map_err(Error::io(local))?.len();
+    if let Some(o) = b.head(&dest.key).map_err(storage_err)? {
+        if o.size == size && o.etag.is_some_and(|e| etag_matches(local, size, &e)) {
+            return Ok(false);
+        }
+    }
+    b.upload(local, &dest.key, crate::checksum::ETAG_PART_SIZE)
+        .map_err(storage_err)?;
+    Ok(true)
+}
+
+/// Downloads one object to a local file (atomically).
+pub fn get_file(src: &Uri, local: &Path) -> Result<()> {
+    let b = bucket_for(src).map_err(storage_err)?;
+    b.download(&src.key, local).map_err(storage_err)?;
+    Ok(())
+}
+
 /// Runs `f` over `items` on `n` threads (blocking I/O), in any order.
 fn parallel<T: Sync>(items: &[T], n: usize, f: impl Fn(&T) + Sync) {
     let next = AtomicUsize::new(0);
@@ -167,13 +206,17 @@ pub fn push(
         let action = push_one(&bucket, &local, &key, *size, o);
         let mut r = report.lock().unwrap();
         let name = match &action {
-            Ok(true) => {
+            Ok(a @ (Sent::New | Sent::Replaced)) => {
                 // in a dry run: what would be sent
                 r.uploaded += 1;
                 r.bytes_transferred += size;
-                "upload"
+                if *a == Sent::New {
+                    "upload"
+                } else {
+                    "replace"
+                }
             }
-            Ok(false) => {
+            Ok(Sent::Skipped) => {
                 r.skipped += 1;
                 r.bytes_skipped += size;
                 "skip"
@@ -215,29 +258,42 @@ pub fn push(
     Ok(r)
 }
 
-/// Ok(true) uploaded (or would be), Ok(false) skipped.
+/// What [`push_one`] did (or, in a dry run, would do) with one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// No object under the key: uploaded.
+    New,
+    /// An object with other content was there: overwritten.
+    Replaced,
+    /// The object's ETag equals the local one: not sent.
+    Skipped,
+}
+
 fn push_one(
     b: &Bucket,
     local: &Path,
     key: &str,
     size: u64,
     o: &PushOptions,
-) -> std::result::Result<bool, String> {
-    if !o.force {
-        if let Some(remote) = b.head(key).map_err(|e| e.message)? {
-            if remote.size == size {
-                let mine = file_etag(local, o.part_size).map_err(|e| e.to_string())?;
-                if remote.etag.as_deref() == Some(mine.as_str()) {
-                    return Ok(false);
-                }
+) -> std::result::Result<Sent, String> {
+    let there = b.head(key).map_err(|e| e.message)?;
+    if let Some(remote) = there.as_ref().filter(|_| !o.force) {
+        if remote.size == size {
+            let mine = file_etag(local, o.part_size).map_err(|e| e.to_string())?;
+            if remote.etag.as_deref() == Some(mine.as_str()) {
+                return Ok(Sent::Skipped);
             }
         }
     }
-    if o.dry_run {
-        return Ok(true);
+    let sent = if there.is_some() {
+        Sent::Replaced
+    } else {
+        Sent::New
+    };
+    if !o.dry_run {
+        b.upload(local, key, o.part_size).map_err(|e| e.message)?;
     }
-    b.upload(local, key, o.part_size).map_err(|e| e.message)?;
-    Ok(true)
+    Ok(sent)
 }
 
 #[derive(Debug, Clone)]
@@ -280,7 +336,7 @@ pub fn pull(
     reporter: &dyn Reporter,
 ) -> Result<TransferReport> {
     let start = std::time::Instant::now();
-    let text = std::fs::read_to_string(list).map_err(Error::io(list))?;
+    let text = crate::files::read_to_string(list).map_err(Error::io(list))?;
     let mut jobs: Vec<(String, PullJob)> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -317,6 +373,14 @@ pub fn pull(
         jobs.push((uri.to_string(), job));
     }
     std::fs::create_dir_all(dest).map_err(Error::io(dest))?;
+    // partial files of a killed earlier run
+    let dirs: std::collections::BTreeSet<&Path> = jobs
+        .iter()
+        .filter_map(|(_, j)| j.as_ref().ok()?.1.parent())
+        .collect();
+    for d in dirs {
+        crate::output::remove_partials_in(d);
+    }
     // one clear error when nothing can work (credentials, endpoint)
     if let Some((_, Ok((uri, _)))) = jobs.iter().find(|j| j.1.is_ok()) {
         let b = bucket_for(uri).map_err(storage_err)?;
