@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit, integration and interop tests
 # (real MXNet reads our output; the wheel's own im2rec.py is run side by side;
-# the S3 tests talk to a real Garage server, see scripts/garage.sh).
+# the S3 tests talk to a real Garage server, see scripts/garage.sh; the az://
+# tests to Microsoft's Azurite emulator, scripts/azurite.sh).
 # Installs what it needs (cmake/nasm via apt, cached Python venvs, a cached Garage
-# build, ~9 min) on first use.
+# build, ~9 min, a cached Azurite npm install, ~45 s) on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 IMGPREP_PYTHON="$(scripts/venv.sh)"
 IMGPREP_TF_PYTHON="$(scripts/venv.sh tf)"
 scripts/garage.sh bin >/dev/null
+scripts/azurite.sh bin >/dev/null
 export IMGPREP_PYTHON IMGPREP_TF_PYTHON TF_CPP_MIN_LOG_LEVEL=2
 if [ -z "${IMGPREP_SHARED_DATA:-}" ] && [ -d ../shared/data ]; then
   IMGPREP_SHARED_DATA="$(cd ../shared/data && pwd)"
@@ -20,12 +22,17 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 # A fresh Garage server for this run; its IMGPREP_S3_* settings go to the tests,
 # which may stop and restart it ($IMGPREP_GARAGE_SCRIPT stop|start $IMGPREP_GARAGE_DIR).
 garage_dir="$(mktemp -d)"
-trap 'scripts/garage.sh stop "$garage_dir" || true; rm -rf "$garage_dir"' EXIT
+azurite_dir="$(mktemp -d)"
+trap 'scripts/garage.sh stop "$garage_dir" || true; scripts/azurite.sh stop "$azurite_dir" || true; rm -rf "$garage_dir" "$azurite_dir"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 garage_env="$(scripts/garage.sh start "$garage_dir")"
 # shellcheck source=/dev/null
 source "$garage_env"
+# and a fresh Azurite (Azure Blob Storage) for the az:// tests: IMGPREP_AZ_*
+azurite_env="$(scripts/azurite.sh start "$azurite_dir")"
+# shellcheck source=/dev/null
+source "$azurite_env"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast --status-level fail --final-status-level slow
 else

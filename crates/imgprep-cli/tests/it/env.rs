@@ -197,15 +197,57 @@ impl S3 {
     /// `s3://BUCKET/RUN/key`: RUN is new for every test process, so tests
     /// never see objects an earlier run left on the same server.
     pub fn uri(&self, key: &str) -> String {
-        static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let run = RUN.get_or_init(|| {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos();
-            format!("run-{}-{t}", std::process::id())
-        });
-        format!("s3://{}/{run}/{key}", self.bucket)
+        format!("s3://{}/{}/{key}", self.bucket, run_id())
+    }
+}
+
+/// A unique part of object keys for this test process: tests never see
+/// objects an earlier run left on the same server.
+fn run_id() -> &'static str {
+    static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    RUN.get_or_init(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        format!("run-{}-{t}", std::process::id())
+    })
+}
+
+/// Azurite, Microsoft's Azure Blob Storage emulator (started by
+/// scripts/test.sh): its endpoint and container.
+#[derive(Clone, Debug)]
+pub struct Az {
+    pub endpoint: String,
+    pub container: String,
+}
+
+impl Az {
+    /// The settings imgprep reads (object_store's standard AZURE_* ones).
+    pub fn vars(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AZURE_STORAGE_USE_EMULATOR", "true".into()),
+            ("AZURITE_BLOB_STORAGE_URL", self.endpoint.clone()),
+        ]
+    }
+
+    pub fn uri(&self, key: &str) -> String {
+        format!("az://{}/{}/{key}", self.container, run_id())
+    }
+}
+
+pub fn az() -> Option<Az> {
+    let get = |k: &str| std::env::var(k).ok();
+    match (get("IMGPREP_AZ_ENDPOINT"), get("IMGPREP_AZ_CONTAINER")) {
+        (Some(endpoint), Some(container)) => Some(Az {
+            endpoint,
+            container,
+        }),
+        _ if ci() => panic!("IMGPREP_AZ_* not set under CI=true: run scripts/test.sh"),
+        _ => {
+            eprintln!("SKIPPED: no Azurite server (scripts/test.sh starts one)");
+            None
+        }
     }
 }
 
@@ -285,5 +327,17 @@ impl TestEnv {
 
     pub fn ok_s3(&self, s3: &S3, args: &[&str]) -> Output {
         succeeded(args, self.run_s3(s3, args))
+    }
+
+    /// Runs `imgprep ARGS` with the Azurite settings.
+    pub fn ok_az(&self, az: &Az, args: &[&str]) -> Output {
+        let out = Command::new(env!("CARGO_BIN_EXE_imgprep"))
+            .args(args)
+            .envs(az.vars())
+            .env("IMGPREP_STAGING", self.path("staging"))
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap();
+        succeeded(args, out)
     }
 }

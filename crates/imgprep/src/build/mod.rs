@@ -144,58 +144,83 @@ pub fn build_loaded(
     let color_policy = r.recipe.transform.color_policy;
     let mut excluded: BTreeMap<&str, u64> = BTreeMap::new();
     reporter.begin("prepare", Some(needed.len() as u64));
-    let work = |p: &mut Processor,
-                (i, (size, mtime)): (usize, (u64, i128))|
-     -> (usize, Prepared, bool) {
-        let item = &catalog.items[i];
-        let read = |p: &Path| {
-            crate::files::read_sized(p, size).map_err(|e| format!("{}: {e}", p.display()))
-        };
-        match &spec {
-            None => match read(&item.path).map(|d| p.probe(&d, r.recipe.transform.max_pixels)) {
-                Ok(Ok(info)) => (i, Prepared::Ok(info), false),
-                Ok(Err(e)) => (i, Prepared::Skipped(e.to_string()), false),
-                Err(e) => (i, Prepared::Skipped(e), false),
-            },
-            Some(spec) => {
-                let key = Cache::key(&transform_key, &item.path, size, mtime);
-                if let Some(info) = cache.info(&key) {
-                    return (i, Prepared::Ok(info), true);
+    let work =
+        |p: &mut Processor, (i, (size, mtime)): (usize, (u64, i128))| -> (usize, Prepared, bool) {
+            let item = &catalog.items[i];
+            let read = |p: &Path| {
+                crate::files::read_sized(p, size).map_err(|e| format!("{}: {e}", p.display()))
+            };
+            match &spec {
+                // pass-through, local: a header check now, the bytes at write time
+                None if !crate::files::is_remote(&item.path) => {
+                    match read(&item.path).map(|d| p.probe(&d, r.recipe.transform.max_pixels)) {
+                        Ok(Ok(info)) => (i, Prepared::Ok(info), false),
+                        Ok(Err(e)) => (i, Prepared::Skipped(e.to_string()), false),
+                        Err(e) => (i, Prepared::Skipped(e), false),
+                    }
                 }
-                for sc in &shard_caches {
-                    if let Some((info, bytes)) = sc.get(&key) {
-                        return match cache.put(&key, &info, &bytes) {
-                            Ok(()) => (i, Prepared::Ok(info), true),
+                // pass-through from object storage: the checked bytes go to the
+                // cache, so each object is fetched once (and not again on re-runs)
+                None => {
+                    let key = Cache::key(&transform_key, &item.path, size, mtime);
+                    if let Some(info) = cache.info(&key) {
+                        return (i, Prepared::Ok(info), true);
+                    }
+                    let data = match read(&item.path) {
+                        Ok(d) => d,
+                        Err(e) => return (i, Prepared::Skipped(e), false),
+                    };
+                    match p.probe(&data, r.recipe.transform.max_pixels) {
+                        Ok(info) => match cache.put(&key, &info, &data) {
+                            Ok(()) => (i, Prepared::Ok(info), false),
                             Err(e) => (
                                 i,
                                 Prepared::Skipped(format!("cache write failed: {e}")),
                                 false,
                             ),
-                        };
+                        },
+                        Err(e) => (i, Prepared::Skipped(e.to_string()), false),
                     }
                 }
-                if merging {
-                    return (i, Prepared::Skipped(MISSING_IN_SHARDS.into()), false);
-                }
-                let data = match read(&item.path) {
-                    Ok(d) => d,
-                    Err(e) => return (i, Prepared::Skipped(e), false),
-                };
-                let mut out = Vec::new();
-                match p.process(&data, spec, &mut out) {
-                    Ok(info) => match cache.put(&key, &info, &out) {
-                        Ok(()) => (i, Prepared::Ok(info), false),
-                        Err(e) => (
-                            i,
-                            Prepared::Skipped(format!("cache write failed: {e}")),
-                            false,
-                        ),
-                    },
-                    Err(e) => (i, Prepared::Skipped(e.to_string()), false),
+                Some(spec) => {
+                    let key = Cache::key(&transform_key, &item.path, size, mtime);
+                    if let Some(info) = cache.info(&key) {
+                        return (i, Prepared::Ok(info), true);
+                    }
+                    for sc in &shard_caches {
+                        if let Some((info, bytes)) = sc.get(&key) {
+                            return match cache.put(&key, &info, &bytes) {
+                                Ok(()) => (i, Prepared::Ok(info), true),
+                                Err(e) => (
+                                    i,
+                                    Prepared::Skipped(format!("cache write failed: {e}")),
+                                    false,
+                                ),
+                            };
+                        }
+                    }
+                    if merging {
+                        return (i, Prepared::Skipped(MISSING_IN_SHARDS.into()), false);
+                    }
+                    let data = match read(&item.path) {
+                        Ok(d) => d,
+                        Err(e) => return (i, Prepared::Skipped(e), false),
+                    };
+                    let mut out = Vec::new();
+                    match p.process(&data, spec, &mut out) {
+                        Ok(info) => match cache.put(&key, &info, &out) {
+                            Ok(()) => (i, Prepared::Ok(info), false),
+                            Err(e) => (
+                                i,
+                                Prepared::Skipped(format!("cache write failed: {e}")),
+                                false,
+                            ),
+                        },
+                        Err(e) => (i, Prepared::Skipped(e.to_string()), false),
+                    }
                 }
             }
-        }
-    };
+        };
     let init = || Processor::new().expect("libjpeg-turbo initialises");
     let inputs = needed.iter().copied().zip(prints.iter().copied());
     // objects from a store: more requests in flight than cores

@@ -118,10 +118,10 @@ fn warm_listings(r: &LoadedRecipe, items: &[Item]) -> Result<()> {
             | SourceSpec::Metadata { root, .. } => r.resolve(root),
             SourceSpec::Folders { .. } => continue,
         };
-        // only stores that can list (s3://; not plain http)
+        // only stores that can list (not plain http)
         let Some(uri) = root
             .to_str()
-            .filter(|u| u.starts_with("s3://") || u.starts_with("s3a://"))
+            .filter(|u| crate::storage::is_remote(u) && !u.starts_with("http"))
         else {
             continue;
         };

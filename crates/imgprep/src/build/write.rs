@@ -35,11 +35,17 @@ impl Context<'_> {
         matches!(self.prepared.get(&i), Some(Prepared::Ok(_)))
     }
 
+    /// Whether item `i`'s output bytes are read from the cache: re-encoded
+    /// items, and pass-through ones from object storage (fetched once).
+    fn cached(&self, i: usize) -> bool {
+        self.spec.is_some() || crate::files::is_remote(&self.catalog.items[i].path)
+    }
+
     /// The bytes that go into outputs for item `i`.
     pub fn bytes(&self, i: usize) -> Result<Vec<u8>> {
         let item = &self.catalog.items[i];
         let (size, mtime) = self.prints[&i];
-        if self.spec.is_none() {
+        if !self.cached(i) {
             return crate::files::read_sized(&item.path, size).map_err(Error::io(&item.path));
         }
         let key = Cache::key(self.transform_key, &item.path, size, mtime);
@@ -53,9 +59,9 @@ impl Context<'_> {
 
     /// Length of the bytes `bytes(i)` returns, without reading them.
     pub fn stored_len(&self, i: usize) -> u64 {
-        match self.spec {
-            None => self.prints[&i].0,
-            Some(_) => {
+        match self.cached(i) {
+            false => self.prints[&i].0,
+            true => {
                 let (size, mtime) = self.prints[&i];
                 let key = Cache::key(self.transform_key, &self.catalog.items[i].path, size, mtime);
                 self.cache.len(&key).unwrap_or(0)
@@ -207,7 +213,7 @@ pub(super) fn write_outputs(
                             }
                             let p = ctx.out.join(&rel);
                             create_parent(&p)?;
-                            let linked = ctx.spec.is_none() && {
+                            let linked = !ctx.cached(i) && {
                                 // the source file itself: a hard link when possible
                                 let _ = std::fs::remove_file(&p);
                                 std::fs::hard_link(&item.path, &p).is_ok()

@@ -15,16 +15,24 @@ use crate::checksum::EtagSummer;
 use bytes::Bytes;
 use futures::StreamExt;
 use object_store::path::Path as ObjPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{
+    Attribute, Attributes, GetOptions, ObjectStore, ObjectStoreExt, PutMultipartOptions,
+    PutOptions, PutPayload, WriteMultipart,
+};
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// URI schemes read through object storage; anything else is a local path.
-const SCHEMES: [&str; 4] = ["s3", "s3a", "http", "https"];
+/// User metadata holding the S3-style ETag of an upload, on stores whose
+/// own ETags are not content hashes.
+const ETAG_META: &str = "imgprepetag";
 
-/// `s3://bucket/key`, `http(s)://host/path` (rather than a local path).
+/// URI schemes read through object storage; anything else is a local path.
+const SCHEMES: [&str; 6] = ["s3", "s3a", "az", "gs", "http", "https"];
+
+/// `s3://bucket/key`, `az://container/key`, `gs://bucket/key`,
+/// `http(s)://host/path` (rather than a local path).
 pub fn is_remote(s: &str) -> bool {
     s.split_once("://")
         .is_some_and(|(scheme, _)| SCHEMES.contains(&scheme))
@@ -134,7 +142,7 @@ impl Uri {
             .ok_or_else(|| format!("{s}: not a URI"))?;
         if !SCHEMES.contains(&scheme) {
             return Err(format!(
-                "{s}: unsupported scheme {scheme}:// (s3://, http:// and https:// are supported)"
+                "{s}: unsupported scheme {scheme}:// (s3://, az://, gs://, http:// and https:// are supported)"
             ));
         }
         let http = scheme.starts_with("http");
@@ -151,7 +159,11 @@ impl Uri {
             ));
         }
         Ok(Uri {
-            scheme: if http { scheme.into() } else { "s3".into() },
+            scheme: if scheme == "s3a" {
+                "s3".into()
+            } else {
+                scheme.into()
+            },
             bucket: bucket.to_string(),
             key: key.trim_start_matches('/').to_string(),
         })
@@ -199,10 +211,11 @@ fn info_of(m: &object_store::ObjectMeta) -> ObjectInfo {
 impl Bucket {
     /// Opens `bucket` with the settings (environment and AWS profile files).
     pub fn open(uri: &Uri, s: &S3Settings) -> Result<Bucket> {
-        let built = if uri.scheme == "s3" {
-            s.build(&uri.bucket)
-        } else {
-            s.build_http(&format!("{}://{}", uri.scheme, uri.bucket))
+        let built = match uri.scheme.as_str() {
+            "s3" => s.build(&uri.bucket),
+            "az" => s.build_azure(&uri.bucket),
+            "gs" => s.build_gcs(&uri.bucket),
+            _ => s.build_http(&format!("{}://{}", uri.scheme, uri.bucket)),
         };
         let store = built.map_err(|m| StorageError {
             uri: format!("{}://{}", uri.scheme, uri.bucket),
@@ -229,9 +242,10 @@ impl Bucket {
         format!("{}://{}/{key}", self.scheme, self.bucket)
     }
 
-    /// Whether the store can list keys (S3 can; a plain HTTP server cannot).
+    /// Whether the store can list keys (S3, Azure and GCS can; a plain
+    /// HTTP server cannot).
     pub fn can_list(&self) -> bool {
-        self.scheme == "s3"
+        !self.scheme.starts_with("http")
     }
 
     fn no_listing(&self, prefix: &str) -> StorageError {
@@ -288,10 +302,42 @@ impl Bucket {
         Ok((files, dirs))
     }
 
-    /// HEAD: `None` when there is no such object.
+    /// Whether the store's own ETag is S3's MD5-based one. Elsewhere (Azure,
+    /// GCS, HTTP servers) an ETag is only a version tag, so imgprep keeps the
+    /// S3-style ETag of what it uploads in the object's metadata.
+    fn md5_etags(&self) -> bool {
+        self.scheme == "s3"
+    }
+
+    /// The S3-style content ETag of a stored object: S3's own, else the one
+    /// imgprep stored in the metadata at upload (None when not known).
+    fn content_etag(&self, meta: &object_store::ObjectMeta, attrs: &Attributes) -> Option<String> {
+        if self.md5_etags() {
+            return info_of(meta).etag;
+        }
+        attrs
+            .get(&Attribute::Metadata(ETAG_META.into()))
+            .map(|v| v.to_string())
+    }
+
+    /// HEAD: `None` when there is no such object. `etag` is the content
+    /// ETag (see [`Bucket::content_etag`]).
     pub fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
-        match block_on(self.store.head(&ObjPath::from(key))) {
-            Ok(m) => Ok(Some(info_of(&m))),
+        let path = ObjPath::from(key);
+        let r = if self.md5_etags() {
+            block_on(self.store.head(&path)).map(|m| info_of(&m))
+        } else {
+            let opts = GetOptions {
+                head: true,
+                ..Default::default()
+            };
+            block_on(self.store.get_opts(&path, opts)).map(|r| ObjectInfo {
+                etag: self.content_etag(&r.meta, &r.attributes),
+                ..info_of(&r.meta)
+            })
+        };
+        match r {
+            Ok(info) => Ok(Some(info)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.err(key, e)),
         }
@@ -338,7 +384,7 @@ impl Bucket {
                 .get(&ObjPath::from(key))
                 .await
                 .map_err(|e| self.err(key, e))?;
-            let etag = info_of(&r.meta).etag;
+            let etag = self.content_etag(&r.meta, &r.attributes);
             let mut stream = r.into_stream();
             let mut size = 0u64;
             while let Some(chunk) = stream.next().await {
@@ -365,17 +411,31 @@ impl Bucket {
         let mut f = std::fs::File::open(src).map_err(io)?;
         let size = f.metadata().map_err(io)?.len();
         let path = ObjPath::from(key);
+        // where the store's ETag says nothing of the content, the S3-style
+        // one goes along as metadata (one more read of the file)
+        let mut attrs = Attributes::new();
+        let mut etag = None;
+        if !self.md5_etags() {
+            let e = crate::checksum::file_etag(src, part_size).map_err(io)?;
+            attrs.insert(Attribute::Metadata(ETAG_META.into()), e.clone().into());
+            etag = Some(e);
+        }
+        let returned = |r: object_store::PutResult| {
+            etag.clone()
+                .or_else(|| r.e_tag.map(|e| e.trim_matches('"').to_string()))
+        };
         if size <= part_size {
             let mut buf = Vec::with_capacity(size as usize);
             f.read_to_end(&mut buf).map_err(io)?;
-            let r = block_on(self.store.put(&path, PutPayload::from(buf)))
+            let opts = PutOptions::from(attrs);
+            let r = block_on(self.store.put_opts(&path, PutPayload::from(buf), opts))
                 .map_err(|e| self.err(key, e))?;
-            return Ok(r.e_tag.map(|e| e.trim_matches('"').to_string()));
+            return Ok(returned(r));
         }
         block_on(async {
             let up = self
                 .store
-                .put_multipart(&path)
+                .put_multipart_opts(&path, PutMultipartOptions::from(attrs))
                 .await
                 .map_err(|e| self.err(key, e))?;
             let mut w = WriteMultipart::new_with_chunk_size(up, part_size as usize);
@@ -393,7 +453,7 @@ impl Bucket {
                 w.write(&buf[..n]);
             }
             let r = w.finish().await.map_err(|e| self.err(key, e))?;
-            Ok(r.e_tag.map(|e| e.trim_matches('"').to_string()))
+            Ok(returned(r))
         })
     }
 }
@@ -481,7 +541,9 @@ mod tests {
         assert_eq!(u.join("x/y.rec").to_string(), "s3://b/some/prefix/x/y.rec");
         assert_eq!(Uri::parse("s3://b").unwrap().join("k").key, "k");
         assert!(Uri::parse("s3:///k").is_err());
-        assert!(Uri::parse("gs://b/k").unwrap_err().contains("unsupported"));
+        assert!(Uri::parse("ftp://b/k").unwrap_err().contains("unsupported"));
+        assert_eq!(Uri::parse("s3a://b/k").unwrap().to_string(), "s3://b/k");
+        assert_eq!(Uri::parse("az://c/k/x").unwrap().to_string(), "az://c/k/x");
         assert!(is_remote("s3://b/k") && !is_remote("/tmp/s3:/x") && !is_remote("a://b"));
         let h = Uri::parse("http://127.0.0.1:8000/data/a.jpg").unwrap();
         assert_eq!(

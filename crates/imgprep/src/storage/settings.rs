@@ -175,6 +175,34 @@ impl S3Settings {
             .map_err(|e| super::first_line(&e.to_string()))
     }
 
+    /// An Azure Blob Storage container, configured from the standard
+    /// `AZURE_*` variables (AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY,
+    /// AZURE_STORAGE_SAS_KEY, AZURE_STORAGE_USE_EMULATOR for Azurite, ...).
+    pub fn build_azure(&self, container: &str) -> Result<Arc<dyn ObjectStore>, String> {
+        let emulator = env("AZURE_STORAGE_USE_EMULATOR").is_some_and(|v| v == "true" || v == "1");
+        object_store::azure::MicrosoftAzureBuilder::from_env()
+            .with_container_name(container)
+            .with_retry(self.retry())
+            .with_client_options(Self::client(
+                emulator || env("AZURE_ALLOW_HTTP").is_some_and(|v| v == "true"),
+            ))
+            .build()
+            .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+            .map_err(|e| super::first_line(&e.to_string()))
+    }
+
+    /// A Google Cloud Storage bucket, configured from the standard `GOOGLE_*`
+    /// variables (GOOGLE_SERVICE_ACCOUNT / GOOGLE_APPLICATION_CREDENTIALS, ...).
+    pub fn build_gcs(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>, String> {
+        object_store::gcp::GoogleCloudStorageBuilder::from_env()
+            .with_bucket_name(bucket)
+            .with_retry(self.retry())
+            .with_client_options(Self::client(false))
+            .build()
+            .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+            .map_err(|e| super::first_line(&e.to_string()))
+    }
+
     pub fn build(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>, String> {
         let mut b = AmazonS3Builder::new()
             .with_bucket_name(bucket)
