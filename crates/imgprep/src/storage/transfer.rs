@@ -276,7 +276,13 @@ fn push_one(
     size: u64,
     o: &PushOptions,
 ) -> std::result::Result<Sent, String> {
-    let there = b.head(key).map_err(|e| e.message)?;
+    // (--force sends without asking, except to tell a dry run's
+    // "replace" from "upload")
+    let there = if o.force && !o.dry_run {
+        None
+    } else {
+        b.head(key).map_err(|e| e.message)?
+    };
     if let Some(remote) = there.as_ref().filter(|_| !o.force) {
         if remote.size == size {
             let mine = file_etag(local, o.part_size).map_err(|e| e.to_string())?;
