@@ -15,9 +15,10 @@ use std::path::PathBuf;
       imgprep verify data/train_train\n  \
       imgprep inspect data/train_train.rec --json | head\n  \
       imgprep build examples/drivers.toml --out out/drivers && imgprep verify out/drivers\n\n\
-      Paths may be object-store URIs: s3://bucket/prefix (AWS_* settings, AWS_PROFILE, AWS_ENDPOINT_URL)\n\
-      or http(s)://host/path (read only).\n\n\
-      Exit codes: 0 ok, 1 problems found (skips under --strict, verify failures), 2 usage or setup error."
+      Paths may be object-store URIs: s3://bucket/prefix (AWS_* settings, AWS_PROFILE, AWS_ENDPOINT_URL),\n\
+      az://container/prefix (AZURE_*), gs://bucket/prefix (GOOGLE_*) or http(s)://host/path (read only).\n\n\
+      Exit codes: 0 ok, 1 problems found (skips under --strict, verify failures,\n\
+      bad input under on_error = \"fail\"), 2 usage or setup error."
 )]
 pub struct Cli {
     #[command(subcommand)]

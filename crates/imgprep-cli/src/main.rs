@@ -60,7 +60,12 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("imgprep: error: {e:#}");
-            ExitCode::from(exit::USAGE)
+            // bad input data under on_error = "fail" is a problem found
+            let problem = matches!(
+                e.downcast_ref::<imgprep::Error>(),
+                Some(imgprep::Error::Problem(_))
+            );
+            ExitCode::from(if problem { exit::PROBLEMS } else { exit::USAGE })
         }
     }
 }

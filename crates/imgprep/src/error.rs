@@ -15,6 +15,10 @@ pub enum Error {
     },
     #[error("{0}")]
     Usage(String),
+    /// Bad input data met under `on_error = "fail"` (a missing or broken
+    /// image, an unknown label): a problem found, not a usage error.
+    #[error("{0}")]
+    Problem(String),
 }
 
 impl Error {

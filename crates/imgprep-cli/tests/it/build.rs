@@ -21,12 +21,13 @@ fn manifest(env: &TestEnv, out: &str) -> serde_json::Value {
     serde_json::from_slice(&env.read(&format!("{out}/manifest.json"))).unwrap()
 }
 
-/// Builds `recipe` twice: as is it must fail (exit 2, stderr naming every
-/// needle); with `on_error = "skip"` it must succeed. Returns the manifest.
+/// Builds `recipe` twice: as is it must fail (exit 1, a problem found in the
+/// data; stderr naming every needle); with `on_error = "skip"` it must
+/// succeed. Returns the manifest.
 fn fails_then_skips(env: &TestEnv, recipe: &str, needles: &[&str]) -> serde_json::Value {
     env.write("r.toml", recipe.as_bytes());
     let out = env.run(&["build", "r.toml", "--out", "o"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
         needles.iter().all(|n| err.contains(n)),
@@ -514,6 +515,11 @@ fn shards_merged_equal_one_build() {
         "s2",
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("in none of the shard outputs"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -119,7 +119,7 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
     let mut skipped = Vec::new();
     let mut problem = |item: &Item, reason: String| -> Result<()> {
         match r.recipe.on_error {
-            OnError::Fail => Err(Error::Usage(format!(
+            OnError::Fail => Err(Error::Problem(format!(
                 "{}: {} ({reason})",
                 item.origin, item.rel
             ))),

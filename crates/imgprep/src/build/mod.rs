@@ -253,8 +253,15 @@ pub fn build_loaded(
                 (Prepared::Ok(_), false) => processed += 1,
                 (Prepared::Skipped(why), _) => {
                     let item = &catalog.items[i];
-                    if r.recipe.on_error == OnError::Fail {
+                    if why == MISSING_IN_SHARDS {
                         return Err(Error::Usage(format!(
+                            "{} ({}): in none of the shard outputs given to merge (give every shard's output folder)",
+                            item.path.display(),
+                            item.origin
+                        )));
+                    }
+                    if r.recipe.on_error == OnError::Fail {
+                        return Err(Error::Problem(format!(
                             "{} ({}): {why} (set on_error = \"skip\" to leave such items out)",
                             item.path.display(),
                             item.origin
