@@ -600,3 +600,46 @@ fn killed_builds_rerun_to_a_correct_result() {
         }
     }
 }
+
+/// The item cache holds what the last build used: entries of an earlier
+/// transform or of removed images are removed.
+#[test]
+fn the_cache_keeps_only_what_the_last_build_used() {
+    let env = TestEnv::new();
+    env.synth("photos", 2, 4, 40, 30);
+    let recipe = |resize: u32| {
+        format!("name = \"c\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n[transform]\nresize = {resize}\n")
+    };
+    let entries = || -> usize {
+        let dir = env.path("out/.imgprep-cache");
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|s| std::fs::read_dir(s.path()).map(|e| e.count()).unwrap_or(0))
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    let build = |resize: u32| -> serde_json::Value {
+        env.write("r.toml", recipe(resize).as_bytes());
+        let out = env.ok(&["build", "r.toml", "--out", "out", "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let s = build(24);
+    assert_eq!(
+        (s["processed"].as_u64(), s["cache_pruned_bytes"].as_u64()),
+        (Some(8), Some(0))
+    );
+    assert_eq!(entries(), 8);
+    let s = build(20);
+    assert_eq!(s["processed"], 8);
+    assert!(s["cache_pruned_bytes"].as_u64().unwrap() > 0, "{s}");
+    assert_eq!(entries(), 8);
+    std::fs::remove_file(env.path("photos/class_0/img_00000.jpg")).unwrap();
+    let s = build(20);
+    assert_eq!(
+        (s["processed"].as_u64(), s["cached"].as_u64()),
+        (Some(0), Some(7))
+    );
+    assert_eq!(entries(), 7);
+}

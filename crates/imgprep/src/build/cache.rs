@@ -106,4 +106,34 @@ impl Cache {
         data.extend_from_slice(bytes);
         write_atomic(&p, &data).map(drop)
     }
+
+    /// Removes every entry whose key is not in `keep` (those of earlier
+    /// builds: changed sources, other transforms, removed items), so the
+    /// cache holds no more than the current build. Returns (entries, bytes)
+    /// removed.
+    pub fn retain(&self, keep: &std::collections::HashSet<String>) -> (u64, u64) {
+        let (mut n, mut bytes) = (0, 0);
+        let Ok(subdirs) = std::fs::read_dir(&self.dir) else {
+            return (0, 0);
+        };
+        for d in subdirs.flatten() {
+            let Ok(entries) = std::fs::read_dir(d.path()) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if keep.contains(&name) {
+                    continue;
+                }
+                let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+                if std::fs::remove_file(e.path()).is_ok() {
+                    n += 1;
+                    bytes += len;
+                }
+            }
+            // empty sub-folders go too (fails harmlessly when not empty)
+            let _ = std::fs::remove_dir(d.path());
+        }
+        (n, bytes)
+    }
 }

@@ -45,6 +45,9 @@ pub struct BuildSummary {
     pub processed: u64,
     /// Images taken from the cache.
     pub cached: u64,
+    /// Bytes of cache entries of earlier builds removed (entries this
+    /// build did not use).
+    pub cache_pruned_bytes: u64,
     pub seconds: f64,
     pub manifest: Manifest,
 }
@@ -122,6 +125,7 @@ pub fn build_loaded(
                 up_to_date: true,
                 processed: 0,
                 cached: 0,
+                cache_pruned_bytes: 0,
                 seconds: start.elapsed().as_secs_f64(),
                 manifest: m,
             });
@@ -303,11 +307,19 @@ pub fn build_loaded(
     manifest.records = records;
     manifest.files.extend(written);
     write::write_manifest(&opts.out, &mut manifest)?;
+    // the cache keeps what this build used, nothing older
+    let keep: std::collections::HashSet<String> = needed
+        .iter()
+        .zip(&prints)
+        .map(|(&i, &(size, mtime))| Cache::key(&transform_key, &catalog.items[i].path, size, mtime))
+        .collect();
+    let (_, cache_pruned_bytes) = cache.retain(&keep);
     Ok(BuildSummary {
         out: opts.out.clone(),
         up_to_date: false,
         processed,
         cached,
+        cache_pruned_bytes,
         seconds: start.elapsed().as_secs_f64(),
         manifest,
     })
