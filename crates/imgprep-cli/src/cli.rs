@@ -339,7 +339,7 @@ pub struct MergeArgs {
 
 #[derive(Args, Debug)]
 pub struct InitArgs {
-    /// The image folder (one sub-folder per class).
+    /// The image folder (one sub-folder per class), or s3://bucket/prefix (az://, gs://).
     pub dir: PathBuf,
     /// Where to write the recipe.
     #[arg(long, default_value = "imgprep.toml")]

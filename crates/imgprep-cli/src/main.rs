@@ -709,7 +709,8 @@ fn init(a: InitArgs) -> Result<u8> {
     if a.output.exists() && !a.force {
         anyhow::bail!("{} exists (use --force to overwrite)", a.output.display());
     }
-    if !a.dir.is_dir() {
+    let remote = imgprep::files::is_remote(&a.dir);
+    if !remote && !a.dir.is_dir() {
         anyhow::bail!("{}: not a folder", a.dir.display());
     }
     let exts: Vec<String> = [".jpg", ".jpeg", ".png"]
@@ -722,12 +723,12 @@ fn init(a: InitArgs) -> Result<u8> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
-    let root = pathdiff(&a.dir, recipe_dir);
-    let name = a
-        .dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "dataset".into());
+    let root = if remote {
+        a.dir.to_string_lossy().into_owned()
+    } else {
+        pathdiff(&a.dir, recipe_dir)
+    };
+    let name = imgprep::files::file_name(&a.dir).unwrap_or_else(|| "dataset".into());
     let text = imgprep::recipe::starter(&name, &root, listing.items.len(), listing.classes.len());
     std::fs::write(&a.output, text)?;
     eprintln!(

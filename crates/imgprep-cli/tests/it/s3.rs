@@ -517,6 +517,17 @@ fn im2rec_inspect_verify_and_convert_take_s3_uris() {
     let out = env.run_s3(&s3, &["verify", &s3.uri("t-im2rec/bad/data_val.rec")]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 
+    // init writes a starter recipe for a tree in the bucket; it builds as is
+    let init = env.ok_s3(&s3, &["init", &images, "--output", "started.toml"]);
+    assert!(
+        stderr(&init).contains("18 images in 3 classes"),
+        "{}",
+        stderr(&init)
+    );
+    let text = String::from_utf8(env.read("started.toml")).unwrap();
+    assert!(text.contains(&format!("root = \"{images}\"")), "{text}");
+    env.ok_s3(&s3, &["build", "started.toml", "--out", "started"]);
+
     // convert from s3:// to s3://, then verify the output in the bucket
     let conv = s3.uri("t-im2rec/conv");
     let c = [
