@@ -148,14 +148,16 @@ pub fn staging_dir(uri: &Uri) -> Result<PathBuf> {
 pub fn put_file(local: &Path, dest: &Uri) -> Result<bool> {
     let b = bucket_for(dest).map_err(storage_err)?;
     let size = std::fs::metadata(local).map_err(Error::io(local))?.len();
-    if let Some(o) = b.head(&dest.key).map_err(storage_err)? {
-        if o.size == size && o.etag.is_some_and(|e| etag_matches(local, size, &e)) {
-            return Ok(false);
-        }
-    }
-    b.upload(local, &dest.key, crate::checksum::ETAG_PART_SIZE)
-        .map_err(storage_err)?;
-    Ok(true)
+    let o = PushOptions {
+        layout: Layout::Mirror,
+        dry_run: false,
+        force: false,
+        part_size: crate::checksum::ETAG_PART_SIZE,
+        concurrency: 1,
+    };
+    push_one(&b, local, &dest.key, size, &o)
+        .map(|sent| sent != Sent::Skipped)
+        .map_err(|e| Error::Usage(format!("{dest}: {e}")))
 }
 
 /// Downloads one object to a local file (atomically).
