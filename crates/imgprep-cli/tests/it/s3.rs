@@ -208,13 +208,7 @@ fn build_from_s3_sources_to_s3_outputs_and_push_channels() {
             "-q",
         ],
     );
-    for f in &files {
-        assert_eq!(
-            env.read(&format!("got/{f}")),
-            env.read(&format!("ref/{f}")),
-            "{f}"
-        );
-    }
+    assert_same_files(&env, &files, "got", "ref", "");
     // a re-run changes nothing remotely
     let out = env.ok_s3(&s3, &["build", "r.toml", "--out", &s3.uri("t-build/out")]);
     assert!(stderr(&out).contains("0 uploaded"), "{}", stderr(&out));
@@ -292,6 +286,24 @@ fn a_push_interrupted_by_a_server_outage_resumes_without_resending() {
     // every object is whole: a third run skips all 24
     let r = push_again();
     assert_eq!(r["skipped"], 24);
+}
+
+/// Each of `files` is the same under `got` and `want`.
+fn assert_same_files<S: AsRef<str>>(
+    env: &TestEnv,
+    files: &[S],
+    got: &str,
+    want: &str,
+    context: &str,
+) {
+    for f in files {
+        let f = f.as_ref();
+        assert_eq!(
+            env.read(&format!("{got}/{f}")),
+            env.read(&format!("{want}/{f}")),
+            "{context} {f}"
+        );
+    }
 }
 
 /// Every file a build output's manifest lists, except the manifest.
@@ -393,13 +405,7 @@ fn csv_lst_and_metadata_sources_and_the_recipe_itself_read_from_s3() {
         let files = output_files(&env, &local_out);
         assert!(files.iter().any(|f| f.ends_with(".tfrecord")), "{files:?}");
         assert_eq!(files, output_files(&env, &remote_out), "{name}");
-        for f in &files {
-            assert_eq!(
-                env.read(&format!("{remote_out}/{f}")),
-                env.read(&format!("{local_out}/{f}")),
-                "{name}: {f}"
-            );
-        }
+        assert_same_files(&env, &files, &remote_out, &local_out, name);
         if name == "csv" {
             // 68 rows: one listing of the root, which also shows the missing one
             let m: serde_json::Value =
@@ -473,13 +479,7 @@ fn im2rec_inspect_verify_and_convert_take_s3_uris() {
             "-q",
         ],
     );
-    for n in names {
-        assert_eq!(
-            env.read(&format!("back/{n}")),
-            env.read(&format!("local/{n}")),
-            "{n}"
-        );
-    }
+    assert_same_files(&env, &names, "back", "local", "");
     // verify and inspect read them in place
     let v = env.ok_s3(
         &s3,
@@ -562,13 +562,7 @@ fn im2rec_inspect_verify_and_convert_take_s3_uris() {
         &s3,
         &["pull", "conv.txt", "conv-back", "--base", &conv, "-q"],
     );
-    for f in &files {
-        assert_eq!(
-            env.read(&format!("conv-back/{f}")),
-            env.read(&format!("conv-local/{f}")),
-            "{f}"
-        );
-    }
+    assert_same_files(&env, &files, "conv-back", "conv-local", "");
 }
 
 /// A plain HTTP server (Python's `http.server`) over `dir` on a free port,
@@ -628,13 +622,7 @@ fn http_urls_are_read_like_files() {
     ]);
     env.ok(&["build", "site/recipes/csv.toml", "--out", "local"]);
     let files = output_files(&env, "local");
-    for f in &files {
-        assert_eq!(
-            env.read(&format!("remote/{f}")),
-            env.read(&format!("local/{f}")),
-            "{f}"
-        );
-    }
+    assert_same_files(&env, &files, "remote", "local", "");
     let m: serde_json::Value = serde_json::from_slice(&env.read("remote/manifest.json")).unwrap();
     assert_eq!(
         m["skipped"][0]["reason"],
@@ -947,13 +935,7 @@ fn azure_blob_storage_through_az_uris() {
     let list: String = files.iter().map(|f| format!("{f}\n")).collect();
     env.write("got.txt", list.as_bytes());
     env.ok_az(&az, &["pull", "got.txt", "got", "--base", &out_uri, "-q"]);
-    for f in &files {
-        assert_eq!(
-            env.read(&format!("got/{f}")),
-            env.read(&format!("ref/{f}")),
-            "{f}"
-        );
-    }
+    assert_same_files(&env, &files, "got", "ref", "");
 }
 
 /// Pass-through from s3://: each object is fetched once, into the item
@@ -985,12 +967,12 @@ fn pass_through_from_s3_fetches_each_object_once() {
             "seed {seed}"
         );
         env.ok(&["build", "local.toml", "--out", "ref", "-q"]);
-        for f in output_files(&env, "ref") {
-            assert_eq!(
-                env.read(&format!("out/{f}")),
-                env.read(&format!("ref/{f}")),
-                "seed {seed}: {f}"
-            );
-        }
+        assert_same_files(
+            &env,
+            &output_files(&env, "ref"),
+            "out",
+            "ref",
+            &format!("seed {seed}"),
+        );
     }
 }
