@@ -9,8 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="$(realpath -m "${IMGPREP:-target/release/imgprep}")"
 cache="${IMGPREP_CACHE:-$HOME/.cache/imgprep}/bench"
-py="$(scripts/venv.sh awscli)"
-aws="$(dirname "$py")/aws"
+# shellcheck source=bench/s3_common.sh
+source bench/s3_common.sh
 data="$cache/s3-data"
 if [ ! -f "$data/.ready" ]; then
   echo "generating $data (once, 640 MB)" >&2
@@ -22,13 +22,7 @@ fi
 work="$cache/s3-work"
 rm -rf "$work" && mkdir -p "$work"
 trap 'scripts/garage.sh stop "$work/garage" || true; rm -rf "$work/garage" "$work/dest"' EXIT
-env_file="$(scripts/garage.sh start "$work/garage")"
-# shellcheck source=/dev/null
-source "$env_file"
-ep="$IMGPREP_S3_ENDPOINT" b="$IMGPREP_S3_BUCKET"
-export AWS_ACCESS_KEY_ID="$IMGPREP_S3_KEY" AWS_SECRET_ACCESS_KEY="$IMGPREP_S3_SECRET" \
-  AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_ENDPOINT_URL="$ep" \
-  AWS_REQUEST_CHECKSUM_CALCULATION=when_required AWS_RESPONSE_CHECKSUM_VALIDATION=when_required
+s3_server "$work"
 
 # The commands compared, per data set X (a or b). imgprep's half is here to adjust.
 aws_push() { echo "$aws s3 cp --recursive $data/$1 s3://$b/aws-$1/ --endpoint-url $ep --only-show-errors"; }

@@ -8,8 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="$(realpath -m "${IMGPREP:-target/release/imgprep}")"
 cache="${IMGPREP_CACHE:-$HOME/.cache/imgprep}/bench"
-py="$(scripts/venv.sh awscli)"
-aws="$(dirname "$py")/aws"
+# shellcheck source=bench/s3_common.sh
+source bench/s3_common.sh
 data="$cache/s3-build-data"
 if [ ! -f "$data/.ready" ]; then
   rm -rf "$data" && "$bin" synth "$data" --classes 4 --per-class 250 --width 640 --height 480 >&2
@@ -18,12 +18,7 @@ fi
 work="$cache/s3-build-work"
 rm -rf "$work" && mkdir -p "$work"
 trap 'scripts/garage.sh stop "$work/garage" || true; rm -rf "$work"' EXIT
-# shellcheck source=/dev/null
-source "$(scripts/garage.sh start "$work/garage")"
-ep="$IMGPREP_S3_ENDPOINT" b="$IMGPREP_S3_BUCKET"
-export AWS_ACCESS_KEY_ID="$IMGPREP_S3_KEY" AWS_SECRET_ACCESS_KEY="$IMGPREP_S3_SECRET" \
-  AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_ENDPOINT_URL="$ep" \
-  AWS_REQUEST_CHECKSUM_CALCULATION=when_required AWS_RESPONSE_CHECKSUM_VALIDATION=when_required
+s3_server "$work"
 "$bin" push "$data" "s3://$b/photos" --layout mirror -q
 recipe() { # root
   printf 'name = "bench"\n[[sources]]\ntype = "folders"\nroot = "%s"\n[split]\ntrain = 0.8\nvalidation = 0.2\n[transform]\nencoding = "passthrough"\n' "$1"

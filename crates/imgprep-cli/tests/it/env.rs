@@ -329,6 +329,12 @@ impl TestEnv {
         succeeded(args, self.run_s3(s3, args))
     }
 
+    /// Puts a local folder under `uri` with the same relative paths (test
+    /// input for the bucket), with `imgprep push --layout mirror`.
+    pub fn upload(&self, s3: &S3, dir: &str, uri: &str) {
+        self.ok_s3(s3, &["push", dir, uri, "--layout", "mirror", "-q"]);
+    }
+
     /// Runs `imgprep ARGS` with the Azurite settings.
     pub fn ok_az(&self, az: &Az, args: &[&str]) -> Output {
         let out = Command::new(env!("CARGO_BIN_EXE_imgprep"))

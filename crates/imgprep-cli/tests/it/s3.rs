@@ -150,17 +150,7 @@ fn build_from_s3_sources_to_s3_outputs_and_push_channels() {
     let Some(s3) = s3() else { return };
     let env = TestEnv::new();
     env.synth("photos", 3, 6, 48, 36);
-    env.ok_s3(
-        &s3,
-        &[
-            "push",
-            "photos",
-            &s3.uri("t-build/photos"),
-            "--layout",
-            "mirror",
-            "-q",
-        ],
-    );
+    env.upload(&s3, "photos", &s3.uri("t-build/photos"));
     let recipe = format!(
         "name = \"s3\"\n[[sources]]\ntype = \"folders\"\nroot = \"{}\"\n[split]\ntrain = 0.5\nvalidation = 0.5\n\
          [transform]\nresize = 24\n[[outputs]]\nformat = \"recordio\"\n[[outputs]]\nformat = \"sagemaker-image\"\n",
@@ -382,7 +372,7 @@ fn csv_lst_and_metadata_sources_and_the_recipe_itself_read_from_s3() {
     let env = TestEnv::new();
     write_site(&env);
     let site = s3.uri("t-sources/site");
-    env.ok_s3(&s3, &["push", "site", &site, "--layout", "mirror", "-q"]);
+    env.upload(&s3, "site", &site);
     for name in ["csv", "lst", "tiny"] {
         let local_out = format!("local-{name}");
         env.ok(&[
@@ -441,10 +431,7 @@ fn im2rec_inspect_verify_and_convert_take_s3_uris() {
     let env = TestEnv::new();
     env.synth("images", 3, 6, 48, 36);
     let images = s3.uri("t-im2rec/images");
-    env.ok_s3(
-        &s3,
-        &["push", "images", &images, "--layout", "mirror", "-q"],
-    );
+    env.upload(&s3, "images", &images);
     let prefix = s3.uri("t-im2rec/lists/data");
     let list_args = ["--list", "--recursive", "--train-ratio", "0.8"];
     let pack_args = ["--resize", "24", "--num-thread", "2"];
@@ -503,17 +490,7 @@ fn im2rec_inspect_verify_and_convert_take_s3_uris() {
     // a damaged remote .rec fails verification (exit 1), like a local one
     let rec = env.read("local/data_val.rec");
     env.write("bad/data_val.rec", &rec[..rec.len() - 5]);
-    env.ok_s3(
-        &s3,
-        &[
-            "push",
-            "bad",
-            &s3.uri("t-im2rec/bad"),
-            "--layout",
-            "mirror",
-            "-q",
-        ],
-    );
+    env.upload(&s3, "bad", &s3.uri("t-im2rec/bad"));
     let out = env.run_s3(&s3, &["verify", &s3.uri("t-im2rec/bad/data_val.rec")]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 
@@ -946,10 +923,7 @@ fn pass_through_from_s3_fetches_each_object_once() {
     let env = TestEnv::new();
     env.synth("photos", 2, 5, 40, 30);
     let photos = s3.uri("t-pass/photos");
-    env.ok_s3(
-        &s3,
-        &["push", "photos", &photos, "--layout", "mirror", "-q"],
-    );
+    env.upload(&s3, "photos", &photos);
     let recipe = |seed: u32, root: &str| {
         format!(
             "name = \"p\"\nseed = {seed}\n[[sources]]\ntype = \"folders\"\nroot = \"{root}\"\n[split]\ntrain = 0.6\nvalidation = 0.4\n\

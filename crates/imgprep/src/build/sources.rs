@@ -112,16 +112,16 @@ const LIST_INSTEAD_OF_HEADS: usize = 64;
 /// catalog would otherwise ask for each object on its own.
 fn warm_listings(r: &LoadedRecipe, items: &[Item]) -> Result<()> {
     for s in &r.recipe.sources {
+        // (local roots and plain http, which cannot list, are passed over)
         let root = match s {
             SourceSpec::Csv { root, .. }
             | SourceSpec::Lst { root, .. }
             | SourceSpec::Metadata { root, .. } => r.resolve(root),
             SourceSpec::Folders { .. } => continue,
         };
-        // only stores that can list (not plain http)
         let Some(uri) = root
             .to_str()
-            .filter(|u| crate::storage::is_remote(u) && !u.starts_with("http"))
+            .filter(|u| crate::storage::Uri::parse(u).is_ok_and(|u| u.can_list()))
         else {
             continue;
         };

@@ -38,6 +38,10 @@ pub fn is_remote(s: &str) -> bool {
         .is_some_and(|(scheme, _)| SCHEMES.contains(&scheme))
 }
 
+fn scheme_lists(scheme: &str) -> bool {
+    !scheme.starts_with("http")
+}
+
 /// Why a storage call failed, in one line, without secrets.
 #[derive(Debug, thiserror::Error)]
 #[error("{uri}: {message}")]
@@ -169,6 +173,12 @@ impl Uri {
         })
     }
 
+    /// Whether the store can list keys (S3, Azure and GCS can; a plain
+    /// HTTP server cannot).
+    pub fn can_list(&self) -> bool {
+        scheme_lists(&self.scheme)
+    }
+
     pub fn join(&self, rel: &str) -> Uri {
         let key = match (self.key.trim_end_matches('/'), rel.trim_start_matches('/')) {
             ("", r) => r.to_string(),
@@ -242,10 +252,9 @@ impl Bucket {
         format!("{}://{}/{key}", self.scheme, self.bucket)
     }
 
-    /// Whether the store can list keys (S3, Azure and GCS can; a plain
-    /// HTTP server cannot).
+    /// See [`Uri::can_list`].
     pub fn can_list(&self) -> bool {
-        !self.scheme.starts_with("http")
+        scheme_lists(&self.scheme)
     }
 
     fn no_listing(&self, prefix: &str) -> StorageError {
