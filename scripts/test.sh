@@ -13,6 +13,9 @@ IMGPREP_TF_PYTHON="$(scripts/venv.sh tf)"
 scripts/garage.sh bin >/dev/null
 scripts/azurite.sh bin >/dev/null
 export IMGPREP_PYTHON IMGPREP_TF_PYTHON TF_CPP_MIN_LOG_LEVEL=2
+# item caches of the test builds go to a temporary folder, not ~/.cache/imgprep
+IMGPREP_CACHE_DIR="$(mktemp -d)"
+export IMGPREP_CACHE_DIR
 if [ -z "${IMGPREP_SHARED_DATA:-}" ] && [ -d ../shared/data ]; then
   IMGPREP_SHARED_DATA="$(cd ../shared/data && pwd)"
   export IMGPREP_SHARED_DATA
@@ -23,7 +26,7 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 # which may stop and restart it ($IMGPREP_GARAGE_SCRIPT stop|start $IMGPREP_GARAGE_DIR).
 garage_dir="$(mktemp -d)"
 azurite_dir="$(mktemp -d)"
-trap 'scripts/garage.sh stop "$garage_dir" || true; scripts/azurite.sh stop "$azurite_dir" || true; rm -rf "$garage_dir" "$azurite_dir"' EXIT
+trap 'scripts/garage.sh stop "$garage_dir" || true; scripts/azurite.sh stop "$azurite_dir" || true; rm -rf "$garage_dir" "$azurite_dir" "$IMGPREP_CACHE_DIR"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 garage_env="$(scripts/garage.sh start "$garage_dir")"

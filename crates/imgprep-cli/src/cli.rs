@@ -57,7 +57,7 @@ pub enum Command {
     Build(BuildArgs),
     /// One-shot conversion of a class-folder tree (no recipe file): TFRecord, RecordIO, SageMaker image or folders.
     #[command(after_help = "Examples:\n  \
-          # seed 003: 64x64 images to seed 003's raw TFRecords, 90/10 split\n  \
+          # 64x64 class folders to raw-pixel TFRecords, 90/10 split\n  \
           imgprep convert tiny-imagenet/train out/ --to tfrecord --preset raw --encoding passthrough --train 0.9 --validation 0.1\n  \
           # TFDS-style shards of about 128 MiB, 224x224, GZIP\n  \
           imgprep convert photos/ out/ --to tfrecord --resize 224x224 --compression gzip\n  \
@@ -79,7 +79,7 @@ pub enum Command {
           AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL,\n\
           AWS_REQUEST_CHECKSUM_CALCULATION (when_required | when_supported). Exit 1 when anything failed.")]
     Push(PushArgs),
-    /// Download the keys or s3:// URIs listed in a file (seed 002), resumably; writes downloaded.txt and failed.txt.
+    /// Download the keys or s3:// URIs listed in a file, resumably; writes downloaded.txt and failed.txt.
     #[command(after_help = "Examples:\n  \
           imgprep pull s3-paths.txt images/\n  \
           imgprep pull keys.txt images/ --base s3://my-bucket/raw/images\n\n\
@@ -95,8 +95,10 @@ pub enum Command {
     /// Write a commented starter recipe (imgprep.toml) for a class-folder tree of images.
     #[command(after_help = "Example:\n  imgprep init photos/ --output pets.toml")]
     Init(InitArgs),
-    /// Write a synthetic class-folder tree of images (for demos and tests; no download).
-    #[command(after_help = "Example:\n  imgprep synth demo/images --classes 4 --per-class 50")]
+    /// Write a synthetic dataset (for demos and tests; no download): class folders, multi-label lists or a TinyImageNet-like tree.
+    #[command(
+        after_help = "Examples:\n  imgprep synth demo/images --classes 4 --per-class 50\n  imgprep synth demo/multilabel --layout multilabel --classes 6\n  imgprep synth demo/tiny --layout tinyimagenet --classes 10 --width 64 --height 64"
+    )]
     Synth(SynthArgs),
 }
 
@@ -151,7 +153,7 @@ pub struct Im2recArgs {
     /// Encoding of the stored images.
     #[arg(long, default_value = ".jpg", value_parser = [".jpg", ".png"], help_heading = "Packing")]
     pub encoding: String,
-    /// Store all labels of multi-label lines in the record (IRHeader flag = N).
+    /// Store all labels of multi-label lines in each record (read with ImageRecordIter(label_width=N)).
     #[arg(long, help_heading = "Packing")]
     pub pack_label: bool,
     /// Skip images with more pixels than this (decompression-bomb guard).
@@ -163,7 +165,7 @@ pub struct Im2recArgs {
     /// Print a JSON summary on stdout instead of text.
     #[arg(long)]
     pub json: bool,
-    /// No progress bar and no summary line (warnings still go to stderr).
+    /// No progress bar, no summary line and no warnings (errors still go to stderr).
     #[arg(long, short)]
     pub quiet: bool,
 }
@@ -175,7 +177,7 @@ pub struct InspectArgs {
     /// One JSON object per line instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Stop after this many records.
+    /// Stop after this many records (default: all).
     #[arg(long)]
     pub limit: Option<u64>,
 }
@@ -194,12 +196,16 @@ pub struct BuildArgs {
     /// Worker threads (default: all cores). Output is the same for any count.
     #[arg(long)]
     pub num_thread: Option<usize>,
-    /// Print the manifest summary as JSON on stdout.
+    /// Print a JSON summary on stdout (counts, hyperparameters; the full manifest is OUT/manifest.json).
     #[arg(long)]
     pub json: bool,
-    /// No progress bar and no summary.
+    /// No progress bar, no summary and no warnings (errors still go to stderr).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Where to keep the item cache that makes re-runs incremental
+    /// (default: $IMGPREP_CACHE_DIR or ~/.cache/imgprep, under items/; delete it any time).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
     #[arg(skip)]
     pub merge_from: Vec<PathBuf>,
 }
@@ -216,8 +222,10 @@ pub struct ConvertArgs {
     /// Share of each class for training.
     #[arg(long, default_value_t = 1.0, help_heading = "Splits")]
     pub train: f64,
+    /// Share of each class for validation.
     #[arg(long, default_value_t = 0.0, help_heading = "Splits")]
     pub validation: f64,
+    /// Share of each class for testing.
     #[arg(long, default_value_t = 0.0, help_heading = "Splits")]
     pub test: f64,
     /// Seed for the split.
@@ -262,16 +270,24 @@ pub struct ConvertArgs {
     /// Stop at the first unreadable image instead of skipping it (skips are listed in the manifest).
     #[arg(long)]
     pub fail_on_error: bool,
+    /// The images have no classes: build an unlabelled set (num_classes = 0) on purpose.
+    #[arg(long)]
+    pub unlabelled: bool,
     /// Print the recipe this conversion runs and exit.
     #[arg(long)]
     pub print_recipe: bool,
+    /// Worker threads (default: all cores). Output is the same for any count.
     #[arg(long)]
     pub num_thread: Option<usize>,
-    /// Print the build summary as JSON on stdout.
+    /// Print a JSON summary on stdout (counts, hyperparameters; the full manifest is OUT/manifest.json).
     #[arg(long)]
     pub json: bool,
+    /// No progress bar, no summary and no warnings (errors still go to stderr).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Where to keep the item cache (default: under $IMGPREP_CACHE_DIR or ~/.cache/imgprep).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -295,8 +311,10 @@ pub struct PushArgs {
     /// Objects sent at a time.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
+    /// Print a JSON report on stdout (with --dry-run: every planned action).
     #[arg(long)]
     pub json: bool,
+    /// No progress bar, no summary and no warnings (errors still go to stderr).
     #[arg(long, short)]
     pub quiet: bool,
 }
@@ -313,8 +331,10 @@ pub struct PullArgs {
     /// Downloads at a time.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// Print a JSON report on stdout.
     #[arg(long)]
     pub json: bool,
+    /// No progress bar, no summary and no warnings (errors still go to stderr).
     #[arg(long, short)]
     pub quiet: bool,
 }
@@ -329,12 +349,18 @@ pub struct MergeArgs {
     /// The shard output folders.
     #[arg(required = true)]
     pub shards: Vec<PathBuf>,
+    /// Worker threads (default: all cores). Output is the same for any count.
     #[arg(long)]
     pub num_thread: Option<usize>,
+    /// Print a JSON summary on stdout.
     #[arg(long)]
     pub json: bool,
+    /// No progress bar, no summary and no warnings (errors still go to stderr).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Where to keep the merged output's item cache (default: under $IMGPREP_CACHE_DIR or ~/.cache/imgprep).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -360,26 +386,36 @@ pub struct VerifyArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub num_thread: Option<usize>,
-    /// No progress bar.
+    /// No progress bar and no summary (problems and errors still go to stderr).
     #[arg(long, short)]
     pub quiet: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct SynthArgs {
-    /// Folder to write class_K/img_NNNNN.jpg into.
+    /// Folder to write the dataset into.
     pub dir: PathBuf,
+    /// What to lay out: `classes` (class_K/img_NNNNN.jpg + index.csv with subject groups),
+    /// `multilabel` (images/ + train.lst, val.lst with one 0/1 column per class),
+    /// `tinyimagenet` (wnids.txt, words.txt, train/{id}/images/, val/ with annotations, test/).
+    #[arg(long, default_value = "classes")]
+    pub layout: imgprep::synth::Layout,
+    /// Number of classes.
     #[arg(long, default_value_t = 3)]
     pub classes: usize,
+    /// Images per class.
     #[arg(long, default_value_t = 20)]
     pub per_class: usize,
+    /// Image width in pixels.
     #[arg(long, default_value_t = 640)]
     pub width: u32,
+    /// Image height in pixels.
     #[arg(long, default_value_t = 480)]
     pub height: u32,
+    /// Seed for the pictures (the same seed gives the same files).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// jpg or png.
-    #[arg(long, default_value = "jpg")]
+    /// Image format: jpg or png.
+    #[arg(long, default_value = "jpg", value_parser = ["jpg", "png"])]
     pub format: String,
 }

@@ -3,6 +3,26 @@
 mod cli;
 mod progress;
 
+/// `println!` for results on stdout: a reader that went away (`| head`)
+/// ends the program quietly with exit 0 instead of a panic.
+macro_rules! outln {
+    ($($t:tt)*) => {
+        $crate::write_out(format_args!("{}\n", format_args!($($t)*)))
+    };
+}
+
+fn write_out(args: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|_| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("imgprep: error: writing to standard output: {e}");
+        std::process::exit(exit::USAGE as i32);
+    }
+}
+
 use anyhow::Result;
 use clap::Parser;
 use cli::{
@@ -52,6 +72,7 @@ fn main() -> ExitCode {
                     json: a.json,
                     quiet: a.quiet,
                     merge_from: a.shards,
+                    cache_dir: a.cache_dir,
                 })
             })
         }
@@ -121,10 +142,10 @@ fn im2rec(a: Im2recArgs) -> Result<u8> {
             eprintln!("warning: skipped {w}");
         }
         if a.json {
-            println!("{}", serde_json::to_string_pretty(&s)?);
+            outln!("{}", serde_json::to_string_pretty(&s)?);
         } else {
             for (dir, label) in &s.classes {
-                println!("{dir} {label}");
+                outln!("{dir} {label}");
             }
             if !a.quiet {
                 for (f, n) in &s.files {
@@ -178,10 +199,22 @@ fn im2rec(a: Im2recArgs) -> Result<u8> {
         None => find_lists(&a.prefix)?,
     };
     // Every list is checked before anything is written.
+    let progress = Progress::new(a.quiet || a.json).silent(a.quiet);
     for l in &lists {
-        validate_list(l)?;
+        let stats = validate_list(l)?;
+        if let (false, Some((line, n))) = (a.pack_label, stats.first_multi_label) {
+            imgprep::report::Reporter::warn(
+                &progress,
+                &format!(
+                    "{}: {} of {} lines have several labels (line {line}: {n}); without \
+                     --pack-label each record keeps only the first. Add --pack-label to store them all",
+                    shown(l),
+                    stats.multi_label_lines,
+                    stats.entries
+                ),
+            );
+        }
     }
-    let progress = Progress::new(a.quiet || a.json);
     let mut summaries = Vec::new();
     for l in &lists {
         let mut s = pack_list(l, &opts, &progress)?;
@@ -216,7 +249,7 @@ fn im2rec(a: Im2recArgs) -> Result<u8> {
         summaries.push(s);
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&summaries)?);
+        outln!("{}", serde_json::to_string_pretty(&summaries)?);
     }
     let skipped: u64 = summaries.iter().map(|s| s.skipped).sum();
     Ok(if a.strict && skipped > 0 {
@@ -262,6 +295,7 @@ fn inspect_tfrecord(a: &InspectArgs) -> Result<u8> {
 
 fn inspect(a: InspectArgs) -> Result<u8> {
     use std::io::Write;
+    imgprep::inspect::check_input(&a.rec, imgprep::inspect::Wanted::RecordFile)?;
     if imgprep::tfcheck::is_tfrecord(&a.rec) {
         return inspect_tfrecord(&a);
     }
@@ -320,11 +354,12 @@ fn inspect(a: InspectArgs) -> Result<u8> {
 }
 
 fn verify(a: VerifyArgs) -> Result<u8> {
+    imgprep::inspect::check_input(&a.prefix, imgprep::inspect::Wanted::Dataset)?;
     if imgprep::tfcheck::is_tfrecord(&a.prefix) {
         let (n, problems) = imgprep::tfcheck::verify_tfrecord(&a.prefix)?;
         if a.json {
             let v = serde_json::json!({"file": a.prefix, "records": n, "problems": problems, "ok": problems.is_empty()});
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            outln!("{}", serde_json::to_string_pretty(&v)?);
         } else {
             for p in &problems {
                 eprintln!("problem: {p}");
@@ -344,10 +379,10 @@ fn verify(a: VerifyArgs) -> Result<u8> {
     }
     let manifest = imgprep::files::join(&a.prefix, std::path::Path::new(imgprep::build::MANIFEST));
     if imgprep::files::is_file(&manifest) {
-        let progress = Progress::new(a.quiet || a.json);
+        let progress = Progress::new(a.quiet || a.json).silent(a.quiet);
         let r = imgprep::build::verify_out(&a.prefix, threads(a.num_thread), &progress)?;
         if a.json {
-            println!("{}", serde_json::to_string_pretty(&r)?);
+            outln!("{}", serde_json::to_string_pretty(&r)?);
         } else {
             for p in &r.problems {
                 eprintln!("problem: {p}");
@@ -363,10 +398,10 @@ fn verify(a: VerifyArgs) -> Result<u8> {
         }
         return Ok(if r.ok { 0 } else { exit::PROBLEMS });
     }
-    let progress = Progress::new(a.quiet || a.json).in_bytes();
+    let progress = Progress::new(a.quiet || a.json).silent(a.quiet).in_bytes();
     let r = imgprep::verify::verify_rec(&a.prefix, threads(a.num_thread), &progress)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        outln!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         for p in &r.first_problems {
             eprintln!("problem: {p}");
@@ -400,6 +435,7 @@ fn synth(a: SynthArgs) -> Result<u8> {
         height: a.height,
         seed: a.seed,
         format: a.format,
+        layout: a.layout,
     };
     let files = imgprep::synth::synth_tree(&a.dir, &opts)?;
     eprintln!("wrote {} images under {}", files.len(), a.dir.display());
@@ -436,14 +472,14 @@ fn push(a: PushArgs) -> Result<u8> {
         part_size: a.part_size_mib.max(5) << 20,
         concurrency: a.concurrency.max(1),
     };
-    let progress = Progress::new(a.quiet || a.json).in_bytes();
+    let progress = Progress::new(a.quiet || a.json).silent(a.quiet).in_bytes();
     let r = transfer::push(&a.dir, &dest, &o, &progress)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        outln!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         if a.dry_run {
             for p in &r.plan {
-                println!("{}\t{}\t{}\t{}", p.action, p.local, p.uri, p.size);
+                outln!("{}\t{}\t{}\t{}", p.action, p.local, p.uri, p.size);
             }
         }
         if !a.quiet {
@@ -477,10 +513,12 @@ fn pull(a: PullArgs) -> Result<u8> {
         base,
         concurrency: a.concurrency.max(1),
     };
-    let progress = Progress::new(a.quiet || a.json).counting("files");
+    let progress = Progress::new(a.quiet || a.json)
+        .silent(a.quiet)
+        .counting("files");
     let r = transfer::pull(&a.list, &a.dest, &o, &progress)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        outln!("{}", serde_json::to_string_pretty(&r)?);
     } else if !a.quiet {
         for (k, why) in r.failed.iter().take(10) {
             eprintln!("failed: {k}: {why}");
@@ -511,7 +549,27 @@ fn convert(a: ConvertArgs) -> Result<u8> {
         anyhow::bail!("{}: not a folder", a.src.display());
     };
     let name = imgprep::files::file_name(&root).unwrap_or_else(|| "dataset".into());
+    let (tinyimagenet, notes) = imgprep::build::sources::convert_layout(
+        &root,
+        &a.exts,
+        a.unlabelled,
+        "pass --unlabelled to build an unlabelled set",
+    )?;
+    if tinyimagenet && (a.validation > 0.0 || a.test > 0.0 || a.train != 1.0) {
+        anyhow::bail!(
+            "{}: a TinyImageNet-like tree has its own train/val/test splits; drop --train/--validation/--test, \
+             or convert its train/ folder alone to split that by ratios",
+            a.src.display()
+        );
+    }
+    if !a.quiet && !a.print_recipe {
+        for n in &notes {
+            eprintln!("note: {n}");
+        }
+    }
     let one = imgprep::recipe::OneShot {
+        tinyimagenet,
+        unlabelled: a.unlabelled,
         name,
         root,
         exts: a.exts.clone(),
@@ -537,7 +595,7 @@ fn convert(a: ConvertArgs) -> Result<u8> {
     };
     let text = one.to_toml().map_err(|e| anyhow::anyhow!("{e}"))?;
     if a.print_recipe {
-        print!("{text}");
+        write_out(format_args!("{text}"));
         return Ok(0);
     }
     let (out, remote_out) = out_target(&a.out)?;
@@ -552,8 +610,9 @@ fn convert(a: ConvertArgs) -> Result<u8> {
         threads: threads(a.num_thread),
         shard: None,
         merge_from: Vec::new(),
+        cache_dir: a.cache_dir.clone(),
     };
-    let progress = Progress::new(a.quiet || a.json);
+    let progress = Progress::new(a.quiet || a.json).silent(a.quiet);
     let mut s = imgprep::build::build_loaded(&recipe, &opts, &progress)?;
     if let Some(uri) = &remote_out {
         s.out = uri.to_string().into();
@@ -582,8 +641,9 @@ fn build(a: BuildArgs) -> Result<u8> {
         threads: threads(a.num_thread),
         shard: a.shard.as_deref().map(parse_shard).transpose()?,
         merge_from: a.merge_from,
+        cache_dir: a.cache_dir,
     };
-    let progress = Progress::new(a.quiet || a.json);
+    let progress = Progress::new(a.quiet || a.json).silent(a.quiet);
     let mut s = imgprep::build::build(&a.recipe, &opts, &progress)?;
     if let Some(uri) = &remote_out {
         s.out = uri.to_string().into();
@@ -625,7 +685,12 @@ fn send_out(
         part_size: imgprep::checksum::ETAG_PART_SIZE,
         concurrency: 8,
     };
-    let r = push(local_out, uri, &o, &Progress::new(quiet || json).in_bytes())?;
+    let r = push(
+        local_out,
+        uri,
+        &o,
+        &Progress::new(quiet || json).silent(quiet).in_bytes(),
+    )?;
     if !quiet && !json {
         eprintln!(
             "{uri}: {} uploaded ({}), {} unchanged, {} failed, {:.2} s",
@@ -649,7 +714,7 @@ fn send_out(
 /// Prints a build's summary: JSON on stdout, or lines on stderr.
 fn report_build(s: &imgprep::build::BuildSummary, json: bool, quiet: bool) -> Result<u8> {
     if json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        outln!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(0);
     }
     if quiet {
@@ -680,11 +745,24 @@ fn report_build(s: &imgprep::build::BuildSummary, json: bool, quiet: bool) -> Re
             eprintln!("{vname}/{split}: {} items{groups} ({shown})", c.items);
         }
     }
+    let ratios: Vec<String> = m
+        .split_ratios
+        .iter()
+        .map(|(k, r)| match r.requested {
+            Some(want) => format!(
+                "{k} {:.1} % (asked {:.1} %)",
+                r.achieved * 100.0,
+                want * 100.0
+            ),
+            None => format!("{k} {:.1} %", r.achieved * 100.0),
+        })
+        .collect();
     eprintln!(
-        "{}: {} classes, split {}, {} processed, {} from cache, {} skipped, {} files, {:.2} s",
+        "{}: {} classes, split {} ({}), {} processed, {} from cache, {} skipped, {} files, {:.2} s",
         s.out.display(),
         m.num_classes,
         m.split_method,
+        ratios.join(", "),
         s.processed,
         s.cached,
         m.skipped.len(),
@@ -717,6 +795,15 @@ fn init(a: InitArgs) -> Result<u8> {
         .iter()
         .map(|s| s.to_string())
         .collect();
+    let (tinyimagenet, notes) = imgprep::build::sources::convert_layout(
+        &a.dir,
+        &exts,
+        false,
+        "for an unlabelled set write a recipe with [labels] unlabelled = true",
+    )?;
+    for n in &notes {
+        eprintln!("note: {n}");
+    }
     let listing = imgprep::im2rec::list_images(&a.dir, &exts, true)?;
     let recipe_dir = a
         .output
@@ -729,7 +816,13 @@ fn init(a: InitArgs) -> Result<u8> {
         pathdiff(&a.dir, recipe_dir)
     };
     let name = imgprep::files::file_name(&a.dir).unwrap_or_else(|| "dataset".into());
-    let text = imgprep::recipe::starter(&name, &root, listing.items.len(), listing.classes.len());
+    let text = imgprep::recipe::starter(
+        &name,
+        &root,
+        listing.items.len(),
+        listing.classes.len(),
+        tinyimagenet,
+    );
     std::fs::write(&a.output, text)?;
     eprintln!(
         "wrote {} ({} images in {} classes under {}); build it with: imgprep build {}",

@@ -11,6 +11,8 @@ pub struct Progress {
     bytes: bool,
     /// What the items are, for the rate (`img/s`, `files/s`).
     unit: &'static str,
+    /// `-q`: warnings are not printed either.
+    silent: bool,
 }
 
 impl Progress {
@@ -21,7 +23,14 @@ impl Progress {
             enabled: !quiet && std::io::stderr().is_terminal(),
             bytes: false,
             unit: "img",
+            silent: false,
         }
+    }
+
+    /// Print no warnings (`-q`); errors still go to stderr.
+    pub fn silent(mut self, silent: bool) -> Self {
+        self.silent = silent;
+        self
     }
 
     /// Name the counted items (default `img`).
@@ -71,6 +80,9 @@ impl Reporter for Progress {
     }
 
     fn warn(&self, message: &str) {
+        if self.silent {
+            return;
+        }
         match &*self.bar.lock().unwrap() {
             Some(b) => b.suspend(|| eprintln!("warning: {message}")),
             None => eprintln!("warning: {message}"),

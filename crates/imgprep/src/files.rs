@@ -30,6 +30,14 @@ fn remote(path: &Path) -> Option<&str> {
     path.to_str().filter(|s| crate::storage::is_remote(s))
 }
 
+/// Whether a file name says JPEG (`.jpg`, `.jpeg`, `.jpe`, `.jfif`, any case).
+pub fn has_jpeg_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [".jpg", ".jpeg", ".jpe", ".jfif"]
+        .iter()
+        .any(|e| lower.ends_with(e))
+}
+
 /// Whether `path` is an object-store URI rather than a local path.
 pub fn is_remote(path: &Path) -> bool {
     remote(path).is_some()

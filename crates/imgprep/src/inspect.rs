@@ -65,3 +65,103 @@ pub fn inspect_rec(rec: &Path, mut f: impl FnMut(RecordSummary) -> bool) -> Resu
     }
     Ok(n)
 }
+
+/// What a command reading datasets was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wanted {
+    /// `inspect`: one `.rec` or `.tfrecord[.gz|.zz]` file.
+    RecordFile,
+    /// `verify`: a `.rec` or its PREFIX, a `.tfrecord`, or a build output folder.
+    Dataset,
+}
+
+/// Checks, before reading, that a local `path` is the kind of file the
+/// command reads, and says in plain words what it is when it is not (an
+/// image list, an image, a folder that is not a build output, a missing
+/// file). Object-store URIs are passed over (they are read as they are).
+pub fn check_input(path: &Path, wanted: Wanted) -> Result<()> {
+    if crate::files::is_remote(path) {
+        return Ok(());
+    }
+    let shown = path.display();
+    let takes = match wanted {
+        Wanted::RecordFile => "inspect reads one .rec or .tfrecord[.gz|.zz] file",
+        Wanted::Dataset => {
+            "verify takes a .rec file (or its PREFIX), a .tfrecord[.gz|.zz] file, or a build's \
+             output folder (with manifest.json)"
+        }
+    };
+    if path.is_dir() {
+        if wanted == Wanted::Dataset && path.join(crate::build::MANIFEST).is_file() {
+            return Ok(());
+        }
+        let what = if wanted == Wanted::Dataset {
+            format!("{shown} is a folder without manifest.json, so not an imgprep build output")
+        } else {
+            format!("{shown} is a folder")
+        };
+        return Err(Error::Usage(format!("{what}; {takes}")));
+    }
+    let s = path.to_string_lossy();
+    let is_lst = s.ends_with(".lst");
+    if !path.exists() {
+        // verify PREFIX: PREFIX.rec is the file
+        if wanted == Wanted::Dataset && !is_lst && Path::new(&format!("{s}.rec")).is_file() {
+            return Ok(());
+        }
+        return Err(Error::Usage(format!("{shown} does not exist; {takes}")));
+    }
+    let mut head = [0u8; 16];
+    let n = {
+        use std::io::Read;
+        let mut f = std::fs::File::open(path).map_err(Error::io(path))?;
+        let mut n = 0;
+        while n < head.len() {
+            match f.read(&mut head[n..]).map_err(Error::io(path))? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        n
+    };
+    let head = &head[..n];
+    if crate::tfcheck::is_tfrecord(path) {
+        return Ok(());
+    }
+    if head.starts_with(&recordio::MAGIC.to_le_bytes()) {
+        return Ok(());
+    }
+    let base = s.strip_suffix(".lst").unwrap_or(&s);
+    let what = if head.is_empty() {
+        format!("{shown} is empty")
+    } else if is_lst || head.first().is_some_and(|b| b.is_ascii_digit()) && head.contains(&b'\t') {
+        let cmd = if wanted == Wanted::Dataset {
+            format!("imgprep verify {base}")
+        } else {
+            format!("imgprep inspect {base}.rec")
+        };
+        format!(
+            "{shown} is an im2rec image list (.lst, text), not a record file; the records it \
+             describes are in {base}.rec ({cmd})"
+        )
+    } else if let Some(f) = crate::image::sniff(head) {
+        format!(
+            "{shown} is a {} image, not a dataset file",
+            f.name().to_uppercase()
+        )
+    } else if head.starts_with(&[0x1f, 0x8b]) {
+        format!(
+            "{shown} is gzip-compressed; a GZIP TFRecord file must be named .tfrecord.gz to be read as one"
+        )
+    } else if head.first().is_some_and(|&b| b == b'{' || b == b'[') {
+        format!("{shown} looks like a JSON file, not a dataset file")
+    } else {
+        let hex: Vec<String> = head.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        format!(
+            "{shown} is not a RecordIO file: it starts with bytes {} where a RecordIO file starts \
+             with 0a 23 d7 ce (TFRecord files are recognised by their .tfrecord name)",
+            hex.join(" ")
+        )
+    };
+    Err(Error::Usage(format!("{what}; {takes}")))
+}

@@ -31,6 +31,19 @@ pub struct Recipe {
     pub transform: TransformSpec,
     #[serde(default = "default_outputs")]
     pub outputs: Vec<OutputSpec>,
+    /// Values for SageMaker's hyperparameters.json beyond the computed ones
+    /// (`image_shape` when the images do not share one size).
+    #[serde(default)]
+    pub hyperparameters: HyperparameterSpec,
+}
+
+/// `[hyperparameters]`: settings the data cannot decide.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HyperparameterSpec {
+    /// `"C,H,W"`, e.g. `"3,224,224"`: the network's input shape, when the
+    /// written images do not all have one size.
+    pub image_shape: Option<String>,
 }
 
 fn default_seed() -> u64 {
@@ -88,11 +101,16 @@ pub enum SourceSpec {
         /// Field delimiter; default by extension (`.tsv` = tab, else comma).
         delimiter: Option<String>,
     },
-    /// Existing im2rec `.lst` files (single- or multi-label; labels are numbers).
+    /// Existing im2rec `.lst` files (single- or multi-label; labels are class ids).
     Lst {
         file: PathBuf,
         root: PathBuf,
         split: Option<String>,
+        /// What several label columns mean: `multi-hot` (one 0/1 column per
+        /// class, SageMaker's multi-label format) or `ids` (a list of class
+        /// ids). Default: decided from the data when it can be, else an error
+        /// asking for this setting.
+        label_format: Option<LabelFormat>,
     },
     /// A TinyImageNet-like layout: class ids, human names, per-split folders
     /// or annotation files, unlabelled folders.
@@ -104,6 +122,16 @@ pub enum SourceSpec {
         names: Option<PathBuf>,
         splits: Vec<MetadataSplit>,
     },
+}
+
+/// The meaning of a `.lst` line's label columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LabelFormat {
+    /// One 0/1 column per class.
+    MultiHot,
+    /// Class ids (negative values are padding).
+    Ids,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -147,10 +175,23 @@ impl OneOrMany {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LabelSpec {
-    /// Explicit class order (ids = positions). Default: sorted names.
-    pub names: Option<Vec<String>>,
+    /// Explicit classes in id order: a list, or a file with one name per
+    /// line. Default: the classes of the items written, sorted.
+    pub names: Option<NamesSpec>,
     /// `name<TAB>human words` per line, for the manifest's human names.
     pub human_names: Option<PathBuf>,
+    /// The dataset is meant to be unlabelled (`num_classes = 0` is refused
+    /// otherwise).
+    #[serde(default)]
+    pub unlabelled: bool,
+}
+
+/// `labels.names`: the class list itself, or a file holding it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum NamesSpec {
+    List(Vec<String>),
+    File(PathBuf),
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -297,7 +338,7 @@ pub enum OutputSpec {
     /// `tf.train.Example` records in shards `{split}-{i:05}-of-{n:05}.tfrecord[.gz]`.
     Tfrecord {
         /// `tfds` (encoded image + TFDS/Object-Detection-API keys) or `raw`
-        /// (seed 003: decoded uint8 HWC pixels, one-hot label bytes).
+        /// (decoded uint8 HWC pixels, one-hot label bytes).
         #[serde(default)]
         preset: TfPreset,
         /// Feature renames, e.g. `{ "image/encoded" = "jpeg" }`.
@@ -310,6 +351,10 @@ pub enum OutputSpec {
         shard_records: Option<usize>,
         #[serde(default = "default_shard_mib")]
         shard_mib: u64,
+        /// `raw` preset: add `image/filename` (the item's path) to each
+        /// record, to trace a record back to its file (`tfds` always has it).
+        #[serde(default)]
+        filename: bool,
     },
 }
 
@@ -437,14 +482,55 @@ pub fn from_text(text: &str, path: &Path) -> Result<LoadedRecipe> {
     })
 }
 
+/// A ratio as a person writes it: `0.9`, not `0.8999999999999999`.
+pub fn show_ratio(v: f64) -> String {
+    let r = (v * 1e9).round() / 1e9;
+    format!("{r}")
+}
+
+/// Byte offset of the value at `path` in TOML `text` (table keys, or array
+/// positions written as numbers); the deepest part of the path that exists
+/// when the rest does not (a missing key is reported at its table).
+pub fn span_of(text: &str, path: &[&str]) -> Option<usize> {
+    use toml::de::{DeTable, DeValue};
+    let root = DeTable::parse(text).ok()?;
+    let mut best = None;
+    let mut table: Option<&DeTable> = Some(root.get_ref());
+    let mut array: Option<&toml::de::DeArray> = None;
+    for key in path {
+        let next = match (table, array) {
+            (Some(t), _) => t
+                .iter()
+                .find(|(k, _)| k.get_ref().as_ref() == *key)
+                .map(|(_, v)| v),
+            (None, Some(a)) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
+            _ => None,
+        };
+        let Some(v) = next else { break };
+        best = Some(v.span().start);
+        (table, array) = match v.get_ref() {
+            DeValue::Table(t) => (Some(t), None),
+            DeValue::Array(a) => (None, Some(a)),
+            _ => (None, None),
+        };
+    }
+    best
+}
+
+/// Whether `name` can be one path component of an output: not empty, not
+/// `.` or `..`, no separator or NUL.
+pub fn is_safe_component(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
+}
+
 /// Parses recipe text; errors carry a byte offset when known.
 pub fn parse(text: &str) -> std::result::Result<Recipe, (Option<usize>, String)> {
     let recipe: Recipe = toml::from_str(text)
         .map_err(|e| (e.span().map(|s| s.start), e.message().trim().to_string()))?;
-    let locate = |key: &str| text.find(key);
+    let at = |path: &[&str]| span_of(text, path);
     if recipe.sources.is_empty() {
         return Err((
-            locate("sources"),
+            at(&["sources"]),
             "at least one [[sources]] entry is needed".into(),
         ));
     }
@@ -455,55 +541,101 @@ pub fn parse(text: &str) -> std::result::Result<Recipe, (Option<usize>, String)>
         ("test", s.test),
     ] {
         if !(0.0..=1.0).contains(&v) {
-            return Err((locate(name), format!("split.{name} = {v} is outside 0..1")));
+            return Err((
+                at(&["split", name]),
+                format!("split.{name} = {} is outside 0..1", show_ratio(v)),
+            ));
         }
     }
     if s.method != SplitMethod::Explicit && s.method != SplitMethod::Source {
         let sum = s.train + s.validation + s.test;
         if (sum - 1.0).abs() > 1e-9 {
             return Err((
-                locate("[split]"),
-                format!("split ratios add up to {sum}, not 1"),
+                at(&["split"]),
+                format!(
+                    "split ratios add up to {} (train {} + validation {} + test {}), not 1",
+                    show_ratio(sum),
+                    show_ratio(s.train),
+                    show_ratio(s.validation),
+                    show_ratio(s.test)
+                ),
             ));
         }
     }
     if s.method == SplitMethod::Explicit && s.assign.is_empty() {
         return Err((
-            locate("[split]"),
+            at(&["split", "method"]),
             "method = \"explicit\" needs [split.assign]".into(),
         ));
     }
-    let mut seen = std::collections::HashSet::new();
-    for v in &recipe.variants {
-        if !seen.insert(&v.name) || v.name.is_empty() || v.name.contains(['/', '\\']) {
+    for split in s.assign.keys() {
+        if !is_safe_component(split) {
             return Err((
-                locate(&v.name),
+                at(&["split", "assign", split]),
                 format!(
-                    "variant name {:?} is empty, repeated or has a slash",
+                    "split name {split:?} cannot be a folder name (empty, `.`, `..` or a slash)"
+                ),
+            ));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (k, v) in recipe.variants.iter().enumerate() {
+        let k = k.to_string();
+        if !is_safe_component(&v.name) {
+            return Err((
+                at(&["variants", &k, "name"]),
+                format!(
+                    "variant name {:?} cannot be a folder name (empty, `.`, `..` or a slash)",
                     v.name
                 ),
+            ));
+        }
+        if !seen.insert(&v.name) {
+            return Err((
+                at(&["variants", &k, "name"]),
+                format!("variant name {:?} is used twice", v.name),
             ));
         }
         if let Some(f) = v.fraction {
             if !(f > 0.0 && f <= 1.0) {
                 return Err((
-                    locate("fraction"),
-                    format!("fraction {f} is outside (0, 1]"),
+                    at(&["variants", &k, "fraction"]),
+                    format!("fraction {} is outside (0, 1]", show_ratio(f)),
                 ));
             }
         }
         if v.fraction.is_some() && v.count.is_some() {
             return Err((
-                locate(&v.name),
+                at(&["variants", &k, "count"]),
                 "a variant takes fraction or count, not both".into(),
             ));
         }
     }
-    recipe
-        .transform
-        .image_spec()
-        .map_err(|m| (locate("[transform]"), m))?;
+    recipe.transform.image_spec().map_err(|m| {
+        let key = m.split([' ', ':']).next().unwrap_or("");
+        (at(&["transform", key]), m)
+    })?;
+    if let Some(shape) = &recipe.hyperparameters.image_shape {
+        if parse_image_shape(shape).is_none() {
+            return Err((
+                at(&["hyperparameters", "image_shape"]),
+                format!("image_shape {shape:?}: expected \"C,H,W\" (e.g. \"3,224,224\") with C 1, 3 or 4"),
+            ));
+        }
+    }
     Ok(recipe)
+}
+
+/// `"3,224,224"` -> (3, 224, 224); channels 1, 3 or 4, sides positive.
+pub fn parse_image_shape(s: &str) -> Option<(u32, u32, u32)> {
+    let v: Vec<u32> = s
+        .split(',')
+        .map(|p| p.trim().parse().ok())
+        .collect::<Option<_>>()?;
+    match v[..] {
+        [c @ (1 | 3 | 4), h, w] if h > 0 && w > 0 => Some((c, h, w)),
+        _ => None,
+    }
 }
 
 /// The settings of a one-shot conversion (`imgprep convert`): one
@@ -538,6 +670,21 @@ pub struct OneShot {
     pub tf_compression: String,
     pub shard_records: Option<usize>,
     pub shard_mib: Option<u64>,
+    /// The folder is a TinyImageNet-like tree (`wnids.txt`, `train/`,
+    /// `val/`, `test/`): a metadata source with the layout's own splits.
+    pub tinyimagenet: bool,
+    /// Build an unlabelled set on purpose.
+    pub unlabelled: bool,
+}
+
+/// A float as TOML writes it (`1.0`, `0.9`).
+fn toml_float(v: f64) -> String {
+    let s = show_ratio(v);
+    if s.contains(['.', 'e', 'i', 'N']) {
+        s
+    } else {
+        s + ".0"
+    }
 }
 
 fn quoted(s: &str) -> String {
@@ -557,18 +704,43 @@ impl OneShot {
         let _ = write!(
             t,
             "# Written by `imgprep convert`; rebuild with `imgprep build THIS_FILE --out OUT`.\n\
-             name = {}\nseed = {}\non_error = \"{on_error}\"\n\n\
-             [[sources]]\ntype = \"folders\"\nroot = {}\nexts = [{}]\n\n",
+             name = {}\nseed = {}\non_error = \"{on_error}\"\n\n",
             quoted(&self.name),
             self.seed,
-            quoted(&self.root.to_string_lossy()),
-            exts.join(", ")
         );
-        let (tr, va, te) = self.split;
-        let _ = write!(
-            t,
-            "[split]\nmethod = \"stratified\"\ntrain = {tr:?}\nvalidation = {va:?}\ntest = {te:?}\n\n[transform]\n"
-        );
+        let root = self.root.to_string_lossy();
+        if self.tinyimagenet {
+            let at = |f: &str| quoted(&format!("{}/{f}", root.trim_end_matches('/')));
+            let _ = write!(
+                t,
+                "[[sources]]\ntype = \"metadata\"\nroot = {}\nclass_ids = {}\nnames = {}\nsplits = [\n  \
+                 {{ split = \"train\", folders = \"train/{{class}}/images\" }},\n  \
+                 {{ split = \"validation\", annotations = \"val/val_annotations.txt\", images = \"val/images\" }},\n  \
+                 {{ split = \"test\", images = \"test/images\" }},\n]\n\n[split]\nmethod = \"source\"\n\n",
+                quoted(&root),
+                at("wnids.txt"),
+                at("words.txt"),
+            );
+        } else {
+            let _ = write!(
+                t,
+                "[[sources]]\ntype = \"folders\"\nroot = {}\nexts = [{}]\n\n",
+                quoted(&root),
+                exts.join(", ")
+            );
+            let (tr, va, te) = self.split;
+            let _ = write!(
+                t,
+                "[split]\nmethod = \"stratified\"\ntrain = {}\nvalidation = {}\ntest = {}\n\n",
+                toml_float(tr),
+                toml_float(va),
+                toml_float(te)
+            );
+        }
+        if self.unlabelled {
+            t.push_str("[labels]\nunlabelled = true\n\n");
+        }
+        t.push_str("[transform]\n");
         if let Some(r) = &self.resize {
             let r = r.trim();
             let value = if let Some(a) = r.strip_prefix("area=") {
@@ -621,8 +793,51 @@ impl OneShot {
     }
 }
 
-/// A commented starter recipe for a class-folder tree.
-pub fn starter(name: &str, root: &str, images: usize, classes: usize) -> String {
+/// A commented starter recipe for a class-folder tree, or (`tinyimagenet`)
+/// for a TinyImageNet-like tree with its own splits.
+pub fn starter(
+    name: &str,
+    root: &str,
+    images: usize,
+    classes: usize,
+    tinyimagenet: bool,
+) -> String {
+    if tinyimagenet {
+        return format!(
+            r#"# imgprep recipe for {root}, a TinyImageNet-like tree: class ids in wnids.txt (their
+# order is the class order), human names in words.txt, train/{{id}}/images/,
+# val/images + val/val_annotations.txt, and an unlabelled test/images.
+# Build it with: imgprep build THIS_FILE --out out/
+# Paths are relative to this file.
+
+name = "{name}"
+seed = 1
+on_error = "skip"
+
+[[sources]]
+type = "metadata"
+root = "{root}"
+class_ids = "{root}/wnids.txt"
+names = "{root}/words.txt"
+splits = [
+  {{ split = "train", folders = "train/{{class}}/images" }},
+  {{ split = "validation", annotations = "val/val_annotations.txt", images = "val/images" }},
+  {{ split = "test", images = "test/images" }},
+]
+
+# the layout's own splits
+[split]
+method = "source"
+
+[transform]
+encoding = "passthrough"          # keep the files as they are (64x64 JPEGs)
+
+[[outputs]]
+format = "tfrecord"
+preset = "raw"                    # decoded pixels; or "tfds" for encoded images
+"#
+        );
+    }
     format!(
         r#"# imgprep recipe for {root} ({images} images in {classes} classes when written).
 # Build it with: imgprep build THIS_FILE --out out/

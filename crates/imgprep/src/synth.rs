@@ -16,6 +16,38 @@ pub struct SynthOptions {
     pub seed: u64,
     /// `jpg` or `png`.
     pub format: String,
+    /// What to lay out: a class-folder tree with a CSV index, multi-label
+    /// `.lst` files, or a TinyImageNet-like tree.
+    pub layout: Layout,
+}
+
+/// The dataset layouts `synth` writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// `class_K/img_NNNNN.EXT` and `index.csv` (`subject,classname,img`,
+    /// eight subjects as groups).
+    #[default]
+    Classes,
+    /// `images/img_NNNNN.EXT`, `train.lst` and `val.lst` with one 0/1
+    /// column per class (one to three classes per image), 80/20.
+    MultiLabel,
+    /// `wnids.txt`, `words.txt`, `train/{id}/images/{id}_N.JPEG`,
+    /// `val/images/val_N.JPEG` + `val/val_annotations.txt`, `test/images/`.
+    TinyImageNet,
+}
+
+impl std::str::FromStr for Layout {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "classes" => Ok(Layout::Classes),
+            "multilabel" | "multi-label" => Ok(Layout::MultiLabel),
+            "tinyimagenet" | "tiny-imagenet" => Ok(Layout::TinyImageNet),
+            _ => Err(format!(
+                "unknown layout {s:?}: classes, multilabel or tinyimagenet"
+            )),
+        }
+    }
 }
 
 impl Default for SynthOptions {
@@ -27,6 +59,7 @@ impl Default for SynthOptions {
             height: 480,
             seed: 1,
             format: "jpg".into(),
+            layout: Layout::Classes,
         }
     }
 }
@@ -96,9 +129,145 @@ pub fn synth_image(width: u32, height: u32, class: usize, seed: u64) -> Pixels {
     }
 }
 
-/// Writes `DIR/class_K/img_NNNNN.EXT` and `DIR/index.csv` (`subject,classname,img`,
-/// eight "subjects" as groups, seed 000's layout); returns the image files written.
+/// Writes the layout `opts.layout` asks for under `dir`; returns the image
+/// files written.
 pub fn synth_tree(dir: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {
+    match opts.layout {
+        Layout::Classes => synth_classes(dir, opts),
+        Layout::MultiLabel => synth_multilabel(dir, opts),
+        Layout::TinyImageNet => synth_tinyimagenet(dir, opts),
+    }
+}
+
+/// One encoded picture of `class`, number `i`, written to `path`.
+struct Painter {
+    proc: Processor,
+    encoding: Encoding,
+    opts: SynthOptions,
+}
+
+impl Painter {
+    fn new(opts: &SynthOptions) -> Result<Self> {
+        let encoding = match opts.format.as_str() {
+            "jpg" | "jpeg" => Encoding::Jpeg { quality: 90 },
+            "png" => Encoding::Png { compression: 3 },
+            other => {
+                return Err(Error::Usage(format!(
+                    "unknown synth format {other:?} (jpg or png)"
+                )))
+            }
+        };
+        Ok(Painter {
+            proc: Processor::new().map_err(|e| Error::Usage(e.to_string()))?,
+            encoding,
+            opts: opts.clone(),
+        })
+    }
+
+    fn paint(&mut self, path: &Path, class: usize, i: usize) -> Result<()> {
+        let seed = self
+            .opts
+            .seed
+            .wrapping_mul(1_000_003)
+            .wrapping_add((class * 100_000 + i) as u64);
+        let px = synth_image(self.opts.width, self.opts.height, class, seed);
+        let mut out = Vec::new();
+        self.proc
+            .encode(px, self.encoding, &mut out)
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).map_err(Error::io(d))?;
+        }
+        write_atomic(path, &out).map_err(Error::io(path))?;
+        Ok(())
+    }
+}
+
+fn write_text(path: &Path, text: &str) -> Result<()> {
+    write_atomic(path, text.as_bytes())
+        .map(drop)
+        .map_err(Error::io(path))
+}
+
+fn synth_multilabel(dir: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {
+    let mut painter = Painter::new(opts)?;
+    let n = opts.classes.max(2) * opts.per_class;
+    let mut rng = Rng(opts.seed ^ 0x6D75_6C74);
+    let (mut train, mut val) = (String::new(), String::new());
+    let mut written = Vec::new();
+    for i in 0..n {
+        let first = i % opts.classes.max(1);
+        let mut hot = vec![0u8; opts.classes.max(1)];
+        hot[first] = 1;
+        for _ in 0..(rng.next() % 3) {
+            let k = (rng.next() as usize) % hot.len();
+            hot[k] = 1;
+        }
+        let name = format!("img_{i:05}.{}", opts.format);
+        let path = dir.join("images").join(&name);
+        painter.paint(&path, first, i)?;
+        written.push(path);
+        let cols: Vec<String> = hot.iter().map(|v| v.to_string()).collect();
+        let line = format!("{i}\t{}\t{name}\n", cols.join("\t"));
+        if i % 5 == 4 {
+            val.push_str(&line);
+        } else {
+            train.push_str(&line);
+        }
+    }
+    write_text(&dir.join("train.lst"), &train)?;
+    write_text(&dir.join("val.lst"), &val)?;
+    Ok(written)
+}
+
+fn synth_tinyimagenet(dir: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {
+    let mut painter = Painter::new(&SynthOptions {
+        format: "jpg".into(),
+        ..opts.clone()
+    })?;
+    let ids: Vec<String> = (0..opts.classes)
+        .map(|k| format!("n{:08}", 1_000_000 + k * 7919))
+        .collect();
+    let mut words = String::new();
+    for (k, id) in ids.iter().enumerate() {
+        words.push_str(&format!("{id}\tthing number {k}, synthetic\n"));
+    }
+    // the real words.txt names far more ids than wnids.txt lists
+    words.push_str("n99999999\tnot one of the classes\n");
+    let mut written = Vec::new();
+    for (k, id) in ids.iter().enumerate() {
+        for i in 0..opts.per_class {
+            let p = dir.join(format!("train/{id}/images/{id}_{i}.JPEG"));
+            painter.paint(&p, k, i)?;
+            written.push(p);
+        }
+    }
+    let mut ann = String::new();
+    let per_val = (opts.per_class / 4).max(1);
+    for v in 0..ids.len() * per_val {
+        let k = v % ids.len();
+        let name = format!("val_{v}.JPEG");
+        let p = dir.join("val/images").join(&name);
+        painter.paint(&p, k, 50_000 + v)?;
+        written.push(p);
+        ann.push_str(&format!("{name}\t{}\t0\t0\t10\t10\n", ids[k]));
+    }
+    for t in 0..ids.len() * per_val {
+        let p = dir.join(format!("test/images/test_{t}.JPEG"));
+        painter.paint(&p, t % ids.len(), 90_000 + t)?;
+        written.push(p);
+    }
+    // like the real file, not in sorted order
+    let listed: Vec<&str> = ids.iter().rev().map(String::as_str).collect();
+    write_text(&dir.join("wnids.txt"), &(listed.join("\n") + "\n"))?;
+    write_text(&dir.join("words.txt"), &words)?;
+    write_text(&dir.join("val/val_annotations.txt"), &ann)?;
+    Ok(written)
+}
+
+/// `DIR/class_K/img_NNNNN.EXT` and `DIR/index.csv` (`subject,classname,img`,
+/// eight subjects as groups).
+fn synth_classes(dir: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {
     let encoding = match opts.format.as_str() {
         "jpg" | "jpeg" => Encoding::Jpeg { quality: 90 },
         "png" => Encoding::Png { compression: 3 },

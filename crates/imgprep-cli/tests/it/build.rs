@@ -417,7 +417,7 @@ fn missing_files_fail_or_are_counted_skips() {
     );
 }
 
-/// Files under `dir`, relative, with contents (the cache excluded).
+/// Files under `dir`, relative, with contents.
 fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -425,9 +425,6 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         for e in std::fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
             let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-            if rel.starts_with(".imgprep-cache") {
-                continue;
-            }
             if p.is_dir() {
                 stack.push(p);
             } else {
@@ -611,7 +608,13 @@ fn the_cache_keeps_only_what_the_last_build_used() {
         format!("name = \"c\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n[transform]\nresize = {resize}\n")
     };
     let entries = || -> usize {
-        let dir = env.path("out/.imgprep-cache");
+        let dir = env.path("cache/items");
+        let dir = std::fs::read_dir(dir)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
         std::fs::read_dir(dir)
             .map(|d| {
                 d.flatten()
@@ -630,6 +633,13 @@ fn the_cache_keeps_only_what_the_last_build_used() {
         (s["processed"].as_u64(), s["cache_pruned_bytes"].as_u64()),
         (Some(8), Some(0))
     );
+    // the cache is not in the output folder: OUT holds the dataset only
+    let cache_dir = s["cache_dir"].as_str().unwrap();
+    assert!(
+        cache_dir.starts_with(env.path("cache").to_str().unwrap()),
+        "{s}"
+    );
+    assert!(!env.path("out/.imgprep-cache").exists());
     assert_eq!(entries(), 8);
     let s = build(20);
     assert_eq!(s["processed"], 8);

@@ -18,10 +18,12 @@ impl TestEnv {
         self.dir.path().join(rel)
     }
 
-    /// Runs `imgprep ARGS` in the temp folder.
+    /// Runs `imgprep ARGS` in the temp folder (its item caches under
+    /// `cache/`, not in the user's).
     pub fn run(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_imgprep"))
             .args(args)
+            .env("IMGPREP_CACHE_DIR", self.dir.path().join("cache"))
             .current_dir(self.dir.path())
             .output()
             .unwrap()

@@ -1,13 +1,44 @@
 //! The item cache: encoded images keyed by what they were made from (source
 //! path, size, modification time) and how (the transform). A re-run decodes
-//! only items whose key is new. Entries are written atomically.
+//! only items whose key is new. Entries are written atomically. Each entry
+//! also keeps the SHA-256 of the source file it was made from (for the
+//! per-item table), so a cache hit never re-reads the source.
+//!
+//! The cache lives outside the output folder (see [`cache_dir_for`]), so an
+//! output folder holds the dataset and nothing else.
 
 use crate::image::{ImageFormat, ImageInfo, SourceColor};
 use crate::output::write_atomic;
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 4] = b"IPC2";
-const HEADER: usize = 16;
+const MAGIC: &[u8; 4] = b"IPC3";
+const HEADER: usize = 48;
+
+/// SHA-256 of an item's source file.
+pub type SourceSha = [u8; 32];
+
+/// Where imgprep keeps what it may delete at any time: `IMGPREP_CACHE_DIR`,
+/// else `$XDG_CACHE_HOME/imgprep`, else `~/.cache/imgprep`, else the
+/// temporary folder.
+pub fn cache_root() -> PathBuf {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    env("IMGPREP_CACHE_DIR")
+        .or_else(|| env("XDG_CACHE_HOME").map(|x| x.join("imgprep")))
+        .or_else(|| env("HOME").map(|h| h.join(".cache/imgprep")))
+        .unwrap_or_else(|| std::env::temp_dir().join("imgprep-cache"))
+}
+
+/// The item cache of the build output `out`: `cache_root()/items/ID`, ID
+/// from the output folder's absolute path.
+pub fn cache_dir_for(out: &Path) -> PathBuf {
+    let abs = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
+    let id = crate::checksum::sha256_hex(abs.to_string_lossy().as_bytes());
+    cache_root().join("items").join(&id[..16])
+}
 
 pub struct Cache {
     dir: PathBuf,
@@ -52,29 +83,34 @@ impl Cache {
         self.dir.join(&key[..2]).join(key)
     }
 
-    fn parse_header(h: &[u8]) -> Option<ImageInfo> {
+    fn parse_header(h: &[u8]) -> Option<(ImageInfo, SourceSha)> {
         if h.len() < HEADER || &h[..4] != MAGIC {
             return None;
         }
-        Some(ImageInfo {
+        let info = ImageInfo {
             format: format_from(h[4])?,
             channels: h[5],
             source: SourceColor::from_code(h[6])?,
             width: u32::from_le_bytes(h[8..12].try_into().ok()?),
             height: u32::from_le_bytes(h[12..16].try_into().ok()?),
-        })
+        };
+        Some((info, h[16..48].try_into().ok()?))
     }
 
-    /// The cached image and its info, if present and intact.
-    pub fn get(&self, key: &str) -> Option<(ImageInfo, Vec<u8>)> {
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The cached image, its info and its source's SHA-256, if present and intact.
+    pub fn get(&self, key: &str) -> Option<(ImageInfo, SourceSha, Vec<u8>)> {
         let mut data = std::fs::read(self.path(key)).ok()?;
-        let info = Self::parse_header(&data)?;
+        let (info, sha) = Self::parse_header(&data)?;
         data.drain(..HEADER);
-        Some((info, data))
+        Some((info, sha, data))
     }
 
-    /// Only the info of a cached image (reads its 16-byte header, not the image).
-    pub fn info(&self, key: &str) -> Option<ImageInfo> {
+    /// Only the info of a cached image (reads its header, not the image).
+    pub fn info(&self, key: &str) -> Option<(ImageInfo, SourceSha)> {
         use std::io::Read;
         let mut h = [0u8; HEADER];
         std::fs::File::open(self.path(key))
@@ -90,7 +126,13 @@ impl Cache {
         m.len().checked_sub(HEADER as u64)
     }
 
-    pub fn put(&self, key: &str, info: &ImageInfo, bytes: &[u8]) -> std::io::Result<()> {
+    pub fn put(
+        &self,
+        key: &str,
+        info: &ImageInfo,
+        sha: &SourceSha,
+        bytes: &[u8],
+    ) -> std::io::Result<()> {
         let p = self.path(key);
         std::fs::create_dir_all(p.parent().unwrap())?;
         let mut data = Vec::with_capacity(HEADER + bytes.len());
@@ -103,6 +145,7 @@ impl Cache {
         ]);
         data.extend_from_slice(&info.width.to_le_bytes());
         data.extend_from_slice(&info.height.to_le_bytes());
+        data.extend_from_slice(sha);
         data.extend_from_slice(bytes);
         write_atomic(&p, &data).map(drop)
     }

@@ -3,7 +3,7 @@
 
 use super::sources::{Item, Sources};
 use crate::error::{Error, Result};
-use crate::recipe::{LoadedRecipe, OnError};
+use crate::recipe::{LoadedRecipe, NamesSpec, OnError};
 use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -65,12 +65,30 @@ pub struct Skip {
     pub reason: String,
 }
 
+/// Where the label map comes from.
+#[derive(Debug, Clone, PartialEq)]
+enum Rule {
+    /// Fixed before the build: `labels.names` or a class-id file.
+    Fixed,
+    /// The classes of the items written, sorted (numerically when all are numbers).
+    Sorted,
+    /// Class ids given as numbers (`.lst` sources): id `k` is class `k`, so
+    /// the map runs from 0 to the largest id written (or the multi-hot width).
+    Ids { min_classes: usize },
+}
+
 #[derive(Debug, Clone)]
 pub struct Catalog {
     /// Sorted by `rel`; the position is the item's id in every output.
     pub items: Vec<Item>,
     pub labels: LabelMap,
+    /// How the label map's order was decided, for the manifest.
+    pub label_order: String,
+    /// Multi-label dataset: labels are written as multi-hot vectors.
+    pub multi_label: bool,
     pub skipped: Vec<Skip>,
+    rule: Rule,
+    human: HashMap<String, String>,
 }
 
 impl Catalog {
@@ -81,6 +99,64 @@ impl Catalog {
             .filter_map(|l| self.labels.id(l))
             .collect()
     }
+
+    /// Makes the label map from exactly the items that are written (unless
+    /// it was fixed by the recipe): a class whose items were all skipped or
+    /// left out of every split does not count.
+    pub fn finalize_labels(&mut self, written: impl IntoIterator<Item = usize>) {
+        let names = || {
+            let mut seen = std::collections::BTreeSet::new();
+            for i in written {
+                seen.extend(self.items[i].labels.iter().cloned());
+            }
+            seen
+        };
+        match self.rule {
+            Rule::Fixed => {}
+            Rule::Sorted => {
+                self.labels = LabelMap::new(names().into_iter().collect(), false, &self.human)
+            }
+            Rule::Ids { min_classes } => {
+                let top = names()
+                    .iter()
+                    .filter_map(|n| n.parse::<usize>().ok())
+                    .map(|k| k + 1)
+                    .max()
+                    .unwrap_or(0);
+                let n = top.max(min_classes);
+                self.labels =
+                    LabelMap::new((0..n).map(|k| k.to_string()).collect(), true, &self.human);
+            }
+        }
+    }
+}
+
+/// One name per line (blank lines and `#` comments ignored), for
+/// `labels.names = "FILE"`.
+fn read_names(path: &std::path::Path) -> Result<Vec<String>> {
+    let text = crate::files::read_to_string(path).map_err(Error::io(path))?;
+    let mut names: Vec<String> = Vec::new();
+    for (k, line) in text.lines().enumerate() {
+        let name = line.trim();
+        if name.is_empty() || name.starts_with('#') {
+            continue;
+        }
+        if names.iter().any(|n| n == name) {
+            return Err(Error::Line {
+                path: path.to_path_buf(),
+                line: k + 1,
+                message: format!("class {name:?} is listed twice"),
+            });
+        }
+        names.push(name.to_string());
+    }
+    if names.is_empty() {
+        return Err(Error::Usage(format!(
+            "{}: no class names in it",
+            path.display()
+        )));
+    }
+    Ok(names)
 }
 
 pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
@@ -88,6 +164,9 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
         items,
         human,
         declared,
+        declared_in,
+        multi_hot_width,
+        multi_label,
     } = sources;
     let mut human = human;
     if let Some(path) = &r.recipe.labels.human_names {
@@ -99,23 +178,79 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
             }
         }
     }
-    let (names, explicit) = match &r.recipe.labels.names {
-        Some(n) => (n.clone(), true),
-        None if !declared.is_empty() => (declared, false),
-        None => (
+    let any_numeric = items.iter().any(|i| i.numeric);
+    let (fixed, label_order) = match &r.recipe.labels.names {
+        Some(NamesSpec::List(n)) => {
+            let mut seen = std::collections::HashSet::new();
+            if let Some(d) = n.iter().find(|x| !seen.insert(*x)) {
+                return Err(Error::Usage(format!(
+                    "{}: labels.names lists {d:?} twice",
+                    r.path.display()
+                )));
+            }
+            (Some(n.clone()), "labels.names".to_string())
+        }
+        Some(NamesSpec::File(f)) => (
+            Some(read_names(&r.resolve(f))?),
+            format!("labels.names file {}", f.display()),
+        ),
+        None if declared_in.is_some() => (
+            Some(declared),
+            format!(
+                "class_ids file {} (its order)",
+                declared_in.as_ref().unwrap().display()
+            ),
+        ),
+        None if any_numeric => (None, "class ids (numbers in .lst sources)".to_string()),
+        None => (None, "sorted".to_string()),
+    };
+    let explicit_names = r.recipe.labels.names.is_some();
+    if let Some(f) = &fixed {
+        if f.is_empty() {
+            return Err(Error::Usage(format!(
+                "{}: labels.names is empty",
+                r.path.display()
+            )));
+        }
+    }
+    if fixed.is_none() && any_numeric {
+        if let Some(named) = items
+            .iter()
+            .find(|i| !i.numeric && i.labels.iter().any(|l| l.parse::<usize>().is_err()))
+        {
+            return Err(Error::Usage(format!(
+                "{}: class {:?} is a name, but the .lst sources give class ids (numbers); \
+                 set labels.names (a list or a file) so ids and names mean the same classes",
+                named.origin, named.labels[0]
+            )));
+        }
+    }
+    let rule = match &fixed {
+        Some(_) => Rule::Fixed,
+        None if any_numeric => Rule::Ids {
+            min_classes: multi_hot_width.unwrap_or(0),
+        },
+        None => Rule::Sorted,
+    };
+    let labels = match &fixed {
+        Some(names) => LabelMap::new(names.clone(), true, &human),
+        None => LabelMap::new(
             items
                 .iter()
                 .flat_map(|i| i.labels.iter().cloned())
                 .collect(),
             false,
+            &human,
         ),
     };
-    let closed = r.recipe.labels.names.is_some()
-        || r.recipe
-            .sources
-            .iter()
-            .any(|s| matches!(s, crate::recipe::SourceSpec::Metadata { .. }));
-    let labels = LabelMap::new(names, explicit, &human);
+    if let (Some(w), Some(names)) = (multi_hot_width, &fixed) {
+        if explicit_names && w != names.len() {
+            return Err(Error::Usage(format!(
+                "labels.names has {} classes but the multi-hot .lst labels are {w} wide",
+                names.len()
+            )));
+        }
+    }
     let mut skipped = Vec::new();
     let mut problem = |item: &Item, reason: String| -> Result<()> {
         match r.recipe.on_error {
@@ -133,11 +268,35 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
         }
     };
     let mut by_rel: BTreeMap<String, Item> = BTreeMap::new();
-    for item in items {
+    for mut item in items {
+        // class ids of a .lst source name the explicit classes by position
+        if item.numeric && explicit_names {
+            let names = fixed.as_ref().unwrap();
+            let mut mapped = Vec::new();
+            let mut bad = None;
+            for l in &item.labels {
+                match l.parse::<usize>().ok().and_then(|k| names.get(k)) {
+                    Some(n) => mapped.push(n.clone()),
+                    None => bad = Some(l.clone()),
+                }
+            }
+            if let Some(bad) = bad {
+                problem(
+                    &item,
+                    format!(
+                        "class id {bad} is outside labels.names ({} classes, ids 0-{})",
+                        names.len(),
+                        names.len() - 1
+                    ),
+                )?;
+                continue;
+            }
+            item.labels = mapped;
+        }
         if let Some(bad) = item
             .labels
             .iter()
-            .find(|l| closed && labels.id(l).is_none())
+            .find(|l| fixed.is_some() && labels.id(l).is_none())
         {
             problem(&item, format!("label {bad:?} is not in the label map"))?;
             continue;
@@ -156,11 +315,30 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
         }
         by_rel.insert(item.rel.clone(), item);
     }
-    Ok(Catalog {
-        items: by_rel.into_values().collect(),
+    let items: Vec<Item> = by_rel.into_values().collect();
+    if !r.recipe.labels.unlabelled && !items.is_empty() && items.iter().all(|i| i.labels.is_empty())
+    {
+        return Err(Error::Usage(format!(
+            "{}: no item has a label, so num_classes would be 0 (first item: {}, from {}). \
+             For an unlabelled dataset set [labels] unlabelled = true; otherwise give the source \
+             its labels (class sub-folders, a label column, a .lst with labels)",
+            r.path.display(),
+            items[0].rel,
+            items[0].origin
+        )));
+    }
+    let multi_label = multi_label || items.iter().any(|i| i.labels.len() > 1);
+    let mut c = Catalog {
+        items,
         labels,
+        label_order,
+        multi_label,
         skipped,
-    })
+        rule,
+        human,
+    };
+    c.finalize_labels(0..c.items.len());
+    Ok(c)
 }
 
 #[cfg(test)]

@@ -15,13 +15,13 @@ pub use plan::{make_plan, Plan};
 pub use sources::{read_sources, Item};
 pub use write::verify_out;
 
-use crate::checksum::sha256_hex;
+use crate::checksum::{self, sha256_hex};
 use crate::error::{Error, Result};
 use crate::execute::ordered_map_batched;
 use crate::image::{ImageInfo, Processor, SourceColor};
 use crate::recipe::{self, ColorPolicy, OnError};
 use crate::report::Reporter;
-use cache::{fingerprint, Cache};
+use cache::{fingerprint, Cache, SourceSha};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -34,6 +34,8 @@ pub struct BuildOptions {
     /// Merge: take every item from these shard outputs' caches (no decoding);
     /// an item found in none of them is an error.
     pub merge_from: Vec<PathBuf>,
+    /// The item cache (default: [`cache::cache_dir_for`] the output folder).
+    pub cache_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -48,7 +50,12 @@ pub struct BuildSummary {
     /// Bytes of cache entries of earlier builds removed (entries this
     /// build did not use).
     pub cache_pruned_bytes: u64,
+    /// Where the item cache is (safe to delete; the next build re-decodes).
+    pub cache_dir: PathBuf,
     pub seconds: f64,
+    /// What was built: the manifest's numbers without its file and skip
+    /// lists (those are in `OUT/manifest.json` and `OUT/items.csv`).
+    #[serde(rename = "dataset", serialize_with = "manifest::summarize")]
     pub manifest: Manifest,
 }
 
@@ -56,13 +63,17 @@ pub struct BuildSummary {
 pub(crate) const ITEM_BATCH: usize = 16;
 /// Objects read at a time from object storage.
 const REMOTE_READS: usize = 16;
-const CACHE_DIR: &str = ".imgprep-cache";
+/// Where builds before 0.2 kept the item cache (inside the output folder).
+const OLD_CACHE_DIR: &str = ".imgprep-cache";
 const MISSING_IN_SHARDS: &str = "\0missing in shards";
+/// Skipped items named one per line before the rest are only counted.
+const SKIPS_SHOWN: usize = 10;
 
 /// The result of preparing one item.
 #[derive(Clone)]
 enum Prepared {
-    Ok(ImageInfo),
+    /// Ready: what the output image is, and the SHA-256 of its source.
+    Ok(ImageInfo, SourceSha),
     /// Unreadable or broken: an error under `on_error = "fail"`.
     Skipped(String),
     /// Left out by a policy (`color_policy = "skip"`): counted, never an error.
@@ -87,8 +98,9 @@ pub fn build_loaded(
     let start = std::time::Instant::now();
     let spec = r.recipe.transform.image_spec().map_err(Error::Usage)?;
     let sources = read_sources(r)?;
-    let catalog = build_catalog(r, sources)?;
-    let mut plan = make_plan(&r.recipe, &catalog);
+    let mut catalog = build_catalog(r, sources)?;
+    let mut plan = make_plan(&r.recipe, &catalog)?;
+    warn_split_drift(&plan, &catalog, reporter);
     if let Some((i, n)) = opts.shard {
         if n == 0 || i >= n {
             return Err(Error::Usage(format!("--shard {i}/{n}: need 0 <= I < N")));
@@ -102,6 +114,10 @@ pub fn build_loaded(
     }
     let needed = plan.needed();
     let transform_key = format!("{}|{spec:?}", env!("CARGO_PKG_VERSION"));
+    let cache_dir = opts
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| cache::cache_dir_for(&opts.out));
 
     // Up to date? Same recipe, tool and inputs, and every output still there.
     let mut fp_text = format!("{}\n{}\n{:?}\n", transform_key, r.hash, opts.shard);
@@ -126,20 +142,23 @@ pub fn build_loaded(
                 processed: 0,
                 cached: 0,
                 cache_pruned_bytes: 0,
+                cache_dir,
                 seconds: start.elapsed().as_secs_f64(),
                 manifest: m,
             });
         }
+        // the cache of builds before 0.2 (inside this output, which is ours)
+        let _ = std::fs::remove_dir_all(opts.out.join(OLD_CACHE_DIR));
     }
 
     remove_partials(&opts.out);
 
     // Execute: every needed item once, into the cache (pass-through: header check only).
-    let cache = Cache::new(opts.out.join(CACHE_DIR));
+    let cache = Cache::new(cache_dir.clone());
     let shard_caches: Vec<Cache> = opts
         .merge_from
         .iter()
-        .map(|d| Cache::new(d.join(CACHE_DIR)))
+        .map(|d| Cache::new(cache::cache_dir_for(d)))
         .collect();
     let merging = !opts.merge_from.is_empty();
     let mut prepared: BTreeMap<usize, Prepared> = BTreeMap::new();
@@ -147,84 +166,81 @@ pub fn build_loaded(
     let mut cached = 0u64;
     let color_policy = r.recipe.transform.color_policy;
     let mut excluded: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut skips: Vec<String> = Vec::new();
     reporter.begin("prepare", Some(needed.len() as u64));
-    let work =
-        |p: &mut Processor, (i, (size, mtime)): (usize, (u64, i128))| -> (usize, Prepared, bool) {
-            let item = &catalog.items[i];
-            let read = |p: &Path| {
-                crate::files::read_sized(p, size).map_err(|e| format!("{}: {e}", p.display()))
-            };
-            match &spec {
-                // pass-through, local: a header check now, the bytes at write time
-                None if !crate::files::is_remote(&item.path) => {
-                    match read(&item.path).map(|d| p.probe(&d, r.recipe.transform.max_pixels)) {
-                        Ok(Ok(info)) => (i, Prepared::Ok(info), false),
-                        Ok(Err(e)) => (i, Prepared::Skipped(e.to_string()), false),
-                        Err(e) => (i, Prepared::Skipped(e), false),
-                    }
+    let work = |p: &mut Processor,
+                (i, (size, mtime)): (usize, (u64, i128))|
+     -> (usize, Prepared, bool) {
+        let item = &catalog.items[i];
+        let read = |p: &Path| {
+            crate::files::read_sized(p, size).map_err(|e| format!("{}: {e}", p.display()))
+        };
+        let cache_write = |e: std::io::Error| Prepared::Skipped(format!("cache write failed: {e}"));
+        match &spec {
+            // pass-through, local: a header check now, the bytes at write time
+            None if !crate::files::is_remote(&item.path) => match read(&item.path) {
+                Ok(d) => match p.probe(&d, r.recipe.transform.max_pixels) {
+                    Ok(info) => (i, Prepared::Ok(info, checksum::sha256(&d)), false),
+                    Err(e) => (i, Prepared::Skipped(e.to_string()), false),
+                },
+                Err(e) => (i, Prepared::Skipped(e), false),
+            },
+            // pass-through from object storage: the checked bytes go to the
+            // cache, so each object is fetched once (and not again on re-runs)
+            None => {
+                let key = Cache::key(&transform_key, &item.path, size, mtime);
+                if let Some((info, sha)) = cache.info(&key) {
+                    return (i, Prepared::Ok(info, sha), true);
                 }
-                // pass-through from object storage: the checked bytes go to the
-                // cache, so each object is fetched once (and not again on re-runs)
-                None => {
-                    let key = Cache::key(&transform_key, &item.path, size, mtime);
-                    if let Some(info) = cache.info(&key) {
-                        return (i, Prepared::Ok(info), true);
-                    }
-                    let data = match read(&item.path) {
-                        Ok(d) => d,
-                        Err(e) => return (i, Prepared::Skipped(e), false),
-                    };
-                    match p.probe(&data, r.recipe.transform.max_pixels) {
-                        Ok(info) => match cache.put(&key, &info, &data) {
-                            Ok(()) => (i, Prepared::Ok(info), false),
-                            Err(e) => (
-                                i,
-                                Prepared::Skipped(format!("cache write failed: {e}")),
-                                false,
-                            ),
-                        },
-                        Err(e) => (i, Prepared::Skipped(e.to_string()), false),
-                    }
-                }
-                Some(spec) => {
-                    let key = Cache::key(&transform_key, &item.path, size, mtime);
-                    if let Some(info) = cache.info(&key) {
-                        return (i, Prepared::Ok(info), true);
-                    }
-                    for sc in &shard_caches {
-                        if let Some((info, bytes)) = sc.get(&key) {
-                            return match cache.put(&key, &info, &bytes) {
-                                Ok(()) => (i, Prepared::Ok(info), true),
-                                Err(e) => (
-                                    i,
-                                    Prepared::Skipped(format!("cache write failed: {e}")),
-                                    false,
-                                ),
-                            };
+                let data = match read(&item.path) {
+                    Ok(d) => d,
+                    Err(e) => return (i, Prepared::Skipped(e), false),
+                };
+                match p.probe(&data, r.recipe.transform.max_pixels) {
+                    Ok(info) => {
+                        let sha = checksum::sha256(&data);
+                        match cache.put(&key, &info, &sha, &data) {
+                            Ok(()) => (i, Prepared::Ok(info, sha), false),
+                            Err(e) => (i, cache_write(e), false),
                         }
                     }
-                    if merging {
-                        return (i, Prepared::Skipped(MISSING_IN_SHARDS.into()), false);
-                    }
-                    let data = match read(&item.path) {
-                        Ok(d) => d,
-                        Err(e) => return (i, Prepared::Skipped(e), false),
-                    };
-                    let mut out = Vec::new();
-                    match p.process(&data, spec, &mut out) {
-                        Ok(info) => match cache.put(&key, &info, &out) {
-                            Ok(()) => (i, Prepared::Ok(info), false),
-                            Err(e) => (
-                                i,
-                                Prepared::Skipped(format!("cache write failed: {e}")),
-                                false,
-                            ),
-                        },
-                        Err(e) => (i, Prepared::Skipped(e.to_string()), false),
-                    }
+                    Err(e) => (i, Prepared::Skipped(e.to_string()), false),
                 }
             }
-        };
+            Some(spec) => {
+                let key = Cache::key(&transform_key, &item.path, size, mtime);
+                if let Some((info, sha)) = cache.info(&key) {
+                    return (i, Prepared::Ok(info, sha), true);
+                }
+                for sc in &shard_caches {
+                    if let Some((info, sha, bytes)) = sc.get(&key) {
+                        return match cache.put(&key, &info, &sha, &bytes) {
+                            Ok(()) => (i, Prepared::Ok(info, sha), true),
+                            Err(e) => (i, cache_write(e), false),
+                        };
+                    }
+                }
+                if merging {
+                    return (i, Prepared::Skipped(MISSING_IN_SHARDS.into()), false);
+                }
+                let data = match read(&item.path) {
+                    Ok(d) => d,
+                    Err(e) => return (i, Prepared::Skipped(e), false),
+                };
+                let mut out = Vec::new();
+                match p.process(&data, spec, &mut out) {
+                    Ok(info) => {
+                        let sha = checksum::sha256(&data);
+                        match cache.put(&key, &info, &sha, &out) {
+                            Ok(()) => (i, Prepared::Ok(info, sha), false),
+                            Err(e) => (i, cache_write(e), false),
+                        }
+                    }
+                    Err(e) => (i, Prepared::Skipped(e.to_string()), false),
+                }
+            }
+        }
+    };
     let init = || Processor::new().expect("libjpeg-turbo initialises");
     let inputs = needed.iter().copied().zip(prints.iter().copied());
     // objects from a store: more requests in flight than cores
@@ -242,7 +258,7 @@ pub fn build_loaded(
         init,
         work,
         |(i, mut prep, hit)| -> Result<()> {
-            if let Prepared::Ok(info) = &prep {
+            if let Prepared::Ok(info, _) = &prep {
                 if color_policy == ColorPolicy::Skip && info.source != SourceColor::Rgb {
                     *excluded.entry(info.source.name()).or_insert(0u64) += 1;
                     prep = Prepared::Excluded(format!(
@@ -253,8 +269,8 @@ pub fn build_loaded(
             }
             match (&prep, hit) {
                 (Prepared::Excluded(_), _) => {}
-                (Prepared::Ok(_), true) => cached += 1,
-                (Prepared::Ok(_), false) => processed += 1,
+                (Prepared::Ok(..), true) => cached += 1,
+                (Prepared::Ok(..), false) => processed += 1,
                 (Prepared::Skipped(why), _) => {
                     let item = &catalog.items[i];
                     if why == MISSING_IN_SHARDS {
@@ -271,11 +287,7 @@ pub fn build_loaded(
                             item.origin
                         )));
                     }
-                    reporter.warn(&format!(
-                        "skipped {} ({}): {why}",
-                        item.path.display(),
-                        item.origin
-                    ));
+                    skips.push(format!("{} ({}): {why}", item.path.display(), item.origin));
                 }
             }
             prepared.insert(i, prep);
@@ -289,6 +301,14 @@ pub fn build_loaded(
             "skipped {n} {kind} source(s) (transform.color_policy = \"skip\"); listed in the manifest"
         ));
     }
+    // The label map: exactly the classes of the items written.
+    catalog.finalize_labels(
+        needed
+            .iter()
+            .copied()
+            .filter(|i| matches!(prepared.get(i), Some(Prepared::Ok(..)))),
+    );
+    warn_before_writing(r, &catalog, &plan, spec.as_ref(), &prepared, reporter);
 
     let ctx = write::Context {
         recipe: r,
@@ -302,11 +322,14 @@ pub fn build_loaded(
         out: &opts.out,
         threads: opts.threads,
     };
-    let (written, records) = write::write_outputs(&ctx, reporter)?;
+    let (written, records, locations) = write::write_outputs(&ctx, reporter)?;
     let mut manifest = write::manifest(&ctx, fp, opts.shard, reporter);
     manifest.records = records;
     manifest.files.extend(written);
+    let items_csv = write::write_items_table(&ctx, &manifest, &locations)?;
+    manifest.files.insert(write::ITEMS_CSV.into(), items_csv);
     write::write_manifest(&opts.out, &mut manifest)?;
+    report_skips(&catalog, &plan, &skips, &manifest, reporter);
     // the cache keeps what this build used, nothing older
     let keep: std::collections::HashSet<String> = needed
         .iter()
@@ -320,9 +343,148 @@ pub fn build_loaded(
         processed,
         cached,
         cache_pruned_bytes,
+        cache_dir,
         seconds: start.elapsed().as_secs_f64(),
         manifest,
     })
+}
+
+/// A split that got a share of the items far from its ratio (few groups,
+/// tiny classes) is worth a warning: the user asked for something else.
+fn warn_split_drift(plan: &Plan, catalog: &Catalog, reporter: &dyn Reporter) {
+    let groups: std::collections::BTreeSet<&str> = catalog
+        .items
+        .iter()
+        .filter_map(|i| i.group.as_deref())
+        .collect();
+    for (split, ratio) in &plan.ratios {
+        let Some(want) = ratio.requested else {
+            continue;
+        };
+        if (ratio.achieved - want).abs() > plan::DRIFT_WARNING {
+            let why = match plan.method {
+                recipe::SplitMethod::Group if !groups.is_empty() => format!(
+                    " (whole groups are kept together and there are only {} groups)",
+                    groups.len()
+                ),
+                _ => " (classes too small to split finely)".to_string(),
+            };
+            reporter.warn(&format!(
+                "split {split} got {:.1} % of the items, {:.1} % was asked for{why}",
+                ratio.achieved * 100.0,
+                want * 100.0
+            ));
+        }
+    }
+}
+
+/// Warnings about what is about to be written: unlabelled items in a
+/// labelled set, multi-label items in a RecordIO output without
+/// `pack_label`, and JPEGs re-encoded with nothing else done to them.
+fn warn_before_writing(
+    r: &recipe::LoadedRecipe,
+    catalog: &Catalog,
+    plan: &Plan,
+    spec: Option<&crate::image::ImageSpec>,
+    prepared: &BTreeMap<usize, Prepared>,
+    reporter: &dyn Reporter,
+) {
+    let written: Vec<usize> = plan
+        .needed()
+        .into_iter()
+        .filter(|i| matches!(prepared.get(i), Some(Prepared::Ok(..))))
+        .collect();
+    // a split with no label at all (a test set without answers) is meant
+    let mut labelled_splits = std::collections::BTreeSet::new();
+    for v in &plan.variants {
+        for (split, idx) in &v.splits {
+            if idx.iter().any(|&i| !catalog.items[i].labels.is_empty()) {
+                labelled_splits.insert(split.as_str());
+            }
+        }
+    }
+    let mut unlabelled: Vec<usize> = Vec::new();
+    for v in &plan.variants {
+        for (split, idx) in &v.splits {
+            if labelled_splits.contains(split.as_str()) {
+                unlabelled.extend(idx.iter().copied().filter(|&i| {
+                    catalog.items[i].labels.is_empty()
+                        && matches!(prepared.get(&i), Some(Prepared::Ok(..)))
+                }));
+            }
+        }
+    }
+    unlabelled.sort_unstable();
+    unlabelled.dedup();
+    if !catalog.labels.is_empty() && !unlabelled.is_empty() {
+        let first = &catalog.items[unlabelled[0]];
+        reporter.warn(&format!(
+            "{} of {} items have no label and are written with label -1 (first: {} from {})",
+            unlabelled.len(),
+            written.len(),
+            first.rel,
+            first.origin
+        ));
+    }
+    if catalog.multi_label
+        && r.recipe
+            .outputs
+            .iter()
+            .any(|o| matches!(o, recipe::OutputSpec::Recordio { pack_label: false }))
+    {
+        reporter.warn(
+            "the dataset is multi-label, but the recordio output has no pack_label = true: \
+             each record keeps only its first label (set pack_label = true to store them all)",
+        );
+    }
+    if let Some(s) = spec {
+        let plain = s.resize == crate::image::Resize::None && !s.center_crop;
+        let jpegs = written
+            .iter()
+            .filter(|&&i| crate::files::has_jpeg_name(&catalog.items[i].rel))
+            .count();
+        if plain && jpegs > 0 && matches!(s.encoding, crate::image::Encoding::Jpeg { .. }) {
+            reporter.warn(&format!(
+                "{jpegs} JPEG sources are decoded and re-encoded with no resize or crop, which \
+                 loses a little quality; encoding = \"passthrough\" stores them as they are"
+            ));
+        }
+    }
+}
+
+/// One summary of everything left out: the first few named, the rest counted.
+fn report_skips(
+    catalog: &Catalog,
+    plan: &Plan,
+    prepare_skips: &[String],
+    m: &Manifest,
+    reporter: &dyn Reporter,
+) {
+    let mut lines: Vec<String> = catalog
+        .skipped
+        .iter()
+        .chain(plan.skipped.iter())
+        .map(|s| format!("{}: {}", s.item, s.reason))
+        .collect();
+    lines.extend(prepare_skips.iter().cloned());
+    if m.skipped.is_empty() {
+        return;
+    }
+    let mut text = format!(
+        "{} items skipped (all listed in manifest.json and items.csv):",
+        m.skipped.len()
+    );
+    for l in lines.iter().take(SKIPS_SHOWN) {
+        text.push_str("\n  ");
+        text.push_str(l);
+    }
+    if m.skipped.len() > SKIPS_SHOWN.min(lines.len()) {
+        text.push_str(&format!(
+            "\n  ... and {} more",
+            m.skipped.len() - SKIPS_SHOWN.min(lines.len())
+        ));
+    }
+    reporter.warn(&text);
 }
 
 /// Removes temporary files a killed build left behind (`.NAME.XXXXXX.partial`).

@@ -2,6 +2,7 @@
 //! Deterministic from the seed; independent of thread count and machine.
 
 use super::catalog::{Catalog, Skip};
+use crate::error::{Error, Result};
 use crate::recipe::{Recipe, SplitMethod};
 use crate::rng::Rng;
 use std::collections::BTreeMap;
@@ -22,7 +23,21 @@ pub struct Plan {
     pub method: SplitMethod,
     pub variants: Vec<PlannedVariant>,
     pub skipped: Vec<Skip>,
+    /// Per split: the ratio asked for (none for `source` and `explicit`)
+    /// and the share of items it got.
+    pub ratios: BTreeMap<String, SplitRatio>,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SplitRatio {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested: Option<f64>,
+    pub achieved: f64,
+}
+
+/// How far (in share of items) a split may drift from its ratio before the
+/// build warns.
+pub const DRIFT_WARNING: f64 = 0.05;
 
 impl Plan {
     /// Every catalog index used by any variant, sorted.
@@ -48,6 +63,32 @@ fn counts(n: usize, validation: f64, test: f64) -> (usize, usize) {
     let v = ((n as f64) * validation).round() as usize;
     let t = (((n as f64) * test).round() as usize).min(n - v.min(n));
     (v.min(n), t)
+}
+
+/// Group splits need a group for every item: the point of them is that no
+/// group is in two splits, and an item without one would be split alone.
+fn check_groups(c: &Catalog, method: SplitMethod) -> Result<()> {
+    let missing: Vec<&super::sources::Item> =
+        c.items.iter().filter(|i| i.group.is_none()).collect();
+    if missing.is_empty() || c.items.is_empty() {
+        return Ok(());
+    }
+    let how = "set `group = \"COLUMN\"` on the csv source (the column naming e.g. the driver or \
+               patient whose images must stay in one split)";
+    let name = format!("{:?}", method).to_lowercase();
+    if missing.len() == c.items.len() {
+        return Err(Error::Usage(format!(
+            "split.method = \"{name}\" needs a group for each item, but no item has one: {how}"
+        )));
+    }
+    Err(Error::Usage(format!(
+        "split.method = \"{name}\": {} of {} items have no group (first: {} from {}); \
+         give every row a group, or {how}",
+        missing.len(),
+        c.items.len(),
+        missing[0].rel,
+        missing[0].origin
+    )))
 }
 
 fn assign_split(
@@ -86,12 +127,8 @@ fn assign_split(
             }
         }
         SplitMethod::Group | SplitMethod::Explicit => {
-            let group_of = |i: usize| {
-                c.items[i]
-                    .group
-                    .clone()
-                    .unwrap_or_else(|| c.items[i].rel.clone())
-            };
+            // (check_groups made sure every item has one)
+            let group_of = |i: usize| c.items[i].group.clone().unwrap_or_default();
             let mut groups: Vec<String> = (0..c.items.len()).map(group_of).collect();
             groups.sort();
             groups.dedup();
@@ -148,10 +185,51 @@ pub fn effective_method(r: &Recipe, c: &Catalog) -> SplitMethod {
     }
 }
 
-pub fn make_plan(r: &Recipe, c: &Catalog) -> Plan {
+pub fn make_plan(r: &Recipe, c: &Catalog) -> Result<Plan> {
     let method = effective_method(r, c);
+    if matches!(method, SplitMethod::Group | SplitMethod::Explicit) {
+        check_groups(c, method)?;
+    }
     let mut skipped = Vec::new();
     let base = assign_split(r, c, method, &mut skipped);
+    for split in base.keys() {
+        if !crate::recipe::is_safe_component(split) {
+            let i = base[split][0];
+            return Err(Error::Usage(format!(
+                "{}: split name {split:?} cannot be a folder name (empty, `.`, `..` or a slash)",
+                c.items[i].origin
+            )));
+        }
+    }
+    let total: usize = base.values().map(Vec::len).sum();
+    let requested = |sp: &str| match (method, sp) {
+        (SplitMethod::Source | SplitMethod::Explicit, _) => None,
+        (_, TRAIN) => Some(r.split.train),
+        (_, VALIDATION) => Some(r.split.validation),
+        (_, TEST) => Some(r.split.test),
+        _ => None,
+    };
+    let mut ratios: BTreeMap<String, SplitRatio> = base
+        .iter()
+        .map(|(sp, idx)| {
+            (
+                sp.clone(),
+                SplitRatio {
+                    requested: requested(sp),
+                    achieved: idx.len() as f64 / total.max(1) as f64,
+                },
+            )
+        })
+        .collect();
+    // a split asked for that got nothing
+    for sp in [TRAIN, VALIDATION, TEST] {
+        if let Some(want) = requested(sp).filter(|&w| w > 0.0) {
+            ratios.entry(sp.into()).or_insert(SplitRatio {
+                requested: Some(want),
+                achieved: 0.0,
+            });
+        }
+    }
     let variants = r
         .variants
         .iter()
@@ -190,11 +268,12 @@ pub fn make_plan(r: &Recipe, c: &Catalog) -> Plan {
             }
         })
         .collect();
-    Plan {
+    Ok(Plan {
         method,
         variants,
         skipped,
-    }
+        ratios,
+    })
 }
 
 /// Items `I` of `N` equal contiguous slices, per variant and split: the unit

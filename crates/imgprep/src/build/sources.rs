@@ -4,7 +4,8 @@
 
 use crate::error::{Error, Result};
 use crate::im2rec::{list_images, LstReader};
-use crate::recipe::{LoadedRecipe, MetadataSplit, SourceSpec};
+use crate::recipe::{LabelFormat, LoadedRecipe, MetadataSplit, SourceSpec};
+use recordio::LstEntry;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -15,10 +16,11 @@ pub struct Item {
     pub rel: String,
     /// Where the bytes are.
     pub path: PathBuf,
-    /// Class names (empty: unlabelled).
+    /// Class names (empty: unlabelled); for a `.lst` source, class ids
+    /// written as numbers (`"3"`).
     pub labels: Vec<String>,
-    /// Numeric labels given verbatim by a `.lst` source (written back as they are).
-    pub raw_labels: Option<Vec<f64>>,
+    /// The labels are class ids (a `.lst` source), not names.
+    pub numeric: bool,
     pub group: Option<String>,
     pub split: Option<String>,
     /// Where the item was declared, for messages (`file:line` or the folder).
@@ -33,14 +35,25 @@ pub type HumanNames = HashMap<String, String>;
 pub struct Sources {
     pub items: Vec<Item>,
     pub human: HumanNames,
-    /// Class ids a metadata source declares (labels outside them are errors).
+    /// Class ids a metadata source declares, in its file's order (labels
+    /// outside them are errors), and that file.
     pub declared: Vec<String>,
+    pub declared_in: Option<PathBuf>,
+    /// A multi-hot `.lst` source's width: it declares that many classes.
+    pub multi_hot_width: Option<usize>,
+    /// A source is multi-label by declaration (several label columns, a
+    /// label separator, a multi-hot or id-list `.lst`), so every item's
+    /// labels are written as a multi-hot vector, even with one label.
+    pub multi_label: bool,
 }
 
 pub fn read_sources(r: &LoadedRecipe) -> Result<Sources> {
     let mut items = Vec::new();
     let mut human = HumanNames::new();
     let mut declared = Vec::new();
+    let mut declared_in = None;
+    let mut multi_hot_width: Option<usize> = None;
+    let mut multi_label = false;
     for s in &r.recipe.sources {
         match s {
             SourceSpec::Folders { root, exts, split } => {
@@ -62,37 +75,68 @@ pub fn read_sources(r: &LoadedRecipe) -> Result<Sources> {
                 split_column,
                 split,
                 delimiter,
-            } => csv_index(
-                &r.resolve(file),
-                &r.resolve(root),
-                CsvColumns {
-                    path,
-                    labels: label.to_vec(),
-                    label_separator: label_separator.as_deref(),
-                    group: group.as_deref(),
-                    split_column: split_column.as_deref(),
-                },
+            } => {
+                multi_label |= label.to_vec().len() > 1 || label_separator.is_some();
+                csv_index(
+                    &r.resolve(file),
+                    &r.resolve(root),
+                    CsvColumns {
+                        path,
+                        labels: label.to_vec(),
+                        label_separator: label_separator.as_deref(),
+                        group: group.as_deref(),
+                        split_column: split_column.as_deref(),
+                    },
+                    split,
+                    delimiter.as_deref(),
+                    &mut items,
+                )?
+            }
+            SourceSpec::Lst {
+                file,
+                root,
                 split,
-                delimiter.as_deref(),
-                &mut items,
-            )?,
-            SourceSpec::Lst { file, root, split } => {
-                lst(&r.resolve(file), &r.resolve(root), split, &mut items)?
+                label_format,
+            } => {
+                let file = r.resolve(file);
+                match lst(&file, &r.resolve(root), split, *label_format, &mut items)? {
+                    LstLabels::Single => {}
+                    LstLabels::Ids => multi_label = true,
+                    LstLabels::MultiHot(w) => {
+                        multi_label = true;
+                        if let Some(other) = multi_hot_width.filter(|&o| o != w) {
+                            return Err(Error::Usage(format!(
+                                "{}: multi-hot labels {w} wide, another .lst source has {other}: \
+                                 every list must have one column per class",
+                                file.display()
+                            )));
+                        }
+                        multi_hot_width = Some(w);
+                    }
+                }
             }
             SourceSpec::Metadata {
                 root,
                 class_ids,
                 names,
                 splits,
-            } => declared.extend(metadata(
-                r,
-                &r.resolve(root),
-                &r.resolve(class_ids),
-                names.as_deref(),
-                splits,
-                &mut items,
-                &mut human,
-            )?),
+            } => {
+                if declared_in.is_some() {
+                    return Err(Error::Usage(
+                        "only one metadata source may declare class ids".into(),
+                    ));
+                }
+                declared_in = Some(class_ids.clone());
+                declared.extend(metadata(
+                    r,
+                    &r.resolve(root),
+                    &r.resolve(class_ids),
+                    names.as_deref(),
+                    splits,
+                    &mut items,
+                    &mut human,
+                )?)
+            }
         }
     }
     warm_listings(r, &items)?;
@@ -100,6 +144,9 @@ pub fn read_sources(r: &LoadedRecipe) -> Result<Sources> {
         items,
         human,
         declared,
+        declared_in,
+        multi_hot_width,
+        multi_label,
     })
 }
 
@@ -136,6 +183,77 @@ fn warm_listings(r: &LoadedRecipe, items: &[Item]) -> Result<()> {
     Ok(())
 }
 
+/// Class names for class folders: the folder holding the image, with a last
+/// part that every class folder shares dropped (`n01443537/images` ->
+/// `n01443537`, as in TinyImageNet's `train/`). `.` (the root) stays `.`.
+pub fn class_names(folders: &[String]) -> Vec<String> {
+    let classes: Vec<&String> = folders.iter().filter(|f| *f != ".").collect();
+    let shared = classes
+        .first()
+        .and_then(|f| f.rsplit_once('/'))
+        .map(|(_, last)| last)
+        .filter(|last| {
+            classes.len() > 1
+                && classes
+                    .iter()
+                    .all(|f| f.rsplit_once('/').is_some_and(|(_, l)| l == *last))
+        });
+    folders
+        .iter()
+        .map(|f| match shared {
+            Some(last) if f != "." => f[..f.len() - last.len() - 1].to_string(),
+            _ => f.clone(),
+        })
+        .collect()
+}
+
+/// What a folder given to `convert` or `init` holds.
+#[derive(Debug, Clone, Default)]
+pub struct Survey {
+    pub images: usize,
+    /// Class names of the class folders (not the root).
+    pub classes: Vec<String>,
+    /// Images directly in the folder, outside any class folder.
+    pub loose: usize,
+    /// Index files directly in the folder (`.csv`, `.tsv`, `.lst`).
+    pub indexes: Vec<String>,
+    /// `wnids.txt` and `train/`: a TinyImageNet-like layout.
+    pub tinyimagenet: bool,
+}
+
+/// Looks at a folder (or an object-store prefix) before converting it.
+pub fn survey(dir: &Path, exts: &[String]) -> Result<Survey> {
+    let exts: Vec<String> = exts.iter().map(|e| e.to_lowercase()).collect();
+    let top = crate::files::list_files(dir).unwrap_or_default();
+    let has = |name: &str| top.iter().any(|f| f == name);
+    let tinyimagenet =
+        has("wnids.txt") && (crate::files::is_remote(dir) || dir.join("train").is_dir());
+    let indexes = top
+        .iter()
+        .filter(|f| !f.contains('/'))
+        .filter(|f| {
+            let l = f.to_lowercase();
+            l.ends_with(".csv") || l.ends_with(".tsv") || l.ends_with(".lst")
+        })
+        .cloned()
+        .collect();
+    let listing = list_images(dir, &exts, true)?;
+    let folders: Vec<String> = listing.classes.iter().map(|(c, _)| c.clone()).collect();
+    let names = class_names(&folders);
+    let root_label = listing.classes.iter().find(|(c, _)| c == ".").map(|c| c.1);
+    Ok(Survey {
+        images: listing.items.len(),
+        classes: names.into_iter().filter(|n| n != ".").collect(),
+        loose: listing
+            .items
+            .iter()
+            .filter(|(_, l)| Some(*l) == root_label)
+            .count(),
+        indexes,
+        tinyimagenet,
+    })
+}
+
 fn folders(
     root: &Path,
     exts: &[String],
@@ -144,8 +262,10 @@ fn folders(
 ) -> Result<()> {
     let exts: Vec<String> = exts.iter().map(|e| e.to_lowercase()).collect();
     let listing = list_images(root, &exts, true)?;
+    let folders: Vec<String> = listing.classes.iter().map(|(c, _)| c.clone()).collect();
+    let names = class_names(&folders);
     for (rel, label) in listing.items {
-        let class = &listing.classes[label].0;
+        let class = &names[label];
         out.push(Item {
             path: at(root, &rel),
             rel,
@@ -154,7 +274,7 @@ fn folders(
             } else {
                 vec![class.clone()]
             },
-            raw_labels: None,
+            numeric: false,
             group: None,
             split: split.clone(),
             origin: root.display().to_string(),
@@ -176,20 +296,31 @@ fn remote_folders(
         path: prefix.into(),
         err: e,
     })?;
+    let objects: Vec<(String, String)> = objects
+        .into_iter()
+        .filter(|(_, rel)| {
+            let lower = rel.to_lowercase();
+            exts.iter().any(|e| lower.ends_with(e.as_str()))
+        })
+        .collect();
+    let dir_of = |rel: &str| rel.rsplit_once('/').map(|(d, _)| d.to_string());
+    let dirs: Vec<String> = objects
+        .iter()
+        .filter_map(|(_, rel)| dir_of(rel))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let names: HashMap<&String, String> = dirs.iter().zip(class_names(&dirs)).collect();
     for (uri, rel) in objects {
-        let lower = rel.to_lowercase();
-        if !exts.iter().any(|e| lower.ends_with(e.as_str())) {
-            continue;
-        }
-        let labels = match rel.rsplit_once('/') {
-            Some((dir, _)) => vec![dir.to_string()],
+        let labels = match dir_of(&rel) {
+            Some(dir) => vec![names[&dir].clone()],
             None => Vec::new(),
         };
         out.push(Item {
             path: PathBuf::from(uri),
             rel,
             labels,
-            raw_labels: None,
+            numeric: false,
             group: None,
             split: split.clone(),
             origin: prefix.to_string(),
@@ -263,9 +394,11 @@ fn csv_index(
         None => b',',
     };
     let text = crate::files::read(file).map_err(Error::io(file))?;
-    let mut rdr = csv::ReaderBuilder::new()
-        .delimiter(delim)
-        .from_reader(text.as_slice());
+    // a UTF-8 byte-order mark (Excel, `to_csv(encoding="utf-8-sig")`) is not
+    // part of the first column's name
+    let body = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&text);
+    let mut lines = LineCounter::new(body);
+    let mut rdr = csv::ReaderBuilder::new().delimiter(delim).from_reader(body);
     let headers = rdr
         .headers()
         .map_err(|e| Error::Usage(format!("{}:1: {e}", file.display())))?
@@ -300,10 +433,10 @@ fn csv_index(
     let split_col = c.split_column.map(col).transpose()?;
     for row in rdr.records() {
         let row = row.map_err(|e| {
-            let line = e.position().map(|p| p.line()).unwrap_or(0);
+            let line = e.position().map(|p| lines.at(p.byte())).unwrap_or(0);
             line_err(line, e.to_string())
         })?;
-        let line = row.position().map(|p| p.line()).unwrap_or(0);
+        let line = row.position().map(|p| lines.at(p.byte())).unwrap_or(0);
         let rel = render(c.path, &row, &cols).map_err(|m| line_err(line, m))?;
         if rel.is_empty() {
             return Err(line_err(line, "empty path".into()));
@@ -331,13 +464,44 @@ fn csv_index(
             path: at(root, &rel),
             rel,
             labels,
-            raw_labels: None,
+            numeric: false,
             group: cell(group_col),
             split: cell(split_col).or_else(|| split.clone()),
             origin: format!("{}:{line}", file.display()),
         });
     }
     Ok(())
+}
+
+/// Line numbers (1-based) of byte offsets met in increasing order; counts
+/// `\n` only, so CRLF and LF files number their lines alike.
+struct LineCounter<'a> {
+    text: &'a [u8],
+    byte: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a [u8]) -> Self {
+        LineCounter {
+            text,
+            byte: 0,
+            line: 1,
+        }
+    }
+
+    fn at(&mut self, byte: u64) -> u64 {
+        let byte = (byte as usize).min(self.text.len());
+        if byte < self.byte {
+            *self = LineCounter::new(self.text);
+        }
+        self.line += self.text[self.byte..byte]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64;
+        self.byte = byte;
+        self.line
+    }
 }
 
 /// A numeric label as a class name: `3.0` -> `"3"`.
@@ -349,24 +513,143 @@ pub fn number_name(v: f64) -> String {
     }
 }
 
-fn lst(file: &Path, root: &Path, split: &Option<String>, out: &mut Vec<Item>) -> Result<()> {
+/// What a `.lst` file's label columns turned out to be.
+enum LstLabels {
+    /// One class id per line.
+    Single,
+    /// Several class ids per line.
+    Ids,
+    /// One 0/1 column per class, this many columns.
+    MultiHot(usize),
+}
+
+fn lst(
+    file: &Path,
+    root: &Path,
+    split: &Option<String>,
+    format: Option<LabelFormat>,
+    out: &mut Vec<Item>,
+) -> Result<LstLabels> {
     let mut r = LstReader::open(file)?;
+    let mut entries = Vec::new();
     while let Some((line, e)) = r.next_entry()? {
+        entries.push((line, e));
+    }
+    let kind = lst_kind(file, &entries, format)?;
+    for (line, e) in entries {
+        let err = |message: String| Error::Line {
+            path: file.to_path_buf(),
+            line,
+            message,
+        };
+        let mut labels = Vec::new();
+        for (k, &v) in e.labels.iter().enumerate() {
+            match kind {
+                LstLabels::MultiHot(_) if v == 1.0 => labels.push(k.to_string()),
+                LstLabels::MultiHot(_) => {}
+                // negative ids pad id lists to one width
+                LstLabels::Ids if v < 0.0 => {}
+                _ if v >= 0.0 && v.fract() == 0.0 && v < 1e9 => {
+                    let name = number_name(v);
+                    if !labels.contains(&name) {
+                        labels.push(name)
+                    }
+                }
+                LstLabels::Single if v < 0.0 => {
+                    return Err(err(format!(
+                    "label {v} is not a class id; an unlabelled item has no place in a .lst source"
+                )))
+                }
+                _ => {
+                    return Err(err(format!(
+                        "label {v} is not a class id (a whole number from 0)"
+                    )))
+                }
+            }
+        }
         out.push(Item {
             path: at(root, &e.path),
             rel: e.path,
-            labels: if e.labels.len() == 1 {
-                vec![number_name(e.labels[0])]
-            } else {
-                Vec::new()
-            },
-            raw_labels: Some(e.labels),
+            labels,
+            numeric: true,
             group: None,
             split: split.clone(),
             origin: format!("{}:{line}", file.display()),
         });
     }
-    Ok(())
+    Ok(kind)
+}
+
+/// Decides what several label columns mean, from the setting or, when the
+/// data leaves only one reading, from the data.
+fn lst_kind(
+    file: &Path,
+    entries: &[(usize, LstEntry)],
+    format: Option<LabelFormat>,
+) -> Result<LstLabels> {
+    let widths: std::collections::BTreeSet<usize> =
+        entries.iter().map(|(_, e)| e.labels.len()).collect();
+    let width = *widths.iter().next().unwrap_or(&1);
+    let binary = entries
+        .iter()
+        .all(|(_, e)| e.labels.iter().all(|&v| v == 0.0 || v == 1.0));
+    let err = |line: usize, message: String| Error::Line {
+        path: file.to_path_buf(),
+        line,
+        message,
+    };
+    match format {
+        Some(LabelFormat::Ids) => Ok(LstLabels::Ids),
+        Some(LabelFormat::MultiHot) => {
+            if widths.len() > 1 {
+                let (line, e) = entries
+                    .iter()
+                    .find(|(_, e)| e.labels.len() != width)
+                    .unwrap();
+                return Err(err(
+                    *line,
+                    format!(
+                        "{} label columns where the first line has {width}: multi-hot lines need one column per class",
+                        e.labels.len()
+                    ),
+                ));
+            }
+            if let Some((line, e)) = entries
+                .iter()
+                .find(|(_, e)| e.labels.iter().any(|&v| v != 0.0 && v != 1.0))
+            {
+                return Err(err(
+                    *line,
+                    format!(
+                        "label values {:?} are not all 0 or 1 (label_format = \"multi-hot\")",
+                        e.labels
+                    ),
+                ));
+            }
+            Ok(LstLabels::MultiHot(width))
+        }
+        None if widths.len() <= 1 && width <= 1 => Ok(LstLabels::Single),
+        None if widths.len() > 1 || !binary => Ok(LstLabels::Ids),
+        None => {
+            // every line 0/1 and equally wide: multi-hot, unless every line
+            // could also be a list of distinct ids (such as "0 1")
+            let could_be_ids = entries.iter().all(|(_, e)| {
+                let mut seen = e.labels.clone();
+                seen.sort_by(f64::total_cmp);
+                seen.dedup();
+                seen.len() == e.labels.len()
+            });
+            if could_be_ids {
+                Err(Error::Usage(format!(
+                    "{}: every line has {width} label columns of 0 and 1: one 0/1 column per class \
+                     or a list of class ids? Set label_format = \"multi-hot\" or \"ids\" on this source",
+                    file.display()
+                )))
+            } else {
+                Ok(LstLabels::MultiHot(width))
+            }
+        }
+    }
 }
 
 fn read_lines(path: &Path) -> Result<Vec<(usize, String)>> {
@@ -430,7 +713,7 @@ fn metadata(
                         rel: rel_to(root, &path),
                         path,
                         labels: vec![id.clone()],
-                        raw_labels: None,
+                        numeric: false,
                         group: None,
                         split: Some(s.split.clone()),
                         origin: origin(&dir),
@@ -459,7 +742,7 @@ fn metadata(
                         rel: rel_to(root, &path),
                         path,
                         labels: vec![fields[1].trim().to_string()],
-                        raw_labels: None,
+                        numeric: false,
                         group: None,
                         split: Some(s.split.clone()),
                         origin: format!("{}:{line}", ann.display()),
@@ -474,7 +757,7 @@ fn metadata(
                         rel: rel_to(root, &path),
                         path,
                         labels: Vec::new(),
-                        raw_labels: None,
+                        numeric: false,
                         group: None,
                         split: Some(s.split.clone()),
                         origin: origin(&dir),
@@ -485,4 +768,74 @@ fn metadata(
         }
     }
     Ok(ids)
+}
+
+/// What `convert` (one folder, no recipe) makes of `dir`: whether it is a
+/// TinyImageNet-like tree, and notes worth a warning. Refuses, with what to
+/// do instead, a folder whose images would all come out unlabelled (no
+/// class sub-folders) unless `unlabelled` says that is the point.
+pub fn convert_layout(
+    dir: &Path,
+    exts: &[String],
+    unlabelled: bool,
+    unlabelled_hint: &str,
+) -> Result<(bool, Vec<String>)> {
+    let s = survey(dir, exts)?;
+    let shown = dir.display();
+    if s.tinyimagenet {
+        return Ok((
+            true,
+            vec![format!(
+                "{shown} is a TinyImageNet-like tree (wnids.txt, train/, val/, test/): classes come \
+                 from wnids.txt in its order, splits from the layout (train, validation, test unlabelled)"
+            )],
+        ));
+    }
+    let indexes = if s.indexes.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; it holds {} (an index with labels? describe it in a recipe: a csv or lst source, \
+             see `imgprep init --help` and the README's recipe reference)",
+            s.indexes.join(", ")
+        )
+    };
+    if s.images == 0 {
+        return Err(Error::Usage(format!(
+            "{shown}: no images with the extensions {} found{indexes}",
+            exts.join(" ")
+        )));
+    }
+    let mut notes = Vec::new();
+    if s.classes.is_empty() && !unlabelled {
+        return Err(Error::Usage(format!(
+            "{shown} has no class sub-folders: its {} images would all be unlabelled \
+             (num_classes = 0){indexes}. Put each class's images in a sub-folder named after the \
+             class, or {unlabelled_hint}",
+            s.images
+        )));
+    }
+    if !s.classes.is_empty() && unlabelled {
+        return Err(Error::Usage(format!(
+            "{shown} has {} class sub-folders, but --unlabelled was given: drop --unlabelled to \
+             label images by their folder",
+            s.classes.len()
+        )));
+    }
+    if s.loose > 0 && !s.classes.is_empty() {
+        notes.push(format!(
+            "{} images lie directly in {shown}, outside the {} class folders: they are written \
+             unlabelled (label -1)",
+            s.loose,
+            s.classes.len()
+        ));
+    }
+    if !s.indexes.is_empty() && !s.classes.is_empty() {
+        notes.push(format!(
+            "{shown} holds {}: labels come from the class folders and the index is not read \
+             (for its groups or labels, write a recipe with a csv or lst source)",
+            s.indexes.join(", ")
+        ));
+    }
+    Ok((false, notes))
 }

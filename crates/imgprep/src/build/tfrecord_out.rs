@@ -14,6 +14,8 @@ use tfrecord::{encode_example, Example, Feature, RecordWriter};
 
 pub(super) struct TfOptions<'a> {
     pub preset: TfPreset,
+    /// `image/filename` in `raw` records too.
+    pub filename: bool,
     pub rename: &'a BTreeMap<String, String>,
     pub compression: TfCompression,
     pub shard_records: Option<usize>,
@@ -56,8 +58,7 @@ pub fn shard_bounds(
 
 fn example_for(ctx: &Context, p: &mut Processor, i: usize, o: &TfOptions) -> Result<Vec<u8>> {
     let item = &ctx.catalog.items[i];
-    let bytes = ctx.bytes(i)?;
-    let Some(Prepared::Ok(info)) = ctx.prepared.get(&i) else {
+    let Some(Prepared::Ok(info, _)) = ctx.prepared.get(&i) else {
         return Err(Error::Usage(format!("{}: not prepared", item.rel)));
     };
     let ids = ctx.catalog.label_ids(item);
@@ -66,6 +67,7 @@ fn example_for(ctx: &Context, p: &mut Processor, i: usize, o: &TfOptions) -> Res
     let int = |v: i64| Feature::Int64(vec![v]);
     match o.preset {
         TfPreset::Tfds => {
+            let bytes = ctx.bytes(i)?;
             ex.insert("image/encoded".into(), Feature::Bytes(vec![bytes.clone()]));
             ex.insert(
                 "image/format".into(),
@@ -96,19 +98,22 @@ fn example_for(ctx: &Context, p: &mut Processor, i: usize, o: &TfOptions) -> Res
             );
         }
         TfPreset::Raw => {
-            // Decoded pixels of exactly what the other outputs store; colour
-            // images stay RGB, grayscale inputs are converted (never dropped)
-            // unless the recipe asks for grayscale or unchanged.
-            let color = ctx.spec.map(|s| s.color).unwrap_or(ColorMode::Color);
+            // The source's own decoded pixels after the declared transforms
+            // (EXIF orientation, crop, resize, colour mode), never pixels
+            // that went through the encoded image other outputs store: no
+            // hidden JPEG round trip. Without a resize or crop they are the
+            // source's pixels exactly.
+            let base = ctx.spec.cloned().unwrap_or_default();
             let spec = ImageSpec {
-                color,
-                max_pixels: u64::MAX,
-                ..Default::default()
+                color: ctx.spec.map(|s| s.color).unwrap_or(ColorMode::Color),
+                max_pixels: ctx.recipe.recipe.transform.max_pixels,
+                ..base
             };
-            let d = p
-                .decode(&bytes, &spec)
-                .map_err(|e| Error::Usage(format!("{}: {e}", item.rel)))?;
-            let px = d.pixels;
+            let source = ctx.source_bytes(i)?;
+            let px = p
+                .decode(&source, &spec)
+                .and_then(|d| p.transform(d, &spec))
+                .map_err(|e| Error::Problem(format!("{}: {e}", item.path.display())))?;
             ex.insert("height".into(), int(px.height as i64));
             ex.insert("width".into(), int(px.width as i64));
             ex.insert("channel".into(), int(px.channels as i64));
@@ -119,6 +124,12 @@ fn example_for(ctx: &Context, p: &mut Processor, i: usize, o: &TfOptions) -> Res
             }
             ex.insert("label_one_hot".into(), Feature::Bytes(vec![one_hot]));
             ex.insert("image_raw".into(), Feature::Bytes(vec![px.data]));
+            if o.filename {
+                ex.insert(
+                    "image/filename".into(),
+                    Feature::Bytes(vec![item.rel.as_bytes().to_vec()]),
+                );
+            }
         }
     }
     for (from, to) in o.rename {
@@ -142,7 +153,7 @@ pub(super) fn write_split(
     let sizes: Vec<u64> = items
         .iter()
         .map(|&i| match (o.preset, ctx.prepared.get(&i)) {
-            (TfPreset::Raw, Some(Prepared::Ok(info))) => {
+            (TfPreset::Raw, Some(Prepared::Ok(info, _))) => {
                 info.width as u64 * info.height as u64 * 3 + 256
             }
             _ => ctx.stored_len(i) + 256,

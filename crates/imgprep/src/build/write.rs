@@ -2,7 +2,9 @@
 
 use super::cache::Cache;
 use super::catalog::{Catalog, Skip};
-use super::manifest::{Manifest, SplitCounts, VariantManifest, MANIFEST};
+use super::manifest::{
+    ImageSizes, Manifest, SplitCounts, VariantManifest, MANIFEST, MANIFEST_VERSION,
+};
 use super::plan::{Plan, TRAIN};
 use super::sources::Item;
 use super::Prepared;
@@ -32,7 +34,19 @@ pub(super) struct Context<'a> {
 
 impl Context<'_> {
     fn ok(&self, i: usize) -> bool {
-        matches!(self.prepared.get(&i), Some(Prepared::Ok(_)))
+        matches!(self.prepared.get(&i), Some(Prepared::Ok(..)))
+    }
+
+    /// The source file's own bytes (for outputs of decoded pixels, which
+    /// must not go through the encoded image).
+    pub fn source_bytes(&self, i: usize) -> Result<Vec<u8>> {
+        let item = &self.catalog.items[i];
+        let (size, _) = self.prints[&i];
+        if self.spec.is_none() {
+            // what the outputs store is the source itself
+            return self.bytes(i);
+        }
+        crate::files::read_sized(&item.path, size).map_err(Error::io(&item.path))
     }
 
     /// Whether item `i`'s output bytes are read from the cache: re-encoded
@@ -49,7 +63,7 @@ impl Context<'_> {
             return crate::files::read_sized(&item.path, size).map_err(Error::io(&item.path));
         }
         let key = Cache::key(self.transform_key, &item.path, size, mtime);
-        self.cache.get(&key).map(|(_, b)| b).ok_or_else(|| {
+        self.cache.get(&key).map(|(_, _, b)| b).ok_or_else(|| {
             Error::Usage(format!(
                 "cache entry for {} vanished during the build",
                 item.rel
@@ -69,24 +83,21 @@ impl Context<'_> {
         }
     }
 
-    /// Labels as written to `.lst` and records: a `.lst` source's own numbers;
-    /// otherwise the class id, a multi-hot vector for several labels, or -1.
-    fn labels(&self, item: &Item) -> Vec<f64> {
-        if let Some(raw) = &item.raw_labels {
-            return raw.clone();
-        }
+    /// Labels as written to `.lst` files and records: the class id (-1
+    /// when unlabelled), or for a multi-label dataset a multi-hot vector
+    /// with one 0/1 value per class (every item alike, so every record has
+    /// the same label width). `packed = false` (a RecordIO output without
+    /// `pack_label`) keeps only the first class id, as im2rec.py does.
+    fn labels(&self, item: &Item, packed: bool) -> Vec<f64> {
         let ids = self.catalog.label_ids(item);
-        match ids.len() {
-            0 => vec![-1.0],
-            1 => vec![ids[0] as f64],
-            _ => {
-                let mut v = vec![0.0; self.catalog.labels.len()];
-                for i in ids {
-                    v[i] = 1.0;
-                }
-                v
+        if self.catalog.multi_label && packed {
+            let mut v = vec![0.0; self.catalog.labels.len()];
+            for i in ids {
+                v[i] = 1.0;
             }
+            return v;
         }
+        vec![ids.first().map(|&i| i as f64).unwrap_or(-1.0)]
     }
 
     /// The item's file name in image-file outputs (extension of the encoding).
@@ -120,14 +131,39 @@ fn create_parent(p: &Path) -> Result<()> {
 /// Files written: path relative to the output folder, size and SHA-256.
 pub(super) type Written = Vec<(String, FileSums)>;
 
-/// Writes every output; returns what was written and the record count of
-/// each TFRecord shard.
+/// Where each item went, per variant: (variant, item) -> output -> place
+/// (a file, or `file#record`).
+pub(super) type Locations = BTreeMap<(String, usize), BTreeMap<String, String>>;
+
+/// The per-item table: which file, labels and group went to which variant
+/// and split, and where in each output.
+pub const ITEMS_CSV: &str = "items.csv";
+
+/// The name an output has in the per-item table and in its folder.
+pub(super) fn output_name(o: &OutputSpec) -> String {
+    match o {
+        OutputSpec::Recordio { .. } => "recordio".into(),
+        OutputSpec::SagemakerImage => "sagemaker-image".into(),
+        OutputSpec::Folders => "folders".into(),
+        OutputSpec::Tfrecord { preset, .. } => format!(
+            "tfrecord-{}",
+            match preset {
+                crate::recipe::TfPreset::Tfds => "tfds",
+                crate::recipe::TfPreset::Raw => "raw",
+            }
+        ),
+    }
+}
+
+/// Writes every output; returns what was written, the record count of each
+/// TFRecord shard, and where every item went.
 pub(super) fn write_outputs(
     ctx: &Context,
     reporter: &dyn Reporter,
-) -> Result<(Written, BTreeMap<String, u64>)> {
+) -> Result<(Written, BTreeMap<String, u64>, Locations)> {
     let mut written = Vec::new();
     let mut records = BTreeMap::new();
+    let mut locations: Locations = BTreeMap::new();
     let total: usize = ctx
         .plan
         .variants
@@ -140,10 +176,20 @@ pub(super) fn write_outputs(
         for (split, idx) in &v.splits {
             let items: Vec<usize> = idx.iter().copied().filter(|&i| ctx.ok(i)).collect();
             for output in &ctx.recipe.recipe.outputs {
+                let column = output_name(output);
+                let mut place = |i: usize, at: String| {
+                    locations
+                        .entry((v.name.clone(), i))
+                        .or_default()
+                        .insert(column.clone(), at);
+                };
                 match output {
                     OutputSpec::Recordio { pack_label } => {
                         let base = format!("{}/recordio/{split}", v.name);
                         written.extend(write_recordio(ctx, &base, &items, *pack_label)?);
+                        for (k, &i) in items.iter().enumerate() {
+                            place(i, format!("{base}.rec#{k}"));
+                        }
                     }
                     OutputSpec::SagemakerImage => {
                         let dir = format!("{}/sagemaker", v.name);
@@ -154,10 +200,11 @@ pub(super) fn write_outputs(
                             let p = ctx.out.join(&rel);
                             create_parent(&p)?;
                             let sums = write_atomic(&p, &ctx.bytes(i)?).map_err(io_err(&p))?;
+                            place(i, rel.clone());
                             written.push((rel, sums));
                             lst.push_str(&format_lst_line(&LstEntry {
                                 index: i as u64,
-                                labels: ctx.labels(item),
+                                labels: ctx.labels(item, true),
                                 path: ctx.out_rel(item),
                             }));
                         }
@@ -173,9 +220,11 @@ pub(super) fn write_outputs(
                         compression,
                         shard_records,
                         shard_mib,
+                        filename,
                     } => {
                         let o = super::tfrecord_out::TfOptions {
                             preset: *preset,
+                            filename: *filename,
                             rename,
                             compression: *compression,
                             shard_records: *shard_records,
@@ -186,9 +235,14 @@ pub(super) fn write_outputs(
                             crate::recipe::TfPreset::Raw => "raw",
                         };
                         let dir = format!("{}/tfrecord-{kind}", v.name);
+                        let mut k = 0;
                         for (rel, sums, n) in
                             super::tfrecord_out::write_split(ctx, &dir, split, &items, &o)?
                         {
+                            for r in 0..n as usize {
+                                place(items[k], format!("{rel}#{r}"));
+                                k += 1;
+                            }
                             records.insert(rel.clone(), n);
                             written.push((rel, sums));
                         }
@@ -224,6 +278,7 @@ pub(super) fn write_outputs(
                                 write_atomic(&p, &ctx.bytes(i)?)
                             }
                             .map_err(io_err(&p))?;
+                            place(i, rel.clone());
                             written.push((rel, sums));
                         }
                     }
@@ -240,7 +295,7 @@ pub(super) fn write_outputs(
             let _ = std::fs::remove_file(ctx.out.join(f));
         }
     }
-    Ok((written, records))
+    Ok((written, records, locations))
 }
 
 fn write_recordio(ctx: &Context, base: &str, items: &[usize], pack_label: bool) -> Result<Written> {
@@ -262,9 +317,9 @@ fn write_recordio(ctx: &Context, base: &str, items: &[usize], pack_label: bool) 
     let mut payload = Vec::new();
     for &i in items {
         let item = &ctx.catalog.items[i];
-        let labels = ctx.labels(item);
+        let labels = ctx.labels(item, pack_label);
         let header = ImageRecord {
-            labels: if pack_label && labels.len() > 1 {
+            labels: if pack_label && ctx.catalog.multi_label {
                 Labels::Packed(labels.iter().map(|&l| l as f32).collect())
             } else {
                 Labels::Scalar(labels[0] as f32)
@@ -315,26 +370,27 @@ pub(super) fn manifest(
                 item: c.items[*i].rel.clone(),
                 reason: reason.clone(),
             }),
-            Prepared::Ok(info) if info.source != SourceColor::Rgb => {
+            Prepared::Ok(info, _) if info.source != SourceColor::Rgb => {
                 *non_rgb_sources
                     .entry(info.source.name().to_string())
                     .or_insert(0) += 1;
             }
-            Prepared::Ok(_) => {}
+            Prepared::Ok(..) => {}
         }
     }
+    // Channels as a trainer decodes the images: 1 for grayscale outputs,
+    // else 3 (MXNet's and SageMaker's readers decode to RGB).
     let channels = match ctx.spec.map(|s| s.color) {
         Some(ColorMode::Grayscale) => 1,
         _ => 3,
     };
-    let multi_label = c
-        .items
-        .iter()
-        .any(|i| i.labels.len() > 1 || i.raw_labels.as_ref().is_some_and(|l| l.len() > 1));
+    let multi_label = c.multi_label;
     let mut variants = BTreeMap::new();
+    // (variant, split) -> classes with no item there
+    let mut missing: Vec<(String, String, Vec<String>)> = Vec::new();
     for v in &ctx.plan.variants {
         let mut vm = VariantManifest::default();
-        let mut dims: Option<(u32, u32)> = None;
+        let mut sizes: BTreeMap<(u32, u32), u64> = BTreeMap::new();
         for (split, idx) in &v.splits {
             let mut sc = SplitCounts::default();
             let mut groups = BTreeSet::new();
@@ -350,45 +406,106 @@ pub(super) fn manifest(
                 for l in &item.labels {
                     *sc.per_class.entry(l.clone()).or_default() += 1;
                 }
-                if split == TRAIN {
-                    if let Some(Prepared::Ok(info)) = ctx.prepared.get(&i) {
-                        dims = Some(match dims {
-                            None => (info.width, info.height),
-                            Some((w, h)) => (w.min(info.width), h.min(info.height)),
-                        });
-                    }
+                if let Some(Prepared::Ok(info, _)) = ctx.prepared.get(&i) {
+                    *sizes.entry((info.width, info.height)).or_default() += 1;
                 }
             }
             sc.groups = groups.len() as u64;
             let labelled = sc.per_class.keys().any(|k| k != "(unlabelled)");
             if labelled {
-                for e in &c.labels.entries {
-                    if !sc.per_class.contains_key(&e.name) {
-                        reporter.warn(&format!(
-                            "variant {}: class {:?} has no item in split {split}",
-                            v.name, e.name
-                        ));
-                    }
+                let absent: Vec<String> = c
+                    .labels
+                    .entries
+                    .iter()
+                    .filter(|e| !sc.per_class.contains_key(&e.name))
+                    .map(|e| e.name.clone())
+                    .collect();
+                if !absent.is_empty() {
+                    missing.push((v.name.clone(), split.clone(), absent));
                 }
             }
             vm.splits.insert(split.clone(), sc);
         }
         vm.num_training_samples = vm.splits.get(TRAIN).map(|s| s.items).unwrap_or(0);
-        let (w, h) = dims.unwrap_or((0, 0));
-        vm.image_shape = format!("{channels},{h},{w}");
+        vm.label_width = if multi_label { c.labels.len() } else { 1 };
+        // image_shape: the outputs' one size, or the recipe's setting
+        let common = match sizes.keys().collect::<Vec<_>>()[..] {
+            [&(w, h)] => Some(format!("{channels},{h},{w}")),
+            _ => None,
+        };
+        if sizes.len() > 1 {
+            let (&(w0, h0), _) = sizes
+                .iter()
+                .min_by_key(|((w, h), _)| (*w as u64) * (*h as u64))
+                .unwrap();
+            let (&(w1, h1), _) = sizes
+                .iter()
+                .max_by_key(|((w, h), _)| (*w as u64) * (*h as u64))
+                .unwrap();
+            vm.image_sizes = Some(ImageSizes {
+                distinct: sizes.len() as u64,
+                smallest: format!("{w0}x{h0}"),
+                largest: format!("{w1}x{h1}"),
+            });
+        }
+        vm.image_shape = match (&r.hyperparameters.image_shape, &common) {
+            (Some(set), Some(found)) if set != found => {
+                reporter.warn(&format!(
+                    "variant {}: [hyperparameters] image_shape = {set:?}, but every image written is {found} (C,H,W)",
+                    v.name
+                ));
+                Some(set.clone())
+            }
+            (Some(set), _) => Some(set.clone()),
+            (None, Some(found)) => Some(found.clone()),
+            (None, None) if sizes.len() > 1 => {
+                let s = vm.image_sizes.as_ref().unwrap();
+                reporter.warn(&format!(
+                    "variant {}: the images have {} different sizes (from {} to {}), so image_shape \
+                     is left out of hyperparameters.json; resize to one size (resize = \"224x224\", or \
+                     center_crop with resize = N) or set [hyperparameters] image_shape = \"{channels},224,224\"",
+                    v.name, s.distinct, s.smallest, s.largest
+                ));
+                None
+            }
+            (None, None) => None,
+        };
         let hp = &mut vm.hyperparameters;
         hp.insert("num_classes".into(), c.labels.len().to_string());
         hp.insert(
             "num_training_samples".into(),
             vm.num_training_samples.to_string(),
         );
-        hp.insert("image_shape".into(), vm.image_shape.clone());
+        if let Some(shape) = &vm.image_shape {
+            hp.insert("image_shape".into(), shape.clone());
+        }
         if multi_label {
             hp.insert("multi_label".into(), "1".into());
         }
         variants.insert(v.name.clone(), vm);
     }
+    if !missing.is_empty() {
+        let mut text = String::from(
+            "classes with no item in a split (a model is not trained or scored on them there):",
+        );
+        for (v, split, classes) in &missing {
+            let shown: Vec<&str> = classes.iter().take(8).map(String::as_str).collect();
+            let more = if classes.len() > 8 {
+                format!(" (+{} more)", classes.len() - 8)
+            } else {
+                String::new()
+            };
+            text.push_str(&format!(
+                "\n  {v}/{split}: {} of {}: {}{more}",
+                classes.len(),
+                c.labels.len(),
+                shown.join(", ")
+            ));
+        }
+        reporter.warn(&text);
+    }
     Manifest {
+        manifest_version: MANIFEST_VERSION,
         tool: "imgprep".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         name: r.name.clone(),
@@ -396,8 +513,11 @@ pub(super) fn manifest(
         fingerprint,
         seed: r.seed,
         split_method: format!("{:?}", ctx.plan.method).to_lowercase(),
+        split_ratios: ctx.plan.ratios.clone(),
         shard: shard.map(|(i, n)| format!("{i}/{n}")),
         num_classes: c.labels.len(),
+        label_order: c.label_order.clone(),
+        multi_label,
         labels: c.labels.entries.clone(),
         variants,
         files: BTreeMap::new(),
@@ -405,6 +525,98 @@ pub(super) fn manifest(
         non_rgb_sources,
         skipped,
     }
+}
+
+/// Writes `OUT/items.csv`: one row per item and variant it is in (variant,
+/// split, id, source, labels, group, source SHA-256, and its place in each
+/// output: a file or `file#record`), then one row per skipped item.
+pub(super) fn write_items_table(
+    ctx: &Context,
+    m: &Manifest,
+    locations: &Locations,
+) -> Result<FileSums> {
+    let columns: Vec<String> = {
+        let mut seen = Vec::new();
+        for o in &ctx.recipe.recipe.outputs {
+            let n = output_name(o);
+            if !seen.contains(&n) {
+                seen.push(n);
+            }
+        }
+        seen
+    };
+    let p = ctx.out.join(ITEMS_CSV);
+    let f = AtomicFile::create(&p).map_err(io_err(&p))?;
+    let mut w = csv::WriterBuilder::new().from_writer(f);
+    let mut header = vec![
+        "variant",
+        "split",
+        "id",
+        "item",
+        "source",
+        "labels",
+        "label_ids",
+        "group",
+        "source_sha256",
+        "status",
+    ];
+    header.extend(columns.iter().map(String::as_str));
+    w.write_record(&header)
+        .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?;
+    let c = ctx.catalog;
+    for v in &ctx.plan.variants {
+        for (split, idx) in &v.splits {
+            let mut rows: Vec<usize> = idx.iter().copied().filter(|&i| ctx.ok(i)).collect();
+            rows.sort_unstable();
+            for i in rows {
+                let item = &c.items[i];
+                let sha = match ctx.prepared.get(&i) {
+                    Some(Prepared::Ok(_, sha)) => crate::checksum::hex(sha),
+                    _ => String::new(),
+                };
+                let ids: Vec<String> = c.label_ids(item).iter().map(|k| k.to_string()).collect();
+                let place = locations.get(&(v.name.clone(), i));
+                let mut row = vec![
+                    v.name.clone(),
+                    split.clone(),
+                    i.to_string(),
+                    item.rel.clone(),
+                    item.path.display().to_string(),
+                    item.labels.join(";"),
+                    ids.join(";"),
+                    item.group.clone().unwrap_or_default(),
+                    sha,
+                    "written".to_string(),
+                ];
+                for col in &columns {
+                    row.push(place.and_then(|p| p.get(col)).cloned().unwrap_or_default());
+                }
+                w.write_record(&row)
+                    .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?;
+            }
+        }
+    }
+    for s in &m.skipped {
+        let mut row = vec![
+            String::new(),
+            String::new(),
+            String::new(),
+            s.item.clone(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            format!("skipped: {}", s.reason),
+        ];
+        row.extend(columns.iter().map(|_| String::new()));
+        w.write_record(&row)
+            .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?;
+    }
+    let f = w
+        .into_inner()
+        .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?;
+    f.commit().map_err(io_err(&p))
 }
 
 /// Writes `{variant}/hyperparameters.json` (listed in the manifest) and, last, `manifest.json`.

@@ -6,5 +6,7 @@ mod pack;
 mod remote;
 
 pub use list::{list_images, make_lists, ListOptions, ListSummary, Listing};
-pub use pack::{find_lists, pack_list, validate_list, LstReader, PackOptions, PackSummary};
+pub use pack::{
+    find_lists, pack_list, validate_list, ListStats, LstReader, PackOptions, PackSummary,
+};
 pub use remote::RemotePrefix;

@@ -127,13 +127,27 @@ impl LstReader {
 }
 
 /// Checks a whole `.lst` before anything is written; returns its entry count.
-pub fn validate_list(path: &Path) -> Result<u64> {
+pub fn validate_list(path: &Path) -> Result<ListStats> {
     let mut r = LstReader::open(path)?;
-    let mut n = 0;
-    while r.next_entry()?.is_some() {
-        n += 1;
+    let mut s = ListStats::default();
+    while let Some((line, e)) = r.next_entry()? {
+        s.entries += 1;
+        if e.labels.len() > 1 {
+            s.multi_label_lines += 1;
+            s.first_multi_label.get_or_insert((line, e.labels.len()));
+        }
     }
-    Ok(n)
+    Ok(s)
+}
+
+/// What [`validate_list`] saw.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListStats {
+    pub entries: u64,
+    /// Lines with more than one label column.
+    pub multi_label_lines: u64,
+    /// The first of them: line number and label count.
+    pub first_multi_label: Option<(usize, usize)>,
 }
 
 /// Output of one worker for one list entry.
@@ -231,7 +245,7 @@ pub fn pack_list(lst: &Path, opts: &PackOptions, reporter: &dyn Reporter) -> Res
             opts.root.display()
         )));
     }
-    let total = validate_list(lst)?;
+    let total = validate_list(lst)?.entries;
     let rec_path = lst.with_extension("rec");
     let idx_path = lst.with_extension("idx");
     let mut rec_file = AtomicFile::create(&rec_path).map_err(Error::io(&rec_path))?;
