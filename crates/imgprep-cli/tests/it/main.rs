@@ -2,6 +2,7 @@
 //! `imgprep` executable on fixture trees made in temporary folders.
 
 mod build;
+mod correctness;
 mod env;
 mod errors;
 mod im2rec;

@@ -434,7 +434,14 @@ fn csv_index(
     for row in rdr.records() {
         let row = row.map_err(|e| {
             let line = e.position().map(|p| lines.at(p.byte())).unwrap_or(0);
-            line_err(line, e.to_string())
+            let message = match e.kind() {
+                csv::ErrorKind::UnequalLengths {
+                    expected_len, len, ..
+                } => format!("{len} fields where the header has {expected_len}"),
+                csv::ErrorKind::Utf8 { .. } => "not valid UTF-8 text".to_string(),
+                _ => e.to_string(),
+            };
+            line_err(line, message)
         })?;
         let line = row.position().map(|p| lines.at(p.byte())).unwrap_or(0);
         let rel = render(c.path, &row, &cols).map_err(|m| line_err(line, m))?;
@@ -491,7 +498,11 @@ impl<'a> LineCounter<'a> {
     }
 
     fn at(&mut self, byte: u64) -> u64 {
-        let byte = (byte as usize).min(self.text.len());
+        let mut byte = (byte as usize).min(self.text.len());
+        // the csv crate places a record that follows a CRLF at its LF
+        if self.text.get(byte) == Some(&b'\n') {
+            byte += 1;
+        }
         if byte < self.byte {
             *self = LineCounter::new(self.text);
         }
