@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A build that reads its sources straight from S3 (Garage on loopback, scripts/garage.sh), against
-# the usual way of doing it (seed 002): download the whole prefix with the AWS CLI, then build
+# the usual way of doing it: download the whole prefix with the AWS CLI, then build
 # from the local copy. 1,000 synthetic 640x480 JPEGs, pass-through RecordIO (no re-encoding, so the
 # transfer is what is measured), cold item cache every run; median of 3 (hyperfine).
 # IMGPREP_OLD=path adds another imgprep binary's build from s3:// (before/after comparisons).

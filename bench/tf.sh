@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # TFRecord benchmark, side by side with TensorFlow's Python writer
 # (bench/tf_writer.py) on the same machine and inputs:
-#   (a) 10,000 64x64 JPEGs in 200 class folders -> the raw preset (seed 003)
+#   (a) 10,000 64x64 JPEGs in 200 class folders -> the raw preset (a TinyImageNet-style job)
 #   (b) 2,000 640x480 photos resized to 224x224 -> the tfds preset
 # Whole processes, median of 3 runs (hyperfine), peak RSS via /usr/bin/time.
 set -euo pipefail

@@ -1,10 +1,10 @@
-"""The peer for the TFRecord benchmark: seed 003's job done with TensorFlow's
+"""The peer for the TFRecord benchmark: the TinyImageNet-to-raw-TFRecord job done with TensorFlow's
 own Python API, as its notebook does it (one class folder at a time).
 
 usage: tf_writer.py raw  ROOT OUT.tfrecord     # decode JPEGs -> height/width/channel/label/label_one_hot/image_raw
        tf_writer.py tfds ROOT OUT.tfrecord     # resize to 224x224, re-encode JPEG -> image/* features
 ROOT holds one folder per class. Grayscale images are converted to RGB
-(seed 003 dropped them; we keep the comparison fair).
+(hand-written scripts often drop them; we keep the comparison fair).
 """
 import os
 import sys

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on data the project makes itself (no download): synthesise
-# 1,000 photos with a seed-000-style CSV index, build train/validation
+# 1,000 photos with a CSV index of drivers (subject,classname,img), build train/validation
 # datasets from examples/drivers.toml (driver groups, complete + sample
 # variants, RecordIO + SageMaker image layout, manifest), verify everything,
 # rebuild (a no-op), then the im2rec.py-compatible path on the same images.

@@ -206,6 +206,9 @@ pub struct BuildArgs {
     /// (default: $IMGPREP_CACHE_DIR or ~/.cache/imgprep, under items/; delete it any time).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Build into a non-empty folder that imgprep did not make (it writes its own files there and removes nothing else).
+    #[arg(long)]
+    pub force: bool,
     #[arg(skip)]
     pub merge_from: Vec<PathBuf>,
 }
@@ -288,6 +291,9 @@ pub struct ConvertArgs {
     /// Where to keep the item cache (default: under $IMGPREP_CACHE_DIR or ~/.cache/imgprep).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Build into a non-empty folder that imgprep did not make (it writes its own files there and removes nothing else).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -361,6 +367,9 @@ pub struct MergeArgs {
     /// Where to keep the merged output's item cache (default: under $IMGPREP_CACHE_DIR or ~/.cache/imgprep).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Build into a non-empty folder that imgprep did not make (it writes its own files there and removes nothing else).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -418,4 +427,37 @@ pub struct SynthArgs {
     /// Image format: jpg or png.
     #[arg(long, default_value = "jpg", value_parser = ["jpg", "png"])]
     pub format: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every option and argument of every command says what it does, and
+    /// every command has examples.
+    #[test]
+    fn every_option_has_help_and_every_command_examples() {
+        let cli = Cli::command();
+        for sub in cli.get_subcommands() {
+            assert!(
+                sub.get_after_help()
+                    .is_some_and(|h| h.to_string().contains("imgprep")),
+                "imgprep {} has no examples",
+                sub.get_name()
+            );
+            for arg in sub.get_arguments() {
+                if arg.is_hide_set() || ["help", "version"].contains(&arg.get_id().as_str()) {
+                    continue;
+                }
+                assert!(
+                    arg.get_help()
+                        .is_some_and(|h| !h.to_string().trim().is_empty()),
+                    "imgprep {} {}: no help text",
+                    sub.get_name(),
+                    arg.get_id()
+                );
+            }
+        }
+    }
 }

@@ -3,10 +3,12 @@
 
 mod build;
 mod correctness;
+mod docs;
 mod env;
 mod errors;
 mod im2rec;
 mod interop;
 mod s3;
+mod safety;
 mod tfrecord;
 mod verify;

@@ -67,7 +67,7 @@ fn push_skips_by_etag_multipart_and_pull_resumes_with_failures() {
 
     // pull: URIs, a plain key under --base, comments, a missing key, an escaping key
     let list = format!(
-        "# seed 002's s3-paths.txt\n{}\n\nimg/05.jpg\n{}\n../../etc/passwd\n{}\n",
+        "# an s3-paths.txt of keys\n{}\n\nimg/05.jpg\n{}\n../../etc/passwd\n{}\n",
         s3.uri("t-push/data/big.bin"),
         s3.uri("t-push/data/img/missing.jpg"),
         s3.uri("t-push/data/img/03.jpg"),
