@@ -73,6 +73,7 @@ fn main() -> ExitCode {
                     quiet: a.quiet,
                     merge_from: a.shards,
                     cache_dir: a.cache_dir,
+                    force: a.force,
                 })
             })
         }
@@ -599,6 +600,8 @@ fn convert(a: ConvertArgs) -> Result<u8> {
         return Ok(0);
     }
     let (out, remote_out) = out_target(&a.out)?;
+    // the kept recipe goes only into a folder that is imgprep's (or --force)
+    imgprep::build::outdir::refuse_foreign(&out, a.force)?;
     std::fs::create_dir_all(&out)?;
     let path = out.join(CONVERT_RECIPE);
     let recipe = imgprep::recipe::from_text(&text, &path)?;
@@ -611,6 +614,7 @@ fn convert(a: ConvertArgs) -> Result<u8> {
         shard: None,
         merge_from: Vec::new(),
         cache_dir: a.cache_dir.clone(),
+        force: a.force,
     };
     let progress = Progress::new(a.quiet || a.json).silent(a.quiet);
     let mut s = imgprep::build::build_loaded(&recipe, &opts, &progress)?;
@@ -642,6 +646,7 @@ fn build(a: BuildArgs) -> Result<u8> {
         shard: a.shard.as_deref().map(parse_shard).transpose()?,
         merge_from: a.merge_from,
         cache_dir: a.cache_dir,
+        force: a.force,
     };
     let progress = Progress::new(a.quiet || a.json).silent(a.quiet);
     let mut s = imgprep::build::build(&a.recipe, &opts, &progress)?;
@@ -804,7 +809,7 @@ fn init(a: InitArgs) -> Result<u8> {
     for n in &notes {
         eprintln!("note: {n}");
     }
-    let listing = imgprep::im2rec::list_images(&a.dir, &exts, true)?;
+    let survey = imgprep::build::sources::survey(&a.dir, &exts)?;
     let recipe_dir = a
         .output
         .parent()
@@ -816,19 +821,20 @@ fn init(a: InitArgs) -> Result<u8> {
         pathdiff(&a.dir, recipe_dir)
     };
     let name = imgprep::files::file_name(&a.dir).unwrap_or_else(|| "dataset".into());
-    let text = imgprep::recipe::starter(
-        &name,
-        &root,
-        listing.items.len(),
-        listing.classes.len(),
-        tinyimagenet,
-    );
+    let classes = if tinyimagenet {
+        std::fs::read_to_string(a.dir.join("wnids.txt"))
+            .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
+            .unwrap_or(0)
+    } else {
+        survey.classes.len()
+    };
+    let text = imgprep::recipe::starter(&name, &root, survey.images, classes, tinyimagenet);
     std::fs::write(&a.output, text)?;
     eprintln!(
         "wrote {} ({} images in {} classes under {}); build it with: imgprep build {}",
         a.output.display(),
-        listing.items.len(),
-        listing.classes.len(),
+        survey.images,
+        classes,
         a.dir.display(),
         a.output.display()
     );

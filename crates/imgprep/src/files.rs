@@ -122,7 +122,7 @@ pub fn open_sized(path: &Path) -> std::io::Result<(Box<dyn Read + Send>, u64)> {
         let size = r.size;
         return Ok((Box::new(r), size));
     }
-    let f = std::fs::File::open(path)?;
+    let f = open_regular(path)?;
     let size = f.metadata()?.len();
     Ok((Box::new(f), size))
 }
@@ -133,7 +133,49 @@ pub fn read(path: &Path) -> std::io::Result<Vec<u8>> {
         let (b, uri) = object(u)?;
         return b.get(&uri.key).map(|b| b.to_vec()).map_err(io_err);
     }
-    std::fs::read(path)
+    let mut f = open_regular(path)?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// Opens a local file for reading only if it is a regular file (after
+/// symlinks): a FIFO, a device such as `/dev/zero` or a folder is refused
+/// instead of blocking forever or being read without end. The file is
+/// opened without blocking and checked on the open handle, so it cannot be
+/// swapped for a FIFO between a check and the open.
+pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: opening a FIFO with no writer returns at once
+    const O_NONBLOCK: i32 = 0o4000;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NONBLOCK)
+        .open(path)?;
+    let kind = f.metadata()?.file_type();
+    if !kind.is_file() {
+        return Err(not_regular(kind));
+    }
+    Ok(f)
+}
+
+fn not_regular(kind: std::fs::FileType) -> std::io::Error {
+    use std::os::unix::fs::FileTypeExt;
+    let what = if kind.is_dir() {
+        "a folder"
+    } else if kind.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    };
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("is {what}, not a regular file (refused: it could block or never end)"),
+    )
 }
 
 /// A whole file or object as UTF-8 text.
@@ -232,6 +274,9 @@ pub fn fingerprint(path: &Path) -> std::io::Result<(u64, i128)> {
         return Ok((o.size, o.modified_ns));
     }
     let m = std::fs::metadata(path)?;
+    if !m.is_file() {
+        return Err(not_regular(m.file_type()));
+    }
     let mtime = m
         .modified()?
         .duration_since(std::time::UNIX_EPOCH)
@@ -254,7 +299,7 @@ pub fn read_sized(path: &Path, size: u64) -> std::io::Result<Vec<u8>> {
     if is_remote(path) {
         return read(path);
     }
-    let mut f = std::fs::File::open(path)?;
+    let mut f = open_regular(path)?;
     let want = usize::try_from(size).unwrap_or(usize::MAX - 1);
     let mut buf = vec![0u8; want + 1];
     let mut got = 0;

@@ -33,6 +33,48 @@ pub fn remove_partials_in(dir: &Path) -> usize {
     n
 }
 
+/// The destination's name as the stem of a temporary name, cut so that
+/// `.{stem}.XXXXXX.partial` fits the 255-byte limit of a file name whatever
+/// the destination's (legal) length.
+fn temp_stem(dest: &Path) -> String {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut end = name.len().min(200);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end].to_string()
+}
+
+/// Puts a hard link to `src` at `dest` without ever removing `dest` first:
+/// the link is made under a temporary name and renamed over `dest`. When
+/// `dest` already is `src` (the same file), nothing changes. Returns false
+/// (and changes nothing) when no hard link can be made (another file system).
+pub fn link_atomic(src: &Path, dest: &Path) -> io::Result<bool> {
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let stem = temp_stem(dest);
+    let nonce = {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write(dest.as_os_str().as_encoded_bytes());
+        h.finish() & 0xff_ffff
+    };
+    let tmp = dir.join(format!(".{stem}.{nonce:06x}.partial"));
+    if std::fs::hard_link(src, &tmp).is_err() {
+        return Ok(false);
+    }
+    // rename over an existing link to the same file does nothing and leaves
+    // the temporary link: remove it then (dest still holds the file)
+    let renamed = std::fs::rename(&tmp, dest);
+    let _ = std::fs::remove_file(&tmp);
+    renamed.map(|_| true)
+}
+
 pub struct AtomicFile {
     tmp: tempfile::NamedTempFile,
     writer: Option<BufWriter<File>>,
@@ -46,10 +88,7 @@ impl AtomicFile {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = temp_stem(dest);
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
             .suffix(".partial")
@@ -115,6 +154,26 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> io::Result<FileSums> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_names_and_links_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        // a legal 254-byte name still gets a temporary name that fits
+        let long = dir.path().join("x".repeat(250) + ".jpg");
+        write_atomic(&long, b"data").unwrap();
+        assert_eq!(std::fs::read(&long).unwrap(), b"data");
+        // linking a file onto itself keeps it
+        let a = dir.path().join("a.jpg");
+        std::fs::write(&a, b"source").unwrap();
+        assert!(link_atomic(&a, &a).unwrap());
+        assert_eq!(std::fs::read(&a).unwrap(), b"source");
+        let b = dir.path().join("b.jpg");
+        std::fs::write(&b, b"old").unwrap();
+        assert!(link_atomic(&a, &b).unwrap());
+        assert_eq!(std::fs::read(&b).unwrap(), b"source");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 3, "no temporary link left");
+    }
 
     #[test]
     fn partial_names_are_recognised_and_removed() {

@@ -611,6 +611,25 @@ pub fn parse(text: &str) -> std::result::Result<Recipe, (Option<usize>, String)>
             ));
         }
     }
+    let t = &recipe.transform;
+    if matches!(t.encoding.as_str(), "passthrough" | "pass-through") {
+        let key = if t.resize.is_some() {
+            Some("resize")
+        } else if t.center_crop {
+            Some("center_crop")
+        } else {
+            None
+        };
+        if let Some(key) = key {
+            return Err((
+                at(&["transform", key]),
+                format!(
+                    "{key} needs the images decoded, but encoding = \"passthrough\" stores the files \
+                     as they are: drop one of them"
+                ),
+            ));
+        }
+    }
     recipe.transform.image_spec().map_err(|m| {
         let key = m.split([' ', ':']).next().unwrap_or("");
         (at(&["transform", key]), m)
@@ -897,7 +916,7 @@ format = "sagemaker-image"        # train/, validation/, train_lst/, validation_
 mod tests {
     use super::*;
 
-    const SEED000: &str = r#"
+    const DRIVERS: &str = r#"
 name = "drivers"
 seed = 5590
 
@@ -933,7 +952,7 @@ format = "sagemaker-image"
 
     #[test]
     fn parses_a_full_recipe() {
-        let r = parse(SEED000).unwrap();
+        let r = parse(DRIVERS).unwrap();
         assert_eq!(r.name, "drivers");
         assert_eq!(r.variants.len(), 2);
         assert_eq!(r.split.method, SplitMethod::Group);
@@ -946,16 +965,16 @@ format = "sagemaker-image"
 
     #[test]
     fn unknown_keys_and_bad_values_have_positions() {
-        let bad = SEED000.replace("seed = 5590", "seed = 5590\ncolour = 1");
+        let bad = DRIVERS.replace("seed = 5590", "seed = 5590\ncolour = 1");
         let (off, msg) = parse(&bad).unwrap_err();
         assert_eq!(line_col(&bad, off.unwrap()), (4, 1));
         assert!(msg.contains("unknown field `colour`"), "{msg}");
-        let bad = SEED000.replace("train = 0.7", "train = 0.9");
+        let bad = DRIVERS.replace("train = 0.7", "train = 0.9");
         let (_, msg) = parse(&bad).unwrap_err();
         assert!(msg.contains("add up"), "{msg}");
-        let bad = SEED000.replace("area = 50176", "area = \"big\"");
+        let bad = DRIVERS.replace("area = 50176", "area = \"big\"");
         assert!(parse(&bad).is_err());
-        let bad = SEED000.replace("type = \"csv\"", "type = \"xls\"");
+        let bad = DRIVERS.replace("type = \"csv\"", "type = \"xls\"");
         let (off, msg) = parse(&bad).unwrap_err();
         assert!(off.is_some() && msg.contains("xls"), "{msg}");
     }

@@ -41,7 +41,7 @@ fn fails_then_skips(env: &TestEnv, recipe: &str, needles: &[&str]) -> serde_json
     manifest(env, "o")
 }
 
-/// Seed 000: a CSV index `subject,classname,img`, images under
+/// A CSV index split by driver: a CSV index `subject,classname,img`, images under
 /// `imgs/train/{classname}/{img}`, drivers as groups.
 fn drivers(env: &TestEnv) {
     env.synth("imgs/train", 3, 12, 96, 72);
@@ -269,7 +269,7 @@ test = ["7"]
     );
 }
 
-/// Seed 003: TinyImageNet's wnids.txt, words.txt, train/{id}/images,
+/// A TinyImageNet-style tree: wnids.txt, wnids.txt, words.txt, train/{id}/images,
 /// val/images + val_annotations.txt, unlabelled test/images.
 #[test]
 fn tinyimagenet_metadata_layout() {
@@ -332,7 +332,7 @@ encoding = "passthrough"
     assert_eq!(val.len(), 3);
 }
 
-/// Seed 002: given multi-label lists, packed, with num_classes from the data.
+/// Multi-label lists for SageMaker: given multi-label lists, packed, with num_classes from the data.
 #[test]
 fn multi_label_lists_are_packed() {
     let env = TestEnv::new();
@@ -513,7 +513,7 @@ fn shards_merged_equal_one_build() {
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("in none of the shard outputs"),
+        stderr(&out).contains("in none of the shards' item caches"),
         "{}",
         stderr(&out)
     );

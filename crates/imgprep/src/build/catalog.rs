@@ -131,6 +131,30 @@ impl Catalog {
     }
 }
 
+/// The canonical name of an item path under its source root: `.` parts and
+/// repeated separators dropped, `..` resolved against the parts before it.
+/// `None` for a path that is absolute, empty or leads outside the root.
+/// Symbolic links are not followed: a link and its target are two names.
+pub fn normalize_rel(rel: &str) -> Option<String> {
+    if rel.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for p in rel.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    if parts.is_empty() || parts.iter().any(|p| p.contains('\0')) {
+        return None;
+    }
+    Some(parts.join("/"))
+}
+
 /// One name per line (blank lines and `#` comments ignored), for
 /// `labels.names = "FILE"`.
 fn read_names(path: &std::path::Path) -> Result<Vec<String>> {
@@ -261,7 +285,7 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
             OnError::Skip => {
                 skipped.push(Skip {
                     item: item.rel.clone(),
-                    reason,
+                    reason: format!("{reason} (from {})", item.origin),
                 });
                 Ok(())
             }
@@ -269,6 +293,21 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
     };
     let mut by_rel: BTreeMap<String, Item> = BTreeMap::new();
     for mut item in items {
+        // one name per file: `./a`, `a//b` and `x/../a` are `a`, `a/b`, `a`
+        match normalize_rel(&item.rel) {
+            Some(rel) => item.rel = rel,
+            None => {
+                problem(
+                    &item,
+                    format!(
+                        "path {:?} leads outside its source's root (items are named by their \
+                         path under the root, and outputs use that name)",
+                        item.rel
+                    ),
+                )?;
+                continue;
+            }
+        }
         // class ids of a .lst source name the explicit classes by position
         if item.numeric && explicit_names {
             let names = fixed.as_ref().unwrap();
@@ -301,9 +340,18 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
             problem(&item, format!("label {bad:?} is not in the label map"))?;
             continue;
         }
-        if !item.path.is_file() && crate::files::fingerprint(&item.path).is_err() {
-            problem(&item, format!("{} does not exist", item.path.display()))?;
-            continue;
+        if !item.path.is_file() {
+            if let Err(e) = crate::files::fingerprint(&item.path) {
+                let why = match e.kind() {
+                    std::io::ErrorKind::InvalidInput => format!("{} {e}", item.path.display()),
+                    std::io::ErrorKind::NotFound => {
+                        format!("{} does not exist", item.path.display())
+                    }
+                    _ => format!("{}: {e}", item.path.display()),
+                };
+                problem(&item, why)?;
+                continue;
+            }
         }
         if let Some(first) = by_rel.get(&item.rel) {
             let first_origin = first.origin.clone();
@@ -344,6 +392,17 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn item_paths_have_one_name() {
+        assert_eq!(normalize_rel("./a.jpg").as_deref(), Some("a.jpg"));
+        assert_eq!(normalize_rel("c//b.jpg").as_deref(), Some("c/b.jpg"));
+        assert_eq!(normalize_rel("x/../a.jpg").as_deref(), Some("a.jpg"));
+        assert_eq!(normalize_rel("../a.jpg"), None);
+        assert_eq!(normalize_rel("x/../../a.jpg"), None);
+        assert_eq!(normalize_rel("/etc/passwd"), None);
+        assert_eq!(normalize_rel("."), None);
+    }
 
     #[test]
     fn label_maps_sort_names_or_numbers() {

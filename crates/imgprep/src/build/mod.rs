@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod catalog;
 mod manifest;
+pub mod outdir;
 pub mod plan;
 pub mod sources;
 mod tfrecord_out;
@@ -36,6 +37,8 @@ pub struct BuildOptions {
     pub merge_from: Vec<PathBuf>,
     /// The item cache (default: [`cache::cache_dir_for`] the output folder).
     pub cache_dir: Option<PathBuf>,
+    /// Build into a non-empty folder imgprep did not make.
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -129,7 +132,8 @@ pub fn build_loaded(
         prints.push((size, mtime));
     }
     let fp = sha256_hex(fp_text.as_bytes());
-    std::fs::create_dir_all(&opts.out).map_err(Error::io(&opts.out))?;
+    outdir::check_overlap(&opts.out, &sources::input_paths(r))?;
+    let guard = outdir::acquire(&opts.out, opts.force)?;
     if let Some(m) = read_manifest(&opts.out) {
         let intact = m
             .files
@@ -147,11 +151,12 @@ pub fn build_loaded(
                 manifest: m,
             });
         }
+    }
+    if guard.owned {
         // the cache of builds before 0.2 (inside this output, which is ours)
         let _ = std::fs::remove_dir_all(opts.out.join(OLD_CACHE_DIR));
+        remove_partials(&opts.out);
     }
-
-    remove_partials(&opts.out);
 
     // Execute: every needed item once, into the cache (pass-through: header check only).
     let cache = Cache::new(cache_dir.clone());
@@ -166,7 +171,6 @@ pub fn build_loaded(
     let mut cached = 0u64;
     let color_policy = r.recipe.transform.color_policy;
     let mut excluded: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut skips: Vec<String> = Vec::new();
     reporter.begin("prepare", Some(needed.len() as u64));
     let work = |p: &mut Processor,
                 (i, (size, mtime)): (usize, (u64, i128))|
@@ -275,9 +279,13 @@ pub fn build_loaded(
                     let item = &catalog.items[i];
                     if why == MISSING_IN_SHARDS {
                         return Err(Error::Usage(format!(
-                            "{} ({}): in none of the shard outputs given to merge (give every shard's output folder)",
+                            "{} ({}): in none of the shards' item caches (give every shard's output \
+                             folder; shards are merged on the machine that built them, from the folders \
+                             they were built in, with the same IMGPREP_CACHE_DIR, as their caches live \
+                             under {})",
                             item.path.display(),
-                            item.origin
+                            item.origin,
+                            cache::cache_root().join("items").display()
                         )));
                     }
                     if r.recipe.on_error == OnError::Fail {
@@ -287,7 +295,6 @@ pub fn build_loaded(
                             item.origin
                         )));
                     }
-                    skips.push(format!("{} ({}): {why}", item.path.display(), item.origin));
                 }
             }
             prepared.insert(i, prep);
@@ -308,8 +315,22 @@ pub fn build_loaded(
             .copied()
             .filter(|i| matches!(prepared.get(i), Some(Prepared::Ok(..)))),
     );
+    if catalog.labels.is_empty() && !r.recipe.labels.unlabelled {
+        let left = needed
+            .iter()
+            .filter(|i| matches!(prepared.get(i), Some(Prepared::Ok(..))))
+            .count();
+        return Err(Error::Problem(format!(
+            "no labelled item is left to write ({left} of {} items prepared; the others were \
+             skipped or left out by the colour policy): num_classes would be 0. Nothing was written \
+             to {}",
+            needed.len(),
+            opts.out.display()
+        )));
+    }
     warn_before_writing(r, &catalog, &plan, spec.as_ref(), &prepared, reporter);
 
+    guard.begin_writing()?;
     let ctx = write::Context {
         recipe: r,
         catalog: &catalog,
@@ -329,7 +350,20 @@ pub fn build_loaded(
     let items_csv = write::write_items_table(&ctx, &manifest, &locations)?;
     manifest.files.insert(write::ITEMS_CSV.into(), items_csv);
     write::write_manifest(&opts.out, &mut manifest)?;
-    report_skips(&catalog, &plan, &skips, &manifest, reporter);
+    // files of the previous build that this one did not write (items
+    // removed); only plain paths inside OUT, so a manifest edited to name
+    // `../x` or `/etc/x` removes nothing
+    for f in guard
+        .previous
+        .iter()
+        .filter(|f| !manifest.files.contains_key(*f))
+    {
+        if let Ok(p) = write::under(&opts.out, f) {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    guard.finish();
+    report_skips(&manifest, reporter);
     // the cache keeps what this build used, nothing older
     let keep: std::collections::HashSet<String> = needed
         .iter()
@@ -361,7 +395,7 @@ fn warn_split_drift(plan: &Plan, catalog: &Catalog, reporter: &dyn Reporter) {
         let Some(want) = ratio.requested else {
             continue;
         };
-        if (ratio.achieved - want).abs() > plan::DRIFT_WARNING {
+        if (ratio.achieved - want).abs() > plan::DRIFT_WARNING + 1e-9 {
             let why = match plan.method {
                 recipe::SplitMethod::Group if !groups.is_empty() => format!(
                     " (whole groups are kept together and there are only {} groups)",
@@ -443,7 +477,20 @@ fn warn_before_writing(
             .iter()
             .filter(|&&i| crate::files::has_jpeg_name(&catalog.items[i].rel))
             .count();
-        if plain && jpegs > 0 && matches!(s.encoding, crate::image::Encoding::Jpeg { .. }) {
+        let stores_encoded = r.recipe.outputs.iter().any(|o| {
+            !matches!(
+                o,
+                recipe::OutputSpec::Tfrecord {
+                    preset: recipe::TfPreset::Raw,
+                    ..
+                }
+            )
+        });
+        if plain
+            && stores_encoded
+            && jpegs > 0
+            && matches!(s.encoding, crate::image::Encoding::Jpeg { .. })
+        {
             reporter.warn(&format!(
                 "{jpegs} JPEG sources are decoded and re-encoded with no resize or crop, which \
                  loses a little quality; encoding = \"passthrough\" stores them as they are"
@@ -453,20 +500,7 @@ fn warn_before_writing(
 }
 
 /// One summary of everything left out: the first few named, the rest counted.
-fn report_skips(
-    catalog: &Catalog,
-    plan: &Plan,
-    prepare_skips: &[String],
-    m: &Manifest,
-    reporter: &dyn Reporter,
-) {
-    let mut lines: Vec<String> = catalog
-        .skipped
-        .iter()
-        .chain(plan.skipped.iter())
-        .map(|s| format!("{}: {}", s.item, s.reason))
-        .collect();
-    lines.extend(prepare_skips.iter().cloned());
+fn report_skips(m: &Manifest, reporter: &dyn Reporter) {
     if m.skipped.is_empty() {
         return;
     }
@@ -474,14 +508,13 @@ fn report_skips(
         "{} items skipped (all listed in manifest.json and items.csv):",
         m.skipped.len()
     );
-    for l in lines.iter().take(SKIPS_SHOWN) {
-        text.push_str("\n  ");
-        text.push_str(l);
+    for s in m.skipped.iter().take(SKIPS_SHOWN) {
+        text.push_str(&format!("\n  {}: {}", s.item, s.reason));
     }
-    if m.skipped.len() > SKIPS_SHOWN.min(lines.len()) {
+    if m.skipped.len() > SKIPS_SHOWN {
         text.push_str(&format!(
             "\n  ... and {} more",
-            m.skipped.len() - SKIPS_SHOWN.min(lines.len())
+            m.skipped.len() - SKIPS_SHOWN
         ));
     }
     reporter.warn(&text);

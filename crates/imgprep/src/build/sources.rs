@@ -150,6 +150,28 @@ pub fn read_sources(r: &LoadedRecipe) -> Result<Sources> {
     })
 }
 
+/// Every folder and index file the recipe's sources read (for checking
+/// that the output does not overlap them).
+pub fn input_paths(r: &LoadedRecipe) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for s in &r.recipe.sources {
+        match s {
+            SourceSpec::Folders { root, .. } => v.push(r.resolve(root)),
+            SourceSpec::Csv { file, root, .. } | SourceSpec::Lst { file, root, .. } => {
+                v.push(r.resolve(file));
+                v.push(r.resolve(root));
+            }
+            SourceSpec::Metadata {
+                root, class_ids, ..
+            } => {
+                v.push(r.resolve(root));
+                v.push(r.resolve(class_ids));
+            }
+        }
+    }
+    v
+}
+
 /// Items from an index (CSV, `.lst`, metadata) under an object-store root
 /// at or above which one listing is cheaper than a HEAD per item.
 const LIST_INSTEAD_OF_HEADS: usize = 64;

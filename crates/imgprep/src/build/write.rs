@@ -32,7 +32,24 @@ pub(super) struct Context<'a> {
     pub threads: usize,
 }
 
+/// `out/rel` for a file imgprep writes or removes, once `rel` is proven to
+/// stay under `out` (relative, no `..`, `.` or empty parts).
+pub(super) fn under(out: &Path, rel: &str) -> Result<std::path::PathBuf> {
+    match super::catalog::normalize_rel(rel) {
+        Some(r) if r == rel => Ok(out.join(rel)),
+        _ => Err(Error::Usage(format!(
+            "refusing to write or remove {rel:?}: it is not a plain path inside {}",
+            out.display()
+        ))),
+    }
+}
+
 impl Context<'_> {
+    /// [`under`] the output folder.
+    fn path(&self, rel: &str) -> Result<std::path::PathBuf> {
+        under(self.out, rel)
+    }
+
     fn ok(&self, i: usize) -> bool {
         matches!(self.prepared.get(&i), Some(Prepared::Ok(..)))
     }
@@ -197,7 +214,7 @@ pub(super) fn write_outputs(
                         for &i in &items {
                             let item = &ctx.catalog.items[i];
                             let rel = format!("{dir}/{split}/{}", ctx.out_rel(item));
-                            let p = ctx.out.join(&rel);
+                            let p = ctx.path(&rel)?;
                             create_parent(&p)?;
                             let sums = write_atomic(&p, &ctx.bytes(i)?).map_err(io_err(&p))?;
                             place(i, rel.clone());
@@ -209,7 +226,7 @@ pub(super) fn write_outputs(
                             }));
                         }
                         let rel = format!("{dir}/{split}_lst/{split}.lst");
-                        let p = ctx.out.join(&rel);
+                        let p = ctx.path(&rel)?;
                         create_parent(&p)?;
                         let sums = write_atomic(&p, lst.as_bytes()).map_err(io_err(&p))?;
                         written.push((rel, sums));
@@ -256,6 +273,13 @@ pub(super) fn write_outputs(
                                 .first()
                                 .map(String::as_str)
                                 .unwrap_or("unlabelled");
+                            if super::catalog::normalize_rel(class).as_deref() != Some(class) {
+                                return Err(Error::Usage(format!(
+                                    "{}: class {class:?} cannot be a folder name in the folders output \
+                                     (empty, `.`, `..` or a leading slash)",
+                                    item.origin
+                                )));
+                            }
                             let out_rel = ctx.out_rel(item);
                             let file = out_rel.rsplit('/').next().unwrap_or(&out_rel);
                             let rel = format!("{}/folders/{split}/{class}/{file}", v.name);
@@ -265,13 +289,13 @@ pub(super) fn write_outputs(
                                     item.origin
                                 )));
                             }
-                            let p = ctx.out.join(&rel);
+                            let p = ctx.path(&rel)?;
                             create_parent(&p)?;
-                            let linked = !ctx.cached(i) && {
-                                // the source file itself: a hard link when possible
-                                let _ = std::fs::remove_file(&p);
-                                std::fs::hard_link(&item.path, &p).is_ok()
-                            };
+                            // the source file itself: a hard link when possible,
+                            // never removing what is at `p` first
+                            let linked = !ctx.cached(i)
+                                && crate::output::link_atomic(&item.path, &p)
+                                    .map_err(io_err(&p))?;
                             let sums = if linked {
                                 file_sums(&p)
                             } else {
@@ -289,12 +313,6 @@ pub(super) fn write_outputs(
     }
     reporter.end();
     // Files of an earlier build that this one did not write (items removed).
-    if let Some(old) = super::read_manifest(ctx.out) {
-        let now: BTreeSet<&String> = written.iter().map(|(f, _)| f).collect();
-        for f in old.files.keys().filter(|f| !now.contains(f)) {
-            let _ = std::fs::remove_file(ctx.out.join(f));
-        }
-    }
     Ok((written, records, locations))
 }
 
@@ -305,9 +323,9 @@ fn write_recordio(ctx: &Context, base: &str, items: &[usize], pack_label: bool) 
         format!("{base}.lst"),
     );
     let (rec_p, idx_p, lst_p) = (
-        ctx.out.join(&rec_rel),
-        ctx.out.join(&idx_rel),
-        ctx.out.join(&lst_rel),
+        ctx.path(&rec_rel)?,
+        ctx.path(&idx_rel)?,
+        ctx.path(&lst_rel)?,
     );
     create_parent(&rec_p)?;
     let mut rec_f = AtomicFile::create(&rec_p).map_err(io_err(&rec_p))?;
@@ -623,7 +641,7 @@ pub(super) fn write_items_table(
 pub(super) fn write_manifest(out: &Path, m: &mut Manifest) -> Result<()> {
     for (name, v) in &m.variants.clone() {
         let rel = format!("{name}/hyperparameters.json");
-        let p = out.join(&rel);
+        let p = under(out, &rel)?;
         create_parent(&p)?;
         let text = serde_json::to_string_pretty(&v.hyperparameters).unwrap() + "\n";
         let sums = write_atomic(&p, text.as_bytes()).map_err(io_err(&p))?;

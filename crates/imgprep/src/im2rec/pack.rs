@@ -8,7 +8,6 @@ use crate::output::AtomicFile;
 use crate::report::Reporter;
 use recordio::{parse_lst_line, write_idx_line, ImageRecord, Labels, LstEntry, RecordWriter};
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -177,7 +176,7 @@ fn read_into(path: &Path, out: &mut Vec<u8>) -> std::io::Result<u64> {
         out.extend_from_slice(&data);
         return Ok(data.len() as u64);
     }
-    let mut f = File::open(path)?;
+    let mut f = crate::files::open_regular(path)?;
     let len = f.metadata()?.len();
     out.reserve(len as usize);
     Ok(f.read_to_end(out)? as u64)

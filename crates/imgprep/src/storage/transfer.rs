@@ -83,6 +83,18 @@ pub fn push_files(dir: &Path, layout: Layout) -> Result<Vec<(String, String, u64
     let mut rels: Vec<String> = Vec::new();
     let manifest = crate::build::read_manifest(dir);
     if let Some(m) = &manifest {
+        // a manifest is read from disk: only plain paths inside DIR are sent
+        if let Some(bad) = m
+            .files
+            .keys()
+            .find(|f| crate::build::catalog::normalize_rel(f).as_deref() != Some(f.as_str()))
+        {
+            return Err(Error::Usage(format!(
+                "{}: the manifest lists {bad:?}, which is not a plain path inside the folder; \
+                 refusing to send it (rebuild the output)",
+                dir.display()
+            )));
+        }
         rels.extend(m.files.keys().cloned());
         rels.push(crate::build::MANIFEST.into());
     } else {
@@ -135,8 +147,7 @@ pub fn staging_dir(uri: &Uri) -> Result<PathBuf> {
     let base = std::env::var_os("IMGPREP_STAGING")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/imgprep/staging")))
-        .unwrap_or_else(|| std::env::temp_dir().join("imgprep-staging"));
+        .unwrap_or_else(|| crate::build::cache::cache_root().join("staging"));
     let id = crate::checksum::sha256_hex(uri.to_string().as_bytes());
     let dir = base.join(&id[..16]);
     std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;

@@ -1,0 +1,288 @@
+//! Never touch what isn't ours: writes stay under the output folder, only
+//! our own files are replaced or removed, one build per folder at a time,
+//! an interrupted build never looks finished, and a file cannot make a
+//! build block forever.
+
+use crate::env::{stderr, TestEnv};
+use std::time::{Duration, Instant};
+
+fn manifest(env: &TestEnv, out: &str) -> serde_json::Value {
+    serde_json::from_slice(&env.read(&format!("{out}/manifest.json"))).unwrap()
+}
+
+/// Runs imgprep and gives up (failing the test) after `secs`.
+fn run_bounded(env: &TestEnv, args: &[&str], secs: u64) -> std::process::Output {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_imgprep"))
+        .args(args)
+        .env("IMGPREP_CACHE_DIR", env.path("cache"))
+        .current_dir(env.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            panic!("imgprep {args:?} still running after {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+const CSV_RECIPE: &[u8] = b"name = \"c\"\non_error = \"skip\"\n[[sources]]\ntype = \"csv\"\nfile = \"index.csv\"\nroot = \"imgs/train\"\npath = \"img\"\nlabel = \"label\"\n\
+[transform]\nresize = 8\n[[outputs]]\nformat = \"sagemaker-image\"\n[[outputs]]\nformat = \"folders\"\n";
+
+/// A CSV path with `..` no longer lets an output overwrite the source
+/// photo; labels that are not folder names are refused; spellings of one
+/// path are one item.
+#[test]
+fn writes_stay_under_the_output_folder() {
+    let env = TestEnv::new();
+    env.synth("imgs/train", 2, 2, 32, 24);
+    env.synth("imgs/other", 1, 1, 32, 24);
+    let before = env.read("imgs/other/class_0/img_00000.jpg");
+    env.write(
+        "index.csv",
+        b"img,label\nclass_0/img_00000.jpg,a\n./class_0//img_00001.jpg,a\nclass_1/../class_0/img_00001.jpg,a\n\
+          ../other/class_0/img_00000.jpg,b\nclass_1/img_00000.jpg,b\n",
+    );
+    env.write("r.toml", CSV_RECIPE);
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    assert_eq!(env.read("imgs/other/class_0/img_00000.jpg"), before);
+    let m = manifest(&env, "o");
+    let reasons: Vec<String> = m["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["reason"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("leads outside")),
+        "{reasons:?}"
+    );
+    // `./class_0//img_00001.jpg` and `class_1/../class_0/img_00001.jpg` are one
+    assert_eq!(
+        reasons.iter().filter(|r| r.contains("duplicate")).count(),
+        1,
+        "{reasons:?}"
+    );
+    for f in m["files"].as_object().unwrap().keys() {
+        assert!(!f.contains(".."), "{f}");
+    }
+    // a class name that would climb out of the folders output
+    env.write(
+        "index.csv",
+        b"img,label\nclass_0/img_00000.jpg,../../../escaped\nclass_1/img_00000.jpg,b\n",
+    );
+    let out = env.run(&["build", "r.toml", "--out", "o2"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot be a folder name"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.path("escaped").exists() && !env.path("o2/escaped").exists());
+}
+
+/// Paths read back from a manifest are not trusted: an entry naming a file
+/// outside the output is neither removed by the next build nor pushed.
+#[test]
+fn manifest_paths_outside_the_output_are_ignored() {
+    let env = TestEnv::new();
+    env.synth("photos", 2, 2, 32, 24);
+    env.write(
+        "r.toml",
+        b"name = \"p\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n",
+    );
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    env.write("precious.txt", b"mine");
+    let mut m = manifest(&env, "o");
+    let sums = m["files"]["items.csv"].clone();
+    m["files"]["../precious.txt"] = sums.clone();
+    m["files"][env.path("precious.txt").to_str().unwrap()] = sums;
+    env.write(
+        "o/manifest.json",
+        serde_json::to_string(&m).unwrap().as_bytes(),
+    );
+    // a changed recipe: a rebuild that removes the old build's files
+    env.write(
+        "r.toml",
+        b"name = \"p\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n[transform]\nresize = 10\n",
+    );
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    assert_eq!(env.read("precious.txt"), b"mine");
+    // push refuses such a manifest before sending anything
+    env.write(
+        "o/manifest.json",
+        serde_json::to_string(&m).unwrap().as_bytes(),
+    );
+    let out = env.run(&["push", "o", "s3://nowhere/x", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a plain path"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A non-empty folder imgprep did not make is refused (nothing written),
+/// `--force` builds into it and leaves its files alone; outputs and inputs
+/// must not overlap.
+#[test]
+fn foreign_and_overlapping_output_folders_are_refused() {
+    let env = TestEnv::new();
+    env.synth("photos", 2, 2, 32, 24);
+    env.write(
+        "r.toml",
+        b"name = \"f\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n",
+    );
+    env.write("mine/manifest.json", b"{\"my\": \"own file\"}");
+    env.write("mine/.notes.abc123.partial", b"my partial-looking file");
+    let out = env.run(&["build", "r.toml", "--out", "mine"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("not made by imgprep"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.run(&["convert", "photos", "mine", "--to", "recordio"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!env.path("mine/imgprep-convert.toml").exists());
+    assert_eq!(
+        env.read("mine/.notes.abc123.partial"),
+        b"my partial-looking file"
+    );
+    env.write("other/keep.txt", b"keep");
+    env.ok(&["build", "r.toml", "--out", "other", "--force"]);
+    assert_eq!(env.read("other/keep.txt"), b"keep");
+    // a re-run there is ours now
+    env.ok(&["build", "r.toml", "--out", "other"]);
+    // output inside an input, input inside the output
+    for out_dir in ["photos/out", "photos", "."] {
+        let out = env.run(&["build", "r.toml", "--out", out_dir, "--force"]);
+        assert_eq!(out.status.code(), Some(2), "{out_dir}");
+        assert!(
+            stderr(&out).contains("must not overlap"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert!(!env.path("photos/out").exists());
+}
+
+/// One build per output folder: a second one fails at once, naming the
+/// holder; a rebuild interrupted after it started writing is never taken
+/// for up to date.
+#[test]
+fn one_build_at_a_time_and_interrupted_builds_never_look_finished() {
+    let env = TestEnv::new();
+    env.synth("photos", 2, 40, 160, 120);
+    let recipe = |resize: u32| {
+        format!(
+            "name = \"l\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n[transform]\nresize = {resize}\n"
+        )
+    };
+    env.write("r.toml", recipe(20).as_bytes());
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    let clean = env.read("o/complete/recordio/train.lst");
+    let rec_a = env.read("o/complete/recordio/train.rec");
+    // another process holds the folder
+    let held = std::fs::File::open(env.path("o")).unwrap();
+    held.lock().unwrap();
+    let out = env.run(&["build", "r.toml", "--out", "o"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("being built by another imgprep"),
+        "{}",
+        stderr(&out)
+    );
+    drop(held);
+    // the same images with the classes the other way round (outputs of the
+    // same sizes, other labels), killed once it has begun writing
+    env.write(
+        "r2.toml",
+        (recipe(20) + "[labels]\nnames = [\"class_1\", \"class_0\"]\n").as_bytes(),
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_imgprep"))
+        .args(["build", "r2.toml", "--out", "o", "-q", "--num-thread", "1"])
+        .env("IMGPREP_CACHE_DIR", env.path("cache"))
+        .current_dir(env.dir.path())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while env.path("o/manifest.json").exists()
+        && std::fs::read(env.path("o/complete/recordio/train.rec"))
+            .ok()
+            .as_ref()
+            == Some(&rec_a)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the build never began writing"
+        );
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    // back to the first recipe: not "up to date" over the other's outputs
+    let out = env.ok(&["build", "r.toml", "--out", "o"]);
+    assert!(!stderr(&out).contains("up to date"), "{}", stderr(&out));
+    assert_eq!(env.read("o/complete/recordio/train.lst"), clean);
+    assert_eq!(env.read("o/complete/recordio/train.rec"), rec_a);
+    assert!(!env.path("o/.imgprep-building").exists());
+    env.ok(&["verify", "o"]);
+}
+
+/// A FIFO or a device named by a list is refused with a reason, never read
+/// (which would block or never end); a 254-byte file name builds.
+#[test]
+fn files_that_would_block_or_never_end_are_refused() {
+    let env = TestEnv::new();
+    env.synth("imgs/train", 1, 2, 32, 24);
+    let fifo = env.path("imgs/train/class_0/pipe.jpg");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    std::os::unix::fs::symlink("/dev/zero", env.path("imgs/train/class_0/zero.jpg")).unwrap();
+    let long = format!("{}.jpg", "x".repeat(250));
+    std::fs::copy(
+        env.path("imgs/train/class_0/img_00000.jpg"),
+        env.path(&format!("imgs/train/class_0/{long}")),
+    )
+    .unwrap();
+    env.write(
+        "index.csv",
+        format!(
+            "img,label\nclass_0/img_00000.jpg,a\nclass_0/pipe.jpg,a\nclass_0/zero.jpg,b\nclass_0/{long},b\n"
+        )
+        .as_bytes(),
+    );
+    env.write("r.toml", CSV_RECIPE);
+    let out = run_bounded(&env, &["build", "r.toml", "--out", "o"], 60);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let m = manifest(&env, "o");
+    let skipped = serde_json::to_string(&m["skipped"]).unwrap();
+    assert!(
+        skipped.contains("FIFO") && skipped.contains("device"),
+        "{skipped}"
+    );
+    assert_eq!(m["variants"]["complete"]["splits"]["train"]["items"], 2);
+    assert!(env
+        .path(&format!("o/complete/sagemaker/train/class_0/{long}"))
+        .is_file());
+    // the same through im2rec's lists
+    env.write(
+        "l.lst",
+        b"0\t0\tclass_0/img_00000.jpg\n1\t0\tclass_0/pipe.jpg\n2\t0\tclass_0/zero.jpg\n",
+    );
+    let out = run_bounded(&env, &["im2rec", "l.lst", "imgs/train"], 60);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("2 skipped"), "{}", stderr(&out));
+}
