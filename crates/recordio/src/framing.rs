@@ -171,14 +171,20 @@ impl<R: Read> RecordReader<R> {
                 });
             }
             self.pos += 8;
-            let at = buf.len();
-            buf.resize(at + len, 0);
-            let n = self.read_up_to(&mut buf[at..])?;
-            if n < len {
-                return Err(FramingError::Truncated {
-                    offset: part_offset,
-                    what: "record payload",
-                });
+            // grow with the data that is really there, not with the length
+            // a header claims (a 40-byte file may claim 512 MiB)
+            let end = buf.len() + len;
+            while buf.len() < end {
+                let at = buf.len();
+                let step = (end - at).min(1 << 20);
+                buf.resize(at + step, 0);
+                let n = self.read_up_to(&mut buf[at..])?;
+                if n < step {
+                    return Err(FramingError::Truncated {
+                        offset: part_offset,
+                        what: "record payload",
+                    });
+                }
             }
             self.pos += len as u64;
             let pad = pad4(len);
@@ -230,6 +236,21 @@ impl<R: Read> RecordReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_length_claimed_by_a_header_is_not_allocated_up_front() {
+        // magic, a length of 2^29 - 1 with cflag 0, then 32 bytes
+        let mut file = MAGIC.to_le_bytes().to_vec();
+        file.extend_from_slice(&((1u32 << 29) - 1).to_le_bytes());
+        file.extend_from_slice(&[7u8; 32]);
+        let mut r = RecordReader::new(&file[..]);
+        let mut buf = Vec::new();
+        assert!(matches!(
+            r.read_record(&mut buf),
+            Err(FramingError::Truncated { .. })
+        ));
+        assert!(buf.capacity() <= 2 << 20, "{}", buf.capacity());
+    }
 
     fn write(payloads: &[&[u8]]) -> Vec<u8> {
         let mut w = RecordWriter::new(Vec::new());

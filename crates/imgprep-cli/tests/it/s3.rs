@@ -103,6 +103,27 @@ fn push_skips_by_etag_multipart_and_pull_resumes_with_failures() {
     let r = json(&env.run_s3(&s3, &["pull", "list.txt", "dl", "--base", &base, "--json"]));
     assert_eq!(r["downloaded"], 1);
     assert_eq!(env.read("dl/img/05.jpg"), env.read("data/img/05.jpg"));
+    // keys that would write pull's reports, the same file twice, or through a
+    // symbolic link in DEST are refused, each with its reason
+    env.write("outside/keep.jpg", b"keep");
+    std::os::unix::fs::symlink(env.path("outside"), env.path("dl/linked")).unwrap();
+    let list = format!(
+        "{}\n{}\nimg/03.jpg\nimg//03.jpg\nlinked/keep.jpg\nfailed.txt\n",
+        s3.uri("t-push/data/img/05.jpg"),
+        s3.uri("t-push/data/img/05.jpg"),
+    );
+    env.write("list2.txt", list.as_bytes());
+    let out = env.run_s3(&s3, &["pull", "list2.txt", "dl", "--base", &base, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let failed = String::from_utf8(env.read("dl/failed.txt")).unwrap();
+    assert_eq!(failed.lines().count(), 4, "{failed}");
+    assert!(
+        failed.contains("as s3://") && failed.contains("already is"),
+        "{failed}"
+    );
+    assert!(failed.contains("symbolic link"), "{failed}");
+    assert!(failed.contains("pull's own failed.txt"), "{failed}");
+    assert_eq!(env.read("outside/keep.jpg"), b"keep");
     // no partial file left anywhere
     let partials = walk(&env.path("dl"))
         .into_iter()
@@ -114,6 +135,9 @@ fn push_skips_by_etag_multipart_and_pull_resumes_with_failures() {
 fn walk(dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.file_type().unwrap().is_symlink() {
+            continue;
+        }
         if e.file_type().unwrap().is_dir() {
             out.extend(walk(&e.path()));
         } else {

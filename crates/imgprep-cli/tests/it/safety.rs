@@ -12,8 +12,18 @@ fn manifest(env: &TestEnv, out: &str) -> serde_json::Value {
 
 /// Runs imgprep and gives up (failing the test) after `secs`.
 fn run_bounded(env: &TestEnv, args: &[&str], secs: u64) -> std::process::Output {
+    run_bounded_with(env, args, secs, &[])
+}
+
+fn run_bounded_with(
+    env: &TestEnv,
+    args: &[&str],
+    secs: u64,
+    vars: &[(&str, &str)],
+) -> std::process::Output {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_imgprep"))
         .args(args)
+        .envs(vars.iter().copied())
         .env("IMGPREP_CACHE_DIR", env.path("cache"))
         .current_dir(env.dir.path())
         .stdout(std::process::Stdio::piped())
@@ -285,4 +295,102 @@ fn files_that_would_block_or_never_end_are_refused() {
     let out = run_bounded(&env, &["im2rec", "l.lst", "imgs/train"], 60);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("2 skipped"), "{}", stderr(&out));
+}
+
+/// Sizes a file claims are checked before anything of that size is
+/// allocated: a 65500x1 strip resized by its shorter edge, a huge resize,
+/// a TFRecord or RecordIO header claiming gigabytes.
+#[test]
+fn sizes_are_checked_before_allocation() {
+    let env = TestEnv::new();
+    env.synth("strip", 1, 1, 65500, 1);
+    env.synth("photos", 1, 1, 32, 24);
+    env.ok(&["im2rec", "s", "strip", "--list", "--recursive"]);
+    let out = run_bounded(&env, &["im2rec", "s", "strip", "--resize", "256"], 60);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("1 skipped") && err.contains("16768000x256"),
+        "{err}"
+    );
+    env.write(
+        "r.toml",
+        b"name = \"h\"\non_error = \"skip\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n[transform]\nresize = 4000000000\n[labels]\nnames = [\"class_0\"]\n",
+    );
+    let out = run_bounded(&env, &["build", "r.toml", "--out", "o"], 60);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("over the limit"), "{}", stderr(&out));
+    // a 28-byte TFRecord whose header claims 2 GiB
+    let len = (1u64 << 31).to_le_bytes();
+    let mut file = len.to_vec();
+    file.extend_from_slice(&tfrecord::masked_crc32c(&len).to_le_bytes());
+    file.extend_from_slice(&[0u8; 16]);
+    env.write("claims.tfrecord", &file);
+    let out = run_bounded(&env, &["verify", "claims.tfrecord"], 30);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // a 40-byte .rec whose header claims 512 MiB
+    let mut rec = recordio::MAGIC.to_le_bytes().to_vec();
+    rec.extend_from_slice(&((1u32 << 29) - 1).to_le_bytes());
+    rec.extend_from_slice(&[0u8; 32]);
+    env.write("claims.rec", &rec);
+    let out = run_bounded(&env, &["verify", "claims"], 30);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
+/// An endpoint that accepts connections and never answers: every command
+/// gives up within the I/O timeout and the retry budget, with a message.
+#[test]
+fn a_server_that_never_answers_is_given_up_on() {
+    let env = TestEnv::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming().flatten() {
+            held.push(c); // read nothing, answer nothing, close nothing
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/data/train.rec");
+    let vars = [
+        ("IMGPREP_IO_TIMEOUT_SECONDS", "1"),
+        ("IMGPREP_S3_RETRY_SECONDS", "2"),
+    ];
+    let start = Instant::now();
+    let out = run_bounded_with(&env, &["inspect", &url], 40, &vars);
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).is_empty());
+    env.write("list.txt", format!("{url}\n").as_bytes());
+    let out = run_bounded_with(&env, &["pull", "list.txt", "dl"], 40, &vars);
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(start.elapsed() < Duration::from_secs(60));
+}
+
+/// Names a folder walk cannot take are listed in `skipped` with a reason,
+/// never dropped without a word.
+#[test]
+fn a_folder_walk_drops_nothing_silently() {
+    let env = TestEnv::new();
+    env.synth("photos", 2, 2, 32, 24);
+    let c0 = env.path("photos/class_0");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(c0.join("pipe.jpg"))
+        .status()
+        .unwrap()
+        .success());
+    std::os::unix::fs::symlink(c0.join("gone.jpg"), c0.join("dangling.jpg")).unwrap();
+    std::fs::copy(c0.join("img_00000.jpg"), c0.join("tab\there.jpg")).unwrap();
+    std::os::unix::fs::symlink(env.path("photos"), env.path("photos/class_1/loop")).unwrap();
+    env.write(
+        "r.toml",
+        b"name = \"w\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n",
+    );
+    let out = run_bounded(&env, &["build", "r.toml", "--out", "o"], 60);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let m = manifest(&env, "o");
+    let skipped = serde_json::to_string(&m["skipped"]).unwrap();
+    for needle in ["pipe.jpg", "dangling.jpg", "tab\\there.jpg", "loop"] {
+        assert!(skipped.contains(needle), "{needle}: {skipped}");
+    }
+    assert!(stderr(&out).contains("items skipped"), "{}", stderr(&out));
+    assert_eq!(m["variants"]["complete"]["splits"]["train"]["items"], 4);
 }

@@ -63,6 +63,9 @@ impl LabelMap {
 pub struct Skip {
     pub item: String,
     pub reason: String,
+    /// Where the item was declared (`file:line`), when a source says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// Where the label map comes from.
@@ -191,6 +194,7 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
         declared_in,
         multi_hot_width,
         multi_label,
+        walk_skips,
     } = sources;
     let mut human = human;
     if let Some(path) = &r.recipe.labels.human_names {
@@ -275,7 +279,7 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
             )));
         }
     }
-    let mut skipped = Vec::new();
+    let mut skipped = walk_skips;
     let mut problem = |item: &Item, reason: String| -> Result<()> {
         match r.recipe.on_error {
             OnError::Fail => Err(Error::Problem(format!(
@@ -285,7 +289,8 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
             OnError::Skip => {
                 skipped.push(Skip {
                     item: item.rel.clone(),
-                    reason: format!("{reason} (from {})", item.origin),
+                    reason,
+                    origin: Some(item.origin.clone()),
                 });
                 Ok(())
             }

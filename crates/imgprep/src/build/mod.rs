@@ -509,7 +509,12 @@ fn report_skips(m: &Manifest, reporter: &dyn Reporter) {
         m.skipped.len()
     );
     for s in m.skipped.iter().take(SKIPS_SHOWN) {
-        text.push_str(&format!("\n  {}: {}", s.item, s.reason));
+        let from = s
+            .origin
+            .as_ref()
+            .map(|o| format!(" ({o})"))
+            .unwrap_or_default();
+        text.push_str(&format!("\n  {}{from}: {}", s.item, s.reason));
     }
     if m.skipped.len() > SKIPS_SHOWN {
         text.push_str(&format!(

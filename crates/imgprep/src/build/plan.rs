@@ -105,6 +105,7 @@ fn assign_split(
                 match &item.split {
                     Some(sp) => out.entry(sp.clone()).or_default().push(i),
                     None => skipped.push(Skip {
+                        origin: Some(item.origin.clone()),
                         item: item.rel.clone(),
                         reason: "its source gives it no split".into(),
                     }),
@@ -158,6 +159,7 @@ fn assign_split(
                 match split_of.get(&g) {
                     Some(sp) => out.entry(sp.clone()).or_default().push(i),
                     None => skipped.push(Skip {
+                        origin: Some(c.items[i].origin.clone()),
                         item: c.items[i].rel.clone(),
                         reason: format!("group {g:?} is not assigned to a split"),
                     }),

@@ -45,6 +45,9 @@ pub struct Sources {
     /// label separator, a multi-hot or id-list `.lst`), so every item's
     /// labels are written as a multi-hot vector, even with one label.
     pub multi_label: bool,
+    /// Names a folder walk passed over (not files, loops, names no `.lst`
+    /// can hold): listed as skipped, never dropped without a word.
+    pub walk_skips: Vec<super::catalog::Skip>,
 }
 
 pub fn read_sources(r: &LoadedRecipe) -> Result<Sources> {
@@ -54,6 +57,7 @@ pub fn read_sources(r: &LoadedRecipe) -> Result<Sources> {
     let mut declared_in = None;
     let mut multi_hot_width: Option<usize> = None;
     let mut multi_label = false;
+    let mut walk_skips = Vec::new();
     for s in &r.recipe.sources {
         match s {
             SourceSpec::Folders { root, exts, split } => {
@@ -62,7 +66,7 @@ pub fn read_sources(r: &LoadedRecipe) -> Result<Sources> {
                     Some(uri) if crate::storage::is_remote(uri) => {
                         remote_folders(uri, exts, split, &mut items)?
                     }
-                    _ => folders(&root, exts, split, &mut items)?,
+                    _ => walk_skips.extend(folders(&root, exts, split, &mut items)?),
                 }
             }
             SourceSpec::Csv {
@@ -147,6 +151,7 @@ pub fn read_sources(r: &LoadedRecipe) -> Result<Sources> {
         declared_in,
         multi_hot_width,
         multi_label,
+        walk_skips,
     })
 }
 
@@ -281,7 +286,7 @@ fn folders(
     exts: &[String],
     split: &Option<String>,
     out: &mut Vec<Item>,
-) -> Result<()> {
+) -> Result<Vec<super::catalog::Skip>> {
     let exts: Vec<String> = exts.iter().map(|e| e.to_lowercase()).collect();
     let listing = list_images(root, &exts, true)?;
     let folders: Vec<String> = listing.classes.iter().map(|(c, _)| c.clone()).collect();
@@ -302,7 +307,15 @@ fn folders(
             origin: root.display().to_string(),
         });
     }
-    Ok(())
+    Ok(listing
+        .skipped
+        .into_iter()
+        .map(|(path, reason)| super::catalog::Skip {
+            item: path,
+            reason,
+            origin: Some(root.display().to_string()),
+        })
+        .collect())
 }
 
 /// A class-folder tree under an `s3://` prefix: one listing, no download;

@@ -385,6 +385,7 @@ pub(super) fn manifest(
     for (i, p) in ctx.prepared {
         match p {
             Prepared::Skipped(reason) | Prepared::Excluded(reason) => skipped.push(Skip {
+                origin: Some(c.items[*i].origin.clone()),
                 item: c.items[*i].rel.clone(),
                 reason: reason.clone(),
             }),
@@ -546,8 +547,10 @@ pub(super) fn manifest(
 }
 
 /// Writes `OUT/items.csv`: one row per item and variant it is in (variant,
-/// split, id, source, labels, group, source SHA-256, and its place in each
-/// output: a file or `file#record`), then one row per skipped item.
+/// split, id, item path under its source root, labels, group, source
+/// SHA-256, and its place in each output: a file or `file#record`), then one
+/// row per skipped item. Nothing in it depends on where the sources are
+/// (a local copy and a bucket give the same table).
 pub(super) fn write_items_table(
     ctx: &Context,
     m: &Manifest,
@@ -571,7 +574,6 @@ pub(super) fn write_items_table(
         "split",
         "id",
         "item",
-        "source",
         "labels",
         "label_ids",
         "group",
@@ -599,7 +601,6 @@ pub(super) fn write_items_table(
                     split.clone(),
                     i.to_string(),
                     item.rel.clone(),
-                    item.path.display().to_string(),
                     item.labels.join(";"),
                     ids.join(";"),
                     item.group.clone().unwrap_or_default(),
@@ -620,7 +621,6 @@ pub(super) fn write_items_table(
             String::new(),
             String::new(),
             s.item.clone(),
-            String::new(),
             String::new(),
             String::new(),
             String::new(),

@@ -61,7 +61,7 @@ struct Walker<'a> {
     exts: &'a [String],
     items: Vec<(String, usize)>,
     classes: Vec<(String, usize)>,
-    skipped: Vec<String>,
+    skipped: Vec<(String, String)>,
     visited: HashSet<PathBuf>,
     /// For a ROOT in object storage: its folders, from one listing.
     remote: Option<Tree>,
@@ -122,8 +122,10 @@ impl Walker<'_> {
             let name = match entry.file_name().into_string() {
                 Ok(n) => n,
                 Err(n) => {
-                    self.skipped
-                        .push(format!("{}: name is not UTF-8", dir.join(n).display()));
+                    self.skipped.push((
+                        dir.join(n).display().to_string(),
+                        "the name is not UTF-8".into(),
+                    ));
                     continue;
                 }
             };
@@ -131,6 +133,15 @@ impl Walker<'_> {
             match std::fs::metadata(entry.path()) {
                 Ok(m) if m.is_dir() => dirs.push(name),
                 Ok(m) if m.is_file() => files.push(name),
+                // an image name that is no image file: said, not dropped
+                Ok(_) if self.accept(&name) => self.skipped.push((
+                    entry.path().display().to_string(),
+                    "not a regular file (a FIFO, device or socket)".into(),
+                )),
+                Err(_) if self.accept(&name) => self.skipped.push((
+                    entry.path().display().to_string(),
+                    "a symbolic link to nothing".into(),
+                )),
                 _ => {}
             }
         }
@@ -147,9 +158,9 @@ impl Walker<'_> {
     fn push(&mut self, path: &Path, label: usize) {
         let rel = self.rel(path);
         if rel.contains(['\t', '\n', '\r']) {
-            self.skipped.push(format!(
-                "{}: tab or newline in the name cannot go into a .lst",
-                path.display()
+            self.skipped.push((
+                path.display().to_string(),
+                "a tab or newline in the name cannot go into a .lst".into(),
             ));
             return;
         }
@@ -162,9 +173,9 @@ impl Walker<'_> {
             None => std::fs::canonicalize(dir).map_err(Error::io(dir))?,
         };
         if !self.visited.insert(canonical) {
-            self.skipped.push(format!(
-                "{}: symlink loop, not entered again",
-                dir.display()
+            self.skipped.push((
+                dir.display().to_string(),
+                "a symbolic link loop: the folder is not entered again".into(),
             ));
             return Ok(());
         }
@@ -193,8 +204,8 @@ pub struct Listing {
     pub items: Vec<(String, usize)>,
     /// Folder (relative to the root, `.` for the root itself) and its label.
     pub classes: Vec<(String, usize)>,
-    /// Files passed over, with reasons.
-    pub skipped: Vec<String>,
+    /// Files passed over: path and reason.
+    pub skipped: Vec<(String, String)>,
 }
 
 /// Lists images under `root` exactly as im2rec.py's `list_image` does:
@@ -255,7 +266,11 @@ pub fn make_lists(opts: &ListOptions) -> Result<ListSummary> {
         files: Vec::new(),
         classes: listing.classes,
         images: listing.items.len(),
-        skipped: listing.skipped,
+        skipped: listing
+            .skipped
+            .into_iter()
+            .map(|(p, why)| format!("{p}: {why}"))
+            .collect(),
     };
     let mut entries: Vec<LstEntry> = listing
         .items

@@ -89,6 +89,15 @@ pub enum ImageError {
         pixels: u64,
         limit: u64,
     },
+    /// The transform would make an image over the pixel limit (a 65500x1
+    /// strip resized to a shorter edge of 256 is 16768000x256).
+    #[error("resized it would be {width}x{height} = {pixels} pixels, over the limit of {limit} (raise it with --max-pixels / transform.max_pixels)")]
+    OutputTooLarge {
+        width: u64,
+        height: u64,
+        pixels: u64,
+        limit: u64,
+    },
     #[error("{0}")]
     Codec(String),
 }
@@ -100,10 +109,26 @@ impl ImageError {
             ImageError::Empty => "empty",
             ImageError::Unsupported(_) => "unsupported",
             ImageError::Corrupt { .. } => "corrupt",
-            ImageError::TooLarge { .. } => "too-large",
+            ImageError::TooLarge { .. } | ImageError::OutputTooLarge { .. } => "too-large",
             ImageError::Codec(_) => "codec",
         }
     }
+}
+
+/// The transform's output size, checked against the pixel limit before
+/// anything of that size is allocated.
+fn check_output(width: u32, height: u32, limit: u64) -> Result<(), ImageError> {
+    let (width, height) = (width as u64, height as u64);
+    let pixels = width.saturating_mul(height);
+    if pixels > limit {
+        return Err(ImageError::OutputTooLarge {
+            width,
+            height,
+            pixels,
+            limit,
+        });
+    }
+    Ok(())
 }
 
 fn check_pixels(width: u64, height: u64, limit: u64) -> Result<(), ImageError> {
@@ -419,6 +444,7 @@ impl Processor {
         let (full_w, full_h) = ops::oriented_dims(header.width, header.height, orientation);
         let (cw, ch) = crop_dims(full_w, full_h, spec.center_crop);
         let (tw, th) = spec.resize.target(cw, ch);
+        check_output(tw, th, spec.max_pixels)?;
         let scale = dct_scale(cw, ch, tw, th);
         let out_fmt = match (spec.color, header.color) {
             (_, JpegColor::Cmyk) => JpegOut::Cmyk,
@@ -478,6 +504,7 @@ impl Processor {
             (0, 0, full_w, full_h)
         };
         let (tw, th) = spec.resize.target(cw, ch);
+        check_output(tw, th, spec.max_pixels)?;
         let scaled = scale != 1.0;
         if !scaled && (tw, th) == (cw, ch) {
             return Ok(if spec.center_crop && (cw, ch) != (full_w, full_h) {

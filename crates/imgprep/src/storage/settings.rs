@@ -157,9 +157,19 @@ impl S3Settings {
         CRYPTO.call_once(|| {
             let _ = rustls::crypto::ring::default_provider().install_default();
         });
+        // A server that accepts and then says nothing is given up on after
+        // IMGPREP_IO_TIMEOUT_SECONDS without a byte (default 30), and then
+        // retried only within IMGPREP_S3_RETRY_SECONDS: every wait is bounded.
+        let io = Duration::from_secs(
+            env("IMGPREP_IO_TIMEOUT_SECONDS")
+                .and_then(|v| v.parse().ok())
+                .filter(|&s: &u64| s > 0)
+                .unwrap_or(30),
+        );
         ClientOptions::new()
             .with_allow_http(allow_http)
-            .with_connect_timeout(Duration::from_secs(5))
+            .with_connect_timeout(io.min(Duration::from_secs(5)))
+            .with_read_timeout(io)
             .with_timeout(Duration::from_secs(300))
     }
 

@@ -344,6 +344,29 @@ pub fn safe_rel(key: &str) -> std::result::Result<PathBuf, String> {
 /// A listed object and its local path, or why it is refused.
 type PullJob = std::result::Result<(Uri, PathBuf), String>;
 
+/// `pull`'s reports in DEST; no object is written under these names.
+const PULL_REPORTS: [&str; 2] = ["downloaded.txt", "failed.txt"];
+
+/// Refuses a download whose path under `dest` goes through a symbolic link
+/// (a folder or the file itself): it would write wherever the link points.
+fn no_links_below(dest: &Path, rel: &Path) -> std::result::Result<(), String> {
+    let mut p = dest.to_path_buf();
+    for c in rel.components() {
+        p.push(c);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(format!(
+                    "refused: {} is a symbolic link in DEST, and links are not followed",
+                    p.display()
+                ))
+            }
+            Ok(_) => {}
+            Err(_) => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
 /// Downloads every key/URI listed in `list` (one per line; blank lines and
 /// `#` comments ignored) into `dest`, writing `downloaded.txt` and
 /// `failed.txt` (key, tab, reason) there. An existing file with the
@@ -357,6 +380,11 @@ pub fn pull(
     let start = std::time::Instant::now();
     let text = crate::files::read_to_string(list).map_err(Error::io(list))?;
     let mut jobs: Vec<(String, PullJob)> = Vec::new();
+    // where each local path comes from: two keys never write one file
+    let mut claimed: BTreeMap<PathBuf, (String, usize)> = BTreeMap::new();
+    for report in PULL_REPORTS {
+        claimed.insert(PathBuf::from(report), (format!("pull's own {report}"), 0));
+    }
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -388,7 +416,23 @@ pub fn pull(
             }
             _ => uri.key.clone(),
         };
-        let job = safe_rel(&rel_key).map(|rel| (uri.clone(), dest.join(rel)));
+        let job = safe_rel(&rel_key)
+            .and_then(|rel| match claimed.get(&rel) {
+                Some((other, 0)) => Err(format!(
+                    "refused: it would be DEST/{}, which is {other} (rename the object or pull it \
+                     under another --base)",
+                    rel.display()
+                )),
+                Some((other, line)) => Err(format!(
+                    "refused: it would be DEST/{}, as {other} (line {line}) already is",
+                    rel.display()
+                )),
+                None => {
+                    claimed.insert(rel.clone(), (uri.to_string(), n + 1));
+                    Ok(rel)
+                }
+            })
+            .and_then(|rel| no_links_below(dest, &rel).map(|()| (uri.clone(), dest.join(rel))));
         jobs.push((uri.to_string(), job));
     }
     std::fs::create_dir_all(dest).map_err(Error::io(dest))?;
@@ -444,7 +488,7 @@ pub fn pull(
         .iter()
         .map(|(k, why)| format!("{k}\t{}\n", why.replace(['\n', '\t'], " ")))
         .collect();
-    for (name, text) in [("downloaded.txt", ok_text), ("failed.txt", failed_text)] {
+    for (name, text) in PULL_REPORTS.into_iter().zip([ok_text, failed_text]) {
         let p = dest.join(name);
         crate::output::write_atomic(&p, text.as_bytes()).map_err(Error::io(&p))?;
     }
