@@ -425,11 +425,10 @@ fn csv_lst_and_metadata_sources_and_the_recipe_itself_read_from_s3() {
             let m: serde_json::Value =
                 serde_json::from_slice(&env.read(&format!("{remote_out}/manifest.json"))).unwrap();
             let why = m["skipped"][0]["reason"].as_str().unwrap_or_default();
-            assert_eq!(
-                why,
-                format!("{site}/photos/class_0/missing.jpg does not exist"),
-                "{m}"
-            );
+            assert_eq!(why, "the file does not exist", "{m}");
+            assert_eq!(m["skipped"][0]["item"], "class_0/missing.jpg", "{m}");
+            let origin = m["skipped"][0]["origin"].as_str().unwrap_or_default();
+            assert!(origin.starts_with(&site.to_string()), "{m}");
             assert!(stderr(&out).contains("1 skipped"), "{}", stderr(&out));
         }
     }
@@ -626,10 +625,20 @@ fn http_urls_are_read_like_files() {
     assert_same_files(&env, &files, "remote", "local", "");
     let m: serde_json::Value = serde_json::from_slice(&env.read("remote/manifest.json")).unwrap();
     assert_eq!(
-        m["skipped"][0]["reason"],
-        format!("{base}/photos/class_0/missing.jpg does not exist"),
+        (&m["skipped"][0]["reason"], &m["skipped"][0]["item"]),
+        (
+            &serde_json::json!("the file does not exist"),
+            &serde_json::json!("class_0/missing.jpg")
+        ),
         "{}",
         stderr(&out)
+    );
+    assert!(
+        m["skipped"][0]["origin"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(base.as_str()),
+        "{m}"
     );
     // a folder source cannot list over plain HTTP: one clear line, no retries
     env.write(

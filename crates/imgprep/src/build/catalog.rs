@@ -347,12 +347,12 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
         }
         if !item.path.is_file() {
             if let Err(e) = crate::files::fingerprint(&item.path) {
+                // the item and its origin name the file; the reason says only
+                // what is wrong, so it reads the same wherever the sources are
                 let why = match e.kind() {
-                    std::io::ErrorKind::InvalidInput => format!("{} {e}", item.path.display()),
-                    std::io::ErrorKind::NotFound => {
-                        format!("{} does not exist", item.path.display())
-                    }
-                    _ => format!("{}: {e}", item.path.display()),
+                    std::io::ErrorKind::InvalidInput => format!("the file {e}"),
+                    std::io::ErrorKind::NotFound => "the file does not exist".to_string(),
+                    _ => e.to_string(),
                 };
                 problem(&item, why)?;
                 continue;

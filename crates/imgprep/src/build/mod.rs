@@ -176,9 +176,7 @@ pub fn build_loaded(
                 (i, (size, mtime)): (usize, (u64, i128))|
      -> (usize, Prepared, bool) {
         let item = &catalog.items[i];
-        let read = |p: &Path| {
-            crate::files::read_sized(p, size).map_err(|e| format!("{}: {e}", p.display()))
-        };
+        let read = |p: &Path| crate::files::read_sized(p, size).map_err(|e| e.to_string());
         let cache_write = |e: std::io::Error| Prepared::Skipped(format!("cache write failed: {e}"));
         match &spec {
             // pass-through, local: a header check now, the bytes at write time

@@ -89,6 +89,10 @@ fn restart_marker_junk_is_not_harmless() {
     assert!(!harmless_warning("Premature end of JPEG file"));
 }
 
+/// Scans a progressive JPEG may have before it is refused as a decoding
+/// bomb (libjpeg-turbo's own tools suggest 500).
+pub const MAX_SCANS: i32 = 500;
+
 impl JpegDecoder {
     pub fn new() -> Result<Self, ImageError> {
         let handle = unsafe { raw::tj3Init(raw::TJINIT_TJINIT_DECOMPRESS as i32) };
@@ -98,6 +102,9 @@ impl JpegDecoder {
             ));
         }
         unsafe { raw::tj3Set(handle, raw::TJPARAM_TJPARAM_STOPONWARNING as i32, 0) };
+        // a progressive JPEG of a few KB can hold thousands of scans that each
+        // cost a pass over the whole image; real encoders write about ten
+        unsafe { raw::tj3Set(handle, raw::TJPARAM_TJPARAM_SCANLIMIT as i32, MAX_SCANS) };
         Ok(JpegDecoder { handle })
     }
 

@@ -4,6 +4,7 @@
 //!
 //! One [`Processor`] per worker thread holds the reusable codec state.
 
+pub mod budget;
 pub mod exif;
 mod jpeg;
 pub mod ops;
@@ -234,7 +235,7 @@ impl Default for ImageSpec {
 }
 
 /// Upright decoded pixels, possibly at a reduced DCT scale.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Decoded {
     pub pixels: Pixels,
     /// Full-resolution upright size.
@@ -244,6 +245,9 @@ pub struct Decoded {
     pub scale: f64,
     /// The source's colour layout.
     pub source: SourceColor,
+    /// This decode's share of the memory budget (held until the pixels are
+    /// done with).
+    pub permit: Option<budget::Permit>,
 }
 
 /// The colour layout of a source image, from its header.
@@ -411,8 +415,10 @@ impl Processor {
         spec: &ImageSpec,
         out: &mut Vec<u8>,
     ) -> Result<ImageInfo, ImageError> {
-        let decoded = self.decode(data, spec)?;
+        let mut decoded = self.decode(data, spec)?;
         let source = decoded.source;
+        // the budget share lives until the encoded bytes are out
+        let _permit = decoded.permit.take();
         let pixels = self.transform(decoded, spec)?;
         let info = self.encode(pixels, spec.encoding, out)?;
         Ok(ImageInfo { source, ..info })
@@ -427,6 +433,10 @@ impl Processor {
         }
         let format = sniff(data).ok_or_else(|| ImageError::Unsupported(describe_unknown(data)))?;
         if format != ImageFormat::Jpeg {
+            // the header's size, as 16-bit RGBA at worst, before decoding
+            let (w, h, _, _) = other::header(data, format)?;
+            check_pixels(w as u64, h as u64, spec.max_pixels)?;
+            let permit = budget::acquire(w as u64 * h as u64 * 8);
             let (pixels, source) = other::decode(data, format, spec.color, spec.max_pixels)?;
             let (full_w, full_h) = (pixels.width, pixels.height);
             return Ok(Decoded {
@@ -435,6 +445,7 @@ impl Processor {
                 full_h,
                 scale: 1.0,
                 source,
+                permit: Some(permit),
             });
         }
         let data = &data[exif::find_soi(data).unwrap_or(0)..];
@@ -451,6 +462,12 @@ impl Processor {
             (ColorMode::Grayscale, _) | (ColorMode::Unchanged, JpegColor::Gray) => JpegOut::Gray,
             _ => JpegOut::Rgb,
         };
+        // what this decode holds at once: the scaled decode (CMYK: 4 bytes a
+        // pixel), its RGB conversion, and the resized output
+        let scaled = |v: u32| (v as u64 * scale as u64).div_ceil(8);
+        let permit = budget::acquire(
+            scaled(header.width) * scaled(header.height) * 7 + tw as u64 * th as u64 * 4,
+        );
         let mut buf = Vec::new();
         let (w, h) = self
             .jpeg_dec
@@ -485,6 +502,7 @@ impl Processor {
             full_h,
             scale: scale as f64 / 8.0,
             source: SourceColor::of_jpeg(header.color),
+            permit: Some(permit),
         })
     }
 
@@ -496,6 +514,7 @@ impl Processor {
             full_w,
             full_h,
             scale,
+            permit: _permit,
             ..
         } = decoded;
         let (cx, cy, cw, ch) = if spec.center_crop {
