@@ -268,32 +268,13 @@ fn synth_tinyimagenet(dir: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {
 /// `DIR/class_K/img_NNNNN.EXT` and `DIR/index.csv` (`subject,classname,img`,
 /// eight subjects as groups).
 fn synth_classes(dir: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {
-    let encoding = match opts.format.as_str() {
-        "jpg" | "jpeg" => Encoding::Jpeg { quality: 90 },
-        "png" => Encoding::Png { compression: 3 },
-        other => {
-            return Err(Error::Usage(format!(
-                "unknown synth format {other:?} (jpg or png)"
-            )))
-        }
-    };
-    let mut proc = Processor::new().map_err(|e| Error::Usage(e.to_string()))?;
+    let mut painter = Painter::new(opts)?;
     let mut written = Vec::new();
     let mut index = String::from("subject,classname,img\n");
     for class in 0..opts.classes {
-        let sub = dir.join(format!("class_{class}"));
-        std::fs::create_dir_all(&sub).map_err(Error::io(&sub))?;
         for i in 0..opts.per_class {
-            let seed = opts
-                .seed
-                .wrapping_mul(1_000_003)
-                .wrapping_add((class * 100_000 + i) as u64);
-            let px = synth_image(opts.width, opts.height, class, seed);
-            let mut out = Vec::new();
-            proc.encode(px, encoding, &mut out)
-                .map_err(|e| Error::Usage(e.to_string()))?;
-            let path = sub.join(format!("img_{i:05}.{}", opts.format));
-            write_atomic(&path, &out).map_err(Error::io(&path))?;
+            let path = dir.join(format!("class_{class}/img_{i:05}.{}", opts.format));
+            painter.paint(&path, class, i)?;
             index.push_str(&format!(
                 "p{:03},class_{class},img_{i:05}.{}\n",
                 i % 8,

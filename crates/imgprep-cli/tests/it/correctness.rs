@@ -3,7 +3,7 @@
 //! messages that point at the right place, output hygiene, the per-item
 //! table.
 
-use crate::env::{stderr, stdout, TestEnv};
+use crate::env::{assert_stderr_has, stderr, stdout, TestEnv};
 use recordio::{ImageRecord, Labels, RecordReader};
 use std::collections::BTreeMap;
 
@@ -146,7 +146,7 @@ fn ambiguous_label_columns_ask_for_label_format() {
     env.write("r.toml", lst_recipe("").as_bytes());
     let out = env.run(&["build", "r.toml", "--out", "o"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("label_format"), "{}", stderr(&out));
+    assert_stderr_has(&out, "label_format");
     env.write(
         "r.toml",
         lst_recipe("label_format = \"multi-hot\"").as_bytes(),
@@ -301,11 +301,7 @@ fn group_splits_need_groups_and_report_drift() {
     drivers(&env, false);
     let out = env.run(&["build", "d.toml", "--out", "o"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("group = \"COLUMN\""),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "group = \"COLUMN\"");
     assert!(!env.path("o/manifest.json").exists());
     drivers(&env, true);
     let out = env.ok(&["build", "d.toml", "--out", "o"]);
@@ -317,7 +313,7 @@ fn group_splits_need_groups_and_report_drift() {
         (v["achieved"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9,
         "{v}"
     );
-    assert!(stderr(&out).contains("asked 30.0 %"), "{}", stderr(&out));
+    assert_stderr_has(&out, "asked 30.0 %");
     // 3 of 10 groups on the wrong side of the ratio: a warning
     let mut csv = String::from("subject,classname,img\n");
     for i in 0..12 {
@@ -330,11 +326,7 @@ fn group_splits_need_groups_and_report_drift() {
     }
     env.write("index.csv", csv.as_bytes());
     let out = env.ok(&["build", "d.toml", "--out", "o2"]);
-    assert!(
-        stderr(&out).contains("was asked for (whole groups are kept together"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "was asked for (whole groups are kept together");
 }
 
 /// Recipe errors point at the value itself, ratios print as people write
@@ -348,11 +340,7 @@ fn messages_point_at_the_right_place() {
         b"# train hard\nname = \"train\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n[split]\nvalidation = 0.1\ntrain = 1.5\n",
     );
     let out = env.run(&["build", "r.toml", "--out", "o"]);
-    assert!(
-        stderr(&out).contains("r.toml:8:9: split.train = 1.5"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "r.toml:8:9: split.train = 1.5");
     env.write(
         "r.toml",
         b"name = \"x\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n[split]\ntrain = 0.7\nvalidation = 0.2\n",
@@ -374,11 +362,7 @@ fn messages_point_at_the_right_place() {
         b"name = \"c\"\n[[sources]]\ntype = \"csv\"\nfile = \"i.csv\"\nroot = \"photos\"\npath = \"img\"\nlabel = \"nope\"\n",
     );
     let out = env.run(&["build", "c.toml", "--out", "o"]);
-    assert!(
-        stderr(&out).contains("i.csv:1: no column \"nope\""),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "i.csv:1: no column \"nope\"");
     env.write(
         "i.csv",
         b"img,classname\r\nclass_0/img_00000.jpg,class_0\r\nclass_0/img_00001.jpg,class_0\r\nclass_1/img_00000.jpg\r\n",
@@ -391,7 +375,7 @@ fn messages_point_at_the_right_place() {
             .as_bytes(),
     );
     let out = env.run(&["build", "c.toml", "--out", "o"]);
-    assert!(stderr(&out).contains("i.csv:4:"), "{}", stderr(&out));
+    assert_stderr_has(&out, "i.csv:4:");
 }
 
 /// The raw TFRecord preset stores the source's decoded pixels: bit-exact
@@ -460,11 +444,7 @@ fn image_shape_is_the_shared_size_or_set_by_the_user() {
     };
     env.write("r.toml", recipe("").as_bytes());
     let out = env.ok(&["build", "r.toml", "--out", "o"]);
-    assert!(
-        stderr(&out).contains("2 different sizes"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "2 different sizes");
     let hp = hyper(&env, "o");
     assert!(hp.get("image_shape").is_none(), "{hp}");
     assert!(manifest(&env, "o")["variants"]["complete"]["image_shape"].is_null());
@@ -485,11 +465,7 @@ fn image_shape_is_the_shared_size_or_set_by_the_user() {
         recipe("[hyperparameters]\nimage_shape = \"3,x,24\"\n").as_bytes(),
     );
     let out = env.run(&["build", "r.toml", "--out", "o"]);
-    assert!(
-        stderr(&out).contains("r.toml:6:15: image_shape"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "r.toml:6:15: image_shape");
 }
 
 /// Layouts that would come out unlabelled are refused with a hint; a
@@ -520,11 +496,7 @@ fn unlabelled_by_accident_is_refused() {
         b"name = \"u\"\n[[sources]]\ntype = \"folders\"\nroot = \"flat\"\n",
     );
     let out = env.run(&["build", "u.toml", "--out", "u"]);
-    assert!(
-        stderr(&out).contains("unlabelled = true"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "unlabelled = true");
     // TinyImageNet: classes from wnids.txt, splits from the layout
     env.ok(&[
         "synth",
@@ -570,7 +542,7 @@ fn unlabelled_by_accident_is_refused() {
         b"0\t1\t0\tclass_0/img_00000.jpg\n1\t0\t1\tclass_1/img_00000.jpg\n",
     );
     let out = env.ok(&["im2rec", "ml.lst", "photos"]);
-    assert!(stderr(&out).contains("--pack-label"), "{}", stderr(&out));
+    assert_stderr_has(&out, "--pack-label");
     let out = env.ok(&["im2rec", "ml.lst", "photos", "--pack-label"]);
     assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
 }

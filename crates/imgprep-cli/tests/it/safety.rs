@@ -3,7 +3,7 @@
 //! an interrupted build never looks finished, and a file cannot make a
 //! build block forever.
 
-use crate::env::{stderr, TestEnv};
+use crate::env::{assert_stderr_has, stderr, TestEnv};
 use std::time::{Duration, Instant};
 
 fn manifest(env: &TestEnv, out: &str) -> serde_json::Value {
@@ -88,11 +88,7 @@ fn writes_stay_under_the_output_folder() {
     );
     let out = env.run(&["build", "r.toml", "--out", "o2"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("cannot be a folder name"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "cannot be a folder name");
     assert!(!env.path("escaped").exists() && !env.path("o2/escaped").exists());
 }
 
@@ -130,11 +126,7 @@ fn manifest_paths_outside_the_output_are_ignored() {
     );
     let out = env.run(&["push", "o", "s3://nowhere/x", "--dry-run"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("not a plain path"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "not a plain path");
 }
 
 /// A non-empty folder imgprep did not make is refused (nothing written),
@@ -152,11 +144,7 @@ fn foreign_and_overlapping_output_folders_are_refused() {
     env.write("mine/.notes.abc123.partial", b"my partial-looking file");
     let out = env.run(&["build", "r.toml", "--out", "mine"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("not made by imgprep"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "not made by imgprep");
     let out = env.run(&["convert", "photos", "mine", "--to", "recordio"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(!env.path("mine/imgprep-convert.toml").exists());
@@ -173,11 +161,7 @@ fn foreign_and_overlapping_output_folders_are_refused() {
     for out_dir in ["photos/out", "photos", "."] {
         let out = env.run(&["build", "r.toml", "--out", out_dir, "--force"]);
         assert_eq!(out.status.code(), Some(2), "{out_dir}");
-        assert!(
-            stderr(&out).contains("must not overlap"),
-            "{}",
-            stderr(&out)
-        );
+        assert_stderr_has(&out, "must not overlap");
     }
     assert!(!env.path("photos/out").exists());
 }
@@ -203,11 +187,7 @@ fn one_build_at_a_time_and_interrupted_builds_never_look_finished() {
     held.lock().unwrap();
     let out = env.run(&["build", "r.toml", "--out", "o"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("being built by another imgprep"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_has(&out, "being built by another imgprep");
     drop(held);
     // the same images with the classes the other way round (outputs of the
     // same sizes, other labels), killed once it has begun writing
@@ -294,7 +274,7 @@ fn files_that_would_block_or_never_end_are_refused() {
     );
     let out = run_bounded(&env, &["im2rec", "l.lst", "imgs/train"], 60);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("2 skipped"), "{}", stderr(&out));
+    assert_stderr_has(&out, "2 skipped");
 }
 
 /// Sizes a file claims are checked before anything of that size is
@@ -319,7 +299,7 @@ fn sizes_are_checked_before_allocation() {
     );
     let out = run_bounded(&env, &["build", "r.toml", "--out", "o"], 60);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("over the limit"), "{}", stderr(&out));
+    assert_stderr_has(&out, "over the limit");
     // a 28-byte TFRecord whose header claims 2 GiB
     let len = (1u64 << 31).to_le_bytes();
     let mut file = len.to_vec();
@@ -391,6 +371,6 @@ fn a_folder_walk_drops_nothing_silently() {
     for needle in ["pipe.jpg", "dangling.jpg", "tab\\there.jpg", "loop"] {
         assert!(skipped.contains(needle), "{needle}: {skipped}");
     }
-    assert!(stderr(&out).contains("items skipped"), "{}", stderr(&out));
+    assert_stderr_has(&out, "items skipped");
     assert_eq!(m["variants"]["complete"]["splits"]["train"]["items"], 4);
 }

@@ -172,77 +172,69 @@ pub fn build_loaded(
     let color_policy = r.recipe.transform.color_policy;
     let mut excluded: BTreeMap<&str, u64> = BTreeMap::new();
     reporter.begin("prepare", Some(needed.len() as u64));
-    let work = |p: &mut Processor,
-                (i, (size, mtime)): (usize, (u64, i128))|
-     -> (usize, Prepared, bool) {
-        let item = &catalog.items[i];
-        let read = |p: &Path| crate::files::read_sized(p, size).map_err(|e| e.to_string());
-        let cache_write = |e: std::io::Error| Prepared::Skipped(format!("cache write failed: {e}"));
-        match &spec {
-            // pass-through, local: a header check now, the bytes at write time
-            None if !crate::files::is_remote(&item.path) => match read(&item.path) {
-                Ok(d) => match p.probe(&d, r.recipe.transform.max_pixels) {
-                    Ok(info) => (i, Prepared::Ok(info, checksum::sha256(&d)), false),
-                    Err(e) => (i, Prepared::Skipped(e.to_string()), false),
+    let work =
+        |p: &mut Processor, (i, (size, mtime)): (usize, (u64, i128))| -> (usize, Prepared, bool) {
+            let item = &catalog.items[i];
+            let read = |p: &Path| crate::files::read_sized(p, size).map_err(|e| e.to_string());
+            // into the cache: the item is ready, or skipped when the cache cannot be written
+            let store = |key: &str, info: ImageInfo, sha: SourceSha, bytes: &[u8]| match cache
+                .put(key, &info, &sha, bytes)
+            {
+                Ok(()) => Prepared::Ok(info, sha),
+                Err(e) => Prepared::Skipped(format!("cache write failed: {e}")),
+            };
+            match &spec {
+                // pass-through, local: a header check now, the bytes at write time
+                None if !crate::files::is_remote(&item.path) => match read(&item.path) {
+                    Ok(d) => match p.probe(&d, r.recipe.transform.max_pixels) {
+                        Ok(info) => (i, Prepared::Ok(info, checksum::sha256(&d)), false),
+                        Err(e) => (i, Prepared::Skipped(e.to_string()), false),
+                    },
+                    Err(e) => (i, Prepared::Skipped(e), false),
                 },
-                Err(e) => (i, Prepared::Skipped(e), false),
-            },
-            // pass-through from object storage: the checked bytes go to the
-            // cache, so each object is fetched once (and not again on re-runs)
-            None => {
-                let key = Cache::key(&transform_key, &item.path, size, mtime);
-                if let Some((info, sha)) = cache.info(&key) {
-                    return (i, Prepared::Ok(info, sha), true);
+                // pass-through from object storage: the checked bytes go to the
+                // cache, so each object is fetched once (and not again on re-runs)
+                None => {
+                    let key = Cache::key(&transform_key, &item.path, size, mtime);
+                    if let Some((info, sha)) = cache.info(&key) {
+                        return (i, Prepared::Ok(info, sha), true);
+                    }
+                    let data = match read(&item.path) {
+                        Ok(d) => d,
+                        Err(e) => return (i, Prepared::Skipped(e), false),
+                    };
+                    match p.probe(&data, r.recipe.transform.max_pixels) {
+                        Ok(info) => (i, store(&key, info, checksum::sha256(&data), &data), false),
+                        Err(e) => (i, Prepared::Skipped(e.to_string()), false),
+                    }
                 }
-                let data = match read(&item.path) {
-                    Ok(d) => d,
-                    Err(e) => return (i, Prepared::Skipped(e), false),
-                };
-                match p.probe(&data, r.recipe.transform.max_pixels) {
-                    Ok(info) => {
-                        let sha = checksum::sha256(&data);
-                        match cache.put(&key, &info, &sha, &data) {
-                            Ok(()) => (i, Prepared::Ok(info, sha), false),
-                            Err(e) => (i, cache_write(e), false),
+                Some(spec) => {
+                    let key = Cache::key(&transform_key, &item.path, size, mtime);
+                    if let Some((info, sha)) = cache.info(&key) {
+                        return (i, Prepared::Ok(info, sha), true);
+                    }
+                    for sc in &shard_caches {
+                        if let Some((info, sha, bytes)) = sc.get(&key) {
+                            let prep = store(&key, info, sha, &bytes);
+                            let hit = matches!(prep, Prepared::Ok(..));
+                            return (i, prep, hit);
                         }
                     }
-                    Err(e) => (i, Prepared::Skipped(e.to_string()), false),
-                }
-            }
-            Some(spec) => {
-                let key = Cache::key(&transform_key, &item.path, size, mtime);
-                if let Some((info, sha)) = cache.info(&key) {
-                    return (i, Prepared::Ok(info, sha), true);
-                }
-                for sc in &shard_caches {
-                    if let Some((info, sha, bytes)) = sc.get(&key) {
-                        return match cache.put(&key, &info, &sha, &bytes) {
-                            Ok(()) => (i, Prepared::Ok(info, sha), true),
-                            Err(e) => (i, cache_write(e), false),
-                        };
+                    if merging {
+                        return (i, Prepared::Skipped(MISSING_IN_SHARDS.into()), false);
+                    }
+                    let data = match read(&item.path) {
+                        Ok(d) => d,
+                        Err(e) => return (i, Prepared::Skipped(e), false),
+                    };
+                    let mut out = Vec::new();
+                    match p.process(&data, spec, &mut out) {
+                        Ok(info) => (i, store(&key, info, checksum::sha256(&data), &out), false),
+                        Err(e) => (i, Prepared::Skipped(e.to_string()), false),
                     }
                 }
-                if merging {
-                    return (i, Prepared::Skipped(MISSING_IN_SHARDS.into()), false);
-                }
-                let data = match read(&item.path) {
-                    Ok(d) => d,
-                    Err(e) => return (i, Prepared::Skipped(e), false),
-                };
-                let mut out = Vec::new();
-                match p.process(&data, spec, &mut out) {
-                    Ok(info) => {
-                        let sha = checksum::sha256(&data);
-                        match cache.put(&key, &info, &sha, &out) {
-                            Ok(()) => (i, Prepared::Ok(info, sha), false),
-                            Err(e) => (i, cache_write(e), false),
-                        }
-                    }
-                    Err(e) => (i, Prepared::Skipped(e.to_string()), false),
-                }
             }
-        }
-    };
+        };
     let init = || Processor::new().expect("libjpeg-turbo initialises");
     let inputs = needed.iter().copied().zip(prints.iter().copied());
     // objects from a store: more requests in flight than cores
