@@ -366,11 +366,13 @@ fn verify(a: VerifyArgs) -> Result<u8> {
                 eprintln!("problem: {p}");
             }
             let status = if problems.is_empty() { "OK" } else { "FAILED" };
-            eprintln!(
-                "{}: {status} ({n} records, {} problems)",
-                a.prefix.display(),
-                problems.len()
-            );
+            if !a.quiet {
+                eprintln!(
+                    "{}: {status} ({n} records, {} problems)",
+                    a.prefix.display(),
+                    problems.len()
+                );
+            }
         }
         return Ok(if problems.is_empty() {
             0
@@ -388,14 +390,16 @@ fn verify(a: VerifyArgs) -> Result<u8> {
             for p in &r.problems {
                 eprintln!("problem: {p}");
             }
-            eprintln!(
-                "{}: {} ({} files, {} records checked, {} problems)",
-                r.out.display(),
-                if r.ok { "OK" } else { "FAILED" },
-                r.files_checked,
-                r.records_checked,
-                r.problems.len()
-            );
+            if !a.quiet {
+                eprintln!(
+                    "{}: {} ({} files, {} records checked, {} problems)",
+                    r.out.display(),
+                    if r.ok { "OK" } else { "FAILED" },
+                    r.files_checked,
+                    r.records_checked,
+                    r.problems.len()
+                );
+            }
         }
         return Ok(if r.ok { 0 } else { exit::PROBLEMS });
     }
@@ -414,16 +418,18 @@ fn verify(a: VerifyArgs) -> Result<u8> {
             );
         }
         let n = |o: Option<u64>| o.map(|v| v.to_string()).unwrap_or_else(|| "no file".into());
-        eprintln!(
-            "{}: {} ({} records, {} images decode, .idx {}, .lst {}, {} problems)",
-            r.rec.display(),
-            if r.ok { "OK" } else { "FAILED" },
-            r.records,
-            r.images_ok,
-            n(r.idx_entries),
-            n(r.lst_entries),
-            r.problems
-        );
+        if !a.quiet {
+            eprintln!(
+                "{}: {} ({} records, {} images decode, .idx {}, .lst {}, {} problems)",
+                r.rec.display(),
+                if r.ok { "OK" } else { "FAILED" },
+                r.records,
+                r.images_ok,
+                n(r.idx_entries),
+                n(r.lst_entries),
+                r.problems
+            );
+        }
     }
     Ok(if r.ok { 0 } else { exit::PROBLEMS })
 }
@@ -600,14 +606,10 @@ fn convert(a: ConvertArgs) -> Result<u8> {
         return Ok(0);
     }
     let (out, remote_out) = out_target(&a.out)?;
-    // the kept recipe goes only into a folder that is imgprep's (or --force)
-    imgprep::build::outdir::refuse_foreign(&out, a.force)?;
-    std::fs::create_dir_all(&out)?;
+    // the recipe is kept in OUT by the build itself (under its lock, listed
+    // in the manifest, sent along by push)
     let path = out.join(CONVERT_RECIPE);
     let recipe = imgprep::recipe::from_text(&text, &path)?;
-    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-        imgprep::output::write_atomic(&path, text.as_bytes())?;
-    }
     let opts = imgprep::build::BuildOptions {
         out: out.clone(),
         threads: threads(a.num_thread),
@@ -615,6 +617,7 @@ fn convert(a: ConvertArgs) -> Result<u8> {
         merge_from: Vec::new(),
         cache_dir: a.cache_dir.clone(),
         force: a.force,
+        extra_files: vec![(CONVERT_RECIPE.to_string(), text.clone().into_bytes())],
     };
     let progress = Progress::new(a.quiet || a.json).silent(a.quiet);
     let mut s = imgprep::build::build_loaded(&recipe, &opts, &progress)?;
@@ -623,11 +626,7 @@ fn convert(a: ConvertArgs) -> Result<u8> {
     }
     let code = report_build(&s, a.json, a.quiet)?;
     match remote_out {
-        // the recipe goes along (push sends the manifest's files and the manifest)
-        Some(uri) => {
-            imgprep::storage::transfer::put_file(&path, &uri.join(CONVERT_RECIPE))?;
-            send_out(&out, &uri, a.json, a.quiet, code)
-        }
+        Some(uri) => send_out(&out, &uri, a.json, a.quiet, code),
         None => Ok(code),
     }
 }
@@ -647,6 +646,7 @@ fn build(a: BuildArgs) -> Result<u8> {
         merge_from: a.merge_from,
         cache_dir: a.cache_dir,
         force: a.force,
+        extra_files: Vec::new(),
     };
     let progress = Progress::new(a.quiet || a.json).silent(a.quiet);
     let mut s = imgprep::build::build(&a.recipe, &opts, &progress)?;

@@ -30,7 +30,7 @@ pub fn inspect_rec(rec: &Path, mut f: impl FnMut(RecordSummary) -> bool) -> Resu
     let mut n = 0u64;
     while let Some(offset) = reader
         .read_record(&mut buf)
-        .map_err(|e| Error::Usage(format!("{}: {e}", rec.display())))?
+        .map_err(|e| Error::Problem(format!("{}: {e}", rec.display())))?
     {
         let s = match ImageRecord::parse(&buf) {
             Ok((h, img)) => {
@@ -114,7 +114,8 @@ pub fn check_input(path: &Path, wanted: Wanted) -> Result<()> {
     let mut head = [0u8; 16];
     let n = {
         use std::io::Read;
-        let mut f = std::fs::File::open(path).map_err(Error::io(path))?;
+        // (a FIFO or device is refused here, never waited on)
+        let mut f = crate::files::open_regular(path).map_err(Error::io(path))?;
         let mut n = 0;
         while n < head.len() {
             match f.read(&mut head[n..]).map_err(Error::io(path))? {
@@ -134,6 +135,12 @@ pub fn check_input(path: &Path, wanted: Wanted) -> Result<()> {
     let base = s.strip_suffix(".lst").unwrap_or(&s);
     let what = if head.is_empty() {
         format!("{shown} is empty")
+    } else if s.ends_with(".idx") {
+        let base = s.strip_suffix(".idx").unwrap_or(&s);
+        format!(
+            "{shown} is a RecordIO index (.idx, text: record id and byte offset), not a record file; \
+             the records are in {base}.rec"
+        )
     } else if is_lst || head.first().is_some_and(|b| b.is_ascii_digit()) && head.contains(&b'\t') {
         let cmd = if wanted == Wanted::Dataset {
             format!("imgprep verify {base}")

@@ -65,7 +65,10 @@ pub fn link_atomic(src: &Path, dest: &Path) -> io::Result<bool> {
         h.finish() & 0xff_ffff
     };
     let tmp = dir.join(format!(".{stem}.{nonce:06x}.partial"));
-    if std::fs::hard_link(src, &tmp).is_err() {
+    // the file a link points to, not the link (a relative link would point
+    // elsewhere from the output folder)
+    let src = std::fs::canonicalize(src)?;
+    if std::fs::hard_link(&src, &tmp).is_err() {
         return Ok(false);
     }
     // rename over an existing link to the same file does nothing and leaves

@@ -96,7 +96,7 @@ pub fn inspect_tfrecord(path: &Path, mut f: impl FnMut(TfRecordSummary) -> bool)
     let mut n = 0;
     while let Some(off) = r
         .read_record(&mut buf)
-        .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?
+        .map_err(|e| Error::Problem(format!("{}: {e}", path.display())))?
     {
         let keep = f(summarize(n, off, &buf));
         n += 1;

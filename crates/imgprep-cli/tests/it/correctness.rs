@@ -553,7 +553,9 @@ fn wrong_inputs_are_named() {
     let env = TestEnv::new();
     env.synth("photos", 1, 2, 24, 16);
     env.ok(&["im2rec", "d", "photos", "--list", "--recursive"]);
+    env.ok(&["im2rec", "d", "photos"]);
     for (args, needle) in [
+        (vec!["verify", "d.idx"], "RecordIO index (.idx"),
         (vec!["inspect", "d.lst"], "im2rec image list"),
         (vec!["verify", "d.lst"], "imgprep verify d"),
         (
@@ -696,4 +698,39 @@ fn the_item_table_traces_every_record() {
     assert_eq!(rows as u64, total);
     assert!(m["files"]["items.csv"]["sha256"].is_string());
     env.ok(&["verify", "o"]);
+}
+
+/// A path with a tab or a newline (legal in file names, fatal to a `.lst`)
+/// is bad input, and a corrupt record file is a problem found (exit 1).
+#[test]
+fn tabs_in_paths_and_corrupt_records() {
+    let env = TestEnv::new();
+    env.synth("photos", 1, 2, 24, 16);
+    std::fs::copy(
+        env.path("photos/class_0/img_00000.jpg"),
+        env.path("photos/class_0/a\tb.jpg"),
+    )
+    .unwrap();
+    env.write(
+        "i.csv",
+        b"img,label\nclass_0/img_00000.jpg,a\nclass_0/img_00001.jpg,b\n\"class_0/a\tb.jpg\",b\n",
+    );
+    env.write(
+        "r.toml",
+        b"name = \"t\"\non_error = \"skip\"\n[[sources]]\ntype = \"csv\"\nfile = \"i.csv\"\nroot = \"photos\"\npath = \"img\"\nlabel = \"label\"\n",
+    );
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    let m = manifest(&env, "o");
+    assert!(
+        serde_json::to_string(&m["skipped"])
+            .unwrap()
+            .contains("tab or newline"),
+        "{m}"
+    );
+    env.ok(&["verify", "o"]);
+    let mut rec = env.read("o/complete/recordio/train.rec");
+    rec.truncate(rec.len() - 7);
+    env.write("bad.rec", &rec);
+    let out = env.run(&["inspect", "bad.rec"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 }

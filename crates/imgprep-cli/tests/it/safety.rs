@@ -175,7 +175,8 @@ fn one_build_at_a_time_and_interrupted_builds_never_look_finished() {
     env.synth("photos", 2, 40, 160, 120);
     let recipe = |resize: u32| {
         format!(
-            "name = \"l\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n[transform]\nresize = {resize}\n"
+            "name = \"l\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n[split]\ntrain = 0.5\nvalidation = 0.5\n\
+             [transform]\nresize = {resize}\n[[outputs]]\nformat = \"recordio\"\n[[outputs]]\nformat = \"folders\"\n"
         )
     };
     env.write("r.toml", recipe(20).as_bytes());
@@ -193,7 +194,9 @@ fn one_build_at_a_time_and_interrupted_builds_never_look_finished() {
     // same sizes, other labels), killed once it has begun writing
     env.write(
         "r2.toml",
-        (recipe(20) + "[labels]\nnames = [\"class_1\", \"class_0\"]\n").as_bytes(),
+        (recipe(20).replace("name = \"l\"", "name = \"l\"\nseed = 7")
+            + "[labels]\nnames = [\"class_1\", \"class_0\"]\n")
+            .as_bytes(),
     );
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_imgprep"))
         .args(["build", "r2.toml", "--out", "o", "-q", "--num-thread", "1"])
@@ -226,6 +229,28 @@ fn one_build_at_a_time_and_interrupted_builds_never_look_finished() {
     assert_eq!(env.read("o/complete/recordio/train.rec"), rec_a);
     assert!(!env.path("o/.imgprep-building").exists());
     env.ok(&["verify", "o"]);
+    // nothing the killed build wrote is left (it would put images of one
+    // split in the other's folders): every file is the manifest's
+    let m = manifest(&env, "o");
+    let mut stack = vec![env.path("o")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let rel = p
+                .strip_prefix(env.path("o"))
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            assert!(
+                rel == "manifest.json" || m["files"].get(&rel).is_some(),
+                "{rel} is left over from the killed build"
+            );
+        }
+    }
 }
 
 /// A FIFO or a device named by a list is refused with a reason, never read
@@ -373,4 +398,137 @@ fn a_folder_walk_drops_nothing_silently() {
     }
     assert_stderr_has(&out, "items skipped");
     assert_eq!(m["variants"]["complete"]["splits"]["train"]["items"], 4);
+}
+
+/// Links and names that would lead writes astray: a symbolic link inside
+/// OUT is not written through, a link among the class folders does not
+/// take a class over, a linked source is linked as the file it points to,
+/// colliding names are refused before writing, a FIFO given to verify is
+/// refused, and convert keeps its recipe only in a folder that is its own.
+#[test]
+fn links_and_colliding_names_are_refused() {
+    let env = TestEnv::new();
+    env.synth("photos", 2, 3, 32, 24);
+    env.write(
+        "r.toml",
+        b"name = \"s\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n[split]\ntrain = 0.5\nvalidation = 0.5\n\
+          [transform]\nencoding = \"passthrough\"\n[[outputs]]\nformat = \"recordio\"\n[[outputs]]\nformat = \"folders\"\n",
+    );
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    // a folder of OUT replaced by a link to the user's folder
+    env.write("victim/train.rec", b"VICTIM");
+    std::fs::remove_dir_all(env.path("o/complete/recordio")).unwrap();
+    std::os::unix::fs::symlink(env.path("victim"), env.path("o/complete/recordio")).unwrap();
+    env.write(
+        "r.toml",
+        &[env.read("r.toml"), b"seed = 3\n".to_vec()].concat(),
+    );
+    let out = env.run(&["build", "r.toml", "--out", "o"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_stderr_has(&out, "symbolic link");
+    assert_eq!(env.read("victim/train.rec"), b"VICTIM");
+    assert_eq!(std::fs::read_dir(env.path("victim")).unwrap().count(), 1);
+    // a link to a sibling class folder, sorting first
+    std::os::unix::fs::symlink("class_1", env.path("photos/aaa_link")).unwrap();
+    // a source that is a relative link
+    std::os::unix::fs::symlink(
+        "../class_0/img_00000.jpg",
+        env.path("photos/class_1/rel.jpg"),
+    )
+    .unwrap();
+    env.write(
+        "r.toml",
+        &String::from_utf8(env.read("r.toml"))
+            .unwrap()
+            .replace("seed = 3\n", "")
+            .into_bytes(),
+    );
+    env.ok(&["build", "r.toml", "--out", "o2"]);
+    let m = manifest(&env, "o2");
+    let names: Vec<&str> = m["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["class_0", "class_1"], "{m}");
+    let linked: Vec<String> = m["files"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.ends_with("rel.jpg"))
+        .cloned()
+        .collect();
+    assert_eq!(linked.len(), 1, "{m}");
+    let p = env.path(&format!("o2/{}", linked[0]));
+    assert!(!std::fs::symlink_metadata(&p)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        std::fs::read(&p).unwrap(),
+        env.read("photos/class_0/img_00000.jpg")
+    );
+    std::fs::remove_file(env.path("photos/aaa_link")).unwrap();
+    std::fs::remove_file(env.path("photos/class_1/rel.jpg")).unwrap();
+    // a split named like SageMaker's list folder: refused before it overwrites
+    env.write(
+        "e.toml",
+        b"name = \"e\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n[split]\nmethod = \"explicit\"\n\
+          [split.assign]\ntrain = [\"g0\"]\ntrain_lst = [\"g1\"]\n[[outputs]]\nformat = \"sagemaker-image\"\n",
+    );
+    let mut csv = String::from("img,label,group\n");
+    for c in 0..2 {
+        for i in 0..3 {
+            csv.push_str(&format!("class_{c}/img_{i:05}.jpg,c{c},g{c}\n"));
+        }
+    }
+    csv.push_str("train.lst,c1,g1\n");
+    std::fs::copy(
+        env.path("photos/class_0/img_00000.jpg"),
+        env.path("photos/train.lst"),
+    )
+    .unwrap();
+    env.write("i.csv", csv.as_bytes());
+    env.write(
+        "e.toml",
+        &String::from_utf8(env.read("e.toml"))
+            .unwrap()
+            .replace(
+                "type = \"folders\"\nroot = \"photos\"",
+                "type = \"csv\"\nfile = \"i.csv\"\nroot = \"photos\"\npath = \"img\"\nlabel = \"label\"\ngroup = \"group\"",
+            )
+            .replace("[transform]", "")
+            .into_bytes(),
+    );
+    let e = String::from_utf8(env.read("e.toml")).unwrap().replace(
+        "[[outputs]]",
+        "[transform]\nencoding = \"passthrough\"\n[[outputs]]",
+    );
+    env.write("e.toml", e.as_bytes());
+    let out = env.run(&["build", "e.toml", "--out", "e"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_stderr_has(&out, "would both be");
+    // a FIFO given to verify and inspect is refused, not waited on
+    assert!(std::process::Command::new("mkfifo")
+        .arg(env.path("f.rec"))
+        .status()
+        .unwrap()
+        .success());
+    for cmd in ["verify", "inspect"] {
+        let out = run_bounded(&env, &[cmd, "f.rec"], 20);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {}", stderr(&out));
+        assert_stderr_has(&out, "FIFO");
+    }
+    // convert: a user's file of the recipe's name makes the folder theirs,
+    // and an output inside the source gets nothing
+    env.write("u/imgprep-convert.toml", b"mine");
+    let out = env.run(&["convert", "photos", "u", "--to", "recordio"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(env.read("u/imgprep-convert.toml"), b"mine");
+    let out = env.run(&["convert", "photos", "photos/deep/out", "--to", "recordio"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!env.path("photos/deep").exists());
+    env.ok(&["convert", "photos", "c", "--to", "recordio"]);
+    assert!(manifest(&env, "c")["files"]["imgprep-convert.toml"].is_object());
 }

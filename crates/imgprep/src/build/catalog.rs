@@ -299,6 +299,13 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
     let mut by_rel: BTreeMap<String, Item> = BTreeMap::new();
     for mut item in items {
         // one name per file: `./a`, `a//b` and `x/../a` are `a`, `a/b`, `a`
+        if item.rel.contains(['\t', '\n', '\r']) {
+            problem(
+                &item,
+                "a tab or newline in the path cannot go into a .lst or a CSV cell".into(),
+            )?;
+            continue;
+        }
         match normalize_rel(&item.rel) {
             Some(rel) => item.rel = rel,
             None => {

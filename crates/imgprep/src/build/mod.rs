@@ -39,6 +39,9 @@ pub struct BuildOptions {
     pub cache_dir: Option<PathBuf>,
     /// Build into a non-empty folder imgprep did not make.
     pub force: bool,
+    /// Files kept with the dataset (path in OUT, bytes), written under the
+    /// folder's lock and listed in the manifest (convert's recipe).
+    pub extra_files: Vec<(String, Vec<u8>)>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -318,10 +321,12 @@ pub fn build_loaded(
             opts.out.display()
         )));
     }
+    check_names(r, &catalog, &plan, &prepared)?;
     warn_before_writing(r, &catalog, &plan, spec.as_ref(), &prepared, reporter);
 
     guard.begin_writing()?;
     let ctx = write::Context {
+        guard: &guard,
         recipe: r,
         catalog: &catalog,
         plan: &plan,
@@ -339,20 +344,17 @@ pub fn build_loaded(
     manifest.files.extend(written);
     let items_csv = write::write_items_table(&ctx, &manifest, &locations)?;
     manifest.files.insert(write::ITEMS_CSV.into(), items_csv);
-    write::write_manifest(&opts.out, &mut manifest)?;
-    // files of the previous build that this one did not write (items
-    // removed); only plain paths inside OUT, so a manifest edited to name
-    // `../x` or `/etc/x` removes nothing
-    for f in guard
-        .previous
-        .iter()
-        .filter(|f| !manifest.files.contains_key(*f))
-    {
-        if let Ok(p) = write::under(&opts.out, f) {
-            let _ = std::fs::remove_file(p);
-        }
+    // files the caller keeps with the dataset (convert's recipe)
+    for (rel, bytes) in &opts.extra_files {
+        let p = write::under(&opts.out, rel)?;
+        guard.record(rel)?;
+        let sums = crate::output::write_atomic(&p, bytes).map_err(Error::io(&p))?;
+        manifest.files.insert(rel.clone(), sums);
     }
-    guard.finish();
+    write::write_manifest(&opts.out, &mut manifest, &guard)?;
+    // files of the previous build (or of a killed one) that this one did not
+    // write; see OutGuard::finish
+    guard.finish(&manifest.files);
     report_skips(&manifest, reporter);
     // the cache keeps what this build used, nothing older
     let keep: std::collections::HashSet<String> = needed
@@ -400,6 +402,51 @@ fn warn_split_drift(plan: &Plan, catalog: &Catalog, reporter: &dyn Reporter) {
             ));
         }
     }
+}
+
+/// Class names the folders output makes folders of must be plain folder
+/// paths, and no class may take the names used for unlabelled items:
+/// checked before anything is written.
+fn check_names(
+    r: &recipe::LoadedRecipe,
+    catalog: &Catalog,
+    plan: &Plan,
+    prepared: &BTreeMap<usize, Prepared>,
+) -> Result<()> {
+    let written: Vec<usize> = plan
+        .needed()
+        .into_iter()
+        .filter(|i| matches!(prepared.get(i), Some(Prepared::Ok(..))))
+        .collect();
+    let any_unlabelled = written.iter().any(|&i| catalog.items[i].labels.is_empty());
+    for e in &catalog.labels.entries {
+        if any_unlabelled && (e.name == "unlabelled" || e.name == "(unlabelled)") {
+            return Err(Error::Usage(format!(
+                "a class is named {:?}, the name imgprep gives items without a label, and there are \
+                 such items: rename the class",
+                e.name
+            )));
+        }
+    }
+    if r.recipe
+        .outputs
+        .iter()
+        .any(|o| matches!(o, recipe::OutputSpec::Folders))
+    {
+        for &i in &written {
+            let item = &catalog.items[i];
+            if let Some(class) = item.labels.first() {
+                if catalog::normalize_rel(class).as_deref() != Some(class.as_str()) {
+                    return Err(Error::Usage(format!(
+                        "{}: class {class:?} cannot be a folder name in the folders output \
+                         (empty, `.` or `..` parts, or a leading slash); nothing was written",
+                        item.origin
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Warnings about what is about to be written: unlabelled items in a

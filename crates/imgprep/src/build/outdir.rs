@@ -1,28 +1,32 @@
 //! The output folder's rules: imgprep writes into a folder it made (or is
 //! told to use), never one that overlaps its inputs, one build at a time,
-//! and a build that did not finish never looks finished.
+//! never through a symbolic link, and a build that did not finish never
+//! looks finished.
 //!
 //! * Ownership: a folder is imgprep's when it holds imgprep's
-//!   `manifest.json` or the in-progress marker [`BUILDING`], or nothing but
-//!   files imgprep writes there. Anything else that is not empty is refused
-//!   unless `force`.
+//!   `manifest.json`, the in-progress marker [`BUILDING`] or the lock file
+//!   [`LOCK`]. Anything else that is not empty is refused unless `force`.
 //! * Exclusion: an advisory lock on the folder itself (`flock`, released by
 //!   the kernel when the process ends, however it ends); the holder's pid,
-//!   host and command are kept beside the cache for the error message.
-//! * Completion: the marker is written before any output and removed after
-//!   the manifest, which is removed first; an interrupted build therefore
-//!   has no manifest and is never "up to date". The marker keeps the
-//!   previous build's file list, so its files can still be cleaned up.
+//!   host, start and command are in [`LOCK`] for the error message.
+//! * Completion: the marker is written before any output, the old manifest
+//!   removed, and every file the build is about to write is appended to the
+//!   marker first (write-ahead), so after a kill the next build knows every
+//!   file the killed one may have left and removes those it does not write.
+//!   The marker goes after the new manifest is written.
 
 use super::manifest::MANIFEST;
 use crate::error::{Error, Result};
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-/// In-progress marker (JSON list of the previous build's files).
+/// In-progress marker: one relative path per line, the previous build's
+/// files and then every file this build writes, each before it is written.
 pub const BUILDING: &str = ".imgprep-building";
-/// Files imgprep itself may put in an output folder before a build.
-const OWN_FILES: &[&str] = &["imgprep-convert.toml"];
+/// Who holds the folder (present while a build runs).
+pub const LOCK: &str = ".imgprep-lock";
 
 /// Holds the output folder's lock for as long as it lives.
 pub struct OutGuard {
@@ -32,17 +36,15 @@ pub struct OutGuard {
     pub owned: bool,
     /// The previous build's files (from its manifest or a marker).
     pub previous: BTreeSet<String>,
+    /// Their sizes and checksums, where a manifest gave them.
+    previous_sums: std::collections::BTreeMap<String, crate::checksum::FileSums>,
+    /// The marker, once writing has begun.
+    marker: Mutex<Option<std::fs::File>>,
+    /// Every file this build writes, to catch two outputs on one path.
+    claimed: Mutex<std::collections::HashSet<String>>,
 }
 
-fn holder_file(out: &Path) -> PathBuf {
-    let abs = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
-    let id = crate::checksum::sha256_hex(abs.to_string_lossy().as_bytes());
-    super::cache::cache_root()
-        .join("locks")
-        .join(format!("{}.txt", &id[..16]))
-}
-
-/// Whether `out` holds imgprep's manifest or marker, or only imgprep's files.
+/// Whether `out` holds imgprep's manifest, marker or lock file.
 fn is_owned(out: &Path) -> std::io::Result<(bool, bool)> {
     let entries: Vec<String> = match std::fs::read_dir(out) {
         Ok(d) => d
@@ -56,9 +58,8 @@ fn is_owned(out: &Path) -> std::io::Result<(bool, bool)> {
         return Ok((true, true));
     }
     let ours_manifest = super::read_manifest(out).is_some_and(|m| m.tool == "imgprep");
-    let marker = out.join(BUILDING).is_file();
-    let only_own = entries.iter().all(|e| OWN_FILES.contains(&e.as_str()));
-    Ok((ours_manifest || marker || only_own, false))
+    let marker = out.join(BUILDING).is_file() || out.join(LOCK).is_file();
+    Ok((ours_manifest || marker, false))
 }
 
 /// A path made absolute with symlinks resolved as far as it exists (the
@@ -120,7 +121,8 @@ pub fn refuse_foreign(out: &Path, force: bool) -> Result<(bool, bool)> {
         return Err(Error::Usage(format!(
             "{} is not empty and was not made by imgprep (it has no imgprep manifest.json): \
              refusing to write into it. Use a new or empty folder, or --force to build into it \
-             anyway (imgprep then writes its own files there and removes nothing it did not write)",
+             anyway (imgprep then writes its files there, replacing files of the same names, and \
+             removes nothing it did not write)",
             out.display()
         )));
     }
@@ -134,7 +136,7 @@ pub fn acquire(out: &Path, force: bool) -> Result<OutGuard> {
     let (owned, empty) = refuse_foreign(out, force)?;
     std::fs::create_dir_all(out).map_err(Error::io(out))?;
     let lock = std::fs::File::open(out).map_err(Error::io(out))?;
-    let holder = holder_file(out);
+    let holder = out.join(LOCK);
     match lock.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -153,9 +155,6 @@ pub fn acquire(out: &Path, force: bool) -> Result<OutGuard> {
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(out)(e)),
     }
-    if let Some(d) = holder.parent() {
-        let _ = std::fs::create_dir_all(d);
-    }
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let cmd: Vec<String> = std::env::args().collect();
     let since = std::time::SystemTime::now()
@@ -165,21 +164,21 @@ pub fn acquire(out: &Path, force: bool) -> Result<OutGuard> {
     let _ = std::fs::write(
         &holder,
         format!(
-            "pid {} on {}, since {since} (Unix time): {}",
+            "pid {} on {}, started {since} seconds after 1970-01-01 UTC: {}",
             std::process::id(),
             host.trim(),
             cmd.join(" ")
         ),
     );
     let mut previous = BTreeSet::new();
+    let mut previous_sums = std::collections::BTreeMap::new();
     if owned && !empty {
         if let Some(m) = super::read_manifest(out) {
-            previous.extend(m.files.into_keys());
+            previous.extend(m.files.keys().cloned());
+            previous_sums = m.files;
         }
         if let Ok(text) = std::fs::read_to_string(out.join(BUILDING)) {
-            if let Ok(list) = serde_json::from_str::<Vec<String>>(&text) {
-                previous.extend(list);
-            }
+            previous.extend(text.lines().filter(|l| !l.is_empty()).map(String::from));
         }
     }
     Ok(OutGuard {
@@ -187,6 +186,9 @@ pub fn acquire(out: &Path, force: bool) -> Result<OutGuard> {
         out: out.to_path_buf(),
         owned,
         previous,
+        previous_sums,
+        marker: Mutex::new(None),
+        claimed: Mutex::new(std::collections::HashSet::new()),
     })
 }
 
@@ -194,9 +196,18 @@ impl OutGuard {
     /// Before the first output is written: the marker (with the previous
     /// files) goes in, the old manifest goes out.
     pub fn begin_writing(&self) -> Result<()> {
-        let list = serde_json::to_string(&self.previous).unwrap();
+        let mut list = String::new();
+        for f in &self.previous {
+            list.push_str(f);
+            list.push('\n');
+        }
         let p = self.out.join(BUILDING);
         crate::output::write_atomic(&p, list.as_bytes()).map_err(Error::io(&p))?;
+        let f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .map_err(Error::io(&p))?;
+        *self.marker.lock().unwrap() = Some(f);
         match std::fs::remove_file(self.out.join(MANIFEST)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -204,14 +215,47 @@ impl OutGuard {
         }
     }
 
-    /// After the manifest is written: the build is complete.
-    pub fn finish(&self) {
+    /// Notes `rel` in the marker before it is written (see the module doc);
+    /// a path claimed twice in one build (names that collide, such as a split
+    /// `train_lst` next to SageMaker's `train_lst/`) is an error before the
+    /// second write.
+    pub fn record(&self, rel: &str) -> Result<()> {
+        if !self.claimed.lock().unwrap().insert(rel.to_string()) {
+            return Err(Error::Usage(format!(
+                "two files of this build would both be {rel} in {}: split, class or item names \
+                 collide; rename one",
+                self.out.display()
+            )));
+        }
+        if let Some(f) = self.marker.lock().unwrap().as_mut() {
+            writeln!(f, "{rel}").map_err(Error::io(self.out.join(BUILDING)))?;
+        }
+        Ok(())
+    }
+
+    /// After the manifest is written: removes what earlier builds (or a
+    /// killed one) wrote and this one did not, when it is still what they
+    /// wrote (a file listed with a size and checksum that no longer match is
+    /// someone else's now and stays), then the marker.
+    pub fn finish(&self, now: &std::collections::BTreeMap<String, crate::checksum::FileSums>) {
+        for f in self.previous.iter().filter(|f| !now.contains_key(*f)) {
+            // only plain paths inside OUT, never through a link
+            let Ok(p) = super::write::under(&self.out, f) else {
+                continue;
+            };
+            if let Some(want) = self.previous_sums.get(f) {
+                if crate::checksum::file_sums(&p).ok().as_ref() != Some(want) {
+                    continue;
+                }
+            }
+            let _ = std::fs::remove_file(p);
+        }
         let _ = std::fs::remove_file(self.out.join(BUILDING));
     }
 }
 
 impl Drop for OutGuard {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(holder_file(&self.out));
+        let _ = std::fs::remove_file(self.out.join(LOCK));
     }
 }

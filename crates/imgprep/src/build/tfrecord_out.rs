@@ -169,7 +169,7 @@ pub(super) fn write_split(
     let mut written = Vec::new();
     for (k, range) in bounds.into_iter().enumerate() {
         let rel = format!("{dir}/{split}-{k:05}-of-{n:05}.{ext}");
-        let path = super::write::under(ctx.out, &rel)?;
+        let path = ctx.path(&rel)?;
         if let Some(d) = path.parent() {
             std::fs::create_dir_all(d).map_err(Error::io(d))?;
         }

@@ -20,6 +20,8 @@ use std::io::Write;
 use std::path::Path;
 
 pub(super) struct Context<'a> {
+    /// The output folder's guard: every file is noted in its marker first.
+    pub guard: &'a super::outdir::OutGuard,
     pub recipe: &'a LoadedRecipe,
     pub catalog: &'a Catalog,
     pub plan: &'a Plan,
@@ -33,21 +35,43 @@ pub(super) struct Context<'a> {
 }
 
 /// `out/rel` for a file imgprep writes or removes, once `rel` is proven to
-/// stay under `out` (relative, no `..`, `.` or empty parts).
+/// stay under `out`: relative, no `..`, `.` or empty parts, and no folder on
+/// the way that is a symbolic link (which would lead anywhere).
 pub(super) fn under(out: &Path, rel: &str) -> Result<std::path::PathBuf> {
-    match super::catalog::normalize_rel(rel) {
-        Some(r) if r == rel => Ok(out.join(rel)),
-        _ => Err(Error::Usage(format!(
-            "refusing to write or remove {rel:?}: it is not a plain path inside {}",
+    let refuse = |why: &str| {
+        Error::Usage(format!(
+            "refusing to write or remove {rel:?} in {}: {why}",
             out.display()
-        ))),
+        ))
+    };
+    match super::catalog::normalize_rel(rel) {
+        Some(r) if r == rel => {}
+        _ => return Err(refuse("it is not a plain path inside the output folder")),
     }
+    let mut p = out.to_path_buf();
+    let parts: Vec<&str> = rel.split('/').collect();
+    for part in &parts[..parts.len() - 1] {
+        p.push(part);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(refuse(&format!(
+                    "{} is a symbolic link, and imgprep does not write through links",
+                    p.display()
+                )))
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    Ok(out.join(rel))
 }
 
 impl Context<'_> {
-    /// [`under`] the output folder.
-    fn path(&self, rel: &str) -> Result<std::path::PathBuf> {
-        under(self.out, rel)
+    /// [`under`] the output folder, noted in the marker before it is written.
+    pub(super) fn path(&self, rel: &str) -> Result<std::path::PathBuf> {
+        let p = under(self.out, rel)?;
+        self.guard.record(rel)?;
+        Ok(p)
     }
 
     fn ok(&self, i: usize) -> bool {
@@ -638,10 +662,15 @@ pub(super) fn write_items_table(
 }
 
 /// Writes `{variant}/hyperparameters.json` (listed in the manifest) and, last, `manifest.json`.
-pub(super) fn write_manifest(out: &Path, m: &mut Manifest) -> Result<()> {
+pub(super) fn write_manifest(
+    out: &Path,
+    m: &mut Manifest,
+    guard: &super::outdir::OutGuard,
+) -> Result<()> {
     for (name, v) in &m.variants.clone() {
         let rel = format!("{name}/hyperparameters.json");
         let p = under(out, &rel)?;
+        guard.record(&rel)?;
         create_parent(&p)?;
         let text = serde_json::to_string_pretty(&v.hyperparameters).unwrap() + "\n";
         let sums = write_atomic(&p, text.as_bytes()).map_err(io_err(&p))?;

@@ -62,6 +62,7 @@ struct Walker<'a> {
     items: Vec<(String, usize)>,
     classes: Vec<(String, usize)>,
     skipped: Vec<(String, String)>,
+    /// Folders outside ROOT entered through symbolic links (each once).
     visited: HashSet<PathBuf>,
     /// For a ROOT in object storage: its folders, from one listing.
     remote: Option<Tree>,
@@ -168,17 +169,6 @@ impl Walker<'_> {
     }
 
     fn walk(&mut self, dir: &Path) -> Result<()> {
-        let canonical = match self.remote {
-            Some(_) => dir.to_path_buf(),
-            None => std::fs::canonicalize(dir).map_err(Error::io(dir))?,
-        };
-        if !self.visited.insert(canonical) {
-            self.skipped.push((
-                dir.display().to_string(),
-                "a symbolic link loop: the folder is not entered again".into(),
-            ));
-            return Ok(());
-        }
         let (dirs, files) = self.read_dir(dir)?;
         let mut label = None;
         let images: Vec<&String> = files.iter().filter(|f| self.accept(f)).collect();
@@ -191,7 +181,34 @@ impl Walker<'_> {
             self.push(&dir.join(f), label);
         }
         for d in dirs {
-            self.walk(&dir.join(d))?;
+            let sub = dir.join(d);
+            if self.remote.is_none()
+                && std::fs::symlink_metadata(&sub).is_ok_and(|m| m.file_type().is_symlink())
+            {
+                // A link to a folder of the tree would list its images twice
+                // (under two classes); a link out of the tree is followed
+                // once; a link back to where the walk has been is a loop.
+                let target = std::fs::canonicalize(&sub).map_err(Error::io(&sub))?;
+                let root = std::fs::canonicalize(self.root).map_err(Error::io(self.root))?;
+                if target.starts_with(&root) {
+                    self.skipped.push((
+                        sub.display().to_string(),
+                        "a symbolic link to a folder of the same tree, whose images are listed \
+                         under their own folder"
+                            .into(),
+                    ));
+                    continue;
+                }
+                if !self.visited.insert(target) {
+                    self.skipped.push((
+                        sub.display().to_string(),
+                        "a symbolic link to a folder already listed (or a loop): not entered again"
+                            .into(),
+                    ));
+                    continue;
+                }
+            }
+            self.walk(&sub)?;
         }
         Ok(())
     }

@@ -83,7 +83,7 @@ pub enum ImageError {
         format: &'static str,
         message: String,
     },
-    #[error("{width}x{height} is {pixels} pixels, over the limit of {limit} (raise it with --max-pixels)")]
+    #[error("{width}x{height} is {pixels} pixels, over the limit of {limit} (raise it with im2rec --max-pixels or transform.max_pixels in a recipe)")]
     TooLarge {
         width: u64,
         height: u64,
@@ -92,7 +92,7 @@ pub enum ImageError {
     },
     /// The transform would make an image over the pixel limit (a 65500x1
     /// strip resized to a shorter edge of 256 is 16768000x256).
-    #[error("resized it would be {width}x{height} = {pixels} pixels, over the limit of {limit} (raise it with --max-pixels / transform.max_pixels)")]
+    #[error("resized it would be {width}x{height} = {pixels} pixels, over the limit of {limit} (raise it with im2rec --max-pixels or transform.max_pixels in a recipe)")]
     OutputTooLarge {
         width: u64,
         height: u64,
