@@ -206,7 +206,7 @@ pub struct BuildArgs {
     /// (default: $IMGPREP_CACHE_DIR or ~/.cache/imgprep, under items/; delete it any time).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Build into a non-empty folder that imgprep did not make (it writes its own files there and removes nothing else).
+    /// Build into a non-empty folder that imgprep did not make (its files replace files of the same names; nothing else is touched).
     #[arg(long)]
     pub force: bool,
     #[arg(skip)]
@@ -291,7 +291,7 @@ pub struct ConvertArgs {
     /// Where to keep the item cache (default: under $IMGPREP_CACHE_DIR or ~/.cache/imgprep).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Build into a non-empty folder that imgprep did not make (it writes its own files there and removes nothing else).
+    /// Build into a non-empty folder that imgprep did not make (its files replace files of the same names; nothing else is touched).
     #[arg(long)]
     pub force: bool,
 }
@@ -367,7 +367,7 @@ pub struct MergeArgs {
     /// Where to keep the merged output's item cache (default: under $IMGPREP_CACHE_DIR or ~/.cache/imgprep).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Build into a non-empty folder that imgprep did not make (it writes its own files there and removes nothing else).
+    /// Build into a non-empty folder that imgprep did not make (its files replace files of the same names; nothing else is touched).
     #[arg(long)]
     pub force: bool,
 }
