@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# What a build's bookkeeping costs: first builds (cold item cache) of N photos
+# with `resize = 210` and with `encoding = "passthrough"`, RecordIO output, by
+# two binaries side by side (e.g. before and after a change), RUNS times each,
+# median printed. The photos are bench/make_photos.py's (cached, as for
+# bench/build.sh).
+# Usage: OLD=path/to/old/imgprep NEW=target/release/imgprep bench/overhead.sh [N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N="${1:-2000}"
+RUNS="${RUNS:-3}"
+old="${OLD:?set OLD to the binary to compare with}"
+new="${NEW:-target/release/imgprep}"
+cache="${IMGPREP_CACHE:-$HOME/.cache/imgprep}/bench"
+photos="$cache/photos-$N"
+if [ ! -d "$photos" ]; then
+  "$(scripts/venv.sh)" bench/make_photos.py "$photos" --count "$N"
+fi
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+for mode in resize passthrough; do
+  if [ "$mode" = resize ]; then transform='resize = 210'; else transform='encoding = "passthrough"'; fi
+  cat > "$work/$mode.toml" <<TOML
+name = "overhead"
+[[sources]]
+type = "folders"
+root = "$photos"
+[split]
+train = 0.8
+validation = 0.2
+[transform]
+$transform
+[[outputs]]
+format = "recordio"
+TOML
+done
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+printf '| case | old s | new s | new / old |\n|---|---:|---:|---:|\n'
+for mode in resize passthrough; do
+  declare -A t=()
+  for which in old new; do
+    bin=$old; [ "$which" = new ] && bin=$new
+    times=()
+    for _ in $(seq "$RUNS"); do
+      rm -rf "$work/out" "$work/cache"
+      s=$(date +%s.%N)
+      IMGPREP_CACHE_DIR="$work/cache" "$bin" build "$work/$mode.toml" --out "$work/out" -q >/dev/null 2>&1
+      e=$(date +%s.%N)
+      times+=("$(echo "$e - $s" | bc)")
+    done
+    t[$which]=$(printf '%s\n' "${times[@]}" | median)
+  done
+  printf '| %s, %s photos | %.2f | %.2f | %.2f |\n' "$mode" "$N" "${t[old]}" "${t[new]}" \
+    "$(echo "${t[new]} / ${t[old]}" | bc -l)"
+done
