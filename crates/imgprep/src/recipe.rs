@@ -730,15 +730,29 @@ impl OneShot {
         let root = self.root.to_string_lossy();
         if self.tinyimagenet {
             let at = |f: &str| quoted(&format!("{}/{f}", root.trim_end_matches('/')));
+            // the parts the tree has (a local tree may lack words.txt, val/ or test/)
+            let has = |f: &str| crate::files::is_remote(&self.root) || self.root.join(f).exists();
+            let names = if has("words.txt") {
+                format!("names = {}\n", at("words.txt"))
+            } else {
+                String::new()
+            };
+            let mut splits = vec!["  { split = \"train\", folders = \"train/{class}/images\" },\n"];
+            if has("val/val_annotations.txt") {
+                splits.push(
+                    "  { split = \"validation\", annotations = \"val/val_annotations.txt\", images = \"val/images\" },\n",
+                );
+            }
+            if has("test/images") {
+                splits.push("  { split = \"test\", images = \"test/images\" },\n");
+            }
             let _ = write!(
                 t,
-                "[[sources]]\ntype = \"metadata\"\nroot = {}\nclass_ids = {}\nnames = {}\nsplits = [\n  \
-                 {{ split = \"train\", folders = \"train/{{class}}/images\" }},\n  \
-                 {{ split = \"validation\", annotations = \"val/val_annotations.txt\", images = \"val/images\" }},\n  \
-                 {{ split = \"test\", images = \"test/images\" }},\n]\n\n[split]\nmethod = \"source\"\n\n",
+                "[[sources]]\ntype = \"metadata\"\nroot = {}\nclass_ids = {}\n{names}splits = [\n{}]\n\n\
+                 [split]\nmethod = \"source\"\n\n",
                 quoted(&root),
                 at("wnids.txt"),
-                at("words.txt"),
+                splits.concat(),
             );
         } else {
             let _ = write!(
