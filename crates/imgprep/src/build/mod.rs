@@ -301,28 +301,25 @@ pub fn build_loaded(
             "skipped {n} {kind} source(s) (transform.color_policy = \"skip\"); listed in the manifest"
         ));
     }
-    // The label map: exactly the classes of the items written.
-    catalog.finalize_labels(
-        needed
-            .iter()
-            .copied()
-            .filter(|i| matches!(prepared.get(i), Some(Prepared::Ok(..)))),
-    );
+    // The items written, and the label map: exactly their classes.
+    let written: Vec<usize> = needed
+        .iter()
+        .copied()
+        .filter(|i| matches!(prepared.get(i), Some(Prepared::Ok(..))))
+        .collect();
+    catalog.finalize_labels(written.iter().copied());
     if catalog.labels.is_empty() && !r.recipe.labels.unlabelled {
-        let left = needed
-            .iter()
-            .filter(|i| matches!(prepared.get(i), Some(Prepared::Ok(..))))
-            .count();
         return Err(Error::Problem(format!(
-            "no labelled item is left to write ({left} of {} items prepared; the others were \
+            "no labelled item is left to write ({} of {} items prepared; the others were \
              skipped or left out by the colour policy): num_classes would be 0. Nothing was written \
              to {}",
+            written.len(),
             needed.len(),
             opts.out.display()
         )));
     }
-    check_names(r, &catalog, &plan, &prepared)?;
-    warn_before_writing(r, &catalog, &plan, spec.as_ref(), &prepared, reporter);
+    check_names(r, &catalog, &written)?;
+    warn_before_writing(r, &catalog, &plan, spec.as_ref(), &written, reporter);
 
     guard.begin_writing()?;
     let ctx = write::Context {
@@ -407,17 +404,7 @@ fn warn_split_drift(plan: &Plan, catalog: &Catalog, reporter: &dyn Reporter) {
 /// Class names the folders output makes folders of must be plain folder
 /// paths, and no class may take the names used for unlabelled items:
 /// checked before anything is written.
-fn check_names(
-    r: &recipe::LoadedRecipe,
-    catalog: &Catalog,
-    plan: &Plan,
-    prepared: &BTreeMap<usize, Prepared>,
-) -> Result<()> {
-    let written: Vec<usize> = plan
-        .needed()
-        .into_iter()
-        .filter(|i| matches!(prepared.get(i), Some(Prepared::Ok(..))))
-        .collect();
+fn check_names(r: &recipe::LoadedRecipe, catalog: &Catalog, written: &[usize]) -> Result<()> {
     let any_unlabelled = written.iter().any(|&i| catalog.items[i].labels.is_empty());
     for e in &catalog.labels.entries {
         if any_unlabelled && (e.name == "unlabelled" || e.name == "(unlabelled)") {
@@ -433,7 +420,7 @@ fn check_names(
         .iter()
         .any(|o| matches!(o, recipe::OutputSpec::Folders))
     {
-        for &i in &written {
+        for &i in written {
             let item = &catalog.items[i];
             if let Some(class) = item.labels.first() {
                 if catalog::normalize_rel(class).as_deref() != Some(class.as_str()) {
@@ -457,38 +444,23 @@ fn warn_before_writing(
     catalog: &Catalog,
     plan: &Plan,
     spec: Option<&crate::image::ImageSpec>,
-    prepared: &BTreeMap<usize, Prepared>,
+    written: &[usize],
     reporter: &dyn Reporter,
 ) {
-    let written: Vec<usize> = plan
-        .needed()
-        .into_iter()
-        .filter(|i| matches!(prepared.get(i), Some(Prepared::Ok(..))))
+    // items without a label in a split that has labelled ones (a split with
+    // no label at all, such as a test set without answers, is meant)
+    let is_written: std::collections::HashSet<usize> = written.iter().copied().collect();
+    let unlabelled: std::collections::BTreeSet<usize> = plan
+        .variants
+        .iter()
+        .flat_map(|v| v.splits.values())
+        .filter(|idx| idx.iter().any(|&i| !catalog.items[i].labels.is_empty()))
+        .flatten()
+        .copied()
+        .filter(|i| is_written.contains(i) && catalog.items[*i].labels.is_empty())
         .collect();
-    // a split with no label at all (a test set without answers) is meant
-    let mut labelled_splits = std::collections::BTreeSet::new();
-    for v in &plan.variants {
-        for (split, idx) in &v.splits {
-            if idx.iter().any(|&i| !catalog.items[i].labels.is_empty()) {
-                labelled_splits.insert(split.as_str());
-            }
-        }
-    }
-    let mut unlabelled: Vec<usize> = Vec::new();
-    for v in &plan.variants {
-        for (split, idx) in &v.splits {
-            if labelled_splits.contains(split.as_str()) {
-                unlabelled.extend(idx.iter().copied().filter(|&i| {
-                    catalog.items[i].labels.is_empty()
-                        && matches!(prepared.get(&i), Some(Prepared::Ok(..)))
-                }));
-            }
-        }
-    }
-    unlabelled.sort_unstable();
-    unlabelled.dedup();
-    if !catalog.labels.is_empty() && !unlabelled.is_empty() {
-        let first = &catalog.items[unlabelled[0]];
+    if let (false, Some(&first)) = (catalog.labels.is_empty(), unlabelled.first()) {
+        let first = &catalog.items[first];
         reporter.warn(&format!(
             "{} of {} items have no label and are written with label -1 (first: {} from {})",
             unlabelled.len(),

@@ -94,7 +94,11 @@ fn example_for(ctx: &Context, p: &mut Processor, i: usize, o: &TfOptions) -> Res
             );
             ex.insert(
                 "image/key/sha256".into(),
-                Feature::Bytes(vec![crate::checksum::sha256_hex(&bytes).into_bytes()]),
+                // pass-through stores the source itself, whose sum is known
+                Feature::Bytes(vec![match (ctx.spec, ctx.source_sha(i)) {
+                    (None, Some(sha)) => crate::checksum::hex(sha).into_bytes(),
+                    _ => crate::checksum::sha256_hex(&bytes).into_bytes(),
+                }]),
             );
         }
         TfPreset::Raw => {

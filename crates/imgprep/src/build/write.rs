@@ -78,6 +78,14 @@ impl Context<'_> {
         matches!(self.prepared.get(&i), Some(Prepared::Ok(..)))
     }
 
+    /// The SHA-256 of item `i`'s source, from the prepare stage.
+    pub(super) fn source_sha(&self, i: usize) -> Option<&super::cache::SourceSha> {
+        match self.prepared.get(&i) {
+            Some(Prepared::Ok(_, sha)) => Some(sha),
+            _ => None,
+        }
+    }
+
     /// The source file's own bytes (for outputs of decoded pixels, which
     /// must not go through the encoded image).
     pub fn source_bytes(&self, i: usize) -> Result<Vec<u8>> {
@@ -289,7 +297,8 @@ pub(super) fn write_outputs(
                         }
                     }
                     OutputSpec::Folders => {
-                        let mut names = BTreeSet::new();
+                        // (class names were checked before writing began, and
+                        // two items on one path are refused by ctx.path)
                         for &i in &items {
                             let item = &ctx.catalog.items[i];
                             let class = item
@@ -297,22 +306,9 @@ pub(super) fn write_outputs(
                                 .first()
                                 .map(String::as_str)
                                 .unwrap_or("unlabelled");
-                            if super::catalog::normalize_rel(class).as_deref() != Some(class) {
-                                return Err(Error::Usage(format!(
-                                    "{}: class {class:?} cannot be a folder name in the folders output \
-                                     (empty, `.`, `..` or a leading slash)",
-                                    item.origin
-                                )));
-                            }
                             let out_rel = ctx.out_rel(item);
                             let file = out_rel.rsplit('/').next().unwrap_or(&out_rel);
                             let rel = format!("{}/folders/{split}/{class}/{file}", v.name);
-                            if !names.insert(rel.clone()) {
-                                return Err(Error::Usage(format!(
-                                    "{}: two items would be {rel} in the folders output",
-                                    item.origin
-                                )));
-                            }
                             let p = ctx.path(&rel)?;
                             create_parent(&p)?;
                             // the source file itself: a hard link when possible,
@@ -320,12 +316,15 @@ pub(super) fn write_outputs(
                             let linked = !ctx.cached(i)
                                 && crate::output::link_atomic(&item.path, &p)
                                     .map_err(io_err(&p))?;
-                            let sums = if linked {
-                                file_sums(&p)
-                            } else {
-                                write_atomic(&p, &ctx.bytes(i)?)
-                            }
-                            .map_err(io_err(&p))?;
+                            // a link is the source: its size and SHA-256 are known
+                            // from the prepare stage, no second read
+                            let sums = match (linked, ctx.source_sha(i)) {
+                                (true, Some(sha)) => FileSums {
+                                    size: ctx.prints[&i].0,
+                                    sha256: crate::checksum::hex(sha),
+                                },
+                                _ => write_atomic(&p, &ctx.bytes(i)?).map_err(io_err(&p))?,
+                            };
                             place(i, rel.clone());
                             written.push((rel, sums));
                         }
@@ -614,10 +613,10 @@ pub(super) fn write_items_table(
             rows.sort_unstable();
             for i in rows {
                 let item = &c.items[i];
-                let sha = match ctx.prepared.get(&i) {
-                    Some(Prepared::Ok(_, sha)) => crate::checksum::hex(sha),
-                    _ => String::new(),
-                };
+                let sha = ctx
+                    .source_sha(i)
+                    .map(|s| crate::checksum::hex(s))
+                    .unwrap_or_default();
                 let ids: Vec<String> = c.label_ids(item).iter().map(|k| k.to_string()).collect();
                 let place = locations.get(&(v.name.clone(), i));
                 let mut row = vec![
