@@ -248,3 +248,78 @@ fn resize_quality_beats_opencv_linear() {
         assert!(ours >= cv, "{rel}: ours {ours:.2} dB < OpenCV {cv:.2} dB");
     }
 }
+
+/// A multi-label build from multi-hot `.lst` files, read by the real MXNet
+/// the way SageMaker does (`ImageRecordIter(label_width=num_classes)`):
+/// every record, including those with a single class, carries the full
+/// multi-hot vector the `.lst` gave, and the iterator sees
+/// `num_training_samples` images.
+#[test]
+fn mxnet_reads_a_multi_label_build_with_label_width_num_classes() {
+    let Some(py) = python() else { return };
+    let env = TestEnv::new();
+    env.ok(&[
+        "synth",
+        "ml",
+        "--layout",
+        "multilabel",
+        "--classes",
+        "5",
+        "--per-class",
+        "4",
+        "--width",
+        "48",
+        "--height",
+        "40",
+    ]);
+    env.write(
+        "r.toml",
+        b"name = \"ml\"\n[[sources]]\ntype = \"lst\"\nfile = \"ml/train.lst\"\nroot = \"ml/images\"\nsplit = \"train\"\n\
+          [transform]\nresize = \"32x32\"\n[[outputs]]\nformat = \"recordio\"\npack_label = true\n",
+    );
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    let m: serde_json::Value = serde_json::from_slice(&env.read("o/manifest.json")).unwrap();
+    assert_eq!(m["num_classes"], 5);
+    let n = m["variants"]["complete"]["num_training_samples"]
+        .as_u64()
+        .unwrap();
+    // the source rows by path: what each record must carry
+    let given: std::collections::BTreeMap<String, Vec<f64>> =
+        String::from_utf8(env.read("ml/train.lst"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                let labels = f[1..f.len() - 1]
+                    .iter()
+                    .map(|v| v.parse().unwrap())
+                    .collect();
+                (f[f.len() - 1].to_string(), labels)
+            })
+            .collect();
+    assert!(given.values().any(|v| v.iter().sum::<f64>() == 1.0));
+    let v = interop(
+        &py,
+        "mxnet_read.py",
+        &[
+            "o/complete/recordio/train",
+            "--label-width",
+            "5",
+            "--batch-size",
+            "4",
+        ],
+        env.dir.path(),
+    );
+    let lst = String::from_utf8(env.read("o/complete/recordio/train.lst")).unwrap();
+    let recs = v["records"].as_array().unwrap();
+    assert_eq!(recs.len() as u64, n);
+    for (r, line) in recs.iter().zip(lst.lines()) {
+        let path = line.rsplit('\t').next().unwrap();
+        let want: Vec<serde_json::Value> = given[path].iter().map(|&x| x.into()).collect();
+        assert_eq!(r["flag"], 5, "{r}");
+        assert_eq!(r["labels"].as_array().unwrap(), &want, "{path}");
+        assert_eq!(r["shape"], serde_json::json!([32, 32, 3]));
+    }
+    assert_eq!(v["iter"]["count"].as_u64(), Some(n), "{v}");
+    assert!(v["iter_error"].is_null(), "{v}");
+}
