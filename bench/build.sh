@@ -8,13 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-20000}"
 bin="${IMGPREP:-target/release/imgprep}"
-cache="${IMGPREP_CACHE:-$HOME/.cache/imgprep}/bench"
-photos="$cache/photos-$N"
-py="$(scripts/venv.sh)"
-if [ ! -d "$photos" ]; then
-  "$py" bench/make_photos.py "$photos" --count "$N"
-fi
-work="$cache/build-work-$N"
+# shellcheck source=bench/photos_common.sh
+source bench/photos_common.sh
+photos="$(bench_photos "$N")"
+work="$bench_cache/build-work-$N"
 rm -rf "$work" && mkdir -p "$work"
 # a hard-link farm: changing a file below replaces the link, never the cached original
 cp -al "$photos" "$work/photos"

@@ -11,11 +11,9 @@ N="${1:-2000}"
 RUNS="${RUNS:-3}"
 old="${OLD:?set OLD to the binary to compare with}"
 new="${NEW:-target/release/imgprep}"
-cache="${IMGPREP_CACHE:-$HOME/.cache/imgprep}/bench"
-photos="$cache/photos-$N"
-if [ ! -d "$photos" ]; then
-  "$(scripts/venv.sh)" bench/make_photos.py "$photos" --count "$N"
-fi
+# shellcheck source=bench/photos_common.sh
+source bench/photos_common.sh
+photos="$(bench_photos "$N")"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 for mode in resize passthrough; do
