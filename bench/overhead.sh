@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What a build's bookkeeping costs: first builds (cold item cache) of N photos
-# with `resize = 210` and with `encoding = "passthrough"`, RecordIO output, by
+# with `resize = 210` and with `encoding = "passthrough"` into RecordIO, and
+# pass-through into the image-file outputs (SageMaker image + folders), by
 # two binaries side by side (e.g. before and after a change), RUNS times each,
 # median printed. The photos are bench/make_photos.py's (cached, as for
 # bench/build.sh).
@@ -16,8 +17,19 @@ source bench/photos_common.sh
 photos="$(bench_photos "$N")"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-for mode in resize passthrough; do
-  if [ "$mode" = resize ]; then transform='resize = 210'; else transform='encoding = "passthrough"'; fi
+modes="resize passthrough passthrough-files"
+for mode in $modes; do
+  outputs='[[outputs]]
+format = "recordio"'
+  case $mode in
+    resize) transform='resize = 210' ;;
+    passthrough) transform='encoding = "passthrough"' ;;
+    passthrough-files) transform='encoding = "passthrough"'
+      outputs='[[outputs]]
+format = "sagemaker-image"
+[[outputs]]
+format = "folders"' ;;
+  esac
   cat > "$work/$mode.toml" <<TOML
 name = "overhead"
 [[sources]]
@@ -28,13 +40,12 @@ train = 0.8
 validation = 0.2
 [transform]
 $transform
-[[outputs]]
-format = "recordio"
+$outputs
 TOML
 done
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 printf '| case | old s | new s | new / old |\n|---|---:|---:|---:|\n'
-for mode in resize passthrough; do
+for mode in $modes; do
   declare -A t=()
   for which in old new; do
     bin=$old; [ "$which" = new ] && bin=$new

@@ -42,6 +42,8 @@ pub struct OutGuard {
     marker: Mutex<Option<std::fs::File>>,
     /// Every file this build writes, to catch two outputs on one path.
     claimed: Mutex<std::collections::HashSet<String>>,
+    /// Folders of OUT found to be real folders, not links (see `write::under`).
+    pub(super) checked_dirs: Mutex<std::collections::HashSet<String>>,
 }
 
 /// Whether `out` holds imgprep's manifest, marker or lock file.
@@ -189,6 +191,7 @@ pub fn acquire(out: &Path, force: bool) -> Result<OutGuard> {
         previous_sums,
         marker: Mutex::new(None),
         claimed: Mutex::new(std::collections::HashSet::new()),
+        checked_dirs: Mutex::new(std::collections::HashSet::new()),
     })
 }
 

@@ -38,6 +38,17 @@ pub(super) struct Context<'a> {
 /// stay under `out`: relative, no `..`, `.` or empty parts, and no folder on
 /// the way that is a symbolic link (which would lead anywhere).
 pub(super) fn under(out: &Path, rel: &str) -> Result<std::path::PathBuf> {
+    under_checked(out, rel, None)
+}
+
+/// [`under`], with the folders already found to be real (not links) kept
+/// in `checked`, so a build with many files per folder looks at each folder
+/// once, not once per file.
+fn under_checked(
+    out: &Path,
+    rel: &str,
+    checked: Option<&std::sync::Mutex<std::collections::HashSet<String>>>,
+) -> Result<std::path::PathBuf> {
     let refuse = |why: &str| {
         Error::Usage(format!(
             "refusing to write or remove {rel:?} in {}: {why}",
@@ -50,8 +61,12 @@ pub(super) fn under(out: &Path, rel: &str) -> Result<std::path::PathBuf> {
     }
     let mut p = out.to_path_buf();
     let parts: Vec<&str> = rel.split('/').collect();
-    for part in &parts[..parts.len() - 1] {
+    for (k, part) in parts[..parts.len() - 1].iter().enumerate() {
         p.push(part);
+        let dir = parts[..=k].join("/");
+        if checked.is_some_and(|c| c.lock().unwrap().contains(&dir)) {
+            continue;
+        }
         match std::fs::symlink_metadata(&p) {
             Ok(m) if m.file_type().is_symlink() => {
                 return Err(refuse(&format!(
@@ -59,7 +74,11 @@ pub(super) fn under(out: &Path, rel: &str) -> Result<std::path::PathBuf> {
                     p.display()
                 )))
             }
-            Ok(_) => {}
+            Ok(_) => {
+                if let Some(c) = checked {
+                    c.lock().unwrap().insert(dir);
+                }
+            }
             Err(_) => break,
         }
     }
@@ -69,7 +88,7 @@ pub(super) fn under(out: &Path, rel: &str) -> Result<std::path::PathBuf> {
 impl Context<'_> {
     /// [`under`] the output folder, noted in the marker before it is written.
     pub(super) fn path(&self, rel: &str) -> Result<std::path::PathBuf> {
-        let p = under(self.out, rel)?;
+        let p = under_checked(self.out, rel, Some(&self.guard.checked_dirs))?;
         self.guard.record(rel)?;
         Ok(p)
     }
