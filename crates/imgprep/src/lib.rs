@@ -15,6 +15,7 @@ pub mod pyrandom;
 pub mod report;
 
 pub use error::{Error, Result};
+pub mod annotations;
 pub mod build;
 pub mod checksum;
 pub mod inspect;
