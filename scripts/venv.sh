@@ -5,7 +5,11 @@
 #   scripts/venv.sh tf     TensorFlow (CPU) 2.21, ~80 s. Separate because TensorFlow
 #                          needs a newer numpy than mxnet 1.9.1 can import.
 #   scripts/venv.sh awscli The AWS CLI 1.46 (bench/s3.sh; `aws` is beside the python), ~15 s
-# Cache: ${IMGPREP_CACHE:-~/.cache/imgprep}/venv-{mxnet,tf,awscli}
+#   scripts/venv.sh bench-py pandas 2.3 + Pillow for the hand-written Python peers
+#                          (bench/make_voc.py, bench/voc_to_sagemaker.py), ~35 s
+#   scripts/venv.sh datumaro Datumaro 1.13 with its CLI extras (bench/detection.sh;
+#                          `datum` is beside the python), ~80 s
+# Cache: ${IMGPREP_CACHE:-~/.cache/imgprep}/venv-{mxnet,tf,awscli,bench-py,datumaro}
 set -euo pipefail
 kind="${1:-mxnet}"
 case "$kind" in
@@ -15,7 +19,11 @@ case "$kind" in
          check="import tensorflow" ;;
   awscli) pkgs=(awscli==1.46.2)
          check="import awscli" ;;
-  *)     echo "venv.sh: unknown venv '$kind' (mxnet, tf or awscli)" >&2; exit 2 ;;
+  bench-py) pkgs=(pandas==2.3.3 numpy==2.3.5 pillow==11.3.0)
+         check="import pandas, PIL" ;;
+  datumaro) pkgs=("datumaro[cli]==1.13.12")
+         check="import datumaro, tensorboardX, tabulate, scipy, matplotlib" ;;  # CLI extras
+  *)     echo "venv.sh: unknown venv '$kind' (mxnet, tf, awscli, bench-py or datumaro)" >&2; exit 2 ;;
 esac
 cache="${IMGPREP_CACHE:-$HOME/.cache/imgprep}"
 venv="$cache/venv-$kind"

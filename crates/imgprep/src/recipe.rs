@@ -35,6 +35,9 @@ pub struct Recipe {
     /// (`image_shape` when the images do not share one size).
     #[serde(default)]
     pub hyperparameters: HyperparameterSpec,
+    /// Detection datasets: box checks and background images.
+    #[serde(default)]
+    pub boxes: BoxSpec,
 }
 
 /// `[hyperparameters]`: settings the data cannot decide.
@@ -122,6 +125,122 @@ pub enum SourceSpec {
         names: Option<PathBuf>,
         splits: Vec<MetadataSplit>,
     },
+    /// Pascal VOC XML boxes: `root/Annotations/*.xml` with `root/JPEGImages/`
+    /// (and `ImageSets/Main/{train,val,test}.txt` as the source's split), or
+    /// XML files beside their images as labelImg writes them.
+    Voc {
+        root: PathBuf,
+        /// `as-is` (default): coordinates are taken as they are; `one-based`:
+        /// the VOC devkit's 1-based pixels (1 is subtracted from xmin, ymin).
+        #[serde(default)]
+        voc_origin: VocOrigin,
+        split: Option<String>,
+        /// A regular expression over the image's path; its first group (or the
+        /// whole match) is the item's group, e.g. `"^([^/]+)/"` for the folder
+        /// or `"^(.*)_\\d+\\.jpg$"` for a name prefix. Groups never span splits.
+        group: Option<String>,
+    },
+    /// A COCO instances JSON (`bbox` = left, top, width, height in pixels)
+    /// and the folder its `file_name`s are relative to.
+    Coco {
+        file: PathBuf,
+        images: PathBuf,
+        split: Option<String>,
+        /// A regular expression over the image's path; its first group (or the
+        /// whole match) is the item's group, e.g. `"^([^/]+)/"` for the folder
+        /// or `"^(.*)_\\d+\\.jpg$"` for a name prefix. Groups never span splits.
+        group: Option<String>,
+    },
+    /// An ultralytics YOLO layout: `data.yaml` (or `classes.txt`),
+    /// `images/...` and `labels/...` with `class cx cy w h` (0..1) per line.
+    Yolo {
+        root: PathBuf,
+        split: Option<String>,
+        /// A regular expression over the image's path; its first group (or the
+        /// whole match) is the item's group, e.g. `"^([^/]+)/"` for the folder
+        /// or `"^(.*)_\\d+\\.jpg$"` for a name prefix. Groups never span splits.
+        group: Option<String>,
+    },
+    /// labelme JSON files (rectangles; polygons become their bounding box),
+    /// anywhere under `root`, beside or near their images.
+    Labelme {
+        root: PathBuf,
+        split: Option<String>,
+        /// A regular expression over the image's path; its first group (or the
+        /// whole match) is the item's group, e.g. `"^([^/]+)/"` for the folder
+        /// or `"^(.*)_\\d+\\.jpg$"` for a name prefix. Groups never span splits.
+        group: Option<String>,
+    },
+}
+
+impl SourceSpec {
+    /// Whether the source gives boxes (a detection dataset) rather than class labels.
+    pub fn has_boxes(&self) -> bool {
+        matches!(
+            self,
+            SourceSpec::Voc { .. }
+                | SourceSpec::Coco { .. }
+                | SourceSpec::Yolo { .. }
+                | SourceSpec::Labelme { .. }
+        )
+    }
+}
+
+/// How to read VOC pixel coordinates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VocOrigin {
+    /// As written (what TF, TFDS, MXNet and most converters do).
+    #[default]
+    AsIs,
+    /// 1-based (the VOC devkit's convention): xmin and ymin are shifted by -1.
+    OneBased,
+}
+
+/// `[boxes]`: what to do with boxes that do not fit, and with images that
+/// end up without any.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoxSpec {
+    /// A box reaching outside the image (or cut by a crop): `clip` it to the
+    /// image (default) or `drop` it. Both are counted.
+    #[serde(default)]
+    pub outside: OutsidePolicy,
+    /// Images with no box left: `keep` them as background images (default;
+    /// outputs whose readers cannot take them, MXNet RecordIO and SageMaker's,
+    /// still leave them out and count them) or `drop` them everywhere.
+    #[serde(default)]
+    pub empty_images: EmptyPolicy,
+    /// Which picture the boxes were drawn on when an image has an EXIF
+    /// orientation and its declared size cannot tell: `upright` (as viewers
+    /// show it) or `stored` (the pixels as stored, as labelImg shows them).
+    pub exif_frame: Option<ExifFrame>,
+    /// Leave out objects marked difficult (VOC `<difficult>1`).
+    #[serde(default)]
+    pub skip_difficult: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutsidePolicy {
+    #[default]
+    Clip,
+    Drop,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmptyPolicy {
+    #[default]
+    Keep,
+    Drop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExifFrame {
+    Upright,
+    Stored,
 }
 
 /// The meaning of a `.lst` line's label columns.
@@ -356,6 +475,40 @@ pub enum OutputSpec {
         #[serde(default)]
         filename: bool,
     },
+    /// Detection, SageMaker image mode: `train/`, `validation/` images and
+    /// `train_annotation/`, `validation_annotation/` with one JSON per image.
+    SagemakerDetection,
+    /// Detection, SageMaker augmented manifest (JSON Lines with `source-ref`)
+    /// for Pipe mode; `source-ref` is completed by `imgprep push`.
+    AugmentedManifest {
+        /// The box attribute's name.
+        #[serde(default = "default_attribute")]
+        attribute: String,
+    },
+    /// Detection, COCO instances JSON per split (category ids 1..N).
+    Coco,
+    /// Detection, an ultralytics YOLO tree with `data.yaml`.
+    Yolo,
+    /// Detection, Pascal VOC XML with `JPEGImages/` and `ImageSets/Main/`.
+    Voc,
+}
+
+fn default_attribute() -> String {
+    "bounding-box".into()
+}
+
+impl OutputSpec {
+    /// Formats that hold boxes only (refused for classification datasets).
+    pub fn needs_boxes(&self) -> bool {
+        matches!(
+            self,
+            OutputSpec::SagemakerDetection
+                | OutputSpec::AugmentedManifest { .. }
+                | OutputSpec::Coco
+                | OutputSpec::Yolo
+                | OutputSpec::Voc
+        )
+    }
 }
 
 fn default_shard_mib() -> u64 {
@@ -368,6 +521,10 @@ pub enum TfPreset {
     #[default]
     Tfds,
     Raw,
+    /// Detection: the TF Object Detection API's keys (`image/object/bbox/*`
+    /// normalised, class label 1..N and text) and `label_map.pbtxt`.
+    #[serde(rename = "object-detection")]
+    ObjectDetection,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -7,12 +7,14 @@
 //! The cache lives outside the output folder (see [`cache_dir_for`]), so an
 //! output folder holds the dataset and nothing else.
 
-use crate::image::{ImageFormat, ImageInfo, SourceColor};
+use crate::image::{ImageFormat, ImageInfo, SourceColor, SourceGeometry};
 use crate::output::write_atomic;
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 4] = b"IPC3";
-const HEADER: usize = 48;
+const MAGIC: &[u8; 4] = b"IPC4";
+/// magic, format, channels, colour, orientation, width, height, SHA-256,
+/// source upright width and height
+const HEADER: usize = 56;
 
 /// SHA-256 of an item's source file.
 pub type SourceSha = [u8; 32];
@@ -83,7 +85,7 @@ impl Cache {
         self.dir.join(&key[..2]).join(key)
     }
 
-    fn parse_header(h: &[u8]) -> Option<(ImageInfo, SourceSha)> {
+    fn parse_header(h: &[u8]) -> Option<(ImageInfo, SourceSha, SourceGeometry)> {
         if h.len() < HEADER || &h[..4] != MAGIC {
             return None;
         }
@@ -94,7 +96,12 @@ impl Cache {
             width: u32::from_le_bytes(h[8..12].try_into().ok()?),
             height: u32::from_le_bytes(h[12..16].try_into().ok()?),
         };
-        Some((info, h[16..48].try_into().ok()?))
+        let geometry = SourceGeometry {
+            width: u32::from_le_bytes(h[48..52].try_into().ok()?),
+            height: u32::from_le_bytes(h[52..56].try_into().ok()?),
+            orientation: h[7],
+        };
+        Some((info, h[16..48].try_into().ok()?, geometry))
     }
 
     pub fn dir(&self) -> &Path {
@@ -102,15 +109,15 @@ impl Cache {
     }
 
     /// The cached image, its info and its source's SHA-256, if present and intact.
-    pub fn get(&self, key: &str) -> Option<(ImageInfo, SourceSha, Vec<u8>)> {
+    pub fn get(&self, key: &str) -> Option<(ImageInfo, SourceSha, SourceGeometry, Vec<u8>)> {
         let mut data = std::fs::read(self.path(key)).ok()?;
-        let (info, sha) = Self::parse_header(&data)?;
+        let (info, sha, geometry) = Self::parse_header(&data)?;
         data.drain(..HEADER);
-        Some((info, sha, data))
+        Some((info, sha, geometry, data))
     }
 
     /// Only the info of a cached image (reads its header, not the image).
-    pub fn info(&self, key: &str) -> Option<(ImageInfo, SourceSha)> {
+    pub fn info(&self, key: &str) -> Option<(ImageInfo, SourceSha, SourceGeometry)> {
         use std::io::Read;
         let mut h = [0u8; HEADER];
         std::fs::File::open(self.path(key))
@@ -131,6 +138,7 @@ impl Cache {
         key: &str,
         info: &ImageInfo,
         sha: &SourceSha,
+        geometry: &SourceGeometry,
         bytes: &[u8],
     ) -> std::io::Result<()> {
         let p = self.path(key);
@@ -141,11 +149,13 @@ impl Cache {
             format_code(info.format),
             info.channels,
             info.source.code(),
-            0,
+            geometry.orientation,
         ]);
         data.extend_from_slice(&info.width.to_le_bytes());
         data.extend_from_slice(&info.height.to_le_bytes());
         data.extend_from_slice(sha);
+        data.extend_from_slice(&geometry.width.to_le_bytes());
+        data.extend_from_slice(&geometry.height.to_le_bytes());
         data.extend_from_slice(bytes);
         write_atomic(&p, &data).map(drop)
     }

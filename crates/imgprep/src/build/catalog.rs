@@ -90,11 +90,20 @@ pub struct Catalog {
     /// Multi-label dataset: labels are written as multi-hot vectors.
     pub multi_label: bool,
     pub skipped: Vec<Skip>,
+    /// A detection dataset: items carry boxes.
+    pub detection: bool,
+    /// What the detection sources declared beside their items.
+    pub boxes: super::boxes::SourceBoxes,
     rule: Rule,
     human: HashMap<String, String>,
 }
 
 impl Catalog {
+    /// The classes the recipe fixed (`labels.names`), if it did.
+    pub fn fixed_labels(&self) -> Option<std::collections::HashSet<String>> {
+        (self.rule == Rule::Fixed).then(|| self.labels.entries.iter().map(|e| e.name.clone()).collect())
+    }
+
     /// Label ids of an item (empty for unlabelled items).
     pub fn label_ids(&self, item: &Item) -> Vec<usize> {
         item.labels
@@ -195,6 +204,7 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
         multi_hot_width,
         multi_label,
         walk_skips,
+        boxes,
     } = sources;
     let mut human = human;
     if let Some(path) = &r.recipe.labels.human_names {
@@ -344,6 +354,11 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
             }
             item.labels = mapped;
         }
+        // (an object of a class outside labels.names is dropped and counted
+        // by the box checks, not the whole image)
+        if item.annotation.is_some() {
+            item.labels.retain(|l| fixed.is_none() || labels.id(l).is_some());
+        }
         if let Some(bad) = item
             .labels
             .iter()
@@ -376,7 +391,10 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
         by_rel.insert(item.rel.clone(), item);
     }
     let items: Vec<Item> = by_rel.into_values().collect();
-    if !r.recipe.labels.unlabelled && !items.is_empty() && items.iter().all(|i| i.labels.is_empty())
+    if !r.recipe.labels.unlabelled
+        && !boxes.any
+        && !items.is_empty()
+        && items.iter().all(|i| i.labels.is_empty())
     {
         return Err(Error::Usage(format!(
             "{}: no item has a label, so num_classes would be 0 (first item: {}, from {}). \
@@ -387,13 +405,16 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
             items[0].origin
         )));
     }
-    let multi_label = multi_label || items.iter().any(|i| i.labels.len() > 1);
+    let detection = boxes.any;
+    let multi_label = !detection && (multi_label || items.iter().any(|i| i.labels.len() > 1));
     let mut c = Catalog {
         items,
         labels,
         label_order,
         multi_label,
         skipped,
+        detection,
+        boxes,
         rule,
         human,
     };

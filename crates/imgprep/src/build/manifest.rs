@@ -11,7 +11,7 @@ pub const MANIFEST: &str = "manifest.json";
 /// `multi_label`, `split_ratios`, per variant `label_width`, `image_sizes`
 /// and an `image_shape` that is absent (null) when the images do not share
 /// one size; `items.csv` is among the files. (1: the fields before.)
-pub const MANIFEST_VERSION: u32 = 2;
+pub const MANIFEST_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SplitCounts {
@@ -88,6 +88,30 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub non_rgb_sources: BTreeMap<String, u64>,
     pub skipped: Vec<Skip>,
+    /// Detection datasets: conventions, box checks, per-output counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection: Option<DetectionManifest>,
+}
+
+/// What a detection build decided and did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DetectionManifest {
+    /// How boxes are held and written: pixels of the output image, origin at
+    /// the top-left corner of the top-left pixel, floats.
+    pub box_convention: String,
+    /// How VOC sources' coordinates were read (`as-is` or `one-based`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voc_origin: Option<crate::recipe::VocOrigin>,
+    /// The first class id of each output (SageMaker, MXNet, YOLO: 0; COCO,
+    /// TF Object Detection: 1). `labels[].id` is the 0-based id.
+    pub class_id_base: BTreeMap<String, u32>,
+    /// Objects per split and class (variant -> split -> class -> objects).
+    pub objects: BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>>,
+    /// Images an output left out because its readers cannot take them:
+    /// variant -> output -> reason -> images.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub left_out: BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>>,
+    pub boxes: crate::build::boxes::BoxReport,
 }
 
 fn version_one() -> u32 {

@@ -3,11 +3,12 @@
 
 pub mod cache;
 pub mod catalog;
+pub mod boxes;
 mod manifest;
 pub mod outdir;
 pub mod plan;
 pub mod sources;
-mod tfrecord_out;
+mod formats;
 mod write;
 
 pub use catalog::{build_catalog, Catalog, LabelMap, Skip};
@@ -19,7 +20,7 @@ pub use write::verify_out;
 use crate::checksum::{self, sha256_hex};
 use crate::error::{Error, Result};
 use crate::execute::ordered_map_batched;
-use crate::image::{ImageInfo, Processor, SourceColor};
+use crate::image::{ImageInfo, Processor, SourceColor, SourceGeometry};
 use crate::recipe::{self, ColorPolicy, OnError};
 use crate::report::Reporter;
 use cache::{fingerprint, Cache, SourceSha};
@@ -78,8 +79,9 @@ const SKIPS_SHOWN: usize = 10;
 /// The result of preparing one item.
 #[derive(Clone)]
 enum Prepared {
-    /// Ready: what the output image is, and the SHA-256 of its source.
-    Ok(ImageInfo, SourceSha),
+    /// Ready: what the output image is, the SHA-256 of its source, and the
+    /// source's upright size and orientation (what boxes are mapped with).
+    Ok(ImageInfo, SourceSha, SourceGeometry),
     /// Unreadable or broken: an error under `on_error = "fail"`.
     Skipped(String),
     /// Left out by a policy (`color_policy = "skip"`): counted, never an error.
@@ -105,6 +107,7 @@ pub fn build_loaded(
     let spec = r.recipe.transform.image_spec().map_err(Error::Usage)?;
     let sources = read_sources(r)?;
     let mut catalog = build_catalog(r, sources)?;
+    check_outputs(r, &catalog)?;
     let mut plan = make_plan(&r.recipe, &catalog)?;
     warn_split_drift(&plan, &catalog, reporter);
     if let Some((i, n)) = opts.shard {
@@ -180,17 +183,22 @@ pub fn build_loaded(
             let item = &catalog.items[i];
             let read = |p: &Path| crate::files::read_sized(p, size).map_err(|e| e.to_string());
             // into the cache: the item is ready, or skipped when the cache cannot be written
-            let store = |key: &str, info: ImageInfo, sha: SourceSha, bytes: &[u8]| match cache
-                .put(key, &info, &sha, bytes)
-            {
-                Ok(()) => Prepared::Ok(info, sha),
+            let store = |key: &str,
+                         info: ImageInfo,
+                         sha: SourceSha,
+                         geometry: SourceGeometry,
+                         bytes: &[u8]| match cache.put(key, &info, &sha, &geometry, bytes) {
+                Ok(()) => Prepared::Ok(info, sha, geometry),
                 Err(e) => Prepared::Skipped(format!("cache write failed: {e}")),
             };
             match &spec {
                 // pass-through, local: a header check now, the bytes at write time
                 None if !crate::files::is_remote(&item.path) => match read(&item.path) {
                     Ok(d) => match p.probe(&d, r.recipe.transform.max_pixels) {
-                        Ok(info) => (i, Prepared::Ok(info, checksum::sha256(&d)), false),
+                        Ok(info) => {
+                            let geometry = crate::image::source_geometry(&d, &info);
+                            (i, Prepared::Ok(info, checksum::sha256(&d), geometry), false)
+                        }
                         Err(e) => (i, Prepared::Skipped(e.to_string()), false),
                     },
                     Err(e) => (i, Prepared::Skipped(e), false),
@@ -199,26 +207,30 @@ pub fn build_loaded(
                 // cache, so each object is fetched once (and not again on re-runs)
                 None => {
                     let key = Cache::key(&transform_key, &item.path, size, mtime);
-                    if let Some((info, sha)) = cache.info(&key) {
-                        return (i, Prepared::Ok(info, sha), true);
+                    if let Some((info, sha, geometry)) = cache.info(&key) {
+                        return (i, Prepared::Ok(info, sha, geometry), true);
                     }
                     let data = match read(&item.path) {
                         Ok(d) => d,
                         Err(e) => return (i, Prepared::Skipped(e), false),
                     };
                     match p.probe(&data, r.recipe.transform.max_pixels) {
-                        Ok(info) => (i, store(&key, info, checksum::sha256(&data), &data), false),
+                        Ok(info) => {
+                            let geometry = crate::image::source_geometry(&data, &info);
+                            let sha = checksum::sha256(&data);
+                            (i, store(&key, info, sha, geometry, &data), false)
+                        }
                         Err(e) => (i, Prepared::Skipped(e.to_string()), false),
                     }
                 }
                 Some(spec) => {
                     let key = Cache::key(&transform_key, &item.path, size, mtime);
-                    if let Some((info, sha)) = cache.info(&key) {
-                        return (i, Prepared::Ok(info, sha), true);
+                    if let Some((info, sha, geometry)) = cache.info(&key) {
+                        return (i, Prepared::Ok(info, sha, geometry), true);
                     }
                     for sc in &shard_caches {
-                        if let Some((info, sha, bytes)) = sc.get(&key) {
-                            let prep = store(&key, info, sha, &bytes);
+                        if let Some((info, sha, geometry, bytes)) = sc.get(&key) {
+                            let prep = store(&key, info, sha, geometry, &bytes);
                             let hit = matches!(prep, Prepared::Ok(..));
                             return (i, prep, hit);
                         }
@@ -231,8 +243,11 @@ pub fn build_loaded(
                         Err(e) => return (i, Prepared::Skipped(e), false),
                     };
                     let mut out = Vec::new();
-                    match p.process(&data, spec, &mut out) {
-                        Ok(info) => (i, store(&key, info, checksum::sha256(&data), &out), false),
+                    match p.process_with_geometry(&data, spec, &mut out) {
+                        Ok((info, geometry)) => {
+                            let sha = checksum::sha256(&data);
+                            (i, store(&key, info, sha, geometry, &out), false)
+                        }
                         Err(e) => (i, Prepared::Skipped(e.to_string()), false),
                     }
                 }
@@ -255,7 +270,7 @@ pub fn build_loaded(
         init,
         work,
         |(i, mut prep, hit)| -> Result<()> {
-            if let Prepared::Ok(info, _) = &prep {
+            if let Prepared::Ok(info, ..) = &prep {
                 if color_policy == ColorPolicy::Skip && info.source != SourceColor::Rgb {
                     *excluded.entry(info.source.name()).or_insert(0u64) += 1;
                     prep = Prepared::Excluded(format!(
@@ -302,11 +317,41 @@ pub fn build_loaded(
         ));
     }
     // The items written, and the label map: exactly their classes.
-    let written: Vec<usize> = needed
+    let is_ok = |prepared: &BTreeMap<usize, Prepared>, i: &usize| {
+        matches!(prepared.get(i), Some(Prepared::Ok(..)))
+    };
+    let mut written: Vec<usize> = needed
         .iter()
         .copied()
-        .filter(|i| matches!(prepared.get(i), Some(Prepared::Ok(..))))
+        .filter(|i| is_ok(&prepared, i))
         .collect();
+    // Boxes: checked and moved into output pixels, before anything is written.
+    let box_report = if catalog.detection {
+        let rep = boxes::resolve(
+            &mut catalog,
+            &written,
+            &mut prepared,
+            spec.as_ref(),
+            &r.recipe.boxes,
+            r.recipe.on_error,
+        )?;
+        written.retain(|i| is_ok(&prepared, i));
+        if r.recipe.boxes.empty_images == recipe::EmptyPolicy::Drop {
+            for &i in &written {
+                if catalog.items[i].labels.is_empty() {
+                    prepared.insert(
+                        i,
+                        Prepared::Excluded("no box left (boxes.empty_images = \"drop\")".into()),
+                    );
+                }
+            }
+            written.retain(|i| is_ok(&prepared, i));
+        }
+        report_boxes(&rep, reporter);
+        Some(rep)
+    } else {
+        None
+    };
     catalog.finalize_labels(written.iter().copied());
     if catalog.labels.is_empty() && !r.recipe.labels.unlabelled {
         return Err(Error::Problem(format!(
@@ -335,9 +380,12 @@ pub fn build_loaded(
         out: &opts.out,
         threads: opts.threads,
     };
-    let (written, records, locations) = write::write_outputs(&ctx, reporter)?;
+    let (written, records, locations, left_out) = write::write_outputs(&ctx, reporter)?;
     let mut manifest = write::manifest(&ctx, fp, opts.shard, reporter);
     manifest.records = records;
+    if let Some(rep) = box_report {
+        manifest.detection = Some(write::detection_manifest(&ctx, rep, &left_out));
+    }
     manifest.files.extend(written);
     let items_csv = write::write_items_table(&ctx, &manifest, &locations)?;
     manifest.files.insert(write::ITEMS_CSV.into(), items_csv);
@@ -370,6 +418,74 @@ pub fn build_loaded(
         seconds: start.elapsed().as_secs_f64(),
         manifest,
     })
+}
+
+/// Outputs that cannot hold what the dataset has are refused before any
+/// work: box formats for class labels, class-label formats for boxes.
+fn check_outputs(r: &recipe::LoadedRecipe, catalog: &Catalog) -> Result<()> {
+    use recipe::{OutputSpec, TfPreset};
+    for o in &r.recipe.outputs {
+        let name = formats::for_output(o, catalog.detection).name();
+        let wrong = match o {
+            OutputSpec::Tfrecord { preset, .. } => {
+                (*preset == TfPreset::ObjectDetection) != catalog.detection
+            }
+            OutputSpec::Recordio { .. } => false,
+            o => o.needs_boxes() != catalog.detection,
+        };
+        if !wrong {
+            continue;
+        }
+        let msg = if catalog.detection {
+            let instead = match o {
+                OutputSpec::Tfrecord { .. } => "preset = \"object-detection\"",
+                _ => "sagemaker-detection, augmented-manifest, recordio, coco, yolo, voc or tfrecord with preset = \"object-detection\"",
+            };
+            format!(
+                "output {name} holds class labels, but the sources give boxes (a detection \
+                 dataset): use {instead}"
+            )
+        } else {
+            format!(
+                "output {name} holds boxes, but the sources give class labels: give a detection \
+                 source (type = \"voc\", \"coco\", \"yolo\" or \"labelme\")"
+            )
+        };
+        return Err(Error::Usage(format!("{}: {msg}", r.path.display())));
+    }
+    Ok(())
+}
+
+/// One summary of what the box checks did, with the first objects named.
+fn report_boxes(rep: &boxes::BoxReport, reporter: &dyn Reporter) {
+    let dropped: u64 = rep.dropped.values().sum();
+    let changed: u64 = rep.changed.values().sum();
+    if dropped == 0 && changed == 0 && rep.quirks.is_empty() {
+        return;
+    }
+    let mut text = format!(
+        "boxes: {} of {} objects kept",
+        rep.objects_kept, rep.objects_declared
+    );
+    for (why, n) in &rep.dropped {
+        text.push_str(&format!("\n  dropped {n}: {why}"));
+    }
+    for (what, n) in &rep.changed {
+        text.push_str(&format!("\n  {what}: {n}"));
+    }
+    for (kind, n) in &rep.quirks {
+        text.push_str(&format!("\n  accepted {n}: {kind}"));
+    }
+    for o in rep.objects.iter().take(SKIPS_SHOWN) {
+        text.push_str(&format!("\n  {}: {} {}", o.origin, o.class, o.what));
+    }
+    if rep.objects.len() > SKIPS_SHOWN {
+        text.push_str(&format!(
+            "\n  ... and {} more (all listed in manifest.json)",
+            rep.objects.len() - SKIPS_SHOWN
+        ));
+    }
+    reporter.warn(&text);
 }
 
 /// A split that got a share of the items far from its ratio (few groups,

@@ -25,6 +25,9 @@ pub struct Item {
     pub split: Option<String>,
     /// Where the item was declared, for messages (`file:line` or the folder).
     pub origin: String,
+    /// The item's objects (boxes), for detection sources; `None` for
+    /// classification items.
+    pub annotation: Option<Box<crate::annotations::ImageAnnotation>>,
 }
 
 /// Human names found along the way (metadata `names` files).
@@ -48,6 +51,8 @@ pub struct Sources {
     /// Names a folder walk passed over (not files, loops, names no `.lst`
     /// can hold): listed as skipped, never dropped without a word.
     pub walk_skips: Vec<super::catalog::Skip>,
+    /// What detection sources declared beside their items.
+    pub boxes: super::boxes::SourceBoxes,
 }
 
 pub fn read_sources(r: &LoadedRecipe) -> Result<Sources> {
@@ -58,6 +63,7 @@ pub fn read_sources(r: &LoadedRecipe) -> Result<Sources> {
     let mut multi_hot_width: Option<usize> = None;
     let mut multi_label = false;
     let mut walk_skips = Vec::new();
+    let mut boxes = super::boxes::SourceBoxes::default();
     for s in &r.recipe.sources {
         match s {
             SourceSpec::Folders { root, exts, split } => {
@@ -141,7 +147,16 @@ pub fn read_sources(r: &LoadedRecipe) -> Result<Sources> {
                     &mut human,
                 )?)
             }
+            spec if spec.has_boxes() => super::boxes::read(r, spec, &mut items, &mut boxes)?,
+            _ => unreachable!("every source type is handled"),
         }
+    }
+    if boxes.any && items.iter().any(|i| i.annotation.is_none()) {
+        return Err(Error::Usage(format!(
+            "{}: the recipe mixes sources with boxes (voc, coco, yolo, labelme) and sources with \
+             class labels; a dataset is either for detection or for classification",
+            r.path.display()
+        )));
     }
     warm_listings(r, &items)?;
     Ok(Sources {
@@ -152,6 +167,7 @@ pub fn read_sources(r: &LoadedRecipe) -> Result<Sources> {
         multi_hot_width,
         multi_label,
         walk_skips,
+        boxes,
     })
 }
 
@@ -172,6 +188,13 @@ pub fn input_paths(r: &LoadedRecipe) -> Vec<PathBuf> {
                 v.push(r.resolve(root));
                 v.push(r.resolve(class_ids));
             }
+            SourceSpec::Voc { root, .. }
+            | SourceSpec::Yolo { root, .. }
+            | SourceSpec::Labelme { root, .. } => v.push(r.resolve(root)),
+            SourceSpec::Coco { file, images, .. } => {
+                v.push(r.resolve(file));
+                v.push(r.resolve(images));
+            }
         }
     }
     v
@@ -191,7 +214,7 @@ fn warm_listings(r: &LoadedRecipe, items: &[Item]) -> Result<()> {
             SourceSpec::Csv { root, .. }
             | SourceSpec::Lst { root, .. }
             | SourceSpec::Metadata { root, .. } => r.resolve(root),
-            SourceSpec::Folders { .. } => continue,
+            _ => continue,
         };
         let Some(uri) = root
             .to_str()
@@ -294,6 +317,7 @@ fn folders(
     for (rel, label) in listing.items {
         let class = &names[label];
         out.push(Item {
+            annotation: None,
             path: at(root, &rel),
             rel,
             labels: if class == "." {
@@ -352,6 +376,7 @@ fn remote_folders(
             None => Vec::new(),
         };
         out.push(Item {
+            annotation: None,
             path: PathBuf::from(uri),
             rel,
             labels,
@@ -503,6 +528,7 @@ fn csv_index(
                 .filter(|s| !s.is_empty())
         };
         out.push(Item {
+            annotation: None,
             path: at(root, &rel),
             rel,
             labels,
@@ -614,6 +640,7 @@ fn lst(
             }
         }
         out.push(Item {
+            annotation: None,
             path: at(root, &e.path),
             rel: e.path,
             labels,
@@ -756,6 +783,7 @@ fn metadata(
                 for f in image_files(&dir)? {
                     let path = at(&dir, &f);
                     out.push(Item {
+            annotation: None,
                         rel: rel_to(root, &path),
                         path,
                         labels: vec![id.clone()],
@@ -785,6 +813,7 @@ fn metadata(
                     }
                     let path = at(&dir, fields[0].trim());
                     out.push(Item {
+            annotation: None,
                         rel: rel_to(root, &path),
                         path,
                         labels: vec![fields[1].trim().to_string()],
@@ -800,6 +829,7 @@ fn metadata(
                 for f in image_files(&dir)? {
                     let path = at(&dir, &f);
                     out.push(Item {
+            annotation: None,
                         rel: rel_to(root, &path),
                         path,
                         labels: Vec::new(),

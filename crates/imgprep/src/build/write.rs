@@ -12,11 +12,9 @@ use crate::checksum::{file_sums, FileSums};
 use crate::error::{Error, Result};
 use crate::image::{ColorMode, Encoding, ImageSpec, SourceColor};
 use crate::output::{write_atomic, AtomicFile};
-use crate::recipe::{LoadedRecipe, OutputSpec};
+use crate::recipe::LoadedRecipe;
 use crate::report::Reporter;
-use recordio::{format_lst_line, write_idx_line, ImageRecord, Labels, LstEntry, RecordWriter};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Write;
 use std::path::Path;
 
 pub(super) struct Context<'a> {
@@ -93,14 +91,14 @@ impl Context<'_> {
         Ok(p)
     }
 
-    fn ok(&self, i: usize) -> bool {
+    pub(super) fn ok(&self, i: usize) -> bool {
         matches!(self.prepared.get(&i), Some(Prepared::Ok(..)))
     }
 
     /// The SHA-256 of item `i`'s source, from the prepare stage.
     pub(super) fn source_sha(&self, i: usize) -> Option<&super::cache::SourceSha> {
         match self.prepared.get(&i) {
-            Some(Prepared::Ok(_, sha)) => Some(sha),
+            Some(Prepared::Ok(_, sha, _)) => Some(sha),
             _ => None,
         }
     }
@@ -119,7 +117,7 @@ impl Context<'_> {
 
     /// Whether item `i`'s output bytes are read from the cache: re-encoded
     /// items, and pass-through ones from object storage (fetched once).
-    fn cached(&self, i: usize) -> bool {
+    pub(super) fn cached(&self, i: usize) -> bool {
         self.spec.is_some() || crate::files::is_remote(&self.catalog.items[i].path)
     }
 
@@ -131,7 +129,7 @@ impl Context<'_> {
             return crate::files::read_sized(&item.path, size).map_err(Error::io(&item.path));
         }
         let key = Cache::key(self.transform_key, &item.path, size, mtime);
-        self.cache.get(&key).map(|(_, _, b)| b).ok_or_else(|| {
+        self.cache.get(&key).map(|(.., b)| b).ok_or_else(|| {
             Error::Usage(format!(
                 "cache entry for {} vanished during the build",
                 item.rel
@@ -156,7 +154,7 @@ impl Context<'_> {
     /// with one 0/1 value per class (every item alike, so every record has
     /// the same label width). `packed = false` (a RecordIO output without
     /// `pack_label`) keeps only the first class id, as im2rec.py does.
-    fn labels(&self, item: &Item, packed: bool) -> Vec<f64> {
+    pub(super) fn labels(&self, item: &Item, packed: bool) -> Vec<f64> {
         let ids = self.catalog.label_ids(item);
         if self.catalog.multi_label && packed {
             let mut v = vec![0.0; self.catalog.labels.len()];
@@ -169,27 +167,76 @@ impl Context<'_> {
     }
 
     /// The item's file name in image-file outputs (extension of the encoding).
-    fn out_rel(&self, item: &Item) -> String {
+    pub(super) fn out_rel(&self, item: &Item) -> String {
         let ext = match self.spec.map(|s| s.encoding) {
             None => return item.rel.clone(),
             Some(Encoding::Jpeg { .. }) => "jpg",
             Some(Encoding::Png { .. }) => "png",
         };
-        match item.rel.rfind('.') {
-            Some(dot) if !item.rel[dot..].contains('/') => format!("{}.{ext}", &item.rel[..dot]),
-            _ => format!("{}.{ext}", item.rel),
+        super::formats::with_extension(&item.rel, ext)
+    }
+
+    /// Writes item `i`'s output image at `rel` (noted in the marker first):
+    /// a hard link to the source when it is passed through and local (never
+    /// removing what is at the path first), else the bytes.
+    pub(super) fn put_image(&self, i: usize, rel: &str) -> Result<FileSums> {
+        let p = self.path(rel)?;
+        create_parent(&p)?;
+        let item = &self.catalog.items[i];
+        let linked =
+            !self.cached(i) && crate::output::link_atomic(&item.path, &p).map_err(io_err(&p))?;
+        // a link is the source: its size and SHA-256 are known from the
+        // prepare stage, no second read
+        match (linked, self.source_sha(i)) {
+            (true, Some(sha)) => Ok(FileSums {
+                size: self.prints[&i].0,
+                sha256: crate::checksum::hex(sha),
+            }),
+            _ => write_atomic(&p, &self.bytes(i)?).map_err(io_err(&p)),
         }
+    }
+
+    /// Writes `bytes` at `rel` (noted in the marker first).
+    pub(super) fn put_file(&self, rel: &str, bytes: &[u8]) -> Result<FileSums> {
+        let p = self.path(rel)?;
+        create_parent(&p)?;
+        write_atomic(&p, bytes).map_err(io_err(&p))
+    }
+
+    /// Item `i`'s objects, in output pixels (empty for classification items).
+    pub(super) fn objects(&self, i: usize) -> &[crate::annotations::Object] {
+        self.catalog.items[i]
+            .annotation
+            .as_deref()
+            .map(|a| a.objects.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// Item `i`'s output image: format, width, height, channels.
+    pub(super) fn info(&self, i: usize) -> crate::image::ImageInfo {
+        match self.prepared.get(&i) {
+            Some(Prepared::Ok(info, ..)) => *info,
+            _ => unreachable!("only prepared items are written"),
+        }
+    }
+
+    /// The class id of an object's class (0-based, in the label map).
+    pub(super) fn class_id(&self, o: &crate::annotations::Object) -> usize {
+        self.catalog
+            .labels
+            .id(&o.class)
+            .expect("the label map holds every written object's class")
     }
 }
 
-fn io_err(p: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+pub(super) fn io_err(p: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |e| Error::Io {
         path: p.to_path_buf(),
         err: e,
     }
 }
 
-fn create_parent(p: &Path) -> Result<()> {
+pub(super) fn create_parent(p: &Path) -> Result<()> {
     if let Some(d) = p.parent() {
         std::fs::create_dir_all(d).map_err(io_err(d))?;
     }
@@ -207,31 +254,17 @@ pub(super) type Locations = BTreeMap<(String, usize), BTreeMap<String, String>>;
 /// and split, and where in each output.
 pub const ITEMS_CSV: &str = "items.csv";
 
-/// The name an output has in the per-item table and in its folder.
-pub(super) fn output_name(o: &OutputSpec) -> String {
-    match o {
-        OutputSpec::Recordio { .. } => "recordio".into(),
-        OutputSpec::SagemakerImage => "sagemaker-image".into(),
-        OutputSpec::Folders => "folders".into(),
-        OutputSpec::Tfrecord { preset, .. } => format!(
-            "tfrecord-{}",
-            match preset {
-                crate::recipe::TfPreset::Tfds => "tfds",
-                crate::recipe::TfPreset::Raw => "raw",
-            }
-        ),
-    }
-}
-
-/// Writes every output; returns what was written, the record count of each
-/// TFRecord shard, and where every item went.
+/// Writes every output through its format's writer; returns what was
+/// written, the record count of each record file, where every item went,
+/// and the items each output left out because its readers cannot take them
+/// ((variant, output, reason) -> count).
 pub(super) fn write_outputs(
     ctx: &Context,
     reporter: &dyn Reporter,
-) -> Result<(Written, BTreeMap<String, u64>, Locations)> {
-    let mut written = Vec::new();
-    let mut records = BTreeMap::new();
+) -> Result<(Written, BTreeMap<String, u64>, Locations, LeftOut)> {
+    let mut sink = super::formats::Sink::default();
     let mut locations: Locations = BTreeMap::new();
+    let mut left_out: LeftOut = BTreeMap::new();
     let total: usize = ctx
         .plan
         .variants
@@ -241,176 +274,42 @@ pub(super) fn write_outputs(
         * ctx.recipe.recipe.outputs.len();
     reporter.begin("write", Some(total as u64));
     for v in &ctx.plan.variants {
-        for (split, idx) in &v.splits {
-            let items: Vec<usize> = idx.iter().copied().filter(|&i| ctx.ok(i)).collect();
-            for output in &ctx.recipe.recipe.outputs {
-                let column = output_name(output);
-                let mut place = |i: usize, at: String| {
-                    locations
-                        .entry((v.name.clone(), i))
-                        .or_default()
-                        .insert(column.clone(), at);
-                };
-                match output {
-                    OutputSpec::Recordio { pack_label } => {
-                        let base = format!("{}/recordio/{split}", v.name);
-                        written.extend(write_recordio(ctx, &base, &items, *pack_label)?);
-                        for (k, &i) in items.iter().enumerate() {
-                            place(i, format!("{base}.rec#{k}"));
-                        }
-                    }
-                    OutputSpec::SagemakerImage => {
-                        let dir = format!("{}/sagemaker", v.name);
-                        let mut lst = String::new();
-                        for &i in &items {
-                            let item = &ctx.catalog.items[i];
-                            let rel = format!("{dir}/{split}/{}", ctx.out_rel(item));
-                            let p = ctx.path(&rel)?;
-                            create_parent(&p)?;
-                            let sums = write_atomic(&p, &ctx.bytes(i)?).map_err(io_err(&p))?;
-                            place(i, rel.clone());
-                            written.push((rel, sums));
-                            lst.push_str(&format_lst_line(&LstEntry {
-                                index: i as u64,
-                                labels: ctx.labels(item, true),
-                                path: ctx.out_rel(item),
-                            }));
-                        }
-                        let rel = format!("{dir}/{split}_lst/{split}.lst");
-                        let p = ctx.path(&rel)?;
-                        create_parent(&p)?;
-                        let sums = write_atomic(&p, lst.as_bytes()).map_err(io_err(&p))?;
-                        written.push((rel, sums));
-                    }
-                    OutputSpec::Tfrecord {
-                        preset,
-                        rename,
-                        compression,
-                        shard_records,
-                        shard_mib,
-                        filename,
-                    } => {
-                        let o = super::tfrecord_out::TfOptions {
-                            preset: *preset,
-                            filename: *filename,
-                            rename,
-                            compression: *compression,
-                            shard_records: *shard_records,
-                            shard_bytes: shard_mib.saturating_mul(1 << 20),
-                        };
-                        let kind = match preset {
-                            crate::recipe::TfPreset::Tfds => "tfds",
-                            crate::recipe::TfPreset::Raw => "raw",
-                        };
-                        let dir = format!("{}/tfrecord-{kind}", v.name);
-                        let mut k = 0;
-                        for (rel, sums, n) in
-                            super::tfrecord_out::write_split(ctx, &dir, split, &items, &o)?
-                        {
-                            for r in 0..n as usize {
-                                place(items[k], format!("{rel}#{r}"));
-                                k += 1;
-                            }
-                            records.insert(rel.clone(), n);
-                            written.push((rel, sums));
-                        }
-                    }
-                    OutputSpec::Folders => {
-                        // (class names were checked before writing began, and
-                        // two items on one path are refused by ctx.path)
-                        for &i in &items {
-                            let item = &ctx.catalog.items[i];
-                            let class = item
-                                .labels
-                                .first()
-                                .map(String::as_str)
-                                .unwrap_or("unlabelled");
-                            let out_rel = ctx.out_rel(item);
-                            let file = out_rel.rsplit('/').next().unwrap_or(&out_rel);
-                            let rel = format!("{}/folders/{split}/{class}/{file}", v.name);
-                            let p = ctx.path(&rel)?;
-                            create_parent(&p)?;
-                            // the source file itself: a hard link when possible,
-                            // never removing what is at `p` first
-                            let linked = !ctx.cached(i)
-                                && crate::output::link_atomic(&item.path, &p)
-                                    .map_err(io_err(&p))?;
-                            // a link is the source: its size and SHA-256 are known
-                            // from the prepare stage, no second read
-                            let sums = match (linked, ctx.source_sha(i)) {
-                                (true, Some(sha)) => FileSums {
-                                    size: ctx.prints[&i].0,
-                                    sha256: crate::checksum::hex(sha),
-                                },
-                                _ => write_atomic(&p, &ctx.bytes(i)?).map_err(io_err(&p))?,
-                            };
-                            place(i, rel.clone());
-                            written.push((rel, sums));
+        for output in &ctx.recipe.recipe.outputs {
+            let format = super::formats::for_output(output, ctx.catalog.detection);
+            let column = format.name();
+            let mut done: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+            for (split, idx) in &v.splits {
+                let mut items = Vec::with_capacity(idx.len());
+                for &i in idx.iter().filter(|&&i| ctx.ok(i)) {
+                    match format.refuses(ctx, i) {
+                        None => items.push(i),
+                        Some(why) => {
+                            *left_out
+                                .entry((v.name.clone(), column.clone(), why.to_string()))
+                                .or_default() += 1
                         }
                     }
                 }
-                reporter.advance(items.len() as u64);
+                format.write_split(ctx, &v.name, split, &items, &mut sink)?;
+                reporter.advance(idx.len() as u64);
+                done.insert(split.clone(), items);
+            }
+            format.finish_variant(ctx, &v.name, &done, &mut sink)?;
+            for (i, at) in sink.places.drain(..) {
+                locations
+                    .entry((v.name.clone(), i))
+                    .or_default()
+                    .insert(column.clone(), at);
             }
         }
     }
     reporter.end();
-    // Files of an earlier build that this one did not write (items removed).
-    Ok((written, records, locations))
+    Ok((sink.written, sink.records, locations, left_out))
 }
 
-fn write_recordio(ctx: &Context, base: &str, items: &[usize], pack_label: bool) -> Result<Written> {
-    let (rec_rel, idx_rel, lst_rel) = (
-        format!("{base}.rec"),
-        format!("{base}.idx"),
-        format!("{base}.lst"),
-    );
-    let (rec_p, idx_p, lst_p) = (
-        ctx.path(&rec_rel)?,
-        ctx.path(&idx_rel)?,
-        ctx.path(&lst_rel)?,
-    );
-    create_parent(&rec_p)?;
-    let mut rec_f = AtomicFile::create(&rec_p).map_err(io_err(&rec_p))?;
-    let mut idx_f = AtomicFile::create(&idx_p).map_err(io_err(&idx_p))?;
-    let mut lst_f = AtomicFile::create(&lst_p).map_err(io_err(&lst_p))?;
-    let mut rec = RecordWriter::new(&mut rec_f);
-    let mut payload = Vec::new();
-    for &i in items {
-        let item = &ctx.catalog.items[i];
-        let labels = ctx.labels(item, pack_label);
-        let header = ImageRecord {
-            labels: if pack_label && ctx.catalog.multi_label {
-                Labels::Packed(labels.iter().map(|&l| l as f32).collect())
-            } else {
-                Labels::Scalar(labels[0] as f32)
-            },
-            id: i as u64,
-            id2: 0,
-        };
-        payload.clear();
-        header.write_header(&mut payload);
-        payload.extend_from_slice(&ctx.bytes(i)?);
-        let off = rec.write_record(&payload).map_err(io_err(&rec_p))?;
-        write_idx_line(&mut idx_f, i as u64, off).map_err(io_err(&idx_p))?;
-        lst_f
-            .write_all(
-                format_lst_line(&LstEntry {
-                    index: i as u64,
-                    labels,
-                    path: item.rel.clone(),
-                })
-                .as_bytes(),
-            )
-            .map_err(io_err(&lst_p))?;
-    }
-    rec.flush().map_err(io_err(&rec_p))?;
-    let _ = std::fs::remove_file(&idx_p);
-    Ok(vec![
-        (rec_rel, rec_f.commit().map_err(io_err(&rec_p))?),
-        (idx_rel, idx_f.commit().map_err(io_err(&idx_p))?),
-        (lst_rel, lst_f.commit().map_err(io_err(&lst_p))?),
-    ])
-}
+/// Items an output left out because its readers cannot take them:
+/// (variant, output, reason) -> count.
+pub(super) type LeftOut = BTreeMap<(String, String, String), u64>;
 
 /// Counts, label map, hyperparameters and skips (files are added by the caller).
 pub(super) fn manifest(
@@ -431,7 +330,7 @@ pub(super) fn manifest(
                 item: c.items[*i].rel.clone(),
                 reason: reason.clone(),
             }),
-            Prepared::Ok(info, _) if info.source != SourceColor::Rgb => {
+            Prepared::Ok(info, ..) if info.source != SourceColor::Rgb => {
                 *non_rgb_sources
                     .entry(info.source.name().to_string())
                     .or_insert(0) += 1;
@@ -467,7 +366,7 @@ pub(super) fn manifest(
                 for l in &item.labels {
                     *sc.per_class.entry(l.clone()).or_default() += 1;
                 }
-                if let Some(Prepared::Ok(info, _)) = ctx.prepared.get(&i) {
+                if let Some(Prepared::Ok(info, ..)) = ctx.prepared.get(&i) {
                     *sizes.entry((info.width, info.height)).or_default() += 1;
                 }
             }
@@ -489,6 +388,41 @@ pub(super) fn manifest(
         }
         vm.num_training_samples = vm.splits.get(TRAIN).map(|s| s.items).unwrap_or(0);
         vm.label_width = if multi_label { c.labels.len() } else { 1 };
+        if c.detection {
+            // SageMaker's detection algorithm takes images with boxes only;
+            // label_width covers the image with the most boxes in train and
+            // validation (header 2 + 5 per box)
+            let with_boxes = |split: &str| -> Vec<usize> {
+                v.splits
+                    .get(split)
+                    .map(|idx| {
+                        idx.iter()
+                            .copied()
+                            .filter(|&i| ctx.ok(i) && !ctx.objects(i).is_empty())
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let train = with_boxes(TRAIN);
+            let most = train
+                .iter()
+                .chain(&with_boxes(super::plan::VALIDATION))
+                .map(|&i| ctx.objects(i).len())
+                .max()
+                .unwrap_or(0);
+            vm.num_training_samples = train.len() as u64;
+            vm.label_width = super::formats::recordio::DET_HEADER
+                + super::formats::recordio::DET_OBJECT * most;
+            let hp = &mut vm.hyperparameters;
+            hp.insert("num_classes".into(), c.labels.len().to_string());
+            hp.insert(
+                "num_training_samples".into(),
+                vm.num_training_samples.to_string(),
+            );
+            hp.insert("label_width".into(), vm.label_width.to_string());
+            variants.insert(v.name.clone(), vm);
+            continue;
+        }
         // image_shape: the outputs' one size, or the recipe's setting
         let common = match sizes.keys().collect::<Vec<_>>()[..] {
             [&(w, h)] => Some(format!("{channels},{h},{w}")),
@@ -585,6 +519,65 @@ pub(super) fn manifest(
         records: BTreeMap::new(),
         non_rgb_sources,
         skipped,
+        detection: None,
+    }
+}
+
+/// The manifest's detection section: conventions, objects per split and
+/// class, what each output left out, and the box checks' report.
+pub(super) fn detection_manifest(
+    ctx: &Context,
+    boxes: super::boxes::BoxReport,
+    left_out: &LeftOut,
+) -> super::manifest::DetectionManifest {
+    use crate::recipe::{OutputSpec, TfPreset};
+    let mut class_id_base = BTreeMap::new();
+    for o in &ctx.recipe.recipe.outputs {
+        let base = match o {
+            OutputSpec::Coco
+            | OutputSpec::Tfrecord {
+                preset: TfPreset::ObjectDetection,
+                ..
+            } => 1,
+            _ => 0,
+        };
+        class_id_base.insert(
+            super::formats::for_output(o, true).name(),
+            base,
+        );
+    }
+    let mut objects: BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>> = BTreeMap::new();
+    for v in &ctx.plan.variants {
+        for (split, idx) in &v.splits {
+            let per = objects
+                .entry(v.name.clone())
+                .or_default()
+                .entry(split.clone())
+                .or_default();
+            for &i in idx.iter().filter(|&&i| ctx.ok(i)) {
+                for o in ctx.objects(i) {
+                    *per.entry(o.class.clone()).or_default() += 1;
+                }
+            }
+        }
+    }
+    let mut lo: BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>> = BTreeMap::new();
+    for ((v, out, why), n) in left_out {
+        lo.entry(v.clone())
+            .or_default()
+            .entry(out.clone())
+            .or_default()
+            .insert(why.clone(), *n);
+    }
+    super::manifest::DetectionManifest {
+        box_convention: "pixels of the output image as floats, origin at the top-left corner of \
+                         the top-left pixel; each output converts at its edge"
+            .into(),
+        voc_origin: ctx.catalog.boxes.voc_origin,
+        class_id_base,
+        objects,
+        left_out: lo,
+        boxes,
     }
 }
 
@@ -601,7 +594,7 @@ pub(super) fn write_items_table(
     let columns: Vec<String> = {
         let mut seen = Vec::new();
         for o in &ctx.recipe.recipe.outputs {
-            let n = output_name(o);
+            let n = super::formats::for_output(o, ctx.catalog.detection).name();
             if !seen.contains(&n) {
                 seen.push(n);
             }

@@ -6,12 +6,14 @@
 
 pub mod budget;
 pub mod exif;
+pub mod geometry;
 mod jpeg;
 pub mod ops;
 mod other;
 
 use std::fmt;
 
+pub use geometry::SourceGeometry;
 pub use jpeg::{has_eoi, JpegColor, JpegDecoder, JpegEncoder, JpegHeader, JpegOut};
 
 /// Default decompression-bomb guard: 100 megapixels.
@@ -245,6 +247,8 @@ pub struct Decoded {
     pub scale: f64,
     /// The source's colour layout.
     pub source: SourceColor,
+    /// The EXIF orientation that was applied (1: none).
+    pub orientation: u8,
     /// This decode's share of the memory budget (held until the pixels are
     /// done with).
     pub permit: Option<budget::Permit>,
@@ -367,6 +371,22 @@ pub fn probe_with(
     })
 }
 
+/// The upright size and EXIF orientation of a source whose header was
+/// probed (`info`, from [`probe`]): what the boxes of a pass-through item are
+/// checked against.
+pub fn source_geometry(data: &[u8], info: &ImageInfo) -> SourceGeometry {
+    let orientation = match info.format {
+        ImageFormat::Jpeg => exif::jpeg_orientation(data),
+        f => other::orientation(data, f),
+    };
+    let (width, height) = ops::oriented_dims(info.width, info.height, orientation);
+    SourceGeometry {
+        width,
+        height,
+        orientation,
+    }
+}
+
 fn describe_unknown(data: &[u8]) -> String {
     let head: Vec<String> = data.iter().take(4).map(|b| format!("{b:02x}")).collect();
     format!("unrecognised header bytes {}", head.join(" "))
@@ -415,13 +435,29 @@ impl Processor {
         spec: &ImageSpec,
         out: &mut Vec<u8>,
     ) -> Result<ImageInfo, ImageError> {
+        self.process_with_geometry(data, spec, out).map(|(info, _)| info)
+    }
+
+    /// [`Processor::process`], also returning the source's upright size and
+    /// orientation (what boxes are mapped with).
+    pub fn process_with_geometry(
+        &mut self,
+        data: &[u8],
+        spec: &ImageSpec,
+        out: &mut Vec<u8>,
+    ) -> Result<(ImageInfo, SourceGeometry), ImageError> {
         let mut decoded = self.decode(data, spec)?;
         let source = decoded.source;
+        let geometry = SourceGeometry {
+            width: decoded.full_w,
+            height: decoded.full_h,
+            orientation: decoded.orientation,
+        };
         // the budget share lives until the encoded bytes are out
         let _permit = decoded.permit.take();
         let pixels = self.transform(decoded, spec)?;
         let info = self.encode(pixels, spec.encoding, out)?;
-        Ok(ImageInfo { source, ..info })
+        Ok((ImageInfo { source, ..info }, geometry))
     }
 
     /// Decodes to upright pixels in the channel layout the colour mode asks
@@ -437,7 +473,8 @@ impl Processor {
             let (w, h, _, _) = other::header(data, format)?;
             check_pixels(w as u64, h as u64, spec.max_pixels)?;
             let permit = budget::acquire(w as u64 * h as u64 * 8);
-            let (pixels, source) = other::decode(data, format, spec.color, spec.max_pixels)?;
+            let (pixels, source, orientation) =
+                other::decode(data, format, spec.color, spec.max_pixels)?;
             let (full_w, full_h) = (pixels.width, pixels.height);
             return Ok(Decoded {
                 pixels,
@@ -445,6 +482,7 @@ impl Processor {
                 full_h,
                 scale: 1.0,
                 source,
+                orientation,
                 permit: Some(permit),
             });
         }
@@ -502,6 +540,7 @@ impl Processor {
             full_h,
             scale: scale as f64 / 8.0,
             source: SourceColor::of_jpeg(header.color),
+            orientation,
             permit: Some(permit),
         })
     }
@@ -517,12 +556,10 @@ impl Processor {
             permit: _permit,
             ..
         } = decoded;
-        let (cx, cy, cw, ch) = if spec.center_crop {
-            ops::center_square(full_w, full_h)
-        } else {
-            (0, 0, full_w, full_h)
-        };
-        let (tw, th) = spec.resize.target(cw, ch);
+        // the one mapping boxes use too
+        let map = geometry::Mapping::new(full_w, full_h, Some(spec));
+        let (cx, cy, cw, ch) = map.crop;
+        let (tw, th) = map.target;
         check_output(tw, th, spec.max_pixels)?;
         let scaled = scale != 1.0;
         if !scaled && (tw, th) == (cw, ch) {

@@ -53,6 +53,19 @@ pub fn header(data: &[u8], format: ImageFormat) -> Result<(u32, u32, u8, SourceC
     Ok((w, h, c.channel_count(), source_color(c)))
 }
 
+/// The EXIF orientation a non-JPEG file declares (1: none), from its header.
+pub fn orientation(data: &[u8], format: ImageFormat) -> u8 {
+    if format == ImageFormat::Webp {
+        return super::exif::webp_orientation(data);
+    }
+    reader(data, format)
+        .into_decoder()
+        .ok()
+        .and_then(|mut d| d.orientation().ok())
+        .map(|o| o.to_exif())
+        .unwrap_or(1)
+}
+
 /// Decodes to upright 8-bit pixels with the channels the colour mode asks
 /// for; also returns the source's colour layout.
 pub fn decode(
@@ -60,7 +73,7 @@ pub fn decode(
     format: ImageFormat,
     color: ColorMode,
     max_pixels: u64,
-) -> Result<(Pixels, SourceColor), ImageError> {
+) -> Result<(Pixels, SourceColor, u8), ImageError> {
     let mut r = reader(data, format);
     let mut limits = image::Limits::default();
     // Room for the largest allowed image at 16 bits x 4 channels.
@@ -102,7 +115,7 @@ pub fn decode(
         channels,
         data,
     };
-    Ok((ops::orient(px, orientation), source))
+    Ok((ops::orient(px, orientation), source, orientation))
 }
 
 /// PNG at zlib level 0..=9 (OpenCV's `IMWRITE_PNG_COMPRESSION`).

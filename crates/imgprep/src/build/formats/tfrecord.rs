@@ -1,8 +1,15 @@
 //! TFRecord output: `tf.train.Example` records, sharded deterministically,
-//! optionally GZIP/ZLIB-compressed.
+//! optionally GZIP/ZLIB-compressed, under `{variant}/tfrecord-{preset}/`.
+//!
+//! Presets: `tfds` (encoded image + TFDS keys), `raw` (decoded pixels), and
+//! for detection `object-detection`: the TF Object Detection API's keys
+//! (`image/object/bbox/{xmin,ymin,xmax,ymax}` as fractions of the image,
+//! `image/object/class/label` 1..N with `label_map.pbtxt`, class text,
+//! difficult, truncated, view, is_crowd, area).
 
-use super::write::Context;
-use super::Prepared;
+use super::{Format, Sink};
+use crate::build::write::Context;
+use crate::build::Prepared;
 use crate::error::{Error, Result};
 use crate::execute::ordered_map_batched;
 use crate::image::{ColorMode, ImageSpec, Processor};
@@ -12,7 +19,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use tfrecord::{encode_example, Example, Feature, RecordWriter};
 
-pub(super) struct TfOptions<'a> {
+pub(in crate::build) struct TfOptions<'a> {
     pub preset: TfPreset,
     /// `image/filename` in `raw` records too.
     pub filename: bool,
@@ -56,9 +63,103 @@ pub fn shard_bounds(
     out
 }
 
+/// The `tfrecord` output of one `[[outputs]]` entry.
+pub(super) struct Tfrecord<'a> {
+    o: TfOptions<'a>,
+}
+
+impl<'a> Tfrecord<'a> {
+    pub fn new(spec: &'a crate::recipe::OutputSpec) -> Self {
+        let crate::recipe::OutputSpec::Tfrecord {
+            preset,
+            rename,
+            compression,
+            shard_records,
+            shard_mib,
+            filename,
+        } = spec
+        else {
+            unreachable!("a tfrecord output")
+        };
+        Tfrecord {
+            o: TfOptions {
+                preset: *preset,
+                filename: *filename,
+                rename,
+                compression: *compression,
+                shard_records: *shard_records,
+                shard_bytes: shard_mib.saturating_mul(1 << 20),
+            },
+        }
+    }
+}
+
+/// The folder name of a preset's output.
+pub fn preset_name(p: TfPreset) -> &'static str {
+    match p {
+        TfPreset::Tfds => "tfds",
+        TfPreset::Raw => "raw",
+        TfPreset::ObjectDetection => "object-detection",
+    }
+}
+
+impl Format for Tfrecord<'_> {
+    fn name(&self) -> String {
+        format!("tfrecord-{}", preset_name(self.o.preset))
+    }
+
+    fn write_split(
+        &self,
+        ctx: &Context,
+        variant: &str,
+        split: &str,
+        items: &[usize],
+        sink: &mut Sink,
+    ) -> Result<()> {
+        let dir = format!("{variant}/{}", self.name());
+        let mut k = 0;
+        for (rel, sums, n) in write_split(ctx, &dir, split, items, &self.o)? {
+            for r in 0..n as usize {
+                sink.places.push((items[k], format!("{rel}#{r}")));
+                k += 1;
+            }
+            sink.records.insert(rel.clone(), n);
+            sink.file(rel, sums);
+        }
+        Ok(())
+    }
+
+    fn finish_variant(
+        &self,
+        ctx: &Context,
+        variant: &str,
+        _splits: &BTreeMap<String, Vec<usize>>,
+        sink: &mut Sink,
+    ) -> Result<()> {
+        if self.o.preset != TfPreset::ObjectDetection {
+            return Ok(());
+        }
+        let rel = format!("{variant}/{}/label_map.pbtxt", self.name());
+        let text = label_map_pbtxt(&ctx.catalog.labels);
+        let sums = ctx.put_file(&rel, text.as_bytes())?;
+        sink.file(rel, sums);
+        Ok(())
+    }
+}
+
+/// The TF Object Detection API's label map: ids 1..N (0 is background).
+pub fn label_map_pbtxt(labels: &crate::build::LabelMap) -> String {
+    let mut t = String::new();
+    for e in &labels.entries {
+        let name = e.name.replace('\\', "\\\\").replace('\'', "\\'");
+        t.push_str(&format!("item {{\n  id: {}\n  name: '{name}'\n}}\n", e.id + 1));
+    }
+    t
+}
+
 fn example_for(ctx: &Context, p: &mut Processor, i: usize, o: &TfOptions) -> Result<Vec<u8>> {
     let item = &ctx.catalog.items[i];
-    let Some(Prepared::Ok(info, _)) = ctx.prepared.get(&i) else {
+    let Some(Prepared::Ok(info, ..)) = ctx.prepared.get(&i) else {
         return Err(Error::Usage(format!("{}: not prepared", item.rel)));
     };
     let ids = ctx.catalog.label_ids(item);
@@ -99,6 +200,70 @@ fn example_for(ctx: &Context, p: &mut Processor, i: usize, o: &TfOptions) -> Res
                     (None, Some(sha)) => crate::checksum::hex(sha).into_bytes(),
                     _ => crate::checksum::sha256_hex(&bytes).into_bytes(),
                 }]),
+            );
+        }
+        TfPreset::ObjectDetection => {
+            let bytes = ctx.bytes(i)?;
+            let (w, h) = (info.width as f64, info.height as f64);
+            let objs = ctx.objects(i);
+            let floats = |f: &dyn Fn(&crate::annotations::Object) -> f64| {
+                Feature::Float(objs.iter().map(|o| f(o) as f32).collect())
+            };
+            let ints = |f: &dyn Fn(&crate::annotations::Object) -> i64| {
+                Feature::Int64(objs.iter().map(f).collect())
+            };
+            let bytes_of = |v: &str| v.as_bytes().to_vec();
+            ex.insert("image/encoded".into(), Feature::Bytes(vec![bytes.clone()]));
+            ex.insert(
+                "image/format".into(),
+                Feature::Bytes(vec![info.format.name().as_bytes().to_vec()]),
+            );
+            ex.insert("image/height".into(), int(info.height as i64));
+            ex.insert("image/width".into(), int(info.width as i64));
+            ex.insert("image/filename".into(), Feature::Bytes(vec![bytes_of(&item.rel)]));
+            ex.insert("image/source_id".into(), Feature::Bytes(vec![bytes_of(&item.rel)]));
+            ex.insert(
+                "image/key/sha256".into(),
+                Feature::Bytes(vec![match (ctx.spec, ctx.source_sha(i)) {
+                    (None, Some(sha)) => crate::checksum::hex(sha).into_bytes(),
+                    _ => crate::checksum::sha256_hex(&bytes).into_bytes(),
+                }]),
+            );
+            ex.insert("image/object/bbox/xmin".into(), floats(&|o| o.bbox.xmin / w));
+            ex.insert("image/object/bbox/xmax".into(), floats(&|o| o.bbox.xmax / w));
+            ex.insert("image/object/bbox/ymin".into(), floats(&|o| o.bbox.ymin / h));
+            ex.insert("image/object/bbox/ymax".into(), floats(&|o| o.bbox.ymax / h));
+            ex.insert(
+                "image/object/class/label".into(),
+                ints(&|o| ctx.class_id(o) as i64 + 1),
+            );
+            ex.insert(
+                "image/object/class/text".into(),
+                Feature::Bytes(objs.iter().map(|o| bytes_of(&o.class)).collect()),
+            );
+            ex.insert(
+                "image/object/difficult".into(),
+                ints(&|o| o.attrs.difficult as i64),
+            );
+            ex.insert(
+                "image/object/truncated".into(),
+                ints(&|o| o.attrs.truncated as i64),
+            );
+            ex.insert(
+                "image/object/is_crowd".into(),
+                ints(&|o| o.attrs.iscrowd as i64),
+            );
+            ex.insert(
+                "image/object/view".into(),
+                Feature::Bytes(
+                    objs.iter()
+                        .map(|o| bytes_of(o.attrs.pose.as_deref().unwrap_or("")))
+                        .collect(),
+                ),
+            );
+            ex.insert(
+                "image/object/area".into(),
+                floats(&|o| o.bbox.width() * o.bbox.height()),
             );
         }
         TfPreset::Raw => {
@@ -147,7 +312,7 @@ fn example_for(ctx: &Context, p: &mut Processor, i: usize, o: &TfOptions) -> Res
 }
 
 /// Writes one split's shards; returns (relative path, sums, record count) per shard.
-pub(super) fn write_split(
+fn write_split(
     ctx: &Context,
     dir: &str,
     split: &str,
@@ -157,7 +322,7 @@ pub(super) fn write_split(
     let sizes: Vec<u64> = items
         .iter()
         .map(|&i| match (o.preset, ctx.prepared.get(&i)) {
-            (TfPreset::Raw, Some(Prepared::Ok(info, _))) => {
+            (TfPreset::Raw, Some(Prepared::Ok(info, ..))) => {
                 info.width as u64 * info.height as u64 * 3 + 256
             }
             _ => ctx.stored_len(i) + 256,
@@ -179,13 +344,13 @@ pub(super) fn write_split(
         }
         let file = AtomicFile::create(&path).map_err(Error::io(&path))?;
         let sink = match o.compression {
-            TfCompression::None => Sink::Plain(file),
-            TfCompression::Gzip => Sink::Gzip(
+            TfCompression::None => Compressed::Plain(file),
+            TfCompression::Gzip => Compressed::Gzip(
                 flate2::GzBuilder::new()
                     .mtime(0)
                     .write(file, flate2::Compression::default()),
             ),
-            TfCompression::Zlib => Sink::Zlib(flate2::write::ZlibEncoder::new(
+            TfCompression::Zlib => Compressed::Zlib(flate2::write::ZlibEncoder::new(
                 file,
                 flate2::Compression::default(),
             )),
@@ -197,7 +362,7 @@ pub(super) fn write_split(
         // Batches of about 4 MiB of records at most (a record of decoded
         // pixels can be large), at most ITEM_BATCH items.
         let avg = sizes[range.clone()].iter().sum::<u64>() / range.len().max(1) as u64;
-        let batch = ((4 << 20) / avg.max(1)).clamp(1, super::ITEM_BATCH as u64) as usize;
+        let batch = ((4 << 20) / avg.max(1)).clamp(1, crate::build::ITEM_BATCH as u64) as usize;
         ordered_map_batched(
             items[range].iter().copied(),
             batch,
@@ -222,37 +387,37 @@ pub(super) fn write_split(
 }
 
 /// The file, plain or behind a compressor.
-enum Sink {
+enum Compressed {
     Plain(AtomicFile),
     Gzip(flate2::write::GzEncoder<AtomicFile>),
     Zlib(flate2::write::ZlibEncoder<AtomicFile>),
 }
 
-impl Sink {
+impl Compressed {
     /// Ends the compressed stream and hands back the file to commit.
     fn finish(self) -> std::io::Result<AtomicFile> {
         match self {
-            Sink::Plain(f) => Ok(f),
-            Sink::Gzip(g) => g.finish(),
-            Sink::Zlib(z) => z.finish(),
+            Compressed::Plain(f) => Ok(f),
+            Compressed::Gzip(g) => g.finish(),
+            Compressed::Zlib(z) => z.finish(),
         }
     }
 }
 
-impl Write for Sink {
+impl Write for Compressed {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self {
-            Sink::Plain(f) => f.write(buf),
-            Sink::Gzip(g) => g.write(buf),
-            Sink::Zlib(z) => z.write(buf),
+            Compressed::Plain(f) => f.write(buf),
+            Compressed::Gzip(g) => g.write(buf),
+            Compressed::Zlib(z) => z.write(buf),
         }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         match self {
-            Sink::Plain(f) => f.flush(),
-            Sink::Gzip(g) => g.flush(),
-            Sink::Zlib(z) => z.flush(),
+            Compressed::Plain(f) => f.flush(),
+            Compressed::Gzip(g) => g.flush(),
+            Compressed::Zlib(z) => z.flush(),
         }
     }
 }

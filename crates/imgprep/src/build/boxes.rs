@@ -1,0 +1,430 @@
+//! Boxes: detection sources turned into items, and every box checked and
+//! moved into output pixels before anything is written.
+//!
+//! Sources give boxes in the units and on the picture their file uses
+//! (pixels or 0..1; the stored pixels or the upright image). After the
+//! prepare stage knows each image's real size and EXIF orientation,
+//! [`resolve`] puts every box in output pixels: relative boxes are scaled,
+//! boxes drawn on the stored pixels are turned with the orientation, then
+//! each is checked (NaN, size, outside the image, duplicate, class) and
+//! mapped through the crop and resize. What is dropped or changed is counted
+//! by reason and listed with where it was declared.
+
+use super::catalog::Catalog;
+use super::sources::Item;
+use super::Prepared;
+use crate::annotations::{self, BBox, ImageAnnotation, Object, Units};
+use crate::error::{Error, Result};
+use crate::image::geometry::{orient_box, Mapping};
+use crate::image::ImageSpec;
+use crate::recipe::{BoxSpec, ExifFrame, LoadedRecipe, OnError, OutsidePolicy, SourceSpec, VocOrigin};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What detection sources declared beside their items.
+#[derive(Debug, Default, Clone)]
+pub struct SourceBoxes {
+    /// Some source gives boxes: this is a detection dataset.
+    pub any: bool,
+    /// Tolerated quirks: kind -> (count, first place).
+    pub quirks: BTreeMap<String, (u64, String)>,
+    /// Objects a source could not read: (reason, where).
+    pub unreadable: Vec<(String, String)>,
+    /// Class names the sources declare (COCO categories, YOLO names), in order.
+    pub declared_classes: Vec<String>,
+    /// How VOC coordinates were read, for the manifest.
+    pub voc_origin: Option<VocOrigin>,
+}
+
+fn local(r: &LoadedRecipe, p: &std::path::Path, what: &str) -> Result<std::path::PathBuf> {
+    let p = r.resolve(p);
+    if crate::files::is_remote(&p) {
+        return Err(Error::Usage(format!(
+            "{}: {what} sources read local folders (pull the data first with `imgprep pull`)",
+            p.display()
+        )));
+    }
+    Ok(p)
+}
+
+/// Reads one detection source into items (one per annotated image).
+pub fn read(
+    r: &LoadedRecipe,
+    spec: &SourceSpec,
+    items: &mut Vec<Item>,
+    b: &mut SourceBoxes,
+) -> Result<()> {
+    b.any = true;
+    let perr = |e: annotations::ParseError| Error::Problem(e.to_string());
+    let (parsed, split, group) = match spec {
+        SourceSpec::Voc {
+            root,
+            voc_origin,
+            split,
+            group,
+        } => {
+            if b.voc_origin.is_some_and(|o| o != *voc_origin) {
+                return Err(Error::Usage(
+                    "two voc sources with different voc_origin settings".into(),
+                ));
+            }
+            b.voc_origin = Some(*voc_origin);
+            let opts = annotations::voc::VocOptions {
+                one_based: *voc_origin == VocOrigin::OneBased,
+            };
+            (
+                annotations::voc::read_layout(&local(r, root, "voc")?, &opts).map_err(perr)?,
+                split,
+                group,
+            )
+        }
+        SourceSpec::Coco {
+            file,
+            images,
+            split,
+            group,
+        } => (
+            annotations::coco::read(&local(r, file, "coco")?, &local(r, images, "coco")?)
+                .map_err(perr)?,
+            split,
+            group,
+        ),
+        SourceSpec::Yolo { root, split, group } => (
+            annotations::yolo::read(&local(r, root, "yolo")?).map_err(perr)?,
+            split,
+            group,
+        ),
+        SourceSpec::Labelme { root, split, group } => (
+            annotations::labelme::read(&local(r, root, "labelme")?).map_err(perr)?,
+            split,
+            group,
+        ),
+        _ => unreachable!("only sources with boxes come here"),
+    };
+    let group_re = match group {
+        Some(g) => Some(regex::Regex::new(g).map_err(|e| {
+            Error::Usage(format!(
+                "{}: group pattern {g:?} is not a regular expression: {e}",
+                r.path.display()
+            ))
+        })?),
+        None => None,
+    };
+    for q in parsed.quirks {
+        let e = b.quirks.entry(q.kind).or_insert((0, q.origin));
+        e.0 += 1;
+    }
+    b.unreadable.extend(parsed.dropped);
+    for c in parsed.declared_classes {
+        if !b.declared_classes.contains(&c) {
+            b.declared_classes.push(c);
+        }
+    }
+    for ann in parsed.images {
+        let mut labels: Vec<String> = ann.objects.iter().map(|o| o.class.clone()).collect();
+        labels.sort();
+        labels.dedup();
+        let group = match &group_re {
+            None => None,
+            Some(re) => match re.captures(&ann.image) {
+                Some(c) => Some(
+                    c.get(1)
+                        .or_else(|| c.get(0))
+                        .map(|m| m.as_str().to_string())
+                        .unwrap_or_default(),
+                ),
+                None => {
+                    return Err(Error::Usage(format!(
+                        "{}: image {} does not match the source's group pattern {:?}",
+                        ann.origin,
+                        ann.image,
+                        re.as_str()
+                    )))
+                }
+            },
+        };
+        items.push(Item {
+            rel: ann.image.clone(),
+            path: parsed.image_root.join(&ann.image),
+            labels,
+            numeric: false,
+            group,
+            split: split.clone().or_else(|| ann.split.clone()),
+            origin: ann.origin.clone(),
+            annotation: Some(Box::new(ann)),
+        });
+    }
+    Ok(())
+}
+
+/// Counts of what the box checks did, with every dropped or changed object listed.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BoxReport {
+    /// Objects the sources declared (readable ones).
+    pub objects_declared: u64,
+    /// Objects written (in at least one output).
+    pub objects_kept: u64,
+    /// Objects left out, by reason.
+    pub dropped: BTreeMap<String, u64>,
+    /// Objects kept but changed, by what was done (clipped to the image,
+    /// turned with the EXIF orientation).
+    pub changed: BTreeMap<String, u64>,
+    /// Tolerated quirks of the annotation files, by kind.
+    pub quirks: BTreeMap<String, u64>,
+    /// Images with no object left (kept as background, or dropped).
+    pub images_without_objects: u64,
+    /// Every dropped or changed object: where, class, what.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<ObjectNote>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ObjectNote {
+    pub origin: String,
+    pub class: String,
+    pub what: String,
+}
+
+/// Reasons objects are dropped or changed (stable strings: they are
+/// counted in the manifest).
+pub mod why {
+    pub const NAN: &str = "a coordinate is not a number";
+    pub const EMPTY: &str = "zero or negative width or height";
+    pub const OUTSIDE: &str = "outside the image";
+    pub const CLIPPED: &str = "clipped to the image";
+    pub const CUT: &str = "cut away by the crop";
+    pub const CUT_CLIPPED: &str = "clipped by the crop";
+    pub const DUPLICATE: &str = "duplicate of another box of the same class";
+    pub const UNKNOWN: &str = "class not in labels.names";
+    pub const DIFFICULT: &str = "difficult (boxes.skip_difficult)";
+    pub const TURNED: &str = "turned with the image's EXIF orientation";
+}
+
+/// A box is inside `0..w` x `0..h` up to this much (float noise of
+/// normalised coordinates such as 1.0000005).
+const EPS: f64 = 1e-6;
+
+/// Puts every written item's boxes in output pixels, checked; returns the
+/// report and the items that cannot be written (size or frame problems),
+/// with the reason. Items keep only their surviving objects, in
+/// `annotation.objects`, with `declared_size` = the output size.
+pub(super) fn resolve(
+    catalog: &mut Catalog,
+    written: &[usize],
+    prepared: &mut BTreeMap<usize, Prepared>,
+    spec: Option<&ImageSpec>,
+    settings: &BoxSpec,
+    on_error: OnError,
+) -> Result<BoxReport> {
+    let mut rep = BoxReport::default();
+    let fixed = catalog.fixed_labels();
+    for (reason, origin) in &catalog.boxes.unreadable {
+        *rep.dropped.entry(reason.clone()).or_default() += 1;
+        rep.objects.push(ObjectNote {
+            origin: origin.clone(),
+            class: String::new(),
+            what: reason.clone(),
+        });
+    }
+    rep.quirks = catalog
+        .boxes
+        .quirks
+        .iter()
+        .map(|(k, (n, _))| (k.clone(), *n))
+        .collect();
+    for &i in written {
+        let Some(Prepared::Ok(info, _, geom)) = prepared.get(&i).cloned() else {
+            continue;
+        };
+        let item = &mut catalog.items[i];
+        let Some(ann) = item.annotation.as_deref_mut() else {
+            continue;
+        };
+        rep.objects_declared += ann.objects.len() as u64;
+        // which picture the boxes are on
+        let turned = match frame(ann, &geom, spec.is_none(), settings.exif_frame) {
+            Ok(t) => t,
+            Err(why) => {
+                if on_error == OnError::Fail {
+                    return Err(Error::Problem(format!("{}: {} ({why})", ann.origin, item.rel)));
+                }
+                prepared.insert(i, Prepared::Skipped(why));
+                continue;
+            }
+        };
+        let (w, h) = (geom.width as f64, geom.height as f64);
+        let (sw, sh) = geom.stored();
+        let map = Mapping::new(geom.width, geom.height, spec);
+        let mut kept: Vec<Object> = Vec::with_capacity(ann.objects.len());
+        let mut seen: BTreeSet<(String, [u64; 4])> = BTreeSet::new();
+        for mut o in std::mem::take(&mut ann.objects) {
+            let note = |what: &str, dropped: bool, rep: &mut BoxReport| {
+                let counts = if dropped {
+                    &mut rep.dropped
+                } else {
+                    &mut rep.changed
+                };
+                *counts.entry(what.to_string()).or_default() += 1;
+                rep.objects.push(ObjectNote {
+                    origin: o.origin.clone(),
+                    class: o.class.clone(),
+                    what: what.to_string(),
+                });
+            };
+            if fixed.as_ref().is_some_and(|f| !f.contains(&o.class)) {
+                note(why::UNKNOWN, true, &mut rep);
+                continue;
+            }
+            if settings.skip_difficult && o.attrs.difficult {
+                note(why::DIFFICULT, true, &mut rep);
+                continue;
+            }
+            let mut b = o.bbox;
+            if [b.xmin, b.ymin, b.xmax, b.ymax].iter().any(|v| !v.is_finite()) {
+                note(why::NAN, true, &mut rep);
+                continue;
+            }
+            if ann.units == Units::Relative {
+                b = BBox {
+                    xmin: b.xmin * w,
+                    ymin: b.ymin * h,
+                    xmax: b.xmax * w,
+                    ymax: b.ymax * h,
+                };
+            } else if turned {
+                b = orient_box(&b, sw, sh, geom.orientation);
+                note(why::TURNED, false, &mut rep);
+            }
+            if b.xmax <= b.xmin || b.ymax <= b.ymin {
+                note(why::EMPTY, true, &mut rep);
+                continue;
+            }
+            // inside the upright image
+            let inside = b.xmin >= -EPS && b.ymin >= -EPS && b.xmax <= w + EPS && b.ymax <= h + EPS;
+            let c = clip(&b, w, h);
+            if !inside {
+                if settings.outside == OutsidePolicy::Drop || c.xmax <= c.xmin || c.ymax <= c.ymin
+                {
+                    note(why::OUTSIDE, true, &mut rep);
+                    continue;
+                }
+                // float noise (1.0000005) is not worth a word
+                let noise = b.xmin >= -1e-3 * w.max(1.0)
+                    && b.ymin >= -1e-3 * h.max(1.0)
+                    && b.xmax <= w * (1.0 + 1e-3)
+                    && b.ymax <= h * (1.0 + 1e-3)
+                    && ann.units == Units::Relative;
+                if !noise {
+                    note(why::CLIPPED, false, &mut rep);
+                }
+            }
+            b = c;
+            // through the crop and resize
+            let (tw, th) = (map.target.0 as f64, map.target.1 as f64);
+            let m = map.map_box(&b);
+            let mc = clip(&m, tw, th);
+            if mc != m {
+                let visible = mc.xmax > mc.xmin && mc.ymax > mc.ymin;
+                if !visible || settings.outside == OutsidePolicy::Drop {
+                    note(why::CUT, true, &mut rep);
+                    continue;
+                }
+                note(why::CUT_CLIPPED, false, &mut rep);
+            }
+            let key = (
+                o.class.clone(),
+                [mc.xmin, mc.ymin, mc.xmax, mc.ymax].map(f64::to_bits),
+            );
+            if !seen.insert(key) {
+                note(why::DUPLICATE, true, &mut rep);
+                continue;
+            }
+            o.bbox = mc;
+            kept.push(o);
+        }
+        rep.objects_kept += kept.len() as u64;
+        if kept.is_empty() {
+            rep.images_without_objects += 1;
+        }
+        ann.objects = kept;
+        ann.units = Units::Pixels;
+        ann.declared_size = Some((info.width, info.height));
+        let mut labels: Vec<String> = ann.objects.iter().map(|o| o.class.clone()).collect();
+        labels.sort();
+        labels.dedup();
+        item.labels = labels;
+    }
+    Ok(rep)
+}
+
+fn clip(b: &BBox, w: f64, h: f64) -> BBox {
+    BBox {
+        xmin: b.xmin.clamp(0.0, w),
+        ymin: b.ymin.clamp(0.0, h),
+        xmax: b.xmax.clamp(0.0, w),
+        ymax: b.ymax.clamp(0.0, h),
+    }
+}
+
+/// Whether the boxes were drawn on the stored pixels and must be turned
+/// with the EXIF orientation (`Ok(true)`), are on the upright image
+/// (`Ok(false)`), or the item cannot be used (`Err`, the reason).
+fn frame(
+    ann: &ImageAnnotation,
+    geom: &crate::image::SourceGeometry,
+    pass_through: bool,
+    setting: Option<ExifFrame>,
+) -> std::result::Result<bool, String> {
+    let upright = (geom.width, geom.height);
+    let stored = geom.stored();
+    let oriented = geom.orientation > 1 && geom.orientation <= 8;
+    if oriented && pass_through {
+        return Err(format!(
+            "EXIF orientation {} in an image that is passed through: readers disagree on \
+             whether to turn it (OpenCV does, TensorFlow does not), so its boxes would be wrong \
+             for some; set transform.encoding = \"jpg\" to store it upright",
+            geom.orientation
+        ));
+    }
+    let declared = ann.declared_size;
+    if ann.units == Units::Relative {
+        // 0..1 of the image as trainers load it (upright)
+        return Ok(false);
+    }
+    match declared {
+        Some(d) if !oriented => {
+            if d == upright {
+                Ok(false)
+            } else {
+                Err(format!(
+                    "the annotation says the image is {}x{}, the file is {}x{}",
+                    d.0, d.1, upright.0, upright.1
+                ))
+            }
+        }
+        Some(d) if d == upright && d != stored => Ok(false),
+        Some(d) if d == stored && d != upright => Ok(true),
+        Some(d) if d == stored => match setting {
+            Some(f) => Ok(f == ExifFrame::Stored),
+            None => Err(format!(
+                "EXIF orientation {} and the declared size {}x{} fit both the stored and the \
+                 upright picture: set boxes.exif_frame = \"upright\" or \"stored\" to say which \
+                 one the boxes were drawn on",
+                geom.orientation, d.0, d.1
+            )),
+        },
+        Some(d) => Err(format!(
+            "the annotation says the image is {}x{}, the file is {}x{} (EXIF orientation {}: \
+             {}x{} as stored)",
+            d.0, d.1, upright.0, upright.1, geom.orientation, stored.0, stored.1
+        )),
+        None if !oriented => Ok(false),
+        None => match setting {
+            Some(f) => Ok(f == ExifFrame::Stored),
+            None => Err(format!(
+                "EXIF orientation {} and no declared size: set boxes.exif_frame = \"upright\" \
+                 or \"stored\" to say which picture the boxes were drawn on",
+                geom.orientation
+            )),
+        },
+    }
+}

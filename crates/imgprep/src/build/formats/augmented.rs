@@ -1,0 +1,80 @@
+//! SageMaker augmented manifest for Pipe mode: `{variant}/augmented-manifest/
+//! {split}/` images and `{split}.manifest`, one JSON line per image with
+//! `source-ref`, the box attribute (`image_size`, `annotations` as in the
+//! image-mode JSON) and its `-metadata` with the `class-map`.
+//!
+//! `source-ref` must be the image's final S3 URI. Until the dataset is
+//! pushed it is the image's path relative to the manifest's folder;
+//! `imgprep push` writes the manifests again with the URIs the images got.
+
+use super::{Format, Sink, NO_BOXES};
+use crate::build::write::Context;
+use crate::error::Result;
+use serde_json::{json, Map, Value};
+
+pub(super) struct AugmentedManifest {
+    pub attribute: String,
+}
+
+/// The folder name under a variant (also what `push` looks for).
+pub const DIR: &str = "augmented-manifest";
+
+impl Format for AugmentedManifest {
+    fn name(&self) -> String {
+        DIR.into()
+    }
+
+    fn refuses(&self, ctx: &Context, i: usize) -> Option<&'static str> {
+        ctx.objects(i).is_empty().then_some(NO_BOXES)
+    }
+
+    fn write_split(
+        &self,
+        ctx: &Context,
+        variant: &str,
+        split: &str,
+        items: &[usize],
+        sink: &mut Sink,
+    ) -> Result<()> {
+        let dir = format!("{variant}/{DIR}");
+        let class_map: Map<String, Value> = ctx
+            .catalog
+            .labels
+            .entries
+            .iter()
+            .map(|e| (e.id.to_string(), json!(e.name)))
+            .collect();
+        let mut lines = String::new();
+        for &i in items {
+            let item = &ctx.catalog.items[i];
+            let file = format!("{split}/{}", ctx.out_rel(item));
+            let rel = format!("{dir}/{file}");
+            let sums = ctx.put_image(i, &rel)?;
+            sink.places.push((i, rel.clone()));
+            sink.file(rel, sums);
+            let (size, anns) = super::sagemaker::boxes_json(ctx, i);
+            let n = ctx.objects(i).len();
+            let mut line = Map::new();
+            line.insert("source-ref".into(), json!(file));
+            line.insert(
+                self.attribute.clone(),
+                json!({"image_size": size, "annotations": anns}),
+            );
+            line.insert(
+                format!("{}-metadata", self.attribute),
+                json!({
+                    "objects": vec![json!({"confidence": 1}); n],
+                    "class-map": class_map,
+                    "type": "groundtruth/object-detection",
+                    "human-annotated": "yes",
+                }),
+            );
+            lines.push_str(&serde_json::to_string(&Value::Object(line)).expect("plain JSON"));
+            lines.push('\n');
+        }
+        let rel = format!("{dir}/{split}.manifest");
+        let sums = ctx.put_file(&rel, lines.as_bytes())?;
+        sink.file(rel, sums);
+        Ok(())
+    }
+}

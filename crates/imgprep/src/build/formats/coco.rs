@@ -1,0 +1,117 @@
+//! COCO instances JSON: `{variant}/coco/{split}/` images and
+//! `{variant}/coco/annotations/{split}.json`. Category ids 1..N (COCO's
+//! convention; the manifest says so), `bbox` = left, top, width, height in
+//! pixels, `area` and `iscrowd` always present (pycocotools' evaluation
+//! needs both). Images without boxes are kept (COCO allows them).
+
+use super::{Format, Sink};
+use crate::build::write::Context;
+use crate::error::Result;
+use serde_json::{json, Map, Value};
+
+pub(super) struct Coco;
+
+/// Non-default attributes of an object, as a JSON object.
+pub fn attributes(o: &crate::annotations::Object) -> Map<String, Value> {
+    let a = &o.attrs;
+    let mut m = Map::new();
+    if a.difficult {
+        m.insert("difficult".into(), json!(true));
+    }
+    if a.truncated {
+        m.insert("truncated".into(), json!(true));
+    }
+    if a.occluded {
+        m.insert("occluded".into(), json!(true));
+    }
+    if let Some(p) = &a.pose {
+        m.insert("pose".into(), json!(p));
+    }
+    if a.from_polygon {
+        m.insert("box_from_polygon".into(), json!(true));
+    }
+    for (k, v) in &a.extra {
+        m.insert(k.clone(), json!(v));
+    }
+    m
+}
+
+impl Format for Coco {
+    fn name(&self) -> String {
+        "coco".into()
+    }
+
+    fn write_split(
+        &self,
+        ctx: &Context,
+        variant: &str,
+        split: &str,
+        items: &[usize],
+        sink: &mut Sink,
+    ) -> Result<()> {
+        let dir = format!("{variant}/coco");
+        let px = super::sagemaker::px;
+        let mut images = Vec::with_capacity(items.len());
+        let mut anns = Vec::new();
+        for &i in items {
+            let item = &ctx.catalog.items[i];
+            let file = ctx.out_rel(item);
+            let rel = format!("{dir}/{split}/{file}");
+            let sums = ctx.put_image(i, &rel)?;
+            sink.places.push((i, rel.clone()));
+            sink.file(rel, sums);
+            let info = ctx.info(i);
+            // the catalog position: one id for an image in every output
+            let image_id = i as u64 + 1;
+            images.push(json!({
+                "id": image_id,
+                "file_name": file,
+                "width": info.width,
+                "height": info.height,
+            }));
+            for o in ctx.objects(i) {
+                let b = &o.bbox;
+                // a segment's area from the source holds while the pixels are
+                // the source's; after a resize or crop the box's area is given
+                let area = match (ctx.spec, o.attrs.area) {
+                    (None, Some(a)) => a,
+                    _ => b.width() * b.height(),
+                };
+                let mut a = Map::new();
+                a.insert("id".into(), json!(anns.len() as u64 + 1));
+                a.insert("image_id".into(), json!(image_id));
+                a.insert("category_id".into(), json!(ctx.class_id(o) + 1));
+                a.insert(
+                    "bbox".into(),
+                    json!([px(b.xmin), px(b.ymin), px(b.width()), px(b.height())]),
+                );
+                a.insert("area".into(), px(area));
+                a.insert("iscrowd".into(), json!(o.attrs.iscrowd as u8));
+                let attrs = attributes(o);
+                if !attrs.is_empty() {
+                    a.insert("attributes".into(), Value::Object(attrs));
+                }
+                anns.push(Value::Object(a));
+            }
+        }
+        let categories: Vec<Value> = ctx
+            .catalog
+            .labels
+            .entries
+            .iter()
+            .map(|e| json!({"id": e.id + 1, "name": e.name, "supercategory": ""}))
+            .collect();
+        let doc = json!({
+            "info": {"description": ctx.recipe.recipe.name, "version": "1.0"},
+            "licenses": [],
+            "images": images,
+            "annotations": anns,
+            "categories": categories,
+        });
+        let rel = format!("{dir}/annotations/{split}.json");
+        let text = serde_json::to_string(&doc).expect("JSON of plain values") + "\n";
+        let sums = ctx.put_file(&rel, text.as_bytes())?;
+        sink.file(rel, sums);
+        Ok(())
+    }
+}

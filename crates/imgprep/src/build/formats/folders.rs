@@ -1,0 +1,40 @@
+//! A class-folder tree per split: `{variant}/folders/{split}/{class}/{file}`
+//! (hard links to the sources when possible, else copies).
+
+use super::{file_name, Format, Sink};
+use crate::build::write::Context;
+use crate::error::Result;
+
+pub(super) struct Folders;
+
+impl Format for Folders {
+    fn name(&self) -> String {
+        "folders".into()
+    }
+
+    fn write_split(
+        &self,
+        ctx: &Context,
+        variant: &str,
+        split: &str,
+        items: &[usize],
+        sink: &mut Sink,
+    ) -> Result<()> {
+        // (class names were checked before writing began, and two items on
+        // one path are refused by ctx.path)
+        for &i in items {
+            let item = &ctx.catalog.items[i];
+            let class = item
+                .labels
+                .first()
+                .map(String::as_str)
+                .unwrap_or("unlabelled");
+            let out_rel = ctx.out_rel(item);
+            let rel = format!("{variant}/folders/{split}/{class}/{}", file_name(&out_rel));
+            let sums = ctx.put_image(i, &rel)?;
+            sink.places.push((i, rel.clone()));
+            sink.file(rel, sums);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,144 @@
+//! SageMaker's image channels.
+//!
+//! Classification (`sagemaker-image`): `{split}/` images and
+//! `{split}_lst/{split}.lst`. Detection (`sagemaker-detection`): `{split}/`
+//! images and `{split}_annotation/` with one JSON per image (`file`,
+//! `image_size`, `annotations` as left/top/width/height in pixels,
+//! `categories`); class ids 0..N-1. Images without boxes are left out (the
+//! algorithm cannot train on them) and counted.
+
+use super::{with_extension, Format, Sink, NO_BOXES};
+use crate::build::write::Context;
+use crate::error::Result;
+use recordio::{format_lst_line, LstEntry};
+use serde_json::{json, Value};
+
+pub(super) struct ImageClasses;
+pub(super) struct Detection;
+
+impl Format for ImageClasses {
+    fn name(&self) -> String {
+        "sagemaker-image".into()
+    }
+
+    fn write_split(
+        &self,
+        ctx: &Context,
+        variant: &str,
+        split: &str,
+        items: &[usize],
+        sink: &mut Sink,
+    ) -> Result<()> {
+        let dir = format!("{variant}/sagemaker");
+        let mut lst = String::new();
+        for &i in items {
+            let item = &ctx.catalog.items[i];
+            let rel = format!("{dir}/{split}/{}", ctx.out_rel(item));
+            let sums = ctx.put_image(i, &rel)?;
+            sink.places.push((i, rel.clone()));
+            sink.file(rel, sums);
+            lst.push_str(&format_lst_line(&LstEntry {
+                index: i as u64,
+                labels: ctx.labels(item, true),
+                path: ctx.out_rel(item),
+            }));
+        }
+        let rel = format!("{dir}/{split}_lst/{split}.lst");
+        let sums = ctx.put_file(&rel, lst.as_bytes())?;
+        sink.file(rel, sums);
+        Ok(())
+    }
+}
+
+/// A pixel value as JSON: an integer when it is one (`12`, not `12.0`),
+/// else the float as it is.
+pub fn px(v: f64) -> Value {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        json!(v as i64)
+    } else {
+        json!(v)
+    }
+}
+
+/// `categories` of SageMaker's JSON: every class with its 0-based id.
+pub fn categories(ctx: &Context) -> Value {
+    Value::Array(
+        ctx.catalog
+            .labels
+            .entries
+            .iter()
+            .map(|e| json!({"class_id": e.id, "name": e.name}))
+            .collect(),
+    )
+}
+
+/// `image_size` and `annotations` of item `i`, as SageMaker's JSON and the
+/// augmented manifest write them.
+pub fn boxes_json(ctx: &Context, i: usize) -> (Value, Value) {
+    let info = ctx.info(i);
+    let size = json!([{"width": info.width, "height": info.height, "depth": depth(info.channels)}]);
+    let anns: Vec<Value> = ctx
+        .objects(i)
+        .iter()
+        .map(|o| {
+            json!({
+                "class_id": ctx.class_id(o),
+                "left": px(o.bbox.xmin),
+                "top": px(o.bbox.ymin),
+                "width": px(o.bbox.width()),
+                "height": px(o.bbox.height()),
+            })
+        })
+        .collect();
+    (size, Value::Array(anns))
+}
+
+/// Channels as a reader decodes the image (0: the header did not say: 3).
+fn depth(channels: u8) -> u8 {
+    match channels {
+        0 => 3,
+        c => c,
+    }
+}
+
+impl Format for Detection {
+    fn name(&self) -> String {
+        "sagemaker-detection".into()
+    }
+
+    fn refuses(&self, ctx: &Context, i: usize) -> Option<&'static str> {
+        ctx.objects(i).is_empty().then_some(NO_BOXES)
+    }
+
+    fn write_split(
+        &self,
+        ctx: &Context,
+        variant: &str,
+        split: &str,
+        items: &[usize],
+        sink: &mut Sink,
+    ) -> Result<()> {
+        let dir = format!("{variant}/sagemaker-detection");
+        let cats = categories(ctx);
+        for &i in items {
+            let item = &ctx.catalog.items[i];
+            let file = ctx.out_rel(item);
+            let rel = format!("{dir}/{split}/{file}");
+            let sums = ctx.put_image(i, &rel)?;
+            sink.places.push((i, rel.clone()));
+            sink.file(rel, sums);
+            let (size, anns) = boxes_json(ctx, i);
+            let doc = json!({
+                "file": file,
+                "image_size": size,
+                "annotations": anns,
+                "categories": cats,
+            });
+            let rel = format!("{dir}/{split}_annotation/{}", with_extension(&file, "json"));
+            let text = serde_json::to_string(&doc).expect("JSON of plain values") + "\n";
+            let sums = ctx.put_file(&rel, text.as_bytes())?;
+            sink.file(rel, sums);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,89 @@
+//! Pascal VOC: `{variant}/voc/JPEGImages/`, `Annotations/{stem}.xml` and
+//! `ImageSets/Main/{split}.txt` (`validation` is `val` there). Coordinates
+//! are written as they are held (0-based continuous pixels, no 1-based
+//! shift; the manifest says so), integers when they are whole numbers.
+
+use super::{with_extension, Format, Sink};
+use crate::build::write::Context;
+use crate::error::Result;
+
+pub(super) struct Voc;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn num(v: f64) -> String {
+    super::sagemaker::px(v).to_string()
+}
+
+impl Format for Voc {
+    fn name(&self) -> String {
+        "voc".into()
+    }
+
+    fn write_split(
+        &self,
+        ctx: &Context,
+        variant: &str,
+        split: &str,
+        items: &[usize],
+        sink: &mut Sink,
+    ) -> Result<()> {
+        let dir = format!("{variant}/voc");
+        let mut list = String::new();
+        for &i in items {
+            let item = &ctx.catalog.items[i];
+            let file = ctx.out_rel(item);
+            let rel = format!("{dir}/JPEGImages/{file}");
+            let sums = ctx.put_image(i, &rel)?;
+            sink.places.push((i, rel.clone()));
+            sink.file(rel, sums);
+            let info = ctx.info(i);
+            let depth = if info.channels == 0 { 3 } else { info.channels };
+            let name = super::file_name(&file);
+            let mut x = format!(
+                "<annotation>\n  <folder>JPEGImages</folder>\n  <filename>{}</filename>\n  \
+                 <size>\n    <width>{}</width>\n    <height>{}</height>\n    <depth>{depth}</depth>\n  \
+                 </size>\n  <segmented>0</segmented>\n",
+                esc(name),
+                info.width,
+                info.height
+            );
+            for o in ctx.objects(i) {
+                let a = &o.attrs;
+                let b = &o.bbox;
+                x.push_str(&format!(
+                    "  <object>\n    <name>{}</name>\n    <pose>{}</pose>\n    \
+                     <truncated>{}</truncated>\n    <difficult>{}</difficult>\n    \
+                     <occluded>{}</occluded>\n    <bndbox>\n      <xmin>{}</xmin>\n      \
+                     <ymin>{}</ymin>\n      <xmax>{}</xmax>\n      <ymax>{}</ymax>\n    \
+                     </bndbox>\n  </object>\n",
+                    esc(&o.class),
+                    esc(a.pose.as_deref().unwrap_or("Unspecified")),
+                    a.truncated as u8,
+                    a.difficult as u8,
+                    a.occluded as u8,
+                    num(b.xmin),
+                    num(b.ymin),
+                    num(b.xmax),
+                    num(b.ymax)
+                ));
+            }
+            x.push_str("</annotation>\n");
+            let rel = format!("{dir}/Annotations/{}", with_extension(&file, "xml"));
+            let sums = ctx.put_file(&rel, x.as_bytes())?;
+            sink.file(rel, sums);
+            list.push_str(&with_extension(&file, "x").trim_end_matches(".x").to_string());
+            list.push('\n');
+        }
+        let key = if split == "validation" { "val" } else { split };
+        let rel = format!("{dir}/ImageSets/Main/{key}.txt");
+        let sums = ctx.put_file(&rel, list.as_bytes())?;
+        sink.file(rel, sums);
+        Ok(())
+    }
+}

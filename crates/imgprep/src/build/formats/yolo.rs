@@ -1,0 +1,97 @@
+//! An ultralytics YOLO tree: `{variant}/yolo/images/{split}/`,
+//! `labels/{split}/{stem}.txt` with `class cx cy w h` (fractions of the
+//! image, class ids 0..N-1) and `data.yaml` naming the splits and classes.
+//! An image without boxes gets an empty label file (a background image, said
+//! explicitly rather than by a missing file).
+
+use super::{with_extension, Format, Sink};
+use crate::build::write::Context;
+use crate::error::Result;
+use std::collections::BTreeMap;
+
+pub(super) struct Yolo;
+
+/// A fraction with 9 decimals, trailing zeros trimmed (`0.5`, `0.123456789`).
+pub fn frac(v: f64) -> String {
+    let s = format!("{v:.9}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.into()
+    }
+}
+
+/// The folder and data.yaml key of a split (`validation` is `val` there).
+fn key(split: &str) -> &str {
+    match split {
+        "validation" => "val",
+        s => s,
+    }
+}
+
+impl Format for Yolo {
+    fn name(&self) -> String {
+        "yolo".into()
+    }
+
+    fn write_split(
+        &self,
+        ctx: &Context,
+        variant: &str,
+        split: &str,
+        items: &[usize],
+        sink: &mut Sink,
+    ) -> Result<()> {
+        let dir = format!("{variant}/yolo");
+        for &i in items {
+            let item = &ctx.catalog.items[i];
+            let file = ctx.out_rel(item);
+            let rel = format!("{dir}/images/{split}/{file}");
+            let sums = ctx.put_image(i, &rel)?;
+            sink.places.push((i, rel.clone()));
+            sink.file(rel, sums);
+            let info = ctx.info(i);
+            let (w, h) = (info.width as f64, info.height as f64);
+            let mut text = String::new();
+            for o in ctx.objects(i) {
+                let b = &o.bbox;
+                text.push_str(&format!(
+                    "{} {} {} {} {}\n",
+                    ctx.class_id(o),
+                    frac((b.xmin + b.xmax) / 2.0 / w),
+                    frac((b.ymin + b.ymax) / 2.0 / h),
+                    frac(b.width() / w),
+                    frac(b.height() / h),
+                ));
+            }
+            let rel = format!("{dir}/labels/{split}/{}", with_extension(&file, "txt"));
+            let sums = ctx.put_file(&rel, text.as_bytes())?;
+            sink.file(rel, sums);
+        }
+        Ok(())
+    }
+
+    fn finish_variant(
+        &self,
+        ctx: &Context,
+        variant: &str,
+        splits: &BTreeMap<String, Vec<usize>>,
+        sink: &mut Sink,
+    ) -> Result<()> {
+        // strings as JSON, which YAML reads as double-quoted scalars
+        let q = |s: &str| serde_json::to_string(s).expect("a string");
+        let mut y = String::from("# written by imgprep; paths are relative to this file's folder\n");
+        for split in splits.keys() {
+            y.push_str(&format!("{}: {}\n", key(split), q(&format!("images/{split}"))));
+        }
+        y.push_str(&format!("nc: {}\nnames:\n", ctx.catalog.labels.len()));
+        for e in &ctx.catalog.labels.entries {
+            y.push_str(&format!("  {}: {}\n", e.id, q(&e.name)));
+        }
+        let rel = format!("{variant}/yolo/data.yaml");
+        let sums = ctx.put_file(&rel, y.as_bytes())?;
+        sink.file(rel, sums);
+        Ok(())
+    }
+}
