@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Object-detection benchmark: one Pascal VOC set (bench/make_voc.py: ~500x375
 # JPEGs, 1-6 boxes each, 4 imbalanced classes, CVAT-style float coordinates on
-# 40 % of the images; cached) turned into training input by
+# 40 % of the images; cached in $IMGPREP_CACHE/bench/voc-vV-N) turned into
+# training input by
 #   (a) bench/voc_to_sagemaker.py: the hand-written ElementTree + pandas way,
 #       two processes (XML -> CSV, CSV -> SageMaker JSONs + shutil.copy), 70/30
 #   (b) Datumaro `datum convert -if voc -f coco -- --save-media --tasks instances`
 #       (images copied; no split: one "default" subset), and the same without
 #       --save-media (annotations only, for information)
+#       (5 COCO categories: the labelmap.txt of a CVAT export lists "background" first)
 #   (c) imgprep build, pass-through, 70/30 stratified, into sagemaker-detection
-#       (compared with a) and into coco (compared with b)
+#       (compared with a) and into coco (compared with b). target/release/imgprep
+#       is built (cargo build --release) only when missing; when a probe build of
+#       a 20-image set fails, (c) is left out with "imgprep detection not
+#       available yet" and the reason, and the peers still run.
 # Wall time and peak RSS come from bench/peak_mem.py (GNU time's largest single
 # process, and the sampled peak of the whole process tree). Each run starts
 # from an empty output folder (and an empty imgprep item cache), warm page
@@ -45,7 +50,8 @@ if [[ $cases == *" b "* ]]; then
 fi
 
 voc_set() { # prints the folder of the cached VOC set of $1 images, making it once
-  local dir="$cache/voc-$1"
+  local dir
+  dir="$cache/voc-v$(sed -n 's/^GENERATOR_VERSION = //p' bench/make_voc.py)-$1"
   [ -d "$dir" ] || "$py" bench/make_voc.py "$1" "$dir" >&2
   echo "$dir"
 }
@@ -107,6 +113,7 @@ best() { # KEY RUNS OUT CMD...: best wall time of RUNS runs (OUT emptied before 
   wall[$key]="" rss[$key]=0 tree[$key]=0
   for ((r = 1; r <= runs; r++)); do
     rm -rf "$out" "$work/imgprep-cache"
+    sync   # the last run's writes go to disk now, not during this run
     echo "  $key, run $r/$runs" >&2
     j="$work/$key.$r.json"
     if ! "$py" bench/peak_mem.py "$j" -- "$@" >&2; then
@@ -124,13 +131,14 @@ print(d["wall_s"], d["max_rss_kb"], d["tree_peak_rss_kb"])' "$j")
 # What an output folder holds: images per split folder, annotation files, boxes.
 import json, os, sys
 root = sys.argv[1]
-images, splits, jsons, boxes, cats = 0, {}, 0, 0, set()
+images, links, splits, jsons, boxes, cats = 0, 0, {}, 0, 0, set()
 for d, _, files in os.walk(root):
     rel = os.path.relpath(d, root)
     for f in files:
         p = os.path.join(d, f)
         if f.lower().endswith((".jpg", ".jpeg")):
             images += 1
+            links += os.stat(p).st_nlink > 1   # hard-linked to the source, not copied
             split = next((s for s in ("train", "val", "test", "default") if s in rel), "other")
             splits[split] = splits.get(split, 0) + 1
         elif f.endswith(".json"):
@@ -144,8 +152,8 @@ for d, _, files in os.walk(root):
             jsons += 1
             boxes += len(data["annotations"])
             cats.update(c.get("name") for c in data.get("categories", []))
-parts = [f"{images} images" + (" (" + ", ".join(f"{k} {v}" for k, v in sorted(splits.items())) + ")"
-                               if images else "")]
+parts = [f"{images} images" + (" (" + ", ".join(f"{k} {v}" for k, v in sorted(splits.items()))
+                               + (f"; {links} hard links" if links else "") + ")" if images else "")]
 parts.append(f"{jsons} annotation JSON{'s' if jsons != 1 else ''}, {boxes} boxes, {len(cats)} categories")
 print("; ".join(parts))
 PY

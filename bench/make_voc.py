@@ -7,39 +7,41 @@ Writes what CVAT's "PASCAL VOC 1.1" export holds:
   OUT_DIR/JPEGImages/road_NNNNNN.jpg
   OUT_DIR/Annotations/road_NNNNNN.xml    one per image, same stem
   OUT_DIR/ImageSets/Main/default.txt     every stem, sorted (CVAT's subset
-                                         "default", i.e. no split given)
+                                         "default": the source gives no split)
   OUT_DIR/labelmap.txt                   `name:r,g,b::` lines, background first
-Datumaro's VOC importer needs the last two (it finds items through
-ImageSets/Main/*.txt, and without labelmap.txt it assumes the 20 VOC classes
-and rejects D00 as an undeclared label). --bare writes only JPEGImages/ and
-Annotations/ (labelImg's layout). Needs the standard library and Pillow only
-(run it with scripts/venv.sh bench-py).
+Datumaro's VOC importer needs the last two: it finds the items through
+ImageSets/Main/*.txt ("Failed to find dataset 'voc'" without), and without
+labelmap.txt it assumes the 20 VOC classes and fails on "Undeclared label
+'D10'". --bare writes only JPEGImages/ and Annotations/ (labelImg's layout).
+Needs the standard library and Pillow only (run it with scripts/venv.sh
+bench-py, whose pinned Pillow makes the same bytes everywhere).
 
 Images: every image is a crop of one of a handful of real photos under
-/work/shared/data/photos (read in place, never copied; scaled to 600 px on
-the short side first) at a random position and scale, possibly mirrored,
-resized (nearest neighbour) to about 500x375 (70 % 500x375, 15 %
-500x333, 15 % portrait 375x500) and encoded by Pillow as JPEG quality 90.
-Every image has its own crop box (integer boxes, drawn again when one repeats),
-so all N files differ in pixels and bytes (the script also checks content
-hashes and fails on a duplicate). About 1.5 ms of CPU
-per image: 50,000 (3.3 GB) take ~1-2 minutes on 2 idle cores.
+/work/shared/data/photos (read in place, never copied; scaled to 600 px on the
+short side first) at a random position and scale, possibly mirrored, resized
+(nearest neighbour) to about 500x375 (70 % 500x375, 15 % 500x333, 15 %
+portrait 375x500) and encoded by Pillow as JPEG quality 90, ~65 KB each.
+Every image has its own integer crop box (drawn again when one repeats), so
+all N files differ in pixels and bytes (the script also checks content hashes
+and fails on a duplicate). About 2 ms of CPU per image: 50,000 (3.2 GB) take
+about 2 minutes on 2 cores.
 
-Annotations: 1-6 objects per image (fewer more often), classes like a road
-damage set with an imbalanced distribution: D00 (longitudinal crack) 50 %,
-D10 (transverse crack) 25 %, D20 (alligator crack) 15 %, D40 (pothole) 10 %,
-each with its own typical box shape. 40 % of the images have CVAT-style float
-coordinates (e.g. 123.5 or 88.25: int()-based VOC readers fail on them), the
-others integers. Boxes lie within the image (1 <= xmin < xmax <= width);
-`<truncated>` is 1 when a box touches the image border; `<difficult>` is 0,
-`<pose>` Unspecified; `<size>` gives the real image size.
+Annotations: 1-6 objects per image (fewer more often; 2.6 on average), classes
+like a road damage set with an imbalanced distribution: D00 (longitudinal
+crack) 50 %, D10 (transverse crack) 25 %, D20 (alligator crack) 15 %, D40
+(pothole) 10 %, each with its own typical box shape. 40 % of the images have
+CVAT-style float coordinates (e.g. 123.5 or 88.25: int()-based VOC readers
+fail on them), the others integers. Boxes lie within the image
+(1 <= xmin < xmax <= width); `<truncated>` is 1 when a box touches the image
+border; `<difficult>` is 0, `<pose>` Unspecified; `<size>` gives the real
+image size.
 
 Determinism: the crops are drawn in one seeded sequence and the boxes of image
 i from (seed, i), over a fixed source list, so the output is the same for any
---jobs and across runs (with the same Pillow,
-whose libjpeg makes the bytes). The set is written to OUT_DIR.part and renamed
-to OUT_DIR when complete, so an interrupted run never leaves a set that looks
-finished.
+--jobs and across runs (with the same Pillow, whose libjpeg makes the bytes),
+and the set of N images is the first N images of any larger set. The set is
+written to OUT_DIR.part and renamed to OUT_DIR when complete, so an
+interrupted run never leaves a set that looks finished.
 """
 import argparse
 import hashlib
@@ -52,7 +54,8 @@ import sys
 
 from PIL import Image, ImageOps
 
-# Bump when the data this script makes changes (callers may key caches on it).
+# Bump when the data this script makes changes: bench/detection.sh keys its
+# cached sets on it.
 GENERATOR_VERSION = 1
 
 SOURCE_DIR = "/work/shared/data/photos"

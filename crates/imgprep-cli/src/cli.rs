@@ -97,7 +97,7 @@ pub enum Command {
     Init(InitArgs),
     /// Write a synthetic dataset (for demos and tests; no download): class folders, multi-label lists or a TinyImageNet-like tree.
     #[command(
-        after_help = "Examples:\n  imgprep synth demo/images --classes 4 --per-class 50\n  imgprep synth demo/multilabel --layout multilabel --classes 6\n  imgprep synth demo/tiny --layout tinyimagenet --classes 10 --width 64 --height 64"
+        after_help = "Examples:\n  imgprep synth demo/images --classes 4 --per-class 50\n  imgprep synth demo/multilabel --layout multilabel --classes 6\n  imgprep synth demo/tiny --layout tinyimagenet --classes 10 --width 64 --height 64\n  imgprep synth demo/roads --layout voc --classes 4 --per-class 25 --width 320 --height 240"
     )]
     Synth(SynthArgs),
 }
@@ -406,7 +406,9 @@ pub struct SynthArgs {
     pub dir: PathBuf,
     /// What to lay out: `classes` (class_K/img_NNNNN.jpg + index.csv with subject groups),
     /// `multilabel` (images/ + train.lst, val.lst with one 0/1 column per class),
-    /// `tinyimagenet` (wnids.txt, words.txt, train/{id}/images/, val/ with annotations, test/).
+    /// `tinyimagenet` (wnids.txt, words.txt, train/{id}/images/, val/ with annotations, test/),
+    /// `voc` (object detection: JPEGImages/ with painted rectangles and Annotations/*.xml with
+    /// their boxes; `--classes` x `--per-class` images).
     #[arg(long, default_value = "classes")]
     pub layout: imgprep::synth::Layout,
     /// Number of classes.

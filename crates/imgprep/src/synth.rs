@@ -34,6 +34,11 @@ pub enum Layout {
     /// `wnids.txt`, `words.txt`, `train/{id}/images/{id}_N.JPEG`,
     /// `val/images/val_N.JPEG` + `val/val_annotations.txt`, `test/images/`.
     TinyImageNet,
+    /// Pascal VOC object detection: `JPEGImages/segGG_NNNNN.jpg` with one to
+    /// four painted rectangles each and `Annotations/segGG_NNNNN.xml` with
+    /// their exact boxes (classes `D00`, `D10`, `D20`, `D40`, the rarer the
+    /// later; `GG` a road segment, six of them, for group splits).
+    Voc,
 }
 
 impl std::str::FromStr for Layout {
@@ -43,8 +48,9 @@ impl std::str::FromStr for Layout {
             "classes" => Ok(Layout::Classes),
             "multilabel" | "multi-label" => Ok(Layout::MultiLabel),
             "tinyimagenet" | "tiny-imagenet" => Ok(Layout::TinyImageNet),
+            "voc" => Ok(Layout::Voc),
             _ => Err(format!(
-                "unknown layout {s:?}: classes, multilabel or tinyimagenet"
+                "unknown layout {s:?}: classes, multilabel, tinyimagenet or voc"
             )),
         }
     }
@@ -136,6 +142,7 @@ pub fn synth_tree(dir: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {
         Layout::Classes => synth_classes(dir, opts),
         Layout::MultiLabel => synth_multilabel(dir, opts),
         Layout::TinyImageNet => synth_tinyimagenet(dir, opts),
+        Layout::Voc => synth_voc(dir, opts),
     }
 }
 
@@ -171,6 +178,10 @@ impl Painter {
             .wrapping_mul(1_000_003)
             .wrapping_add((class * 100_000 + i) as u64);
         let px = synth_image(self.opts.width, self.opts.height, class, seed);
+        self.save(path, px)
+    }
+
+    fn save(&mut self, path: &Path, px: Pixels) -> Result<()> {
         let mut out = Vec::new();
         self.proc
             .encode(px, self.encoding, &mut out)
@@ -187,6 +198,91 @@ fn write_text(path: &Path, text: &str) -> Result<()> {
     write_atomic(path, text.as_bytes())
         .map(drop)
         .map_err(Error::io(path))
+}
+
+/// The colour a class's rectangles are painted in (saturated, far from the
+/// pastel backgrounds).
+pub fn box_colour(class: usize) -> [u8; 3] {
+    [[230, 20, 20], [20, 200, 20], [20, 40, 230], [240, 220, 10]][class % 4]
+}
+
+/// Names of the synthetic detection classes.
+pub const VOC_CLASSES: [&str; 4] = ["D00", "D10", "D20", "D40"];
+
+fn synth_voc(dir: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {
+    let mut painter = Painter::new(&SynthOptions {
+        format: "jpg".into(),
+        ..opts.clone()
+    })?;
+    let (w, h) = (opts.width, opts.height);
+    if w < 40 || h < 40 {
+        return Err(Error::Usage(format!(
+            "voc layout: images of at least 40x40 are needed for boxes ({w}x{h} asked)"
+        )));
+    }
+    let n = opts.per_class * opts.classes.max(1);
+    let mut rng = Rng(opts.seed ^ 0x766F_6321);
+    let mut written = Vec::new();
+    for i in 0..n {
+        let name = format!("seg{:02}_{i:05}", i % 6);
+        let mut px = synth_image(w, h, i % 7, opts.seed.wrapping_add(i as u64));
+        let mut xml = format!(
+            "<annotation>\n  <folder>JPEGImages</folder>\n  <filename>{name}.jpg</filename>\n  \
+             <size><width>{w}</width><height>{h}</height><depth>3</depth></size>\n"
+        );
+        let count = 1 + (rng.next() % 4) as usize;
+        let mut placed: Vec<(u32, u32, u32, u32)> = Vec::new();
+        for _ in 0..count {
+            // rarer classes later: D00 half of the boxes, D40 a tenth
+            let u = rng.unit();
+            let class = if u < 0.5 {
+                0
+            } else if u < 0.75 {
+                1
+            } else if u < 0.9 {
+                2
+            } else {
+                3
+            };
+            let bw = (w as f32 * (0.1 + 0.25 * rng.unit())) as u32;
+            let bh = (h as f32 * (0.1 + 0.25 * rng.unit())) as u32;
+            let x0 = (rng.unit() * (w - bw) as f32) as u32;
+            let y0 = (rng.unit() * (h - bh) as f32) as u32;
+            let r = (x0, y0, x0 + bw, y0 + bh);
+            // rectangles do not overlap, so each box holds one colour
+            if placed
+                .iter()
+                .any(|p| r.0 < p.2 + 2 && p.0 < r.2 + 2 && r.1 < p.3 + 2 && p.1 < r.3 + 2)
+            {
+                continue;
+            }
+            placed.push(r);
+            let c = box_colour(class);
+            for y in r.1..r.3 {
+                for x in r.0..r.2 {
+                    let k = (y as usize * w as usize + x as usize) * 3;
+                    px.data[k..k + 3].copy_from_slice(&c);
+                }
+            }
+            xml.push_str(&format!(
+                "  <object>\n    <name>{}</name>\n    <pose>Unspecified</pose>\n    \
+                 <truncated>0</truncated>\n    <difficult>0</difficult>\n    <bndbox>\n      \
+                 <xmin>{}</xmin>\n      <ymin>{}</ymin>\n      <xmax>{}</xmax>\n      \
+                 <ymax>{}</ymax>\n    </bndbox>\n  </object>\n",
+                VOC_CLASSES[class], r.0, r.1, r.2, r.3
+            ));
+        }
+        xml.push_str("</annotation>\n");
+        let img = dir.join(format!("JPEGImages/{name}.jpg"));
+        painter.save(&img, px)?;
+        written.push(img);
+        let ann = dir.join(format!("Annotations/{name}.xml"));
+        if let Some(d) = ann.parent() {
+            std::fs::create_dir_all(d).map_err(Error::io(d))?;
+        }
+        write_text(&ann, &xml)?;
+    }
+    Ok(written)
 }
 
 fn synth_multilabel(dir: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {

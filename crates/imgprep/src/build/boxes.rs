@@ -17,7 +17,9 @@ use crate::annotations::{self, BBox, ImageAnnotation, Object, Units};
 use crate::error::{Error, Result};
 use crate::image::geometry::{orient_box, Mapping};
 use crate::image::ImageSpec;
-use crate::recipe::{BoxSpec, ExifFrame, LoadedRecipe, OnError, OutsidePolicy, SourceSpec, VocOrigin};
+use crate::recipe::{
+    BoxSpec, ExifFrame, LoadedRecipe, OnError, OutsidePolicy, SourceSpec, VocOrigin,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What detection sources declared beside their items.
@@ -245,7 +247,10 @@ pub(super) fn resolve(
             Ok(t) => t,
             Err(why) => {
                 if on_error == OnError::Fail {
-                    return Err(Error::Problem(format!("{}: {} ({why})", ann.origin, item.rel)));
+                    return Err(Error::Problem(format!(
+                        "{}: {} ({why})",
+                        ann.origin, item.rel
+                    )));
                 }
                 prepared.insert(i, Prepared::Skipped(why));
                 continue;
@@ -279,7 +284,10 @@ pub(super) fn resolve(
                 continue;
             }
             let mut b = o.bbox;
-            if [b.xmin, b.ymin, b.xmax, b.ymax].iter().any(|v| !v.is_finite()) {
+            if [b.xmin, b.ymin, b.xmax, b.ymax]
+                .iter()
+                .any(|v| !v.is_finite())
+            {
                 note(why::NAN, true, &mut rep);
                 continue;
             }
@@ -302,8 +310,7 @@ pub(super) fn resolve(
             let inside = b.xmin >= -EPS && b.ymin >= -EPS && b.xmax <= w + EPS && b.ymax <= h + EPS;
             let c = clip(&b, w, h);
             if !inside {
-                if settings.outside == OutsidePolicy::Drop || c.xmax <= c.xmin || c.ymax <= c.ymin
-                {
+                if settings.outside == OutsidePolicy::Drop || c.xmax <= c.xmin || c.ymax <= c.ymin {
                     note(why::OUTSIDE, true, &mut rep);
                     continue;
                 }

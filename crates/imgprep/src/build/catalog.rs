@@ -101,7 +101,8 @@ pub struct Catalog {
 impl Catalog {
     /// The classes the recipe fixed (`labels.names`), if it did.
     pub fn fixed_labels(&self) -> Option<std::collections::HashSet<String>> {
-        (self.rule == Rule::Fixed).then(|| self.labels.entries.iter().map(|e| e.name.clone()).collect())
+        (self.rule == Rule::Fixed)
+            .then(|| self.labels.entries.iter().map(|e| e.name.clone()).collect())
     }
 
     /// Label ids of an item (empty for unlabelled items).
@@ -357,7 +358,8 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
         // (an object of a class outside labels.names is dropped and counted
         // by the box checks, not the whole image)
         if item.annotation.is_some() {
-            item.labels.retain(|l| fixed.is_none() || labels.id(l).is_some());
+            item.labels
+                .retain(|l| fixed.is_none() || labels.id(l).is_some());
         }
         if let Some(bad) = item
             .labels

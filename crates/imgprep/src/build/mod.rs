@@ -1,14 +1,14 @@
 //! `imgprep build`: recipe -> sources -> catalog -> plan -> execute -> write
 //! -> manifest. Every stage hands a plain value to the next.
 
+pub mod boxes;
 pub mod cache;
 pub mod catalog;
-pub mod boxes;
+mod formats;
 mod manifest;
 pub mod outdir;
 pub mod plan;
 pub mod sources;
-mod formats;
 mod write;
 
 pub use catalog::{build_catalog, Catalog, LabelMap, Skip};
@@ -178,81 +178,81 @@ pub fn build_loaded(
     let color_policy = r.recipe.transform.color_policy;
     let mut excluded: BTreeMap<&str, u64> = BTreeMap::new();
     reporter.begin("prepare", Some(needed.len() as u64));
-    let work =
-        |p: &mut Processor, (i, (size, mtime)): (usize, (u64, i128))| -> (usize, Prepared, bool) {
-            let item = &catalog.items[i];
-            let read = |p: &Path| crate::files::read_sized(p, size).map_err(|e| e.to_string());
-            // into the cache: the item is ready, or skipped when the cache cannot be written
-            let store = |key: &str,
-                         info: ImageInfo,
-                         sha: SourceSha,
-                         geometry: SourceGeometry,
-                         bytes: &[u8]| match cache.put(key, &info, &sha, &geometry, bytes) {
-                Ok(()) => Prepared::Ok(info, sha, geometry),
-                Err(e) => Prepared::Skipped(format!("cache write failed: {e}")),
-            };
-            match &spec {
-                // pass-through, local: a header check now, the bytes at write time
-                None if !crate::files::is_remote(&item.path) => match read(&item.path) {
-                    Ok(d) => match p.probe(&d, r.recipe.transform.max_pixels) {
-                        Ok(info) => {
-                            let geometry = crate::image::source_geometry(&d, &info);
-                            (i, Prepared::Ok(info, checksum::sha256(&d), geometry), false)
-                        }
-                        Err(e) => (i, Prepared::Skipped(e.to_string()), false),
-                    },
-                    Err(e) => (i, Prepared::Skipped(e), false),
-                },
-                // pass-through from object storage: the checked bytes go to the
-                // cache, so each object is fetched once (and not again on re-runs)
-                None => {
-                    let key = Cache::key(&transform_key, &item.path, size, mtime);
-                    if let Some((info, sha, geometry)) = cache.info(&key) {
-                        return (i, Prepared::Ok(info, sha, geometry), true);
-                    }
-                    let data = match read(&item.path) {
-                        Ok(d) => d,
-                        Err(e) => return (i, Prepared::Skipped(e), false),
-                    };
-                    match p.probe(&data, r.recipe.transform.max_pixels) {
-                        Ok(info) => {
-                            let geometry = crate::image::source_geometry(&data, &info);
-                            let sha = checksum::sha256(&data);
-                            (i, store(&key, info, sha, geometry, &data), false)
-                        }
-                        Err(e) => (i, Prepared::Skipped(e.to_string()), false),
-                    }
+    let work = |p: &mut Processor,
+                (i, (size, mtime)): (usize, (u64, i128))|
+     -> (usize, Prepared, bool) {
+        let item = &catalog.items[i];
+        let read = |p: &Path| crate::files::read_sized(p, size).map_err(|e| e.to_string());
+        // into the cache: the item is ready, or skipped when the cache cannot be written
+        let store =
+            |key: &str, info: ImageInfo, sha: SourceSha, geometry: SourceGeometry, bytes: &[u8]| {
+                match cache.put(key, &info, &sha, &geometry, bytes) {
+                    Ok(()) => Prepared::Ok(info, sha, geometry),
+                    Err(e) => Prepared::Skipped(format!("cache write failed: {e}")),
                 }
-                Some(spec) => {
-                    let key = Cache::key(&transform_key, &item.path, size, mtime);
-                    if let Some((info, sha, geometry)) = cache.info(&key) {
-                        return (i, Prepared::Ok(info, sha, geometry), true);
+            };
+        match &spec {
+            // pass-through, local: a header check now, the bytes at write time
+            None if !crate::files::is_remote(&item.path) => match read(&item.path) {
+                Ok(d) => match p.probe(&d, r.recipe.transform.max_pixels) {
+                    Ok(info) => {
+                        let geometry = crate::image::source_geometry(&d, &info);
+                        (i, Prepared::Ok(info, checksum::sha256(&d), geometry), false)
                     }
-                    for sc in &shard_caches {
-                        if let Some((info, sha, geometry, bytes)) = sc.get(&key) {
-                            let prep = store(&key, info, sha, geometry, &bytes);
-                            let hit = matches!(prep, Prepared::Ok(..));
-                            return (i, prep, hit);
-                        }
+                    Err(e) => (i, Prepared::Skipped(e.to_string()), false),
+                },
+                Err(e) => (i, Prepared::Skipped(e), false),
+            },
+            // pass-through from object storage: the checked bytes go to the
+            // cache, so each object is fetched once (and not again on re-runs)
+            None => {
+                let key = Cache::key(&transform_key, &item.path, size, mtime);
+                if let Some((info, sha, geometry)) = cache.info(&key) {
+                    return (i, Prepared::Ok(info, sha, geometry), true);
+                }
+                let data = match read(&item.path) {
+                    Ok(d) => d,
+                    Err(e) => return (i, Prepared::Skipped(e), false),
+                };
+                match p.probe(&data, r.recipe.transform.max_pixels) {
+                    Ok(info) => {
+                        let geometry = crate::image::source_geometry(&data, &info);
+                        let sha = checksum::sha256(&data);
+                        (i, store(&key, info, sha, geometry, &data), false)
                     }
-                    if merging {
-                        return (i, Prepared::Skipped(MISSING_IN_SHARDS.into()), false);
-                    }
-                    let data = match read(&item.path) {
-                        Ok(d) => d,
-                        Err(e) => return (i, Prepared::Skipped(e), false),
-                    };
-                    let mut out = Vec::new();
-                    match p.process_with_geometry(&data, spec, &mut out) {
-                        Ok((info, geometry)) => {
-                            let sha = checksum::sha256(&data);
-                            (i, store(&key, info, sha, geometry, &out), false)
-                        }
-                        Err(e) => (i, Prepared::Skipped(e.to_string()), false),
-                    }
+                    Err(e) => (i, Prepared::Skipped(e.to_string()), false),
                 }
             }
-        };
+            Some(spec) => {
+                let key = Cache::key(&transform_key, &item.path, size, mtime);
+                if let Some((info, sha, geometry)) = cache.info(&key) {
+                    return (i, Prepared::Ok(info, sha, geometry), true);
+                }
+                for sc in &shard_caches {
+                    if let Some((info, sha, geometry, bytes)) = sc.get(&key) {
+                        let prep = store(&key, info, sha, geometry, &bytes);
+                        let hit = matches!(prep, Prepared::Ok(..));
+                        return (i, prep, hit);
+                    }
+                }
+                if merging {
+                    return (i, Prepared::Skipped(MISSING_IN_SHARDS.into()), false);
+                }
+                let data = match read(&item.path) {
+                    Ok(d) => d,
+                    Err(e) => return (i, Prepared::Skipped(e), false),
+                };
+                let mut out = Vec::new();
+                match p.process_with_geometry(&data, spec, &mut out) {
+                    Ok((info, geometry)) => {
+                        let sha = checksum::sha256(&data);
+                        (i, store(&key, info, sha, geometry, &out), false)
+                    }
+                    Err(e) => (i, Prepared::Skipped(e.to_string()), false),
+                }
+            }
+        }
+    };
     let init = || Processor::new().expect("libjpeg-turbo initialises");
     let inputs = needed.iter().copied().zip(prints.iter().copied());
     // objects from a store: more requests in flight than cores

@@ -99,70 +99,74 @@ fn assign_split(
 ) -> BTreeMap<String, Vec<usize>> {
     let mut out: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     let s = &r.split;
-    match method {
-        SplitMethod::Source => {
-            for (i, item) in c.items.iter().enumerate() {
-                match &item.split {
-                    Some(sp) => out.entry(sp.clone()).or_default().push(i),
-                    None => skipped.push(Skip {
-                        origin: Some(item.origin.clone()),
-                        item: item.rel.clone(),
-                        reason: "its source gives it no split".into(),
-                    }),
-                }
-            }
-        }
-        SplitMethod::Stratified | SplitMethod::Auto => {
-            let mut by_class: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-            for i in 0..c.items.len() {
-                by_class.entry(class_key(c, i)).or_default().push(i);
-            }
-            for (class, mut idx) in by_class {
-                Rng::new(r.seed, &format!("split/{class}")).shuffle(&mut idx);
-                let (nv, nt) = counts(idx.len(), s.validation, s.test);
-                out.entry(VALIDATION.into()).or_default().extend(&idx[..nv]);
-                out.entry(TEST.into())
-                    .or_default()
-                    .extend(&idx[nv..nv + nt]);
-                out.entry(TRAIN.into()).or_default().extend(&idx[nv + nt..]);
-            }
-        }
-        SplitMethod::Group | SplitMethod::Explicit => {
-            // (check_groups made sure every item has one)
-            let group_of = |i: usize| c.items[i].group.clone().unwrap_or_default();
-            let mut groups: Vec<String> = (0..c.items.len()).map(group_of).collect();
-            groups.sort();
-            groups.dedup();
-            let mut split_of: BTreeMap<String, String> = BTreeMap::new();
-            if method == SplitMethod::Group {
-                Rng::new(r.seed, "groups").shuffle(&mut groups);
-                let (nv, nt) = counts(groups.len(), s.validation, s.test);
-                for (k, g) in groups.iter().enumerate() {
-                    let sp = if k < nv {
-                        VALIDATION
-                    } else if k < nv + nt {
-                        TEST
-                    } else {
-                        TRAIN
-                    };
-                    split_of.insert(g.clone(), sp.into());
-                }
-            } else {
-                for (sp, gs) in &s.assign {
-                    for g in gs {
-                        split_of.insert(g.clone(), sp.clone());
+    if c.detection && matches!(method, SplitMethod::Stratified | SplitMethod::Group) {
+        out = balance_objects(r, c, method == SplitMethod::Group);
+    } else {
+        match method {
+            SplitMethod::Source => {
+                for (i, item) in c.items.iter().enumerate() {
+                    match &item.split {
+                        Some(sp) => out.entry(sp.clone()).or_default().push(i),
+                        None => skipped.push(Skip {
+                            origin: Some(item.origin.clone()),
+                            item: item.rel.clone(),
+                            reason: "its source gives it no split".into(),
+                        }),
                     }
                 }
             }
-            for i in 0..c.items.len() {
-                let g = group_of(i);
-                match split_of.get(&g) {
-                    Some(sp) => out.entry(sp.clone()).or_default().push(i),
-                    None => skipped.push(Skip {
-                        origin: Some(c.items[i].origin.clone()),
-                        item: c.items[i].rel.clone(),
-                        reason: format!("group {g:?} is not assigned to a split"),
-                    }),
+            SplitMethod::Stratified | SplitMethod::Auto => {
+                let mut by_class: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+                for i in 0..c.items.len() {
+                    by_class.entry(class_key(c, i)).or_default().push(i);
+                }
+                for (class, mut idx) in by_class {
+                    Rng::new(r.seed, &format!("split/{class}")).shuffle(&mut idx);
+                    let (nv, nt) = counts(idx.len(), s.validation, s.test);
+                    out.entry(VALIDATION.into()).or_default().extend(&idx[..nv]);
+                    out.entry(TEST.into())
+                        .or_default()
+                        .extend(&idx[nv..nv + nt]);
+                    out.entry(TRAIN.into()).or_default().extend(&idx[nv + nt..]);
+                }
+            }
+            SplitMethod::Group | SplitMethod::Explicit => {
+                // (check_groups made sure every item has one)
+                let group_of = |i: usize| c.items[i].group.clone().unwrap_or_default();
+                let mut groups: Vec<String> = (0..c.items.len()).map(group_of).collect();
+                groups.sort();
+                groups.dedup();
+                let mut split_of: BTreeMap<String, String> = BTreeMap::new();
+                if method == SplitMethod::Group {
+                    Rng::new(r.seed, "groups").shuffle(&mut groups);
+                    let (nv, nt) = counts(groups.len(), s.validation, s.test);
+                    for (k, g) in groups.iter().enumerate() {
+                        let sp = if k < nv {
+                            VALIDATION
+                        } else if k < nv + nt {
+                            TEST
+                        } else {
+                            TRAIN
+                        };
+                        split_of.insert(g.clone(), sp.into());
+                    }
+                } else {
+                    for (sp, gs) in &s.assign {
+                        for g in gs {
+                            split_of.insert(g.clone(), sp.clone());
+                        }
+                    }
+                }
+                for i in 0..c.items.len() {
+                    let g = group_of(i);
+                    match split_of.get(&g) {
+                        Some(sp) => out.entry(sp.clone()).or_default().push(i),
+                        None => skipped.push(Skip {
+                            origin: Some(c.items[i].origin.clone()),
+                            item: c.items[i].rel.clone(),
+                            reason: format!("group {g:?} is not assigned to a split"),
+                        }),
+                    }
                 }
             }
         }
@@ -171,6 +175,96 @@ fn assign_split(
     for (sp, idx) in out.iter_mut() {
         idx.sort_unstable();
         Rng::new(r.seed, &format!("order/{sp}")).shuffle(idx);
+    }
+    out
+}
+
+/// Detection splits: whole images (or whole groups) go to the split that
+/// most needs the objects they hold, so every class, rare ones too, is
+/// spread by the ratios in object counts, and the image counts follow the
+/// ratios as well. Units are placed rarest class first (ties in a seeded
+/// order); images without objects are spread by the ratios on their own.
+fn balance_objects(r: &Recipe, c: &Catalog, by_group: bool) -> BTreeMap<String, Vec<usize>> {
+    let s = &r.split;
+    let splits: Vec<(&str, f64)> = [(TRAIN, s.train), (VALIDATION, s.validation), (TEST, s.test)]
+        .into_iter()
+        .filter(|(_, w)| *w > 0.0)
+        .collect();
+    let sum: f64 = splits.iter().map(|(_, w)| w).sum::<f64>().max(1e-12);
+    // units: an image, or every image of a group
+    let mut units: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, item) in c.items.iter().enumerate() {
+        let key = match (&item.group, by_group) {
+            (Some(g), true) => g.clone(),
+            _ => format!("\0{i}"),
+        };
+        units.entry(key).or_default().push(i);
+    }
+    let objects_of = |idx: &[usize]| -> BTreeMap<String, u64> {
+        let mut m = BTreeMap::new();
+        for &i in idx {
+            for o in c.items[i].annotation.iter().flat_map(|a| &a.objects) {
+                *m.entry(o.class.clone()).or_default() += 1;
+            }
+        }
+        m
+    };
+    let mut total: BTreeMap<String, u64> = BTreeMap::new();
+    let mut with: Vec<(Vec<usize>, BTreeMap<String, u64>)> = Vec::new();
+    let mut background: Vec<Vec<usize>> = Vec::new();
+    for idx in units.into_values() {
+        let m = objects_of(&idx);
+        if m.is_empty() {
+            background.push(idx);
+            continue;
+        }
+        for (k, v) in &m {
+            *total.entry(k.clone()).or_default() += v;
+        }
+        with.push((idx, m));
+    }
+    Rng::new(r.seed, "split/objects").shuffle(&mut with);
+    with.sort_by_key(|(_, m)| m.keys().map(|k| total[k]).min().unwrap_or(u64::MAX));
+    let images: usize = with.iter().map(|(idx, _)| idx.len()).sum();
+    let mut have: Vec<BTreeMap<String, f64>> = vec![BTreeMap::new(); splits.len()];
+    let mut have_images = vec![0f64; splits.len()];
+    let mut out: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (idx, m) in with {
+        let mut best = 0;
+        let mut best_score = f64::NEG_INFINITY;
+        for (k, (_, w)) in splits.iter().enumerate() {
+            let share = w / sum;
+            let mut score = 0.0;
+            for (class, &n) in &m {
+                let t = total[class] as f64;
+                let need = share * t - have[k].get(class).copied().unwrap_or(0.0);
+                score += n as f64 * need / t;
+            }
+            score += idx.len() as f64 * (share * images as f64 - have_images[k]) / images as f64;
+            if score > best_score + 1e-12 {
+                best_score = score;
+                best = k;
+            }
+        }
+        for (class, n) in m {
+            *have[best].entry(class).or_default() += n as f64;
+        }
+        have_images[best] += idx.len() as f64;
+        out.entry(splits[best].0.to_string())
+            .or_default()
+            .extend(idx);
+    }
+    Rng::new(r.seed, "split/background").shuffle(&mut background);
+    let (nv, nt) = counts(background.len(), s.validation / sum, s.test / sum);
+    for (k, idx) in background.into_iter().enumerate() {
+        let sp = if k < nv {
+            VALIDATION
+        } else if k < nv + nt {
+            TEST
+        } else {
+            TRAIN
+        };
+        out.entry(sp.to_string()).or_default().extend(idx);
     }
     out
 }

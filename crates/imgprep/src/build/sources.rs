@@ -783,7 +783,7 @@ fn metadata(
                 for f in image_files(&dir)? {
                     let path = at(&dir, &f);
                     out.push(Item {
-            annotation: None,
+                        annotation: None,
                         rel: rel_to(root, &path),
                         path,
                         labels: vec![id.clone()],
@@ -813,7 +813,7 @@ fn metadata(
                     }
                     let path = at(&dir, fields[0].trim());
                     out.push(Item {
-            annotation: None,
+                        annotation: None,
                         rel: rel_to(root, &path),
                         path,
                         labels: vec![fields[1].trim().to_string()],
@@ -829,7 +829,7 @@ fn metadata(
                 for f in image_files(&dir)? {
                     let path = at(&dir, &f);
                     out.push(Item {
-            annotation: None,
+                        annotation: None,
                         rel: rel_to(root, &path),
                         path,
                         labels: Vec::new(),

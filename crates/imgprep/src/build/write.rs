@@ -411,8 +411,8 @@ pub(super) fn manifest(
                 .max()
                 .unwrap_or(0);
             vm.num_training_samples = train.len() as u64;
-            vm.label_width = super::formats::recordio::DET_HEADER
-                + super::formats::recordio::DET_OBJECT * most;
+            vm.label_width =
+                super::formats::recordio::DET_HEADER + super::formats::recordio::DET_OBJECT * most;
             let hp = &mut vm.hyperparameters;
             hp.insert("num_classes".into(), c.labels.len().to_string());
             hp.insert(
@@ -541,10 +541,7 @@ pub(super) fn detection_manifest(
             } => 1,
             _ => 0,
         };
-        class_id_base.insert(
-            super::formats::for_output(o, true).name(),
-            base,
-        );
+        class_id_base.insert(super::formats::for_output(o, true).name(), base);
     }
     let mut objects: BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>> = BTreeMap::new();
     for v in &ctx.plan.variants {

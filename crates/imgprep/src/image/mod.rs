@@ -435,7 +435,8 @@ impl Processor {
         spec: &ImageSpec,
         out: &mut Vec<u8>,
     ) -> Result<ImageInfo, ImageError> {
-        self.process_with_geometry(data, spec, out).map(|(info, _)| info)
+        self.process_with_geometry(data, spec, out)
+            .map(|(info, _)| info)
     }
 
     /// [`Processor::process`], also returning the source's upright size and

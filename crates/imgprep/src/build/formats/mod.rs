@@ -103,10 +103,19 @@ pub(super) fn with_extension(rel: &str, ext: &str) -> String {
     }
 }
 
+/// `rel` without its extension (`a/b.jpg` -> `a/b`).
+pub(super) fn without_extension(rel: &str) -> &str {
+    match rel.rfind('.') {
+        Some(dot) if !rel[dot..].contains('/') => &rel[..dot],
+        _ => rel,
+    }
+}
+
 /// `rel` without its folders.
 pub(super) fn file_name(rel: &str) -> &str {
     rel.rsplit('/').next().unwrap_or(rel)
 }
 
 /// Why detection readers of SageMaker and MXNet leave an image out.
-pub(super) const NO_BOXES: &str = "no box (SageMaker's and MXNet's detection readers need at least one)";
+pub(super) const NO_BOXES: &str =
+    "no box (SageMaker's and MXNet's detection readers need at least one)";

@@ -152,7 +152,10 @@ pub fn label_map_pbtxt(labels: &crate::build::LabelMap) -> String {
     let mut t = String::new();
     for e in &labels.entries {
         let name = e.name.replace('\\', "\\\\").replace('\'', "\\'");
-        t.push_str(&format!("item {{\n  id: {}\n  name: '{name}'\n}}\n", e.id + 1));
+        t.push_str(&format!(
+            "item {{\n  id: {}\n  name: '{name}'\n}}\n",
+            e.id + 1
+        ));
     }
     t
 }
@@ -220,8 +223,14 @@ fn example_for(ctx: &Context, p: &mut Processor, i: usize, o: &TfOptions) -> Res
             );
             ex.insert("image/height".into(), int(info.height as i64));
             ex.insert("image/width".into(), int(info.width as i64));
-            ex.insert("image/filename".into(), Feature::Bytes(vec![bytes_of(&item.rel)]));
-            ex.insert("image/source_id".into(), Feature::Bytes(vec![bytes_of(&item.rel)]));
+            ex.insert(
+                "image/filename".into(),
+                Feature::Bytes(vec![bytes_of(&item.rel)]),
+            );
+            ex.insert(
+                "image/source_id".into(),
+                Feature::Bytes(vec![bytes_of(&item.rel)]),
+            );
             ex.insert(
                 "image/key/sha256".into(),
                 Feature::Bytes(vec![match (ctx.spec, ctx.source_sha(i)) {
@@ -229,10 +238,22 @@ fn example_for(ctx: &Context, p: &mut Processor, i: usize, o: &TfOptions) -> Res
                     _ => crate::checksum::sha256_hex(&bytes).into_bytes(),
                 }]),
             );
-            ex.insert("image/object/bbox/xmin".into(), floats(&|o| o.bbox.xmin / w));
-            ex.insert("image/object/bbox/xmax".into(), floats(&|o| o.bbox.xmax / w));
-            ex.insert("image/object/bbox/ymin".into(), floats(&|o| o.bbox.ymin / h));
-            ex.insert("image/object/bbox/ymax".into(), floats(&|o| o.bbox.ymax / h));
+            ex.insert(
+                "image/object/bbox/xmin".into(),
+                floats(&|o| o.bbox.xmin / w),
+            );
+            ex.insert(
+                "image/object/bbox/xmax".into(),
+                floats(&|o| o.bbox.xmax / w),
+            );
+            ex.insert(
+                "image/object/bbox/ymin".into(),
+                floats(&|o| o.bbox.ymin / h),
+            );
+            ex.insert(
+                "image/object/bbox/ymax".into(),
+                floats(&|o| o.bbox.ymax / h),
+            );
             ex.insert(
                 "image/object/class/label".into(),
                 ints(&|o| ctx.class_id(o) as i64 + 1),

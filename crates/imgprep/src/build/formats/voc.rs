@@ -77,7 +77,7 @@ impl Format for Voc {
             let rel = format!("{dir}/Annotations/{}", with_extension(&file, "xml"));
             let sums = ctx.put_file(&rel, x.as_bytes())?;
             sink.file(rel, sums);
-            list.push_str(&with_extension(&file, "x").trim_end_matches(".x").to_string());
+            list.push_str(super::without_extension(&file));
             list.push('\n');
         }
         let key = if split == "validation" { "val" } else { split };

@@ -81,9 +81,14 @@ impl Format for Yolo {
     ) -> Result<()> {
         // strings as JSON, which YAML reads as double-quoted scalars
         let q = |s: &str| serde_json::to_string(s).expect("a string");
-        let mut y = String::from("# written by imgprep; paths are relative to this file's folder\n");
+        let mut y =
+            String::from("# written by imgprep; paths are relative to this file's folder\n");
         for split in splits.keys() {
-            y.push_str(&format!("{}: {}\n", key(split), q(&format!("images/{split}"))));
+            y.push_str(&format!(
+                "{}: {}\n",
+                key(split),
+                q(&format!("images/{split}"))
+            ));
         }
         y.push_str(&format!("nc: {}\nnames:\n", ctx.catalog.labels.len()));
         for e in &ctx.catalog.labels.entries {
