@@ -2,8 +2,8 @@
 # Prints the path of a cached Python venv with a real peer installed, creating
 # it on first use:
 #   scripts/venv.sh        MXNet 1.9.1 (+ the numpy and OpenCV it needs, Pillow), ~30 s
-#   scripts/venv.sh tf     TensorFlow (CPU) 2.21, ~80 s. Separate because TensorFlow
-#                          needs a newer numpy than mxnet 1.9.1 can import.
+#   scripts/venv.sh tf     TensorFlow (CPU) 2.21 and pycocotools, ~80 s. Separate because
+#                          TensorFlow needs a newer numpy than mxnet 1.9.1 can import.
 #   scripts/venv.sh awscli The AWS CLI 1.46 (bench/s3.sh; `aws` is beside the python), ~15 s
 #   scripts/venv.sh bench-py pandas 2.3 + Pillow for the hand-written Python peers
 #                          (bench/make_voc.py, bench/voc_to_sagemaker.py), ~35 s
@@ -15,8 +15,8 @@ kind="${1:-mxnet}"
 case "$kind" in
   mxnet) pkgs=(mxnet==1.9.1 numpy==1.23.5 opencv-python-headless==4.8.1.78 pillow==11.3.0)
          check="import mxnet, cv2, PIL" ;;
-  tf)    pkgs=(tensorflow-cpu==2.21.0)
-         check="import tensorflow" ;;
+  tf)    pkgs=(tensorflow-cpu==2.21.0 pycocotools==2.0.10)
+         check="import tensorflow, pycocotools.coco" ;;
   awscli) pkgs=(awscli==1.46.2)
          check="import awscli" ;;
   bench-py) pkgs=(pandas==2.3.3 numpy==2.3.5 pillow==11.3.0)
@@ -27,7 +27,8 @@ case "$kind" in
 esac
 cache="${IMGPREP_CACHE:-$HOME/.cache/imgprep}"
 venv="$cache/venv-$kind"
-stamp="$venv/.imgprep-ready-v1"
+# the stamp names the package list: a changed list makes a fresh venv
+stamp="$venv/.imgprep-ready-$(printf '%s ' "${pkgs[@]}" | sha256sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
   mkdir -p "$cache"
   echo "setting up the $kind venv in $venv (once)" >&2

@@ -484,6 +484,11 @@ pub enum OutputSpec {
         /// The box attribute's name.
         #[serde(default = "default_attribute")]
         attribute: String,
+        /// Where the dataset will be pushed (`s3://bucket/prefix`):
+        /// `source-ref` is this prefix + the image's path in the output
+        /// folder, and `imgprep push` refuses another destination. Without
+        /// it, `source-ref` is relative to the manifest's folder.
+        push_to: Option<String>,
     },
     /// Detection, COCO instances JSON per split (category ids 1..N).
     Coco,

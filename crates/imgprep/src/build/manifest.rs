@@ -112,6 +112,10 @@ pub struct DetectionManifest {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub left_out: BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>>,
     pub boxes: crate::build::boxes::BoxReport,
+    /// The destination the augmented manifests' `source-ref`s point into
+    /// (`push` refuses another one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_to: Option<String>,
 }
 
 fn version_one() -> u32 {

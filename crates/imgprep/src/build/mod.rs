@@ -433,6 +433,28 @@ fn check_outputs(r: &recipe::LoadedRecipe, catalog: &Catalog) -> Result<()> {
             OutputSpec::Recordio { .. } => false,
             o => o.needs_boxes() != catalog.detection,
         };
+        if let OutputSpec::AugmentedManifest { attribute, push_to } = o {
+            // SageMaker Ground Truth's rules for the label attribute
+            if attribute.is_empty()
+                || attribute.contains("-metadata")
+                || attribute.ends_with("-ref")
+            {
+                return Err(Error::Usage(format!(
+                    "{}: augmented-manifest attribute {attribute:?}: the box attribute's name must \
+                     not be empty, contain \"-metadata\" or end in \"-ref\"",
+                    r.path.display()
+                )));
+            }
+            if let Some(p) = push_to {
+                if !crate::storage::is_remote(p) {
+                    return Err(Error::Usage(format!(
+                        "{}: augmented-manifest push_to {p:?} is not an object-store URI \
+                         (s3://bucket/prefix)",
+                        r.path.display()
+                    )));
+                }
+            }
+        }
         if !wrong {
             continue;
         }

@@ -12,7 +12,7 @@ use crate::checksum::{file_sums, FileSums};
 use crate::error::{Error, Result};
 use crate::image::{ColorMode, Encoding, ImageSpec, SourceColor};
 use crate::output::{write_atomic, AtomicFile};
-use crate::recipe::LoadedRecipe;
+use crate::recipe::{LoadedRecipe, OutputSpec, TfPreset};
 use crate::report::Reporter;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -530,7 +530,6 @@ pub(super) fn detection_manifest(
     boxes: super::boxes::BoxReport,
     left_out: &LeftOut,
 ) -> super::manifest::DetectionManifest {
-    use crate::recipe::{OutputSpec, TfPreset};
     let mut class_id_base = BTreeMap::new();
     for o in &ctx.recipe.recipe.outputs {
         let base = match o {
@@ -575,6 +574,10 @@ pub(super) fn detection_manifest(
         objects,
         left_out: lo,
         boxes,
+        push_to: ctx.recipe.recipe.outputs.iter().find_map(|o| match o {
+            OutputSpec::AugmentedManifest { push_to, .. } => push_to.clone(),
+            _ => None,
+        }),
     }
 }
 

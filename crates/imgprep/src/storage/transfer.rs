@@ -206,6 +206,21 @@ pub fn push(
 ) -> Result<TransferReport> {
     let start = std::time::Instant::now();
     let files = push_files(dir, o.layout)?;
+    // augmented manifests name their images' URIs: only there are they right
+    if let Some(want) = crate::build::read_manifest(dir)
+        .and_then(|m| m.detection)
+        .and_then(|d| d.push_to)
+    {
+        let want = want.trim_end_matches('/');
+        let got = dest.to_string();
+        if got.trim_end_matches('/') != want {
+            return Err(Error::Usage(format!(
+                "{}: its augmented manifests point at {want}, not {got}: push there, or change \
+                 push_to in the recipe and rebuild",
+                dir.display()
+            )));
+        }
+    }
     let bucket = bucket_for(dest).map_err(storage_err)?;
     // a first request that fails for every object (credentials, endpoint,
     // bucket) is one clear error rather than N failures

@@ -3,9 +3,11 @@
 //! `source-ref`, the box attribute (`image_size`, `annotations` as in the
 //! image-mode JSON) and its `-metadata` with the `class-map`.
 //!
-//! `source-ref` must be the image's final S3 URI. Until the dataset is
-//! pushed it is the image's path relative to the manifest's folder;
-//! `imgprep push` writes the manifests again with the URIs the images got.
+//! `source-ref` must be the image's final S3 URI: with `push_to =
+//! "s3://bucket/prefix"` it is that prefix + the image's path in the output
+//! folder (where `imgprep push` puts it, and push refuses any other
+//! destination for such a dataset); without it, the path relative to the
+//! manifest's folder.
 
 use super::{Format, Sink, NO_BOXES};
 use crate::build::write::Context;
@@ -14,6 +16,7 @@ use serde_json::{json, Map, Value};
 
 pub(super) struct AugmentedManifest {
     pub attribute: String,
+    pub push_to: Option<String>,
 }
 
 /// The folder name under a variant (also what `push` looks for).
@@ -51,11 +54,15 @@ impl Format for AugmentedManifest {
             let rel = format!("{dir}/{file}");
             let sums = ctx.put_image(i, &rel)?;
             sink.places.push((i, rel.clone()));
-            sink.file(rel, sums);
+            sink.file(rel.clone(), sums);
             let (size, anns) = super::sagemaker::boxes_json(ctx, i);
             let n = ctx.objects(i).len();
             let mut line = Map::new();
-            line.insert("source-ref".into(), json!(file));
+            let source_ref = match &self.push_to {
+                Some(p) => format!("{}/{rel}", p.trim_end_matches('/')),
+                None => file.clone(),
+            };
+            line.insert("source-ref".into(), json!(source_ref));
             line.insert(
                 self.attribute.clone(),
                 json!({"image_size": size, "annotations": anns}),

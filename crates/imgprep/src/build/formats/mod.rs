@@ -85,9 +85,12 @@ pub(super) fn for_output(o: &OutputSpec, detection: bool) -> Box<dyn Format + '_
         OutputSpec::SagemakerDetection => Box::new(sagemaker::Detection),
         OutputSpec::Folders => Box::new(folders::Folders),
         OutputSpec::Tfrecord { .. } => Box::new(tfrecord::Tfrecord::new(o)),
-        OutputSpec::AugmentedManifest { attribute } => Box::new(augmented::AugmentedManifest {
-            attribute: attribute.clone(),
-        }),
+        OutputSpec::AugmentedManifest { attribute, push_to } => {
+            Box::new(augmented::AugmentedManifest {
+                attribute: attribute.clone(),
+                push_to: push_to.clone(),
+            })
+        }
         OutputSpec::Coco => Box::new(coco::Coco),
         OutputSpec::Yolo => Box::new(yolo::Yolo),
         OutputSpec::Voc => Box::new(voc::Voc),
