@@ -372,6 +372,39 @@ impl ImagesByStem {
     }
 }
 
+/// Visitor methods returning `$v` for every JSON scalar, and `$null` (by
+/// default `$v`) for `null`: the readers' tolerant visitors decide lists
+/// and objects themselves and take anything else as unreadable.
+macro_rules! scalars_as {
+    ($t:ty, $v:expr) => {
+        $crate::annotations::scalars_as!($t, $v, null = $v);
+    };
+    ($t:ty, $v:expr, null = $null:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<$t, E> {
+            Ok($v)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<$t, E> {
+            Ok($v)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<$t, E> {
+            Ok($v)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<$t, E> {
+            Ok($v)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<$t, E> {
+            Ok($v)
+        }
+        fn visit_unit<E>(self) -> Result<$t, E> {
+            Ok($null)
+        }
+        fn visit_none<E>(self) -> Result<$t, E> {
+            Ok($null)
+        }
+    };
+}
+pub(crate) use scalars_as;
+
 /// Quirks of one file where each kind is reported once, at its first place.
 #[derive(Default)]
 pub(crate) struct QuirksOnce {
