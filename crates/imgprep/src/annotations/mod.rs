@@ -14,7 +14,9 @@ pub mod labelme;
 pub mod voc;
 pub mod yolo;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
 
 /// An axis-aligned box as `xmin, ymin, xmax, ymax`. Units depend on
 /// [`ImageAnnotation::units`]; in pixels the origin is the top-left corner
@@ -150,5 +152,353 @@ impl ParseError {
             origin: origin.into(),
             message: message.into(),
         }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Shared by the readers: bounded reads, folder walks, paths, numbers.
+
+/// Largest annotation file read whole (VOC XML, labelme JSON, a YOLO label
+/// file, an ImageSets list, data.yaml, classes.txt): a larger one is refused.
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+
+/// Largest COCO JSON: it is streamed into compact objects (polygons are
+/// reduced to their extent as they are read), and the canonical
+/// `instances_train2017.json` alone is 448 MB, so its bound is higher.
+pub const MAX_COCO_BYTES: u64 = 2 << 30;
+
+/// Image file extensions (compared without case) a reader looks for when it
+/// has to find an image by name, in order of preference.
+pub const IMAGE_EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff"];
+
+/// Whether a file name ends in one of [`IMAGE_EXTENSIONS`].
+pub fn is_image_name(name: &str) -> bool {
+    image_ext_rank(name).is_some()
+}
+
+/// The position of a file name's extension in [`IMAGE_EXTENSIONS`].
+fn image_ext_rank(name: &str) -> Option<usize> {
+    let (_, ext) = name.rsplit_once('.')?;
+    IMAGE_EXTENSIONS
+        .iter()
+        .position(|e| e.eq_ignore_ascii_case(ext))
+}
+
+/// A path as shown in origins and messages.
+pub(crate) fn show(path: &Path) -> String {
+    path.display().to_string()
+}
+
+fn io_error(path: &Path, what: &str, e: &std::io::Error) -> ParseError {
+    ParseError::new(show(path), format!("cannot {what}: {e}"))
+}
+
+/// Opens a regular file for reading, refusing one larger than `limit`
+/// (and reading at most `limit` bytes should it grow meanwhile).
+pub(crate) fn open_limited(
+    path: &Path,
+    limit: u64,
+) -> Result<std::io::Take<std::fs::File>, ParseError> {
+    let f = crate::files::open_regular(path).map_err(|e| io_error(path, "read it", &e))?;
+    let len = f
+        .metadata()
+        .map_err(|e| io_error(path, "read it", &e))?
+        .len();
+    if len > limit {
+        return Err(ParseError::new(
+            show(path),
+            format!(
+                "is {} MiB, over the {} MiB limit for an annotation file (refused)",
+                len >> 20,
+                limit >> 20
+            ),
+        ));
+    }
+    Ok(f.take(limit))
+}
+
+/// A whole text file (UTF-8, a leading byte-order mark dropped), at most
+/// `limit` bytes.
+pub(crate) fn read_text(path: &Path, limit: u64) -> Result<String, ParseError> {
+    let mut buf = Vec::new();
+    open_limited(path, limit)?
+        .read_to_end(&mut buf)
+        .map_err(|e| io_error(path, "read it", &e))?;
+    if buf.starts_with(b"\xEF\xBB\xBF") {
+        buf.drain(..3);
+    }
+    String::from_utf8(buf).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = 1 + e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count();
+        ParseError::new(
+            format!("{}:{line}", show(path)),
+            "is not UTF-8 text (save it as UTF-8)",
+        )
+    })
+}
+
+/// Whether a path names an existing regular file (following links).
+pub(crate) fn is_file(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file())
+}
+
+/// The regular files directly in `dir` (links to files included), by name,
+/// sorted; empty when `dir` does not exist.
+pub(crate) fn list_dir(dir: &Path) -> Result<Vec<String>, ParseError> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error(dir, "list the folder", &e)),
+    };
+    let mut out = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(|e| io_error(dir, "list the folder", &e))?;
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if is_file(&entry.path()) {
+            out.push(name);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Every regular file under `root` whose name `keep` accepts, sorted by
+/// path. Hidden files and folders (a name starting with `.`) are skipped,
+/// and linked folders are not entered (no cycles); linked files count.
+pub(crate) fn walk_files(
+    root: &Path,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Vec<PathBuf>, ParseError> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let rd = std::fs::read_dir(&dir).map_err(|e| io_error(&dir, "list the folder", &e))?;
+        for entry in rd {
+            let entry = entry.map_err(|e| io_error(&dir, "list the folder", &e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.starts_with('.') {
+                continue;
+            }
+            let kind = entry
+                .file_type()
+                .map_err(|e| io_error(&entry.path(), "read it", &e))?;
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if keep(name) && (kind.is_file() || is_file(&entry.path())) {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// `path` relative to `base` as a `/`-separated string, when it is inside.
+pub(crate) fn rel_slash(base: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(base).ok()?;
+    let parts: Option<Vec<&str>> = rel
+        .components()
+        .map(|c| match c {
+            Component::Normal(s) => s.to_str(),
+            _ => None,
+        })
+        .collect();
+    let parts = parts?;
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// A relative path written in a file (either separator), with `.` and `..`
+/// resolved: `None` when it is absolute (`/x`, `C:\x`, `\\server`), empty,
+/// or leaves the folder it is relative to.
+pub(crate) fn normalize_rel(p: &str) -> Option<String> {
+    let p = p.replace('\\', "/");
+    let b = p.as_bytes();
+    if p.starts_with('/') || (b.len() >= 2 && b[1] == b':' && b[0].is_ascii_alphabetic()) {
+        return None;
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in p.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            s => parts.push(s),
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// A number as text (surrounding blanks allowed); `None` when it is not a
+/// finite decimal number (`nan`, `inf` and empty text are refused).
+pub(crate) fn parse_num(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let ok = !s.is_empty()
+        && s.bytes()
+            .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'+' | b'e' | b'E'));
+    ok.then(|| s.parse::<f64>().ok())
+        .flatten()
+        .filter(|v| v.is_finite())
+}
+
+/// One folder's images by stem (`a` for `a.jpg`), preferring the order of
+/// [`IMAGE_EXTENSIONS`] when several share a stem.
+pub(crate) struct ImagesByStem(HashMap<String, (usize, String)>);
+
+impl ImagesByStem {
+    pub fn new(names: Vec<String>) -> Self {
+        let mut m: HashMap<String, (usize, String)> = HashMap::new();
+        for n in names {
+            let (Some(rank), Some((stem, _))) = (image_ext_rank(&n), n.rsplit_once('.')) else {
+                continue;
+            };
+            let stem = stem.to_string();
+            match m.get(&stem) {
+                Some((r, other)) if (*r, other.as_str()) <= (rank, n.as_str()) => {}
+                _ => {
+                    m.insert(stem, (rank, n));
+                }
+            }
+        }
+        ImagesByStem(m)
+    }
+
+    /// The file name of the image whose stem is `stem`.
+    pub fn get(&self, stem: &str) -> Option<&str> {
+        self.0.get(stem).map(|(_, n)| n.as_str())
+    }
+}
+
+/// Visitor methods returning `$v` for every JSON scalar, and `$null` (by
+/// default `$v`) for `null`: the readers' tolerant visitors decide lists
+/// and objects themselves and take anything else as unreadable.
+macro_rules! scalars_as {
+    ($t:ty, $v:expr) => {
+        $crate::annotations::scalars_as!($t, $v, null = $v);
+    };
+    ($t:ty, $v:expr, null = $null:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<$t, E> {
+            Ok($v)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<$t, E> {
+            Ok($v)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<$t, E> {
+            Ok($v)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<$t, E> {
+            Ok($v)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<$t, E> {
+            Ok($v)
+        }
+        fn visit_unit<E>(self) -> Result<$t, E> {
+            Ok($null)
+        }
+        fn visit_none<E>(self) -> Result<$t, E> {
+            Ok($null)
+        }
+    };
+}
+pub(crate) use scalars_as;
+
+/// Quirks of one file where each kind is reported once, at its first place.
+#[derive(Default)]
+pub(crate) struct QuirksOnce {
+    pub list: Vec<Quirk>,
+    seen: BTreeSet<String>,
+}
+
+impl QuirksOnce {
+    pub fn add(&mut self, kind: &str, origin: impl Into<String>) {
+        if self.seen.insert(kind.to_string()) {
+            self.list.push(Quirk {
+                kind: kind.to_string(),
+                origin: origin.into(),
+            });
+        }
+    }
+}
+
+/// `Quirk` from a kind and an origin.
+pub(crate) fn quirk(kind: &str, origin: impl Into<String>) -> Quirk {
+    Quirk {
+        kind: kind.to_string(),
+        origin: origin.into(),
+    }
+}
+
+/// The real annotation files in `../shared/data` (or `IMGPREP_SHARED_DATA`)
+/// for tests: `None` (the test is skipped with a message) when absent,
+/// except under `CI=true`, where a missing folder fails the test.
+#[cfg(test)]
+pub(crate) fn shared_data() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("IMGPREP_SHARED_DATA").map(PathBuf::from),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")),
+    ];
+    for c in candidates.into_iter().flatten() {
+        if c.join("detection").is_dir() {
+            return Some(c);
+        }
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("../shared/data/detection is missing under CI=true");
+    }
+    eprintln!("SKIPPED: ../shared/data/detection not found (set IMGPREP_SHARED_DATA)");
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_rel_resolves_and_refuses_escapes() {
+        assert_eq!(normalize_rel("a\\b/./c.jpg").as_deref(), Some("a/b/c.jpg"));
+        assert_eq!(normalize_rel("a/../b.jpg").as_deref(), Some("b.jpg"));
+        assert_eq!(normalize_rel("../b.jpg"), None);
+        assert_eq!(normalize_rel("/abs/b.jpg"), None);
+        assert_eq!(normalize_rel("C:\\x\\b.jpg"), None);
+        assert_eq!(normalize_rel(""), None);
+    }
+
+    #[test]
+    fn numbers_are_finite_decimals() {
+        assert_eq!(parse_num(" 292.33 "), Some(292.33));
+        assert_eq!(parse_num("1e2"), Some(100.0));
+        assert_eq!(parse_num("-3"), Some(-3.0));
+        for bad in ["", "nan", "inf", "1e999", "0x10", "1,5", "12px"] {
+            assert_eq!(parse_num(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn images_by_stem_prefer_jpg_and_ignore_other_files() {
+        let names: Vec<String> = ["a.PNG", "a.jpg", "a.txt", "ab.jpg", "a.b.jpg", "b.txt"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let ix = ImagesByStem::new(names);
+        assert_eq!(ix.get("a"), Some("a.jpg"));
+        assert_eq!(ix.get("a.b"), Some("a.b.jpg"));
+        assert_eq!(ix.get("ab"), Some("ab.jpg"));
+        assert_eq!(ix.get("b"), None);
+        assert_eq!(ix.get("c"), None);
+    }
+
+    #[test]
+    fn oversized_files_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.xml");
+        std::fs::write(&p, vec![b' '; 2048]).unwrap();
+        let e = open_limited(&p, 1024).unwrap_err().to_string();
+        assert!(e.contains("big.xml") && e.contains("limit"), "{e}");
+        std::fs::write(&p, b"ok\n\xff\n").unwrap();
+        let e = read_text(&p, 1024).unwrap_err().to_string();
+        assert!(e.contains("big.xml:2") && e.contains("UTF-8"), "{e}");
     }
 }
