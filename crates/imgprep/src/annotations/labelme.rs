@@ -724,4 +724,35 @@ mod tests {
         let e = read(r).unwrap_err().to_string();
         assert!(e.ends_with("d/bad.json: shapes is not a list"), "{e}");
     }
+
+    /// Every prefix of a file and every byte replaced: an error or a
+    /// result, never a panic.
+    #[test]
+    fn damaged_files_never_panic() {
+        let doc = r#"{"shapes": [{"label": "a", "points": [[1, 2], [3, 4]], "shape_type": "circle", "group_id": 1, "flags": {"x": true}},
+                     {"label": "b", "points": [[1, 2], [3, 4], [0, 9]], "shape_type": "polygon"}],
+                     "imagePath": "a.jpg", "imageWidth": 10, "imageHeight": 5}"#;
+        let run = |t: &str| {
+            if let Ok(RawFile {
+                shapes: Some(Some(shapes)),
+                ..
+            }) = serde_json::from_str::<RawFile>(t)
+            {
+                let mut out = Parsed::default();
+                for s in shapes {
+                    let _ = shape(s, "x", &mut out);
+                }
+            }
+        };
+        for end in 0..=doc.len() {
+            run(&doc[..end]);
+        }
+        for i in 0..doc.len() {
+            for c in [
+                "[", "]", "{", "}", "\"", ",", "9", "-", "e", "null", "1e999",
+            ] {
+                run(&format!("{}{c}{}", &doc[..i], &doc[i + 1..]));
+            }
+        }
+    }
 }

@@ -1057,4 +1057,38 @@ mod tests {
         assert_eq!(p.images[0].split, None);
         assert_eq!(p.images[0].objects.len(), 1);
     }
+
+    /// Label lines of any shape: an object, nothing or a reason, never a
+    /// panic.
+    #[test]
+    fn damaged_lines_never_panic() {
+        let cfg = Config {
+            names: vec!["a".into(), "b".into()],
+            yaml: None,
+            base: PathBuf::from("."),
+            splits: None,
+            kpt: Some((1, 3)),
+        };
+        let line = "1 0.5 0.25 0.125 1e-3 0.5 0.5 0.7";
+        let mut q = Vec::new();
+        for end in 0..=line.len() {
+            let _ = parse_line(&line[..end], &cfg, "x:1", &mut q);
+        }
+        for i in 0..line.len() {
+            for c in [
+                "-",
+                "e",
+                " ",
+                "9",
+                "nan",
+                "inf",
+                "99999999999999999999",
+                "\u{e9}",
+                "\t",
+            ] {
+                let l = format!("{}{c}{}", &line[..i], &line[i + 1..]);
+                let _ = parse_line(&l, &cfg, "x:1", &mut q);
+            }
+        }
+    }
 }
