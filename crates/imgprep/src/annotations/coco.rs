@@ -986,4 +986,42 @@ mod tests {
             .to_string();
         assert!(e.contains("none.json: cannot read it"), "{e}");
     }
+
+    /// Every prefix of a file and every byte replaced: an error or a
+    /// result, never a panic.
+    #[test]
+    fn damaged_files_never_panic() {
+        let doc = format!(
+            r#"{{"images": [{{"id": 1, "file_name": "a.jpg", "width": 10, "height": 5}}],
+               "annotations": [{{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[1, 2, 3, 4, 5, 6]], "iscrowd": 0, "area": 2.5}},
+                               {{"id": 2, "image_id": 1, "category_id": 90, "bbox": [1, 2, 3, 4], "attributes": {{"a": 1}}}}], {CATS}}}"#
+        );
+        for end in 0..=doc.len() {
+            let _ = parse(&doc[..end]);
+        }
+        for i in 0..doc.len() {
+            for c in [
+                "[",
+                "]",
+                "{",
+                "}",
+                "\"",
+                ",",
+                "9",
+                "-",
+                "e",
+                "n",
+                "1e999",
+                "18446744073709551616",
+            ] {
+                let _ = parse(&format!("{}{c}{}", &doc[..i], &doc[i + 1..]));
+            }
+        }
+        let deep = format!(
+            "{{\"images\": {}{}}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert!(parse(&deep).is_err());
+    }
 }

@@ -1069,4 +1069,29 @@ mod tests {
         let e = read_layout(r, &AS_IS).unwrap_err().to_string();
         assert!(e.contains("no JPEGImages/"), "{e}");
     }
+
+    /// Every prefix of a document and every byte replaced by an XML
+    /// metacharacter or digit: an error or a result, never a panic.
+    #[test]
+    fn damaged_documents_never_panic() {
+        let doc = voc(
+            "<object><name>a</name><difficult/><part><name>h</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></part>\
+             <bndbox><xmin>1.5</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></object>",
+        );
+        for end in (0..=doc.len()).filter(|i| doc.is_char_boundary(*i)) {
+            let _ = parse_file("a.xml", &doc[..end], &AS_IS);
+        }
+        for i in 0..doc.len() {
+            for c in ["<", ">", "&", "\"", "/", "9", "-", "e", " ", "\u{e9}"] {
+                let t = format!("{}{c}{}", &doc[..i], &doc[i + 1..]);
+                let _ = parse_file("a.xml", &t, &VocOptions { one_based: true });
+            }
+        }
+        let deep = format!(
+            "<annotation>{}{}</annotation>",
+            "<a>".repeat(100_000),
+            "</a>".repeat(100_000)
+        );
+        let _ = parse_file("a.xml", &deep, &AS_IS);
+    }
 }
