@@ -223,36 +223,57 @@ fn balance_objects(r: &Recipe, c: &Catalog, by_group: bool) -> BTreeMap<String, 
         }
         with.push((idx, m));
     }
+    // Iterative stratification (Sechidis et al., 2011): take the class with
+    // the fewest objects still to place; each unit holding it goes to the
+    // split that still wants the most of that class (then the most images).
     Rng::new(r.seed, "split/objects").shuffle(&mut with);
-    with.sort_by_key(|(_, m)| m.keys().map(|k| total[k]).min().unwrap_or(u64::MAX));
     let images: usize = with.iter().map(|(idx, _)| idx.len()).sum();
-    let mut have: Vec<BTreeMap<String, f64>> = vec![BTreeMap::new(); splits.len()];
-    let mut have_images = vec![0f64; splits.len()];
+    let share = |k: usize| splits[k].1 / sum;
+    let mut want: Vec<BTreeMap<String, f64>> = (0..splits.len())
+        .map(|k| {
+            total
+                .iter()
+                .map(|(c, &t)| (c.clone(), share(k) * t as f64))
+                .collect()
+        })
+        .collect();
+    let mut want_images: Vec<f64> = (0..splits.len())
+        .map(|k| share(k) * images as f64)
+        .collect();
+    let mut left: BTreeMap<String, u64> = total.clone();
+    let mut placed = vec![false; with.len()];
     let mut out: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (idx, m) in with {
-        let mut best = 0;
-        let mut best_score = f64::NEG_INFINITY;
-        for (k, (_, w)) in splits.iter().enumerate() {
-            let share = w / sum;
-            let mut score = 0.0;
-            for (class, &n) in &m {
-                let t = total[class] as f64;
-                let need = share * t - have[k].get(class).copied().unwrap_or(0.0);
-                score += n as f64 * need / t;
+    while let Some(class) = left
+        .iter()
+        .filter(|(_, &n)| n > 0)
+        .min_by_key(|(c, &n)| (n, (*c).clone()))
+        .map(|(c, _)| c.clone())
+    {
+        for u in 0..with.len() {
+            if placed[u] || !with[u].1.contains_key(&class) {
+                continue;
             }
-            score += idx.len() as f64 * (share * images as f64 - have_images[k]) / images as f64;
-            if score > best_score + 1e-12 {
-                best_score = score;
-                best = k;
+            let best = (0..splits.len())
+                .max_by(|&a, &b| {
+                    let key = |k: usize| (want[k][&class], want_images[k]);
+                    let (ka, kb) = (key(a), key(b));
+                    ka.0.total_cmp(&kb.0)
+                        .then(ka.1.total_cmp(&kb.1))
+                        // ties: the split listed first (train, validation, test)
+                        .then(b.cmp(&a))
+                })
+                .unwrap_or(0);
+            placed[u] = true;
+            let (idx, m) = &with[u];
+            for (c, &n) in m {
+                *want[best].get_mut(c).unwrap() -= n as f64;
+                *left.get_mut(c).unwrap() -= n;
             }
+            want_images[best] -= idx.len() as f64;
+            out.entry(splits[best].0.to_string())
+                .or_default()
+                .extend(idx);
         }
-        for (class, n) in m {
-            *have[best].entry(class).or_default() += n as f64;
-        }
-        have_images[best] += idx.len() as f64;
-        out.entry(splits[best].0.to_string())
-            .or_default()
-            .extend(idx);
     }
     Rng::new(r.seed, "split/background").shuffle(&mut background);
     let (nv, nt) = counts(background.len(), s.validation / sum, s.test / sum);
