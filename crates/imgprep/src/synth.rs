@@ -252,7 +252,7 @@ fn synth_voc(dir: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {
             // rectangles do not overlap, so each box holds one colour
             if placed
                 .iter()
-                .any(|p| r.0 < p.2 + 2 && p.0 < r.2 + 2 && r.1 < p.3 + 2 && p.1 < r.3 + 2)
+                .any(|p| r.0 < p.2 + 8 && p.0 < r.2 + 8 && r.1 < p.3 + 8 && p.1 < r.3 + 8)
             {
                 continue;
             }

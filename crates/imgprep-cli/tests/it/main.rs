@@ -3,6 +3,7 @@
 
 mod build;
 mod correctness;
+mod detection;
 mod docs;
 mod env;
 mod errors;

@@ -1,5 +1,7 @@
 //! Pascal VOC: `{variant}/voc/JPEGImages/`, `Annotations/{stem}.xml` and
-//! `ImageSets/Main/{split}.txt` (`validation` is `val` there). Coordinates
+//! `ImageSets/Main/{split}.txt` (`validation` is `val` there). VOC is flat:
+//! an item in sub-folders is named with `_` for `/` (`train/a.jpg` ->
+//! `train_a.jpg`; two items on one name are refused). Coordinates
 //! are written as they are held (0-based continuous pixels, no 1-based
 //! shift; the manifest says so), integers when they are whole numbers.
 
@@ -37,7 +39,7 @@ impl Format for Voc {
         let mut list = String::new();
         for &i in items {
             let item = &ctx.catalog.items[i];
-            let file = ctx.out_rel(item);
+            let file = ctx.out_rel(item).replace('/', "_");
             let rel = format!("{dir}/JPEGImages/{file}");
             let sums = ctx.put_image(i, &rel)?;
             sink.places.push((i, rel.clone()));

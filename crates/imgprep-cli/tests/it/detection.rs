@@ -1,0 +1,789 @@
+//! Detection datasets: boxes from VOC, COCO, YOLO and labelme files, checked
+//! and written in every training format; the real readers (MXNet's two
+//! detection iterators, TensorFlow, pycocotools) must return the boxes we
+//! meant, and conversions between formats must keep every box.
+
+use crate::env::{assert_stderr_has, interop, python, shared_data, stderr, tf_python, TestEnv};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// A recipe reading `source` (TOML of one `[[sources]]` table's keys) with
+/// `outputs` formats and extra TOML appended.
+fn recipe(env: &TestEnv, name: &str, source: &str, outputs: &[&str], extra: &str) -> String {
+    let mut t = format!("name = \"{name}\"\n[[sources]]\n{source}\n");
+    t.push_str(extra);
+    for o in outputs {
+        t.push_str(&format!("\n[[outputs]]\n{o}\n"));
+    }
+    let file = format!("{name}.toml");
+    env.write(&file, t.as_bytes());
+    file
+}
+
+fn json(env: &TestEnv, rel: &str) -> Value {
+    serde_json::from_slice(&env.read(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn synth_voc(env: &TestEnv, dir: &str, n: usize, w: u32, h: u32) {
+    env.ok(&[
+        "synth",
+        dir,
+        "--layout",
+        "voc",
+        "--classes",
+        "1",
+        "--per-class",
+        &n.to_string(),
+        "--width",
+        &w.to_string(),
+        "--height",
+        &h.to_string(),
+    ]);
+}
+
+/// COCO output boxes by file name: (category name, [x, y, w, h]) sorted.
+fn coco_boxes(doc: &Value) -> BTreeMap<String, Vec<(String, [f64; 4])>> {
+    let cats: BTreeMap<u64, String> = doc["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_u64().unwrap(),
+                c["name"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let files: BTreeMap<u64, String> = doc["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["id"].as_u64().unwrap(),
+                i["file_name"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let mut out: BTreeMap<String, Vec<(String, [f64; 4])>> =
+        files.values().map(|f| (f.clone(), Vec::new())).collect();
+    for a in doc["annotations"].as_array().unwrap() {
+        let b: Vec<f64> = a["bbox"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        out.get_mut(&files[&a["image_id"].as_u64().unwrap()])
+            .unwrap()
+            .push((
+                cats[&a["category_id"].as_u64().unwrap()].clone(),
+                [b[0], b[1], b[2], b[3]],
+            ));
+    }
+    for v in out.values_mut() {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    }
+    out
+}
+
+fn close(a: &[f64], b: &[f64], tol: f64) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol)
+}
+
+/// The main job: VOC in, every output; hyperparameters from what was
+/// written; the split spreads every class by its ratio.
+#[test]
+fn voc_to_every_format_with_counts_from_what_was_written() {
+    let env = TestEnv::new();
+    synth_voc(&env, "voc", 60, 160, 120);
+    let r = recipe(
+        &env,
+        "roads",
+        "type = \"voc\"\nroot = \"voc\"",
+        &[
+            "format = \"sagemaker-detection\"",
+            "format = \"recordio\"",
+            "format = \"coco\"",
+            "format = \"yolo\"",
+            "format = \"voc\"",
+            "format = \"tfrecord\"\npreset = \"object-detection\"",
+            "format = \"augmented-manifest\"\npush_to = \"s3://bucket/roads\"",
+        ],
+        "[split]\nmethod = \"stratified\"\ntrain = 0.7\nvalidation = 0.3\n[transform]\nencoding = \"passthrough\"\n",
+    );
+    env.ok(&["build", &r, "--out", "out"]);
+    let m = json(&env, "out/manifest.json");
+    let d = &m["detection"];
+    let objects = &d["objects"]["complete"];
+    // every class in both splits, near 70/30 in objects
+    for class in ["D00", "D10", "D20", "D40"] {
+        let t = objects["train"][class].as_f64().unwrap_or(0.0);
+        let v = objects["validation"][class].as_f64().unwrap_or(0.0);
+        assert!(v > 0.0 && t > 0.0, "{class}: {t} / {v}");
+        assert!((v / (t + v) - 0.3).abs() < 0.12, "{class}: {t} / {v}");
+    }
+    let hp = json(&env, "out/complete/hyperparameters.json");
+    let lst = String::from_utf8(env.read("out/complete/recordio/train.lst")).unwrap();
+    assert_eq!(hp["num_training_samples"], lst.lines().count().to_string());
+    assert_eq!(hp["num_classes"], "4");
+    let most = ["train", "validation"]
+        .iter()
+        .flat_map(|s| {
+            String::from_utf8(env.read(&format!("out/complete/recordio/{s}.lst")))
+                .unwrap()
+                .lines()
+                .map(|l| (l.split('\t').count() - 4) / 5)
+                .collect::<Vec<_>>()
+        })
+        .max()
+        .unwrap();
+    assert_eq!(hp["label_width"], (2 + 5 * most).to_string());
+    assert!(hp.get("image_shape").is_none(), "{hp}");
+    // the ids each output uses
+    assert_eq!(d["class_id_base"]["coco"], 1);
+    assert_eq!(d["class_id_base"]["tfrecord-object-detection"], 1);
+    assert_eq!(d["class_id_base"]["sagemaker-detection"], 0);
+    // SageMaker JSON: the same boxes as the source XML (pass-through: same pixels)
+    let coco = coco_boxes(&json(&env, "out/complete/coco/annotations/train.json"));
+    let (file, boxes) = coco.iter().find(|(_, b)| !b.is_empty()).unwrap();
+    let stem = file.trim_end_matches(".jpg");
+    let sm = json(
+        &env,
+        &format!("out/complete/sagemaker-detection/train_annotation/{stem}.json"),
+    );
+    assert_eq!(sm["file"], file.as_str());
+    assert_eq!(sm["image_size"][0]["width"], 160);
+    let mut got: Vec<(String, [f64; 4])> = sm["annotations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let name = sm["categories"][a["class_id"].as_u64().unwrap() as usize]["name"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let f = |k: &str| a[k].as_f64().unwrap();
+            (name, [f("left"), f("top"), f("width"), f("height")])
+        })
+        .collect();
+    got.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(&got, boxes);
+    let xml = String::from_utf8(env.read(&format!("voc/Annotations/{stem}.xml"))).unwrap();
+    let (_, b) = &boxes[0];
+    assert!(
+        xml.contains(&format!("<xmin>{}</xmin>", b[0])),
+        "{xml} vs {b:?}"
+    );
+    // the augmented manifest points where push will put the images
+    let am = String::from_utf8(env.read("out/complete/augmented-manifest/train.manifest")).unwrap();
+    let first: Value = serde_json::from_str(am.lines().next().unwrap()).unwrap();
+    assert!(first["source-ref"]
+        .as_str()
+        .unwrap()
+        .starts_with("s3://bucket/roads/complete/augmented-manifest/train/"));
+    assert!(first["bounding-box-metadata"]["class-map"]["0"] == "D00");
+    // the same build again: byte-identical, whatever the thread count
+    let again = env.run(&["build", &r, "--out", "out2", "--num-thread", "1"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    for f in [
+        "out/complete/recordio/train.rec",
+        "out/complete/coco/annotations/validation.json",
+        "out/complete/tfrecord-object-detection/train-00000-of-00001.tfrecord",
+    ] {
+        assert_eq!(
+            env.read(f),
+            env.read(&f.replacen("out/", "out2/", 1)),
+            "{f}"
+        );
+    }
+}
+
+/// MXNet's ImageDetIter and ImageDetRecordIter read our records and return
+/// the boxes of the COCO export (normalised) for every image; the .lst
+/// matches the records.
+#[test]
+fn mxnet_detection_readers_return_our_boxes() {
+    let Some(py) = python() else { return };
+    let env = TestEnv::new();
+    synth_voc(&env, "voc", 24, 200, 150);
+    // a resize: the normalised boxes stay, the pixels scale
+    let r = recipe(
+        &env,
+        "mx",
+        "type = \"voc\"\nroot = \"voc\"",
+        &["format = \"recordio\"", "format = \"coco\""],
+        "[split]\ntrain = 0.5\nvalidation = 0.5\n[transform]\nresize = \"100x75\"\n",
+    );
+    env.ok(&["build", &r, "--out", "out"]);
+    let hp = json(&env, "out/complete/hyperparameters.json");
+    let pad: usize = hp["label_width"].as_str().unwrap().parse().unwrap();
+    for split in ["train", "validation"] {
+        let coco = coco_boxes(&json(
+            &env,
+            &format!("out/complete/coco/annotations/{split}.json"),
+        ));
+        let cats = ["D00", "D10", "D20", "D40"];
+        let v = interop(
+            &py,
+            "mxnet_det_read.py",
+            &[
+                &format!("out/complete/recordio/{split}"),
+                "--width",
+                "100",
+                "--height",
+                "75",
+                "--pad-width",
+                &pad.to_string(),
+            ],
+            env.dir.path(),
+        );
+        let lst =
+            String::from_utf8(env.read(&format!("out/complete/recordio/{split}.lst"))).unwrap();
+        let records = v["records"].as_array().unwrap();
+        let det = v["det_iter"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", v["det_iter"]));
+        let rec_it = v["det_record_iter"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", v["det_record_iter"]));
+        assert_eq!(records.len(), lst.lines().count());
+        assert_eq!(det.len(), records.len());
+        assert_eq!(rec_it.len(), records.len());
+        for (k, line) in lst.lines().enumerate() {
+            let f: Vec<&str> = line.split('\t').collect();
+            let file = f[f.len() - 1];
+            // what we meant: the COCO export's boxes / the image size
+            let mut want: Vec<Vec<f64>> = coco[file]
+                .iter()
+                .map(|(c, b)| {
+                    let id = cats.iter().position(|x| x == c).unwrap() as f64;
+                    vec![
+                        id,
+                        b[0] / 100.0,
+                        b[1] / 75.0,
+                        (b[0] + b[2]) / 100.0,
+                        (b[1] + b[3]) / 75.0,
+                    ]
+                })
+                .collect();
+            want.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let label: Vec<f64> = records[k]["label"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            assert_eq!(&label[..2], &[2.0, 5.0]);
+            let rows = |flat: &[f64]| -> Vec<Vec<f64>> {
+                let mut r: Vec<Vec<f64>> = flat.chunks(5).map(|c| c.to_vec()).collect();
+                r.sort_by(|a, b| a.partial_cmp(b).unwrap());
+                r
+            };
+            let packed = rows(&label[2..]);
+            let iter_rows: Vec<Vec<f64>> = {
+                let mut r: Vec<Vec<f64>> = det[k]["objects"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|row| {
+                        row.as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|x| x.as_f64().unwrap())
+                            .collect()
+                    })
+                    .collect();
+                r.sort_by(|a, b| a.partial_cmp(b).unwrap());
+                r
+            };
+            let ri: Vec<f64> = rec_it[k]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            // [channels, height, width, label length, label..., padding]
+            assert_eq!(ri[4..6], [2.0, 5.0]);
+            let n = ri[3] as usize;
+            let from_rec_iter = rows(&ri[6..4 + n]);
+            assert_eq!(want.len(), packed.len(), "{file}");
+            for (((w, p), d), q) in want.iter().zip(&packed).zip(&iter_rows).zip(&from_rec_iter) {
+                assert!(close(w, p, 1e-6), "{file}: {w:?} vs packed {p:?}");
+                assert!(close(w, d, 1e-6), "{file}: {w:?} vs ImageDetIter {d:?}");
+                assert!(
+                    close(w, q, 1e-6),
+                    "{file}: {w:?} vs ImageDetRecordIter {q:?}"
+                );
+            }
+            assert_eq!(det[k]["shape"], serde_json::json!([1, 3, 75, 100]));
+        }
+    }
+}
+
+/// TensorFlow parses the Object Detection API records: boxes and 1-based
+/// labels match the COCO export; the label map names them.
+#[test]
+fn tensorflow_reads_object_detection_records() {
+    let Some(py) = tf_python() else { return };
+    let env = TestEnv::new();
+    synth_voc(&env, "voc", 12, 160, 120);
+    let r = recipe(
+        &env,
+        "tf",
+        "type = \"voc\"\nroot = \"voc\"",
+        &[
+            "format = \"tfrecord\"\npreset = \"object-detection\"",
+            "format = \"coco\"",
+        ],
+        "[transform]\nencoding = \"passthrough\"\n",
+    );
+    env.ok(&["build", &r, "--out", "out"]);
+    let coco = coco_boxes(&json(&env, "out/complete/coco/annotations/train.json"));
+    let v = interop(
+        &py,
+        "tf_od_read.py",
+        &["out/complete/tfrecord-object-detection/train-00000-of-00001.tfrecord"],
+        env.dir.path(),
+    );
+    let recs = v["records"].as_array().unwrap();
+    assert_eq!(recs.len(), 12);
+    let names = ["D00", "D10", "D20", "D40"];
+    for rec in recs {
+        let file = rec["filename"].as_str().unwrap();
+        assert_eq!(rec["shape"], serde_json::json!([120, 160, 3]));
+        let f = |k: &str| -> Vec<f64> {
+            rec[k]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        };
+        let (x0, x1, y0, y1) = (f("xmin"), f("xmax"), f("ymin"), f("ymax"));
+        let mut got: Vec<(String, [f64; 4])> = (0..x0.len())
+            .map(|k| {
+                let label = rec["label"][k].as_u64().unwrap() as usize;
+                assert_eq!(rec["text"][k], names[label - 1]);
+                (
+                    names[label - 1].to_string(),
+                    [
+                        x0[k] * 160.0,
+                        y0[k] * 120.0,
+                        (x1[k] - x0[k]) * 160.0,
+                        (y1[k] - y0[k]) * 120.0,
+                    ],
+                )
+            })
+            .collect();
+        got.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let want = &coco[file];
+        assert_eq!(got.len(), want.len(), "{file}");
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(g.0, w.0);
+            assert!(close(&g.1, &w.1, 1e-3), "{file}: {g:?} vs {w:?}");
+        }
+    }
+    assert!(v["label_map"]
+        .as_str()
+        .unwrap()
+        .contains("id: 1\n  name: 'D00'"));
+}
+
+/// pycocotools loads our COCO export (COCO(), loadAnns) and evaluates it
+/// against itself with AP 1.0 (area, iscrowd and boxes all usable); the
+/// real labelme COCO file converts with its float boxes and id gaps.
+#[test]
+fn pycocotools_loads_our_coco_export() {
+    let Some(py) = tf_python() else { return };
+    let Some(shared) = shared_data() else { return };
+    let env = TestEnv::new();
+    let src = shared.join("detection/labelme_coco_instances");
+    let r = recipe(
+        &env,
+        "c",
+        &format!(
+            "type = \"coco\"\nfile = \"{}\"\nimages = \"{}\"",
+            src.join("annotations.json").display(),
+            src.display()
+        ),
+        &["format = \"coco\""],
+        "[transform]\nencoding = \"passthrough\"\n",
+    );
+    env.ok(&["build", &r, "--out", "out"]);
+    let ours = json(&env, "out/complete/coco/annotations/train.json");
+    let v = interop(
+        &py,
+        "coco_read.py",
+        &["out/complete/coco/annotations/train.json"],
+        env.dir.path(),
+    );
+    assert_eq!(v["self_ap"].as_f64().unwrap(), 1.0, "{v}");
+    let images = v["images"].as_array().unwrap();
+    assert_eq!(images.len(), 3);
+    let anns: usize = images
+        .iter()
+        .map(|i| i["anns"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(anns, ours["annotations"].as_array().unwrap().len());
+    // the source's boxes, by file and class name
+    let src_doc: Value =
+        serde_json::from_slice(&std::fs::read(src.join("annotations.json")).unwrap()).unwrap();
+    let want = coco_boxes(&src_doc);
+    let got = coco_boxes(&ours);
+    for (file, boxes) in &want {
+        let name = file.trim_start_matches("JPEGImages/");
+        let g = got
+            .iter()
+            .find(|(f, _)| f.ends_with(name))
+            .unwrap_or_else(|| panic!("{file} missing"))
+            .1;
+        assert_eq!(g.len(), boxes.len(), "{file}");
+        for (a, b) in g.iter().zip(boxes) {
+            assert_eq!(a.0, b.0);
+            assert!(close(&a.1, &b.1, 1e-9), "{file}: {a:?} vs {b:?}");
+        }
+    }
+}
+
+/// VOC -> COCO -> VOC and VOC -> YOLO -> VOC keep every box: the COCO view
+/// of the round-tripped VOC equals the COCO view of the original.
+#[test]
+fn round_trips_through_coco_and_yolo_keep_every_box() {
+    let env = TestEnv::new();
+    synth_voc(&env, "voc", 20, 333, 211);
+    let pass = "[transform]\nencoding = \"passthrough\"\n";
+    let a = recipe(
+        &env,
+        "a",
+        "type = \"voc\"\nroot = \"voc\"",
+        &["format = \"coco\"", "format = \"yolo\""],
+        pass,
+    );
+    env.ok(&["build", &a, "--out", "a"]);
+    let reference = coco_boxes(&json(&env, "a/complete/coco/annotations/train.json"));
+    assert_eq!(reference.len(), 20);
+    // COCO -> VOC -> COCO
+    let b = recipe(
+        &env,
+        "b",
+        "type = \"coco\"\nfile = \"a/complete/coco/annotations/train.json\"\nimages = \"a/complete/coco/train\"",
+        &["format = \"voc\""],
+        pass,
+    );
+    env.ok(&["build", &b, "--out", "b"]);
+    let c = recipe(
+        &env,
+        "c",
+        "type = \"voc\"\nroot = \"b/complete/voc\"",
+        &["format = \"coco\""],
+        pass,
+    );
+    env.ok(&["build", &c, "--out", "c"]);
+    let back = coco_boxes(&json(&env, "c/complete/coco/annotations/train.json"));
+    assert_eq!(back, reference, "VOC -> COCO -> VOC");
+    // YOLO -> VOC -> COCO (normalised text: within float tolerance)
+    let d = recipe(
+        &env,
+        "d",
+        "type = \"yolo\"\nroot = \"a/complete/yolo\"",
+        &["format = \"voc\""],
+        pass,
+    );
+    env.ok(&["build", &d, "--out", "d"]);
+    let e = recipe(
+        &env,
+        "e",
+        "type = \"voc\"\nroot = \"d/complete/voc\"",
+        &["format = \"coco\""],
+        pass,
+    );
+    env.ok(&["build", &e, "--out", "e"]);
+    let back = coco_boxes(&json(&env, "e/complete/coco/annotations/train.json"));
+    assert_eq!(back.len(), reference.len());
+    for (file, want) in &reference {
+        let got = back
+            .iter()
+            .find(|(f, _)| f.ends_with(file.as_str()))
+            .unwrap_or_else(|| panic!("{file}"))
+            .1;
+        assert_eq!(got.len(), want.len(), "{file}");
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(g.0, w.0);
+            assert!(close(&g.1, &w.1, 1e-5), "{file}: {g:?} vs {w:?}");
+        }
+    }
+}
+
+/// A box around a painted rectangle stays around it after a centre crop
+/// and a resize: inside the written box the pixels are the rectangle's
+/// colour, just outside they are not.
+#[test]
+fn crop_and_resize_move_boxes_with_the_pixels() {
+    let env = TestEnv::new();
+    synth_voc(&env, "voc", 16, 320, 200);
+    let r = recipe(
+        &env,
+        "g",
+        "type = \"voc\"\nroot = \"voc\"",
+        &["format = \"coco\""],
+        "[transform]\ncenter_crop = true\nresize = 150\nencoding = \"png\"\n[boxes]\noutside = \"clip\"\n",
+    );
+    env.ok(&["build", &r, "--out", "out"]);
+    let doc = json(&env, "out/complete/coco/annotations/train.json");
+    let colours = [
+        [230u8, 20, 20],
+        [20, 200, 20],
+        [20, 40, 230],
+        [240, 220, 10],
+    ];
+    let mut proc = imgprep::image::Processor::new().unwrap();
+    let spec = imgprep::image::ImageSpec::default();
+    let mut checked = 0;
+    for img in doc["images"].as_array().unwrap() {
+        let file = img["file_name"].as_str().unwrap();
+        let data = env.read(&format!("out/complete/coco/train/{file}"));
+        let px = proc.decode(&data, &spec).unwrap().pixels;
+        assert_eq!((px.width, px.height), (150, 150));
+        let at = |x: f64, y: f64| -> [u8; 3] {
+            let (x, y) = (x.floor() as usize, y.floor() as usize);
+            let k = (y * px.width as usize + x) * 3;
+            [px.data[k], px.data[k + 1], px.data[k + 2]]
+        };
+        let near = |a: [u8; 3], b: [u8; 3]| {
+            a.iter()
+                .zip(b)
+                .all(|(p, q)| (*p as i32 - q as i32).abs() < 40)
+        };
+        for a in doc["annotations"].as_array().unwrap() {
+            if a["image_id"] != img["id"] {
+                continue;
+            }
+            let c = colours[a["category_id"].as_u64().unwrap() as usize - 1];
+            let b: Vec<f64> = a["bbox"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            let (x0, y0, x1, y1) = (b[0], b[1], b[0] + b[2], b[1] + b[3]);
+            assert!(
+                x0 >= 0.0 && y0 >= 0.0 && x1 <= 150.0 && y1 <= 150.0,
+                "{file}: {b:?}"
+            );
+            if b[2] < 6.0 || b[3] < 6.0 {
+                continue;
+            }
+            // inside, 2 px from each edge, and the centre
+            let (cx, cy) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
+            for (x, y) in [
+                (cx, cy),
+                (x0 + 2.0, cy),
+                (x1 - 2.0, cy),
+                (cx, y0 + 2.0),
+                (cx, y1 - 2.0),
+            ] {
+                assert!(
+                    near(at(x, y), c),
+                    "{file}: {:?} at {x},{y} in {b:?}",
+                    at(x, y)
+                );
+            }
+            // outside, 2 px from each edge (where the image goes on)
+            for (x, y) in [
+                (x0 - 2.0, cy),
+                (x1 + 2.0, cy),
+                (cx, y0 - 2.0),
+                (cx, y1 + 2.0),
+            ] {
+                if x >= 0.0 && y >= 0.0 && x < 150.0 && y < 150.0 {
+                    assert!(
+                        !near(at(x, y), c),
+                        "{file}: colour outside {b:?} at {x},{y}"
+                    );
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 20, "only {checked} boxes checked");
+}
+
+/// Bad boxes are dropped or clipped and counted, each listed with its
+/// file:line; an image left without boxes is kept for COCO and left out of
+/// RecordIO (counted), and num_training_samples counts the records.
+#[test]
+fn bad_boxes_are_counted_with_their_place_and_background_images_handled() {
+    let env = TestEnv::new();
+    synth_voc(&env, "voc", 3, 100, 80);
+    let obj =
+        |name: &str, b: &str| format!("<object><name>{name}</name><bndbox>{b}</bndbox></object>");
+    let coords = |x0: &str, y0: &str, x1: &str, y1: &str| {
+        format!("<xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax>")
+    };
+    let xml = format!(
+        "<annotation><filename>bad.jpg</filename><size><width>100</width><height>80</height></size>\n{}\n{}\n{}\n{}\n{}\n{}\n</annotation>",
+        obj("D00", &coords("10", "10", "50.5", "40")),
+        obj("D00", &coords("10", "10", "50.5", "40")),
+        obj("D10", &coords("60", "60", "140", "79")),
+        obj("D10", &coords("30", "30", "20", "50")),
+        obj("D20", &coords("nan", "1", "5", "5")),
+        obj("cat", &coords("1", "1", "5", "5")),
+    );
+    std::fs::copy(
+        env.path("voc/JPEGImages/seg00_00000.jpg"),
+        env.path("voc/JPEGImages/bad.jpg"),
+    )
+    .unwrap();
+    env.write("voc/Annotations/bad.xml", xml.as_bytes());
+    // an image whose only box lies outside it
+    std::fs::copy(
+        env.path("voc/JPEGImages/seg00_00000.jpg"),
+        env.path("voc/JPEGImages/empty.jpg"),
+    )
+    .unwrap();
+    env.write(
+        "voc/Annotations/empty.xml",
+        format!(
+            "<annotation><filename>empty.jpg</filename><size><width>100</width><height>80</height></size>{}</annotation>",
+            obj("D00", &coords("120", "10", "150", "40"))
+        )
+        .as_bytes(),
+    );
+    let r = recipe(
+        &env,
+        "b",
+        "type = \"voc\"\nroot = \"voc\"",
+        &["format = \"recordio\"", "format = \"coco\""],
+        "[labels]\nnames = [\"D00\", \"D10\", \"D20\", \"D40\"]\n[transform]\nencoding = \"passthrough\"\n",
+    );
+    let out = env.ok(&["build", &r, "--out", "out"]);
+    assert_stderr_has(&out, "boxes:");
+    assert_stderr_has(&out, "bad.xml:");
+    let m = json(&env, "out/manifest.json");
+    let b = &m["detection"]["boxes"];
+    assert_eq!(
+        b["dropped"]["duplicate of another box of the same class"], 1,
+        "{b}"
+    );
+    assert_eq!(b["dropped"]["zero or negative width or height"], 1, "{b}");
+    assert_eq!(
+        b["dropped"]["unreadable <xmin> \"nan\" in <bndbox>"], 1,
+        "{b}"
+    );
+    assert_eq!(b["dropped"]["class not in labels.names"], 1, "{b}");
+    assert_eq!(b["dropped"]["outside the image"], 1, "{b}");
+    assert_eq!(b["changed"]["clipped to the image"], 1, "{b}");
+    assert_eq!(b["images_without_objects"], 1, "{b}");
+    let listed = b["objects"].as_array().unwrap();
+    assert!(
+        listed
+            .iter()
+            .all(|o| o["origin"].as_str().unwrap().contains(".xml:")),
+        "{b}"
+    );
+    // the clipped box ends at the image's edge
+    let coco = coco_boxes(&json(&env, "out/complete/coco/annotations/train.json"));
+    assert!(
+        coco["bad.jpg"].contains(&("D10".to_string(), [60.0, 60.0, 40.0, 19.0])),
+        "{:?}",
+        coco["bad.jpg"]
+    );
+    assert!(coco["empty.jpg"].is_empty());
+    // RecordIO cannot hold the empty image: left out and counted
+    let lst = String::from_utf8(env.read("out/complete/recordio/train.lst")).unwrap();
+    assert!(!lst.contains("empty.jpg"));
+    assert_eq!(
+        m["detection"]["left_out"]["complete"]["recordio"]
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .unwrap(),
+        1
+    );
+    let hp = json(&env, "out/complete/hyperparameters.json");
+    assert_eq!(hp["num_training_samples"], lst.lines().count().to_string());
+    // boxes.outside = "drop": the clipped box goes too
+    let r2 = recipe(
+        &env,
+        "b2",
+        "type = \"voc\"\nroot = \"voc\"",
+        &["format = \"coco\""],
+        "[boxes]\noutside = \"drop\"\nempty_images = \"drop\"\n[transform]\nencoding = \"passthrough\"\n",
+    );
+    env.ok(&["build", &r2, "--out", "out2"]);
+    let coco = coco_boxes(&json(&env, "out2/complete/coco/annotations/train.json"));
+    assert!(!coco.contains_key("empty.jpg"));
+    assert!(!coco["bad.jpg"].iter().any(|(c, _)| c == "D10"));
+}
+
+/// Wrong outputs for the kind of dataset are refused before any work.
+#[test]
+fn box_outputs_need_box_sources_and_back() {
+    let env = TestEnv::new();
+    env.synth("imgs", 2, 2, 32, 32);
+    let r = recipe(
+        &env,
+        "x",
+        "type = \"folders\"\nroot = \"imgs\"",
+        &["format = \"coco\""],
+        "",
+    );
+    let out = env.run(&["build", &r, "--out", "out"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_stderr_has(&out, "holds boxes, but the sources give class labels");
+    synth_voc(&env, "voc", 2, 64, 48);
+    let r = recipe(
+        &env,
+        "y",
+        "type = \"voc\"\nroot = \"voc\"",
+        &["format = \"folders\""],
+        "",
+    );
+    let out = env.run(&["build", &r, "--out", "out"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_stderr_has(&out, "holds class labels, but the sources give boxes");
+    assert!(!env.path("out").exists());
+}
+
+/// The real VOC files (float coordinates, empty <pose/>, <truncated/>,
+/// <difficult/>) and labelme files build, their quirks counted.
+#[test]
+fn real_voc_and_labelme_files_build() {
+    let Some(shared) = shared_data() else { return };
+    let env = TestEnv::new();
+    let voc = shared.join("detection/labelme_voc_bbox");
+    let r = recipe(
+        &env,
+        "v",
+        &format!("type = \"voc\"\nroot = \"{}\"", voc.display()),
+        &["format = \"coco\"", "format = \"sagemaker-detection\""],
+        "[transform]\nencoding = \"passthrough\"\n",
+    );
+    env.ok(&["build", &r, "--out", "out"]);
+    let m = json(&env, "out/manifest.json");
+    let b = &m["detection"]["boxes"];
+    assert_eq!(b["objects_declared"], 9, "{b}");
+    assert!(
+        b["quirks"]["float coordinates"].as_u64().unwrap() >= 1,
+        "{b}"
+    );
+    let coco = coco_boxes(&json(&env, "out/complete/coco/annotations/train.json"));
+    assert_eq!(coco.len(), 3);
+    assert!(coco
+        .values()
+        .flatten()
+        .any(|(_, b)| b.iter().any(|v| v.fract() != 0.0)));
+    let lm = shared.join("detection/labelme_voc_bbox/labelme_source");
+    let r = recipe(
+        &env,
+        "l",
+        &format!("type = \"labelme\"\nroot = \"{}\"", lm.display()),
+        &["format = \"coco\""],
+        "[transform]\nencoding = \"passthrough\"\n",
+    );
+    env.ok(&["build", &r, "--out", "out-l"]);
+    let coco = coco_boxes(&json(&env, "out-l/complete/coco/annotations/train.json"));
+    assert!(!coco.is_empty() && coco.values().any(|v| !v.is_empty()));
+}
