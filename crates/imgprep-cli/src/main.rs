@@ -327,7 +327,22 @@ fn inspect(a: InspectArgs) -> Result<u8> {
                 (None, Some(e)) => ("?".into(), format!("error: {e}")),
                 _ => ("?".into(), String::new()),
             };
-            let labels: Vec<String> = r.labels.iter().map(|l| format!("{l}")).collect();
+            let labels: Vec<String> = match imgprep::inspect::detection_boxes(&r.labels) {
+                // detection records: class and box (fractions of the image) per object
+                Some(boxes) => vec![format!(
+                    "{} boxes: {}",
+                    boxes.len(),
+                    boxes
+                        .iter()
+                        .map(|(c, b)| format!(
+                            "{c} [{:.4} {:.4} {:.4} {:.4}]",
+                            b[0], b[1], b[2], b[3]
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                )],
+                None => r.labels.iter().map(|l| format!("{l}")).collect(),
+            };
             format!(
                 "{:>8} {:>12} {:>10} {:>8} {:>6} {:>11}  {}",
                 r.n,

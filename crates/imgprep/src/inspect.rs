@@ -21,6 +21,26 @@ pub struct RecordSummary {
     pub error: Option<String>,
 }
 
+/// The boxes of a detection label (`[2, 5, class xmin ymin xmax ymax ...]`,
+/// im2rec's packed detection layout with header width 2 and 5 values per
+/// object), or `None` when the label is not one.
+pub fn detection_boxes(labels: &[f32]) -> Option<Vec<(f32, [f32; 4])>> {
+    let header = *labels.first()? as usize;
+    let width = *labels.get(1)? as usize;
+    if labels[0] != header as f32 || header < 2 || width < 5 || labels.len() < header + width {
+        return None;
+    }
+    if !(labels.len() - header).is_multiple_of(width) {
+        return None;
+    }
+    Some(
+        labels[header..]
+            .chunks(width)
+            .map(|o| (o[0], [o[1], o[2], o[3], o[4]]))
+            .collect(),
+    )
+}
+
 /// Calls `f` for every record of `rec`. Framing errors stop the walk and are
 /// returned with the file name and byte offset.
 pub fn inspect_rec(rec: &Path, mut f: impl FnMut(RecordSummary) -> bool) -> Result<u64> {

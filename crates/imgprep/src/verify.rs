@@ -174,8 +174,12 @@ pub fn verify_rec(prefix: &Path, threads: usize, reporter: &dyn Reporter) -> Res
                     let ok = if labels.len() == 1 {
                         want.first().map(|&w| w as f32) == Some(labels[0])
                     } else {
+                        // (the .lst holds 6 decimals, the record the float)
                         labels.len() == want.len()
-                            && want.iter().zip(labels).all(|(&w, &l)| w as f32 == l)
+                            && want
+                                .iter()
+                                .zip(labels)
+                                .all(|(&w, &l)| (w - l as f64).abs() <= 1e-6)
                     };
                     if !ok {
                         report.problem(format!(

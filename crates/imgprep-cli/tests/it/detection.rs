@@ -183,6 +183,22 @@ fn voc_to_every_format_with_counts_from_what_was_written() {
         .unwrap()
         .starts_with("s3://bucket/roads/complete/augmented-manifest/train/"));
     assert!(first["bounding-box-metadata"]["class-map"]["0"] == "D00");
+    // inspect shows each record's boxes
+    let shown = crate::env::stdout(&env.ok(&["inspect", "out/complete/recordio/train.rec"]));
+    assert!(
+        shown.lines().nth(1).unwrap().contains(" boxes: "),
+        "{shown}"
+    );
+    // verify re-reads every box; a box moved outside its image is found
+    env.ok(&["verify", "out"]);
+    let sm_rel = format!("out/complete/sagemaker-detection/train_annotation/{stem}.json");
+    let mut bad = sm.clone();
+    bad["annotations"][0]["left"] = serde_json::json!(150);
+    env.write(&sm_rel, bad.to_string().as_bytes());
+    let v = env.run(&["verify", "out"]);
+    assert_eq!(v.status.code(), Some(1));
+    let said = format!("{}{}", crate::env::stdout(&v), stderr(&v));
+    assert!(said.contains("is not a box inside 160x120"), "{said}");
     // the same build again: byte-identical, whatever the thread count
     let again = env.run(&["build", &r, "--out", "out2", "--num-thread", "1"]);
     assert!(again.status.success(), "{}", stderr(&again));
@@ -786,4 +802,129 @@ fn real_voc_and_labelme_files_build() {
     env.ok(&["build", &r, "--out", "out-l"]);
     let coco = coco_boxes(&json(&env, "out-l/complete/coco/annotations/train.json"));
     assert!(!coco.is_empty() && coco.values().any(|v| !v.is_empty()));
+}
+
+/// `jpeg` with an EXIF APP1 segment saying `orientation`, right after SOI.
+fn with_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    let mut tiff = b"II*\0\x08\0\0\0".to_vec();
+    tiff.extend_from_slice(&1u16.to_le_bytes()); // one IFD entry
+    tiff.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
+    tiff.extend_from_slice(&3u16.to_le_bytes()); // SHORT
+    tiff.extend_from_slice(&1u32.to_le_bytes());
+    tiff.extend_from_slice(&orientation.to_le_bytes());
+    tiff.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&app1);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// An image stored sideways with EXIF orientation 6: boxes drawn on the
+/// stored pixels (the declared size is the stored one) are turned with the
+/// image, so they stay on the painted rectangles of the upright output; a
+/// pass-through build refuses it (readers disagree on turning it); an
+/// ambiguous declared size asks for boxes.exif_frame.
+#[test]
+fn exif_orientation_turns_boxes_drawn_on_the_stored_pixels() {
+    let env = TestEnv::new();
+    synth_voc(&env, "voc", 4, 240, 160);
+    for k in 0..4 {
+        let name = format!("voc/JPEGImages/seg{:02}_{k:05}.jpg", k % 6);
+        let data = env.read(&name);
+        env.write(&name, &with_orientation(&data, 6));
+    }
+    let r = recipe(
+        &env,
+        "x",
+        "type = \"voc\"\nroot = \"voc\"",
+        &["format = \"coco\""],
+        "[transform]\nencoding = \"png\"\n",
+    );
+    env.ok(&["build", &r, "--out", "out"]);
+    let doc = json(&env, "out/complete/coco/annotations/train.json");
+    let m = json(&env, "out/manifest.json");
+    assert!(
+        m["detection"]["boxes"]["changed"]["turned with the image's EXIF orientation"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    let colours = [
+        [230u8, 20, 20],
+        [20, 200, 20],
+        [20, 40, 230],
+        [240, 220, 10],
+    ];
+    let mut proc = imgprep::image::Processor::new().unwrap();
+    let spec = imgprep::image::ImageSpec::default();
+    for img in doc["images"].as_array().unwrap() {
+        assert_eq!(
+            (img["width"].as_u64(), img["height"].as_u64()),
+            (Some(160), Some(240))
+        );
+        let file = img["file_name"].as_str().unwrap();
+        let px = proc
+            .decode(&env.read(&format!("out/complete/coco/train/{file}")), &spec)
+            .unwrap()
+            .pixels;
+        for a in doc["annotations"].as_array().unwrap() {
+            if a["image_id"] != img["id"] {
+                continue;
+            }
+            let c = colours[a["category_id"].as_u64().unwrap() as usize - 1];
+            let b: Vec<f64> = a["bbox"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            let (x, y) = ((b[0] + b[2] / 2.0) as usize, (b[1] + b[3] / 2.0) as usize);
+            let k = (y * px.width as usize + x) * 3;
+            let got = &px.data[k..k + 3];
+            assert!(
+                got.iter()
+                    .zip(c)
+                    .all(|(p, q)| (*p as i32 - q as i32).abs() < 40),
+                "{file}: {got:?} at the centre of {b:?}, want {c:?}"
+            );
+        }
+    }
+    // pass-through: refused, with the way out
+    let r = recipe(
+        &env,
+        "p",
+        "type = \"voc\"\nroot = \"voc\"",
+        &["format = \"coco\""],
+        "[transform]\nencoding = \"passthrough\"\n",
+    );
+    let out = env.run(&["build", &r, "--out", "out-p"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_stderr_has(&out, "EXIF orientation 6");
+    assert_stderr_has(&out, "encoding = \"jpg\"");
+    // a square picture cannot tell which way the boxes were drawn
+    synth_voc(&env, "sq", 1, 120, 120);
+    let data = env.read("sq/JPEGImages/seg00_00000.jpg");
+    env.write("sq/JPEGImages/seg00_00000.jpg", &with_orientation(&data, 6));
+    let r = recipe(
+        &env,
+        "s",
+        "type = \"voc\"\nroot = \"sq\"",
+        &["format = \"coco\""],
+        "",
+    );
+    let out = env.run(&["build", &r, "--out", "out-s"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_stderr_has(&out, "boxes.exif_frame");
+    let r = recipe(
+        &env,
+        "s2",
+        "type = \"voc\"\nroot = \"sq\"",
+        &["format = \"coco\""],
+        "[boxes]\nexif_frame = \"stored\"\n",
+    );
+    env.ok(&["build", &r, "--out", "out-s2"]);
 }

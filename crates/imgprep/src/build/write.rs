@@ -746,6 +746,9 @@ pub fn verify_out(out: &Path, threads: usize, reporter: &dyn Reporter) -> Result
             }
         }
     }
+    if let Some(d) = &m.detection {
+        super::formats::verify_detection(out, &m, d, &mut rep.problems);
+    }
     for (f, &want) in &m.records {
         let (n, problems) = crate::tfcheck::verify_tfrecord(&at(f))?;
         rep.records_checked += n;

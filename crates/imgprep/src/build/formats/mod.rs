@@ -122,3 +122,158 @@ pub(super) fn file_name(rel: &str) -> &str {
 /// Why detection readers of SageMaker and MXNet leave an image out.
 pub(super) const NO_BOXES: &str =
     "no box (SageMaker's and MXNet's detection readers need at least one)";
+
+/// Re-reads the detection outputs a manifest lists and checks every box
+/// against what its reader requires: inside the image, positive size,
+/// class id within the map (each format with its id base), and the object
+/// counts per split against the manifest's.
+pub(super) fn verify_detection(
+    out: &std::path::Path,
+    m: &super::Manifest,
+    d: &super::manifest::DetectionManifest,
+    problems: &mut Vec<String>,
+) {
+    let n = m.num_classes as f64;
+    for (v, splits) in &d.objects {
+        for (split, per_class) in splits {
+            let want: u64 = per_class.values().sum();
+            let read = |rel: &str| -> Option<Vec<u8>> {
+                m.files
+                    .contains_key(rel)
+                    .then(|| std::fs::read(out.join(rel)).ok())?
+            };
+            // COCO keeps every image: its count is the manifest's
+            let rel = format!("{v}/coco/annotations/{split}.json");
+            if let Some(bytes) = read(&rel) {
+                match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    Ok(doc) => {
+                        let sizes: BTreeMap<u64, (f64, f64)> = doc["images"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|i| {
+                                Some((
+                                    i["id"].as_u64()?,
+                                    (i["width"].as_f64()?, i["height"].as_f64()?),
+                                ))
+                            })
+                            .collect();
+                        let anns = doc["annotations"].as_array().cloned().unwrap_or_default();
+                        if anns.len() as u64 != want {
+                            problems.push(format!(
+                                "{rel}: {} boxes, the manifest says {want}",
+                                anns.len()
+                            ));
+                        }
+                        for a in &anns {
+                            let b: Vec<f64> = a["bbox"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|x| x.as_f64())
+                                .collect();
+                            let size = a["image_id"].as_u64().and_then(|i| sizes.get(&i));
+                            let cat = a["category_id"].as_f64().unwrap_or(0.0);
+                            let ok = matches!((b.as_slice(), size), ([x, y, w, h], Some(&(iw, ih)))
+                                if *x >= 0.0 && *y >= 0.0 && *w > 0.0 && *h > 0.0
+                                    && x + w <= iw + 1e-6 && y + h <= ih + 1e-6)
+                                && cat >= 1.0
+                                && cat <= n;
+                            if !ok {
+                                problems.push(format!("{rel}: annotation {a} is not a box inside its image with a category 1..{n}"));
+                            }
+                        }
+                    }
+                    Err(e) => problems.push(format!("{rel}: {e}")),
+                }
+            }
+            // RecordIO detection labels: header 2, 5 per object, 0..1, ids 0..N-1
+            let rec = format!("{v}/recordio/{split}.rec");
+            if m.files.contains_key(&rec) {
+                match recordio_boxes(&out.join(&rec), n) {
+                    Ok(bad) => problems.extend(bad.into_iter().map(|b| format!("{rec}: {b}"))),
+                    Err(e) => problems.push(format!("{rec}: {e}")),
+                }
+            }
+            // SageMaker JSON: one per image, boxes inside image_size
+            let prefix = format!("{v}/sagemaker-detection/{split}_annotation/");
+            for (f, _) in m.files.range(prefix.clone()..) {
+                if !f.starts_with(&prefix) {
+                    break;
+                }
+                let Some(bytes) = read(f) else { continue };
+                let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+                    problems.push(format!("{f}: not JSON"));
+                    continue;
+                };
+                let w = doc["image_size"][0]["width"].as_f64().unwrap_or(0.0);
+                let h = doc["image_size"][0]["height"].as_f64().unwrap_or(0.0);
+                let anns = doc["annotations"].as_array().cloned().unwrap_or_default();
+                if anns.is_empty() {
+                    problems.push(format!("{f}: no box (SageMaker cannot train on it)"));
+                }
+                for a in anns {
+                    let g = |k: &str| a[k].as_f64().unwrap_or(f64::NAN);
+                    let (l, t, bw, bh, c) =
+                        (g("left"), g("top"), g("width"), g("height"), g("class_id"));
+                    if !(l >= 0.0
+                        && t >= 0.0
+                        && bw > 0.0
+                        && bh > 0.0
+                        && l + bw <= w + 1e-6
+                        && t + bh <= h + 1e-6
+                        && c >= 0.0
+                        && c < n)
+                    {
+                        problems.push(format!(
+                            "{f}: annotation {a} is not a box inside {w}x{h} with a class 0..{}",
+                            n - 1.0
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Problems of the detection labels in a RecordIO file.
+fn recordio_boxes(path: &std::path::Path, n: f64) -> std::io::Result<Vec<String>> {
+    let (file, _) = crate::files::open_sized(path)?;
+    let mut r = ::recordio::RecordReader::new(std::io::BufReader::new(file));
+    let mut bad = Vec::new();
+    let mut buf = Vec::new();
+    let mut k = 0u64;
+    while let Some(off) = r.read_record(&mut buf).map_err(std::io::Error::other)? {
+        let labels = match ::recordio::ImageRecord::parse(&buf) {
+            Ok((h, _)) => h.labels.as_slice().to_vec(),
+            Err(e) => {
+                bad.push(format!("record {k} at byte {off}: {e}"));
+                k += 1;
+                continue;
+            }
+        };
+        let ok = labels.len() >= 7
+            && labels[0] == 2.0
+            && labels[1] == 5.0
+            && (labels.len() - 2) % 5 == 0
+            && labels[2..].chunks(5).all(|o| {
+                (o[0] as f64) >= 0.0
+                    && (o[0] as f64) < n
+                    && o[0].fract() == 0.0
+                    && o[1] >= 0.0
+                    && o[2] >= 0.0
+                    && o[3] <= 1.0
+                    && o[4] <= 1.0
+                    && o[1] < o[3]
+                    && o[2] < o[4]
+            });
+        if !ok {
+            bad.push(format!(
+                "record {k} at byte {off}: detection label {labels:?} is not [2, 5, class xmin ymin xmax ymax ...] with boxes inside 0..1 and classes 0..{}",
+                n - 1.0
+            ));
+        }
+        k += 1;
+    }
+    Ok(bad)
+}
