@@ -95,7 +95,7 @@ pub enum Command {
     /// Write a commented starter recipe (imgprep.toml) for a class-folder tree of images.
     #[command(after_help = "Example:\n  imgprep init photos/ --output pets.toml")]
     Init(InitArgs),
-    /// Write a synthetic dataset (for demos and tests; no download): class folders, multi-label lists or a TinyImageNet-like tree.
+    /// Write a synthetic dataset (for demos and tests; no download): class folders, multi-label lists, a TinyImageNet-like tree or Pascal VOC boxes.
     #[command(
         after_help = "Examples:\n  imgprep synth demo/images --classes 4 --per-class 50\n  imgprep synth demo/multilabel --layout multilabel --classes 6\n  imgprep synth demo/tiny --layout tinyimagenet --classes 10 --width 64 --height 64\n  imgprep synth demo/roads --layout voc --classes 4 --per-class 25 --width 320 --height 240"
     )]

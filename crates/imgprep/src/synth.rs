@@ -210,10 +210,11 @@ pub fn box_colour(class: usize) -> [u8; 3] {
 pub const VOC_CLASSES: [&str; 4] = ["D00", "D10", "D20", "D40"];
 
 fn synth_voc(dir: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {
-    let mut painter = Painter::new(&SynthOptions {
-        format: "jpg".into(),
-        ..opts.clone()
-    })?;
+    let mut painter = Painter::new(opts)?;
+    let ext = match opts.format.as_str() {
+        "png" => "png",
+        _ => "jpg",
+    };
     let (w, h) = (opts.width, opts.height);
     if w < 40 || h < 40 {
         return Err(Error::Usage(format!(
@@ -227,7 +228,7 @@ fn synth_voc(dir: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {
         let name = format!("seg{:02}_{i:05}", i % 6);
         let mut px = synth_image(w, h, i % 7, opts.seed.wrapping_add(i as u64));
         let mut xml = format!(
-            "<annotation>\n  <folder>JPEGImages</folder>\n  <filename>{name}.jpg</filename>\n  \
+            "<annotation>\n  <folder>JPEGImages</folder>\n  <filename>{name}.{ext}</filename>\n  \
              <size><width>{w}</width><height>{h}</height><depth>3</depth></size>\n"
         );
         let count = 1 + (rng.next() % 4) as usize;
@@ -273,7 +274,7 @@ fn synth_voc(dir: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {
             ));
         }
         xml.push_str("</annotation>\n");
-        let img = dir.join(format!("JPEGImages/{name}.jpg"));
+        let img = dir.join(format!("JPEGImages/{name}.{ext}"));
         painter.save(&img, px)?;
         written.push(img);
         let ann = dir.join(format!("Annotations/{name}.xml"));

@@ -791,7 +791,7 @@ fn real_voc_and_labelme_files_build() {
         .values()
         .flatten()
         .any(|(_, b)| b.iter().any(|v| v.fract() != 0.0)));
-    let lm = shared.join("detection/labelme_voc_bbox/labelme_source");
+    let lm = shared.join("detection/labelme_coco_instances/labelme_source");
     let r = recipe(
         &env,
         "l",
@@ -800,7 +800,10 @@ fn real_voc_and_labelme_files_build() {
         "[transform]\nencoding = \"passthrough\"\n",
     );
     env.ok(&["build", &r, "--out", "out-l"]);
-    let coco = coco_boxes(&json(&env, "out-l/complete/coco/annotations/train.json"));
+    let doc = json(&env, "out-l/complete/coco/annotations/train.json");
+    // labelme's `__ignore__` regions are not a class
+    assert!(!doc["categories"].to_string().contains("__ignore__"));
+    let coco = coco_boxes(&doc);
     assert!(!coco.is_empty() && coco.values().any(|v| !v.is_empty()));
 }
 
@@ -927,4 +930,46 @@ fn exif_orientation_turns_boxes_drawn_on_the_stored_pixels() {
         "[boxes]\nexif_frame = \"stored\"\n",
     );
     env.ok(&["build", &r, "--out", "out-s2"]);
+}
+
+/// An annotation whose image is missing is a missing item: an error naming
+/// the XML under on_error = "fail", a listed skip under "skip".
+#[test]
+fn an_annotation_without_its_image_is_a_missing_item() {
+    let env = TestEnv::new();
+    synth_voc(&env, "voc", 3, 64, 48);
+    std::fs::remove_file(env.path("voc/JPEGImages/seg01_00001.jpg")).unwrap();
+    let r = recipe(
+        &env,
+        "m",
+        "type = \"voc\"\nroot = \"voc\"",
+        &["format = \"coco\""],
+        "",
+    );
+    let out = env.run(&["build", &r, "--out", "out"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_stderr_has(&out, "seg01_00001.xml");
+    assert_stderr_has(&out, "no image for this annotation");
+    let r = recipe(
+        &env,
+        "m2",
+        "type = \"voc\"\nroot = \"voc\"",
+        &["format = \"coco\""],
+        "on_error = \"skip\"\n",
+    );
+    let r_text = String::from_utf8(env.read(&r)).unwrap();
+    // (on_error is a top-level key: put it first)
+    env.write(
+        &r,
+        format!(
+            "on_error = \"skip\"\n{}",
+            r_text.replace("on_error = \"skip\"\n", "")
+        )
+        .as_bytes(),
+    );
+    env.ok(&["build", &r, "--out", "out2"]);
+    let m = json(&env, "out2/manifest.json");
+    let skipped = m["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert!(skipped[0]["reason"].as_str().unwrap().contains("no image"));
 }

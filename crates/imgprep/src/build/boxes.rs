@@ -35,6 +35,8 @@ pub struct SourceBoxes {
     pub declared_classes: Vec<String>,
     /// How VOC coordinates were read, for the manifest.
     pub voc_origin: Option<VocOrigin>,
+    /// Annotations whose image is missing (under `on_error = "skip"`).
+    pub missing: Vec<super::catalog::Skip>,
 }
 
 fn local(r: &LoadedRecipe, p: &std::path::Path, what: &str) -> Result<std::path::PathBuf> {
@@ -111,6 +113,38 @@ pub fn read(
         })?),
         None => None,
     };
+    let mut parsed = parsed;
+    // labelme marks regions to ignore with the label `__ignore__` (its own
+    // converters leave them out): never a class
+    if matches!(spec, SourceSpec::Labelme { .. }) {
+        for ann in &mut parsed.images {
+            ann.objects.retain(|o| {
+                let ignore = o.class == "__ignore__";
+                if ignore {
+                    b.unreadable
+                        .push(("labelme __ignore__ region".into(), o.origin.clone()));
+                }
+                !ignore
+            });
+        }
+    }
+    // an annotation whose image is missing is a missing item, not a lost box
+    let (missing, dropped): (Vec<_>, Vec<_>) = parsed.dropped.into_iter().partition(|(why, _)| {
+        why.starts_with("no image for this annotation") || why.starts_with("listed, but")
+    });
+    for (why, origin) in missing {
+        if r.recipe.on_error == OnError::Fail {
+            return Err(Error::Problem(format!(
+                "{origin}: {why} (set on_error = \"skip\" to leave such items out)"
+            )));
+        }
+        b.missing.push(super::catalog::Skip {
+            item: origin.clone(),
+            reason: why,
+            origin: Some(origin),
+        });
+    }
+    parsed.dropped = dropped;
     for q in parsed.quirks {
         let e = b.quirks.entry(q.kind).or_insert((0, q.origin));
         e.0 += 1;
@@ -220,6 +254,7 @@ pub(super) fn resolve(
     let mut rep = BoxReport::default();
     let fixed = catalog.fixed_labels();
     for (reason, origin) in &catalog.boxes.unreadable {
+        rep.objects_declared += 1;
         *rep.dropped.entry(reason.clone()).or_default() += 1;
         rep.objects.push(ObjectNote {
             origin: origin.clone(),
@@ -251,6 +286,17 @@ pub(super) fn resolve(
                         "{}: {} ({why})",
                         ann.origin, item.rel
                     )));
+                }
+                // its boxes go with it, counted
+                for o in &ann.objects {
+                    *rep.dropped
+                        .entry("its image was skipped (see skipped)".into())
+                        .or_default() += 1;
+                    rep.objects.push(ObjectNote {
+                        origin: o.origin.clone(),
+                        class: o.class.clone(),
+                        what: format!("its image was skipped: {why}"),
+                    });
                 }
                 prepared.insert(i, Prepared::Skipped(why));
                 continue;

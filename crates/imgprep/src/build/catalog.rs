@@ -291,6 +291,7 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
         }
     }
     let mut skipped = walk_skips;
+    skipped.extend(boxes.missing.iter().cloned());
     let mut problem = |item: &Item, reason: String| -> Result<()> {
         match r.recipe.on_error {
             OnError::Fail => Err(Error::Problem(format!(

@@ -348,11 +348,46 @@ pub fn build_loaded(
             written.retain(|i| is_ok(&prepared, i));
         }
         report_boxes(&rep, reporter);
+        let declared = &catalog.boxes.declared_classes;
+        if !declared.is_empty() && r.recipe.labels.names.is_none() {
+            let sorted_ids: Vec<&String> = catalog.labels.entries.iter().map(|e| &e.name).collect();
+            let in_source: Vec<&String> =
+                declared.iter().filter(|c| sorted_ids.contains(c)).collect();
+            if in_source != sorted_ids || in_source.len() != declared.len() {
+                reporter.warn(&format!(
+                    "class ids are the sorted names of the classes with boxes ({}), not the \
+                     source's own list ({}): set labels.names to that list to keep its ids",
+                    sorted_ids
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    declared.join(", ")
+                ));
+            }
+        }
         Some(rep)
     } else {
         None
     };
     catalog.finalize_labels(written.iter().copied());
+    if catalog.detection && written.iter().all(|&i| catalog.items[i].labels.is_empty()) {
+        let first = prepared.iter().find_map(|(i, p)| match p {
+            Prepared::Skipped(why) | Prepared::Excluded(why) => Some(format!(
+                " (first skipped: {}: {why})",
+                catalog.items[*i].rel
+            )),
+            Prepared::Ok(..) => None,
+        });
+        return Err(Error::Problem(format!(
+            "no box is left to write: {} of {} images prepared, none with a box that passed the \
+             checks{}. Nothing was written to {}",
+            written.len(),
+            needed.len(),
+            first.unwrap_or_default(),
+            opts.out.display()
+        )));
+    }
     if catalog.labels.is_empty() && !r.recipe.labels.unlabelled {
         return Err(Error::Problem(format!(
             "no labelled item is left to write ({} of {} items prepared; the others were \
@@ -597,7 +632,12 @@ fn warn_before_writing(
         .copied()
         .filter(|i| is_written.contains(i) && catalog.items[*i].labels.is_empty())
         .collect();
-    if let (false, Some(&first)) = (catalog.labels.is_empty(), unlabelled.first()) {
+    // (images without boxes are background images: kept, or left out and counted)
+    if let (false, false, Some(&first)) = (
+        catalog.labels.is_empty(),
+        catalog.detection,
+        unlabelled.first(),
+    ) {
         let first = &catalog.items[first];
         reporter.warn(&format!(
             "{} of {} items have no label and are written with label -1 (first: {} from {})",

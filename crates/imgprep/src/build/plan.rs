@@ -73,8 +73,13 @@ fn check_groups(c: &Catalog, method: SplitMethod) -> Result<()> {
     if missing.is_empty() || c.items.is_empty() {
         return Ok(());
     }
-    let how = "set `group = \"COLUMN\"` on the csv source (the column naming e.g. the driver or \
-               patient whose images must stay in one split)";
+    let how = if c.detection {
+        "set `group = \"PATTERN\"` on the source: a regular expression over the image's path \
+         whose first group names e.g. the road segment or video whose images must stay in one split"
+    } else {
+        "set `group = \"COLUMN\"` on the csv source (the column naming e.g. the driver or \
+         patient whose images must stay in one split)"
+    };
     let name = format!("{:?}", method).to_lowercase();
     if missing.len() == c.items.len() {
         return Err(Error::Usage(format!(

@@ -532,6 +532,10 @@ pub(super) fn detection_manifest(
 ) -> super::manifest::DetectionManifest {
     let mut class_id_base = BTreeMap::new();
     for o in &ctx.recipe.recipe.outputs {
+        if matches!(o, OutputSpec::Voc) {
+            // (VOC writes class names, no ids)
+            continue;
+        }
         let base = match o {
             OutputSpec::Coco
             | OutputSpec::Tfrecord {

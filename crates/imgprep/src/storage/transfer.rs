@@ -31,7 +31,7 @@ pub fn channel_key(rel: &str) -> String {
             _ => format!("{v}/recordio-index/{file}"),
         },
         [v, "sagemaker", rest @ ..] => format!("{v}/{}", rest.join("/")),
-        [v, tf, file] if tf.starts_with("tfrecord-") => {
+        [v, tf, file] if tf.starts_with("tfrecord-") && file.contains(".tfrecord") => {
             // {split}-00000-of-00001.tfrecord -> {variant}/{tf}/{split}/...
             let split = file.split('-').next().unwrap_or(file);
             format!("{v}/{tf}/{split}/{file}")
@@ -552,6 +552,10 @@ mod tests {
         assert_eq!(
             channel_key("complete/tfrecord-tfds/train-00000-of-00002.tfrecord"),
             "complete/tfrecord-tfds/train/train-00000-of-00002.tfrecord"
+        );
+        assert_eq!(
+            channel_key("complete/tfrecord-object-detection/label_map.pbtxt"),
+            "complete/tfrecord-object-detection/label_map.pbtxt"
         );
         assert_eq!(channel_key("manifest.json"), "manifest.json");
     }

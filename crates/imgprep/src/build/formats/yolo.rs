@@ -22,6 +22,20 @@ pub fn frac(v: f64) -> String {
     }
 }
 
+/// Where ultralytics looks for an image's labels: the last `images`
+/// folder of its path replaced by `labels`, the extension by `.txt` (so an
+/// item whose own path holds an `images` folder still gets found).
+pub fn label_path(image: &str) -> String {
+    let mut parts: Vec<&str> = image.split('/').collect();
+    if let Some(k) = parts[..parts.len() - 1]
+        .iter()
+        .rposition(|p| *p == "images")
+    {
+        parts[k] = "labels";
+    }
+    with_extension(&parts.join("/"), "txt")
+}
+
 /// The folder and data.yaml key of a split (`validation` is `val` there).
 fn key(split: &str) -> &str {
     match split {
@@ -65,7 +79,7 @@ impl Format for Yolo {
                     frac(b.height() / h),
                 ));
             }
-            let rel = format!("{dir}/labels/{split}/{}", with_extension(&file, "txt"));
+            let rel = format!("{dir}/{}", label_path(&format!("images/{split}/{file}")));
             let sums = ctx.put_file(&rel, text.as_bytes())?;
             sink.file(rel, sums);
         }
@@ -98,5 +112,22 @@ impl Format for Yolo {
         let sums = ctx.put_file(&rel, y.as_bytes())?;
         sink.file(rel, sums);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_where_ultralytics_looks() {
+        assert_eq!(label_path("images/train/a.jpg"), "labels/train/a.txt");
+        assert_eq!(
+            label_path("images/train/images/val/a.jpg"),
+            "images/train/labels/val/a.txt"
+        );
+        assert_eq!(frac(0.5), "0.5");
+        assert_eq!(frac(1.0 / 3.0), "0.333333333");
+        assert_eq!(frac(0.0), "0");
     }
 }
