@@ -273,7 +273,7 @@ fn inspect_tfrecord(a: &InspectArgs) -> Result<u8> {
         } else {
             let dim = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
             format!(
-                "{:>8} {:>12} {:>8} {:>6} {}x{}x{} label {} [{}]{}",
+                "{:>8} {:>12} {:>8} {:>6} {}x{}x{} {} [{}]{}",
                 r.n,
                 r.offset,
                 r.bytes,
@@ -281,7 +281,10 @@ fn inspect_tfrecord(a: &InspectArgs) -> Result<u8> {
                 dim(r.width),
                 dim(r.height),
                 dim(r.channels),
-                dim(r.label),
+                match r.boxes {
+                    Some(n) => format!("{n} boxes"),
+                    None => format!("label {}", dim(r.label)),
+                },
                 r.features.join(","),
                 r.error
                     .as_ref()

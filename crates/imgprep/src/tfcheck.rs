@@ -47,6 +47,9 @@ pub struct TfRecordSummary {
     pub bytes: usize,
     pub features: Vec<String>,
     pub label: Option<i64>,
+    /// Object Detection API records: the number of boxes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boxes: Option<usize>,
     pub width: Option<i64>,
     pub height: Option<i64>,
     pub channels: Option<i64>,
@@ -62,6 +65,7 @@ fn summarize(n: u64, offset: u64, data: &[u8]) -> TfRecordSummary {
         bytes: data.len(),
         features: Vec::new(),
         label: None,
+        boxes: None,
         width: None,
         height: None,
         channels: None,
@@ -72,6 +76,9 @@ fn summarize(n: u64, offset: u64, data: &[u8]) -> TfRecordSummary {
         Ok(ex) => {
             s.features = ex.keys().cloned().collect();
             s.label = int(&ex, "image/class/label").or(int(&ex, "label"));
+            if let Some(tfrecord::Feature::Int64(v)) = ex.get("image/object/class/label") {
+                s.boxes = Some(v.len());
+            }
             s.width = int(&ex, "image/width").or(int(&ex, "width"));
             s.height = int(&ex, "image/height").or(int(&ex, "height"));
             s.channels = int(&ex, "image/channels").or(int(&ex, "channel"));

@@ -973,3 +973,29 @@ fn an_annotation_without_its_image_is_a_missing_item() {
     assert_eq!(skipped.len(), 1, "{skipped:?}");
     assert!(skipped[0]["reason"].as_str().unwrap().contains("no image"));
 }
+
+/// Editing a box in an annotation file makes the next build redo the
+/// outputs (the images did not change, the boxes did).
+#[test]
+fn an_edited_box_is_not_up_to_date() {
+    let env = TestEnv::new();
+    synth_voc(&env, "voc", 2, 64, 48);
+    let r = recipe(
+        &env,
+        "u",
+        "type = \"voc\"\nroot = \"voc\"",
+        &["format = \"coco\""],
+        "",
+    );
+    env.ok(&["build", &r, "--out", "out"]);
+    let before = env.read("out/complete/coco/annotations/train.json");
+    let x = String::from_utf8(env.read("voc/Annotations/seg00_00000.xml")).unwrap();
+    let at = x.find("<xmin>").unwrap() + 6;
+    let end = x[at..].find('<').unwrap() + at;
+    let edited = format!("{}{}{}", &x[..at], "1.5", &x[end..]);
+    env.write("voc/Annotations/seg00_00000.xml", edited.as_bytes());
+    env.ok(&["build", &r, "--out", "out"]);
+    assert_ne!(before, env.read("out/complete/coco/annotations/train.json"));
+    let m = json(&env, "out/manifest.json");
+    assert_ne!(m["fingerprint"], Value::Null);
+}

@@ -135,6 +135,11 @@ pub fn build_loaded(
         let item = &catalog.items[i];
         let (size, mtime) = fingerprint(&item.path).map_err(Error::io(&item.path))?;
         fp_text.push_str(&format!("{}\t{size}\t{mtime}\n", item.rel));
+        // a box edited in an annotation file changes the outputs too
+        if let Some(a) = &item.annotation {
+            fp_text.push_str(&sha256_hex(format!("{a:?}").as_bytes())[..16]);
+            fp_text.push('\n');
+        }
         prints.push((size, mtime));
     }
     let fp = sha256_hex(fp_text.as_bytes());
