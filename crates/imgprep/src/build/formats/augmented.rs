@@ -52,9 +52,7 @@ impl Format for AugmentedManifest {
             let item = &ctx.catalog.items[i];
             let file = format!("{split}/{}", ctx.out_rel(item));
             let rel = format!("{dir}/{file}");
-            let sums = ctx.put_image(i, &rel)?;
-            sink.places.push((i, rel.clone()));
-            sink.file(rel.clone(), sums);
+            sink.image(ctx, i, &rel)?;
             let (size, anns) = super::sagemaker::boxes_json(ctx, i);
             let n = ctx.objects(i).len();
             let mut line = Map::new();
@@ -80,8 +78,7 @@ impl Format for AugmentedManifest {
             lines.push('\n');
         }
         let rel = format!("{dir}/{split}.manifest");
-        let sums = ctx.put_file(&rel, lines.as_bytes())?;
-        sink.file(rel, sums);
+        sink.put(ctx, rel, lines.as_bytes())?;
         Ok(())
     }
 }

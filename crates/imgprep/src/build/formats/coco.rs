@@ -57,9 +57,7 @@ impl Format for Coco {
             let item = &ctx.catalog.items[i];
             let file = ctx.out_rel(item);
             let rel = format!("{dir}/{split}/{file}");
-            let sums = ctx.put_image(i, &rel)?;
-            sink.places.push((i, rel.clone()));
-            sink.file(rel, sums);
+            sink.image(ctx, i, &rel)?;
             let info = ctx.info(i);
             // the catalog position: one id for an image in every output
             let image_id = i as u64 + 1;
@@ -110,8 +108,7 @@ impl Format for Coco {
         });
         let rel = format!("{dir}/annotations/{split}.json");
         let text = serde_json::to_string(&doc).expect("JSON of plain values") + "\n";
-        let sums = ctx.put_file(&rel, text.as_bytes())?;
-        sink.file(rel, sums);
+        sink.put(ctx, rel, text.as_bytes())?;
         Ok(())
     }
 }

@@ -31,9 +31,7 @@ impl Format for Folders {
                 .unwrap_or("unlabelled");
             let out_rel = ctx.out_rel(item);
             let rel = format!("{variant}/folders/{split}/{class}/{}", file_name(&out_rel));
-            let sums = ctx.put_image(i, &rel)?;
-            sink.places.push((i, rel.clone()));
-            sink.file(rel, sums);
+            sink.image(ctx, i, &rel)?;
         }
         Ok(())
     }

@@ -34,6 +34,22 @@ impl Sink {
     pub fn file(&mut self, rel: String, sums: crate::checksum::FileSums) {
         self.written.push((rel, sums));
     }
+
+    /// Writes item `i`'s image at `rel` (a hard link when it can be) and
+    /// notes it as the item's place in this output.
+    pub fn image(&mut self, ctx: &Context, i: usize, rel: &str) -> Result<()> {
+        let sums = ctx.put_image(i, rel)?;
+        self.places.push((i, rel.to_string()));
+        self.written.push((rel.to_string(), sums));
+        Ok(())
+    }
+
+    /// Writes a side file (annotations, lists, label maps) at `rel`.
+    pub fn put(&mut self, ctx: &Context, rel: String, bytes: &[u8]) -> Result<()> {
+        let sums = ctx.put_file(&rel, bytes)?;
+        self.written.push((rel, sums));
+        Ok(())
+    }
 }
 
 /// One output format.

@@ -34,9 +34,7 @@ impl Format for ImageClasses {
         for &i in items {
             let item = &ctx.catalog.items[i];
             let rel = format!("{dir}/{split}/{}", ctx.out_rel(item));
-            let sums = ctx.put_image(i, &rel)?;
-            sink.places.push((i, rel.clone()));
-            sink.file(rel, sums);
+            sink.image(ctx, i, &rel)?;
             lst.push_str(&format_lst_line(&LstEntry {
                 index: i as u64,
                 labels: ctx.labels(item, true),
@@ -44,8 +42,7 @@ impl Format for ImageClasses {
             }));
         }
         let rel = format!("{dir}/{split}_lst/{split}.lst");
-        let sums = ctx.put_file(&rel, lst.as_bytes())?;
-        sink.file(rel, sums);
+        sink.put(ctx, rel, lst.as_bytes())?;
         Ok(())
     }
 }
@@ -124,9 +121,7 @@ impl Format for Detection {
             let item = &ctx.catalog.items[i];
             let file = ctx.out_rel(item);
             let rel = format!("{dir}/{split}/{file}");
-            let sums = ctx.put_image(i, &rel)?;
-            sink.places.push((i, rel.clone()));
-            sink.file(rel, sums);
+            sink.image(ctx, i, &rel)?;
             let (size, anns) = boxes_json(ctx, i);
             let doc = json!({
                 "file": file,
@@ -136,8 +131,7 @@ impl Format for Detection {
             });
             let rel = format!("{dir}/{split}_annotation/{}", with_extension(&file, "json"));
             let text = serde_json::to_string(&doc).expect("JSON of plain values") + "\n";
-            let sums = ctx.put_file(&rel, text.as_bytes())?;
-            sink.file(rel, sums);
+            sink.put(ctx, rel, text.as_bytes())?;
         }
         Ok(())
     }

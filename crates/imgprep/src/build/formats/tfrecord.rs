@@ -141,8 +141,7 @@ impl Format for Tfrecord<'_> {
         }
         let rel = format!("{variant}/{}/label_map.pbtxt", self.name());
         let text = label_map_pbtxt(&ctx.catalog.labels);
-        let sums = ctx.put_file(&rel, text.as_bytes())?;
-        sink.file(rel, sums);
+        sink.put(ctx, rel, text.as_bytes())?;
         Ok(())
     }
 }

@@ -41,9 +41,7 @@ impl Format for Voc {
             let item = &ctx.catalog.items[i];
             let file = ctx.out_rel(item).replace('/', "_");
             let rel = format!("{dir}/JPEGImages/{file}");
-            let sums = ctx.put_image(i, &rel)?;
-            sink.places.push((i, rel.clone()));
-            sink.file(rel, sums);
+            sink.image(ctx, i, &rel)?;
             let info = ctx.info(i);
             let depth = if info.channels == 0 { 3 } else { info.channels };
             let name = super::file_name(&file);
@@ -77,15 +75,13 @@ impl Format for Voc {
             }
             x.push_str("</annotation>\n");
             let rel = format!("{dir}/Annotations/{}", with_extension(&file, "xml"));
-            let sums = ctx.put_file(&rel, x.as_bytes())?;
-            sink.file(rel, sums);
+            sink.put(ctx, rel, x.as_bytes())?;
             list.push_str(super::without_extension(&file));
             list.push('\n');
         }
         let key = if split == "validation" { "val" } else { split };
         let rel = format!("{dir}/ImageSets/Main/{key}.txt");
-        let sums = ctx.put_file(&rel, list.as_bytes())?;
-        sink.file(rel, sums);
+        sink.put(ctx, rel, list.as_bytes())?;
         Ok(())
     }
 }

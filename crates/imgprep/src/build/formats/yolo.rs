@@ -62,9 +62,7 @@ impl Format for Yolo {
             let item = &ctx.catalog.items[i];
             let file = ctx.out_rel(item);
             let rel = format!("{dir}/images/{split}/{file}");
-            let sums = ctx.put_image(i, &rel)?;
-            sink.places.push((i, rel.clone()));
-            sink.file(rel, sums);
+            sink.image(ctx, i, &rel)?;
             let info = ctx.info(i);
             let (w, h) = (info.width as f64, info.height as f64);
             let mut text = String::new();
@@ -80,8 +78,7 @@ impl Format for Yolo {
                 ));
             }
             let rel = format!("{dir}/{}", label_path(&format!("images/{split}/{file}")));
-            let sums = ctx.put_file(&rel, text.as_bytes())?;
-            sink.file(rel, sums);
+            sink.put(ctx, rel, text.as_bytes())?;
         }
         Ok(())
     }
@@ -109,8 +106,7 @@ impl Format for Yolo {
             y.push_str(&format!("  {}: {}\n", e.id, q(&e.name)));
         }
         let rel = format!("{variant}/yolo/data.yaml");
-        let sums = ctx.put_file(&rel, y.as_bytes())?;
-        sink.file(rel, sums);
+        sink.put(ctx, rel, y.as_bytes())?;
         Ok(())
     }
 }
