@@ -66,8 +66,15 @@ pub fn link_atomic(src: &Path, dest: &Path) -> io::Result<bool> {
     };
     let tmp = dir.join(format!(".{stem}.{nonce:06x}.partial"));
     // the file a link points to, not the link (a relative link would point
-    // elsewhere from the output folder)
-    let src = std::fs::canonicalize(src)?;
+    // elsewhere from the output folder); resolved only for links, since
+    // canonicalize costs a readlink per path component
+    let resolved;
+    let src = if std::fs::symlink_metadata(src)?.file_type().is_symlink() {
+        resolved = std::fs::canonicalize(src)?;
+        resolved.as_path()
+    } else {
+        src
+    };
     if std::fs::hard_link(&src, &tmp).is_err() {
         return Ok(false);
     }
@@ -96,7 +103,8 @@ impl AtomicFile {
             .prefix(&format!(".{name}."))
             .suffix(".partial")
             .tempfile_in(dir)?;
-        let writer = BufWriter::with_capacity(1 << 20, tmp.reopen()?);
+        // (a second handle on the open file, not a second open of its path)
+        let writer = BufWriter::with_capacity(1 << 20, tmp.as_file().try_clone()?);
         Ok(AtomicFile {
             tmp,
             writer: Some(writer),
@@ -119,7 +127,9 @@ impl AtomicFile {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(self.tmp.path(), std::fs::Permissions::from_mode(0o644))?;
+            self.tmp
+                .as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))?;
         }
         self.tmp.persist(&self.dest).map_err(|e| e.error)?;
         Ok(self.sums.finish())
@@ -149,9 +159,27 @@ impl Write for AtomicFile {
 
 /// Writes a whole file atomically; returns its size and SHA-256.
 pub fn write_atomic(dest: &Path, bytes: &[u8]) -> io::Result<FileSums> {
-    let mut f = AtomicFile::create(dest)?;
-    f.write_all(bytes)?;
-    f.commit()
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = temp_stem(dest);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".partial")
+        .tempfile_in(dir)?;
+    // one write of the whole buffer: no buffered writer for small files
+    tmp.as_file_mut().write_all(bytes)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    tmp.persist(dest).map_err(|e| e.error)?;
+    let mut sums = Summer::default();
+    sums.update(bytes);
+    Ok(sums.finish())
 }
 
 #[cfg(test)]

@@ -419,6 +419,7 @@ pub fn build_loaded(
         prepared: &prepared,
         out: &opts.out,
         threads: opts.threads,
+        made_dirs: Default::default(),
     };
     let (written, records, locations, left_out) = write::write_outputs(&ctx, reporter)?;
     let mut manifest = write::manifest(&ctx, fp, opts.shard, reporter);

@@ -30,6 +30,8 @@ pub(super) struct Context<'a> {
     pub prepared: &'a BTreeMap<usize, Prepared>,
     pub out: &'a Path,
     pub threads: usize,
+    /// Folders of OUT this build has made (or found) already.
+    pub made_dirs: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// `out/rel` for a file imgprep writes or removes, once `rel` is proven to
@@ -181,7 +183,7 @@ impl Context<'_> {
     /// removing what is at the path first), else the bytes.
     pub(super) fn put_image(&self, i: usize, rel: &str) -> Result<FileSums> {
         let p = self.path(rel)?;
-        create_parent(&p)?;
+        self.create_parent_once(rel, &p)?;
         let item = &self.catalog.items[i];
         let linked =
             !self.cached(i) && crate::output::link_atomic(&item.path, &p).map_err(io_err(&p))?;
@@ -196,10 +198,21 @@ impl Context<'_> {
         }
     }
 
+    /// Makes the folder of `rel` (at `p`) unless this build made it already.
+    fn create_parent_once(&self, rel: &str, p: &Path) -> Result<()> {
+        let dir = rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+        let mut made = self.made_dirs.lock().unwrap();
+        if !made.contains(dir) {
+            create_parent(p)?;
+            made.insert(dir.to_string());
+        }
+        Ok(())
+    }
+
     /// Writes `bytes` at `rel` (noted in the marker first).
     pub(super) fn put_file(&self, rel: &str, bytes: &[u8]) -> Result<FileSums> {
         let p = self.path(rel)?;
-        create_parent(&p)?;
+        self.create_parent_once(rel, &p)?;
         write_atomic(&p, bytes).map_err(io_err(&p))
     }
 

@@ -47,13 +47,15 @@ impl Format for ImageClasses {
     }
 }
 
-/// A pixel value as JSON: an integer when it is one (`12`, not `12.0`),
-/// else the float as it is.
+/// A pixel value as JSON, to a millionth of a pixel (so `xmax - xmin` of
+/// `53.4` and `12.2` is `41.2`, not `41.199999999999996`): an integer when
+/// it is one (`12`, not `12.0`).
 pub fn px(v: f64) -> Value {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        json!(v as i64)
+    let r = (v * 1e6).round() / 1e6;
+    if r.fract() == 0.0 && r.abs() < 1e15 {
+        json!(r as i64)
     } else {
-        json!(v)
+        json!(r)
     }
 }
 
