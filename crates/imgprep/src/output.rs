@@ -75,7 +75,7 @@ pub fn link_atomic(src: &Path, dest: &Path) -> io::Result<bool> {
     } else {
         src
     };
-    if std::fs::hard_link(&src, &tmp).is_err() {
+    if std::fs::hard_link(src, &tmp).is_err() {
         return Ok(false);
     }
     // rename over an existing link to the same file does nothing and leaves
