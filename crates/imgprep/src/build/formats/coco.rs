@@ -51,8 +51,17 @@ impl Format for Coco {
     ) -> Result<()> {
         let dir = format!("{variant}/coco");
         let px = super::sagemaker::px;
-        let mut images = Vec::with_capacity(items.len());
-        let mut anns = Vec::new();
+        // the arrays as JSON text, element by element: a large split never
+        // exists as a tree of JSON values
+        let mut images = String::new();
+        let mut anns = String::new();
+        let mut ann_id = 0u64;
+        let push = |buf: &mut String, v: &Value| {
+            if !buf.is_empty() {
+                buf.push(',');
+            }
+            buf.push_str(&serde_json::to_string(v).expect("JSON of plain values"));
+        };
         for &i in items {
             let item = &ctx.catalog.items[i];
             let file = ctx.out_rel(item);
@@ -61,12 +70,15 @@ impl Format for Coco {
             let info = ctx.info(i);
             // the catalog position: one id for an image in every output
             let image_id = i as u64 + 1;
-            images.push(json!({
-                "id": image_id,
-                "file_name": file,
-                "width": info.width,
-                "height": info.height,
-            }));
+            push(
+                &mut images,
+                &json!({
+                    "id": image_id,
+                    "file_name": file,
+                    "width": info.width,
+                    "height": info.height,
+                }),
+            );
             for o in ctx.objects(i) {
                 let b = &o.bbox;
                 // a segment's area from the source holds while the pixels are
@@ -76,7 +88,8 @@ impl Format for Coco {
                     _ => b.width() * b.height(),
                 };
                 let mut a = Map::new();
-                a.insert("id".into(), json!(anns.len() as u64 + 1));
+                ann_id += 1;
+                a.insert("id".into(), json!(ann_id));
                 a.insert("image_id".into(), json!(image_id));
                 a.insert("category_id".into(), json!(ctx.class_id(o) + 1));
                 a.insert(
@@ -89,7 +102,7 @@ impl Format for Coco {
                 if !attrs.is_empty() {
                     a.insert("attributes".into(), Value::Object(attrs));
                 }
-                anns.push(Value::Object(a));
+                push(&mut anns, &Value::Object(a));
             }
         }
         let categories: Vec<Value> = ctx
@@ -99,15 +112,14 @@ impl Format for Coco {
             .iter()
             .map(|e| json!({"id": e.id + 1, "name": e.name, "supercategory": ""}))
             .collect();
-        let doc = json!({
-            "info": {"description": ctx.recipe.recipe.name, "version": "1.0"},
-            "licenses": [],
-            "images": images,
-            "annotations": anns,
-            "categories": categories,
-        });
+        let info = json!({"description": ctx.recipe.recipe.name, "version": "1.0"});
+        // keys in sorted order, as serde_json writes objects
+        let text = format!(
+            "{{\"annotations\":[{anns}],\"categories\":{},\"images\":[{images}],\"info\":{},\"licenses\":[]}}\n",
+            Value::Array(categories),
+            info
+        );
         let rel = format!("{dir}/annotations/{split}.json");
-        let text = serde_json::to_string(&doc).expect("JSON of plain values") + "\n";
         sink.put(ctx, rel, text.as_bytes())?;
         Ok(())
     }
