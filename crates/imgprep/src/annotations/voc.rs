@@ -104,6 +104,8 @@ fn parse(file: &str, text: &str, opts: &VocOptions) -> Result<VocFile, Failure> 
             Err((reason, origin)) => dropped.push((reason, origin)),
         }
     }
+    // (held for the whole build, one per image: no growth slack)
+    objects.shrink_to_fit();
     let ann = ImageAnnotation {
         image,
         declared_size,

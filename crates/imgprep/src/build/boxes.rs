@@ -155,6 +155,7 @@ pub fn read(
             b.declared_classes.push(c);
         }
     }
+    items.reserve(parsed.images.len());
     for ann in parsed.images {
         let mut labels: Vec<String> = ann.objects.iter().map(|o| o.class.clone()).collect();
         labels.sort();
