@@ -939,6 +939,11 @@ fn an_annotation_without_its_image_is_a_missing_item() {
     let env = TestEnv::new();
     synth_voc(&env, "voc", 3, 64, 48);
     std::fs::remove_file(env.path("voc/JPEGImages/seg01_00001.jpg")).unwrap();
+    // and a broken XML file: one unreadable item, not the end of the source
+    env.write(
+        "voc/Annotations/seg02_00002.xml",
+        b"<annotation>\n<object><name>D00</name>\n",
+    );
     let r = recipe(
         &env,
         "m",
@@ -970,8 +975,24 @@ fn an_annotation_without_its_image_is_a_missing_item() {
     env.ok(&["build", &r, "--out", "out2"]);
     let m = json(&env, "out2/manifest.json");
     let skipped = m["skipped"].as_array().unwrap();
-    assert_eq!(skipped.len(), 1, "{skipped:?}");
-    assert!(skipped[0]["reason"].as_str().unwrap().contains("no image"));
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    let reasons: Vec<&str> = skipped
+        .iter()
+        .map(|s| s["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("no image")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("unreadable annotation file")),
+        "{reasons:?}"
+    );
+    assert!(skipped
+        .iter()
+        .any(|s| s["origin"].as_str().unwrap().contains("seg02_00002.xml:")));
 }
 
 /// Editing a box in an annotation file makes the next build redo the

@@ -343,6 +343,11 @@ fn read_part(
     }
 }
 
+/// The start of the reason given for an XML file that cannot be parsed (the
+/// build treats it as a missing item: an error, or a skip under
+/// `on_error = "skip"`).
+pub const UNREADABLE: &str = "unreadable annotation file";
+
 /// Reads a VOC dataset folder.
 ///
 /// Two layouts:
@@ -519,7 +524,12 @@ fn read_devkit(root: &Path, ann_dir: &Path, opts: &VocOptions) -> Result<Parsed,
         seen_ids.insert(stem.clone());
         let (mut ann, quirks, dropped) = match parse_path(xml, opts)? {
             Ok(r) => r,
-            Err(Failure::Malformed(e) | Failure::NotVoc(e)) => return Err(e),
+            // one broken file is one unreadable item, not the end of the source
+            Err(Failure::Malformed(e) | Failure::NotVoc(e)) => {
+                out.dropped
+                    .push((format!("{UNREADABLE}: {}", e.message), e.origin));
+                continue;
+            }
         };
         out.quirks.extend(quirks);
         out.dropped.extend(dropped);
@@ -574,7 +584,11 @@ fn read_beside(root: &Path, opts: &VocOptions) -> Result<Parsed, ParseError> {
                 out.quirks.push(quirk("not a VOC file", show(xml)));
                 continue;
             }
-            Err(Failure::Malformed(e)) => return Err(e),
+            Err(Failure::Malformed(e)) => {
+                out.dropped
+                    .push((format!("{UNREADABLE}: {}", e.message), e.origin));
+                continue;
+            }
         };
         out.quirks.extend(quirks);
         out.dropped.extend(dropped);
@@ -1000,9 +1014,16 @@ mod tests {
             "{reason}"
         );
 
+        // a broken file is one unreadable item (the build decides: error or skip)
         write(r, "bad/b.xml", "<annotation><object></annotation>");
-        let e = read_layout(r, &AS_IS).unwrap_err().to_string();
-        assert!(e.contains("bad/b.xml:1: malformed XML"), "{e}");
+        let p = read_layout(r, &AS_IS).unwrap();
+        let (reason, origin) = p
+            .dropped
+            .iter()
+            .find(|(w, _)| w.starts_with(UNREADABLE))
+            .unwrap();
+        assert!(origin.contains("bad/b.xml:1"), "{origin}");
+        assert!(reason.contains("malformed XML"), "{reason}");
     }
 
     #[test]

@@ -130,7 +130,9 @@ pub fn read(
     }
     // an annotation whose image is missing is a missing item, not a lost box
     let (missing, dropped): (Vec<_>, Vec<_>) = parsed.dropped.into_iter().partition(|(why, _)| {
-        why.starts_with("no image for this annotation") || why.starts_with("listed, but")
+        why.starts_with("no image for this annotation")
+            || why.starts_with("listed, but")
+            || why.starts_with(annotations::voc::UNREADABLE)
     });
     for (why, origin) in missing {
         if r.recipe.on_error == OnError::Fail {
