@@ -2,6 +2,7 @@
 
 use super::cache::Cache;
 use super::catalog::{Catalog, Skip};
+use super::formats::NO_BOXES;
 use super::manifest::{
     ImageSizes, Manifest, SplitCounts, VariantManifest, MANIFEST, MANIFEST_VERSION,
 };
@@ -12,7 +13,7 @@ use crate::checksum::{file_sums, FileSums};
 use crate::error::{Error, Result};
 use crate::image::{ColorMode, Encoding, ImageSpec, SourceColor};
 use crate::output::{write_atomic, AtomicFile};
-use crate::recipe::{LoadedRecipe, OutputSpec, TfPreset};
+use crate::recipe::{LoadedRecipe, OutputSpec};
 use crate::report::Reporter;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -294,13 +295,12 @@ pub(super) fn write_outputs(
             for (split, idx) in &v.splits {
                 let mut items = Vec::with_capacity(idx.len());
                 for &i in idx.iter().filter(|&&i| ctx.ok(i)) {
-                    match format.refuses(ctx, i) {
-                        None => items.push(i),
-                        Some(why) => {
-                            *left_out
-                                .entry((v.name.clone(), column.clone(), why.to_string()))
-                                .or_default() += 1
-                        }
+                    if format.needs_boxes() && ctx.objects(i).is_empty() {
+                        *left_out
+                            .entry((v.name.clone(), column.clone(), NO_BOXES.to_string()))
+                            .or_default() += 1;
+                    } else {
+                        items.push(i);
                     }
                 }
                 format.write_split(ctx, &v.name, split, &items, &mut sink)?;
@@ -426,15 +426,6 @@ pub(super) fn manifest(
             vm.num_training_samples = train.len() as u64;
             vm.label_width =
                 super::formats::recordio::DET_HEADER + super::formats::recordio::DET_OBJECT * most;
-            let hp = &mut vm.hyperparameters;
-            hp.insert("num_classes".into(), c.labels.len().to_string());
-            hp.insert(
-                "num_training_samples".into(),
-                vm.num_training_samples.to_string(),
-            );
-            hp.insert("label_width".into(), vm.label_width.to_string());
-            variants.insert(v.name.clone(), vm);
-            continue;
         }
         // image_shape: the outputs' one size, or the recipe's setting
         let common = match sizes.keys().collect::<Vec<_>>()[..] {
@@ -456,7 +447,10 @@ pub(super) fn manifest(
                 largest: format!("{w1}x{h1}"),
             });
         }
+        // (SageMaker's detection image_shape is one number, the network's
+        // square input, not the images' C,H,W: only the recipe's setting)
         vm.image_shape = match (&r.hyperparameters.image_shape, &common) {
+            (set, _) if c.detection => set.clone(),
             (Some(set), Some(found)) if set != found => {
                 reporter.warn(&format!(
                     "variant {}: [hyperparameters] image_shape = {set:?}, but every image written is {found} (C,H,W)",
@@ -489,6 +483,9 @@ pub(super) fn manifest(
         }
         if multi_label {
             hp.insert("multi_label".into(), "1".into());
+        }
+        if c.detection {
+            hp.insert("label_width".into(), vm.label_width.to_string());
         }
         variants.insert(v.name.clone(), vm);
     }
@@ -543,22 +540,14 @@ pub(super) fn detection_manifest(
     boxes: super::boxes::BoxReport,
     left_out: &LeftOut,
 ) -> super::manifest::DetectionManifest {
-    let mut class_id_base = BTreeMap::new();
-    for o in &ctx.recipe.recipe.outputs {
-        if matches!(o, OutputSpec::Voc) {
-            // (VOC writes class names, no ids)
-            continue;
-        }
-        let base = match o {
-            OutputSpec::Coco
-            | OutputSpec::Tfrecord {
-                preset: TfPreset::ObjectDetection,
-                ..
-            } => 1,
-            _ => 0,
-        };
-        class_id_base.insert(super::formats::for_output(o, true).name(), base);
-    }
+    let class_id_base = ctx
+        .recipe
+        .recipe
+        .outputs
+        .iter()
+        .map(|o| super::formats::for_output(o, true))
+        .filter_map(|f| Some((f.name(), f.class_id_base()?)))
+        .collect();
     let mut objects: BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>> = BTreeMap::new();
     for v in &ctx.plan.variants {
         for (split, idx) in &v.splits {

@@ -7,7 +7,7 @@
 //! top-left pixel and (W, H) the bottom-right corner of the image.
 
 use super::ops;
-use super::{ImageSpec, Resize};
+use super::ImageSpec;
 use crate::annotations::BBox;
 
 /// The source as found in the prepare stage: its upright size (after EXIF
@@ -52,11 +52,10 @@ impl Mapping {
         } else {
             (0, 0, w, h)
         };
-        let target = match spec.resize {
-            Resize::None => (crop.2, crop.3),
-            r => r.target(crop.2, crop.3),
-        };
-        Mapping { crop, target }
+        Mapping {
+            crop,
+            target: spec.resize.target(crop.2, crop.3),
+        }
     }
 
     /// A box in upright pixels -> output pixels (not clipped: a box the
@@ -103,7 +102,7 @@ pub fn orient_box(b: &BBox, w: u32, h: u32, o: u8) -> BBox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::{ops, Pixels};
+    use crate::image::{ops, Pixels, Resize};
 
     /// A one-pixel-wide marker moved by `ops::orient` lands where
     /// `orient_box` puts a box around it, for all eight orientations.

@@ -9,7 +9,7 @@
 //! destination for such a dataset); without it, the path relative to the
 //! manifest's folder.
 
-use super::{Format, Sink, NO_BOXES};
+use super::{Format, Sink};
 use crate::build::write::Context;
 use crate::error::Result;
 use serde_json::{json, Map, Value};
@@ -27,8 +27,8 @@ impl Format for AugmentedManifest {
         DIR.into()
     }
 
-    fn refuses(&self, ctx: &Context, i: usize) -> Option<&'static str> {
-        ctx.objects(i).is_empty().then_some(NO_BOXES)
+    fn needs_boxes(&self) -> bool {
+        true
     }
 
     fn write_split(

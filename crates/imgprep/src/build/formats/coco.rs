@@ -41,6 +41,10 @@ impl Format for Coco {
         "coco".into()
     }
 
+    fn class_id_base(&self) -> Option<u32> {
+        Some(1)
+    }
+
     fn write_split(
         &self,
         ctx: &Context,

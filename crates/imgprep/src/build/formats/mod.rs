@@ -57,11 +57,16 @@ pub(super) trait Format {
     /// The format's name: its folder under the variant and its column in `items.csv`.
     fn name(&self) -> String;
 
-    /// Why this format's readers cannot take item `i` (e.g. an image
-    /// without boxes in MXNet's detection records), if they cannot: such
-    /// items are left out of this output and counted.
-    fn refuses(&self, _ctx: &Context, _i: usize) -> Option<&'static str> {
-        None
+    /// Its readers cannot take an image without boxes (MXNet's detection
+    /// iterators, SageMaker's algorithm): such images are left out of this
+    /// output and counted.
+    fn needs_boxes(&self) -> bool {
+        false
+    }
+
+    /// The id of the first class in this format (None: it writes names only).
+    fn class_id_base(&self) -> Option<u32> {
+        Some(0)
     }
 
     /// Writes one split of a variant under `{variant}/{name}/`.

@@ -7,7 +7,7 @@
 //! `ImageDetIter` / `ImageDetRecordIter` layout). An image without boxes
 //! cannot be read by those iterators, so it is left out and counted.
 
-use super::{Format, Sink, NO_BOXES};
+use super::{Format, Sink};
 use crate::build::write::{create_parent, io_err, Context, Written};
 use crate::error::Result;
 use crate::output::AtomicFile;
@@ -74,8 +74,8 @@ impl Format for Detection {
         "recordio".into()
     }
 
-    fn refuses(&self, ctx: &Context, i: usize) -> Option<&'static str> {
-        ctx.objects(i).is_empty().then_some(NO_BOXES)
+    fn needs_boxes(&self) -> bool {
+        true
     }
 
     fn write_split(

@@ -7,7 +7,7 @@
 //! `categories`); class ids 0..N-1. Images without boxes are left out (the
 //! algorithm cannot train on them) and counted.
 
-use super::{with_extension, Format, Sink, NO_BOXES};
+use super::{with_extension, Format, Sink};
 use crate::build::write::Context;
 use crate::error::Result;
 use recordio::{format_lst_line, LstEntry};
@@ -105,8 +105,8 @@ impl Format for Detection {
         "sagemaker-detection".into()
     }
 
-    fn refuses(&self, ctx: &Context, i: usize) -> Option<&'static str> {
-        ctx.objects(i).is_empty().then_some(NO_BOXES)
+    fn needs_boxes(&self) -> bool {
+        true
     }
 
     fn write_split(

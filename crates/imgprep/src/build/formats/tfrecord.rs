@@ -108,6 +108,11 @@ impl Format for Tfrecord<'_> {
         format!("tfrecord-{}", preset_name(self.o.preset))
     }
 
+    fn class_id_base(&self) -> Option<u32> {
+        // the Object Detection API keeps 0 for the background
+        Some(u32::from(self.o.preset == TfPreset::ObjectDetection))
+    }
+
     fn write_split(
         &self,
         ctx: &Context,

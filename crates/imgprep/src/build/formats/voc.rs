@@ -27,6 +27,10 @@ impl Format for Voc {
         "voc".into()
     }
 
+    fn class_id_base(&self) -> Option<u32> {
+        None
+    }
+
     fn write_split(
         &self,
         ctx: &Context,
