@@ -3,7 +3,7 @@
 # (real MXNet reads our output; the wheel's own im2rec.py is run side by side;
 # the S3 tests talk to a real Garage server, see scripts/garage.sh; the az://
 # tests to Microsoft's Azurite emulator, scripts/azurite.sh).
-# Installs what it needs (cmake/nasm via apt, cached Python venvs, a cached Garage
+# Installs what it needs (cmake/nasm/ffmpeg via apt, cached Python venvs, a cached Garage
 # build, ~9 min, a cached Azurite npm install, ~45 s) on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -97,7 +97,7 @@ pub enum Command {
     Init(InitArgs),
     /// Write a synthetic dataset (for demos and tests; no download): class folders, multi-label lists, a TinyImageNet-like tree or Pascal VOC boxes.
     #[command(
-        after_help = "Examples:\n  imgprep synth demo/images --classes 4 --per-class 50\n  imgprep synth demo/multilabel --layout multilabel --classes 6\n  imgprep synth demo/tiny --layout tinyimagenet --classes 10 --width 64 --height 64\n  imgprep synth demo/roads --layout voc --classes 4 --per-class 25 --width 320 --height 240"
+        after_help = "Examples:\n  imgprep synth demo/images --classes 4 --per-class 50\n  imgprep synth demo/multilabel --layout multilabel --classes 6\n  imgprep synth demo/tiny --layout tinyimagenet --classes 10 --width 64 --height 64\n  imgprep synth demo/roads --layout voc --classes 4 --per-class 25 --width 320 --height 240\n  imgprep synth demo/sessions --layout video --sessions 3 --chunks 2 --seconds 6 --width 320 --height 180"
     )]
     Synth(SynthArgs),
 }
@@ -408,7 +408,9 @@ pub struct SynthArgs {
     /// `multilabel` (images/ + train.lst, val.lst with one 0/1 column per class),
     /// `tinyimagenet` (wnids.txt, words.txt, train/{id}/images/, val/ with annotations, test/),
     /// `voc` (object detection: JPEGImages/ with painted rectangles and Annotations/*.xml with
-    /// their boxes; `--classes` x `--per-class` images).
+    /// their boxes; `--classes` x `--per-class` images),
+    /// `video` (videos/sessionK/chunkNN.mp4 made with ffmpeg, each frame's number painted in it,
+    /// and labels/sessionK.csv with label,start,end ranges in seconds; see --sessions).
     #[arg(long, default_value = "classes")]
     pub layout: imgprep::synth::Layout,
     /// Number of classes.
@@ -429,6 +431,18 @@ pub struct SynthArgs {
     /// Image format: jpg or png.
     #[arg(long, default_value = "jpg", value_parser = ["jpg", "png"])]
     pub format: String,
+    /// Video layout: number of sessions (recordings).
+    #[arg(long, default_value_t = 3, help_heading = "Video layout")]
+    pub sessions: usize,
+    /// Video layout: chunk files per session.
+    #[arg(long, default_value_t = 2, help_heading = "Video layout")]
+    pub chunks: usize,
+    /// Video layout: seconds per chunk.
+    #[arg(long, default_value_t = 6.0, help_heading = "Video layout")]
+    pub seconds: f64,
+    /// Video layout: frames per second.
+    #[arg(long, default_value_t = 30, help_heading = "Video layout")]
+    pub fps: u32,
 }
 
 #[cfg(test)]

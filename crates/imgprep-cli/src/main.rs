@@ -461,9 +461,21 @@ fn synth(a: SynthArgs) -> Result<u8> {
         seed: a.seed,
         format: a.format,
         layout: a.layout,
+        sessions: a.sessions,
+        chunks: a.chunks,
+        seconds: a.seconds,
+        fps: a.fps,
     };
     let files = imgprep::synth::synth_tree(&a.dir, &opts)?;
-    eprintln!("wrote {} images under {}", files.len(), a.dir.display());
+    if a.layout == imgprep::synth::Layout::Video {
+        eprintln!(
+            "wrote {} files (videos, labels) under {}",
+            files.len(),
+            a.dir.display()
+        );
+    } else {
+        eprintln!("wrote {} images under {}", files.len(), a.dir.display());
+    }
     Ok(0)
 }
 

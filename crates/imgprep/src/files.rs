@@ -184,6 +184,27 @@ pub fn read_to_string(path: &Path) -> std::io::Result<String> {
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
+/// A whole file or object as UTF-8 text, refused when larger than `cap` bytes.
+pub fn read_text_capped(path: &Path, cap: u64) -> std::io::Result<String> {
+    let (r, size) = open_sized(path)?;
+    if size > cap {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{size} bytes, more than the {cap} this file may have"),
+        ));
+    }
+    let mut buf = Vec::with_capacity(size as usize);
+    r.take(cap + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > cap {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("more than the {cap} bytes this file may have"),
+        ));
+    }
+    String::from_utf8(buf)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
 /// Whether a regular file or an object is there (errors count as no).
 pub fn is_file(path: &Path) -> bool {
     match remote(path) {

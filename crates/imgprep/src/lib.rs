@@ -25,3 +25,4 @@ pub mod storage;
 pub mod synth;
 pub mod tfcheck;
 pub mod verify;
+pub mod video;

@@ -171,6 +171,48 @@ pub enum SourceSpec {
         /// or `"^(.*)_\\d+\\.jpg$"` for a name prefix. Groups never span splits.
         group: Option<String>,
     },
+    /// Video recordings: per session an ordered set of chunk files (one
+    /// recording cut in pieces), frames labelled from time or frame ranges.
+    Video {
+        /// The chunk files, relative to the recipe: `*`, `?` (within a name),
+        /// `**` (any folders) and one `{name}` part that is the session (and
+        /// its group), e.g. `videos/{subject}/*.mp4`. Chunks of a session
+        /// are taken in natural order (`chunk2` before `chunk10`). Without a
+        /// `{name}`, every file is a session of its own.
+        chunks: String,
+        /// The ranges of each session: a path with the same `{name}` to a CSV
+        /// of `label,start,end` rows, or one ActivityNet JSON
+        /// (`database/ID/annotations`, seconds) for all sessions. Without
+        /// it, every frame is unlabelled.
+        labels: Option<String>,
+        /// What start and end are: `seconds`, `milliseconds` or `frames`.
+        unit: Option<crate::video::ranges::Unit>,
+        /// With `unit = "frames"`: the number of a session's first frame (0 or 1).
+        frame_base: Option<u32>,
+        /// Session time across chunks: `video` (each chunk starts where the
+        /// previous one's video ends) or `concat` (at the sum of the previous
+        /// files' durations, as ffmpeg's concat demuxer does).
+        #[serde(default)]
+        time_reference: crate::video::TimeReference,
+        /// Frames in no range: `drop` (default; not even decoded to pixels),
+        /// `unlabelled`, or `background` (labelled `background_class`).
+        #[serde(default)]
+        outside: crate::video::ranges::Outside,
+        /// The class of outside frames with `outside = "background"`.
+        background_class: Option<String>,
+        /// A frame in two ranges with different labels: `error` (default),
+        /// `first` or `last` (the range that starts first / last keeps it).
+        #[serde(default)]
+        overlap: crate::video::ranges::Overlap,
+        /// Keep every k-th frame of each range.
+        every: Option<u32>,
+        /// Keep about this many frames per second of each range (the nearest
+        /// real frame to each point of a time grid; never a frame twice).
+        fps: Option<f64>,
+        /// Keep at most this many frames per range, evenly spread.
+        max_per_range: Option<usize>,
+        split: Option<String>,
+    },
 }
 
 impl SourceSpec {

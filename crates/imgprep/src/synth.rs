@@ -19,6 +19,11 @@ pub struct SynthOptions {
     /// What to lay out: a class-folder tree with a CSV index, multi-label
     /// `.lst` files, or a TinyImageNet-like tree.
     pub layout: Layout,
+    /// Video layout: sessions, chunks per session, seconds per chunk, frame rate.
+    pub sessions: usize,
+    pub chunks: usize,
+    pub seconds: f64,
+    pub fps: u32,
 }
 
 /// The dataset layouts `synth` writes.
@@ -39,6 +44,40 @@ pub enum Layout {
     /// their exact boxes (classes `D00`, `D10`, `D20`, `D40`, the rarer the
     /// later; `GG` a road segment, six of them, for group splits).
     Voc,
+    /// Labelled video: `videos/sessionK/chunkNN.mp4` (H.264 with B-frames,
+    /// every frame's session frame number painted in its upper half, see
+    /// [`FRAME_CODE`]) and `labels/sessionK.csv` with `label,start,end`
+    /// ranges in seconds (classes `activity_1`..; some stretches in no range).
+    Video,
+}
+
+/// How `synth --layout video` paints a frame's number: the upper half of
+/// the frame is a 4 x 4 grid of cells (row-major); cell `k` is white when bit
+/// `k` of the session frame number is set, else black.
+pub const FRAME_CODE: &str = "4x4 grid over the upper half, cell k white = bit k";
+
+/// Reads the number [`FRAME_CODE`] painted into an RGB or gray frame.
+pub fn read_frame_code(px: &Pixels) -> u32 {
+    let (w, h) = (px.width as usize, px.height as usize);
+    let mut n = 0u32;
+    for k in 0..16 {
+        let (col, row) = (k % 4, k / 4);
+        // the middle half of the cell, averaged
+        let (x0, x1) = ((4 * col + 1) * w / 16, (4 * col + 3) * w / 16);
+        let (y0, y1) = ((4 * row + 1) * h / 32, (4 * row + 3) * h / 32);
+        let (mut sum, mut count) = (0u64, 0u64);
+        for y in y0..y1.max(y0 + 1) {
+            for x in x0..x1.max(x0 + 1) {
+                let o = (y * w + x) * px.channels;
+                sum += px.data[o] as u64;
+                count += 1;
+            }
+        }
+        if sum / count.max(1) > 128 {
+            n |= 1 << k;
+        }
+    }
+    n
 }
 
 impl std::str::FromStr for Layout {
@@ -49,8 +88,9 @@ impl std::str::FromStr for Layout {
             "multilabel" | "multi-label" => Ok(Layout::MultiLabel),
             "tinyimagenet" | "tiny-imagenet" => Ok(Layout::TinyImageNet),
             "voc" => Ok(Layout::Voc),
+            "video" => Ok(Layout::Video),
             _ => Err(format!(
-                "unknown layout {s:?}: classes, multilabel, tinyimagenet or voc"
+                "unknown layout {s:?}: classes, multilabel, tinyimagenet, voc or video"
             )),
         }
     }
@@ -66,6 +106,10 @@ impl Default for SynthOptions {
             seed: 1,
             format: "jpg".into(),
             layout: Layout::Classes,
+            sessions: 3,
+            chunks: 2,
+            seconds: 6.0,
+            fps: 30,
         }
     }
 }
@@ -143,6 +187,7 @@ pub fn synth_tree(dir: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {
         Layout::MultiLabel => synth_multilabel(dir, opts),
         Layout::TinyImageNet => synth_tinyimagenet(dir, opts),
         Layout::Voc => synth_voc(dir, opts),
+        Layout::Video => synth_video(dir, opts),
     }
 }
 
@@ -382,5 +427,118 @@ fn synth_classes(dir: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {
     }
     let p = dir.join("index.csv");
     write_atomic(&p, index.as_bytes()).map_err(Error::io(&p))?;
+    Ok(written)
+}
+
+/// The ffmpeg filter that paints [`FRAME_CODE`] for frame numbers from `base`.
+pub fn frame_code_filter(w: u32, h: u32, base: u64) -> String {
+    let (cw, ch) = (w / 4, h / 8);
+    let mut f = format!("drawbox=x=0:y=0:w={w}:h={}:color=black:t=fill", h / 2);
+    for k in 0..16 {
+        let (col, row) = (k % 4, k / 4);
+        f.push_str(&format!(
+            ",drawbox=x={}:y={}:w={cw}:h={ch}:color=white:t=fill:enable='mod(floor((n+{base})/{}),2)'",
+            col * cw,
+            row * ch,
+            1u64 << k
+        ));
+    }
+    f
+}
+
+fn synth_video(dir: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {
+    use crate::video::Decoder as _;
+    let ff = crate::video::ffmpeg::Ffmpeg::find().map_err(Error::Usage)?;
+    let (w, h) = (opts.width & !1, opts.height & !1);
+    if w < 32 || h < 32 || opts.fps == 0 || opts.seconds.is_nan() || opts.seconds <= 0.0 {
+        return Err(Error::Usage(format!(
+            "video layout: frames of at least 32x32, fps and seconds above 0 ({w}x{h}, {} fps, {} s)",
+            opts.fps, opts.seconds
+        )));
+    }
+    let frames_per_chunk = (opts.seconds * opts.fps as f64).round() as u64;
+    let mut rng = Rng(opts.seed ^ 0x7669_6465);
+    let classes = opts.classes.max(1);
+    let mut written = Vec::new();
+    let ffmpeg = std::env::var_os("IMGPREP_FFMPEG").unwrap_or_else(|| "ffmpeg".into());
+    for s in 1..=opts.sessions.max(1) {
+        let session = format!("session{s}");
+        let vdir = dir.join("videos").join(&session);
+        std::fs::create_dir_all(&vdir).map_err(Error::io(&vdir))?;
+        for c in 1..=opts.chunks.max(1) {
+            let base = (c as u64 - 1) * frames_per_chunk;
+            let path = vdir.join(format!("chunk{c:02}.mp4"));
+            let tmp = vdir.join(format!(".chunk{c:02}.mp4.part"));
+            let src = format!(
+                "testsrc2=s={w}x{h}:r={}:d={},format=yuv420p,{}",
+                opts.fps,
+                frames_per_chunk as f64 / opts.fps as f64,
+                frame_code_filter(w, h, base)
+            );
+            let out = std::process::Command::new(&ffmpeg)
+                .args([
+                    "-nostdin",
+                    "-hide_banner",
+                    "-loglevel",
+                    "error",
+                    "-y",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                ])
+                .arg(&src)
+                .args(["-frames:v", &frames_per_chunk.to_string()])
+                .args(["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-g"])
+                .arg((opts.fps * 2).to_string())
+                .args([
+                    "-bf",
+                    "2",
+                    "-x264-params",
+                    "b-adapt=0",
+                    "-pix_fmt",
+                    "yuv420p",
+                ])
+                .args(["-f", "mp4"])
+                .arg(&tmp)
+                .output()
+                .map_err(|e| Error::Usage(format!("cannot run ffmpeg: {e}")))?;
+            if !out.status.success() {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(Error::Usage(format!(
+                    "ffmpeg could not make {}: {}",
+                    path.display(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+            std::fs::rename(&tmp, &path).map_err(Error::io(&path))?;
+            // what was made is what a reader sees
+            let t = ff.probe(&path).map_err(Error::Usage)?;
+            if t.len() as u64 != frames_per_chunk {
+                return Err(Error::Usage(format!(
+                    "{}: {} frames made, {frames_per_chunk} asked for",
+                    path.display(),
+                    t.len()
+                )));
+            }
+            written.push(path);
+        }
+        // ranges over the session: labelled stretches of 1-4 s, some gaps
+        let total = (opts.chunks.max(1) as u64 * frames_per_chunk) as f64 / opts.fps as f64;
+        let mut csv = String::from("label,start,end\n");
+        let mut t = 0.0f64;
+        while t < total {
+            let len = 1.0 + (rng.next() % 300) as f64 / 100.0;
+            let end = (t + len).min(total);
+            if !rng.next().is_multiple_of(5) {
+                let class = 1 + (rng.next() % classes as u64) as usize;
+                csv.push_str(&format!("activity_{class},{t:.3},{end:.3}\n"));
+            }
+            t = end;
+        }
+        let lpath = dir.join("labels").join(format!("{session}.csv"));
+        std::fs::create_dir_all(lpath.parent().unwrap()).map_err(Error::io(&lpath))?;
+        write_text(&lpath, &csv)?;
+        written.push(lpath);
+    }
     Ok(written)
 }

@@ -13,3 +13,4 @@ mod s3;
 mod safety;
 mod tfrecord;
 mod verify;
+mod video;

@@ -190,6 +190,7 @@ pub fn read(
             split: split.clone().or_else(|| ann.split.clone()),
             origin: ann.origin.clone(),
             annotation: Some(Box::new(ann)),
+            frame: None,
         });
     }
     Ok(())

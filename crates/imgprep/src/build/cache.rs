@@ -160,6 +160,11 @@ impl Cache {
         write_atomic(&p, &data).map(drop)
     }
 
+    /// Removes one entry (one this build wrote).
+    pub fn remove(&self, key: &str) {
+        let _ = std::fs::remove_file(self.path(key));
+    }
+
     /// Removes every entry whose key is not in `keep` (those of earlier
     /// builds: changed sources, other transforms, removed items), so the
     /// cache holds no more than the current build. Returns (entries, bytes)

@@ -94,6 +94,8 @@ pub struct Catalog {
     pub detection: bool,
     /// What the detection sources declared beside their items.
     pub boxes: super::boxes::SourceBoxes,
+    /// Video sources' chunks (frame items point into them).
+    pub video: super::video::VideoSet,
     rule: Rule,
     human: HashMap<String, String>,
 }
@@ -206,6 +208,7 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
         multi_label,
         walk_skips,
         boxes,
+        video,
     } = sources;
     let mut human = human;
     if let Some(path) = &r.recipe.labels.human_names {
@@ -418,6 +421,7 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
         skipped,
         detection,
         boxes,
+        video,
         rule,
         human,
     };

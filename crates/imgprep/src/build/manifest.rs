@@ -91,6 +91,10 @@ pub struct Manifest {
     /// Detection datasets: conventions, box checks, per-output counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detection: Option<DetectionManifest>,
+    /// Video sources: decoder, numbering and time rules, every chunk's
+    /// timeline, and the frame table file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<serde_json::Value>,
 }
 
 /// What a detection build decided and did.

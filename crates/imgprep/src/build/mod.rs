@@ -9,6 +9,7 @@ mod manifest;
 pub mod outdir;
 pub mod plan;
 pub mod sources;
+pub mod video;
 mod write;
 
 pub use catalog::{build_catalog, Catalog, LabelMap, Skip};
@@ -72,7 +73,7 @@ pub(crate) const ITEM_BATCH: usize = 16;
 const REMOTE_READS: usize = 16;
 /// Where builds before 0.2 kept the item cache (inside the output folder).
 const OLD_CACHE_DIR: &str = ".imgprep-cache";
-const MISSING_IN_SHARDS: &str = "\0missing in shards";
+pub(crate) const MISSING_IN_SHARDS: &str = "\0missing in shards";
 /// Skipped items named one per line before the rest are only counted.
 const SKIPS_SHOWN: usize = 10;
 
@@ -106,6 +107,13 @@ pub fn build_loaded(
     let start = std::time::Instant::now();
     let spec = r.recipe.transform.image_spec().map_err(Error::Usage)?;
     let sources = read_sources(r)?;
+    if !sources.video.is_empty() && spec.is_none() {
+        return Err(Error::Usage(format!(
+            "{}: transform.encoding = \"passthrough\" cannot apply to video frames (they have no \
+             file of their own to pass through); use \"jpg\" or \"png\"",
+            r.path.display()
+        )));
+    }
     let mut catalog = build_catalog(r, sources)?;
     check_outputs(r, &catalog)?;
     let mut plan = make_plan(&r.recipe, &catalog)?;
@@ -134,7 +142,12 @@ pub fn build_loaded(
     for &i in &needed {
         let item = &catalog.items[i];
         let (size, mtime) = fingerprint(&item.path).map_err(Error::io(&item.path))?;
-        fp_text.push_str(&format!("{}\t{size}\t{mtime}\n", item.rel));
+        // labels too: a changed range or index row changes the outputs
+        fp_text.push_str(&format!(
+            "{}\t{size}\t{mtime}\t{}\n",
+            item.rel,
+            item.labels.join("\u{1f}")
+        ));
         // a box edited in an annotation file changes the outputs too
         if let Some(a) = &item.annotation {
             fp_text.push_str(&sha256_hex(format!("{a:?}").as_bytes())[..16]);
@@ -259,13 +272,61 @@ pub fn build_loaded(
         }
     };
     let init = || Processor::new().expect("libjpeg-turbo initialises");
-    let inputs = needed.iter().copied().zip(prints.iter().copied());
+    // frames of videos: decoded per chunk, below
+    let is_frame = |i: usize| catalog.items[i].frame.is_some();
+    let inputs = needed
+        .iter()
+        .copied()
+        .zip(prints.iter().copied())
+        .filter(|&(i, _)| !is_frame(i));
     // objects from a store: more requests in flight than cores
     let remote = crate::files::any_remote(needed.iter().map(|&i| catalog.items[i].path.as_path()));
     let (threads, batch) = if remote {
         (opts.threads.max(REMOTE_READS), 1)
     } else {
         (opts.threads, ITEM_BATCH)
+    };
+    let mut consume = |(i, mut prep, hit, advance): (usize, Prepared, bool, bool)| -> Result<()> {
+        if let Prepared::Ok(info, ..) = &prep {
+            if color_policy == ColorPolicy::Skip && info.source != SourceColor::Rgb {
+                *excluded.entry(info.source.name()).or_insert(0u64) += 1;
+                prep = Prepared::Excluded(format!(
+                    "{} source (transform.color_policy = \"skip\")",
+                    info.source.name()
+                ));
+            }
+        }
+        match (&prep, hit) {
+            (Prepared::Excluded(_), _) => {}
+            (Prepared::Ok(..), true) => cached += 1,
+            (Prepared::Ok(..), false) => processed += 1,
+            (Prepared::Skipped(why), _) => {
+                let item = &catalog.items[i];
+                if why == MISSING_IN_SHARDS {
+                    return Err(Error::Usage(format!(
+                        "{} ({}): in none of the shards' item caches (give every shard's output \
+                         folder; shards are merged on the machine that built them, from the folders \
+                         they were built in, with the same IMGPREP_CACHE_DIR, as their caches live \
+                         under {})",
+                        item.path.display(),
+                        item.origin,
+                        cache::cache_root().join("items").display()
+                    )));
+                }
+                if r.recipe.on_error == OnError::Fail {
+                    return Err(Error::Problem(format!(
+                        "{} ({}): {why} (set on_error = \"skip\" to leave such items out)",
+                        item.path.display(),
+                        item.origin
+                    )));
+                }
+            }
+        }
+        prepared.insert(i, prep);
+        if advance {
+            reporter.advance(1);
+        }
+        Ok(())
     };
     ordered_map_batched(
         inputs,
@@ -274,47 +335,30 @@ pub fn build_loaded(
         threads * 4 * batch,
         init,
         work,
-        |(i, mut prep, hit)| -> Result<()> {
-            if let Prepared::Ok(info, ..) = &prep {
-                if color_policy == ColorPolicy::Skip && info.source != SourceColor::Rgb {
-                    *excluded.entry(info.source.name()).or_insert(0u64) += 1;
-                    prep = Prepared::Excluded(format!(
-                        "{} source (transform.color_policy = \"skip\")",
-                        info.source.name()
-                    ));
-                }
-            }
-            match (&prep, hit) {
-                (Prepared::Excluded(_), _) => {}
-                (Prepared::Ok(..), true) => cached += 1,
-                (Prepared::Ok(..), false) => processed += 1,
-                (Prepared::Skipped(why), _) => {
-                    let item = &catalog.items[i];
-                    if why == MISSING_IN_SHARDS {
-                        return Err(Error::Usage(format!(
-                            "{} ({}): in none of the shards' item caches (give every shard's output \
-                             folder; shards are merged on the machine that built them, from the folders \
-                             they were built in, with the same IMGPREP_CACHE_DIR, as their caches live \
-                             under {})",
-                            item.path.display(),
-                            item.origin,
-                            cache::cache_root().join("items").display()
-                        )));
-                    }
-                    if r.recipe.on_error == OnError::Fail {
-                        return Err(Error::Problem(format!(
-                            "{} ({}): {why} (set on_error = \"skip\" to leave such items out)",
-                            item.path.display(),
-                            item.origin
-                        )));
-                    }
-                }
-            }
-            prepared.insert(i, prep);
-            reporter.advance(1);
-            Ok(())
-        },
+        |(i, prep, hit)| consume((i, prep, hit, true)),
     )?;
+    if let Some(spec) = spec.as_ref().filter(|_| !catalog.video.is_empty()) {
+        let frames: Vec<(usize, (u64, i128))> = needed
+            .iter()
+            .copied()
+            .zip(prints.iter().copied())
+            .filter(|&(i, _)| is_frame(i))
+            .collect();
+        let done = video::prepare(
+            &catalog,
+            &frames,
+            spec,
+            &cache,
+            &shard_caches,
+            merging,
+            &transform_key,
+            opts.threads,
+            &|n| reporter.advance(n),
+        )?;
+        for (i, (prep, hit)) in done {
+            consume((i, prep, hit, false))?;
+        }
+    }
     reporter.end();
     for (kind, n) in &excluded {
         reporter.warn(&format!(
@@ -430,6 +474,16 @@ pub fn build_loaded(
     manifest.files.extend(written);
     let items_csv = write::write_items_table(&ctx, &manifest, &locations)?;
     manifest.files.insert(write::ITEMS_CSV.into(), items_csv);
+    if !catalog.video.is_empty() {
+        let p = write::under(&opts.out, video::FRAMES_CSV)?;
+        guard.record(video::FRAMES_CSV)?;
+        let sums = video::write_frame_table(&p, &catalog.video)?;
+        manifest.files.insert(video::FRAMES_CSV.into(), sums);
+        manifest.video = Some(video::manifest_section(&catalog, &prepared));
+        for w in &catalog.video.warnings {
+            reporter.warn(w);
+        }
+    }
     // files the caller keeps with the dataset (convert's recipe)
     for (rel, bytes) in &opts.extra_files {
         let p = write::under(&opts.out, rel)?;
@@ -446,7 +500,9 @@ pub fn build_loaded(
     let keep: std::collections::HashSet<String> = needed
         .iter()
         .zip(&prints)
-        .map(|(&i, &(size, mtime))| Cache::key(&transform_key, &catalog.items[i].path, size, mtime))
+        .map(|(&i, &(size, mtime))| {
+            video::cache_key(&transform_key, &catalog.items[i], size, mtime)
+        })
         .collect();
     let (_, cache_pruned_bytes) = cache.retain(&keep);
     Ok(BuildSummary {

@@ -28,6 +28,8 @@ pub struct Item {
     /// The item's objects (boxes), for detection sources; `None` for
     /// classification items.
     pub annotation: Option<Box<crate::annotations::ImageAnnotation>>,
+    /// For video sources: which frame of which chunk (`path` is the chunk).
+    pub frame: Option<super::video::FrameRef>,
 }
 
 /// Human names found along the way (metadata `names` files).
@@ -53,6 +55,8 @@ pub struct Sources {
     pub walk_skips: Vec<super::catalog::Skip>,
     /// What detection sources declared beside their items.
     pub boxes: super::boxes::SourceBoxes,
+    /// Video sources' chunks and frame tables.
+    pub video: super::video::VideoSet,
 }
 
 pub fn read_sources(r: &LoadedRecipe) -> Result<Sources> {
@@ -64,6 +68,7 @@ pub fn read_sources(r: &LoadedRecipe) -> Result<Sources> {
     let mut multi_label = false;
     let mut walk_skips = Vec::new();
     let mut boxes = super::boxes::SourceBoxes::default();
+    let mut video = super::video::VideoSet::default();
     for s in &r.recipe.sources {
         match s {
             SourceSpec::Folders { root, exts, split } => {
@@ -147,6 +152,9 @@ pub fn read_sources(r: &LoadedRecipe) -> Result<Sources> {
                     &mut human,
                 )?)
             }
+            spec @ SourceSpec::Video { .. } => {
+                super::video::read(r, spec, &mut items, &mut video, &mut walk_skips)?
+            }
             spec if spec.has_boxes() => super::boxes::read(r, spec, &mut items, &mut boxes)?,
             _ => unreachable!("every source type is handled"),
         }
@@ -168,6 +176,7 @@ pub fn read_sources(r: &LoadedRecipe) -> Result<Sources> {
         multi_label,
         walk_skips,
         boxes,
+        video,
     })
 }
 
@@ -194,6 +203,9 @@ pub fn input_paths(r: &LoadedRecipe) -> Vec<PathBuf> {
             SourceSpec::Coco { file, images, .. } => {
                 v.push(r.resolve(file));
                 v.push(r.resolve(images));
+            }
+            SourceSpec::Video { chunks, labels, .. } => {
+                v.extend(super::video::input_paths(r, chunks, labels.as_deref()))
             }
         }
     }
@@ -318,6 +330,7 @@ fn folders(
         let class = &names[label];
         out.push(Item {
             annotation: None,
+            frame: None,
             path: at(root, &rel),
             rel,
             labels: if class == "." {
@@ -377,6 +390,7 @@ fn remote_folders(
         };
         out.push(Item {
             annotation: None,
+            frame: None,
             path: PathBuf::from(uri),
             rel,
             labels,
@@ -529,6 +543,7 @@ fn csv_index(
         };
         out.push(Item {
             annotation: None,
+            frame: None,
             path: at(root, &rel),
             rel,
             labels,
@@ -641,6 +656,7 @@ fn lst(
         }
         out.push(Item {
             annotation: None,
+            frame: None,
             path: at(root, &e.path),
             rel: e.path,
             labels,
@@ -784,6 +800,7 @@ fn metadata(
                     let path = at(&dir, &f);
                     out.push(Item {
                         annotation: None,
+                        frame: None,
                         rel: rel_to(root, &path),
                         path,
                         labels: vec![id.clone()],
@@ -814,6 +831,7 @@ fn metadata(
                     let path = at(&dir, fields[0].trim());
                     out.push(Item {
                         annotation: None,
+                        frame: None,
                         rel: rel_to(root, &path),
                         path,
                         labels: vec![fields[1].trim().to_string()],
@@ -830,6 +848,7 @@ fn metadata(
                     let path = at(&dir, &f);
                     out.push(Item {
                         annotation: None,
+                        frame: None,
                         rel: rel_to(root, &path),
                         path,
                         labels: Vec::new(),

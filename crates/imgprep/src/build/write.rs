@@ -111,8 +111,9 @@ impl Context<'_> {
     pub fn source_bytes(&self, i: usize) -> Result<Vec<u8>> {
         let item = &self.catalog.items[i];
         let (size, _) = self.prints[&i];
-        if self.spec.is_none() {
-            // what the outputs store is the source itself
+        if self.spec.is_none() || item.frame.is_some() {
+            // what the outputs store is the source itself (a video frame:
+            // the image its chunk's decode stored)
             return self.bytes(i);
         }
         crate::files::read_sized(&item.path, size).map_err(Error::io(&item.path))
@@ -131,7 +132,7 @@ impl Context<'_> {
         if !self.cached(i) {
             return crate::files::read_sized(&item.path, size).map_err(Error::io(&item.path));
         }
-        let key = Cache::key(self.transform_key, &item.path, size, mtime);
+        let key = super::video::cache_key(self.transform_key, item, size, mtime);
         self.cache.get(&key).map(|(.., b)| b).ok_or_else(|| {
             Error::Usage(format!(
                 "cache entry for {} vanished during the build",
@@ -146,7 +147,12 @@ impl Context<'_> {
             false => self.prints[&i].0,
             true => {
                 let (size, mtime) = self.prints[&i];
-                let key = Cache::key(self.transform_key, &self.catalog.items[i].path, size, mtime);
+                let key = super::video::cache_key(
+                    self.transform_key,
+                    &self.catalog.items[i],
+                    size,
+                    mtime,
+                );
                 self.cache.len(&key).unwrap_or(0)
             }
         }
@@ -530,6 +536,7 @@ pub(super) fn manifest(
         non_rgb_sources,
         skipped,
         detection: None,
+        video: None,
     }
 }
 
@@ -621,6 +628,17 @@ pub(super) fn write_items_table(
         "source_sha256",
         "status",
     ];
+    let video = !ctx.catalog.video.is_empty();
+    if video {
+        header.extend([
+            "chunk",
+            "frame",
+            "pts",
+            "time",
+            "session_frame",
+            "session_time",
+        ]);
+    }
     header.extend(columns.iter().map(String::as_str));
     w.write_record(&header)
         .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?;
@@ -648,6 +666,9 @@ pub(super) fn write_items_table(
                     sha,
                     "written".to_string(),
                 ];
+                if video {
+                    row.extend(super::video::item_columns(c, item));
+                }
                 for col in &columns {
                     row.push(place.and_then(|p| p.get(col)).cloned().unwrap_or_default());
                 }
@@ -668,6 +689,9 @@ pub(super) fn write_items_table(
             String::new(),
             format!("skipped: {}", s.reason),
         ];
+        if video {
+            row.extend(std::iter::repeat_n(String::new(), 6));
+        }
         row.extend(columns.iter().map(|_| String::new()));
         w.write_record(&row)
             .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?;

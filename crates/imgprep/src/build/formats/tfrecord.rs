@@ -298,11 +298,17 @@ fn example_for(ctx: &Context, p: &mut Processor, i: usize, o: &TfOptions) -> Res
             // hidden JPEG round trip. Without a resize or crop they are the
             // source's pixels exactly.
             let base = ctx.spec.cloned().unwrap_or_default();
-            let spec = ImageSpec {
+            let mut spec = ImageSpec {
                 color: ctx.spec.map(|s| s.color).unwrap_or(ColorMode::Color),
                 max_pixels: ctx.recipe.recipe.transform.max_pixels,
                 ..base
             };
+            if item.frame.is_some() {
+                // a video frame's source is its stored image, already cropped
+                // and scaled by the decoder (exact with encoding = "png")
+                spec.resize = crate::image::Resize::None;
+                spec.center_crop = false;
+            }
             let source = ctx.source_bytes(i)?;
             let px = p
                 .decode(&source, &spec)

@@ -1,0 +1,694 @@
+//! Video sources: clips made here with ffmpeg's lavfi sources carry each
+//! frame's number painted in their pixels (`imgprep::synth::FRAME_CODE`), so
+//! every written image is read back and must be the frame, with the label,
+//! that the ranges say: B-frames, a variable frame rate, an edit list, two
+//! chunks joined across a gap; plus the real files in ../shared/data/video.
+
+use crate::env::{assert_stderr_has, shared_data, stderr, TestEnv};
+use imgprep::image::{ImageSpec, Processor};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+/// ffmpeg is there, or the test is skipped (never under CI=true).
+fn have_ffmpeg() -> bool {
+    let ok = Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("ffmpeg is missing under CI=true (scripts/test.sh installs it)");
+        }
+        eprintln!("SKIPPED: ffmpeg not installed");
+    }
+    ok
+}
+
+fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `frames` frames at `fps` with numbers from `base` painted in, H.264 with
+/// two B-frames between references; `vf` is appended to the filter chain
+/// (e.g. a setpts for a variable rate) and `extra` goes before the output.
+fn clip(env: &TestEnv, rel: &str, frames: u64, fps: u32, base: u64, vf: &str, extra: &[&str]) {
+    let p = env.path(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    // the source ends with the last frame (so a longer audio track runs on)
+    let mut chain = format!(
+        "color=c=gray:s=128x96:r={fps}:d={},format=yuv420p,{}",
+        frames as f64 / fps as f64,
+        imgprep::synth::frame_code_filter(128, 96, base)
+    );
+    if !vf.is_empty() {
+        chain.push(',');
+        chain.push_str(vf);
+    }
+    let mut args = vec!["-f", "lavfi", "-i", &chain];
+    args.extend(extra);
+    args.extend([
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "12",
+        "-g",
+        "24",
+        "-bf",
+        "2",
+        "-x264-params",
+        "b-adapt=0",
+        "-pix_fmt",
+        "yuv420p",
+        p.to_str().unwrap(),
+    ]);
+    ffmpeg(&args);
+}
+
+/// Frames ffmpeg itself decodes from a file.
+fn ffprobe_count(p: &Path) -> u64 {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(p)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+fn recipe(env: &TestEnv, name: &str, source: &str, extra: &str) -> String {
+    // extra first: it may hold top-level keys (on_error) and tables
+    let t = format!(
+        "name = \"{name}\"\n{extra}\n[[sources]]\ntype = \"video\"\n{source}\n\
+         [[outputs]]\nformat = \"folders\"\n"
+    );
+    let file = format!("{name}.toml");
+    env.write(&file, t.as_bytes());
+    file
+}
+
+/// One written frame: its items.csv row and the number painted in its image.
+#[derive(Debug)]
+struct Written {
+    item: String,
+    label: String,
+    split: String,
+    chunk: String,
+    frame: u64,
+    session_frame: u64,
+    session_time: f64,
+    painted: u32,
+}
+
+/// Every written frame of a build (folders output), read back.
+fn written(env: &TestEnv, out: &str) -> Vec<Written> {
+    let mut r = csv::Reader::from_path(env.path(&format!("{out}/items.csv"))).unwrap();
+    let h = r.headers().unwrap().clone();
+    let col = |name: &str| h.iter().position(|c| c == name).unwrap();
+    let mut p = Processor::new().unwrap();
+    let mut v = Vec::new();
+    for rec in r.records() {
+        let rec = rec.unwrap();
+        if rec[col("status")] != *"written" {
+            continue;
+        }
+        let file = &rec[col("folders")];
+        let bytes = env.read(&format!("{out}/{file}"));
+        let px = p.decode(&bytes, &ImageSpec::default()).unwrap().pixels;
+        v.push(Written {
+            item: rec[col("item")].to_string(),
+            label: rec[col("labels")].to_string(),
+            split: rec[col("split")].to_string(),
+            chunk: rec[col("chunk")].to_string(),
+            frame: rec[col("frame")].parse().unwrap(),
+            session_frame: rec[col("session_frame")].parse().unwrap(),
+            session_time: rec[col("session_time")].parse().unwrap(),
+            painted: imgprep::synth::read_frame_code(&px),
+        });
+    }
+    v
+}
+
+fn manifest(env: &TestEnv, out: &str) -> Value {
+    serde_json::from_slice(&env.read(&format!("{out}/manifest.json"))).unwrap()
+}
+
+/// The label a time range list gives time `t` (half-open ranges).
+fn label_at(ranges: &[(&str, f64, f64)], t: f64) -> String {
+    ranges
+        .iter()
+        .find(|(_, a, b)| *a <= t && t < *b)
+        .map(|r| r.0.to_string())
+        .unwrap_or_default()
+}
+
+fn ranges_csv(ranges: &[(&str, f64, f64)]) -> String {
+    let mut s = String::from("label,start,end\n");
+    for (l, a, b) in ranges {
+        s.push_str(&format!("{l},{a},{b}\n"));
+    }
+    s
+}
+
+#[test]
+fn every_frame_carries_its_own_number_and_label_across_chunks_and_b_frames() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let env = TestEnv::new();
+    // two sessions of two chunks, 36 + 24 frames at 24 fps (1.5 s + 1 s)
+    for s in ["s1", "s2"] {
+        clip(&env, &format!("v/{s}/part1.mp4"), 36, 24, 0, "", &[]);
+        clip(&env, &format!("v/{s}/part2.mp4"), 24, 24, 36, "", &[]);
+    }
+    // a frame number 10 was written with ffmpeg's %d-style and natural order
+    // must put part2 before part10: add part10 to s2 only
+    clip(&env, "v/s2/part10.mp4", 12, 24, 60, "", &[]);
+    let ranges = [("a", 0.0, 0.5), ("b", 0.5, 1.7), ("c", 2.0, 2.9)];
+    env.write("l/s1.csv", ranges_csv(&ranges).as_bytes());
+    env.write("l/s2.csv", ranges_csv(&ranges).as_bytes());
+    let r = recipe(
+        &env,
+        "v",
+        "chunks = \"v/{subject}/*.mp4\"\nlabels = \"l/{subject}.csv\"\nunit = \"seconds\"",
+        "[split]\nmethod = \"explicit\"\n[split.assign]\ntrain = [\"s1\"]\nvalidation = [\"s2\"]",
+    );
+    env.ok(&["build", &r, "--out", "out"]);
+    let w = written(&env, "out");
+    // every frame in a range, once, with its own number and the range's label
+    let mut seen = std::collections::HashSet::new();
+    for f in &w {
+        assert_eq!(
+            f.painted as u64, f.session_frame,
+            "{}: image shows frame {}",
+            f.item, f.painted
+        );
+        assert!(seen.insert(f.item.clone()), "{} twice", f.item);
+        let t = f.session_frame as f64 / 24.0;
+        assert!(
+            (f.session_time - t).abs() < 1e-4,
+            "{}: time {}",
+            f.item,
+            f.session_time
+        );
+        assert_eq!(f.label, label_at(&ranges, t), "{} at {t}", f.item);
+        let want_split = if f.item.starts_with("s1/") {
+            "train"
+        } else {
+            "validation"
+        };
+        assert_eq!(f.split, want_split);
+    }
+    let expect = |total: u64| {
+        (0..total)
+            .filter(|&k| !label_at(&ranges, k as f64 / 24.0).is_empty())
+            .count()
+    };
+    let s1 = w.iter().filter(|f| f.item.starts_with("s1/")).count();
+    let s2 = w.iter().filter(|f| f.item.starts_with("s2/")).count();
+    assert_eq!((s1, s2), (expect(60), expect(72)));
+    // part10 comes after part2 in s2's session
+    assert!(w
+        .iter()
+        .any(|f| f.chunk == "part10" && f.frame == 0 && f.session_frame == 60));
+    // the frame table lists every presented frame, the manifest says the rules
+    let m = manifest(&env, "out");
+    let v = &m["video"];
+    assert_eq!(v["chunks"].as_array().unwrap().len(), 5);
+    assert!(v["decoder"].as_str().unwrap().starts_with("ffmpeg "));
+    assert!(v["sources"][0]["time_rule"]
+        .as_str()
+        .unwrap()
+        .contains("start <= t < end"));
+    let table = String::from_utf8(env.read("out/video-frames.csv")).unwrap();
+    assert_eq!(table.lines().count(), 1 + 60 + 72);
+    assert_eq!(m["num_classes"], 3);
+    // the same build again is byte-identical, whatever the thread count
+    env.ok(&["build", &r, "--out", "again", "--num-thread", "1"]);
+    assert_eq!(env.read("out/items.csv"), env.read("again/items.csv"));
+    assert_eq!(
+        env.read("out/video-frames.csv"),
+        env.read("again/video-frames.csv")
+    );
+}
+
+#[test]
+fn variable_frame_rate_frames_are_placed_by_their_timestamps() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let env = TestEnv::new();
+    // 30 frames at 30 fps, then a 0.5 s jump and 30 frames at 15 fps
+    // (in ticks of the source's 1/30 s time base: exact)
+    let pts = "setpts='if(lt(N,30),N,45+2*(N-30))'";
+    clip(
+        &env,
+        "v/rec/a.mp4",
+        60,
+        30,
+        0,
+        pts,
+        &["-fps_mode", "passthrough"],
+    );
+    // ffmpeg's own default (constant rate) would make up frames in the jump
+    let cfr = env.path("cfr");
+    std::fs::create_dir_all(&cfr).unwrap();
+    ffmpeg(&[
+        "-i",
+        env.path("v/rec/a.mp4").to_str().unwrap(),
+        &format!("{}/%06d.png", cfr.display()),
+    ]);
+    let made = std::fs::read_dir(&cfr).unwrap().count();
+    let time = |k: u64| {
+        if k < 30 {
+            k as f64 / 30.0
+        } else {
+            (45 + 2 * (k - 30)) as f64 / 30.0
+        }
+    };
+    let ranges = [("x", 0.0, 0.7), ("y", 0.7, 1.6), ("z", 2.0, 9.0)];
+    env.write("l/rec.csv", ranges_csv(&ranges).as_bytes());
+    let r = recipe(
+        &env,
+        "v",
+        "chunks = \"v/{s}/*.mp4\"\nlabels = \"l/{s}.csv\"\nunit = \"seconds\"",
+        "",
+    );
+    env.ok(&["build", &r, "--out", "out"]);
+    let w = written(&env, "out");
+    for f in &w {
+        assert_eq!(f.painted as u64, f.session_frame, "{}", f.item);
+        let t = time(f.session_frame);
+        assert!(
+            (f.session_time - t).abs() < 1e-3,
+            "{}: {} vs {t}",
+            f.item,
+            f.session_time
+        );
+        assert_eq!(f.label, label_at(&ranges, t), "{}", f.item);
+    }
+    let want = (0..60)
+        .filter(|&k| !label_at(&ranges, time(k)).is_empty())
+        .count();
+    assert_eq!(w.len(), want);
+    let table = String::from_utf8(env.read("out/video-frames.csv")).unwrap();
+    assert_eq!(
+        table.lines().count() - 1,
+        60,
+        "every presented frame, none made up"
+    );
+    assert!(
+        made > 60,
+        "ffmpeg's constant-rate default made {made} files of 60 frames"
+    );
+    // sampling at 10 fps picks real frames, never one twice
+    let r = recipe(
+        &env,
+        "s",
+        "chunks = \"v/{s}/*.mp4\"\nlabels = \"l/{s}.csv\"\nunit = \"seconds\"\nfps = 10",
+        "",
+    );
+    env.ok(&["build", &r, "--out", "sampled"]);
+    let s = written(&env, "sampled");
+    let mut frames: Vec<u64> = s.iter().map(|f| f.session_frame).collect();
+    frames.sort_unstable();
+    let n = frames.len();
+    frames.dedup();
+    assert_eq!(frames.len(), n, "a frame was written twice");
+    for f in &s {
+        assert_eq!(f.painted as u64, f.session_frame);
+        assert_eq!(f.label, label_at(&ranges, time(f.session_frame)));
+    }
+    // x: 0-0.7 s at 30 fps -> 7 picks (0, 0.1, ..., 0.6); z at 15 fps, 2.0-3.5 s
+    let per: BTreeMap<&str, usize> = s.iter().fold(BTreeMap::new(), |mut m, f| {
+        *m.entry(f.label.as_str()).or_default() += 1;
+        m
+    });
+    assert_eq!(per["x"], 7, "{per:?}");
+    assert!((14..=16).contains(&per["z"]), "{per:?}");
+}
+
+#[test]
+fn an_edit_list_hides_the_frames_before_its_start() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let env = TestEnv::new();
+    clip(&env, "src.mp4", 60, 30, 0, "", &[]);
+    std::fs::create_dir_all(env.path("v/cut")).unwrap();
+    // cut at 0.5 s without re-encoding: the file keeps the frames from the
+    // keyframe before and an edit list hides them
+    ffmpeg(&[
+        "-ss",
+        "0.5",
+        "-i",
+        env.path("src.mp4").to_str().unwrap(),
+        "-c",
+        "copy",
+        env.path("v/cut/cut.mp4").to_str().unwrap(),
+    ]);
+    let shown = ffprobe_count(&env.path("v/cut/cut.mp4"));
+    assert!(shown < 60);
+    let r = recipe(
+        &env,
+        "v",
+        "chunks = \"v/{s}/*.mp4\"",
+        "[labels]\nunlabelled = true",
+    );
+    env.ok(&["build", &r, "--out", "out"]);
+    let w = written(&env, "out");
+    assert_eq!(
+        w.len() as u64,
+        shown,
+        "frames written = frames ffmpeg shows"
+    );
+    for f in &w {
+        // frame 0 is the first shown frame, the one painted 60 - shown
+        assert_eq!(f.painted as u64, 60 - shown + f.frame, "{}", f.item);
+    }
+}
+
+#[test]
+fn chunks_joined_across_a_gap_follow_the_chosen_timeline() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let env = TestEnv::new();
+    // 2 s of video with 2.5 s of audio per chunk: the file runs past its video
+    for (c, base) in [("c1", 0), ("c2", 48)] {
+        clip(
+            &env,
+            &format!("v/rec/{c}.mp4"),
+            48,
+            24,
+            base,
+            "",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:duration=2.5",
+                "-c:a",
+                "aac",
+            ],
+        );
+    }
+    let dur = |c: &str| -> f64 {
+        let o = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "format=duration",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(env.path(&format!("v/rec/{c}.mp4")))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+    };
+    let d1 = dur("c1");
+    assert!(d1 > 2.3, "audio should run past the video: {d1}");
+    // ranges made on the concatenated file: c2 starts at d1 there
+    let ranges = [("first", 0.0, 1.0), ("late", d1 - 0.01, d1 + 1.0)];
+    env.write("l/rec.csv", ranges_csv(&ranges).as_bytes());
+    let src = "chunks = \"v/{s}/*.mp4\"\nlabels = \"l/{s}.csv\"\nunit = \"seconds\"";
+    let r = recipe(
+        &env,
+        "concat",
+        &format!("{src}\ntime_reference = \"concat\""),
+        "",
+    );
+    let out = env.ok(&["build", &r, "--out", "concat"]);
+    assert_stderr_has(&out, "past its last video frame");
+    let w = written(&env, "concat");
+    let late: Vec<&Written> = w.iter().filter(|f| f.label == "late").collect();
+    // c2's first 24 frames (1 s from d1), none of c1's
+    assert_eq!(late.len(), 24);
+    assert!(late
+        .iter()
+        .all(|f| f.chunk == "c2" && f.painted as u64 == 48 + f.frame));
+    assert!(
+        (late[0].session_time - d1).abs() < 0.05,
+        "{}",
+        late[0].session_time
+    );
+    // the video's own timeline: c2 starts at 2.0 s, so the same ranges now
+    // cover c2 from d1 - 2.0 on
+    let r = recipe(&env, "video", src, "");
+    env.ok(&["build", &r, "--out", "video"]);
+    let w = written(&env, "video");
+    let late: Vec<&Written> = w.iter().filter(|f| f.label == "late").collect();
+    assert!(late.iter().all(
+        |f| (f.session_time - (2.0 + f.frame as f64 / 24.0)).abs() < 1e-3
+            && f.session_time >= d1 - 0.01
+    ));
+    let m = manifest(&env, "concat");
+    assert!(m["video"]["chunks"][0]["tail_gap"].as_f64().unwrap() > 0.3);
+}
+
+#[test]
+fn frame_ranges_count_from_the_declared_base() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let env = TestEnv::new();
+    clip(&env, "v/r/a.mp4", 20, 10, 0, "", &[]);
+    env.write("l/r.csv", b"label,start,end\non,1,5\n");
+    let src = "chunks = \"v/{s}/*.mp4\"\nlabels = \"l/{s}.csv\"\nunit = \"frames\"";
+    // without the base: asked for, not guessed
+    let r = recipe(&env, "nobase", src, "");
+    let out = env.run(&["build", &r, "--out", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_stderr_has(&out, "frame_base");
+    for (base, first) in [(0, 1u64), (1, 0)] {
+        let r = recipe(
+            &env,
+            &format!("b{base}"),
+            &format!("{src}\nframe_base = {base}"),
+            "",
+        );
+        env.ok(&["build", &r, "--out", &format!("b{base}")]);
+        let w = written(&env, &format!("b{base}"));
+        let mut got: Vec<u64> = w.iter().map(|f| f.painted as u64).collect();
+        got.sort_unstable();
+        assert_eq!(
+            got,
+            (first..first + 5).collect::<Vec<_>>(),
+            "frame_base = {base}"
+        );
+    }
+}
+
+#[test]
+fn overlapping_ranges_name_both_lines_unless_a_policy_is_set() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let env = TestEnv::new();
+    clip(&env, "v/r/a.mp4", 20, 10, 0, "", &[]);
+    env.write("l/r.csv", b"label,start,end\na,0,1.2\nb,1.0,2.0\n");
+    let src = "chunks = \"v/{s}/*.mp4\"\nlabels = \"l/{s}.csv\"\nunit = \"seconds\"";
+    let r = recipe(&env, "err", src, "");
+    let out = env.run(&["build", &r, "--out", "x"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_stderr_has(&out, "r.csv:2 (a)");
+    assert_stderr_has(&out, "r.csv:3 (b)");
+    let r = recipe(&env, "last", &format!("{src}\noverlap = \"last\""), "");
+    env.ok(&["build", &r, "--out", "last"]);
+    let w = written(&env, "last");
+    assert_eq!(w.len(), 20);
+    assert!(w
+        .iter()
+        .all(|f| f.label == if f.painted < 10 { "a" } else { "b" }));
+    // outside frames as a background class; every 4th frame only
+    env.write("l/r.csv", b"label,start,end\na,0.5,1.0\n");
+    let r = recipe(
+        &env,
+        "bg",
+        &format!("{src}\noutside = \"background\"\nbackground_class = \"none\"\nevery = 4"),
+        "",
+    );
+    env.ok(&["build", &r, "--out", "bg"]);
+    let w = written(&env, "bg");
+    let mut got: Vec<(u32, String)> = w.iter().map(|f| (f.painted, f.label.clone())).collect();
+    got.sort();
+    let want: Vec<(u32, String)> = [
+        (0, "none"),
+        (4, "none"),
+        (5, "a"),
+        (9, "a"),
+        (10, "none"),
+        (14, "none"),
+        (18, "none"),
+    ]
+    .iter()
+    .map(|(k, l)| (*k, l.to_string()))
+    .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_changed_chunk_is_decoded_again_and_no_other() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let env = TestEnv::new();
+    for s in ["s1", "s2"] {
+        clip(&env, &format!("v/{s}/a.mp4"), 12, 12, 0, "", &[]);
+        clip(&env, &format!("v/{s}/b.mp4"), 12, 12, 12, "", &[]);
+    }
+    let r = recipe(
+        &env,
+        "v",
+        "chunks = \"v/{s}/*.mp4\"",
+        "[labels]\nunlabelled = true",
+    );
+    let summary =
+        |out: &std::process::Output| -> Value { serde_json::from_slice(&out.stdout).unwrap() };
+    let first = summary(&env.ok(&["build", &r, "--out", "out", "--json"]));
+    assert_eq!(first["processed"], 48);
+    let again = summary(&env.ok(&["build", &r, "--out", "out", "--json"]));
+    assert_eq!(again["up_to_date"], true);
+    // another take of s2/b.mp4
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    clip(&env, "v/s2/b.mp4", 12, 12, 100, "", &[]);
+    let after = summary(&env.ok(&["build", &r, "--out", "out", "--json"]));
+    assert_eq!(
+        (after["processed"].clone(), after["cached"].clone()),
+        (12.into(), 36.into())
+    );
+    let w = written(&env, "out");
+    assert!(w
+        .iter()
+        .filter(|f| f.item.starts_with("s2/b/"))
+        .all(|f| f.painted as u64 == 100 + f.frame));
+}
+
+#[test]
+fn broken_and_stuck_videos_are_reported_not_hung_on() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let env = TestEnv::new();
+    // moov first, so the cut file still lists packets whose data is gone
+    clip(
+        &env,
+        "v/ok/a.mp4",
+        48,
+        24,
+        0,
+        "",
+        &["-movflags", "+faststart"],
+    );
+    let whole = env.read("v/ok/a.mp4");
+    env.write("v/cut/a.mp4", &whole[..whole.len() * 6 / 10]);
+    let r = recipe(
+        &env,
+        "cut",
+        "chunks = \"v/{s}/*.mp4\"",
+        "[labels]\nunlabelled = true",
+    );
+    let out = env.run(&["build", &r, "--out", "x"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_stderr_has(&out, "cut/a.mp4");
+    assert_stderr_has(&out, "cut short");
+    // under on_error = "skip" the cut chunk and a file that is no video are
+    // listed skips, the good session is written
+    env.write("v/junk/a.mp4", b"this is not a video at all");
+    let r = recipe(
+        &env,
+        "skip",
+        "chunks = \"v/{s}/*.mp4\"",
+        "on_error = \"skip\"\n[labels]\nunlabelled = true",
+    );
+    env.ok(&["build", &r, "--out", "skip"]);
+    let m = manifest(&env, "skip");
+    assert_eq!(m["variants"]["complete"]["splits"]["train"]["items"], 48);
+    let skipped: Vec<&str> = m["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["item"].as_str().unwrap())
+        .collect();
+    assert_eq!(skipped, ["cut/a.mp4", "junk/a.mp4"]);
+    std::fs::remove_dir_all(env.path("v/junk")).unwrap();
+    std::fs::remove_dir_all(env.path("v/cut")).unwrap();
+    // a decoder that stops answering is stopped after the stall time
+    let fake = env.path("fake-ffmpeg");
+    env.write(
+        "fake-ffmpeg",
+        b"#!/bin/sh\ncase \"$1\" in -version) echo 'ffmpeg version 5.1.9 fake';; *) exec sleep 60;; esac\n",
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let start = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_imgprep"))
+        .args(["build", &r, "--out", "z"])
+        .env("IMGPREP_CACHE_DIR", env.path("cache2"))
+        .env("IMGPREP_FFMPEG", &fake)
+        .env("IMGPREP_VIDEO_STALL_SECS", "2")
+        .current_dir(env.dir.path())
+        .output()
+        .unwrap();
+    assert!(start.elapsed().as_secs() < 30, "took {:?}", start.elapsed());
+    assert_stderr_has(&out, "stall time");
+}
+
+#[test]
+fn the_real_videos_give_every_frame_ffmpeg_counts() {
+    let Some(data) = shared_data() else { return };
+    if !have_ffmpeg() {
+        return;
+    }
+    let env = TestEnv::new();
+    let dir = data.join("video");
+    // frame counts listed in ../shared/data/SOURCES.md (ffprobe -count_frames)
+    let want = [
+        ("carphone_pristine", 120u64),
+        ("bikes", 250),
+        ("bigbuckbunny", 132),
+        ("vtest", 795),
+    ];
+    let r = recipe(
+        &env,
+        "real",
+        &format!("chunks = \"{}/**/*.*\"", dir.display()),
+        "[labels]\nunlabelled = true\n[transform]\nresize = 48\nquality = 80",
+    );
+    env.ok(&["build", &r, "--out", "out"]);
+    let m = manifest(&env, "out");
+    let chunks = m["video"]["chunks"].as_array().unwrap();
+    for (name, n) in want {
+        let c = chunks
+            .iter()
+            .find(|c| c["chunk"] == name)
+            .unwrap_or_else(|| panic!("{name} not read"));
+        assert_eq!(c["frames"], n, "{name}");
+        assert_eq!(c["frames_prepared"], n, "{name}");
+    }
+    let items = String::from_utf8(env.read("out/items.csv")).unwrap();
+    assert_eq!(items.lines().count() - 1, 120 + 250 + 132 + 795);
+}

@@ -1,0 +1,917 @@
+//! Video sources in the pipeline: sessions of chunk files become frame
+//! items (sources stage), and the needed frames are decoded once per chunk
+//! into the item cache (prepare stage).
+
+use super::cache::{Cache, SourceSha};
+use super::catalog::Catalog;
+use super::sources::Item;
+use super::Prepared;
+use crate::error::{Error, Result};
+use crate::image::{
+    ColorMode, ImageInfo, ImageSpec, Pixels, Processor, SourceColor, SourceGeometry,
+};
+use crate::recipe::{LoadedRecipe, SourceSpec};
+use crate::video::ranges::{self, Outside, Range, Sampling, SessionFrames, Unit};
+use crate::video::{Decoder, FrameShape, FrameTable, TimeReference};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A needed frame item: (item, chunk frame number, source size and time).
+type NeededFrame = (usize, u32, (u64, i128));
+
+/// Which frame of which chunk an item is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameRef {
+    /// Index into [`VideoSet::chunks`].
+    pub chunk: u32,
+    /// The chunk's frame number (0-based, presentation order).
+    pub index: u32,
+}
+
+/// One chunk file of a session, with its frame table.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub path: PathBuf,
+    pub session: String,
+    /// The file name without extension (a part of its frames' names).
+    pub name: String,
+    pub table: FrameTable,
+    /// The session frame number of the chunk's frame 0.
+    pub first_frame: u64,
+    /// The session time of the chunk's frame 0, in seconds.
+    pub offset: f64,
+    /// How far the file runs past its video's end (audio longer than video),
+    /// in seconds; shifts later chunks under `time_reference = "concat"`.
+    pub tail_gap: f64,
+}
+
+impl Chunk {
+    pub fn session_time(&self, i: usize) -> f64 {
+        self.offset + self.table.time(i)
+    }
+}
+
+/// Everything the video sources found, for the prepare stage and the manifest.
+#[derive(Clone, Default)]
+pub struct VideoSet {
+    pub decoder: Option<Arc<dyn Decoder>>,
+    pub chunks: Vec<Chunk>,
+    /// Per source: the rules that applied, for the manifest.
+    pub rules: Vec<serde_json::Value>,
+    /// Problems worth a word that did not stop the build.
+    pub warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for VideoSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VideoSet")
+            .field("chunks", &self.chunks.len())
+            .finish()
+    }
+}
+
+impl VideoSet {
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+}
+
+/// A chunk pattern as a regex over `/`-separated paths relative to its
+/// literal base folder; the session name is the `{name}` capture.
+struct Pattern {
+    base: PathBuf,
+    regex: regex::Regex,
+    depth: Option<usize>,
+    placeholder: Option<String>,
+}
+
+fn compile_pattern(r: &LoadedRecipe, pattern: &str) -> Result<Pattern> {
+    let parts: Vec<&str> = pattern.split('/').collect();
+    let wild = |p: &str| p.contains(['*', '?', '{']);
+    let first = parts.iter().position(|p| wild(p)).ok_or_else(|| {
+        Error::Usage(format!(
+            "{}: chunks = {pattern:?} names no pattern (use `*` and a `{{name}}` part, e.g. \
+             \"videos/{{subject}}/*.mp4\")",
+            r.path.display()
+        ))
+    })?;
+    let base = r.resolve(Path::new(&parts[..first].join("/")));
+    let mut re = String::from("^");
+    let mut placeholder = None;
+    let rest = &parts[first..];
+    for (k, part) in rest.iter().enumerate() {
+        let last = k + 1 == rest.len();
+        if *part == "**" {
+            // any folders (with their slashes); at the end, anything
+            re.push_str(if last { ".*" } else { "(?:[^/]+/)*" });
+            continue;
+        }
+        let mut chars = part.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '*' => re.push_str("[^/]*"),
+                '?' => re.push_str("[^/]"),
+                '{' => {
+                    let name: String = chars.by_ref().take_while(|&c| c != '}').collect();
+                    if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+                        return Err(Error::Usage(format!(
+                            "{}: chunks = {pattern:?}: `{{{name}}}` is not a name",
+                            r.path.display()
+                        )));
+                    }
+                    if placeholder.replace(name.clone()).is_some() {
+                        return Err(Error::Usage(format!(
+                            "{}: chunks = {pattern:?} has two `{{...}}` parts; one names the session",
+                            r.path.display()
+                        )));
+                    }
+                    re.push_str("(?P<session>[^/]+)");
+                }
+                c => re.push_str(&regex::escape(&c.to_string())),
+            }
+        }
+        if !last {
+            re.push('/');
+        }
+    }
+    re.push('$');
+    let regex = regex::Regex::new(&re)
+        .map_err(|e| Error::Usage(format!("{}: chunks = {pattern:?}: {e}", r.path.display())))?;
+    let depth = (!rest.contains(&"**")).then_some(rest.len());
+    Ok(Pattern {
+        base,
+        regex,
+        depth,
+        placeholder,
+    })
+}
+
+/// Files under `base` whose relative path matches, as (relative path, full path).
+fn walk(p: &Pattern) -> Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![(p.base.clone(), String::new(), 0usize)];
+    while let Some((dir, rel, depth)) = stack.pop() {
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if depth == 0 => return Err(Error::io(&dir)(e)),
+            Err(_) => continue,
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let r = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let ft = match std::fs::metadata(e.path()) {
+                Ok(m) => m.file_type(),
+                Err(_) => continue,
+            };
+            if ft.is_dir() {
+                if p.depth.is_none_or(|d| depth + 1 < d) && depth < 32 {
+                    stack.push((e.path(), r, depth + 1));
+                }
+            } else if ft.is_file() && p.regex.is_match(&r) {
+                out.push((r, e.path()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The literal folder a chunk pattern starts in, and the labels path's
+/// folder (for the output-overlap check).
+pub fn input_paths(r: &LoadedRecipe, chunks: &str, labels: Option<&str>) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Ok(p) = compile_pattern(r, chunks) {
+        v.push(p.base);
+    }
+    if let Some(l) = labels {
+        let lit: Vec<&str> = l.split('/').take_while(|p| !p.contains('{')).collect();
+        v.push(r.resolve(Path::new(&lit.join("/"))));
+    }
+    v
+}
+
+/// Reads a video source: sessions, frame tables, ranges -> frame items.
+pub fn read(
+    r: &LoadedRecipe,
+    spec: &SourceSpec,
+    items: &mut Vec<Item>,
+    set: &mut VideoSet,
+    skips: &mut Vec<super::catalog::Skip>,
+) -> Result<()> {
+    let SourceSpec::Video {
+        chunks,
+        labels,
+        unit,
+        frame_base,
+        time_reference,
+        outside,
+        background_class,
+        overlap,
+        every,
+        fps,
+        max_per_range,
+        split,
+    } = spec
+    else {
+        unreachable!("a video source");
+    };
+    let at = r.path.display();
+    let pattern = compile_pattern(r, chunks)?;
+    // settings that only make sense together
+    let label_kind = labels.as_deref().map(|l| {
+        if l.ends_with(".json") {
+            "activitynet"
+        } else {
+            "csv"
+        }
+    });
+    let unit = match (label_kind, unit) {
+        (Some("activitynet"), None | Some(Unit::Seconds)) => Unit::Seconds,
+        (Some("activitynet"), Some(u)) => {
+            return Err(Error::Usage(format!(
+            "{at}: labels {:?} is ActivityNet JSON, whose segments are in seconds; unit = {u:?} \
+                 cannot apply",
+            labels.as_deref().unwrap_or_default()
+        )))
+        }
+        (Some(_), None) => {
+            return Err(Error::Usage(format!(
+                "{at}: the video source's ranges need unit = \"seconds\", \"milliseconds\" or \
+                 \"frames\": the numbers in {} could be any of them",
+                labels.as_deref().unwrap_or_default()
+            )))
+        }
+        (_, Some(u)) => *u,
+        (None, None) => Unit::Seconds,
+    };
+    let frame_base = match (unit, frame_base) {
+        (Unit::Frames, Some(b @ (0 | 1))) => *b,
+        (Unit::Frames, Some(b)) => {
+            return Err(Error::Usage(format!(
+                "{at}: frame_base = {b}: it is 0 or 1"
+            )))
+        }
+        (Unit::Frames, None) => {
+            return Err(Error::Usage(format!(
+                "{at}: unit = \"frames\" needs frame_base = 0 or 1: is a session's first frame \
+                 numbered 0 (OpenCV, decord, CVAT) or 1 (ffmpeg's %06d, Label Studio)?"
+            )))
+        }
+        (_, Some(_)) => {
+            return Err(Error::Usage(format!(
+                "{at}: frame_base applies to unit = \"frames\" only"
+            )))
+        }
+        (_, None) => 0,
+    };
+    let background = match (outside, background_class) {
+        (Outside::Background, Some(c)) if !c.trim().is_empty() => Some(c.trim().to_string()),
+        (Outside::Background, _) => {
+            return Err(Error::Usage(format!(
+                "{at}: outside = \"background\" needs background_class = \"NAME\""
+            )))
+        }
+        (_, Some(_)) => {
+            return Err(Error::Usage(format!(
+                "{at}: background_class applies to outside = \"background\" only"
+            )))
+        }
+        _ => None,
+    };
+    if every.is_some() && fps.is_some() {
+        return Err(Error::Usage(format!(
+            "{at}: every and fps both choose frames; set one"
+        )));
+    }
+    if every == &Some(0)
+        || fps.is_some_and(|f| !(f > 0.0 && f.is_finite()))
+        || max_per_range == &Some(0)
+    {
+        return Err(Error::Usage(format!(
+            "{at}: every, fps and max_per_range must be above 0"
+        )));
+    }
+    let sampling = Sampling {
+        every: *every,
+        fps: *fps,
+        max_per_range: *max_per_range,
+    };
+    if set.decoder.is_none() {
+        let d = crate::video::ffmpeg::Ffmpeg::find().map_err(Error::Usage)?;
+        set.decoder = Some(Arc::new(d));
+    }
+    let decoder = set.decoder.clone().expect("set above");
+
+    // Sessions: chunk files by session name, in natural order.
+    let mut sessions: BTreeMap<String, Vec<(String, PathBuf)>> = BTreeMap::new();
+    for (rel, path) in walk(&pattern)? {
+        let caps = pattern.regex.captures(&rel).expect("matched");
+        let session = match caps.name("session") {
+            Some(m) => m.as_str().to_string(),
+            // every file a session: named by its path (one folder level)
+            None => super::formats::without_extension(&rel).replace('/', "-"),
+        };
+        sessions.entry(session).or_default().push((rel, path));
+    }
+    if sessions.is_empty() {
+        return Err(Error::Usage(format!(
+            "{at}: chunks = {chunks:?} matches no file under {}",
+            pattern.base.display()
+        )));
+    }
+    for files in sessions.values_mut() {
+        files.sort_by(|a, b| crate::video::natural_cmp(&a.0, &b.0));
+    }
+    // Frame tables, several chunks at a time.
+    let all: Vec<&PathBuf> = sessions.values().flatten().map(|(_, p)| p).collect();
+    let tables = probe_all(decoder.as_ref(), &all);
+    let mut tables = tables.into_iter();
+    let base_chunk = set.chunks.len();
+    let mut rule = serde_json::json!({
+        "chunks": chunks,
+        "labels": labels,
+        "unit": unit,
+        "frame_base": frame_base,
+        "time_reference": time_reference,
+        "outside": outside,
+        "background_class": background,
+        "overlap": overlap,
+        "every": every,
+        "fps": fps,
+        "max_per_range": max_per_range,
+        "frame_numbering": "per chunk from 0, presentation order (sorted pts), after the edit list; \
+                            sessions number on across chunks",
+        "time_rule": "time ranges hold frames with start <= t < end (half-open); frame ranges are \
+                      inclusive at both ends",
+        "session_time": match time_reference {
+            TimeReference::Video => "each chunk starts where the previous chunk's video ends",
+            TimeReference::Concat => "each chunk starts at the sum of the previous files' durations \
+                                      plus its own lead-in (ffmpeg's concat demuxer)",
+        },
+    });
+    let mut summary = Vec::new();
+    for (session, files) in &sessions {
+        // a chunk that cannot be read leaves its session without a timeline
+        let session_tables: Vec<std::result::Result<FrameTable, String>> =
+            tables.by_ref().take(files.len()).collect();
+        if let Some((k, e)) = session_tables
+            .iter()
+            .enumerate()
+            .find_map(|(k, t)| t.as_ref().err().map(|e| (k, e)))
+        {
+            let (rel, path) = &files[k];
+            if r.recipe.on_error == crate::recipe::OnError::Fail {
+                return Err(Error::Usage(format!(
+                    "{}: {e} (set on_error = \"skip\" to leave its session out)",
+                    path.display()
+                )));
+            }
+            for (j, (rel_j, _)) in files.iter().enumerate() {
+                skips.push(super::catalog::Skip {
+                    item: rel_j.clone(),
+                    reason: if j == k {
+                        e.clone()
+                    } else {
+                        format!("session {session} left out: chunk {rel} cannot be read")
+                    },
+                    origin: Some(path.display().to_string()),
+                });
+            }
+            continue;
+        }
+        let mut session_tables = session_tables.into_iter().map(|t| t.expect("checked"));
+        // chunk timeline
+        let mut first_frame = 0u64;
+        let mut offset = 0.0f64;
+        let first_chunk = set.chunks.len();
+        let mut names = std::collections::HashSet::new();
+        for (rel, path) in files {
+            let table = session_tables.next().expect("one table per file");
+            let name = file_stem(rel);
+            if !names.insert(name.clone()) {
+                return Err(Error::Usage(format!(
+                    "{}: session {session:?} has two chunks named {name:?}; frame names would clash",
+                    path.display()
+                )));
+            }
+            let lead = match time_reference {
+                TimeReference::Video => 0.0,
+                TimeReference::Concat => table.lead_in(),
+            };
+            let video_len = table.video_duration();
+            let tail_gap = table
+                .container_duration
+                .map_or(0.0, |d| d - table.lead_in() - video_len);
+            let n = table.len() as u64;
+            let step = match time_reference {
+                TimeReference::Video => video_len,
+                TimeReference::Concat => table.container_duration.ok_or_else(|| {
+                    Error::Usage(format!(
+                        "{}: the file does not say its duration, so time_reference = \"concat\" \
+                         cannot place the next chunk",
+                        path.display()
+                    ))
+                })?,
+            };
+            set.chunks.push(Chunk {
+                path: path.clone(),
+                session: session.clone(),
+                name,
+                table,
+                first_frame,
+                offset: offset + lead,
+                tail_gap,
+            });
+            first_frame += n;
+            offset += step;
+        }
+        let chunks_of = &set.chunks[first_chunk..];
+        // gaps at joins: the file runs on past its video
+        for c in &chunks_of[..chunks_of.len().saturating_sub(1)] {
+            let half = c.table.frame_interval() / 2.0;
+            if c.tail_gap > half.max(0.001) {
+                set.warnings.push(format!(
+                    "{}: the file runs {:.3} s past its last video frame (audio longer than video?); \
+                     {}",
+                    c.path.display(),
+                    c.tail_gap,
+                    match time_reference {
+                        TimeReference::Concat => "with time_reference = \"concat\" the next chunk starts after that gap, as in a concatenated file",
+                        TimeReference::Video => "with time_reference = \"video\" the next chunk starts right after the last frame (set \"concat\" if the labels were made on a file joined by ffmpeg's concat demuxer)",
+                    }
+                ));
+            }
+        }
+        // session frame times
+        let times: Vec<f64> = chunks_of
+            .iter()
+            .flat_map(|c| (0..c.table.len()).map(move |i| c.session_time(i)))
+            .collect();
+        let ranges: Vec<Range> = match (labels, label_kind) {
+            (None, _) => Vec::new(),
+            (Some(l), Some("activitynet")) => {
+                let file = r.resolve(Path::new(l));
+                ranges::read_activitynet(&file, session)
+                    .map_err(Error::Usage)?
+                    .ok_or_else(|| {
+                        Error::Usage(format!(
+                            "{}: no entry for session {session:?} under \"database\"",
+                            file.display()
+                        ))
+                    })?
+            }
+            (Some(l), _) => {
+                let name = pattern.placeholder.as_deref().unwrap_or("name");
+                let file = r.resolve(Path::new(&l.replace(&format!("{{{name}}}"), session)));
+                if !file.is_file() {
+                    return Err(Error::Usage(format!(
+                        "{}: the ranges of session {session:?} are missing (labels = {l:?})",
+                        file.display()
+                    )));
+                }
+                ranges::read_csv(&file).map_err(Error::Usage)?
+            }
+        };
+        let outside_policy = if labels.is_none() {
+            Outside::Unlabelled
+        } else {
+            *outside
+        };
+        let frames = SessionFrames {
+            times: &times,
+            unit,
+            frame_base,
+        };
+        let a = ranges::assign(&ranges, &frames, outside_policy, *overlap, &sampling)
+            .map_err(Error::Usage)?;
+        set.warnings.extend(a.warnings.iter().cloned());
+        // session frame -> (chunk, index)
+        let starts: Vec<u64> = chunks_of.iter().map(|c| c.first_frame).collect();
+        for &(sf, range) in &a.picks {
+            let k = starts.partition_point(|&s| s <= sf as u64) - 1;
+            let c = &chunks_of[k];
+            let index = (sf as u64 - c.first_frame) as u32;
+            let (labels, origin) = match range {
+                Some(ri) => (vec![ranges[ri].label.clone()], ranges[ri].origin.clone()),
+                None => (
+                    background.iter().cloned().collect(),
+                    format!("{} frame {index}", c.path.display()),
+                ),
+            };
+            items.push(Item {
+                // the file name alone is unique too (class-folder outputs use it)
+                rel: format!("{session}/{0}/{session}_{0}_{index:06}", c.name),
+                path: c.path.clone(),
+                labels,
+                numeric: false,
+                group: Some(session.clone()),
+                split: split.clone(),
+                origin,
+                annotation: None,
+                frame: Some(FrameRef {
+                    chunk: (first_chunk + k) as u32,
+                    index,
+                }),
+            });
+        }
+        summary.push(serde_json::json!({
+            "session": session,
+            "chunks": chunks_of.len(),
+            "frames": times.len(),
+            "ranges": ranges.len(),
+            "frames_in_ranges": a.covered.iter().sum::<usize>(),
+            "frames_picked": a.picks.len(),
+            "overlaps_settled": a.overlaps_settled,
+        }));
+    }
+    rule["sessions"] = serde_json::Value::Array(summary);
+    rule["first_chunk"] = base_chunk.into();
+    set.rules.push(rule);
+    Ok(())
+}
+
+fn file_stem(rel: &str) -> String {
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    match name.rfind('.') {
+        Some(d) if d > 0 => name[..d].to_string(),
+        _ => name.to_string(),
+    }
+}
+
+/// Frame tables of many chunks, a few ffprobe processes at a time.
+fn probe_all(
+    decoder: &dyn Decoder,
+    paths: &[&PathBuf],
+) -> Vec<std::result::Result<FrameTable, String>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(8);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: std::sync::Mutex<Vec<Option<std::result::Result<FrameTable, String>>>> =
+        std::sync::Mutex::new(vec![None; paths.len()]);
+    std::thread::scope(|s| {
+        for _ in 0..threads.min(paths.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= paths.len() {
+                    return;
+                }
+                let t = decoder.probe(paths[i]);
+                results.lock().unwrap()[i] = Some(t);
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.expect("probed"))
+        .collect()
+}
+
+/// What decoding hands over for `spec`: crop then scale, in ffmpeg.
+pub fn frame_shape(table: &FrameTable, spec: &ImageSpec) -> FrameShape {
+    let map = crate::image::geometry::Mapping::new(table.width, table.height, Some(spec));
+    let (cx, cy, cw, ch) = map.crop;
+    FrameShape {
+        crop: ((cw, ch) != (table.width, table.height)).then_some((cx, cy, cw, ch)),
+        width: map.target.0,
+        height: map.target.1,
+    }
+}
+
+/// The item cache's key for an item (a frame's includes its number).
+pub fn cache_key(transform_key: &str, item: &Item, size: u64, mtime: i128) -> String {
+    match &item.frame {
+        Some(f) => Cache::key(
+            &frame_transform_key(transform_key, f),
+            &item.path,
+            size,
+            mtime,
+        ),
+        None => Cache::key(transform_key, &item.path, size, mtime),
+    }
+}
+
+/// The transform part of a frame item's cache key.
+pub fn frame_transform_key(transform_key: &str, f: &FrameRef) -> String {
+    format!("{transform_key}#frame{}", f.index)
+}
+
+/// Prepare stage for frame items: per chunk, frames missing from the cache
+/// are decoded in one pass and encoded into it. Chunks run in parallel
+/// (`threads` at a time), one ffmpeg each.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn prepare(
+    catalog: &Catalog,
+    needed: &[(usize, (u64, i128))],
+    spec: &ImageSpec,
+    cache: &Cache,
+    shard_caches: &[Cache],
+    merging: bool,
+    transform_key: &str,
+    threads: usize,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<BTreeMap<usize, (Prepared, bool)>> {
+    let set = &catalog.video;
+    let decoder = set
+        .decoder
+        .clone()
+        .ok_or_else(|| Error::Usage("frame items without a decoder".into()))?;
+    if spec.max_pixels > 0 {
+        for c in &set.chunks {
+            let s = frame_shape(&c.table, spec);
+            if s.width as u64 * s.height as u64 > spec.max_pixels {
+                return Err(Error::Usage(format!(
+                    "{}: frames of {}x{} are above transform.max_pixels ({})",
+                    c.path.display(),
+                    s.width,
+                    s.height,
+                    spec.max_pixels
+                )));
+            }
+        }
+    }
+    // needed frames by chunk
+    let mut by_chunk: BTreeMap<u32, Vec<NeededFrame>> = BTreeMap::new();
+    for &(i, print) in needed {
+        let f = catalog.items[i].frame.expect("frame items only");
+        by_chunk
+            .entry(f.chunk)
+            .or_default()
+            .push((i, f.index, print));
+    }
+    let jobs: Vec<(u32, Vec<NeededFrame>)> = by_chunk.into_iter().collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let out = std::sync::Mutex::new(BTreeMap::new());
+    let failure: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1).min(jobs.len()) {
+            s.spawn(|| {
+                let mut p = match Processor::new() {
+                    Ok(p) => p,
+                    Err(e) => {
+                        failure
+                            .lock()
+                            .unwrap()
+                            .get_or_insert(Error::Usage(e.to_string()));
+                        return;
+                    }
+                };
+                loop {
+                    let j = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if j >= jobs.len() || failure.lock().unwrap().is_some() {
+                        return;
+                    }
+                    let (chunk, frames) = &jobs[j];
+                    let c = &set.chunks[*chunk as usize];
+                    match prepare_chunk(
+                        c,
+                        frames,
+                        decoder.as_ref(),
+                        spec,
+                        cache,
+                        shard_caches,
+                        merging,
+                        transform_key,
+                        &mut p,
+                        progress,
+                    ) {
+                        Ok(done) => out.lock().unwrap().extend(done),
+                        Err(e) => {
+                            failure.lock().unwrap().get_or_insert(e);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().unwrap() {
+        return Err(e);
+    }
+    Ok(out.into_inner().unwrap())
+}
+
+/// Reason given to frames a merge finds in no shard's cache.
+pub const MISSING_IN_SHARDS: &str = super::MISSING_IN_SHARDS;
+
+#[allow(clippy::too_many_arguments)]
+fn prepare_chunk(
+    c: &Chunk,
+    frames: &[NeededFrame],
+    decoder: &dyn Decoder,
+    spec: &ImageSpec,
+    cache: &Cache,
+    shard_caches: &[Cache],
+    merging: bool,
+    transform_key: &str,
+    p: &mut Processor,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<(usize, (Prepared, bool))>> {
+    let geometry = SourceGeometry {
+        width: c.table.width,
+        height: c.table.height,
+        orientation: 1,
+    };
+    let key_of = |index: u32, (size, mtime): (u64, i128)| {
+        Cache::key(
+            &frame_transform_key(transform_key, &FrameRef { chunk: 0, index }),
+            &c.path,
+            size,
+            mtime,
+        )
+    };
+    let mut done = Vec::with_capacity(frames.len());
+    let mut missing: Vec<(usize, u32, String)> = Vec::new();
+    for &(i, index, print) in frames {
+        let key = key_of(index, print);
+        if let Some((info, sha, g)) = cache.info(&key) {
+            done.push((i, (Prepared::Ok(info, sha, g), true)));
+            continue;
+        }
+        let from_shard = shard_caches.iter().find_map(|sc| sc.get(&key));
+        if let Some((info, sha, g, bytes)) = from_shard {
+            cache
+                .put(&key, &info, &sha, &g, &bytes)
+                .map_err(|e| Error::Usage(format!("cache write failed: {e}")))?;
+            done.push((i, (Prepared::Ok(info, sha, g), true)));
+            continue;
+        }
+        if merging {
+            done.push((i, (Prepared::Skipped(MISSING_IN_SHARDS.into()), false)));
+            continue;
+        }
+        missing.push((i, index, key));
+    }
+    progress(done.len() as u64);
+    if missing.is_empty() {
+        return Ok(done);
+    }
+    let shape = frame_shape(&c.table, spec);
+    let wanted: Vec<u32> = missing.iter().map(|m| m.1).collect();
+    let mut k = 0usize;
+    let mut written: Vec<String> = Vec::new();
+    let mut on_frame = |index: u32, rgb: &[u8]| -> std::result::Result<(), String> {
+        let (i, want, key) = &missing[k];
+        debug_assert_eq!(*want, index);
+        k += 1;
+        let sha: SourceSha = crate::checksum::sha256(rgb);
+        let mut px = Pixels {
+            width: shape.width,
+            height: shape.height,
+            channels: 3,
+            data: rgb.to_vec(),
+        };
+        if spec.color == ColorMode::Grayscale {
+            px = crate::image::ops::to_channels(px, 1);
+        }
+        let mut bytes = Vec::new();
+        let info = p
+            .encode(px, spec.encoding, &mut bytes)
+            .map_err(|e| e.to_string())?;
+        let info = ImageInfo {
+            source: SourceColor::Rgb,
+            ..info
+        };
+        cache
+            .put(key, &info, &sha, &geometry, &bytes)
+            .map_err(|e| format!("cache write failed: {e}"))?;
+        written.push(key.clone());
+        done.push((*i, (Prepared::Ok(info, sha, geometry), false)));
+        progress(1);
+        Ok(())
+    };
+    let res = decoder.decode(&c.path, &c.table, &wanted, &shape, &mut on_frame);
+    if let Err(e) = res {
+        // nothing of a chunk whose frames cannot be trusted stays: its frames
+        // are skipped (or stop the build, by on_error) with the reason
+        for key in &written {
+            cache.remove(key);
+        }
+        let why = format!("chunk {} of session {}: {e}", c.name, c.session);
+        let mut out: Vec<(usize, (Prepared, bool))> =
+            done.into_iter().filter(|(_, (_, hit))| *hit).collect();
+        out.extend(
+            missing
+                .iter()
+                .map(|(i, ..)| (*i, (Prepared::Skipped(why.clone()), false))),
+        );
+        return Ok(out);
+    }
+    Ok(done)
+}
+
+/// The frame table of every chunk, beside the manifest.
+pub const FRAMES_CSV: &str = "video-frames.csv";
+
+/// An item's video columns in `items.csv`: chunk, frame, pts, time,
+/// session_frame, session_time (empty for other items).
+pub fn item_columns(c: &Catalog, item: &Item) -> Vec<String> {
+    let Some(f) = item.frame else {
+        return vec![String::new(); 6];
+    };
+    let ch = &c.video.chunks[f.chunk as usize];
+    let i = f.index as usize;
+    vec![
+        ch.name.clone(),
+        f.index.to_string(),
+        ch.table.pts[i].to_string(),
+        format!("{:.6}", ch.table.time(i)),
+        (ch.first_frame + f.index as u64).to_string(),
+        format!("{:.6}", ch.session_time(i)),
+    ]
+}
+
+/// Writes every presented frame of every chunk: session, chunk, frame,
+/// pts, time_base, time (from the chunk's first frame), session_frame,
+/// session_time.
+pub fn write_frame_table(p: &Path, set: &VideoSet) -> Result<crate::checksum::FileSums> {
+    let f = crate::output::AtomicFile::create(p).map_err(Error::io(p))?;
+    let mut w = csv::Writer::from_writer(f);
+    let err = |e: csv::Error| Error::Usage(format!("{}: {e}", p.display()));
+    w.write_record([
+        "session",
+        "chunk",
+        "frame",
+        "pts",
+        "time_base",
+        "time",
+        "session_frame",
+        "session_time",
+    ])
+    .map_err(err)?;
+    for c in &set.chunks {
+        let tb = format!("{}/{}", c.table.time_base.0, c.table.time_base.1);
+        for i in 0..c.table.len() {
+            w.write_record([
+                c.session.as_str(),
+                c.name.as_str(),
+                &i.to_string(),
+                &c.table.pts[i].to_string(),
+                &tb,
+                &format!("{:.6}", c.table.time(i)),
+                &(c.first_frame + i as u64).to_string(),
+                &format!("{:.6}", c.session_time(i)),
+            ])
+            .map_err(err)?;
+        }
+    }
+    let f = w
+        .into_inner()
+        .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?;
+    f.commit().map_err(Error::io(p))
+}
+
+/// The manifest's `video` section.
+pub(super) fn manifest_section(
+    catalog: &Catalog,
+    prepared: &BTreeMap<usize, Prepared>,
+) -> serde_json::Value {
+    let set = &catalog.video;
+    let mut written = vec![0u64; set.chunks.len()];
+    for (i, p) in prepared {
+        if let (Some(f), Prepared::Ok(..)) = (catalog.items[*i].frame, p) {
+            written[f.chunk as usize] += 1;
+        }
+    }
+    let chunks: Vec<serde_json::Value> = set
+        .chunks
+        .iter()
+        .zip(&written)
+        .map(|(c, n)| {
+            serde_json::json!({
+                "session": c.session,
+                "chunk": c.name,
+                "path": c.path.display().to_string(),
+                "codec": c.table.codec,
+                "width": c.table.width,
+                "height": c.table.height,
+                "rotation": c.table.rotation,
+                "time_base": format!("{}/{}", c.table.time_base.0, c.table.time_base.1),
+                "frames": c.table.len(),
+                "first_pts": c.table.pts.first(),
+                "first_session_frame": c.first_frame,
+                "session_offset": c.offset,
+                "video_duration": c.table.video_duration(),
+                "container_duration": c.table.container_duration,
+                "lead_in": c.table.lead_in(),
+                "tail_gap": c.tail_gap,
+                "frames_prepared": n,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "decoder": set.decoder.as_ref().map(|d| d.describe()),
+        "sources": set.rules,
+        "chunks": chunks,
+        "frame_table": FRAMES_CSV,
+        "warnings": set.warnings,
+    })
+}

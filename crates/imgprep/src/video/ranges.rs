@@ -1,0 +1,634 @@
+//! Labels from ranges: which frames of a session a `label,start,end` range
+//! (or an ActivityNet segment) covers, and which of them are kept.
+//!
+//! Rules (also written to the manifest):
+//! - times (seconds, milliseconds) select frames whose session time `t`
+//!   has `start <= t < end` (half-open: a frame at a boundary between two
+//!   consecutive ranges belongs to the later one only);
+//! - frame numbers are inclusive at both ends and counted from the
+//!   declared base (0 or 1), over the session's presented frames.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// What the range numbers are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unit {
+    Seconds,
+    Milliseconds,
+    Frames,
+}
+
+/// One labelled range as written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Range {
+    pub label: String,
+    pub start: f64,
+    pub end: f64,
+    /// `file:line` (or `file: database/ID/annotations/K`).
+    pub origin: String,
+}
+
+/// Frames in no range.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outside {
+    /// Not written (and not even converted).
+    #[default]
+    Drop,
+    /// Written without a label.
+    Unlabelled,
+    /// Written with the `background_class` label.
+    Background,
+}
+
+/// A frame in two ranges with different labels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Overlap {
+    /// Stop, naming both ranges.
+    #[default]
+    Error,
+    /// The range that starts first (earlier line on a tie) keeps the frame.
+    First,
+    /// The range that starts last (later line on a tie) takes the frame.
+    Last,
+}
+
+/// Which frames of a range to keep.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Sampling {
+    /// Every k-th frame, from the range's first.
+    pub every: Option<u32>,
+    /// About this many frames per second: the nearest frame to each point
+    /// of a time grid starting at the range's first frame (never one frame
+    /// twice).
+    pub fps: Option<f64>,
+    /// At most this many per range, evenly spread.
+    pub max_per_range: Option<usize>,
+}
+
+/// Reads `label,start,end` rows (a header row is optional; with one,
+/// columns are found by name and others are ignored).
+pub fn read_csv(path: &Path) -> Result<Vec<Range>, String> {
+    let text = crate::files::read_text_capped(path, 256 << 20)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let delim = if path.extension().is_some_and(|e| e == "tsv") {
+        b'\t'
+    } else {
+        b','
+    };
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delim)
+        .from_reader(text.as_bytes());
+    let mut out = Vec::new();
+    let mut cols = (0usize, 1usize, 2usize);
+    for (k, rec) in r.records().enumerate() {
+        let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
+        let line = rec.position().map_or(k as u64 + 1, |p| p.line());
+        let at = format!("{}:{line}", path.display());
+        let cell = |i: usize| rec.get(i).unwrap_or("").trim();
+        if rec.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        if k == 0 && cell(1).parse::<f64>().is_err() {
+            // a header: find the columns by name
+            let find = |names: &[&str]| {
+                rec.iter()
+                    .position(|c| names.contains(&c.trim().to_lowercase().as_str()))
+            };
+            let (Some(l), Some(s), Some(e)) = (
+                find(&["label", "class", "procedure", "name"]),
+                find(&["start", "begin", "from", "start_time", "start_frame"]),
+                find(&["end", "stop", "to", "end_time", "end_frame", "stop_frame"]),
+            ) else {
+                return Err(format!(
+                    "{at}: a header row needs columns label, start and end (found: {})",
+                    rec.iter().collect::<Vec<_>>().join(", ")
+                ));
+            };
+            cols = (l, s, e);
+            continue;
+        }
+        let label = cell(cols.0);
+        if label.is_empty() {
+            return Err(format!("{at}: the label is empty"));
+        }
+        let num = |i: usize, what: &str| -> Result<f64, String> {
+            let c = cell(i);
+            c.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| format!("{at}: {what} {c:?} is not a number"))
+        };
+        out.push(Range {
+            label: label.to_string(),
+            start: num(cols.1, "start")?,
+            end: num(cols.2, "end")?,
+            origin: at,
+        });
+    }
+    Ok(out)
+}
+
+/// Reads the segments of one video id from an ActivityNet-style JSON
+/// (`{"database": {ID: {"annotations": [{"segment": [s, e], "label": L}]}}}`,
+/// seconds). `None` when the file does not list the id.
+pub fn read_activitynet(path: &Path, id: &str) -> Result<Option<Vec<Range>>, String> {
+    let text = crate::files::read_text_capped(path, 1 << 30)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let db = v
+        .get("database")
+        .and_then(|d| d.as_object())
+        .ok_or_else(|| {
+            format!(
+                "{}: no \"database\" object (ActivityNet layout)",
+                path.display()
+            )
+        })?;
+    let Some(video) = db.get(id) else {
+        return Ok(None);
+    };
+    let anns = video
+        .get("annotations")
+        .and_then(|a| a.as_array())
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let mut out = Vec::new();
+    for (k, a) in anns.iter().enumerate() {
+        let at = format!("{}: database/{id}/annotations/{k}", path.display());
+        let seg = a
+            .get("segment")
+            .and_then(|s| s.as_array())
+            .filter(|s| s.len() == 2)
+            .ok_or_else(|| format!("{at}: \"segment\" must be [start, end]"))?;
+        let n = |x: &serde_json::Value| {
+            x.as_f64()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| format!("{at}: segment value {x} is not a number"))
+        };
+        let label = a
+            .get("label")
+            .and_then(|l| l.as_str())
+            .filter(|l| !l.trim().is_empty())
+            .ok_or_else(|| format!("{at}: no \"label\""))?;
+        out.push(Range {
+            label: label.trim().to_string(),
+            start: n(&seg[0])?,
+            end: n(&seg[1])?,
+            origin: at,
+        });
+    }
+    Ok(Some(out))
+}
+
+/// The session's frames as the ranges see them.
+pub struct SessionFrames<'a> {
+    /// Session time of each presented frame, increasing.
+    pub times: &'a [f64],
+    pub unit: Unit,
+    /// With `Unit::Frames`: the number of the first frame (0 or 1).
+    pub frame_base: u32,
+}
+
+/// What a session's ranges decided.
+#[derive(Debug, Default, PartialEq)]
+pub struct Assignment {
+    /// (session frame, range index or `None` for an outside frame kept),
+    /// in frame order: the frames to write.
+    pub picks: Vec<(usize, Option<usize>)>,
+    /// Per range: frames it covers and frames kept after sampling.
+    pub covered: Vec<usize>,
+    pub kept: Vec<usize>,
+    /// Frames in two ranges whose conflict a policy settled.
+    pub overlaps_settled: usize,
+    /// Problems that do not stop the build (`file:line: ...`).
+    pub warnings: Vec<String>,
+}
+
+/// Frame span `[lo, hi)` a range covers.
+fn span(r: &Range, f: &SessionFrames) -> (usize, usize) {
+    let n = f.times.len();
+    match f.unit {
+        Unit::Frames => {
+            let b = f.frame_base as f64;
+            let lo = (r.start - b).max(0.0);
+            let hi = (r.end - b + 1.0).max(0.0);
+            (
+                (lo.ceil() as usize).min(n),
+                (hi.ceil() as usize).min(n).max((lo.ceil() as usize).min(n)),
+            )
+        }
+        Unit::Seconds | Unit::Milliseconds => {
+            let k = if f.unit == Unit::Milliseconds {
+                1e-3
+            } else {
+                1.0
+            };
+            let (s, e) = (r.start * k, r.end * k);
+            let lo = f.times.partition_point(|&t| t < s);
+            let hi = f.times.partition_point(|&t| t < e).max(lo);
+            (lo, hi)
+        }
+    }
+}
+
+/// Assigns the session's frames to ranges, applies the outside and overlap
+/// policies, and samples within each range (and each kept outside stretch).
+pub fn assign(
+    ranges: &[Range],
+    frames: &SessionFrames,
+    outside: Outside,
+    overlap: Overlap,
+    sampling: &Sampling,
+) -> Result<Assignment, String> {
+    let n = frames.times.len();
+    let mut a = Assignment {
+        covered: vec![0; ranges.len()],
+        kept: vec![0; ranges.len()],
+        ..Default::default()
+    };
+    let unit_name = match frames.unit {
+        Unit::Seconds => "s",
+        Unit::Milliseconds => "ms",
+        Unit::Frames => "",
+    };
+    for r in ranges {
+        let bad_order = match frames.unit {
+            Unit::Frames => r.end < r.start,
+            _ => r.end <= r.start,
+        };
+        if bad_order {
+            return Err(format!(
+                "{}: the range ends ({}) before it starts ({}){}",
+                r.origin,
+                r.end,
+                r.start,
+                if frames.unit == Unit::Frames {
+                    ""
+                } else {
+                    " or is empty: time ranges are [start, end)"
+                }
+            ));
+        }
+        if r.start < 0.0 || (frames.unit == Unit::Frames && r.start < frames.frame_base as f64) {
+            return Err(format!(
+                "{}: start {} is before the first frame{}",
+                r.origin,
+                r.start,
+                if frames.unit == Unit::Frames {
+                    format!(" (frame_base = {})", frames.frame_base)
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        if frames.unit == Unit::Frames && (r.start.fract() != 0.0 || r.end.fract() != 0.0) {
+            return Err(format!(
+                "{}: frame numbers must be whole ({} to {})",
+                r.origin, r.start, r.end
+            ));
+        }
+    }
+    // Which range holds each frame; order of precedence by the policy.
+    let mut order: Vec<usize> = (0..ranges.len()).collect();
+    order.sort_by(|&x, &y| ranges[x].start.total_cmp(&ranges[y].start).then(x.cmp(&y)));
+    if overlap == Overlap::First {
+        order.reverse(); // the first one assigned last wins
+    }
+    let mut owner: Vec<Option<usize>> = vec![None; n];
+    let last_time = frames.times.last().copied().unwrap_or(0.0);
+    for &ri in &order {
+        let r = &ranges[ri];
+        let (lo, hi) = span(r, frames);
+        a.covered[ri] = hi - lo;
+        if lo == hi {
+            a.warnings.push(format!(
+                "{}: the range {} to {}{unit_name} holds no frame (the session has {n} frames, \
+                 the last at {last_time:.3} s)",
+                r.origin, r.start, r.end
+            ));
+        }
+        for (f, o) in owner.iter_mut().enumerate().take(hi).skip(lo) {
+            if let Some(prev) = *o {
+                if ranges[prev].label != r.label {
+                    if overlap == Overlap::Error {
+                        let (p, q) = if prev < ri { (prev, ri) } else { (ri, prev) };
+                        return Err(format!(
+                            "frame {} (session time {:.3} s) is in two ranges with different labels: \
+                             {} ({}) and {} ({}); fix the ranges or set overlap = \"first\" or \"last\"",
+                            f as u64 + if frames.unit == Unit::Frames { frames.frame_base as u64 } else { 0 },
+                            frames.times[f],
+                            ranges[p].origin,
+                            ranges[p].label,
+                            ranges[q].origin,
+                            ranges[q].label
+                        ));
+                    }
+                    a.overlaps_settled += 1;
+                }
+            }
+            *o = Some(ri);
+        }
+    }
+    // Stretches of one owner (a range, or outside), sampled each.
+    let mut f = 0;
+    while f < n {
+        let o = owner[f];
+        let mut g = f;
+        while g < n && owner[g] == o {
+            g += 1;
+        }
+        let keep = match o {
+            Some(_) => true,
+            None => outside != Outside::Drop,
+        };
+        if keep {
+            let picked = sample(&frames.times[f..g], sampling);
+            if let Some(ri) = o {
+                a.kept[ri] += picked.len();
+            }
+            a.picks.extend(picked.into_iter().map(|k| (f + k, o)));
+        }
+        f = g;
+    }
+    // a range split by another one is sampled per piece; count it once
+    Ok(a)
+}
+
+/// Positions (into `times`) kept by the sampling.
+fn sample(times: &[f64], s: &Sampling) -> Vec<usize> {
+    let n = times.len();
+    let mut picks: Vec<usize> = match (s.every, s.fps) {
+        (Some(k), _) if k > 1 => (0..n).step_by(k as usize).collect(),
+        (_, Some(fps)) if fps > 0.0 && n > 0 => {
+            let step = 1.0 / fps;
+            let (t0, t1) = (times[0], times[n - 1]);
+            let mut out: Vec<usize> = Vec::new();
+            let mut j = 0u64;
+            loop {
+                let t = t0 + j as f64 * step;
+                // grid points past the last frame would pick it again, too close
+                if t > t1 + 1e-9 {
+                    break;
+                }
+                // nearest frame to t (earlier on a tie)
+                let i = times.partition_point(|&x| x < t);
+                let best = if i == 0 {
+                    0
+                } else if i >= n {
+                    n - 1
+                } else if (times[i] - t) < (t - times[i - 1]) {
+                    i
+                } else {
+                    i - 1
+                };
+                if out.last() != Some(&best) {
+                    out.push(best);
+                }
+                j += 1;
+            }
+            out.dedup();
+            out
+        }
+        _ => (0..n).collect(),
+    };
+    if let Some(m) = s.max_per_range {
+        if picks.len() > m {
+            let len = picks.len();
+            picks = if m <= 1 {
+                picks.into_iter().take(m).collect()
+            } else {
+                (0..m)
+                    .map(|j| picks[(j as f64 * (len - 1) as f64 / (m - 1) as f64).round() as usize])
+                    .collect()
+            };
+        }
+    }
+    picks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(label: &str, start: f64, end: f64, line: usize) -> Range {
+        Range {
+            label: label.into(),
+            start,
+            end,
+            origin: format!("l.csv:{line}"),
+        }
+    }
+
+    fn times(n: usize, fps: f64) -> Vec<f64> {
+        (0..n).map(|i| i as f64 / fps).collect()
+    }
+
+    #[test]
+    fn time_ranges_are_half_open() {
+        let t = times(10, 10.0); // 0.0 .. 0.9
+        let f = SessionFrames {
+            times: &t,
+            unit: Unit::Seconds,
+            frame_base: 0,
+        };
+        let ranges = [r("a", 0.0, 0.3, 2), r("b", 0.3, 0.6, 3)];
+        let a = assign(
+            &ranges,
+            &f,
+            Outside::Drop,
+            Overlap::Error,
+            &Sampling::default(),
+        )
+        .unwrap();
+        let labels: Vec<(usize, Option<usize>)> = a.picks.clone();
+        assert_eq!(
+            labels,
+            vec![
+                (0, Some(0)),
+                (1, Some(0)),
+                (2, Some(0)),
+                (3, Some(1)),
+                (4, Some(1)),
+                (5, Some(1))
+            ]
+        );
+        assert_eq!(a.covered, vec![3, 3]);
+    }
+
+    #[test]
+    fn frame_ranges_are_inclusive_with_their_base() {
+        let t = times(10, 10.0);
+        let f1 = SessionFrames {
+            times: &t,
+            unit: Unit::Frames,
+            frame_base: 1,
+        };
+        let a = assign(
+            &[r("a", 1.0, 3.0, 2)],
+            &f1,
+            Outside::Drop,
+            Overlap::Error,
+            &Sampling::default(),
+        )
+        .unwrap();
+        assert_eq!(a.picks, vec![(0, Some(0)), (1, Some(0)), (2, Some(0))]);
+        let f0 = SessionFrames {
+            times: &t,
+            unit: Unit::Frames,
+            frame_base: 0,
+        };
+        let a = assign(
+            &[r("a", 1.0, 3.0, 2)],
+            &f0,
+            Outside::Drop,
+            Overlap::Error,
+            &Sampling::default(),
+        )
+        .unwrap();
+        assert_eq!(a.picks, vec![(1, Some(0)), (2, Some(0)), (3, Some(0))]);
+        // a one-frame range
+        let a = assign(
+            &[r("a", 9.0, 9.0, 2)],
+            &f0,
+            Outside::Drop,
+            Overlap::Error,
+            &Sampling::default(),
+        )
+        .unwrap();
+        assert_eq!(a.picks, vec![(9, Some(0))]);
+        // frame 0 with base 1 does not exist
+        let e = assign(
+            &[r("a", 0.0, 3.0, 7)],
+            &f1,
+            Outside::Drop,
+            Overlap::Error,
+            &Sampling::default(),
+        )
+        .unwrap_err();
+        assert!(e.contains("l.csv:7") && e.contains("frame_base = 1"), "{e}");
+    }
+
+    #[test]
+    fn overlaps_name_both_lines_or_follow_the_policy() {
+        let t = times(10, 10.0);
+        let f = SessionFrames {
+            times: &t,
+            unit: Unit::Seconds,
+            frame_base: 0,
+        };
+        let ranges = [r("a", 0.0, 0.5, 2), r("b", 0.4, 0.8, 5)];
+        let e = assign(
+            &ranges,
+            &f,
+            Outside::Drop,
+            Overlap::Error,
+            &Sampling::default(),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("l.csv:2 (a)") && e.contains("l.csv:5 (b)"),
+            "{e}"
+        );
+        let a = assign(
+            &ranges,
+            &f,
+            Outside::Drop,
+            Overlap::First,
+            &Sampling::default(),
+        )
+        .unwrap();
+        assert_eq!(a.picks[4], (4, Some(0)));
+        assert_eq!(a.overlaps_settled, 1);
+        let a = assign(
+            &ranges,
+            &f,
+            Outside::Drop,
+            Overlap::Last,
+            &Sampling::default(),
+        )
+        .unwrap();
+        assert_eq!(a.picks[4], (4, Some(1)));
+        // same label twice: no conflict
+        let same = [r("a", 0.0, 0.5, 2), r("a", 0.4, 0.8, 5)];
+        assert!(assign(
+            &same,
+            &f,
+            Outside::Drop,
+            Overlap::Error,
+            &Sampling::default()
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn outside_frames() {
+        let t = times(6, 10.0);
+        let f = SessionFrames {
+            times: &t,
+            unit: Unit::Seconds,
+            frame_base: 0,
+        };
+        let ranges = [r("a", 0.2, 0.4, 2)];
+        let drop = assign(
+            &ranges,
+            &f,
+            Outside::Drop,
+            Overlap::Error,
+            &Sampling::default(),
+        )
+        .unwrap();
+        assert_eq!(drop.picks, vec![(2, Some(0)), (3, Some(0))]);
+        let keep = assign(
+            &ranges,
+            &f,
+            Outside::Unlabelled,
+            Overlap::Error,
+            &Sampling::default(),
+        )
+        .unwrap();
+        assert_eq!(keep.picks.len(), 6);
+        assert_eq!(keep.picks[0], (0, None));
+    }
+
+    #[test]
+    fn sampling_never_duplicates() {
+        let t = times(30, 30.0);
+        let every = Sampling {
+            every: Some(10),
+            ..Default::default()
+        };
+        assert_eq!(sample(&t, &every), vec![0, 10, 20]);
+        // 10 fps from 30 fps: every third frame
+        let fps = Sampling {
+            fps: Some(10.0),
+            ..Default::default()
+        };
+        assert_eq!(sample(&t, &fps), (0..30).step_by(3).collect::<Vec<_>>());
+        // asking for more than the video has: each frame once
+        let fast = Sampling {
+            fps: Some(100.0),
+            ..Default::default()
+        };
+        assert_eq!(sample(&t, &fast), (0..30).collect::<Vec<_>>());
+        // a variable rate: nearest real frames
+        let vfr = [0.0, 0.1, 0.15, 0.5, 0.9, 1.0];
+        let one = Sampling {
+            fps: Some(2.0),
+            ..Default::default()
+        };
+        assert_eq!(sample(&vfr, &one), vec![0, 3, 5]);
+        let cap = Sampling {
+            max_per_range: Some(4),
+            ..Default::default()
+        };
+        assert_eq!(sample(&t, &cap), vec![0, 10, 19, 29]);
+    }
+}
