@@ -355,7 +355,8 @@ fn an_edit_list_hides_the_frames_before_its_start() {
         return;
     }
     let env = TestEnv::new();
-    clip(&env, "src.mp4", 60, 30, 0, "", &[]);
+    // a fine time base: pts of 7 digits and more (ffmpeg prints them unpadded)
+    clip(&env, "src.mp4", 60, 30, 0, "", &["-video_track_timescale", "3000000"]);
     std::fs::create_dir_all(env.path("v/cut")).unwrap();
     // cut at 0.5 s without re-encoding: the file keeps the frames from the
     // keyframe before and an edit list hides them
@@ -691,4 +692,71 @@ fn the_real_videos_give_every_frame_ffmpeg_counts() {
     }
     let items = String::from_utf8(env.read("out/items.csv")).unwrap();
     assert_eq!(items.lines().count() - 1, 120 + 250 + 132 + 795);
+}
+
+/// The real readers (MXNet's RecordIO reader and ImageRecordIter,
+/// TensorFlow's tf.data) get each frame with its label: the number painted in
+/// the pixels they decode gives the frame, the ranges its class.
+#[test]
+fn mxnet_and_tensorflow_read_each_frame_with_its_label() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let (Some(py), Some(tf)) = (crate::env::python(), crate::env::tf_python()) else {
+        return;
+    };
+    let env = TestEnv::new();
+    clip(&env, "v/s1/a.mp4", 30, 10, 0, "", &[]);
+    clip(&env, "v/s1/b.mp4", 30, 10, 30, "", &[]);
+    let ranges = [("k1", 0.0, 1.45), ("k2", 1.45, 3.0), ("k3", 3.0, 5.5)];
+    env.write("l/s1.csv", ranges_csv(&ranges).as_bytes());
+    let t = "name = \"rt\"\n[[sources]]\ntype = \"video\"\nchunks = \"v/{s}/*.mp4\"\n\
+             labels = \"l/{s}.csv\"\nunit = \"seconds\"\n[transform]\nresize = \"224x224\"\n\
+             [[outputs]]\nformat = \"recordio\"\n[[outputs]]\nformat = \"tfrecord\"\n";
+    env.write("rt.toml", t.as_bytes());
+    env.ok(&["build", "rt.toml", "--out", "out"]);
+    let class = |name: &str| ["k1", "k2", "k3"].iter().position(|c| *c == name).unwrap() as f64;
+    let check = |doc: &Value, reader: &str| {
+        let recs = doc["records"].as_array().unwrap();
+        assert_eq!(recs.len(), 55, "{reader}: frames 0..54 are in a range");
+        let mut seen = std::collections::HashSet::new();
+        for r in recs {
+            let n = r["painted"].as_u64().unwrap();
+            assert!(seen.insert(n), "{reader}: frame {n} twice");
+            let want = class(&label_at(&ranges, n as f64 / 10.0));
+            assert_eq!(r["label"].as_f64().unwrap(), want, "{reader}: frame {n}");
+        }
+    };
+    let mx = crate::env::interop(
+        &py,
+        "video_frames_read.py",
+        &["mxnet", "out/complete/recordio/train"],
+        env.dir.path(),
+    );
+    check(&mx, "MXNet");
+    let from_iter: Vec<f64> = mx["iter_labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let from_records: Vec<f64> = mx["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["label"].as_f64().unwrap())
+        .collect();
+    assert_eq!(from_iter, from_records, "ImageRecordIter's labels");
+    let shard = std::fs::read_dir(env.path("out/complete/tfrecord-tfds"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("train"))
+        .unwrap();
+    let tfd = crate::env::interop(
+        &tf,
+        "video_frames_read.py",
+        &["tf", shard.to_str().unwrap()],
+        env.dir.path(),
+    );
+    check(&tfd, "TensorFlow");
 }

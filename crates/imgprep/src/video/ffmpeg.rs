@@ -361,16 +361,26 @@ impl<R: Read, T: Fn()> Read for Touching<'_, R, T> {
 type Shown = (Option<(i64, i64)>, Vec<(u64, Option<i64>)>);
 
 /// `[Parsed_showinfo_0 @ 0x..] n:  12 pts:  6144 pts_time:0.4 ...` -> (12, Some(6144)).
+/// ffmpeg pads the numbers to a width (`n:%4d pts:%7d`), so wide ones follow
+/// the colon directly (`n:12345 pts:1000448`).
 fn showinfo_frame(line: &str) -> Option<(u64, Option<i64>)> {
     if !line.contains("Parsed_showinfo") {
         return None;
     }
     let rest = &line[line.find("] n:")? + 4..];
-    let mut it = rest.split_whitespace();
-    let n = it.next()?.parse().ok()?;
-    let pts = match (it.next(), it.next()) {
-        (Some("pts:"), Some(v)) => v.parse().ok(),
-        _ => None,
+    let value = |s: &str| -> Option<(String, usize)> {
+        let t = s.trim_start();
+        let skipped = s.len() - t.len();
+        let v: String = t.chars().take_while(|c| !c.is_whitespace()).collect();
+        let used = skipped + v.len();
+        Some((v, used))
+    };
+    let (n, used) = value(rest)?;
+    let n = n.parse().ok()?;
+    let rest = rest[used..].trim_start();
+    let pts = match rest.strip_prefix("pts:") {
+        Some(r) => value(r).and_then(|(v, _)| v.parse().ok()),
+        None => None,
     };
     Some((n, pts))
 }
@@ -695,6 +705,8 @@ mod tests {
         let l = "[Parsed_showinfo_0 @ 0x55c2] n:   3 pts:NOPTS pts_time:NOPTS";
         assert_eq!(showinfo_frame(l), Some((3, None)));
         assert_eq!(showinfo_frame("frame=  4 fps=0.0"), None);
+        let l = "[Parsed_showinfo_0 @ 0x5] n:12345 pts:1000448 pts_time:65.1333 pos: 1";
+        assert_eq!(showinfo_frame(l), Some((12345, Some(1000448))));
         let l = "[Parsed_showinfo_0 @ 0x5] config in time_base: 1/15360, frame_rate: 30/1";
         assert_eq!(showinfo_time_base(l), Some((1, 15360)));
     }
