@@ -206,6 +206,11 @@ pub struct BuildArgs {
     /// (default: $IMGPREP_CACHE_DIR or ~/.cache/imgprep, under items/; delete it any time).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Remove each item's cached image as soon as every output has it: peak disk use is about the
+    /// outputs' size instead of outputs + cache (e.g. frames of long recordings), but the next build
+    /// decodes everything again.
+    #[arg(long)]
+    pub drop_cache: bool,
     /// Build into a non-empty folder that imgprep did not make (its files replace files of the same names; nothing else is touched).
     #[arg(long)]
     pub force: bool,

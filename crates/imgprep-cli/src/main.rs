@@ -73,6 +73,7 @@ fn main() -> ExitCode {
                     quiet: a.quiet,
                     merge_from: a.shards,
                     cache_dir: a.cache_dir,
+                    drop_cache: false,
                     force: a.force,
                 })
             })
@@ -648,6 +649,7 @@ fn convert(a: ConvertArgs) -> Result<u8> {
         cache_dir: a.cache_dir.clone(),
         force: a.force,
         extra_files: vec![(CONVERT_RECIPE.to_string(), text.clone().into_bytes())],
+        drop_cache: false,
     };
     let progress = Progress::new(a.quiet || a.json).silent(a.quiet);
     let mut s = imgprep::build::build_loaded(&recipe, &opts, &progress)?;
@@ -677,6 +679,7 @@ fn build(a: BuildArgs) -> Result<u8> {
         cache_dir: a.cache_dir,
         force: a.force,
         extra_files: Vec::new(),
+        drop_cache: a.drop_cache,
     };
     let progress = Progress::new(a.quiet || a.json).silent(a.quiet);
     let mut s = imgprep::build::build(&a.recipe, &opts, &progress)?;

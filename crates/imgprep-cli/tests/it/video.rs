@@ -150,6 +150,22 @@ fn written(env: &TestEnv, out: &str) -> Vec<Written> {
     v
 }
 
+fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
 fn manifest(env: &TestEnv, out: &str) -> Value {
     serde_json::from_slice(&env.read(&format!("{out}/manifest.json"))).unwrap()
 }
@@ -251,6 +267,19 @@ fn every_frame_carries_its_own_number_and_label_across_chunks_and_b_frames() {
         env.read("out/video-frames.csv"),
         env.read("again/video-frames.csv")
     );
+    // with --drop-cache: the same outputs, and no cached frame left behind
+    env.ok(&[
+        "build",
+        &r,
+        "--out",
+        "dropped",
+        "--drop-cache",
+        "--cache-dir",
+        "c2",
+    ]);
+    assert_eq!(env.read("out/items.csv"), env.read("dropped/items.csv"));
+    let left = walk_files(&env.path("c2"));
+    assert!(left.is_empty(), "cache entries left: {left:?}");
 }
 
 #[test]
@@ -356,7 +385,15 @@ fn an_edit_list_hides_the_frames_before_its_start() {
     }
     let env = TestEnv::new();
     // a fine time base: pts of 7 digits and more (ffmpeg prints them unpadded)
-    clip(&env, "src.mp4", 60, 30, 0, "", &["-video_track_timescale", "3000000"]);
+    clip(
+        &env,
+        "src.mp4",
+        60,
+        30,
+        0,
+        "",
+        &["-video_track_timescale", "3000000"],
+    );
     std::fs::create_dir_all(env.path("v/cut")).unwrap();
     // cut at 0.5 s without re-encoding: the file keeps the frames from the
     // keyframe before and an edit list hides them
@@ -759,4 +796,74 @@ fn mxnet_and_tensorflow_read_each_frame_with_its_label() {
         env.dir.path(),
     );
     check(&tfd, "TensorFlow");
+}
+
+/// JPEG frames are encoded straight from ffmpeg's YUV planes (no RGB step):
+/// they must look like the RGB path (PNG) within JPEG's own loss, with no
+/// colour shift from a wrong range or matrix.
+#[test]
+fn frames_encoded_from_yuv_keep_their_colours() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.path("v/s")).unwrap();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=640x360:r=10:d=0.5",
+        "-c:v",
+        "libx264",
+        "-crf",
+        "10",
+        "-pix_fmt",
+        "yuv420p",
+        env.path("v/s/a.mp4").to_str().unwrap(),
+    ]);
+    let mut p = Processor::new().unwrap();
+    let mut frames = BTreeMap::new();
+    for enc in ["jpg", "png"] {
+        let r = recipe(
+            &env,
+            enc,
+            "chunks = \"v/{s}/*.mp4\"",
+            &format!(
+                "[labels]\nunlabelled = true\n[transform]\nresize = \"224x224\"\nencoding = \"{enc}\"\nquality = 100"
+            ),
+        );
+        env.ok(&["build", &r, "--out", enc]);
+        let file = format!("{enc}/complete/folders/train/unlabelled/s_a_000002.{enc}");
+        let px = p
+            .decode(&env.read(&file), &ImageSpec::default())
+            .unwrap()
+            .pixels;
+        frames.insert(enc, px);
+    }
+    let (a, b) = (&frames["jpg"], &frames["png"]);
+    assert_eq!((a.width, a.height, a.channels), (224, 224, 3));
+    assert_eq!((b.width, b.height), (224, 224));
+    let n = a.data.len() as f64;
+    let mse: f64 = a
+        .data
+        .iter()
+        .zip(&b.data)
+        .map(|(&x, &y)| (x as f64 - y as f64).powi(2))
+        .sum::<f64>()
+        / n;
+    let psnr = 10.0 * (255.0f64 * 255.0 / mse).log10();
+    // testsrc2's saturated edges lose to 4:2:0 chroma in any JPEG (~28 dB)
+    assert!(psnr > 25.0, "PSNR {psnr:.1} dB");
+    for c in 0..3 {
+        let bias: f64 = a
+            .data
+            .iter()
+            .zip(&b.data)
+            .skip(c)
+            .step_by(3)
+            .map(|(&x, &y)| x as f64 - y as f64)
+            .sum::<f64>()
+            / (n / 3.0);
+        assert!(bias.abs() < 3.0, "channel {c} shifted by {bias:.2}");
+    }
 }

@@ -44,6 +44,10 @@ pub struct BuildOptions {
     /// Files kept with the dataset (path in OUT, bytes), written under the
     /// folder's lock and listed in the manifest (convert's recipe).
     pub extra_files: Vec<(String, Vec<u8>)>,
+    /// Remove each item's cached image as soon as every output has it: the
+    /// build's peak disk use is about its outputs' size (instead of outputs +
+    /// cache), and the next build starts from scratch.
+    pub drop_cache: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -464,6 +468,12 @@ pub fn build_loaded(
         out: &opts.out,
         threads: opts.threads,
         made_dirs: Default::default(),
+        evict: None,
+    };
+    let ctx = if opts.drop_cache {
+        write::with_eviction(ctx)
+    } else {
+        ctx
     };
     let (written, records, locations, left_out) = write::write_outputs(&ctx, reporter)?;
     let mut manifest = write::manifest(&ctx, fp, opts.shard, reporter);

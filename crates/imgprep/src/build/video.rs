@@ -12,7 +12,7 @@ use crate::image::{
 };
 use crate::recipe::{LoadedRecipe, SourceSpec};
 use crate::video::ranges::{self, Outside, Range, Sampling, SessionFrames, Unit};
-use crate::video::{Decoder, FrameShape, FrameTable, TimeReference};
+use crate::video::{Decoder, FrameLayout, FrameShape, FrameTable, TimeReference};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -580,10 +580,17 @@ fn probe_all(
 pub fn frame_shape(table: &FrameTable, spec: &ImageSpec) -> FrameShape {
     let map = crate::image::geometry::Mapping::new(table.width, table.height, Some(spec));
     let (cx, cy, cw, ch) = map.crop;
+    let (w, h) = map.target;
+    // JPEG of even size: straight from YUV planes (no colour conversion)
+    let layout = match spec.encoding {
+        crate::image::Encoding::Jpeg { .. } if w % 2 == 0 && h % 2 == 0 => FrameLayout::Yuvj420,
+        _ => FrameLayout::Rgb24,
+    };
     FrameShape {
         crop: ((cw, ch) != (table.width, table.height)).then_some((cx, cy, cw, ch)),
-        width: map.target.0,
-        height: map.target.1,
+        width: w,
+        height: h,
+        layout,
     }
 }
 
@@ -729,6 +736,7 @@ fn prepare_chunk(
         )
     };
     let mut done = Vec::with_capacity(frames.len());
+    let (size, mtime) = frames.first().map_or((0, 0), |f| f.2);
     let mut missing: Vec<(usize, u32, String)> = Vec::new();
     for &(i, index, print) in frames {
         let key = key_of(index, print);
@@ -758,24 +766,36 @@ fn prepare_chunk(
     let wanted: Vec<u32> = missing.iter().map(|m| m.1).collect();
     let mut k = 0usize;
     let mut written: Vec<String> = Vec::new();
+    // `rgb`: the frame in `shape.layout` (RGB, or YUV planes)
     let mut on_frame = |index: u32, rgb: &[u8]| -> std::result::Result<(), String> {
         let (i, want, key) = &missing[k];
         debug_assert_eq!(*want, index);
         k += 1;
-        let sha: SourceSha = crate::checksum::sha256(rgb);
-        let mut px = Pixels {
-            width: shape.width,
-            height: shape.height,
-            channels: 3,
-            data: rgb.to_vec(),
-        };
-        if spec.color == ColorMode::Grayscale {
-            px = crate::image::ops::to_channels(px, 1);
-        }
+        // a frame's "source" identity: its chunk (path, size, time) and
+        // number, not a hash of its pixels (that cost 6 % of a build)
+        let sha: SourceSha = crate::checksum::sha256(
+            format!("{}\0{size}\0{mtime}\0{index}", c.path.display()).as_bytes(),
+        );
+        let gray = spec.color == ColorMode::Grayscale;
         let mut bytes = Vec::new();
-        let info = p
-            .encode(px, spec.encoding, &mut bytes)
-            .map_err(|e| e.to_string())?;
+        let info = match (shape.layout, spec.encoding) {
+            (FrameLayout::Yuvj420, crate::image::Encoding::Jpeg { quality }) => p
+                .encode_yuv420(rgb, shape.width, shape.height, quality, gray, &mut bytes)
+                .map_err(|e| e.to_string())?,
+            _ => {
+                let mut px = Pixels {
+                    width: shape.width,
+                    height: shape.height,
+                    channels: 3,
+                    data: rgb.to_vec(),
+                };
+                if gray {
+                    px = crate::image::ops::to_channels(px, 1);
+                }
+                p.encode(px, spec.encoding, &mut bytes)
+                    .map_err(|e| e.to_string())?
+            }
+        };
         let info = ImageInfo {
             source: SourceColor::Rgb,
             ..info

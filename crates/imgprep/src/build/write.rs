@@ -33,6 +33,29 @@ pub(super) struct Context<'a> {
     pub threads: usize,
     /// Folders of OUT this build has made (or found) already.
     pub made_dirs: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// With `drop_cache`: reads of each item's cached image still to come;
+    /// at 0 the entry is removed.
+    pub evict: Option<std::sync::Mutex<HashMap<usize, u32>>>,
+}
+
+/// Counts, for every item, the outputs that will read its cached image, so
+/// each entry goes as soon as the last one has it (see `BuildOptions::drop_cache`).
+pub(super) fn with_eviction(mut ctx: Context) -> Context {
+    let mut uses: HashMap<usize, u32> = HashMap::new();
+    for v in &ctx.plan.variants {
+        for output in &ctx.recipe.recipe.outputs {
+            let format = super::formats::for_output(output, ctx.catalog.detection);
+            for idx in v.splits.values() {
+                for &i in idx.iter().filter(|&&i| ctx.ok(i) && ctx.cached(i)) {
+                    if !(format.needs_boxes() && ctx.objects(i).is_empty()) {
+                        *uses.entry(i).or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+    ctx.evict = Some(std::sync::Mutex::new(uses));
+    ctx
 }
 
 /// `out/rel` for a file imgprep writes or removes, once `rel` is proven to
@@ -133,12 +156,23 @@ impl Context<'_> {
             return crate::files::read_sized(&item.path, size).map_err(Error::io(&item.path));
         }
         let key = super::video::cache_key(self.transform_key, item, size, mtime);
-        self.cache.get(&key).map(|(.., b)| b).ok_or_else(|| {
+        let bytes = self.cache.get(&key).map(|(.., b)| b).ok_or_else(|| {
             Error::Usage(format!(
                 "cache entry for {} vanished during the build",
                 item.rel
             ))
-        })
+        })?;
+        if let Some(evict) = &self.evict {
+            let mut uses = evict.lock().unwrap();
+            if let Some(n) = uses.get_mut(&i) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    uses.remove(&i);
+                    self.cache.remove(&key);
+                }
+            }
+        }
+        Ok(bytes)
     }
 
     /// Length of the bytes `bytes(i)` returns, without reading them.

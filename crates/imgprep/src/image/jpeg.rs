@@ -271,6 +271,53 @@ impl JpegEncoder {
     }
 }
 
+impl JpegEncoder {
+    /// Encodes full-range BT.601 YUV 4:2:0 planes (Y, then U, then V, no
+    /// padding; even width and height), as ffmpeg's `yuvj420p` frames come:
+    /// JPEG's own colour space, so nothing is converted. `gray` keeps only Y.
+    pub fn encode_yuv420(
+        &mut self,
+        planes: &[u8],
+        width: u32,
+        height: u32,
+        gray: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ImageError> {
+        let (w, h) = (width as usize, height as usize);
+        if w % 2 != 0 || h % 2 != 0 || planes.len() != w * h * 3 / 2 {
+            return Err(ImageError::Codec(format!(
+                "YUV 4:2:0 frame of {width}x{height}: {} bytes",
+                planes.len()
+            )));
+        }
+        let enc = |e: turbojpeg::Error| ImageError::Codec(format!("JPEG encode: {e}"));
+        let buf = if gray {
+            self.inner
+                .set_subsamp(turbojpeg::Subsamp::Gray)
+                .map_err(enc)?;
+            let image = turbojpeg::Image {
+                pixels: &planes[..w * h],
+                width: w,
+                pitch: w,
+                height: h,
+                format: turbojpeg::PixelFormat::GRAY,
+            };
+            self.inner.compress_to_owned(image).map_err(enc)?
+        } else {
+            let image = turbojpeg::YuvImage {
+                pixels: planes,
+                width: w,
+                align: 1,
+                height: h,
+                subsamp: turbojpeg::Subsamp::Sub2x2,
+            };
+            self.inner.compress_yuv_to_owned(image).map_err(enc)?
+        };
+        out.extend_from_slice(&buf);
+        Ok(())
+    }
+}
+
 /// Does the file end with an EOI marker (allowing trailing padding/junk)?
 /// A cheap completeness check for pass-through.
 pub fn has_eoi(data: &[u8]) -> bool {

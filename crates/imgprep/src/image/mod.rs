@@ -600,6 +600,31 @@ impl Processor {
     }
 
     /// Encodes pixels, appending to `out`.
+    /// JPEG from full-range YUV 4:2:0 planes (video frames): see
+    /// [`jpeg::JpegEncoder::encode_yuv420`].
+    pub fn encode_yuv420(
+        &mut self,
+        planes: &[u8],
+        width: u32,
+        height: u32,
+        quality: u8,
+        gray: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<ImageInfo, ImageError> {
+        let enc = match &mut self.jpeg_enc {
+            Some(e) if e.quality() == quality as i32 => e,
+            slot => slot.insert(JpegEncoder::new(quality)?),
+        };
+        enc.encode_yuv420(planes, width, height, gray, out)?;
+        Ok(ImageInfo {
+            format: ImageFormat::Jpeg,
+            width,
+            height,
+            channels: if gray { 1 } else { 3 },
+            source: SourceColor::Rgb,
+        })
+    }
+
     pub fn encode(
         &mut self,
         px: Pixels,

@@ -111,18 +111,33 @@ pub enum TimeReference {
     Concat,
 }
 
-/// What the decoder hands over: frames of `width` x `height` RGB, cut to
-/// `crop` (in upright source pixels) and scaled, in that order.
+/// What the decoder hands over: frames of `width` x `height`, cut to
+/// `crop` (in upright source pixels) and scaled, in that order, in `layout`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameShape {
     pub crop: Option<(u32, u32, u32, u32)>,
     pub width: u32,
     pub height: u32,
+    pub layout: FrameLayout,
+}
+
+/// The bytes of one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameLayout {
+    /// Interleaved 8-bit RGB.
+    Rgb24,
+    /// Full-range BT.601 YUV 4:2:0 planes (JPEG's colour space; even sizes
+    /// only): JPEG output needs no colour conversion at all.
+    Yuvj420,
 }
 
 impl FrameShape {
     pub fn frame_bytes(&self) -> usize {
-        self.width as usize * self.height as usize * 3
+        let px = self.width as usize * self.height as usize;
+        match self.layout {
+            FrameLayout::Rgb24 => px * 3,
+            FrameLayout::Yuvj420 => px * 3 / 2,
+        }
     }
 }
 
