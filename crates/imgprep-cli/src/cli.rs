@@ -55,7 +55,7 @@ pub enum Command {
         after_help = "Examples:\n  imgprep init photos/ && imgprep build imgprep.toml --out out/\n  imgprep build examples/drivers.toml --out out/drivers\n  imgprep build recipe.toml --out part0 --shard 0/4\n\nA re-run with nothing changed does nothing; a few changed inputs re-process only those."
     )]
     Build(BuildArgs),
-    /// One-shot conversion of a class-folder tree (no recipe file): TFRecord, RecordIO, SageMaker image or folders.
+    /// One-shot conversion of a class-folder tree or a folder of recordings (no recipe file): TFRecord, RecordIO, SageMaker image or folders.
     #[command(after_help = "Examples:\n  \
           # 64x64 class folders to raw-pixel TFRecords, 90/10 split\n  \
           imgprep convert tiny-imagenet/train out/ --to tfrecord --preset raw --encoding passthrough --train 0.9 --validation 0.1\n  \
@@ -64,10 +64,12 @@ pub enum Command {
           # several outputs at once; leave grayscale/CMYK/alpha sources out\n  \
           imgprep convert photos/ out/ --to recordio --to tfrecord --resize 256 --color-policy skip\n  \
           # see the recipe it runs (keep it to rebuild with `imgprep build`)\n  \
-          imgprep convert photos/ out/ --to tfrecord --print-recipe\n\n\
-          Label = the sub-folder holding the image. The recipe used is kept as OUT/imgprep-convert.toml;\n\
+          imgprep convert photos/ out/ --to tfrecord --print-recipe\n  \
+          # recordings: rec/NAME/*.mp4 is session NAME, its ranges in labels/NAME.csv (label,start,end)\n  \
+          imgprep convert rec/ out/ --to recordio --labels 'labels/{session}.csv' --unit seconds --resize 224 --train 0.8 --validation 0.2\n\n\
+          Label = the sub-folder holding the image (recordings: the ranges; whole sessions go to one split). The recipe used is kept as OUT/imgprep-convert.toml;\n\
           everything `imgprep build` does applies (manifest, incremental re-runs, verify OUT).")]
-    Convert(ConvertArgs),
+    Convert(Box<ConvertArgs>),
     /// Send a build's outputs (or any folder) to s3://, laid out as SageMaker channels; skips objects already there.
     #[command(after_help = "Examples:\n  \
           imgprep push out/drivers s3://my-bucket/channels/drivers --dry-run\n  \
@@ -281,6 +283,21 @@ pub struct ConvertArgs {
     /// The images have no classes: build an unlabelled set (num_classes = 0) on purpose.
     #[arg(long)]
     pub unlabelled: bool,
+    /// Recordings: the ranges of each session, a path with `{session}` (a CSV of label,start,end
+    /// rows; SRC/NAME/*.mp4 is session NAME, a file directly in SRC a session of its own), or one
+    /// ActivityNet JSON.
+    #[arg(long, value_name = "PATH", help_heading = "Video")]
+    pub labels: Option<String>,
+    /// Recordings: what the ranges' start and end are.
+    #[arg(long, value_parser = ["seconds", "milliseconds", "frames"], help_heading = "Video")]
+    pub unit: Option<String>,
+    /// Recordings with --unit frames: the number of a session's first frame (0 or 1).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1), help_heading = "Video")]
+    pub frame_base: Option<u32>,
+    /// Recordings: `video` (a chunk starts where the previous chunk's video ends) or `concat` (at
+    /// the sum of the previous files' durations, as ffmpeg's concat demuxer joins them).
+    #[arg(long, value_parser = ["video", "concat"], help_heading = "Video")]
+    pub time_reference: Option<String>,
     /// Print the recipe this conversion runs and exit.
     #[arg(long)]
     pub print_recipe: bool,

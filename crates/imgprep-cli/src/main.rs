@@ -48,7 +48,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => verify(a),
         Command::Synth(a) => synth(a),
         Command::Build(a) => build(a),
-        Command::Convert(a) => convert(a),
+        Command::Convert(a) => convert(*a),
         Command::Push(a) => push(a),
         Command::Pull(a) => pull(a),
         Command::Init(a) => init(a),
@@ -587,12 +587,67 @@ fn convert(a: ConvertArgs) -> Result<u8> {
         anyhow::bail!("{}: not a folder", a.src.display());
     };
     let name = imgprep::files::file_name(&root).unwrap_or_else(|| "dataset".into());
-    let (tinyimagenet, notes) = imgprep::build::sources::convert_layout(
-        &root,
-        &a.exts,
-        a.unlabelled,
-        "pass --unlabelled to build an unlabelled set",
-    )?;
+    // a folder of recordings (and no images): a video source
+    let video_settings = a.labels.is_some()
+        || a.unit.is_some()
+        || a.frame_base.is_some()
+        || a.time_reference.is_some();
+    let video = if imgprep::files::is_remote(&root) {
+        None
+    } else {
+        imgprep::build::video::convert_pattern(&root)
+    };
+    let video = match video {
+        Some(chunks) => {
+            let images = imgprep::build::sources::survey(&root, &a.exts)?.images;
+            if images > 0 && !video_settings {
+                None
+            } else {
+                if a.labels.is_none() && !a.unlabelled {
+                    anyhow::bail!(
+                        "{}: recordings need their ranges: --labels 'labels/{{session}}.csv' (label,start,end \
+                         rows) with --unit seconds|milliseconds|frames, or --unlabelled for every frame \
+                         without a label",
+                        a.src.display()
+                    );
+                }
+                Some(imgprep::recipe::OneShotVideo {
+                    chunks,
+                    labels: a.labels.as_ref().map(|l| {
+                        // relative to where the command runs, as every path it takes
+                        let p = std::path::Path::new(l);
+                        if p.is_absolute() {
+                            l.clone()
+                        } else {
+                            std::env::current_dir()
+                                .map(|d| d.join(p).to_string_lossy().into_owned())
+                                .unwrap_or_else(|_| l.clone())
+                        }
+                    }),
+                    unit: a.unit.clone(),
+                    frame_base: a.frame_base,
+                    time_reference: a.time_reference.clone(),
+                })
+            }
+        }
+        None if video_settings => anyhow::bail!(
+            "{}: --labels, --unit, --frame-base and --time-reference are for a folder of recordings \
+             ({}); none found",
+            a.src.display(),
+            imgprep::build::video::VIDEO_EXTS.join(", ")
+        ),
+        None => None,
+    };
+    let (tinyimagenet, notes) = if video.is_some() {
+        (false, Vec::new())
+    } else {
+        imgprep::build::sources::convert_layout(
+            &root,
+            &a.exts,
+            a.unlabelled,
+            "pass --unlabelled to build an unlabelled set",
+        )?
+    };
     if tinyimagenet && (a.validation > 0.0 || a.test > 0.0 || a.train != 1.0) {
         anyhow::bail!(
             "{}: a TinyImageNet-like tree has its own train/val/test splits; drop --train/--validation/--test, \
@@ -630,6 +685,7 @@ fn convert(a: ConvertArgs) -> Result<u8> {
         tf_compression: a.compression.clone(),
         shard_records: a.shard_records,
         shard_mib: a.shard_mib,
+        video,
     };
     let text = one.to_toml().map_err(|e| anyhow::anyhow!("{e}"))?;
     if a.print_recipe {

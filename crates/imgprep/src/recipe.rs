@@ -898,6 +898,20 @@ pub struct OneShot {
     pub tinyimagenet: bool,
     /// Build an unlabelled set on purpose.
     pub unlabelled: bool,
+    /// The folder holds recordings: a video source instead of folders.
+    pub video: Option<OneShotVideo>,
+}
+
+/// `convert` of a folder of recordings.
+#[derive(Debug, Clone, Default)]
+pub struct OneShotVideo {
+    /// The chunk pattern (absolute), e.g. `/data/rec/{session}/*.mp4`.
+    pub chunks: String,
+    /// The range files, a path with `{session}` (or an ActivityNet JSON).
+    pub labels: Option<String>,
+    pub unit: Option<String>,
+    pub frame_base: Option<u32>,
+    pub time_reference: Option<String>,
 }
 
 /// A float as TOML writes it (`1.0`, `0.9`).
@@ -932,7 +946,34 @@ impl OneShot {
             self.seed,
         );
         let root = self.root.to_string_lossy();
-        if self.tinyimagenet {
+        if let Some(v) = &self.video {
+            let _ = write!(
+                t,
+                "[[sources]]\ntype = \"video\"\nchunks = {}\n",
+                quoted(&v.chunks)
+            );
+            if let Some(l) = &v.labels {
+                let _ = writeln!(t, "labels = {}", quoted(l));
+            }
+            if let Some(u) = &v.unit {
+                let _ = writeln!(t, "unit = {}", quoted(u));
+            }
+            if let Some(b) = v.frame_base {
+                let _ = writeln!(t, "frame_base = {b}");
+            }
+            if let Some(r) = &v.time_reference {
+                let _ = writeln!(t, "time_reference = {}", quoted(r));
+            }
+            // whole sessions on one side: frames of one recording are near copies
+            let (tr, va, te) = self.split;
+            let _ = write!(
+                t,
+                "\n[split]\nmethod = \"group\"\ntrain = {}\nvalidation = {}\ntest = {}\n\n",
+                toml_float(tr),
+                toml_float(va),
+                toml_float(te)
+            );
+        } else if self.tinyimagenet {
             let at = |f: &str| quoted(&format!("{}/{f}", root.trim_end_matches('/')));
             // the parts the tree has (a local tree may lack words.txt, val/ or test/)
             let has = |f: &str| crate::files::is_remote(&self.root) || self.root.join(f).exists();

@@ -867,3 +867,52 @@ fn frames_encoded_from_yuv_keep_their_colours() {
         assert!(bias.abs() < 3.0, "channel {c} shifted by {bias:.2}");
     }
 }
+
+#[test]
+fn convert_takes_a_folder_of_recordings() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let env = TestEnv::new();
+    for (s, base) in [("s1", 0), ("s2", 100), ("s3", 200)] {
+        clip(&env, &format!("rec/{s}/a.mp4"), 20, 10, base, "", &[]);
+    }
+    let ranges = [("walk", 0.0, 1.0), ("run", 1.0, 1.5)];
+    for s in ["s1", "s2", "s3"] {
+        env.write(&format!("labels/{s}.csv"), ranges_csv(&ranges).as_bytes());
+    }
+    // the ranges are asked for, not guessed
+    let out = env.run(&["convert", "rec", "x", "--to", "folders"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_stderr_has(&out, "--labels");
+    env.ok(&[
+        "convert",
+        "rec",
+        "out",
+        "--to",
+        "folders",
+        "--labels",
+        "labels/{session}.csv",
+        "--unit",
+        "seconds",
+        "--train",
+        "0.67",
+        "--validation",
+        "0.33",
+    ]);
+    let w = written(&env, "out");
+    assert_eq!(w.len(), 3 * 15);
+    let mut split_of: BTreeMap<String, String> = BTreeMap::new();
+    for f in &w {
+        let base = (f.painted / 100) * 100;
+        let k = f.painted - base;
+        assert_eq!(k as u64, f.session_frame, "{}", f.item);
+        assert_eq!(f.label, label_at(&ranges, k as f64 / 10.0));
+        let session = f.item.split('/').next().unwrap().to_string();
+        let prev = split_of.insert(session.clone(), f.split.clone());
+        assert!(prev.is_none_or(|p| p == f.split), "{session} in two splits");
+    }
+    assert_eq!(split_of.len(), 3);
+    let recipe = String::from_utf8(env.read("out/imgprep-convert.toml")).unwrap();
+    assert!(recipe.contains("type = \"video\""), "{recipe}");
+}

@@ -935,3 +935,42 @@ pub(super) fn manifest_section(
         "warnings": set.warnings,
     })
 }
+
+/// File extensions taken for recordings by `convert`.
+pub const VIDEO_EXTS: &[&str] = &[
+    "mp4", "mov", "m4v", "mkv", "avi", "webm", "mts", "m2ts", "ts", "mpg", "mpeg", "wmv", "3gp",
+];
+
+/// For `convert`: the chunk pattern of a local folder of recordings, when it
+/// is one. Recordings in sub-folders make one session per sub-folder
+/// (`DIR/{session}/*.EXT`); recordings directly in it are a session each
+/// (`DIR/*.EXT`). EXT is the most common video extension found.
+pub fn convert_pattern(dir: &Path) -> Option<String> {
+    let ext_of = |p: &Path| {
+        p.extension()
+            .map(|e| e.to_string_lossy().to_lowercase())
+            .filter(|e| VIDEO_EXTS.contains(&e.as_str()))
+    };
+    let mut top: BTreeMap<String, usize> = BTreeMap::new();
+    let mut nested: BTreeMap<String, usize> = BTreeMap::new();
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            for f in std::fs::read_dir(&p).into_iter().flatten().flatten() {
+                if let Some(x) = f.path().is_file().then(|| ext_of(&f.path())).flatten() {
+                    *nested.entry(x).or_default() += 1;
+                }
+            }
+        } else if let Some(x) = ext_of(&p) {
+            *top.entry(x).or_default() += 1;
+        }
+    }
+    let most =
+        |m: &BTreeMap<String, usize>| m.iter().max_by_key(|(_, n)| **n).map(|(e, _)| e.clone());
+    let base = dir.to_string_lossy().trim_end_matches('/').to_string();
+    if let Some(x) = most(&nested) {
+        Some(format!("{base}/{{session}}/*.{x}"))
+    } else {
+        most(&top).map(|x| format!("{base}/*.{x}"))
+    }
+}
