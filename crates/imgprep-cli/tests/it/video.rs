@@ -916,3 +916,50 @@ fn convert_takes_a_folder_of_recordings() {
     let recipe = String::from_utf8(env.read("out/imgprep-convert.toml")).unwrap();
     assert!(recipe.contains("type = \"video\""), "{recipe}");
 }
+
+#[test]
+fn shards_of_a_video_build_merge_into_the_same_dataset() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let env = TestEnv::new();
+    for (s, base) in [("s1", 0), ("s2", 40)] {
+        clip(&env, &format!("v/{s}/a.mp4"), 20, 10, base, "", &[]);
+        clip(&env, &format!("v/{s}/b.mp4"), 20, 10, base + 20, "", &[]);
+    }
+    env.write("l/s1.csv", b"label,start,end\nx,0,2.2\ny,2.2,4\n");
+    env.write("l/s2.csv", b"label,start,end\nx,0.5,3\n");
+    let t = "name = \"sh\"\n[[sources]]\ntype = \"video\"\nchunks = \"v/{s}/*.mp4\"\n\
+             labels = \"l/{s}.csv\"\nunit = \"seconds\"\n[split]\nmethod = \"group\"\n\
+             train = 0.5\nvalidation = 0.5\n[[outputs]]\nformat = \"recordio\"\n";
+    env.write("sh.toml", t.as_bytes());
+    for i in 0..3 {
+        env.ok(&[
+            "build",
+            "sh.toml",
+            "--out",
+            &format!("p{i}"),
+            "--shard",
+            &format!("{i}/3"),
+        ]);
+    }
+    let merged = env.ok(&[
+        "merge", "sh.toml", "--out", "merged", "p0", "p1", "p2", "--json",
+    ]);
+    let m: Value = serde_json::from_slice(&merged.stdout).unwrap();
+    assert_eq!(m["processed"], 0, "merge decodes nothing");
+    env.ok(&["build", "sh.toml", "--out", "one"]);
+    for f in [
+        "items.csv",
+        "video-frames.csv",
+        "complete/recordio/train.rec",
+        "complete/recordio/validation.rec",
+        "complete/recordio/train.idx",
+    ] {
+        assert_eq!(
+            env.read(&format!("merged/{f}")),
+            env.read(&format!("one/{f}")),
+            "{f}"
+        );
+    }
+}
