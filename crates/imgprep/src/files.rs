@@ -272,6 +272,18 @@ pub fn list_remote(prefix: &str) -> std::io::Result<Vec<(String, String)>> {
     Ok(out)
 }
 
+/// What another program (ffmpeg) opens to read `path`: the path itself, or
+/// for an object a URL valid for `valid` (signed for s3://).
+pub fn read_url(path: &Path, valid: std::time::Duration) -> std::io::Result<std::ffi::OsString> {
+    match remote(path) {
+        None => Ok(path.as_os_str().to_os_string()),
+        Some(u) => {
+            let (b, uri) = object(u)?;
+            b.read_url(&uri.key, valid).map(Into::into).map_err(io_err)
+        }
+    }
+}
+
 /// What identifies a source's content cheaply: size and modification time.
 pub fn fingerprint(path: &Path) -> std::io::Result<(u64, i128)> {
     if let Some(u) = remote(path) {

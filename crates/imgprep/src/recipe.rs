@@ -185,6 +185,14 @@ pub enum SourceSpec {
         /// (`database/ID/annotations`, seconds) for all sessions. Without
         /// it, every frame is unlabelled.
         labels: Option<String>,
+        /// The ranges' format: `csv`, `activitynet` or `label-studio` (a
+        /// Label Studio JSON export with `<TimelineLabels>`). Default: `csv`,
+        /// or for a `.json` file its shape (an object with `database`:
+        /// ActivityNet; a list of tasks: Label Studio).
+        labels_format: Option<String>,
+        /// Label Studio exports: the project's `<Video frameRate>`, by which
+        /// it turned times into the frame numbers it exports.
+        frame_rate: Option<f64>,
         /// What start and end are: `seconds`, `milliseconds` or `frames`.
         unit: Option<crate::video::ranges::Unit>,
         /// With `unit = "frames"`: the number of a session's first frame (0 or 1).

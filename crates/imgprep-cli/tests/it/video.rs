@@ -963,3 +963,86 @@ fn shards_of_a_video_build_merge_into_the_same_dataset() {
         );
     }
 }
+
+/// Chunks in object storage: listed like files, read by ffmpeg through a
+/// signed URL that never shows in messages or outputs.
+#[test]
+fn chunks_in_s3_are_read_through_signed_urls() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let Some(s3) = crate::env::s3() else { return };
+    let env = TestEnv::new();
+    clip(&env, "v/s1/a.mp4", 20, 10, 0, "", &[]);
+    clip(&env, "v/s1/b.mp4", 20, 10, 20, "", &[]);
+    let prefix = s3.uri("t-video/v");
+    env.upload(&s3, "v", &prefix);
+    let ranges = [("x", 0.0, 1.5), ("y", 1.5, 4.0)];
+    env.write("l/s1.csv", ranges_csv(&ranges).as_bytes());
+    let t = format!(
+        "name = \"s3v\"\n[[sources]]\ntype = \"video\"\nchunks = \"{prefix}/{{s}}/*.mp4\"\n\
+         labels = \"l/{{s}}.csv\"\nunit = \"seconds\"\n[[outputs]]\nformat = \"folders\"\n"
+    );
+    env.write("r.toml", t.as_bytes());
+    let out = env.ok_s3(&s3, &["build", "r.toml", "--out", "out"]);
+    let w = written(&env, "out");
+    assert_eq!(w.len(), 40);
+    for f in &w {
+        assert_eq!(f.painted as u64, f.session_frame, "{}", f.item);
+        assert_eq!(f.label, label_at(&ranges, f.session_frame as f64 / 10.0));
+    }
+    let m = String::from_utf8(env.read("out/manifest.json")).unwrap();
+    assert!(m.contains(&format!("{prefix}/s1/a.mp4")));
+    for text in [stderr(&out), m] {
+        assert!(!text.contains("X-Amz-Signature"), "a signed URL leaked");
+    }
+}
+
+/// Ranges from a Label Studio export (frames from 1 at the project's frame
+/// rate, ends included) and from an ActivityNet JSON land on the same frames
+/// as the same ranges in seconds.
+#[test]
+fn label_studio_and_activitynet_ranges_mean_the_same_frames() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let env = TestEnv::new();
+    clip(&env, "v/s1/a.mp4", 30, 10, 0, "", &[]);
+    // walk: frames 1-10 at 10 fps = [0, 1.0) s; run: 16-25 = [1.5, 2.5) s
+    env.write(
+        "ls.json",
+        br#"[{"id": 7, "data": {"video": "/data/upload/3/5c1e2f-s1.mp4"}, "annotations": [{"result": [
+            {"type": "timelinelabels", "value": {"ranges": [{"start": 1, "end": 10}], "timelinelabels": ["walk"]}},
+            {"type": "timelinelabels", "value": {"ranges": [{"start": 16, "end": 25}], "timelinelabels": ["run"]}}]}]}]"#,
+    );
+    env.write(
+        "an.json",
+        br#"{"database": {"s1": {"annotations": [
+            {"segment": [0.0, 1.0], "label": "walk"}, {"segment": [1.5, 2.5], "label": "run"}]}}}"#,
+    );
+    let src = "chunks = \"v/{s}/*.mp4\"";
+    let r = recipe(&env, "ls0", &format!("{src}\nlabels = \"ls.json\""), "");
+    let out = env.run(&["build", &r, "--out", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_stderr_has(&out, "frame_rate");
+    let mut got = Vec::new();
+    for (name, extra) in [
+        ("ls", "labels = \"ls.json\"\nframe_rate = 10"),
+        ("an", "labels = \"an.json\""),
+    ] {
+        let r = recipe(&env, name, &format!("{src}\n{extra}"), "");
+        env.ok(&["build", &r, "--out", name]);
+        let mut w: Vec<(u32, String)> = written(&env, name)
+            .into_iter()
+            .map(|f| (f.painted, f.label))
+            .collect();
+        w.sort();
+        got.push(w);
+    }
+    let want: Vec<(u32, String)> = (0..10)
+        .map(|k| (k, "walk".to_string()))
+        .chain((15..25).map(|k| (k, "run".to_string())))
+        .collect();
+    assert_eq!(got[0], want, "Label Studio");
+    assert_eq!(got[1], want, "ActivityNet");
+}

@@ -149,6 +149,16 @@ fn compile_pattern(r: &LoadedRecipe, pattern: &str) -> Result<Pattern> {
 
 /// Files under `base` whose relative path matches, as (relative path, full path).
 fn walk(p: &Pattern) -> Result<Vec<(String, PathBuf)>> {
+    if crate::files::is_remote(&p.base) {
+        // objects: one listing of the base prefix
+        let base = p.base.to_string_lossy();
+        let listed = crate::files::list_remote(&base).map_err(Error::io(&p.base))?;
+        return Ok(listed
+            .into_iter()
+            .filter(|(_, rel)| p.regex.is_match(rel))
+            .map(|(uri, rel)| (rel, PathBuf::from(uri)))
+            .collect());
+    }
     let mut out = Vec::new();
     let mut stack = vec![(p.base.clone(), String::new(), 0usize)];
     while let Some((dir, rel, depth)) = stack.pop() {
@@ -208,6 +218,8 @@ pub fn read(
     let SourceSpec::Video {
         chunks,
         labels,
+        labels_format,
+        frame_rate,
         unit,
         frame_base,
         time_reference,
@@ -225,14 +237,49 @@ pub fn read(
     let at = r.path.display();
     let pattern = compile_pattern(r, chunks)?;
     // settings that only make sense together
-    let label_kind = labels.as_deref().map(|l| {
-        if l.ends_with(".json") {
-            "activitynet"
-        } else {
-            "csv"
+    let label_kind: Option<&str> = match (labels.as_deref(), labels_format.as_deref()) {
+        (None, Some(_)) => return Err(Error::Usage(format!("{at}: labels_format without labels"))),
+        (None, None) => None,
+        (Some(_), Some(f @ ("csv" | "activitynet" | "label-studio"))) => Some(f),
+        (Some(_), Some(f)) => {
+            return Err(Error::Usage(format!(
+                "{at}: labels_format = {f:?}: csv, activitynet or label-studio"
+            )))
         }
-    });
+        (Some(l), None) if l.ends_with(".json") => {
+            // a JSON export: ActivityNet is an object, Label Studio a list
+            let file = r.resolve(Path::new(l));
+            let text = crate::files::read_text_capped(&file, 1 << 30).map_err(Error::io(&file))?;
+            match text.trim_start().chars().next() {
+                Some('[') => Some("label-studio"),
+                _ => Some("activitynet"),
+            }
+        }
+        (Some(_), None) => Some("csv"),
+    };
+    let ls_rate = match (label_kind, frame_rate) {
+        (Some("label-studio"), Some(f)) if *f > 0.0 && f.is_finite() => *f,
+        (Some("label-studio"), _) => {
+            return Err(Error::Usage(format!(
+                "{at}: a Label Studio export counts frames as time x the project's frame rate: set \
+                 frame_rate = the <Video frameRate> of the labelling project (e.g. 30)"
+            )))
+        }
+        (_, Some(_)) => {
+            return Err(Error::Usage(format!(
+                "{at}: frame_rate applies to Label Studio exports only"
+            )))
+        }
+        _ => 0.0,
+    };
     let unit = match (label_kind, unit) {
+        (Some("label-studio"), None) => Unit::Seconds,
+        (Some("label-studio"), Some(u)) => {
+            return Err(Error::Usage(format!(
+                "{at}: a Label Studio export gives frame numbers at frame_rate, turned into \
+                 times; unit = {u:?} cannot apply"
+            )))
+        }
         (Some("activitynet"), None | Some(Unit::Seconds)) => Unit::Seconds,
         (Some("activitynet"), Some(u)) => {
             return Err(Error::Usage(format!(
@@ -337,6 +384,8 @@ pub fn read(
     let mut rule = serde_json::json!({
         "chunks": chunks,
         "labels": labels,
+        "labels_format": label_kind,
+        "frame_rate": frame_rate,
         "unit": unit,
         "frame_base": frame_base,
         "time_reference": time_reference,
@@ -456,6 +505,17 @@ pub fn read(
             .collect();
         let ranges: Vec<Range> = match (labels, label_kind) {
             (None, _) => Vec::new(),
+            (Some(l), Some("label-studio")) => {
+                let file = r.resolve(Path::new(l));
+                ranges::read_label_studio(&file, session, ls_rate)
+                    .map_err(Error::Usage)?
+                    .ok_or_else(|| {
+                        Error::Usage(format!(
+                            "{}: no task shows a video named {session:?} (NAME.mp4 or HASH-NAME.mp4)",
+                            file.display()
+                        ))
+                    })?
+            }
             (Some(l), Some("activitynet")) => {
                 let file = r.resolve(Path::new(l));
                 ranges::read_activitynet(&file, session)

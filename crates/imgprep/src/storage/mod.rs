@@ -124,6 +124,8 @@ fn first_line(s: &str) -> String {
 /// One bucket on one store.
 pub struct Bucket {
     store: Arc<dyn ObjectStore>,
+    /// S3 stores sign URLs for programs that read objects themselves (ffmpeg).
+    signer: Option<Arc<dyn object_store::signer::Signer>>,
     scheme: String,
     bucket: String,
 }
@@ -221,8 +223,12 @@ fn info_of(m: &object_store::ObjectMeta) -> ObjectInfo {
 impl Bucket {
     /// Opens `bucket` with the settings (environment and AWS profile files).
     pub fn open(uri: &Uri, s: &S3Settings) -> Result<Bucket> {
+        let mut signer: Option<Arc<dyn object_store::signer::Signer>> = None;
         let built = match uri.scheme.as_str() {
-            "s3" => s.build(&uri.bucket),
+            "s3" => s.build_s3(&uri.bucket).map(|s3| {
+                signer = Some(s3.clone());
+                s3 as Arc<dyn ObjectStore>
+            }),
             "az" => s.build_azure(&uri.bucket),
             "gs" => s.build_gcs(&uri.bucket),
             _ => s.build_http(&format!("{}://{}", uri.scheme, uri.bucket)),
@@ -234,6 +240,7 @@ impl Bucket {
         })?;
         Ok(Bucket {
             store,
+            signer,
             scheme: uri.scheme.clone(),
             bucket: uri.bucket.clone(),
         })
@@ -250,6 +257,29 @@ impl Bucket {
 
     pub fn uri(&self, key: &str) -> String {
         format!("{}://{}/{key}", self.scheme, self.bucket)
+    }
+
+    /// A URL another program can GET `key` from for `valid` (range requests
+    /// included): the object's own URL for http(s), a signed one for S3.
+    pub fn read_url(&self, key: &str, valid: std::time::Duration) -> Result<String> {
+        if self.scheme.starts_with("http") {
+            return Ok(self.uri(key));
+        }
+        let Some(signer) = &self.signer else {
+            return Err(StorageError {
+                uri: self.uri(key),
+                message: format!(
+                    "{}:// objects cannot be handed to another program yet (only s3:// and \
+                     http(s)://); `imgprep pull` them first",
+                    self.scheme
+                ),
+                not_found: false,
+            });
+        };
+        let path = object_store::path::Path::from(key);
+        block_on(signer.signed_url(object_store::signer::Method::GET, &path, valid))
+            .map(|u| u.to_string())
+            .map_err(|e| self.err(key, e))
     }
 
     /// See [`Uri::can_list`].

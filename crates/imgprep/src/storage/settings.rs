@@ -214,6 +214,11 @@ impl S3Settings {
     }
 
     pub fn build(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>, String> {
+        self.build_s3(bucket).map(|s| s as Arc<dyn ObjectStore>)
+    }
+
+    /// The S3 store itself (it can also sign URLs).
+    pub fn build_s3(&self, bucket: &str) -> Result<Arc<object_store::aws::AmazonS3>, String> {
         let mut b = AmazonS3Builder::new()
             .with_bucket_name(bucket)
             .with_region(&self.region)
@@ -237,7 +242,7 @@ impl S3Settings {
             b = b.with_checksum_algorithm(Checksum::SHA256);
         }
         b.build()
-            .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+            .map(Arc::new)
             .map_err(|e| super::first_line(&e.to_string()))
     }
 }

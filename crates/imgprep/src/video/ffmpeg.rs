@@ -111,6 +111,7 @@ impl Ffmpeg {
     }
 
     fn probe_stream(&self, path: &Path) -> Result<StreamInfo, String> {
+        let input = Input::of(path)?;
         let mut cmd = Command::new(&self.ffprobe);
         cmd.args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
             .arg(
@@ -118,7 +119,7 @@ impl Ffmpeg {
                  stream_tags=rotate:format=start_time,duration",
             )
             .args(["-of", "json"])
-            .arg(path);
+            .arg(&input.url);
         let mut text = Vec::new();
         let status = run(&mut cmd, None, self.stall, |out| {
             out.take(16 << 20)
@@ -127,7 +128,7 @@ impl Ffmpeg {
                 .map_err(|e| e.to_string())
         })?;
         if !status.ok {
-            return Err(format!("ffprobe cannot read it: {}", status.tail()));
+            return Err(input.scrub(format!("ffprobe cannot read it: {}", status.tail())));
         }
         let v: serde_json::Value =
             serde_json::from_slice(&text).map_err(|e| format!("ffprobe's answer: {e}"))?;
@@ -183,6 +184,35 @@ struct StreamInfo {
     duration: Option<f64>,
     /// Frames the container's index lists (MP4, AVI), discarded ones included.
     nb_frames: Option<u64>,
+}
+
+/// What ffmpeg opens for a chunk: its path, or a (signed) URL of an object,
+/// which never shows in messages.
+struct Input {
+    url: std::ffi::OsString,
+    shown: String,
+}
+
+impl Input {
+    fn of(path: &Path) -> Result<Input, String> {
+        // an hour: decoding a chunk takes seconds to minutes
+        let url =
+            crate::files::read_url(path, Duration::from_secs(3600)).map_err(|e| e.to_string())?;
+        Ok(Input {
+            url,
+            shown: path.display().to_string(),
+        })
+    }
+
+    /// `text` with the URL (a signature is a credential) put back as the path.
+    fn scrub(&self, text: String) -> String {
+        let url = self.url.to_string_lossy();
+        if url == self.shown {
+            text
+        } else {
+            text.replace(url.as_ref(), &self.shown)
+        }
+    }
 }
 
 /// What a child process left behind.
@@ -413,6 +443,7 @@ impl Decoder for Ffmpeg {
 
     fn probe(&self, path: &Path) -> Result<FrameTable, String> {
         let info = self.probe_stream(path)?;
+        let input = Input::of(path)?;
         let mut cmd = Command::new(&self.ffprobe);
         cmd.args([
             "-v",
@@ -424,7 +455,7 @@ impl Decoder for Ffmpeg {
             "-of",
             "csv=p=0",
         ])
-        .arg(path);
+        .arg(&input.url);
         let mut pts: Vec<i64> = Vec::new();
         let mut last_duration = 0i64;
         let mut last_pts = i64::MIN;
@@ -556,10 +587,11 @@ impl Decoder for Ffmpeg {
                 ));
             }
         }
+        let input = Input::of(path)?;
         let mut cmd = Command::new(&self.ffmpeg);
         cmd.args(["-nostdin", "-hide_banner", "-nostats", "-v", "info"])
             .args(["-threads", "1", "-i"])
-            .arg(path)
+            .arg(&input.url)
             .args(["-map", "0:v:0", "-an", "-sn", "-dn"])
             .args(["-filter_script:v", "pipe:0"])
             .args(["-fps_mode", "passthrough", "-f", "rawvideo", "pipe:1"]);
@@ -602,7 +634,7 @@ impl Decoder for Ffmpeg {
             },
         )?;
         if !status.ok {
-            return Err(format!("ffmpeg failed: {}", status.tail()));
+            return Err(input.scrub(format!("ffmpeg failed: {}", status.tail())));
         }
         let (tb, shown) = seen.into_inner().unwrap();
         check_frames(table, tb, &shown)?;

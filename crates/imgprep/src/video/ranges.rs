@@ -632,3 +632,161 @@ mod tests {
         assert_eq!(sample(&t, &cap), vec![0, 10, 19, 29]);
     }
 }
+
+/// Reads the ranges of one session from a Label Studio JSON export of a
+/// video project with `<TimelineLabels>`: the task whose video file is the
+/// session (`NAME.mp4`, or `HASH-NAME.mp4` as Label Studio stores uploads),
+/// its annotation's `timelinelabels` results. Label Studio counts frames
+/// from 1 as time x `frame_rate` (the project's `<Video frameRate>`), ends
+/// included, so frame `k` is the time `(k - 1) / frame_rate` and a range
+/// `[s, e]` becomes the times `[(s - 1) / r, e / r)`. `None` when no task
+/// is the session.
+pub fn read_label_studio(
+    path: &Path,
+    session: &str,
+    frame_rate: f64,
+) -> Result<Option<Vec<Range>>, String> {
+    let text = crate::files::read_text_capped(path, 1 << 30)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let tasks = v.as_array().ok_or_else(|| {
+        format!(
+            "{}: not a Label Studio export (a list of tasks)",
+            path.display()
+        )
+    })?;
+    let is_session = |video: &str| {
+        let name = video.rsplit('/').next().unwrap_or(video);
+        let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
+        stem == session || stem.ends_with(&format!("-{session}"))
+    };
+    let mut found: Vec<(usize, &serde_json::Value)> = Vec::new();
+    for (k, t) in tasks.iter().enumerate() {
+        let video = t["data"].as_object().and_then(|d| {
+            d.values()
+                .find_map(|x| x.as_str().filter(|s| is_session(s)))
+        });
+        if video.is_some() {
+            found.push((k, t));
+        }
+    }
+    let (k, task) = match found.as_slice() {
+        [] => return Ok(None),
+        [one] => *one,
+        many => {
+            return Err(format!(
+                "{}: tasks {} all show a video named {session:?}; keep one",
+                path.display(),
+                many.iter()
+                    .map(|(k, _)| k.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        }
+    };
+    let anns: Vec<&serde_json::Value> = task["annotations"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|x| !x["was_cancelled"].as_bool().unwrap_or(false))
+                .collect()
+        })
+        .unwrap_or_default();
+    let ann = match anns.as_slice() {
+        [] => return Ok(Some(Vec::new())),
+        [one] => *one,
+        many => {
+            return Err(format!(
+                "{}: task {k} ({session}) has {} annotations; export or keep one",
+                path.display(),
+                many.len()
+            ))
+        }
+    };
+    let mut out = Vec::new();
+    for (j, res) in ann["result"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .enumerate()
+    {
+        if res["type"].as_str() != Some("timelinelabels") {
+            continue;
+        }
+        let at = format!("{}: task {k} ({session}) result {j}", path.display());
+        let labels = res["value"]["timelinelabels"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let label = match labels.as_slice() {
+            [l] => l.as_str().unwrap_or_default().trim().to_string(),
+            _ => {
+                return Err(format!(
+                    "{at}: {} labels on one region; one is expected",
+                    labels.len()
+                ))
+            }
+        };
+        if label.is_empty() {
+            return Err(format!("{at}: empty label"));
+        }
+        for (q, r) in res["value"]["ranges"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+        {
+            let n = |x: &serde_json::Value| {
+                x.as_f64()
+                    .filter(|v| v.is_finite() && *v >= 1.0)
+                    .ok_or_else(|| format!("{at} range {q}: frame {x} is not a number from 1"))
+            };
+            let (s, e) = (n(&r["start"])?, n(&r["end"])?);
+            if e < s {
+                return Err(format!("{at} range {q}: ends ({e}) before it starts ({s})"));
+            }
+            out.push(Range {
+                label: label.clone(),
+                start: (s - 1.0) / frame_rate,
+                end: e / frame_rate,
+                origin: format!("{at} range {q}"),
+            });
+        }
+    }
+    Ok(Some(out))
+}
+
+#[cfg(test)]
+mod label_studio_tests {
+    use super::*;
+
+    #[test]
+    fn label_studio_frames_become_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("export.json");
+        std::fs::write(
+            &p,
+            r#"[{"id": 1, "data": {"video": "/data/upload/1/3fa2c1-session1.mp4"},
+                 "annotations": [{"result": [
+                   {"type": "timelinelabels", "value": {"ranges": [{"start": 1, "end": 10}, {"start": 31, "end": 31}], "timelinelabels": ["walk"]}},
+                   {"type": "labels", "value": {}}]}]},
+                {"id": 2, "data": {"video": "/data/upload/1/99-session2.mp4"}, "annotations": []}]"#,
+        )
+        .unwrap();
+        let r = read_label_studio(&p, "session1", 10.0).unwrap().unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            (r[0].label.as_str(), r[0].start, r[0].end),
+            ("walk", 0.0, 1.0)
+        );
+        assert_eq!((r[1].start, r[1].end), (3.0, 3.1));
+        assert_eq!(
+            read_label_studio(&p, "session2", 10.0).unwrap(),
+            Some(vec![])
+        );
+        assert_eq!(read_label_studio(&p, "session3", 10.0).unwrap(), None);
+    }
+}
