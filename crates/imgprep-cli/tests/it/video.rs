@@ -1046,3 +1046,29 @@ fn label_studio_and_activitynet_ranges_mean_the_same_frames() {
     assert_eq!(got[0], want, "Label Studio");
     assert_eq!(got[1], want, "ActivityNet");
 }
+
+/// The same from Azure Blob Storage (Azurite): a service-SAS URL.
+#[test]
+fn chunks_in_azure_are_read_through_sas_urls() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let Some(az) = crate::env::az() else { return };
+    let env = TestEnv::new();
+    clip(&env, "v/s1/a.mp4", 20, 10, 0, "", &[]);
+    let prefix = az.uri("t-video/v");
+    env.ok_az(&az, &["push", "v", &prefix, "--layout", "mirror", "-q"]);
+    env.write("l/s1.csv", b"label,start,end\nx,0,1\n");
+    let t = format!(
+        "name = \"azv\"\n[[sources]]\ntype = \"video\"\nchunks = \"{prefix}/{{s}}/*.mp4\"\n\
+         labels = \"l/{{s}}.csv\"\nunit = \"seconds\"\n[[outputs]]\nformat = \"folders\"\n"
+    );
+    env.write("r.toml", t.as_bytes());
+    let out = env.ok_az(&az, &["build", "r.toml", "--out", "out"]);
+    let w = written(&env, "out");
+    assert_eq!(w.len(), 10);
+    assert!(w
+        .iter()
+        .all(|f| f.painted as u64 == f.session_frame && f.label == "x"));
+    assert!(!stderr(&out).contains("sig="), "a SAS leaked");
+}

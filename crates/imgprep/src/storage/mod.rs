@@ -124,7 +124,7 @@ fn first_line(s: &str) -> String {
 /// One bucket on one store.
 pub struct Bucket {
     store: Arc<dyn ObjectStore>,
-    /// S3 stores sign URLs for programs that read objects themselves (ffmpeg).
+    /// Object stores sign URLs for programs that read objects themselves (ffmpeg).
     signer: Option<Arc<dyn object_store::signer::Signer>>,
     scheme: String,
     bucket: String,
@@ -229,8 +229,14 @@ impl Bucket {
                 signer = Some(s3.clone());
                 s3 as Arc<dyn ObjectStore>
             }),
-            "az" => s.build_azure(&uri.bucket),
-            "gs" => s.build_gcs(&uri.bucket),
+            "az" => s.build_azure(&uri.bucket).map(|az| {
+                signer = Some(az.clone());
+                az as Arc<dyn ObjectStore>
+            }),
+            "gs" => s.build_gcs(&uri.bucket).map(|gs| {
+                signer = Some(gs.clone());
+                gs as Arc<dyn ObjectStore>
+            }),
             _ => s.build_http(&format!("{}://{}", uri.scheme, uri.bucket)),
         };
         let store = built.map_err(|m| StorageError {
@@ -260,7 +266,8 @@ impl Bucket {
     }
 
     /// A URL another program can GET `key` from for `valid` (range requests
-    /// included): the object's own URL for http(s), a signed one for S3.
+    /// included): the object's own URL for http(s), a signed one (S3
+    /// presigned, Azure service SAS, GCS signed) for a store.
     pub fn read_url(&self, key: &str, valid: std::time::Duration) -> Result<String> {
         if self.scheme.starts_with("http") {
             return Ok(self.uri(key));
@@ -269,8 +276,7 @@ impl Bucket {
             return Err(StorageError {
                 uri: self.uri(key),
                 message: format!(
-                    "{}:// objects cannot be handed to another program yet (only s3:// and \
-                     http(s)://); `imgprep pull` them first",
+                    "{}:// objects cannot be handed to another program; `imgprep pull` them first",
                     self.scheme
                 ),
                 not_found: false,

@@ -188,7 +188,10 @@ impl S3Settings {
     /// An Azure Blob Storage container, configured from the standard
     /// `AZURE_*` variables (AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY,
     /// AZURE_STORAGE_SAS_KEY, AZURE_STORAGE_USE_EMULATOR for Azurite, ...).
-    pub fn build_azure(&self, container: &str) -> Result<Arc<dyn ObjectStore>, String> {
+    pub fn build_azure(
+        &self,
+        container: &str,
+    ) -> Result<Arc<object_store::azure::MicrosoftAzure>, String> {
         let emulator = env("AZURE_STORAGE_USE_EMULATOR").is_some_and(|v| v == "true" || v == "1");
         object_store::azure::MicrosoftAzureBuilder::from_env()
             .with_container_name(container)
@@ -197,19 +200,22 @@ impl S3Settings {
                 emulator || env("AZURE_ALLOW_HTTP").is_some_and(|v| v == "true"),
             ))
             .build()
-            .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+            .map(Arc::new)
             .map_err(|e| super::first_line(&e.to_string()))
     }
 
     /// A Google Cloud Storage bucket, configured from the standard `GOOGLE_*`
     /// variables (GOOGLE_SERVICE_ACCOUNT / GOOGLE_APPLICATION_CREDENTIALS, ...).
-    pub fn build_gcs(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>, String> {
+    pub fn build_gcs(
+        &self,
+        bucket: &str,
+    ) -> Result<Arc<object_store::gcp::GoogleCloudStorage>, String> {
         object_store::gcp::GoogleCloudStorageBuilder::from_env()
             .with_bucket_name(bucket)
             .with_retry(self.retry())
             .with_client_options(Self::client(false))
             .build()
-            .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+            .map(Arc::new)
             .map_err(|e| super::first_line(&e.to_string()))
     }
 
