@@ -183,33 +183,29 @@ if [[ $cases == *" a "* ]]; then
   checked a-data "$res/a-data.check.json"
   frames_made=$(find "$root"/a/subject*/frames -name '*.jpg' | wc -l)
 fi
-if [ "$imgprep_ok" = yes ] && [[ $cases == *" b "* ]]; then
-  if measure b "$root/b" env IMGPREP_CACHE_DIR="$root/b/cache" "$bin" build "$root/b/recipe.toml" \
-      --out "$root/b/out" -q; then
-    outsize[b]=$(find "$root/b/out" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}')
-    recs=$(find "$root/b/out" -name '*.rec' | sort)
+imgprep_case() { # KEY [BUILD FLAGS...]: one imgprep case, measured and checked
+  local k=$1 recs
+  shift
+  [ "$imgprep_ok" = yes ] && [[ $cases == *" $k "* ]] || return 0
+  if measure "$k" "$root/$k" env IMGPREP_CACHE_DIR="$root/$k/cache" "$bin" build "$root/$k/recipe.toml" \
+      --out "$root/$k/out" -q "$@"; then
+    outsize[$k]=$(find "$root/$k/out" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}')
+    recs=$(find "$root/$k/out" -name '*.rec' | sort)
+    # class ids as this build numbered them (its manifest's label map: the
+    # classes it wrote, sorted; a corpus without one class has fewer)
+    "$py" -c 'import json, sys
+print("\n".join(e["name"] for e in json.load(open(sys.argv[1]))["labels"]))' \
+      "$root/$k/out/manifest.json" > "$root/$k/classes.txt"
     # shellcheck disable=SC2086
     "$mxpy" bench/check_frames.py "$corpus/truth" --rec $recs \
-      --classes "@$corpus/classes.txt" --json "$res/b.check.json" > /dev/null
-    checked b "$res/b.check.json"
+      --classes "@$root/$k/classes.txt" --json "$res/$k.check.json" > /dev/null
+    checked "$k" "$res/$k.check.json"
   else
-    unset "wall[b]"
+    unset "wall[$k]"
   fi
-fi
-
-if [ "$imgprep_ok" = yes ] && [[ $cases == *" c "* ]]; then
-  if measure c "$root/c" env IMGPREP_CACHE_DIR="$root/c/cache" "$bin" build "$root/c/recipe.toml" \
-      --out "$root/c/out" -q --drop-cache; then
-    outsize[c]=$(find "$root/c/out" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}')
-    recs=$(find "$root/c/out" -name '*.rec' | sort)
-    # shellcheck disable=SC2086
-    "$mxpy" bench/check_frames.py "$corpus/truth" --rec $recs \
-      --classes "@$corpus/classes.txt" --json "$res/c.check.json" > /dev/null
-    checked c "$res/c.check.json"
-  else
-    unset "wall[c]"
-  fi
-fi
+}
+imgprep_case b
+imgprep_case c --drop-cache
 
 mib() { echo "scale=1; $1 / 1048576" | bc; }
 row() { # KEY LABEL

@@ -152,7 +152,7 @@ pub trait Decoder: Send + Sync {
     fn describe(&self) -> String;
     fn probe(&self, path: &Path) -> Result<FrameTable, String>;
     /// Decodes `path` once, handing `on_frame` each frame of `frames`
-    /// (sorted chunk frame numbers) as RGB bytes of `shape`, in order. Fails
+    /// (sorted chunk frame numbers) as bytes of `shape` (its layout), in order. Fails
     /// when the decoded frames do not match `table` one for one.
     fn decode(
         &self,

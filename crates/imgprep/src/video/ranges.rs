@@ -414,225 +414,6 @@ fn sample(times: &[f64], s: &Sampling) -> Vec<usize> {
     picks
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn r(label: &str, start: f64, end: f64, line: usize) -> Range {
-        Range {
-            label: label.into(),
-            start,
-            end,
-            origin: format!("l.csv:{line}"),
-        }
-    }
-
-    fn times(n: usize, fps: f64) -> Vec<f64> {
-        (0..n).map(|i| i as f64 / fps).collect()
-    }
-
-    #[test]
-    fn time_ranges_are_half_open() {
-        let t = times(10, 10.0); // 0.0 .. 0.9
-        let f = SessionFrames {
-            times: &t,
-            unit: Unit::Seconds,
-            frame_base: 0,
-        };
-        let ranges = [r("a", 0.0, 0.3, 2), r("b", 0.3, 0.6, 3)];
-        let a = assign(
-            &ranges,
-            &f,
-            Outside::Drop,
-            Overlap::Error,
-            &Sampling::default(),
-        )
-        .unwrap();
-        let labels: Vec<(usize, Option<usize>)> = a.picks.clone();
-        assert_eq!(
-            labels,
-            vec![
-                (0, Some(0)),
-                (1, Some(0)),
-                (2, Some(0)),
-                (3, Some(1)),
-                (4, Some(1)),
-                (5, Some(1))
-            ]
-        );
-        assert_eq!(a.covered, vec![3, 3]);
-    }
-
-    #[test]
-    fn frame_ranges_are_inclusive_with_their_base() {
-        let t = times(10, 10.0);
-        let f1 = SessionFrames {
-            times: &t,
-            unit: Unit::Frames,
-            frame_base: 1,
-        };
-        let a = assign(
-            &[r("a", 1.0, 3.0, 2)],
-            &f1,
-            Outside::Drop,
-            Overlap::Error,
-            &Sampling::default(),
-        )
-        .unwrap();
-        assert_eq!(a.picks, vec![(0, Some(0)), (1, Some(0)), (2, Some(0))]);
-        let f0 = SessionFrames {
-            times: &t,
-            unit: Unit::Frames,
-            frame_base: 0,
-        };
-        let a = assign(
-            &[r("a", 1.0, 3.0, 2)],
-            &f0,
-            Outside::Drop,
-            Overlap::Error,
-            &Sampling::default(),
-        )
-        .unwrap();
-        assert_eq!(a.picks, vec![(1, Some(0)), (2, Some(0)), (3, Some(0))]);
-        // a one-frame range
-        let a = assign(
-            &[r("a", 9.0, 9.0, 2)],
-            &f0,
-            Outside::Drop,
-            Overlap::Error,
-            &Sampling::default(),
-        )
-        .unwrap();
-        assert_eq!(a.picks, vec![(9, Some(0))]);
-        // frame 0 with base 1 does not exist
-        let e = assign(
-            &[r("a", 0.0, 3.0, 7)],
-            &f1,
-            Outside::Drop,
-            Overlap::Error,
-            &Sampling::default(),
-        )
-        .unwrap_err();
-        assert!(e.contains("l.csv:7") && e.contains("frame_base = 1"), "{e}");
-    }
-
-    #[test]
-    fn overlaps_name_both_lines_or_follow_the_policy() {
-        let t = times(10, 10.0);
-        let f = SessionFrames {
-            times: &t,
-            unit: Unit::Seconds,
-            frame_base: 0,
-        };
-        let ranges = [r("a", 0.0, 0.5, 2), r("b", 0.4, 0.8, 5)];
-        let e = assign(
-            &ranges,
-            &f,
-            Outside::Drop,
-            Overlap::Error,
-            &Sampling::default(),
-        )
-        .unwrap_err();
-        assert!(
-            e.contains("l.csv:2 (a)") && e.contains("l.csv:5 (b)"),
-            "{e}"
-        );
-        let a = assign(
-            &ranges,
-            &f,
-            Outside::Drop,
-            Overlap::First,
-            &Sampling::default(),
-        )
-        .unwrap();
-        assert_eq!(a.picks[4], (4, Some(0)));
-        assert_eq!(a.overlaps_settled, 1);
-        let a = assign(
-            &ranges,
-            &f,
-            Outside::Drop,
-            Overlap::Last,
-            &Sampling::default(),
-        )
-        .unwrap();
-        assert_eq!(a.picks[4], (4, Some(1)));
-        // same label twice: no conflict
-        let same = [r("a", 0.0, 0.5, 2), r("a", 0.4, 0.8, 5)];
-        assert!(assign(
-            &same,
-            &f,
-            Outside::Drop,
-            Overlap::Error,
-            &Sampling::default()
-        )
-        .is_ok());
-    }
-
-    #[test]
-    fn outside_frames() {
-        let t = times(6, 10.0);
-        let f = SessionFrames {
-            times: &t,
-            unit: Unit::Seconds,
-            frame_base: 0,
-        };
-        let ranges = [r("a", 0.2, 0.4, 2)];
-        let drop = assign(
-            &ranges,
-            &f,
-            Outside::Drop,
-            Overlap::Error,
-            &Sampling::default(),
-        )
-        .unwrap();
-        assert_eq!(drop.picks, vec![(2, Some(0)), (3, Some(0))]);
-        let keep = assign(
-            &ranges,
-            &f,
-            Outside::Unlabelled,
-            Overlap::Error,
-            &Sampling::default(),
-        )
-        .unwrap();
-        assert_eq!(keep.picks.len(), 6);
-        assert_eq!(keep.picks[0], (0, None));
-    }
-
-    #[test]
-    fn sampling_never_duplicates() {
-        let t = times(30, 30.0);
-        let every = Sampling {
-            every: Some(10),
-            ..Default::default()
-        };
-        assert_eq!(sample(&t, &every), vec![0, 10, 20]);
-        // 10 fps from 30 fps: every third frame
-        let fps = Sampling {
-            fps: Some(10.0),
-            ..Default::default()
-        };
-        assert_eq!(sample(&t, &fps), (0..30).step_by(3).collect::<Vec<_>>());
-        // asking for more than the video has: each frame once
-        let fast = Sampling {
-            fps: Some(100.0),
-            ..Default::default()
-        };
-        assert_eq!(sample(&t, &fast), (0..30).collect::<Vec<_>>());
-        // a variable rate: nearest real frames
-        let vfr = [0.0, 0.1, 0.15, 0.5, 0.9, 1.0];
-        let one = Sampling {
-            fps: Some(2.0),
-            ..Default::default()
-        };
-        assert_eq!(sample(&vfr, &one), vec![0, 3, 5]);
-        let cap = Sampling {
-            max_per_range: Some(4),
-            ..Default::default()
-        };
-        assert_eq!(sample(&t, &cap), vec![0, 10, 19, 29]);
-    }
-}
-
 /// Reads the ranges of one session from a Label Studio JSON export of a
 /// video project with `<TimelineLabels>`: the task whose video file is the
 /// session (`NAME.mp4`, or `HASH-NAME.mp4` as Label Studio stores uploads),
@@ -760,8 +541,165 @@ pub fn read_label_studio(
 }
 
 #[cfg(test)]
-mod label_studio_tests {
+mod tests {
     use super::*;
+
+    fn r(label: &str, start: f64, end: f64, line: usize) -> Range {
+        Range {
+            label: label.into(),
+            start,
+            end,
+            origin: format!("l.csv:{line}"),
+        }
+    }
+
+    fn sf(times: &[f64], unit: Unit, frame_base: u32) -> SessionFrames<'_> {
+        SessionFrames {
+            times,
+            unit,
+            frame_base,
+        }
+    }
+
+    /// The default policies: drop outside frames, overlaps are errors, all frames.
+    fn plain(ranges: &[Range], f: &SessionFrames) -> Result<Assignment, String> {
+        assign(
+            ranges,
+            f,
+            Outside::Drop,
+            Overlap::Error,
+            &Sampling::default(),
+        )
+    }
+
+    fn times(n: usize, fps: f64) -> Vec<f64> {
+        (0..n).map(|i| i as f64 / fps).collect()
+    }
+
+    #[test]
+    fn time_ranges_are_half_open() {
+        let t = times(10, 10.0); // 0.0 .. 0.9
+        let f = sf(&t, Unit::Seconds, 0);
+        let ranges = [r("a", 0.0, 0.3, 2), r("b", 0.3, 0.6, 3)];
+        let a = plain(&ranges, &f).unwrap();
+        let labels: Vec<(usize, Option<usize>)> = a.picks.clone();
+        assert_eq!(
+            labels,
+            vec![
+                (0, Some(0)),
+                (1, Some(0)),
+                (2, Some(0)),
+                (3, Some(1)),
+                (4, Some(1)),
+                (5, Some(1))
+            ]
+        );
+        assert_eq!(a.covered, vec![3, 3]);
+    }
+
+    #[test]
+    fn frame_ranges_are_inclusive_with_their_base() {
+        let t = times(10, 10.0);
+        let f1 = sf(&t, Unit::Frames, 1);
+        let a = plain(&[r("a", 1.0, 3.0, 2)], &f1).unwrap();
+        assert_eq!(a.picks, vec![(0, Some(0)), (1, Some(0)), (2, Some(0))]);
+        let f0 = sf(&t, Unit::Frames, 0);
+        let a = plain(&[r("a", 1.0, 3.0, 2)], &f0).unwrap();
+        assert_eq!(a.picks, vec![(1, Some(0)), (2, Some(0)), (3, Some(0))]);
+        // a one-frame range
+        let a = plain(&[r("a", 9.0, 9.0, 2)], &f0).unwrap();
+        assert_eq!(a.picks, vec![(9, Some(0))]);
+        // frame 0 with base 1 does not exist
+        let e = plain(&[r("a", 0.0, 3.0, 7)], &f1).unwrap_err();
+        assert!(e.contains("l.csv:7") && e.contains("frame_base = 1"), "{e}");
+    }
+
+    #[test]
+    fn overlaps_name_both_lines_or_follow_the_policy() {
+        let t = times(10, 10.0);
+        let f = sf(&t, Unit::Seconds, 0);
+        let ranges = [r("a", 0.0, 0.5, 2), r("b", 0.4, 0.8, 5)];
+        let e = plain(&ranges, &f).unwrap_err();
+        assert!(
+            e.contains("l.csv:2 (a)") && e.contains("l.csv:5 (b)"),
+            "{e}"
+        );
+        let a = assign(
+            &ranges,
+            &f,
+            Outside::Drop,
+            Overlap::First,
+            &Sampling::default(),
+        )
+        .unwrap();
+        assert_eq!(a.picks[4], (4, Some(0)));
+        assert_eq!(a.overlaps_settled, 1);
+        let a = assign(
+            &ranges,
+            &f,
+            Outside::Drop,
+            Overlap::Last,
+            &Sampling::default(),
+        )
+        .unwrap();
+        assert_eq!(a.picks[4], (4, Some(1)));
+        // same label twice: no conflict
+        let same = [r("a", 0.0, 0.5, 2), r("a", 0.4, 0.8, 5)];
+        assert!(plain(&same, &f).is_ok());
+    }
+
+    #[test]
+    fn outside_frames() {
+        let t = times(6, 10.0);
+        let f = sf(&t, Unit::Seconds, 0);
+        let ranges = [r("a", 0.2, 0.4, 2)];
+        let drop = plain(&ranges, &f).unwrap();
+        assert_eq!(drop.picks, vec![(2, Some(0)), (3, Some(0))]);
+        let keep = assign(
+            &ranges,
+            &f,
+            Outside::Unlabelled,
+            Overlap::Error,
+            &Sampling::default(),
+        )
+        .unwrap();
+        assert_eq!(keep.picks.len(), 6);
+        assert_eq!(keep.picks[0], (0, None));
+    }
+
+    #[test]
+    fn sampling_never_duplicates() {
+        let t = times(30, 30.0);
+        let every = Sampling {
+            every: Some(10),
+            ..Default::default()
+        };
+        assert_eq!(sample(&t, &every), vec![0, 10, 20]);
+        // 10 fps from 30 fps: every third frame
+        let fps = Sampling {
+            fps: Some(10.0),
+            ..Default::default()
+        };
+        assert_eq!(sample(&t, &fps), (0..30).step_by(3).collect::<Vec<_>>());
+        // asking for more than the video has: each frame once
+        let fast = Sampling {
+            fps: Some(100.0),
+            ..Default::default()
+        };
+        assert_eq!(sample(&t, &fast), (0..30).collect::<Vec<_>>());
+        // a variable rate: nearest real frames
+        let vfr = [0.0, 0.1, 0.15, 0.5, 0.9, 1.0];
+        let one = Sampling {
+            fps: Some(2.0),
+            ..Default::default()
+        };
+        assert_eq!(sample(&vfr, &one), vec![0, 3, 5]);
+        let cap = Sampling {
+            max_per_range: Some(4),
+            ..Default::default()
+        };
+        assert_eq!(sample(&t, &cap), vec![0, 10, 19, 29]);
+    }
 
     #[test]
     fn label_studio_frames_become_times() {
