@@ -674,6 +674,16 @@ fn broken_and_stuck_videos_are_reported_not_hung_on() {
     assert_eq!(skipped, ["cut/a.mp4", "junk/a.mp4"]);
     std::fs::remove_dir_all(env.path("v/junk")).unwrap();
     std::fs::remove_dir_all(env.path("v/cut")).unwrap();
+    // no ffmpeg at all: said at once, with how to get it
+    let out = Command::new(env!("CARGO_BIN_EXE_imgprep"))
+        .args(["build", &r, "--out", "none"])
+        .env("IMGPREP_CACHE_DIR", env.path("cache3"))
+        .env("IMGPREP_FFPROBE", env.path("no-such-ffprobe"))
+        .current_dir(env.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_stderr_has(&out, "apt-get install ffmpeg");
     // a decoder that stops answering is stopped after the stall time
     let fake = env.path("fake-ffmpeg");
     env.write(
