@@ -751,9 +751,14 @@ pub(super) fn write_manifest(
         let sums = write_atomic(&p, text.as_bytes()).map_err(io_err(&p))?;
         m.files.insert(rel, sums);
     }
-    let text = serde_json::to_string_pretty(&*m).unwrap() + "\n";
+    // streamed: as one string it was the largest single allocation of a
+    // 50,000-image build (46 MB of the peak, heaptrack)
     let p = out.join(MANIFEST);
-    write_atomic(&p, text.as_bytes()).map_err(io_err(&p))?;
+    let mut f = AtomicFile::create(&p).map_err(io_err(&p))?;
+    serde_json::to_writer_pretty(&mut f, &*m)
+        .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?;
+    std::io::Write::write_all(&mut f, b"\n").map_err(io_err(&p))?;
+    f.commit().map_err(io_err(&p))?;
     Ok(())
 }
 
