@@ -300,9 +300,41 @@ pub(super) fn create_parent(p: &Path) -> Result<()> {
 /// Files written: path relative to the output folder, size and SHA-256.
 pub(super) type Written = Vec<(String, FileSums)>;
 
-/// Where each item went, per variant: (variant, item) -> output -> place
-/// (a file, or `file#record`).
-pub(super) type Locations = BTreeMap<(String, usize), BTreeMap<String, String>>;
+/// Where each item went: (variant index, item) -> (output column, place),
+/// a place being a file or `file#record`. Compact on purpose: one small
+/// list per item (a map per item cost about 600 bytes each at 50,000 items).
+#[derive(Default)]
+pub(super) struct Locations {
+    /// Output column names (formats' names), indexed by the lists below.
+    columns: Vec<String>,
+    places: HashMap<(usize, usize), Vec<(u16, String)>>,
+}
+
+impl Locations {
+    fn insert(&mut self, variant: usize, i: usize, column: &str, at: String) {
+        let c = match self.columns.iter().position(|x| x == column) {
+            Some(c) => c,
+            None => {
+                self.columns.push(column.to_string());
+                self.columns.len() - 1
+            }
+        } as u16;
+        let list = self.places.entry((variant, i)).or_default();
+        match list.iter_mut().find(|(k, _)| *k == c) {
+            Some(slot) => slot.1 = at,
+            None => list.push((c, at)),
+        }
+    }
+
+    fn get(&self, variant: usize, i: usize, column: &str) -> Option<&String> {
+        let c = self.columns.iter().position(|x| x == column)? as u16;
+        self.places
+            .get(&(variant, i))?
+            .iter()
+            .find(|(k, _)| *k == c)
+            .map(|(_, at)| at)
+    }
+}
 
 /// The per-item table: which file, labels and group went to which variant
 /// and split, and where in each output.
@@ -317,7 +349,7 @@ pub(super) fn write_outputs(
     reporter: &dyn Reporter,
 ) -> Result<(Written, BTreeMap<String, u64>, Locations, LeftOut)> {
     let mut sink = super::formats::Sink::default();
-    let mut locations: Locations = BTreeMap::new();
+    let mut locations = Locations::default();
     let mut left_out: LeftOut = BTreeMap::new();
     let total: usize = ctx
         .plan
@@ -327,7 +359,7 @@ pub(super) fn write_outputs(
         .sum::<usize>()
         * ctx.recipe.recipe.outputs.len();
     reporter.begin("write", Some(total as u64));
-    for v in &ctx.plan.variants {
+    for (vi, v) in ctx.plan.variants.iter().enumerate() {
         for output in &ctx.recipe.recipe.outputs {
             let format = super::formats::for_output(output, ctx.catalog.detection);
             let column = format.name();
@@ -349,10 +381,7 @@ pub(super) fn write_outputs(
             }
             format.finish_variant(ctx, &v.name, &done, &mut sink)?;
             for (i, at) in sink.places.drain(..) {
-                locations
-                    .entry((v.name.clone(), i))
-                    .or_default()
-                    .insert(column.clone(), at);
+                locations.insert(vi, i, &column, at);
             }
         }
     }
@@ -677,7 +706,7 @@ pub(super) fn write_items_table(
     w.write_record(&header)
         .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?;
     let c = ctx.catalog;
-    for v in &ctx.plan.variants {
+    for (vi, v) in ctx.plan.variants.iter().enumerate() {
         for (split, idx) in &v.splits {
             let mut rows: Vec<usize> = idx.iter().copied().filter(|&i| ctx.ok(i)).collect();
             rows.sort_unstable();
@@ -688,7 +717,6 @@ pub(super) fn write_items_table(
                     .map(|s| crate::checksum::hex(s))
                     .unwrap_or_default();
                 let ids: Vec<String> = c.label_ids(item).iter().map(|k| k.to_string()).collect();
-                let place = locations.get(&(v.name.clone(), i));
                 let mut row = vec![
                     v.name.clone(),
                     split.clone(),
@@ -704,7 +732,7 @@ pub(super) fn write_items_table(
                     row.extend(super::video::item_columns(c, item));
                 }
                 for col in &columns {
-                    row.push(place.and_then(|p| p.get(col)).cloned().unwrap_or_default());
+                    row.push(locations.get(vi, i, col).cloned().unwrap_or_default());
                 }
                 w.write_record(&row)
                     .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?;
