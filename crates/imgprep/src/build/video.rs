@@ -246,16 +246,22 @@ pub fn read(
                 "{at}: labels_format = {f:?}: csv, activitynet or label-studio"
             )))
         }
-        (Some(l), None) if l.ends_with(".json") => {
-            // a JSON export: ActivityNet is an object, Label Studio a list
-            let file = r.resolve(Path::new(l));
-            let text = crate::files::read_text_capped(&file, 1 << 30).map_err(Error::io(&file))?;
-            match text.trim_start().chars().next() {
-                Some('[') => Some("label-studio"),
-                _ => Some("activitynet"),
-            }
-        }
+        // a JSON export: ActivityNet is an object, Label Studio a list
+        (Some(l), None) if l.ends_with(".json") => None,
         (Some(_), None) => Some("csv"),
+    };
+    // a JSON file is one document for all sessions: read and parsed once
+    let json = match (labels.as_deref(), label_kind) {
+        (Some(l), None | Some("activitynet" | "label-studio")) => {
+            let file = r.resolve(Path::new(l));
+            Some((ranges::read_json(&file).map_err(Error::Usage)?, file))
+        }
+        _ => None,
+    };
+    let label_kind = match (&json, label_kind) {
+        (Some((v, _)), None) if v.is_array() => Some("label-studio"),
+        (Some(_), None) => Some("activitynet"),
+        (_, k) => k,
     };
     let ls_rate = match (label_kind, frame_rate) {
         (Some("label-studio"), Some(f)) if *f > 0.0 && f.is_finite() => *f,
@@ -505,9 +511,9 @@ pub fn read(
             .collect();
         let ranges: Vec<Range> = match (labels, label_kind) {
             (None, _) => Vec::new(),
-            (Some(l), Some("label-studio")) => {
-                let file = r.resolve(Path::new(l));
-                ranges::read_label_studio(&file, session, ls_rate)
+            (Some(_), Some("label-studio")) => {
+                let (v, file) = json.as_ref().expect("read above");
+                ranges::label_studio(v, file, session, ls_rate)
                     .map_err(Error::Usage)?
                     .ok_or_else(|| {
                         Error::Usage(format!(
@@ -516,9 +522,9 @@ pub fn read(
                         ))
                     })?
             }
-            (Some(l), Some("activitynet")) => {
-                let file = r.resolve(Path::new(l));
-                ranges::read_activitynet(&file, session)
+            (Some(_), Some("activitynet")) => {
+                let (v, file) = json.as_ref().expect("read above");
+                ranges::activitynet(v, file, session)
                     .map_err(Error::Usage)?
                     .ok_or_else(|| {
                         Error::Usage(format!(
@@ -613,27 +619,19 @@ fn probe_all(
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .min(8);
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: std::sync::Mutex<Vec<Option<std::result::Result<FrameTable, String>>>> =
-        std::sync::Mutex::new(vec![None; paths.len()]);
-    std::thread::scope(|s| {
-        for _ in 0..threads.min(paths.len()) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= paths.len() {
-                    return;
-                }
-                let t = decoder.probe(paths[i]);
-                results.lock().unwrap()[i] = Some(t);
-            });
-        }
-    });
-    results
-        .into_inner()
-        .unwrap()
-        .into_iter()
-        .map(|t| t.expect("probed"))
-        .collect()
+    let mut tables = Vec::with_capacity(paths.len());
+    let _ = crate::execute::ordered_map(
+        paths.iter(),
+        threads,
+        threads,
+        || (),
+        |_, p| decoder.probe(p),
+        |t| -> std::result::Result<(), ()> {
+            tables.push(t);
+            Ok(())
+        },
+    );
+    tables
 }
 
 /// What decoding hands over for `spec`: crop then scale, in ffmpeg.
@@ -715,55 +713,33 @@ pub(super) fn prepare(
             .or_default()
             .push((i, f.index, print));
     }
-    let jobs: Vec<(u32, Vec<NeededFrame>)> = by_chunk.into_iter().collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let out = std::sync::Mutex::new(BTreeMap::new());
-    let failure: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..threads.max(1).min(jobs.len()) {
-            s.spawn(|| {
-                let mut p = match Processor::new() {
-                    Ok(p) => p,
-                    Err(e) => {
-                        failure
-                            .lock()
-                            .unwrap()
-                            .get_or_insert(Error::Usage(e.to_string()));
-                        return;
-                    }
-                };
-                loop {
-                    let j = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if j >= jobs.len() || failure.lock().unwrap().is_some() {
-                        return;
-                    }
-                    let (chunk, frames) = &jobs[j];
-                    let c = &set.chunks[*chunk as usize];
-                    match prepare_chunk(
-                        c,
-                        frames,
-                        decoder.as_ref(),
-                        spec,
-                        cache,
-                        shard_caches,
-                        merging,
-                        transform_key,
-                        &mut p,
-                        progress,
-                    ) {
-                        Ok(done) => out.lock().unwrap().extend(done),
-                        Err(e) => {
-                            failure.lock().unwrap().get_or_insert(e);
-                        }
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = failure.into_inner().unwrap() {
-        return Err(e);
-    }
-    Ok(out.into_inner().unwrap())
+    // one job per chunk, `threads` chunks (ffmpeg processes) at a time
+    let mut out = BTreeMap::new();
+    crate::execute::ordered_map(
+        by_chunk.into_iter(),
+        threads,
+        threads,
+        || Processor::new().expect("libjpeg-turbo initialises"),
+        |p, (chunk, frames): (u32, Vec<NeededFrame>)| {
+            prepare_chunk(
+                &set.chunks[chunk as usize],
+                &frames,
+                decoder.as_ref(),
+                spec,
+                cache,
+                shard_caches,
+                merging,
+                transform_key,
+                p,
+                progress,
+            )
+        },
+        |done| -> Result<()> {
+            out.extend(done?);
+            Ok(())
+        },
+    )?;
+    Ok(out)
 }
 
 /// Reason given to frames a merge finds in no shard's cache.
@@ -826,8 +802,8 @@ fn prepare_chunk(
     let wanted: Vec<u32> = missing.iter().map(|m| m.1).collect();
     let mut k = 0usize;
     let mut written: Vec<String> = Vec::new();
-    // `rgb`: the frame in `shape.layout` (RGB, or YUV planes)
-    let mut on_frame = |index: u32, rgb: &[u8]| -> std::result::Result<(), String> {
+    // `frame`: its bytes in `shape.layout` (RGB, or YUV planes)
+    let mut on_frame = |index: u32, frame: &[u8]| -> std::result::Result<(), String> {
         let (i, want, key) = &missing[k];
         debug_assert_eq!(*want, index);
         k += 1;
@@ -840,14 +816,14 @@ fn prepare_chunk(
         let mut bytes = Vec::new();
         let info = match (shape.layout, spec.encoding) {
             (FrameLayout::Yuvj420, crate::image::Encoding::Jpeg { quality }) => p
-                .encode_yuv420(rgb, shape.width, shape.height, quality, gray, &mut bytes)
+                .encode_yuv420(frame, shape.width, shape.height, quality, gray, &mut bytes)
                 .map_err(|e| e.to_string())?,
             _ => {
                 let mut px = Pixels {
                     width: shape.width,
                     height: shape.height,
                     channels: 3,
-                    data: rgb.to_vec(),
+                    data: frame.to_vec(),
                 };
                 if gray {
                     px = crate::image::ops::to_channels(px, 1);

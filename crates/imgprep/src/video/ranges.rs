@@ -135,14 +135,23 @@ pub fn read_csv(path: &Path) -> Result<Vec<Range>, String> {
     Ok(out)
 }
 
-/// Reads the segments of one video id from an ActivityNet-style JSON
+/// ActivityNet-style JSON
 /// (`{"database": {ID: {"annotations": [{"segment": [s, e], "label": L}]}}}`,
 /// seconds). `None` when the file does not list the id.
-pub fn read_activitynet(path: &Path, id: &str) -> Result<Option<Vec<Range>>, String> {
+/// A JSON ranges file (ActivityNet, Label Studio), read once for all sessions.
+pub fn read_json(path: &Path) -> Result<serde_json::Value, String> {
     let text = crate::files::read_text_capped(path, 1 << 30)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The segments of video `id` in an ActivityNet document `v` (read from
+/// `path`, named in messages); `None` when it does not list the id.
+pub fn activitynet(
+    v: &serde_json::Value,
+    path: &Path,
+    id: &str,
+) -> Result<Option<Vec<Range>>, String> {
     let db = v
         .get("database")
         .and_then(|d| d.as_object())
@@ -358,7 +367,6 @@ pub fn assign(
         }
         f = g;
     }
-    // a range split by another one is sampled per piece; count it once
     Ok(a)
 }
 
@@ -414,7 +422,7 @@ fn sample(times: &[f64], s: &Sampling) -> Vec<usize> {
     picks
 }
 
-/// Reads the ranges of one session from a Label Studio JSON export of a
+/// The ranges of one session in a Label Studio JSON export `v` of a
 /// video project with `<TimelineLabels>`: the task whose video file is the
 /// session (`NAME.mp4`, or `HASH-NAME.mp4` as Label Studio stores uploads),
 /// its annotation's `timelinelabels` results. Label Studio counts frames
@@ -422,15 +430,12 @@ fn sample(times: &[f64], s: &Sampling) -> Vec<usize> {
 /// included, so frame `k` is the time `(k - 1) / frame_rate` and a range
 /// `[s, e]` becomes the times `[(s - 1) / r, e / r)`. `None` when no task
 /// is the session.
-pub fn read_label_studio(
+pub fn label_studio(
+    v: &serde_json::Value,
     path: &Path,
     session: &str,
     frame_rate: f64,
 ) -> Result<Option<Vec<Range>>, String> {
-    let text = crate::files::read_text_capped(path, 1 << 30)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let tasks = v.as_array().ok_or_else(|| {
         format!(
             "{}: not a Label Studio export (a list of tasks)",
@@ -714,7 +719,9 @@ mod tests {
                 {"id": 2, "data": {"video": "/data/upload/1/99-session2.mp4"}, "annotations": []}]"#,
         )
         .unwrap();
-        let r = read_label_studio(&p, "session1", 10.0).unwrap().unwrap();
+        let r = label_studio(&read_json(&p).unwrap(), &p, "session1", 10.0)
+            .unwrap()
+            .unwrap();
         assert_eq!(r.len(), 2);
         assert_eq!(
             (r[0].label.as_str(), r[0].start, r[0].end),
@@ -722,9 +729,12 @@ mod tests {
         );
         assert_eq!((r[1].start, r[1].end), (3.0, 3.1));
         assert_eq!(
-            read_label_studio(&p, "session2", 10.0).unwrap(),
+            label_studio(&read_json(&p).unwrap(), &p, "session2", 10.0).unwrap(),
             Some(vec![])
         );
-        assert_eq!(read_label_studio(&p, "session3", 10.0).unwrap(), None);
+        assert_eq!(
+            label_studio(&read_json(&p).unwrap(), &p, "session3", 10.0).unwrap(),
+            None
+        );
     }
 }
