@@ -338,6 +338,12 @@ pub fn read(
         }
         _ => None,
     };
+    if labels.is_none() && *outside == Outside::Background {
+        return Err(Error::Usage(format!(
+            "{at}: outside = \"background\" needs ranges (labels = ...): without them every frame \
+             is outside and would all be one class"
+        )));
+    }
     if every.is_some() && fps.is_some() {
         return Err(Error::Usage(format!(
             "{at}: every and fps both choose frames; set one"
