@@ -629,7 +629,7 @@ fn probe_all(
     let _ = crate::execute::ordered_map(
         paths.iter(),
         threads,
-        threads,
+        paths.len(),
         || (),
         |_, p| decoder.probe(p),
         |t| -> std::result::Result<(), ()> {
@@ -719,12 +719,15 @@ pub(super) fn prepare(
             .or_default()
             .push((i, f.index, print));
     }
-    // one job per chunk, `threads` chunks (ffmpeg processes) at a time
+    // one job per chunk, `threads` chunks (ffmpeg processes) at a time; the
+    // window is every chunk, so a long chunk never holds back the next ones
+    // (results are small; their order does not matter)
     let mut out = BTreeMap::new();
+    let chunks = by_chunk.len();
     crate::execute::ordered_map(
         by_chunk.into_iter(),
         threads,
-        threads,
+        chunks,
         || Processor::new().expect("libjpeg-turbo initialises"),
         |p, (chunk, frames): (u32, Vec<NeededFrame>)| {
             prepare_chunk(
