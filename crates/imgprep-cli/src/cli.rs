@@ -216,8 +216,6 @@ pub struct BuildArgs {
     /// Build into a non-empty folder that imgprep did not make (its files replace files of the same names; nothing else is touched).
     #[arg(long)]
     pub force: bool,
-    #[arg(skip)]
-    pub merge_from: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -377,6 +375,10 @@ pub struct MergeArgs {
     /// The shard output folders.
     #[arg(required = true)]
     pub shards: Vec<PathBuf>,
+    /// The item cache of a shard built with --cache-dir (repeat for each);
+    /// shards built without it are found by their output folder.
+    #[arg(long, value_name = "DIR")]
+    pub shard_cache: Vec<PathBuf>,
     /// Worker threads (default: all cores). Output is the same for any count.
     #[arg(long)]
     pub num_thread: Option<usize>,

@@ -19,6 +19,10 @@ pub enum Error {
     /// image, an unknown label): a problem found, not a usage error.
     #[error("{0}")]
     Problem(String),
+    /// The caller asked the job to stop ([`crate::report::Reporter::cancelled`]).
+    /// Files written so far are complete or not there at all.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl Error {

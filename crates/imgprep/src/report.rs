@@ -11,6 +11,20 @@ pub trait Reporter: Sync {
     fn warn(&self, message: &str);
     /// The stage is over.
     fn end(&self) {}
+    /// The caller wants the job to stop (e.g. Ctrl-C in a notebook): long
+    /// jobs look at this between items and return [`crate::Error::Interrupted`].
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+/// [`crate::Error::Interrupted`] when the reporter's caller asked to stop.
+pub fn check_cancelled(r: &dyn Reporter) -> crate::Result<()> {
+    if r.cancelled() {
+        Err(crate::Error::Interrupted)
+    } else {
+        Ok(())
+    }
 }
 
 /// Collects warnings (for tests and library users who want them as data).

@@ -12,7 +12,8 @@ pub fn is_tfrecord(path: &Path) -> bool {
     s.ends_with(".tfrecord") || s.ends_with(".tfrecord.gz") || s.ends_with(".tfrecord.zz")
 }
 
-fn open(path: &Path) -> Result<RecordReader<Box<dyn Read>>> {
+/// A reader of the TFRecord file `path` (GZIP or ZLIB by its extension).
+pub fn open(path: &Path) -> Result<RecordReader<Box<dyn Read>>> {
     let f = BufReader::with_capacity(1 << 20, crate::files::open(path).map_err(Error::io(path))?);
     let s = path.to_string_lossy();
     let r: Box<dyn Read> = if s.ends_with(".gz") {

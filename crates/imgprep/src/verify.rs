@@ -194,3 +194,58 @@ pub fn verify_rec(prefix: &Path, threads: usize, reporter: &dyn Reporter) -> Res
     report.ok = report.problems == 0;
     Ok(report)
 }
+
+/// What [`verify_path`] checked, by the kind of thing it was given.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(untagged)]
+pub enum Verified {
+    /// A TFRecord file: CRCs, Examples, every image.
+    TfRecord {
+        file: PathBuf,
+        records: u64,
+        problems: Vec<String>,
+        ok: bool,
+    },
+    /// A build output: everything its manifest claims.
+    Dataset(crate::build::OutReport),
+    /// A `.rec` (or its PREFIX) with its `.idx` and `.lst`.
+    Rec(VerifyReport),
+}
+
+impl Verified {
+    pub fn ok(&self) -> bool {
+        match self {
+            Verified::TfRecord { ok, .. } => *ok,
+            Verified::Dataset(r) => r.ok,
+            Verified::Rec(r) => r.ok,
+        }
+    }
+}
+
+/// `imgprep verify`: a build output folder (with its `manifest.json`), a
+/// TFRecord file, or a `.rec` / PREFIX. `bytes_reporter` counts bytes (the
+/// `.rec` walk), `reporter` files.
+pub fn verify_path(
+    path: &Path,
+    threads: usize,
+    reporter: &dyn Reporter,
+    bytes_reporter: &dyn Reporter,
+) -> Result<Verified> {
+    crate::inspect::check_input(path, crate::inspect::Wanted::Dataset)?;
+    if crate::tfcheck::is_tfrecord(path) {
+        let (records, problems) = crate::tfcheck::verify_tfrecord(path)?;
+        return Ok(Verified::TfRecord {
+            file: path.to_path_buf(),
+            records,
+            ok: problems.is_empty(),
+            problems,
+        });
+    }
+    let manifest = crate::files::join(path, Path::new(crate::build::MANIFEST));
+    if crate::files::is_file(&manifest) {
+        return Ok(Verified::Dataset(crate::build::verify_out(
+            path, threads, reporter,
+        )?));
+    }
+    Ok(Verified::Rec(verify_rec(path, threads, bytes_reporter)?))
+}

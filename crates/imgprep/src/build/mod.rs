@@ -8,6 +8,8 @@ mod formats;
 mod manifest;
 pub mod outdir;
 pub mod plan;
+pub mod preview;
+pub mod publish;
 pub mod sources;
 pub mod video;
 mod write;
@@ -16,7 +18,7 @@ pub use catalog::{build_catalog, Catalog, LabelMap, Skip};
 pub use manifest::{Manifest, SplitCounts, VariantManifest, MANIFEST};
 pub use plan::{make_plan, Plan};
 pub use sources::{read_sources, Item};
-pub use write::verify_out;
+pub use write::{verify_out, OutReport};
 
 use crate::checksum::{self, sha256_hex};
 use crate::error::{Error, Result};
@@ -37,6 +39,9 @@ pub struct BuildOptions {
     /// Merge: take every item from these shard outputs' caches (no decoding);
     /// an item found in none of them is an error.
     pub merge_from: Vec<PathBuf>,
+    /// Merge: more item caches to take items from (shards built with their
+    /// own `cache_dir`, e.g. on other machines, in shared storage).
+    pub merge_caches: Vec<PathBuf>,
     /// The item cache (default: [`cache::cache_dir_for`] the output folder).
     pub cache_dir: Option<PathBuf>,
     /// Build into a non-empty folder imgprep did not make.
@@ -191,7 +196,9 @@ pub fn build_loaded(
     let shard_caches: Vec<Cache> = opts
         .merge_from
         .iter()
-        .map(|d| Cache::new(cache::cache_dir_for(d)))
+        .map(|d| cache::cache_dir_for(d))
+        .chain(opts.merge_caches.iter().cloned())
+        .map(Cache::new)
         .collect();
     let merging = !opts.merge_from.is_empty();
     let mut prepared: BTreeMap<usize, Prepared> = BTreeMap::new();
@@ -330,7 +337,7 @@ pub fn build_loaded(
         if advance {
             reporter.advance(1);
         }
-        Ok(())
+        crate::report::check_cancelled(reporter)
     };
     ordered_map_batched(
         inputs,

@@ -4,9 +4,11 @@
 mod list;
 mod pack;
 mod remote;
+mod run;
 
 pub use list::{list_images, make_lists, ListOptions, ListSummary, Listing};
 pub use pack::{
     find_lists, pack_list, validate_list, ListStats, LstReader, PackOptions, PackSummary,
 };
 pub use remote::RemotePrefix;
+pub use run::{list_prefix, pack_prefix};

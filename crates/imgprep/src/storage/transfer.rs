@@ -531,6 +531,47 @@ fn pull_one(uri: &Uri, path: &Path) -> std::result::Result<(bool, u64), String> 
     Ok((true, size))
 }
 
+/// Downloads every object under the folder `src` into `dest` with the same
+/// relative paths (`dest` must not exist or be empty: nothing of someone
+/// else's is overwritten). `threads` downloads run at once. Returns the
+/// objects and bytes fetched.
+pub fn pull_prefix(src: &Uri, dest: &Path, threads: usize) -> Result<(u64, u64)> {
+    if std::fs::read_dir(dest).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(Error::Usage(format!(
+            "{}: not empty; a pull of {src} goes into a new folder",
+            dest.display()
+        )));
+    }
+    let b = bucket_for(src).map_err(|e| Error::Usage(e.to_string()))?;
+    let prefix = format!("{}/", src.key.trim_end_matches('/'));
+    let prefix = if prefix == "/" { String::new() } else { prefix };
+    let objects = b.list(&prefix).map_err(|e| Error::Usage(e.to_string()))?;
+    let mut jobs = Vec::with_capacity(objects.len());
+    for o in objects {
+        let rel = o.key.strip_prefix(&prefix).unwrap_or(&o.key);
+        let rel = safe_rel(rel).map_err(|why| Error::Usage(format!("{}: {why}", b.uri(&o.key))))?;
+        jobs.push((o.key, dest.join(rel)));
+    }
+    let (mut count, mut bytes) = (0u64, 0u64);
+    crate::execute::ordered_map(
+        jobs.into_iter(),
+        threads.max(1),
+        threads.max(1) * 2,
+        || (),
+        |_, (key, local): (String, PathBuf)| {
+            b.download(&key, &local)
+                .map(|(n, _)| n)
+                .map_err(|e| Error::Usage(e.to_string()))
+        },
+        |r: Result<u64>| {
+            bytes += r?;
+            count += 1;
+            Ok(())
+        },
+    )?;
+    Ok((count, bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
