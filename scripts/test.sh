@@ -2,7 +2,9 @@
 # The whole test suite: formatting, lints, unit, integration and interop tests
 # (real MXNet reads our output; the wheel's own im2rec.py is run side by side;
 # the S3 tests talk to a real Garage server, see scripts/garage.sh; the az://
-# tests to Microsoft's Azurite emulator, scripts/azurite.sh).
+# tests to Microsoft's Azurite emulator, scripts/azurite.sh), then the Python
+# package's tests (scripts/pytest.sh: the wheel built with maturin, pytest,
+# PySpark in local mode).
 # Installs what it needs (cmake/nasm/ffmpeg via apt, cached Python venvs, a cached Garage
 # build, ~9 min, a cached Azurite npm install, ~45 s) on first use.
 set -euo pipefail
@@ -36,8 +38,11 @@ source "$garage_env"
 azurite_env="$(scripts/azurite.sh start "$azurite_dir")"
 # shellcheck source=/dev/null
 source "$azurite_env"
+# (the Python module's crate is built by maturin in scripts/pytest.sh)
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast --status-level fail --final-status-level slow
+  cargo nextest run --workspace --exclude imgprep-py --no-fail-fast --status-level fail --final-status-level slow
 else
-  cargo test --workspace --no-fail-fast
+  cargo test --workspace --exclude imgprep-py --no-fail-fast
 fi
+# the wheel, its Python API and the Spark driver on a real local Spark
+scripts/pytest.sh

@@ -1,0 +1,234 @@
+"""Builds that scale out on Spark: ``imgprep.spark.build(spark, recipe, out)``.
+
+The driver reads the recipe and plans it once (a bad recipe fails here, before
+any task starts), then runs ``slices`` Spark tasks over the DataFrame API
+(``spark.range(...).mapInArrow``: no RDDs, so it also runs on Spark Connect).
+Task ``i`` builds slice ``i`` of every split (``imgprep build --shard i/N``)
+into ``PARTS/{i:05d}`` with its item cache in ``PARTS/{i:05d}.cache``. Names
+depend only on ``i`` and the bytes only on the inputs, so a retried or
+speculative attempt writes exactly what the first one wrote. The driver then
+merges the parts into ``out``: byte for byte the dataset one ``imgprep build``
+writes.
+
+``PARTS`` (default ``OUT + ".parts"``) must be storage every executor and the
+driver can reach: a shared folder (NFS, a mounted volume) or an object-store
+prefix (``s3://``, ``az://``, ``gs://``). Executors need this wheel installed
+(see the README's Spark section). From the command line, for spark-submit::
+
+    spark-submit --master yarn imgprep/spark.py recipe.toml --out s3://bucket/ds --slices 64
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import tempfile
+import time
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Union
+
+from imgprep import BuildResult, Recipe, _native
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: A marker in a local PARTS folder: it is ours to reuse and delete.
+PARTS_MARKER = ".imgprep-parts"
+
+_SCHEMA = "slice long, items long, processed long, cached long, seconds double, host string, attempt long"
+
+
+def _is_remote(p: str) -> bool:
+    return "://" in p
+
+
+def _slice_name(i: int) -> str:
+    return f"{i:05d}"
+
+
+def build_slice(path: str, toml: str, parts: str, i: int, n: int, threads: int = 1) -> Dict[str, Any]:
+    """Builds slice ``i`` of ``n`` into ``PARTS/{i:05d}`` (what one Spark task
+    does; usable from any scheduler). Returns a summary row."""
+    start = time.time()
+    name = _slice_name(i)
+    if _is_remote(parts):
+        # build on the executor's local disk, then send output and cache
+        tmp = tempfile.mkdtemp(prefix=f"imgprep-slice-{name}-")
+        try:
+            out, cache = os.path.join(tmp, "out"), os.path.join(tmp, "cache")
+            s = json.loads(_native.build(path, toml, out, shard=(i, n), threads=threads, cache_dir=cache))["summary"]
+            _native.push_dir(out, f"{parts.rstrip('/')}/{name}")
+            if os.path.isdir(cache):
+                _native.push_dir(cache, f"{parts.rstrip('/')}/{name}.cache")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        out, cache = os.path.join(parts, name), os.path.join(parts, name + ".cache")
+        s = json.loads(_native.build(path, toml, out, shard=(i, n), threads=threads, cache_dir=cache))["summary"]
+    items = sum(c["items"] for v in s["dataset"]["variants"].values() for c in v["splits"].values())
+    return {
+        "slice": i,
+        "items": items,
+        "processed": s["processed"],
+        "cached": s["cached"],
+        "seconds": time.time() - start,
+        "host": socket.gethostname(),
+        "attempt": 0,
+    }
+
+
+def _tasks(path: str, toml: str, parts: str, n: int, threads: int, fail_slice: Optional[int]):
+    """The function ``mapInArrow`` runs: one row per slice it was given."""
+
+    def run(batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+
+        try:
+            from pyspark import TaskContext
+
+            ctx = TaskContext.get()
+            attempt = ctx.attemptNumber() if ctx is not None else 0
+        except Exception:  # pragma: no cover - not in a task
+            attempt = 0
+        for batch in batches:
+            for i in batch.column("id").to_pylist():
+                row = build_slice(path, toml, parts, int(i), n, threads)
+                row["attempt"] = attempt
+                # fault injection for tests: the slice's first attempt dies
+                # after its output is written, and the retry must give the same
+                if fail_slice == i and attempt == 0:
+                    raise RuntimeError(f"attempt 0 of slice {i} fails on purpose (_fail_slice)")
+                yield pa.RecordBatch.from_pylist([row])
+
+    return run
+
+
+def _default_slices(spark: Any, items: int) -> int:
+    try:
+        cores = int(spark.sparkContext.defaultParallelism)
+    except Exception:  # Spark Connect: no SparkContext
+        cores = int(spark.conf.get("spark.default.parallelism", "8"))
+    return max(1, min(items, 2 * cores))
+
+
+def _prepare_parts(parts: str) -> None:
+    """A local PARTS folder must be new, empty or ours (it is deleted after)."""
+    if _is_remote(parts):
+        return
+    if os.path.isdir(parts) and os.listdir(parts) and not os.path.exists(os.path.join(parts, PARTS_MARKER)):
+        raise _native.UsageError(
+            f"{parts}: not empty and not imgprep's parts folder; give parts= a new folder"
+        )
+    os.makedirs(parts, exist_ok=True)
+    with open(os.path.join(parts, PARTS_MARKER), "w", encoding="utf-8") as f:
+        f.write("imgprep Spark build parts: slice outputs and caches, deleted after the merge\n")
+
+
+def build(
+    spark: Any,
+    recipe: Union[Recipe, PathLike, Mapping[str, Any]],
+    out: PathLike,
+    *,
+    slices: Optional[int] = None,
+    parts: Optional[PathLike] = None,
+    threads_per_task: Optional[int] = None,
+    keep_parts: bool = False,
+    progress: Any = None,
+    _fail_slice: Optional[int] = None,
+) -> BuildResult:
+    """Builds ``recipe`` into ``out`` with Spark tasks (see the module text).
+
+    ``slices``: tasks to run (default: twice the default parallelism, at most
+    one per item); more slices than cores lets fast tasks absorb slow ones.
+    ``threads_per_task``: default ``spark.task.cpus``. ``keep_parts`` keeps a
+    local PARTS folder after the merge (parts in object storage are always
+    kept: imgprep deletes nothing there). ``result.summary["spark"]`` has
+    one row per slice (items, seconds, host, attempt)."""
+    r = recipe if isinstance(recipe, Recipe) else Recipe.load(recipe)
+    out = os.fspath(out)
+    plan = r.plan(progress=False)
+    items = sum(n for splits in plan.counts.values() for n in splits.values())
+    n = slices if slices is not None else _default_slices(spark, items)
+    if n < 1:
+        raise _native.UsageError(f"slices = {n}: need at least 1")
+    if threads_per_task is None:
+        threads_per_task = int(spark.conf.get("spark.task.cpus", "1"))
+    parts = os.fspath(parts) if parts is not None else out.rstrip("/") + ".parts"
+    if not _is_remote(parts):
+        parts = os.path.abspath(parts)
+    _prepare_parts(parts)
+    started = time.time()
+    df = spark.range(0, n, 1, numPartitions=n).mapInArrow(
+        _tasks(os.path.abspath(r.path) if not _is_remote(r.path) else r.path, r.toml, parts, n, threads_per_task, _fail_slice),
+        _SCHEMA,
+    )
+    rows: List[Dict[str, Any]] = sorted((row.asDict() for row in df.collect()), key=lambda x: x["slice"])
+    tasks_s = time.time() - started
+    names = [_slice_name(i) for i in range(n)]
+    if _is_remote(parts):
+        tmp = tempfile.mkdtemp(prefix="imgprep-merge-")
+        try:
+            for name in names:
+                base = f"{parts.rstrip('/')}/{name}"
+                _native.pull_prefix(base, os.path.join(tmp, name))
+                _native.pull_prefix(base + ".cache", os.path.join(tmp, name + ".cache"))
+            result = r.merge(
+                out,
+                [os.path.join(tmp, x) for x in names],
+                shard_caches=[os.path.join(tmp, x + ".cache") for x in names],
+                progress=progress,
+            )
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        result = r.merge(
+            out,
+            [os.path.join(parts, x) for x in names],
+            shard_caches=[os.path.join(parts, x + ".cache") for x in names],
+            progress=progress,
+        )
+        if not keep_parts:
+            shutil.rmtree(parts, ignore_errors=True)
+    result.summary["spark"] = {
+        "slices": n,
+        "parts": parts,
+        "tasks_seconds": tasks_s,
+        "merge_seconds": time.time() - started - tasks_s,
+        "rows": rows,
+    }
+    return result
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``spark-submit .../imgprep/spark.py RECIPE --out OUT [--slices N] [--parts P]``."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="imgprep.spark", description=__doc__.split("\n\n")[0])
+    p.add_argument("recipe", help="the recipe file (readable on the driver)")
+    p.add_argument("--out", required=True, help="output folder or s3://, az://, gs:// prefix")
+    p.add_argument("--slices", type=int, help="Spark tasks (default: twice the default parallelism)")
+    p.add_argument("--parts", help="shared storage for slice outputs (default: OUT.parts)")
+    p.add_argument("--threads-per-task", type=int, help="threads per task (default: spark.task.cpus)")
+    p.add_argument("--keep-parts", action="store_true", help="keep a local parts folder after the merge")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    a = p.parse_args(argv)
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.appName("imgprep").getOrCreate()
+    try:
+        res = build(spark, a.recipe, a.out, slices=a.slices, parts=a.parts,
+                    threads_per_task=a.threads_per_task, keep_parts=a.keep_parts)
+    except _native.ImgprepError as e:
+        import sys
+
+        print(f"imgprep: error: {e}", file=sys.stderr)
+        return 1 if isinstance(e, _native.ProblemError) else 2
+    if a.json:
+        print(json.dumps(res.summary, indent=2))
+    else:
+        print(str(res))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""Shared fixtures: synthetic image sets made by imgprep itself, and the
+imgprep binary (IMGPREP_BIN) to compare the Python module against."""
+
+import hashlib
+import os
+import shutil
+import subprocess
+
+import pytest
+
+import imgprep
+
+
+def tree_digest(root):
+    """{relative path: sha256} of every file under root (the bytes a user gets)."""
+    out = {}
+    for d, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(d, f)
+            with open(p, "rb") as fh:
+                out[os.path.relpath(p, root)] = hashlib.sha256(fh.read()).hexdigest()
+    return out
+
+
+def recipe_text(root, outputs=("recordio", "tfrecord", "sagemaker-image"), resize=64, split=(0.7, 0.3)):
+    outs = "".join(f'\n[[outputs]]\nformat = "{o}"\n' for o in outputs)
+    return f"""name = "shapes"
+seed = 7
+on_error = "skip"
+
+[[sources]]
+type = "folders"
+root = "{root}"
+
+[split]
+method = "stratified"
+train = {split[0]}
+validation = {split[1]}
+
+[transform]
+resize = {resize}
+quality = 90
+{outs}"""
+
+
+@pytest.fixture(scope="session")
+def binary():
+    b = os.environ.get("IMGPREP_BIN") or shutil.which("imgprep")
+    assert b, "IMGPREP_BIN (the imgprep binary built by cargo) is not set"
+    return b
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory):
+    """60 JPEGs in 3 class folders."""
+    d = tmp_path_factory.mktemp("images") / "shapes"
+    imgprep.synth(d, classes=3, per_class=20, width=160, height=120, seed=3)
+    return d
+
+
+@pytest.fixture()
+def recipe(images, tmp_path):
+    p = tmp_path / "recipe.toml"
+    p.write_text(recipe_text(images))
+    return p
+
+
+def run(*args, **kw):
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, **kw)

@@ -1,0 +1,128 @@
+"""The Spark driver on a real local Spark: the same bytes as one `imgprep build`,
+through retries, and with parts and output in object storage (Garage)."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import imgprep
+import imgprep.spark
+from conftest import recipe_text, run, tree_digest
+
+pyspark = pytest.importorskip("pyspark", reason="pyspark is in the test venv (scripts/venv.sh py)")
+
+
+def s3_env():
+    need = ["IMGPREP_S3_ENDPOINT", "IMGPREP_S3_BUCKET", "IMGPREP_S3_KEY", "IMGPREP_S3_SECRET"]
+    if not all(os.environ.get(k) for k in need):
+        return None
+    return {
+        "AWS_ENDPOINT_URL_S3": os.environ["IMGPREP_S3_ENDPOINT"],
+        "AWS_ACCESS_KEY_ID": os.environ["IMGPREP_S3_KEY"],
+        "AWS_SECRET_ACCESS_KEY": os.environ["IMGPREP_S3_SECRET"],
+        "AWS_REGION": os.environ.get("IMGPREP_S3_REGION", "us-east-1"),
+    }
+
+
+@pytest.fixture(scope="module")
+def spark():
+    # the executors' Python workers inherit this environment (local mode)
+    env = s3_env()
+    if env:
+        os.environ.update(env)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # the workers run this venv's python, where the wheel is installed
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    from pyspark.sql import SparkSession
+
+    # local[2, 4]: two cores, and a failed task is tried up to 4 times
+    s = (
+        SparkSession.builder.master("local[2,4]")
+        .appName("imgprep-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )
+    s.sparkContext.setLogLevel("ERROR")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    """300 JPEGs in 4 classes, and a recipe with every classification output."""
+    d = tmp_path_factory.mktemp("spark")
+    imgprep.synth(d / "imgs", classes=4, per_class=75, width=160, height=120, seed=11)
+    r = d / "recipe.toml"
+    r.write_text(recipe_text(d / "imgs", outputs=("recordio", "tfrecord", "sagemaker-image"), resize=48))
+    return r
+
+
+@pytest.fixture(scope="module")
+def reference(shapes, binary, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "out"
+    r = run(binary, "build", shapes, "--out", out, "-q")
+    assert r.returncode == 0, r.stderr
+    return tree_digest(out)
+
+
+def test_driver_equals_one_build(spark, shapes, reference, tmp_path):
+    out = tmp_path / "out"
+    res = imgprep.spark.build(spark, shapes, out, slices=6)
+    assert tree_digest(out) == reference
+    rows = res.summary["spark"]["rows"]
+    assert [r["slice"] for r in rows] == list(range(6))
+    assert sum(r["items"] for r in rows) == 300
+    # the parts folder was ours, and is gone
+    assert not os.path.exists(str(out) + ".parts")
+    assert imgprep.verify(out, progress=False)["ok"]
+
+
+def test_a_failed_task_is_retried_and_the_result_is_the_same(spark, shapes, reference, tmp_path):
+    out = tmp_path / "out"
+    res = imgprep.spark.build(spark, shapes, out, slices=4, _fail_slice=2)
+    assert tree_digest(out) == reference
+    rows = {r["slice"]: r for r in res.summary["spark"]["rows"]}
+    assert rows[2]["attempt"] == 1 and rows[0]["attempt"] == 0
+
+
+def test_parts_folder_of_someone_else_is_refused(spark, shapes, tmp_path):
+    parts = tmp_path / "mine"
+    parts.mkdir()
+    (parts / "notes.txt").write_text("keep me")
+    with pytest.raises(imgprep.UsageError, match="not imgprep's parts folder"):
+        imgprep.spark.build(spark, shapes, tmp_path / "out", slices=2, parts=parts)
+    assert (parts / "notes.txt").read_text() == "keep me"
+
+
+def test_object_storage_parts_and_output(spark, shapes, reference, tmp_path):
+    env = s3_env()
+    if env is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but no Garage server (IMGPREP_S3_*): run scripts/pytest.sh through scripts/test.sh")
+        pytest.skip("no S3 test server: IMGPREP_S3_* unset (scripts/test.sh starts Garage)")
+    bucket = os.environ["IMGPREP_S3_BUCKET"]
+    uri = f"s3://{bucket}/spark-{os.getpid()}-{tmp_path.name}/ds"
+    res = imgprep.spark.build(spark, shapes, uri, slices=3)
+    assert res.out == uri
+    # pull the dataset back and compare with the local build
+    got = tmp_path / "got"
+    imgprep._native.pull_prefix(uri, str(got))
+    assert tree_digest(got) == reference
+    # the parts live beside the dataset, never inside it
+    assert not any(k.startswith(".parts") for k in tree_digest(got))
+
+
+def test_spark_submit_form(shapes, reference, tmp_path):
+    """The CLI form spark-submit runs (here through python, local[2])."""
+    out = tmp_path / "out"
+    env = dict(os.environ, PYSPARK_SUBMIT_ARGS="--master local[2] pyspark-shell", PYSPARK_PYTHON=sys.executable)
+    r = subprocess.run(
+        [sys.executable, "-m", "imgprep.spark", str(shapes), "--out", str(out), "--slices", "3", "--json"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert tree_digest(out) == reference
