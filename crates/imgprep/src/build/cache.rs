@@ -160,6 +160,35 @@ impl Cache {
         write_atomic(&p, &data).map(drop)
     }
 
+    /// Takes `other`'s entry for `key` into this cache without reading the
+    /// image: a hard link where both are on one file system (entries are
+    /// never changed in place, only replaced), else a copy. Returns the
+    /// entry's info, or `None` when `other` has no intact entry.
+    pub fn adopt(
+        &self,
+        other: &Cache,
+        key: &str,
+    ) -> Option<std::io::Result<(ImageInfo, SourceSha, SourceGeometry)>> {
+        let found = other.info(key)?;
+        let (from, to) = (other.path(key), self.path(key));
+        let linked = (|| {
+            std::fs::create_dir_all(to.parent().unwrap())?;
+            match std::fs::hard_link(&from, &to) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    // an older entry of ours: replaced atomically by a copy
+                    let data = std::fs::read(&from)?;
+                    write_atomic(&to, &data).map(drop)
+                }
+                Err(_) => {
+                    let data = std::fs::read(&from)?;
+                    write_atomic(&to, &data).map(drop)
+                }
+                Ok(()) => Ok(()),
+            }
+        })();
+        Some(linked.map(|()| found))
+    }
+
     /// Removes one entry (one this build wrote).
     pub fn remove(&self, key: &str) {
         let _ = std::fs::remove_file(self.path(key));

@@ -258,10 +258,17 @@ pub fn build_loaded(
                     return (i, Prepared::Ok(info, sha, geometry), true);
                 }
                 for sc in &shard_caches {
-                    if let Some((info, sha, geometry, bytes)) = sc.get(&key) {
-                        let prep = store(&key, info, sha, geometry, &bytes);
-                        let hit = matches!(prep, Prepared::Ok(..));
-                        return (i, prep, hit);
+                    // the shard's entry as it is (a link, not a copy: merges of
+                    // shards in shared storage read each image once, when written)
+                    match cache.adopt(sc, &key) {
+                        Some(Ok((info, sha, geometry))) => {
+                            return (i, Prepared::Ok(info, sha, geometry), true)
+                        }
+                        Some(Err(e)) => {
+                            let why = format!("cache write failed: {e}");
+                            return (i, Prepared::Skipped(why), false);
+                        }
+                        None => {}
                     }
                 }
                 if merging {
