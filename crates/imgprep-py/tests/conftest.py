@@ -5,6 +5,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -67,3 +68,41 @@ def recipe(images, tmp_path):
 
 def run(*args, **kw):
     return subprocess.run([str(a) for a in args], capture_output=True, text=True, **kw)
+
+
+def s3_env():
+    """AWS_* settings for the Garage test server scripts/test.sh starts (IMGPREP_S3_*), or None."""
+    need = ["IMGPREP_S3_ENDPOINT", "IMGPREP_S3_BUCKET", "IMGPREP_S3_KEY", "IMGPREP_S3_SECRET"]
+    if not all(os.environ.get(k) for k in need):
+        return None
+    return {
+        "AWS_ENDPOINT_URL_S3": os.environ["IMGPREP_S3_ENDPOINT"],
+        "AWS_ACCESS_KEY_ID": os.environ["IMGPREP_S3_KEY"],
+        "AWS_SECRET_ACCESS_KEY": os.environ["IMGPREP_S3_SECRET"],
+        "AWS_REGION": os.environ.get("IMGPREP_S3_REGION", "us-east-1"),
+    }
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark for the whole run (its JVM takes seconds to start).
+    local[2, 4]: two cores, and a failed task is tried up to 4 times. The
+    workers inherit this environment: the S3 settings and this venv's python,
+    where the wheel is installed."""
+    pytest.importorskip("pyspark", reason="pyspark is in the test venv (scripts/venv.sh py)")
+    env = s3_env()
+    if env:
+        os.environ.update(env)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    from pyspark.sql import SparkSession
+
+    s = (
+        SparkSession.builder.master("local[2,4]")
+        .appName("imgprep-tests")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+    s.sparkContext.setLogLevel("ERROR")
+    yield s
+    s.stop()

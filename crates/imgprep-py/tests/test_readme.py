@@ -16,13 +16,11 @@ def python_blocks():
     return re.findall(r"```python\n(.*?)```", section, re.S)
 
 
-def test_readme_examples_run(tmp_path, monkeypatch, capsys):
+def test_readme_examples_run(spark, tmp_path, monkeypatch, capsys):
     blocks = python_blocks()
     assert len(blocks) == 2, "the notebook and the Spark example"
-    pytest.importorskip("pyspark")
+    # the example's SparkSession.builder...getOrCreate() gets the running test session
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
-    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
     ns = {}
     for b in blocks:
         exec(compile(b, "README.md", "exec"), ns)

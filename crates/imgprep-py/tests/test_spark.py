@@ -10,45 +10,9 @@ import pytest
 
 import imgprep
 import imgprep.spark
-from conftest import recipe_text, run, tree_digest
+from conftest import recipe_text, run, s3_env, tree_digest
 
 pyspark = pytest.importorskip("pyspark", reason="pyspark is in the test venv (scripts/venv.sh py)")
-
-
-def s3_env():
-    need = ["IMGPREP_S3_ENDPOINT", "IMGPREP_S3_BUCKET", "IMGPREP_S3_KEY", "IMGPREP_S3_SECRET"]
-    if not all(os.environ.get(k) for k in need):
-        return None
-    return {
-        "AWS_ENDPOINT_URL_S3": os.environ["IMGPREP_S3_ENDPOINT"],
-        "AWS_ACCESS_KEY_ID": os.environ["IMGPREP_S3_KEY"],
-        "AWS_SECRET_ACCESS_KEY": os.environ["IMGPREP_S3_SECRET"],
-        "AWS_REGION": os.environ.get("IMGPREP_S3_REGION", "us-east-1"),
-    }
-
-
-@pytest.fixture(scope="module")
-def spark():
-    # the executors' Python workers inherit this environment (local mode)
-    env = s3_env()
-    if env:
-        os.environ.update(env)
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    # the workers run this venv's python, where the wheel is installed
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    from pyspark.sql import SparkSession
-
-    # local[2, 4]: two cores, and a failed task is tried up to 4 times
-    s = (
-        SparkSession.builder.master("local[2,4]")
-        .appName("imgprep-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .getOrCreate()
-    )
-    s.sparkContext.setLogLevel("ERROR")
-    yield s
-    s.stop()
 
 
 @pytest.fixture(scope="module")
