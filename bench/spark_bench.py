@@ -111,20 +111,23 @@ def main():
     os.environ["PYSPARK_PYTHON"] = sys.executable
     for cores in (1, 2):
         spark = (SparkSession.builder.master(f"local[{cores}]").appName("imgprep-bench")
-                 .config("spark.ui.enabled", "false").getOrCreate())
+                 .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+                 .getOrCreate())
         spark.sparkContext.setLogLevel("ERROR")
-        ts, merge = [], []
+        ts, merge, cleanup = [], [], []
         for _ in range(RUNS):
             out = fresh("spark")
             s = time.perf_counter()
             res = imgprep.spark.build(spark, big, out, slices=SLICES, threads_per_task=1, progress=False)
             ts.append(time.perf_counter() - s)
             merge.append(res.summary["spark"]["merge_seconds"])
+            cleanup.append(res.summary["spark"]["cleanup_seconds"])
             if digest(out) != ref:
                 raise SystemExit(f"spark local[{cores}] output differs from the binary's")
         spark.stop()
         results["cases"][f"spark-{cores}"] = ts
         results["cases"][f"spark-{cores}-merge"] = merge
+        results["cases"][f"spark-{cores}-cleanup"] = cleanup
     small = dataset("small", SMALL, 400)
     api, whole = [], []
     for _ in range(RUNS_SMALL):
