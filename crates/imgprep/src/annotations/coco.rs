@@ -593,7 +593,7 @@ fn convert(file: &str, raw: RawFile, images_root: &Path) -> Result<Parsed, Parse
             units: Units::Pixels,
             objects: Vec::new(),
             split: None,
-            origin,
+            origin: origin.into(),
         });
     }
 
@@ -705,10 +705,10 @@ fn annotation(
     Ok((
         image,
         Object {
-            class,
+            class: class.into(),
             bbox,
             attrs,
-            origin: origin.to_string(),
+            origin: origin.into(),
         },
     ))
 }
@@ -762,18 +762,14 @@ mod tests {
         let a = &p.images[0];
         assert_eq!(a.declared_size, Some((500, 338)));
         let shown = show(&file);
-        assert_eq!(a.origin, format!("{shown}: image id 0"));
+        assert_eq!(a.origin.to_string(), format!("{shown}: image id 0"));
         let o = &a.objects[1];
-        assert_eq!(o.class, "person");
+        assert_eq!(&*o.class, "person");
         assert_eq!(o.bbox, BBox::from_xywh(365.0, 87.0, 135.0, 251.0));
         assert_eq!(o.attrs.area, Some(17254.0));
         assert!(!o.attrs.iscrowd && !o.attrs.from_polygon);
-        assert_eq!(o.origin, format!("{shown}: annotation id 1"));
-        let classes: Vec<&str> = p.images[2]
-            .objects
-            .iter()
-            .map(|o| o.class.as_str())
-            .collect();
+        assert_eq!(o.origin.to_string(), format!("{shown}: annotation id 1"));
+        let classes: Vec<&str> = p.images[2].objects.iter().map(|o| &*o.class).collect();
         assert_eq!(
             classes,
             ["person", "person", "person", "chair", "person", "sofa"]
@@ -801,7 +797,7 @@ mod tests {
         assert_eq!(kinds(&p), ["missing image size"]);
         assert_eq!(p.images[0].objects.len(), 1);
         let o = &p.images[0].objects[0];
-        assert_eq!(o.class, "car");
+        assert_eq!(&*o.class, "car");
         assert_eq!(
             o.bbox,
             BBox {
@@ -812,7 +808,7 @@ mod tests {
             }
         );
         assert_eq!(o.attrs.area, Some(1200.0));
-        assert_eq!(o.origin, "c.json: annotation id 1");
+        assert_eq!(o.origin.to_string(), "c.json: annotation id 1");
         assert!(p.images[1].objects.is_empty());
         let d: Vec<(&str, &str)> = p
             .dropped
@@ -953,7 +949,7 @@ mod tests {
         assert_eq!(p.images.len(), 2);
         assert_eq!(p.images[0].objects.len(), 1);
         assert_eq!(p.images[1].objects.len(), 1);
-        assert_eq!(p.images[1].origin, "c.json: image id \"img-b\"");
+        assert_eq!(p.images[1].origin.to_string(), "c.json: image id \"img-b\"");
         let q: Vec<&str> = p.quirks.iter().map(|q| q.kind.as_str()).collect();
         assert_eq!(q.iter().filter(|k| **k == "id written as text").count(), 1);
         let d: Vec<&str> = p.dropped.iter().map(|(r, _)| r.as_str()).collect();

@@ -78,7 +78,7 @@ pub fn read(root: &Path) -> Result<Parsed, ParseError> {
             units: Units::Pixels,
             objects: Vec::new(),
             split: None,
-            origin: shown.clone(),
+            origin: shown.clone().into(),
         };
         for (i, s) in shapes.into_iter().enumerate() {
             let origin = format!("{shown}: shapes[{i}]");
@@ -469,10 +469,10 @@ fn shape(s: RawShape, origin: &str, out: &mut Parsed) -> Result<Object, String> 
         }
     }
     Ok(Object {
-        class,
+        class: class.into(),
         bbox,
         attrs,
-        origin: origin.to_string(),
+        origin: origin.into(),
     })
 }
 
@@ -523,6 +523,7 @@ mod tests {
         assert!(!o.attrs.from_polygon && o.attrs.extra.is_empty());
         assert!(o
             .origin
+            .to_string()
             .ends_with("labelme_source/2011_000003.json: shapes[0]"));
 
         // polygons (the sources of labelme_coco_instances), beside a COCO file
@@ -536,7 +537,7 @@ mod tests {
         assert_eq!(p.quirks.len(), 19);
         assert!(p.dropped.is_empty());
         let bottle = &p.images[0].objects[3];
-        assert_eq!(bottle.class, "bottle");
+        assert_eq!(&*bottle.class, "bottle");
         assert!(bottle.attrs.from_polygon);
         assert_eq!(
             bottle.bbox,
@@ -552,14 +553,14 @@ mod tests {
             .objects
             .iter()
             .filter(|o| o.attrs.extra.get("group_id").map(String::as_str) == Some("0"))
-            .map(|o| o.class.as_str())
+            .map(|o| &*o.class)
             .collect();
         assert_eq!(grouped, ["person", "person"]);
         let ignore = p
             .images
             .iter()
             .flat_map(|a| &a.objects)
-            .filter(|o| o.class == "__ignore__")
+            .filter(|o| &*o.class == "__ignore__")
             .count();
         assert_eq!(ignore, 2);
 
@@ -616,7 +617,7 @@ mod tests {
         let got: Vec<(&str, BBox, bool)> = a
             .objects
             .iter()
-            .map(|o| (o.class.as_str(), o.bbox, o.attrs.from_polygon))
+            .map(|o| (&*o.class, o.bbox, o.attrs.from_polygon))
             .collect();
         assert_eq!(
             got,

@@ -12,13 +12,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use roxmltree::{Document, Node};
 
 use super::{
     list_dir, normalize_rel, parse_num, quirk, read_text, rel_slash, show, walk_files, Attributes,
-    BBox, ImageAnnotation, ImagesByStem, Object, ParseError, Parsed, Quirk, QuirksOnce, Units,
-    IMAGE_EXTENSIONS, MAX_FILE_BYTES,
+    BBox, ClassNames, ImageAnnotation, ImagesByStem, Object, Origin, ParseError, Parsed, Quirk,
+    QuirksOnce, Units, IMAGE_EXTENSIONS, MAX_FILE_BYTES,
 };
 
 /// How to read VOC coordinates.
@@ -48,7 +49,7 @@ pub type VocFile = (ImageAnnotation, Vec<Quirk>, Vec<(String, String)>);
 /// [`read_layout`] replaces by the image it finds), the tolerated quirks,
 /// and the objects dropped as `(reason, file:line)`.
 pub fn parse_file(file: &str, text: &str, opts: &VocOptions) -> Result<VocFile, ParseError> {
-    match parse(file, text, opts) {
+    match parse(file, text, opts, &mut ClassNames::default()) {
         Ok(r) => Ok(r),
         Err(Failure::Malformed(e) | Failure::NotVoc(e)) => Err(e),
     }
@@ -61,7 +62,13 @@ enum Failure {
     NotVoc(ParseError),
 }
 
-fn parse(file: &str, text: &str, opts: &VocOptions) -> Result<VocFile, Failure> {
+/// [`parse_file`], with the class names shared across the files of a layout.
+fn parse(
+    file: &str,
+    text: &str,
+    opts: &VocOptions,
+    classes: &mut ClassNames,
+) -> Result<VocFile, Failure> {
     let doc = Document::parse(text).map_err(|e| {
         Failure::Malformed(ParseError::new(
             format!("{file}:{}", e.pos().row),
@@ -74,16 +81,9 @@ fn parse(file: &str, text: &str, opts: &VocOptions) -> Result<VocFile, Failure> 
         .chain(text.match_indices('\n').map(|(i, _)| i + 1))
         .collect();
     let line = |n: Node| starts.partition_point(|&s| s <= n.range().start);
-    // sized exactly: `format!` would leave about twice the path's length
-    // allocated for every object (heaptrack: origins were 28 MB of a
-    // 50,000-image build)
-    let at = |n: Node| {
-        let mut s = String::with_capacity(file.len() + 11);
-        s.push_str(file);
-        s.push(':');
-        s.push_str(&line(n).to_string());
-        s
-    };
+    let at = |n: Node| format!("{file}:{}", line(n));
+    // the file's name, shared by the annotation and each of its objects
+    let shared_file: Arc<str> = file.into();
     let root = doc.root_element();
     if root.tag_name().name() != "annotation" {
         return Err(Failure::NotVoc(ParseError::new(
@@ -108,7 +108,8 @@ fn parse(file: &str, text: &str, opts: &VocOptions) -> Result<VocFile, Failure> 
 
     let mut objects = Vec::new();
     for obj in root.children().filter(|n| n.has_tag_name("object")) {
-        match read_object(obj, &at, opts, &mut quirks) {
+        let origin = Origin::line(&shared_file, line(obj));
+        match read_object(obj, origin, &at, opts, &mut quirks, classes) {
             Ok(o) => objects.push(o),
             Err((reason, origin)) => dropped.push((reason, origin)),
         }
@@ -121,7 +122,7 @@ fn parse(file: &str, text: &str, opts: &VocOptions) -> Result<VocFile, Failure> 
         units: Units::Pixels,
         objects,
         split: None,
-        origin: file.to_string(),
+        origin: Origin::File(shared_file),
     };
     Ok((ann, quirks.list, dropped))
 }
@@ -245,19 +246,20 @@ fn read_box(
 
 fn read_object(
     obj: Node,
+    origin: Origin,
     at: &dyn Fn(Node) -> String,
     opts: &VocOptions,
     quirks: &mut QuirksOnce,
+    classes: &mut ClassNames,
 ) -> Result<Object, (String, String)> {
-    let origin = at(obj);
-    let class = child(obj, "name")
-        .map(|n| text_of(n).trim().to_string())
-        .unwrap_or_default();
+    let class = child(obj, "name").map(text_of).unwrap_or_default();
+    let class = class.trim();
     if class.is_empty() {
-        return Err(("object without <name>".to_string(), origin));
+        return Err(("object without <name>".to_string(), origin.to_string()));
     }
+    let class = classes.get(class);
     let Some(bb) = child(obj, "bndbox") else {
-        return Err(("object without <bndbox>".to_string(), origin));
+        return Err(("object without <bndbox>".to_string(), origin.to_string()));
     };
     let bbox = read_box(bb, at, opts, quirks, "<bndbox>")?;
     let mut attrs = Attributes {
@@ -267,8 +269,9 @@ fn read_object(
         ..Attributes::default()
     };
     attrs.pose = child(obj, "pose")
-        .map(|n| text_of(n).trim().to_string())
-        .filter(|p| !p.is_empty() && !p.eq_ignore_ascii_case("unspecified"));
+        .map(text_of)
+        .filter(|p| !p.trim().is_empty() && !p.trim().eq_ignore_ascii_case("unspecified"))
+        .map(|p| p.trim().into());
     let known = [
         "name",
         "bndbox",
@@ -454,9 +457,13 @@ fn read_imagesets(root: &Path) -> Result<Option<SplitMap>, ParseError> {
 }
 
 /// Reads and parses one XML file of a layout.
-fn parse_path(path: &Path, opts: &VocOptions) -> Result<Result<VocFile, Failure>, ParseError> {
+fn parse_path(
+    path: &Path,
+    opts: &VocOptions,
+    classes: &mut ClassNames,
+) -> Result<Result<VocFile, Failure>, ParseError> {
     let text = read_text(path, MAX_FILE_BYTES)?;
-    Ok(parse(&show(path), &text, opts))
+    Ok(parse(&show(path), &text, opts, classes))
 }
 
 fn stem_of(path: &Path) -> String {
@@ -473,20 +480,22 @@ fn looked_for(dir: &str, stem: &str) -> String {
 /// `<filename>` against it and refusing a second annotation of one image.
 fn add_found(
     out: &mut Parsed,
-    owner: &mut HashMap<String, String>,
+    owner: &mut HashMap<String, Origin>,
     mut ann: ImageAnnotation,
     image: String,
 ) {
     let named = ann.image.rsplit(['/', '\\']).next().unwrap_or("");
     let found = image.rsplit('/').next().unwrap_or("");
     if !named.is_empty() && named != found {
-        out.quirks
-            .push(quirk("<filename> differs from the file name", &ann.origin));
+        out.quirks.push(quirk(
+            "<filename> differs from the file name",
+            ann.origin.to_string(),
+        ));
     }
     if let Some(first) = owner.get(&image) {
         out.dropped.push((
             format!("{image} is already annotated by {first}"),
-            ann.origin,
+            ann.origin.to_string(),
         ));
         return;
     }
@@ -516,6 +525,7 @@ fn read_devkit(root: &Path, ann_dir: &Path, opts: &VocOptions) -> Result<Parsed,
         ..Parsed::default()
     };
     let mut owner = HashMap::new();
+    let mut classes = ClassNames::default();
     let mut seen_ids = std::collections::HashSet::new();
     for xml in &xmls {
         let stem = stem_of(xml);
@@ -531,7 +541,7 @@ fn read_devkit(root: &Path, ann_dir: &Path, opts: &VocOptions) -> Result<Parsed,
             None => None,
         };
         seen_ids.insert(stem.clone());
-        let (mut ann, quirks, dropped) = match parse_path(xml, opts)? {
+        let (mut ann, quirks, dropped) = match parse_path(xml, opts, &mut classes)? {
             Ok(r) => r,
             // one broken file is one unreadable item, not the end of the source
             Err(Failure::Malformed(e) | Failure::NotVoc(e)) => {
@@ -558,7 +568,7 @@ fn read_devkit(root: &Path, ann_dir: &Path, opts: &VocOptions) -> Result<Parsed,
                     reason.push_str(&format!(" and {}", show(&jpeg_dir.join(&ann.image))));
                 }
                 reason.push(')');
-                out.dropped.push((reason, ann.origin));
+                out.dropped.push((reason, ann.origin.to_string()));
             }
         }
     }
@@ -585,9 +595,10 @@ fn read_beside(root: &Path, opts: &VocOptions) -> Result<Parsed, ParseError> {
         ..Parsed::default()
     };
     let mut owner = HashMap::new();
+    let mut classes = ClassNames::default();
     let mut listings: HashMap<PathBuf, ImagesByStem> = HashMap::new();
     for xml in &xmls {
-        let (ann, quirks, dropped) = match parse_path(xml, opts)? {
+        let (ann, quirks, dropped) = match parse_path(xml, opts, &mut classes)? {
             Ok(r) => r,
             Err(Failure::NotVoc(_)) => {
                 out.quirks.push(quirk("not a VOC file", show(xml)));
@@ -636,7 +647,7 @@ fn read_beside(root: &Path, opts: &VocOptions) -> Result<Parsed, ParseError> {
                     reason.push_str(&format!(" and {}", show(&dir.join(&ann.image))));
                 }
                 reason.push(')');
-                out.dropped.push((reason, ann.origin));
+                out.dropped.push((reason, ann.origin.to_string()));
             }
         }
     }
@@ -689,7 +700,7 @@ mod tests {
         assert_eq!(a.split, None);
         assert_eq!(a.units, Units::Pixels);
         let o = &a.objects[0];
-        assert_eq!(o.class, "person");
+        assert_eq!(&*o.class, "person");
         assert_eq!(
             o.bbox,
             BBox {
@@ -700,7 +711,9 @@ mod tests {
             }
         );
         assert!(
-            o.origin.ends_with("Annotations/2011_000003.xml:13"),
+            o.origin
+                .to_string()
+                .ends_with("Annotations/2011_000003.xml:13"),
             "{}",
             o.origin
         );
@@ -715,7 +728,7 @@ mod tests {
         let classes: Vec<&str> = p
             .images
             .iter()
-            .flat_map(|a| a.objects.iter().map(|o| o.class.as_str()))
+            .flat_map(|a| a.objects.iter().map(|o| &*o.class))
             .collect();
         assert_eq!(
             classes,
@@ -855,7 +868,7 @@ mod tests {
         ));
         assert!(d.is_empty());
         let o = &a.objects[0];
-        assert_eq!(o.class, "cat");
+        assert_eq!(&*o.class, "cat");
         assert_eq!(
             o.bbox,
             BBox {
@@ -870,7 +883,7 @@ mod tests {
         assert_eq!(o.attrs.extra["note"], "from CVAT");
         assert_eq!(o.attrs.extra["color"], "black");
         assert_eq!(o.attrs.extra.len(), 2);
-        assert_eq!(o.origin, "a.xml:4");
+        assert_eq!(o.origin.to_string(), "a.xml:4");
         assert_eq!(kinds(&q), ["nested <actions> ignored"]);
         assert_eq!(a.objects[1].attrs.pose, None);
         assert_eq!(a.image, "a.jpg");
@@ -907,7 +920,7 @@ mod tests {
              <object><name>ok</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></object>\n",
         ));
         assert_eq!(a.objects.len(), 1);
-        assert_eq!(a.objects[0].class, "ok");
+        assert_eq!(&*a.objects[0].class, "ok");
         let d: Vec<(&str, &str)> = d.iter().map(|(r, o)| (r.as_str(), o.as_str())).collect();
         assert_eq!(
             d,
@@ -1069,7 +1082,10 @@ mod tests {
             ]
         );
         assert_eq!(kinds(&p.quirks), ["not in ImageSets/Main lists, left out"]);
-        assert!(p.quirks[0].origin.ends_with("Annotations/000005.xml"));
+        assert!(p.quirks[0]
+            .origin
+            .to_string()
+            .ends_with("Annotations/000005.xml"));
         assert_eq!(p.dropped.len(), 1);
         assert_eq!(
             p.dropped[0].0,

@@ -88,7 +88,7 @@ pub fn read(root: &Path) -> Result<Parsed, ParseError> {
             units: Units::Relative,
             objects: Vec::new(),
             split,
-            origin: label_shown.clone(),
+            origin: label_shown.clone().into(),
         };
         if !label.exists() {
             out.quirks
@@ -663,10 +663,10 @@ fn parse_line(
         quirks.push(quirk("coordinate outside 0..1", origin));
     }
     Ok(Some(Object {
-        class,
+        class: class.into(),
         bbox,
         attrs,
-        origin: origin.to_string(),
+        origin: origin.into(),
     }))
 }
 
@@ -745,7 +745,7 @@ mod tests {
         assert_eq!(a.split.as_deref(), Some("train"));
         assert_eq!(a.units, Units::Relative);
         let o = &a.objects[0];
-        assert_eq!(o.class, "animal");
+        assert_eq!(&*o.class, "animal");
         assert!(close(o.bbox.xmin * w, 148.0) && close(o.bbox.ymin * h, 50.0));
         assert!(close(o.bbox.xmax * w, 550.0) && close(o.bbox.ymax * h, 642.0));
         let poly = &a.objects[1].bbox;
@@ -753,7 +753,10 @@ mod tests {
         assert!(close(poly.xmin * w, 143.0) && close(poly.xmax * w, 548.0));
         assert!(close(poly.ymin * h, 50.0) && close(poly.ymax * h, 641.0));
         assert_eq!(kinds(&p), ["polygon as box"]);
-        assert!(a.objects[1].origin.ends_with("labels/train/quokka.txt:2"));
+        assert!(a.objects[1]
+            .origin
+            .to_string()
+            .ends_with("labels/train/quokka.txt:2"));
     }
 
     #[test]
@@ -865,7 +868,7 @@ mod tests {
             .iter()
             .map(|o| {
                 (
-                    o.class.as_str(),
+                    &*o.class,
                     [o.bbox.xmin, o.bbox.ymin, o.bbox.xmax, o.bbox.ymax],
                     o.attrs.from_polygon,
                 )
@@ -882,10 +885,10 @@ mod tests {
         assert_eq!(got[1], ("b", [0.1, 0.2, 0.3, 0.6], true));
         assert_eq!(got[2].0, "c");
         assert_eq!(got[3].1, [0.0, 0.0, 1.0, 1.0]);
-        let origins: Vec<&str> = x
+        let origins: Vec<String> = x
             .objects
             .iter()
-            .map(|o| o.origin.rsplit('/').next().unwrap())
+            .map(|o| o.origin.to_string().rsplit('/').next().unwrap().to_string())
             .collect();
         assert_eq!(origins, ["x.txt:1", "x.txt:3", "x.txt:11", "x.txt:14"]);
         let q: Vec<(&str, &str)> = p
@@ -967,7 +970,10 @@ mod tests {
             ]
         );
         assert_eq!(p.images[2].objects.len(), 1);
-        assert!(p.images[2].origin.ends_with("train/labels/t1.txt"));
+        assert!(p.images[2]
+            .origin
+            .to_string()
+            .ends_with("train/labels/t1.txt"));
         let q = kinds(&p);
         assert_eq!(q[0], "validation: read as val");
         assert_eq!(q.iter().filter(|k| **k == "image listed twice").count(), 1);

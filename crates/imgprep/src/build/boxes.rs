@@ -119,10 +119,10 @@ pub fn read(
     if matches!(spec, SourceSpec::Labelme { .. }) {
         for ann in &mut parsed.images {
             ann.objects.retain(|o| {
-                let ignore = o.class == "__ignore__";
+                let ignore = &*o.class == "__ignore__";
                 if ignore {
                     b.unreadable
-                        .push(("labelme __ignore__ region".into(), o.origin.clone()));
+                        .push(("labelme __ignore__ region".into(), o.origin.to_string()));
                 }
                 !ignore
             });
@@ -158,10 +158,19 @@ pub fn read(
         }
     }
     items.reserve(parsed.images.len());
-    for ann in parsed.images {
-        let mut labels: Vec<String> = ann.objects.iter().map(|o| o.class.clone()).collect();
+    // one string per class, whatever the reader made
+    let mut classes = annotations::ClassNames::default();
+    for mut ann in parsed.images {
+        for o in &mut ann.objects {
+            o.class = classes.get(&o.class);
+        }
+        let mut labels: Vec<String> = ann.objects.iter().map(|o| o.class.to_string()).collect();
         labels.sort();
         labels.dedup();
+        labels.shrink_to_fit();
+        // (a joined path keeps slack; items are held for the whole build)
+        let mut path = parsed.image_root.join(&ann.image);
+        path.shrink_to_fit();
         let group = match &group_re {
             None => None,
             Some(re) => match re.captures(&ann.image) {
@@ -183,7 +192,7 @@ pub fn read(
         };
         items.push(Item {
             rel: ann.image.clone(),
-            path: parsed.image_root.join(&ann.image),
+            path,
             labels,
             numeric: false,
             group,
@@ -297,8 +306,8 @@ pub(super) fn resolve(
                         .entry("its image was skipped (see skipped)".into())
                         .or_default() += 1;
                     rep.objects.push(ObjectNote {
-                        origin: o.origin.clone(),
-                        class: o.class.clone(),
+                        origin: o.origin.to_string(),
+                        class: o.class.to_string(),
                         what: format!("its image was skipped: {why}"),
                     });
                 }
@@ -310,7 +319,7 @@ pub(super) fn resolve(
         let (sw, sh) = geom.stored();
         let map = Mapping::new(geom.width, geom.height, spec);
         let mut kept: Vec<Object> = Vec::with_capacity(ann.objects.len());
-        let mut seen: BTreeSet<(String, [u64; 4])> = BTreeSet::new();
+        let mut seen: BTreeSet<(std::sync::Arc<str>, [u64; 4])> = BTreeSet::new();
         for mut o in std::mem::take(&mut ann.objects) {
             let note = |what: &str, dropped: bool, rep: &mut BoxReport| {
                 let counts = if dropped {
@@ -320,12 +329,12 @@ pub(super) fn resolve(
                 };
                 *counts.entry(what.to_string()).or_default() += 1;
                 rep.objects.push(ObjectNote {
-                    origin: o.origin.clone(),
-                    class: o.class.clone(),
+                    origin: o.origin.to_string(),
+                    class: o.class.to_string(),
                     what: what.to_string(),
                 });
             };
-            if fixed.as_ref().is_some_and(|f| !f.contains(&o.class)) {
+            if fixed.as_ref().is_some_and(|f| !f.contains(&*o.class)) {
                 note(why::UNKNOWN, true, &mut rep);
                 continue;
             }
@@ -405,9 +414,10 @@ pub(super) fn resolve(
         ann.objects = kept;
         ann.units = Units::Pixels;
         ann.declared_size = Some((info.width, info.height));
-        let mut labels: Vec<String> = ann.objects.iter().map(|o| o.class.clone()).collect();
+        let mut labels: Vec<String> = ann.objects.iter().map(|o| o.class.to_string()).collect();
         labels.sort();
         labels.dedup();
+        labels.shrink_to_fit();
         item.labels = labels;
     }
     Ok(rep)

@@ -305,7 +305,7 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
                 skipped.push(Skip {
                     item: item.rel.clone(),
                     reason,
-                    origin: Some(item.origin.clone()),
+                    origin: Some(item.origin.to_string()),
                 });
                 Ok(())
             }

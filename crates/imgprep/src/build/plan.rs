@@ -113,7 +113,7 @@ fn assign_split(
                     match &item.split {
                         Some(sp) => out.entry(sp.clone()).or_default().push(i),
                         None => skipped.push(Skip {
-                            origin: Some(item.origin.clone()),
+                            origin: Some(item.origin.to_string()),
                             item: item.rel.clone(),
                             reason: "its source gives it no split".into(),
                         }),
@@ -167,7 +167,7 @@ fn assign_split(
                     match split_of.get(&g) {
                         Some(sp) => out.entry(sp.clone()).or_default().push(i),
                         None => skipped.push(Skip {
-                            origin: Some(c.items[i].origin.clone()),
+                            origin: Some(c.items[i].origin.to_string()),
                             item: c.items[i].rel.clone(),
                             reason: format!("group {g:?} is not assigned to a split"),
                         }),
@@ -209,7 +209,7 @@ fn balance_objects(r: &Recipe, c: &Catalog, by_group: bool) -> BTreeMap<String, 
         let mut m = BTreeMap::new();
         for &i in idx {
             for o in c.items[i].annotation.iter().flat_map(|a| &a.objects) {
-                *m.entry(o.class.clone()).or_default() += 1;
+                *m.entry(o.class.to_string()).or_default() += 1;
             }
         }
         m

@@ -24,7 +24,7 @@ pub struct Item {
     pub group: Option<String>,
     pub split: Option<String>,
     /// Where the item was declared, for messages (`file:line` or the folder).
-    pub origin: String,
+    pub origin: crate::annotations::Origin,
     /// The item's objects (boxes), for detection sources; `None` for
     /// classification items.
     pub annotation: Option<Box<crate::annotations::ImageAnnotation>>,
@@ -341,7 +341,7 @@ fn folders(
             numeric: false,
             group: None,
             split: split.clone(),
-            origin: root.display().to_string(),
+            origin: root.display().to_string().into(),
         });
     }
     Ok(listing
@@ -397,7 +397,7 @@ fn remote_folders(
             numeric: false,
             group: None,
             split: split.clone(),
-            origin: prefix.to_string(),
+            origin: prefix.into(),
         });
     }
     Ok(())
@@ -550,7 +550,7 @@ fn csv_index(
             numeric: false,
             group: cell(group_col),
             split: cell(split_col).or_else(|| split.clone()),
-            origin: format!("{}:{line}", file.display()),
+            origin: format!("{}:{line}", file.display()).into(),
         });
     }
     Ok(())
@@ -663,7 +663,7 @@ fn lst(
             numeric: true,
             group: None,
             split: split.clone(),
-            origin: format!("{}:{line}", file.display()),
+            origin: format!("{}:{line}", file.display()).into(),
         });
     }
     Ok(kind)
@@ -807,7 +807,7 @@ fn metadata(
                         numeric: false,
                         group: None,
                         split: Some(s.split.clone()),
-                        origin: origin(&dir),
+                        origin: origin(&dir).into(),
                     });
                 }
             }
@@ -838,7 +838,7 @@ fn metadata(
                         numeric: false,
                         group: None,
                         split: Some(s.split.clone()),
-                        origin: format!("{}:{line}", ann.display()),
+                        origin: format!("{}:{line}", ann.display()).into(),
                     });
                 }
             }
@@ -855,7 +855,7 @@ fn metadata(
                         numeric: false,
                         group: None,
                         split: Some(s.split.clone()),
-                        origin: origin(&dir),
+                        origin: origin(&dir).into(),
                     });
                 }
             }

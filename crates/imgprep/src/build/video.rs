@@ -585,7 +585,7 @@ pub fn read(
                 numeric: false,
                 group: Some(session.clone()),
                 split: split.clone(),
-                origin,
+                origin: origin.into(),
                 annotation: None,
                 frame: Some(FrameRef {
                     chunk: (first_chunk + k) as u32,

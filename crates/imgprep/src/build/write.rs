@@ -408,7 +408,7 @@ pub(super) fn manifest(
     for (i, p) in ctx.prepared {
         match p {
             Prepared::Skipped(reason) | Prepared::Excluded(reason) => skipped.push(Skip {
-                origin: Some(c.items[*i].origin.clone()),
+                origin: Some(c.items[*i].origin.to_string()),
                 item: c.items[*i].rel.clone(),
                 reason: reason.clone(),
             }),
@@ -628,7 +628,7 @@ pub(super) fn detection_manifest(
                 .or_default();
             for &i in idx.iter().filter(|&&i| ctx.ok(i)) {
                 for o in ctx.objects(i) {
-                    *per.entry(o.class.clone()).or_default() += 1;
+                    *per.entry(o.class.to_string()).or_default() += 1;
                 }
             }
         }
