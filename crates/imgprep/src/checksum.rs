@@ -26,7 +26,55 @@ pub fn hex(bytes: &[u8]) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileSums {
     pub size: u64,
-    pub sha256: String,
+    pub sha256: Sha256Sum,
+}
+
+/// A SHA-256 as its 32 bytes, written and read as 64 lowercase hex digits
+/// (kept as bytes: a build holds one per output file until the manifest is
+/// written, and as text they cost three times as much).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Sha256Sum(pub [u8; 32]);
+
+impl std::fmt::Display for Sha256Sum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl std::fmt::Debug for Sha256Sum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+impl std::str::FromStr for Sha256Sum {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("{text:?} is not a SHA-256 (64 hex digits)");
+        if text.len() != 64 || !text.is_ascii() {
+            return Err(bad());
+        }
+        let mut bytes = [0u8; 32];
+        for (b, pair) in bytes.iter_mut().zip(text.as_bytes().chunks(2)) {
+            let pair = std::str::from_utf8(pair).map_err(|_| bad())?;
+            *b = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
+        }
+        Ok(Sha256Sum(bytes))
+    }
+}
+
+impl serde::Serialize for Sha256Sum {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Sha256Sum {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<str>>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// SHA-256 computed while the bytes stream past (no second read).
@@ -45,7 +93,7 @@ impl Summer {
     pub fn finish(self) -> FileSums {
         FileSums {
             size: self.size,
-            sha256: hex(&self.sha.finalize()),
+            sha256: Sha256Sum(self.sha.finalize().into()),
         }
     }
 }
@@ -145,9 +193,17 @@ mod tests {
         let etag = |p: &Path| file_etag(p, ETAG_PART_SIZE).unwrap();
         assert_eq!(etag(&small), "5d41402abc4b2a76b9719d911017c592");
         assert_eq!(
-            s.sha256,
+            s.sha256.to_string(),
             "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
         );
+        // and back, as a manifest is read
+        let text = serde_json::to_string(&s).unwrap();
+        assert_eq!(
+            text,
+            r#"{"size":5,"sha256":"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"}"#
+        );
+        assert_eq!(serde_json::from_str::<FileSums>(&text).unwrap(), s);
+        assert!(serde_json::from_str::<FileSums>(r#"{"size":5,"sha256":"2cf2"}"#).is_err());
         // exactly one part: still the plain MD5
         let exact = dir.path().join("exact");
         let data = vec![7u8; ETAG_PART_SIZE as usize];

@@ -8,6 +8,7 @@ use super::{Format, Sink};
 use crate::build::write::Context;
 use crate::error::Result;
 use serde_json::{json, Map, Value};
+use std::io::Write;
 
 pub(super) struct Coco;
 
@@ -55,59 +56,9 @@ impl Format for Coco {
     ) -> Result<()> {
         let dir = format!("{variant}/coco");
         let px = super::sagemaker::px;
-        // the arrays as JSON text, element by element: a large split never
-        // exists as a tree of JSON values
-        let mut images = String::new();
-        let mut anns = String::new();
-        let mut ann_id = 0u64;
-        let push = |buf: &mut String, v: &Value| {
-            if !buf.is_empty() {
-                buf.push(',');
-            }
-            buf.push_str(&serde_json::to_string(v).expect("JSON of plain values"));
-        };
         for &i in items {
-            let item = &ctx.catalog.items[i];
-            let file = ctx.out_rel(item);
-            let rel = format!("{dir}/{split}/{file}");
+            let rel = format!("{dir}/{split}/{}", ctx.out_rel(&ctx.catalog.items[i]));
             sink.image(ctx, i, &rel)?;
-            let info = ctx.info(i);
-            // the catalog position: one id for an image in every output
-            let image_id = i as u64 + 1;
-            push(
-                &mut images,
-                &json!({
-                    "id": image_id,
-                    "file_name": file,
-                    "width": info.width,
-                    "height": info.height,
-                }),
-            );
-            for o in ctx.objects(i) {
-                let b = &o.bbox;
-                // a segment's area from the source holds while the pixels are
-                // the source's; after a resize or crop the box's area is given
-                let area = match (ctx.spec, o.attrs.area) {
-                    (None, Some(a)) => a,
-                    _ => b.width() * b.height(),
-                };
-                let mut a = Map::new();
-                ann_id += 1;
-                a.insert("id".into(), json!(ann_id));
-                a.insert("image_id".into(), json!(image_id));
-                a.insert("category_id".into(), json!(ctx.class_id(o) + 1));
-                a.insert(
-                    "bbox".into(),
-                    json!([px(b.xmin), px(b.ymin), px(b.width()), px(b.height())]),
-                );
-                a.insert("area".into(), px(area));
-                a.insert("iscrowd".into(), json!(o.attrs.iscrowd as u8));
-                let attrs = attributes(o);
-                if !attrs.is_empty() {
-                    a.insert("attributes".into(), Value::Object(attrs));
-                }
-                push(&mut anns, &Value::Object(a));
-            }
         }
         let categories: Vec<Value> = ctx
             .catalog
@@ -117,14 +68,66 @@ impl Format for Coco {
             .map(|e| json!({"id": e.id + 1, "name": e.name, "supercategory": ""}))
             .collect();
         let info = json!({"description": ctx.recipe.recipe.name, "version": "1.0"});
-        // keys in sorted order, as serde_json writes objects
-        let text = format!(
-            "{{\"annotations\":[{anns}],\"categories\":{},\"images\":[{images}],\"info\":{},\"licenses\":[]}}\n",
-            Value::Array(categories),
-            info
-        );
-        let rel = format!("{dir}/annotations/{split}.json");
-        sink.put(ctx, rel, text.as_bytes())?;
+        // streamed to the file element by element, keys in sorted order as
+        // serde_json writes objects: a large split is never held whole, as
+        // text or as JSON values
+        let write = |w: &mut dyn Write| -> std::io::Result<()> {
+            w.write_all(b"{\"annotations\":[")?;
+            let mut ann_id = 0u64;
+            for &i in items {
+                // the catalog position: one id for an image in every output
+                let image_id = i as u64 + 1;
+                for o in ctx.objects(i) {
+                    let b = &o.bbox;
+                    // a segment's area from the source holds while the pixels
+                    // are the source's; after a resize or crop the box's area
+                    // is given
+                    let area = match (ctx.spec, o.attrs.area) {
+                        (None, Some(a)) => a,
+                        _ => b.width() * b.height(),
+                    };
+                    let mut a = Map::new();
+                    ann_id += 1;
+                    a.insert("id".into(), json!(ann_id));
+                    a.insert("image_id".into(), json!(image_id));
+                    a.insert("category_id".into(), json!(ctx.class_id(o) + 1));
+                    a.insert(
+                        "bbox".into(),
+                        json!([px(b.xmin), px(b.ymin), px(b.width()), px(b.height())]),
+                    );
+                    a.insert("area".into(), px(area));
+                    a.insert("iscrowd".into(), json!(o.attrs.iscrowd as u8));
+                    let attrs = attributes(o);
+                    if !attrs.is_empty() {
+                        a.insert("attributes".into(), Value::Object(attrs));
+                    }
+                    if ann_id > 1 {
+                        w.write_all(b",")?;
+                    }
+                    serde_json::to_writer(&mut *w, &Value::Object(a))?;
+                }
+            }
+            write!(
+                w,
+                "],\"categories\":{},\"images\":[",
+                Value::Array(categories)
+            )?;
+            for (k, &i) in items.iter().enumerate() {
+                let info = ctx.info(i);
+                if k > 0 {
+                    w.write_all(b",")?;
+                }
+                let image = json!({
+                    "id": i as u64 + 1,
+                    "file_name": ctx.out_rel(&ctx.catalog.items[i]),
+                    "width": info.width,
+                    "height": info.height,
+                });
+                serde_json::to_writer(&mut *w, &image)?;
+            }
+            writeln!(w, "],\"info\":{info},\"licenses\":[]}}")
+        };
+        sink.put_streamed(ctx, format!("{dir}/annotations/{split}.json"), write)?;
         Ok(())
     }
 }

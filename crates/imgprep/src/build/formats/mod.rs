@@ -14,7 +14,7 @@ pub(super) mod tfrecord;
 mod voc;
 mod yolo;
 
-use super::write::{Context, Written};
+use super::write::Context;
 use crate::error::Result;
 use crate::recipe::OutputSpec;
 use std::collections::BTreeMap;
@@ -22,16 +22,19 @@ use std::collections::BTreeMap;
 /// What one format wrote for a split or variant.
 #[derive(Default)]
 pub(super) struct Sink {
-    /// Files written: path in OUT, size and SHA-256.
-    pub written: Written,
+    /// Files written, in order: path in OUT, size and SHA-256.
+    pub written: Vec<(String, crate::checksum::FileSums)>,
     /// Record count of each record file whose count the manifest keeps (TFRecord shards).
     pub records: BTreeMap<String, u64>,
     /// Where each item went: a file, or `file#record`.
-    pub places: Vec<(usize, String)>,
+    pub places: Vec<(usize, Box<str>)>,
 }
 
 impl Sink {
-    pub fn file(&mut self, rel: String, sums: crate::checksum::FileSums) {
+    /// Notes a file written at `rel`.
+    pub fn file(&mut self, mut rel: String, sums: crate::checksum::FileSums) {
+        // held to the end of the build: no slack (`format!` leaves some)
+        rel.shrink_to_fit();
         self.written.push((rel, sums));
     }
 
@@ -39,7 +42,7 @@ impl Sink {
     /// notes it as the item's place in this output.
     pub fn image(&mut self, ctx: &Context, i: usize, rel: &str) -> Result<()> {
         let sums = ctx.put_image(i, rel)?;
-        self.places.push((i, rel.to_string()));
+        self.places.push((i, rel.into()));
         self.written.push((rel.to_string(), sums));
         Ok(())
     }
@@ -47,7 +50,20 @@ impl Sink {
     /// Writes a side file (annotations, lists, label maps) at `rel`.
     pub fn put(&mut self, ctx: &Context, rel: String, bytes: &[u8]) -> Result<()> {
         let sums = ctx.put_file(&rel, bytes)?;
-        self.written.push((rel, sums));
+        self.file(rel, sums);
+        Ok(())
+    }
+
+    /// Writes a side file at `rel` as `write` produces it (a large file is
+    /// never held whole in memory).
+    pub fn put_streamed(
+        &mut self,
+        ctx: &Context,
+        rel: String,
+        write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+    ) -> Result<()> {
+        let sums = ctx.put_file_streamed(&rel, write)?;
+        self.file(rel, sums);
         Ok(())
     }
 }

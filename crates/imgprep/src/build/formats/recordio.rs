@@ -8,7 +8,7 @@
 //! cannot be read by those iterators, so it is left out and counted.
 
 use super::{Format, Sink};
-use crate::build::write::{create_parent, io_err, Context, Written};
+use crate::build::write::{create_parent, io_err, Context};
 use crate::error::Result;
 use crate::output::AtomicFile;
 use recordio::{format_lst_line, write_idx_line, ImageRecord, Labels, LstEntry, RecordWriter};
@@ -143,14 +143,11 @@ fn write(
                 .as_bytes(),
             )
             .map_err(io_err(&lst_p))?;
-        sink.places.push((i, format!("{rec_rel}#{k}")));
+        sink.places.push((i, format!("{rec_rel}#{k}").into()));
     }
     rec.flush().map_err(io_err(&rec_p))?;
-    let files: Written = vec![
-        (rec_rel, rec_f.commit().map_err(io_err(&rec_p))?),
-        (idx_rel, idx_f.commit().map_err(io_err(&idx_p))?),
-        (lst_rel, lst_f.commit().map_err(io_err(&lst_p))?),
-    ];
-    sink.written.extend(files);
+    sink.file(rec_rel, rec_f.commit().map_err(io_err(&rec_p))?);
+    sink.file(idx_rel, idx_f.commit().map_err(io_err(&idx_p))?);
+    sink.file(lst_rel, lst_f.commit().map_err(io_err(&lst_p))?);
     Ok(())
 }

@@ -125,7 +125,7 @@ impl Format for Tfrecord<'_> {
         let mut k = 0;
         for (rel, sums, n) in write_split(ctx, &dir, split, items, &self.o)? {
             for r in 0..n as usize {
-                sink.places.push((items[k], format!("{rel}#{r}")));
+                sink.places.push((items[k], format!("{rel}#{r}").into()));
                 k += 1;
             }
             sink.records.insert(rel.clone(), n);
