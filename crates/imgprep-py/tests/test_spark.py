@@ -90,3 +90,23 @@ def test_spark_submit_form(shapes, reference, tmp_path):
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert tree_digest(out) == reference
+
+
+def test_spark_connect(shapes, reference, tmp_path):
+    """Spark Connect (no RDDs, no SparkContext: Databricks shared and serverless
+    compute): a local Connect server, in its own process."""
+    pytest.importorskip("grpc", reason="Spark Connect needs pyspark[connect] (scripts/venv.sh py)")
+    out = tmp_path / "out"
+    code = (
+        "import sys, imgprep.spark\n"
+        "from pyspark.sql import SparkSession\n"
+        "spark = SparkSession.builder.remote('local[2]').getOrCreate()\n"
+        "assert type(spark).__module__.startswith('pyspark.sql.connect'), type(spark)\n"
+        "imgprep.spark.build(spark, sys.argv[1], sys.argv[2], slices=3)\n"
+        "spark.stop()\n"
+    )
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
+    r = subprocess.run([sys.executable, "-c", code, str(shapes), str(out)], capture_output=True, text=True,
+                       env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert tree_digest(out) == reference

@@ -46,6 +46,24 @@ def _slice_name(i: int) -> str:
     return f"{i:05d}"
 
 
+class _Silent:
+    """A slice's progress and warnings go nowhere: a slice is part of the
+    dataset, so its warnings (a class missing from a split of one slice)
+    would be wrong about the whole; the driver's merge reports those."""
+
+    def begin(self, label: str, total: Optional[int]) -> None:
+        pass
+
+    def advance(self, n: int) -> None:
+        pass
+
+    def warn(self, message: str) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+
 def build_slice(path: str, toml: str, parts: str, i: int, n: int, threads: int = 1) -> Dict[str, Any]:
     """Builds slice ``i`` of ``n`` into ``PARTS/{i:05d}`` (what one Spark task
     does; usable from any scheduler). Returns a summary row."""
@@ -56,7 +74,9 @@ def build_slice(path: str, toml: str, parts: str, i: int, n: int, threads: int =
         tmp = tempfile.mkdtemp(prefix=f"imgprep-slice-{name}-")
         try:
             out, cache = os.path.join(tmp, "out"), os.path.join(tmp, "cache")
-            s = json.loads(_native.build(path, toml, out, shard=(i, n), threads=threads, cache_dir=cache))["summary"]
+            s = json.loads(
+                _native.build(path, toml, out, shard=(i, n), threads=threads, cache_dir=cache, progress=_Silent())
+            )["summary"]
             _native.push_dir(out, f"{parts.rstrip('/')}/{name}")
             if os.path.isdir(cache):
                 _native.push_dir(cache, f"{parts.rstrip('/')}/{name}.cache")
@@ -64,7 +84,9 @@ def build_slice(path: str, toml: str, parts: str, i: int, n: int, threads: int =
             shutil.rmtree(tmp, ignore_errors=True)
     else:
         out, cache = os.path.join(parts, name), os.path.join(parts, name + ".cache")
-        s = json.loads(_native.build(path, toml, out, shard=(i, n), threads=threads, cache_dir=cache))["summary"]
+        s = json.loads(
+                _native.build(path, toml, out, shard=(i, n), threads=threads, cache_dir=cache, progress=_Silent())
+            )["summary"]
     items = sum(c["items"] for v in s["dataset"]["variants"].values() for c in v["splits"].values())
     return {
         "slice": i,
