@@ -15,7 +15,11 @@ export CARGO_TARGET_DIR="${IMGPREP_CACHE:-$HOME/.cache/imgprep}/wheel-target"
 # reproducible wheel: fixed timestamps
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-1767225600}"
 rm -rf target/wheels
-"$venv_bin/maturin" build --release --locked -q -m crates/imgprep-py/Cargo.toml --out target/wheels >&2
+# linked by zig against glibc 2.17: a manylinux2014 wheel that installs on any
+# Linux of the last decade (EMR's Amazon Linux 2023 included), not only on
+# this machine's glibc; maturin finds zig through the venv's python
+PATH="$venv_bin:$PATH" "$venv_bin/maturin" build --release --locked -q --zig \
+  --compatibility manylinux2014 -m crates/imgprep-py/Cargo.toml --out target/wheels >&2
 wheel="$(ls target/wheels/imgprep-*.whl)"
 "$venv_bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$wheel"
 if [ -z "${IMGPREP_BIN:-}" ]; then

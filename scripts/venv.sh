@@ -9,7 +9,7 @@
 #                          (bench/make_voc.py, bench/voc_to_sagemaker.py), ~35 s
 #   scripts/venv.sh datumaro Datumaro 1.13 with its CLI extras (bench/detection.sh;
 #                          `datum` is beside the python), ~80 s
-#   scripts/venv.sh py     maturin (builds the wheel), pytest, PySpark 4.3 (+ Spark Connect) + pyarrow, pandas,
+#   scripts/venv.sh py     maturin and zig (build the manylinux2014 wheel), pytest, PySpark 4.3 (+ Spark Connect) + pyarrow, pandas,
 #                          tqdm, Pillow: the Python package's tests (scripts/pytest.sh), ~3 min
 # Cache: ${IMGPREP_CACHE:-~/.cache/imgprep}/venv-{mxnet,tf,awscli,bench-py,datumaro,py}
 set -euo pipefail
@@ -26,7 +26,7 @@ case "$kind" in
   datumaro) pkgs=("datumaro[cli]==1.13.12")
          check="import datumaro, tensorboardX, tabulate, scipy, matplotlib" ;;  # CLI extras
   py)    pkgs=(maturin==1.16.0 pytest==9.2.0 "pyspark[connect]==4.3.0" pyarrow==26.0.1 pandas==2.3.3
-               numpy==2.3.5 pillow==11.3.0 tqdm==4.70.1)
+               numpy==2.3.5 pillow==11.3.0 tqdm==4.70.1 ziglang==0.15.1)
          check="import pyspark, pyarrow, pandas, PIL, tqdm, pytest" ;;
   *)     echo "venv.sh: unknown venv '$kind' (mxnet, tf, awscli, bench-py, datumaro or py)" >&2; exit 2 ;;
 esac
