@@ -406,6 +406,7 @@ pub(super) fn write_outputs(
                 }
                 format.write_split(ctx, &v.name, split, &items, &mut sink)?;
                 reporter.advance(idx.len() as u64);
+                crate::report::check_cancelled(reporter)?;
                 done.insert(split.clone(), items);
             }
             format.finish_variant(ctx, &v.name, &done, &mut sink)?;
