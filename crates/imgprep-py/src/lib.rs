@@ -187,22 +187,30 @@ fn json<T: serde::Serialize>(v: &T) -> PyResult<String> {
     serde_json::to_string(v).map_err(|e| ImgprepError::new_err(e.to_string()))
 }
 
-/// A recipe from its file, or from text (TOML, or a JSON object) that
-/// stands at `path` (relative paths in it resolve against its folder).
-fn load_recipe(path: &str, text: Option<&str>) -> imgprep::Result<imgprep::recipe::LoadedRecipe> {
+/// A recipe's TOML text: the file's, or `text` (TOML, or a JSON object,
+/// which is written as TOML).
+fn recipe_toml(path: &str, text: Option<&str>) -> imgprep::Result<String> {
     match text {
-        None => imgprep::recipe::load(Path::new(path)),
+        None => std::fs::read_to_string(path).map_err(imgprep::Error::io(path)),
         Some(t) if t.trim_start().starts_with('{') => {
             let v: serde_json::Value = serde_json::from_str(t)
                 .map_err(|e| imgprep::Error::Usage(format!("recipe: {e}")))?;
-            let toml = toml::to_string(&v).map_err(|e| {
+            toml::to_string(&v).map_err(|e| {
                 imgprep::Error::Usage(format!(
                     "recipe: cannot be written as TOML ({e}); use no None values"
                 ))
-            })?;
-            imgprep::recipe::from_text(&toml, Path::new(path))
+            })
         }
-        Some(t) => imgprep::recipe::from_text(t, Path::new(path)),
+        Some(t) => Ok(t.to_string()),
+    }
+}
+
+/// A recipe from its file, or from text standing at `path` (relative paths
+/// in it resolve against its folder).
+fn load_recipe(path: &str, text: Option<&str>) -> imgprep::Result<imgprep::recipe::LoadedRecipe> {
+    match text {
+        None => imgprep::recipe::load(Path::new(path)),
+        Some(_) => imgprep::recipe::from_text(&recipe_toml(path, text)?, Path::new(path)),
     }
 }
 
@@ -218,15 +226,7 @@ fn cli_main(py: Python<'_>, argv: Vec<String>) -> u8 {
 #[pyo3(signature = (path, text=None))]
 fn recipe_info(path: &str, text: Option<&str>) -> PyResult<(String, String)> {
     let r = load_recipe(path, text).map_err(py_err)?;
-    let toml = match text {
-        Some(t) if t.trim_start().starts_with('{') => {
-            let v: serde_json::Value = serde_json::from_str(t).map_err(|e| usage(e.to_string()))?;
-            toml::to_string(&v).map_err(|e| usage(e.to_string()))?
-        }
-        Some(t) => t.to_string(),
-        None => std::fs::read_to_string(path).map_err(|e| usage(format!("{path}: {e}")))?,
-    };
-    Ok((toml, r.hash))
+    Ok((recipe_toml(path, text).map_err(py_err)?, r.hash))
 }
 
 /// Plans a recipe: JSON with the method, ratios, classes, counts, skips and
