@@ -651,10 +651,10 @@ fn annotation(
             }
         }
     };
-    let mut attrs = Attributes {
-        extra: a.extra,
-        ..Attributes::default()
-    };
+    let mut attrs = Attributes::default();
+    if !a.extra.is_empty() {
+        *attrs.extra_mut() = a.extra;
+    }
     let bbox = match (a.bbox, a.segmentation) {
         (Some(b), _) if b.n == 4 && !b.bad => BBox::from_xywh(b.v[0], b.v[1], b.v[2], b.v[3]),
         (Some(b), _) if b.n != 0 => {
@@ -692,7 +692,7 @@ fn annotation(
             false
         }
     };
-    attrs.area = match &a.area {
+    attrs.set_area(match &a.area {
         None | Some(Scalar::Null) => None,
         Some(s) => match s.num().filter(|v| v.is_finite()) {
             Some(v) => Some(v),
@@ -701,7 +701,7 @@ fn annotation(
                 None
             }
         },
-    };
+    });
     Ok((
         image,
         Object {
@@ -766,7 +766,7 @@ mod tests {
         let o = &a.objects[1];
         assert_eq!(&*o.class, "person");
         assert_eq!(o.bbox, BBox::from_xywh(365.0, 87.0, 135.0, 251.0));
-        assert_eq!(o.attrs.area, Some(17254.0));
+        assert_eq!(o.attrs.area(), Some(17254.0));
         assert!(!o.attrs.iscrowd && !o.attrs.from_polygon);
         assert_eq!(o.origin.to_string(), format!("{shown}: annotation id 1"));
         let classes: Vec<&str> = p.images[2].objects.iter().map(|o| &*o.class).collect();
@@ -807,7 +807,7 @@ mod tests {
                 ymax: 60.5
             }
         );
-        assert_eq!(o.attrs.area, Some(1200.0));
+        assert_eq!(o.attrs.area(), Some(1200.0));
         assert_eq!(o.origin.to_string(), "c.json: annotation id 1");
         assert!(p.images[1].objects.is_empty());
         let d: Vec<(&str, &str)> = p
@@ -864,12 +864,12 @@ mod tests {
                 (b(1.0, 2.0, 4.0, 6.0), false, false),
             ]
         );
-        let extra = &a.objects[3].attrs.extra;
+        let extra = a.objects[3].attrs.extra();
         assert_eq!(extra.get("occluded").map(String::as_str), Some("false"));
         assert_eq!(extra.get("rotation").map(String::as_str), Some("0"));
         assert_eq!(extra.get("score").map(String::as_str), Some("0.9"));
         assert_eq!(extra.len(), 3, "{extra:?}");
-        assert_eq!(a.objects[3].attrs.area, None);
+        assert_eq!(a.objects[3].attrs.area(), None);
         let q: Vec<(&str, &str)> = p
             .quirks
             .iter()

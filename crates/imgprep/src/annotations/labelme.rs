@@ -444,7 +444,7 @@ fn shape(s: RawShape, origin: &str, out: &mut Parsed) -> Result<Object, String> 
             };
             let r = (rx - cx).hypot(ry - cy);
             attrs.from_polygon = true;
-            attrs.extra.insert("shape".into(), "circle".into());
+            attrs.extra_mut().insert("shape".into(), "circle".into());
             out.quirks.push(quirk("circle as box", origin));
             BBox {
                 xmin: cx - r,
@@ -456,15 +456,15 @@ fn shape(s: RawShape, origin: &str, out: &mut Parsed) -> Result<Object, String> 
         other => return Err(format!("unknown shape_type {other:?}")),
     };
     if let Some(g) = s.group_id.as_ref().and_then(Scalar::text) {
-        attrs.extra.insert("group_id".into(), g);
+        attrs.extra_mut().insert("group_id".into(), g);
     }
     for f in s.flags {
-        attrs.extra.insert(format!("flag:{f}"), "true".into());
+        attrs.extra_mut().insert(format!("flag:{f}"), "true".into());
     }
     if let Some(d) = s.description.as_ref().and_then(Scalar::text) {
         if !d.trim().is_empty() {
             attrs
-                .extra
+                .extra_mut()
                 .insert("description".into(), d.trim().to_string());
         }
     }
@@ -520,7 +520,7 @@ mod tests {
                 ymax: 329.36900369003695
             }
         );
-        assert!(!o.attrs.from_polygon && o.attrs.extra.is_empty());
+        assert!(!o.attrs.from_polygon && o.attrs.extra().is_empty());
         assert!(o
             .origin
             .to_string()
@@ -552,7 +552,7 @@ mod tests {
         let grouped: Vec<&str> = p.images[0]
             .objects
             .iter()
-            .filter(|o| o.attrs.extra.get("group_id").map(String::as_str) == Some("0"))
+            .filter(|o| o.attrs.extra().get("group_id").map(String::as_str) == Some("0"))
             .map(|o| &*o.class)
             .collect();
         assert_eq!(grouped, ["person", "person"]);
@@ -629,7 +629,7 @@ mod tests {
                 ("quad", b(1.0, 2.0, 9.0, 8.0), false),
             ]
         );
-        let cat = &a.objects[0].attrs.extra;
+        let cat = a.objects[0].attrs.extra();
         assert_eq!(cat.get("group_id").map(String::as_str), Some("3"));
         assert_eq!(cat.get("flag:occluded").map(String::as_str), Some("true"));
         assert_eq!(
@@ -637,9 +637,9 @@ mod tests {
             Some("tail only")
         );
         assert_eq!(cat.len(), 3);
-        assert!(a.objects[1].attrs.extra.is_empty());
+        assert!(a.objects[1].attrs.extra().is_empty());
         assert_eq!(
-            a.objects[2].attrs.extra.get("shape").map(String::as_str),
+            a.objects[2].attrs.extra().get("shape").map(String::as_str),
             Some("circle")
         );
         let q: Vec<&str> = p.quirks.iter().map(|q| q.kind.as_str()).collect();

@@ -10,7 +10,7 @@
 //! their `file:line`; a file that is not XML, or whose root is not
 //! `<annotation>`, is an error.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -268,10 +268,12 @@ fn read_object(
         occluded: flag(obj, "occluded", at, quirks),
         ..Attributes::default()
     };
-    attrs.pose = child(obj, "pose")
-        .map(text_of)
-        .filter(|p| !p.trim().is_empty() && !p.trim().eq_ignore_ascii_case("unspecified"))
-        .map(|p| p.trim().into());
+    attrs.set_pose(
+        child(obj, "pose")
+            .map(text_of)
+            .filter(|p| !p.trim().is_empty() && !p.trim().eq_ignore_ascii_case("unspecified"))
+            .map(|p| p.trim().into()),
+    );
     let known = [
         "name",
         "bndbox",
@@ -286,7 +288,7 @@ fn read_object(
             continue;
         }
         if tag == "part" {
-            read_part(c, at, opts, quirks, &mut attrs.extra);
+            read_part(c, at, opts, quirks, &mut attrs);
         } else if tag == "attributes" && is_cvat_attributes(c) {
             // CVAT: <attributes><attribute><name>k</name><value>v</value>...
             for a in c.children().filter(|a| a.has_tag_name("attribute")) {
@@ -294,7 +296,7 @@ fn read_object(
                 let v = child(a, "value").map(text_of).unwrap_or_default();
                 if !k.trim().is_empty() {
                     attrs
-                        .extra
+                        .extra_mut()
                         .entry(k.trim().to_string())
                         .or_insert_with(|| v.trim().to_string());
                 }
@@ -305,7 +307,7 @@ fn read_object(
             let v = text_of(c);
             if !v.trim().is_empty() {
                 attrs
-                    .extra
+                    .extra_mut()
                     .entry(tag.to_string())
                     .or_insert_with(|| v.trim().to_string());
             }
@@ -333,7 +335,7 @@ fn read_part(
     at: &dyn Fn(Node) -> String,
     opts: &VocOptions,
     quirks: &mut QuirksOnce,
-    extra: &mut BTreeMap<String, String>,
+    attrs: &mut Attributes,
 ) {
     let name = child(part, "name")
         .map(|n| text_of(n).trim().to_string())
@@ -343,7 +345,8 @@ fn read_part(
         (false, Some(Ok(b))) => {
             quirks.add("<part> kept as attribute", at(part));
             let v = format!("{},{},{},{}", b.xmin, b.ymin, b.xmax, b.ymax);
-            extra
+            attrs
+                .extra_mut()
                 .entry(format!("part:{name}"))
                 .and_modify(|e| {
                     e.push(';');
@@ -717,9 +720,9 @@ mod tests {
             "{}",
             o.origin
         );
-        assert_eq!(o.attrs.pose, None);
+        assert_eq!(o.attrs.pose(), None);
         assert!(!o.attrs.difficult && !o.attrs.truncated);
-        assert!(o.attrs.extra.is_empty(), "{:?}", o.attrs.extra);
+        assert!(o.attrs.extra().is_empty(), "{:?}", o.attrs.extra());
         // every file: float text, empty <truncated/> and <difficult/> (once per file)
         assert_eq!(count(&p.quirks, "float coordinates"), 3);
         assert_eq!(count(&p.quirks, "empty <truncated>"), 3);
@@ -840,7 +843,7 @@ mod tests {
         ));
         assert!(d.is_empty());
         assert_eq!(a.objects.len(), 1);
-        let e = &a.objects[0].attrs.extra;
+        let e = a.objects[0].attrs.extra();
         assert_eq!(e["part:head"], "40,20,60,45");
         assert_eq!(e["part:hand"], "10,90,20,100;90,90,100,100.5");
         assert_eq!(e.len(), 2);
@@ -879,13 +882,13 @@ mod tests {
             }
         );
         assert!(o.attrs.difficult);
-        assert_eq!(o.attrs.pose.as_deref(), Some("Left"));
-        assert_eq!(o.attrs.extra["note"], "from CVAT");
-        assert_eq!(o.attrs.extra["color"], "black");
-        assert_eq!(o.attrs.extra.len(), 2);
+        assert_eq!(o.attrs.pose(), Some("Left"));
+        assert_eq!(o.attrs.extra()["note"], "from CVAT");
+        assert_eq!(o.attrs.extra()["color"], "black");
+        assert_eq!(o.attrs.extra().len(), 2);
         assert_eq!(o.origin.to_string(), "a.xml:4");
         assert_eq!(kinds(&q), ["nested <actions> ignored"]);
-        assert_eq!(a.objects[1].attrs.pose, None);
+        assert_eq!(a.objects[1].attrs.pose(), None);
         assert_eq!(a.image, "a.jpg");
         assert_eq!(a.declared_size, Some((500, 375)));
     }

@@ -259,7 +259,7 @@ const EPS: f64 = 1e-6;
 pub(super) fn resolve(
     catalog: &mut Catalog,
     written: &[usize],
-    prepared: &mut BTreeMap<usize, Prepared>,
+    prepared: &mut super::PreparedItems,
     spec: Option<&ImageSpec>,
     settings: &BoxSpec,
     on_error: OnError,

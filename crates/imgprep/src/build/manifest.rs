@@ -77,7 +77,7 @@ pub struct Manifest {
     pub labels: Vec<LabelEntry>,
     pub variants: BTreeMap<String, VariantManifest>,
     /// Every output file (relative to the output folder, `/`-separated).
-    pub files: BTreeMap<String, FileSums>,
+    pub files: FileList,
     /// Records in each TFRecord shard.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub records: BTreeMap<String, u64>,
@@ -120,6 +120,146 @@ pub struct DetectionManifest {
     /// (`push` refuses another one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push_to: Option<String>,
+}
+
+/// Output files by path (relative to the output folder), sorted: the
+/// manifest's `files` object. One sorted list rather than a map: a build
+/// collects its files in write order and sorts them once, in place (at
+/// 100,000 files a map made from that list cost as much again, its nodes
+/// and the list side by side).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FileList(Vec<(String, FileSums)>);
+
+impl FileList {
+    /// The files in `list`, in write order: sorted by path, and a path
+    /// written more than once keeps its last sums.
+    pub fn from_written(mut list: Vec<(String, FileSums)>) -> FileList {
+        // a stable sort of positions (4 bytes each), then the list
+        // rearranged in place: sorting the entries themselves stably would
+        // take a scratch copy of them
+        let n = u32::try_from(list.len()).expect("fewer than 2^32 output files");
+        let mut order: Vec<u32> = (0..n).collect();
+        order.sort_by(|&a, &b| list[a as usize].0.cmp(&list[b as usize].0));
+        // list[k] becomes the entry at order[k], one cycle at a time
+        const DONE: u32 = u32::MAX;
+        for start in 0..order.len() {
+            let mut k = start;
+            while order[k] != DONE {
+                let from = order[k] as usize;
+                order[k] = DONE;
+                if from == start {
+                    break;
+                }
+                list.swap(k, from);
+                k = from;
+            }
+        }
+        // equal paths are now side by side in write order: keep the last
+        list.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                std::mem::swap(later, kept);
+            }
+            same
+        });
+        list.shrink_to_fit();
+        FileList(list)
+    }
+
+    fn find(&self, path: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(p, _)| p.as_str().cmp(path))
+    }
+
+    pub fn get(&self, path: &str) -> Option<&FileSums> {
+        self.find(path).ok().map(|k| &self.0[k].1)
+    }
+
+    pub fn contains_key(&self, path: &str) -> bool {
+        self.find(path).is_ok()
+    }
+
+    /// Adds or replaces the file at `path`; returns the sums it replaced.
+    pub fn insert(&mut self, path: String, sums: FileSums) -> Option<FileSums> {
+        match self.find(&path) {
+            Ok(k) => Some(std::mem::replace(&mut self.0[k].1, sums)),
+            Err(k) => {
+                // one more, not double: the list is sized exactly, and
+                // only a few files are added to a build's list one by one
+                self.0.reserve_exact(1);
+                self.0.insert(k, (path, sums));
+                None
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `(path, sums)` in path order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &FileSums)> {
+        self.0.iter().map(|(p, s)| (p, s))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(p, _)| p)
+    }
+
+    /// The files whose path is `from` or sorts after it, in path order.
+    pub fn starting_at<'a>(
+        &'a self,
+        from: &str,
+    ) -> impl Iterator<Item = (&'a String, &'a FileSums)> {
+        let k = self.find(from).unwrap_or_else(|k| k);
+        self.0[k..].iter().map(|(p, s)| (p, s))
+    }
+}
+
+impl FromIterator<(String, FileSums)> for FileList {
+    fn from_iter<I: IntoIterator<Item = (String, FileSums)>>(iter: I) -> FileList {
+        FileList::from_written(iter.into_iter().collect())
+    }
+}
+
+impl IntoIterator for FileList {
+    type Item = (String, FileSums);
+    type IntoIter = std::vec::IntoIter<(String, FileSums)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl Serialize for FileList {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for FileList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<FileList, D::Error> {
+        struct Files;
+        impl<'de> serde::de::Visitor<'de> for Files {
+            type Value = FileList;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of path -> size and sha256")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FileList, A::Error> {
+                let mut list = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1 << 16));
+                while let Some(entry) = map.next_entry::<String, FileSums>()? {
+                    list.push(entry);
+                }
+                Ok(FileList::from_written(list))
+            }
+        }
+        d.deserialize_map(Files)
+    }
 }
 
 fn version_one() -> u32 {
@@ -201,4 +341,57 @@ pub fn skip_kind(reason: &str) -> String {
         }
     }
     r.split([':', '(']).next().unwrap_or(r).trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checksum::{sha256, Sha256Sum};
+
+    fn sums(size: u64) -> FileSums {
+        FileSums {
+            size,
+            sha256: Sha256Sum(sha256(&size.to_le_bytes())),
+        }
+    }
+
+    #[test]
+    fn file_list_sorts_in_place_and_keeps_the_last_write() {
+        // write order with repeats, long cycles and a path written three times
+        let names = ["m", "b", "z", "a", "b", "q", "c", "a", "b", "y", "d"];
+        let list: Vec<(String, FileSums)> = names
+            .iter()
+            .enumerate()
+            .map(|(k, n)| (n.to_string(), sums(k as u64)))
+            .collect();
+        let files = FileList::from_written(list);
+        let paths: Vec<&str> = files.keys().map(String::as_str).collect();
+        assert_eq!(paths, ["a", "b", "c", "d", "m", "q", "y", "z"]);
+        // the last write of each path: a at 7, b at 8
+        assert_eq!(files.get("a"), Some(&sums(7)));
+        assert_eq!(files.get("b"), Some(&sums(8)));
+        assert_eq!(files.get("z"), Some(&sums(2)));
+        assert!(!files.contains_key("e"));
+        let after_c: Vec<&str> = files.starting_at("c").map(|(p, _)| p.as_str()).collect();
+        assert_eq!(after_c, ["c", "d", "m", "q", "y", "z"]);
+        let after_e: Vec<&str> = files.starting_at("e").map(|(p, _)| p.as_str()).collect();
+        assert_eq!(after_e, ["m", "q", "y", "z"]);
+    }
+
+    #[test]
+    fn file_list_insert_and_json_match_a_map() {
+        let mut files = FileList::default();
+        let mut map = BTreeMap::new();
+        for (k, n) in ["k", "a", "x", "a", "c"].iter().enumerate() {
+            assert_eq!(
+                files.insert(n.to_string(), sums(k as u64)),
+                map.insert(n.to_string(), sums(k as u64))
+            );
+        }
+        let text = serde_json::to_string(&files).unwrap();
+        assert_eq!(text, serde_json::to_string(&map).unwrap());
+        let back: FileList = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, files);
+        assert_eq!(back.len(), 4);
+    }
 }

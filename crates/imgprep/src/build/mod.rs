@@ -98,6 +98,55 @@ enum Prepared {
     Excluded(String),
 }
 
+/// What the prepare stage made of each item it was given, by catalog index.
+/// A slot per catalog item (4 bytes) and the results side by side: at
+/// 50,000 items a map's half-full nodes cost twice as much, and a list of
+/// results per catalog item would cost 64 bytes for each item a shard
+/// leaves to others.
+struct PreparedItems {
+    slot: Vec<u32>,
+    done: Vec<Prepared>,
+}
+
+impl PreparedItems {
+    const NONE: u32 = u32::MAX;
+
+    fn new(items: usize) -> PreparedItems {
+        assert!(items < Self::NONE as usize, "fewer than 2^32 - 1 items");
+        PreparedItems {
+            slot: vec![Self::NONE; items],
+            done: Vec::new(),
+        }
+    }
+
+    fn get(&self, i: &usize) -> Option<&Prepared> {
+        match self.slot.get(*i) {
+            Some(&k) if k != Self::NONE => Some(&self.done[k as usize]),
+            _ => None,
+        }
+    }
+
+    /// Sets (or replaces) item `i`'s result.
+    fn insert(&mut self, i: usize, p: Prepared) {
+        match self.slot[i] {
+            Self::NONE => {
+                self.slot[i] = self.done.len() as u32;
+                self.done.push(p);
+            }
+            k => self.done[k as usize] = p,
+        }
+    }
+
+    /// `(item, result)` in item order.
+    fn iter(&self) -> impl Iterator<Item = (usize, &Prepared)> {
+        self.slot
+            .iter()
+            .enumerate()
+            .filter(|(_, &k)| k != Self::NONE)
+            .map(|(i, &k)| (i, &self.done[k as usize]))
+    }
+}
+
 /// Runs a whole build.
 pub fn build(
     recipe_path: &Path,
@@ -207,7 +256,8 @@ pub fn build_loaded(
         .map(Cache::new)
         .collect();
     let merging = !opts.merge_from.is_empty();
-    let mut prepared: BTreeMap<usize, Prepared> = BTreeMap::new();
+    let mut prepared = PreparedItems::new(catalog.items.len());
+    prepared.done.reserve_exact(needed.len());
     let mut processed = 0u64;
     let mut cached = 0u64;
     let color_policy = r.recipe.transform.color_policy;
@@ -390,9 +440,8 @@ pub fn build_loaded(
         ));
     }
     // The items written, and the label map: exactly their classes.
-    let is_ok = |prepared: &BTreeMap<usize, Prepared>, i: &usize| {
-        matches!(prepared.get(i), Some(Prepared::Ok(..)))
-    };
+    let is_ok =
+        |prepared: &PreparedItems, i: &usize| matches!(prepared.get(i), Some(Prepared::Ok(..)));
     let mut written: Vec<usize> = needed
         .iter()
         .copied()
@@ -446,10 +495,9 @@ pub fn build_loaded(
     catalog.finalize_labels(written.iter().copied());
     if catalog.detection && written.iter().all(|&i| catalog.items[i].labels.is_empty()) {
         let first = prepared.iter().find_map(|(i, p)| match p {
-            Prepared::Skipped(why) | Prepared::Excluded(why) => Some(format!(
-                " (first skipped: {}: {why})",
-                catalog.items[*i].rel
-            )),
+            Prepared::Skipped(why) | Prepared::Excluded(why) => {
+                Some(format!(" (first skipped: {}: {why})", catalog.items[i].rel))
+            }
             Prepared::Ok(..) => None,
         });
         return Err(Error::Problem(format!(
@@ -502,7 +550,10 @@ pub fn build_loaded(
     if let Some(rep) = box_report {
         manifest.detection = Some(write::detection_manifest(&ctx, rep, &left_out));
     }
-    manifest.files.append(&mut written);
+    for (rel, sums) in std::mem::take(&mut manifest.files) {
+        written.insert(rel, sums);
+    }
+    manifest.files = written;
     let items_csv = write::write_items_table(&ctx, &manifest, &locations)?;
     manifest.files.insert(write::ITEMS_CSV.into(), items_csv);
     if !catalog.video.is_empty() {

@@ -37,7 +37,7 @@ pub struct OutGuard {
     /// The previous build's files (from its manifest or a marker).
     pub previous: BTreeSet<String>,
     /// Their sizes and checksums, where a manifest gave them.
-    previous_sums: std::collections::BTreeMap<String, crate::checksum::FileSums>,
+    previous_sums: super::manifest::FileList,
     /// The marker, once writing has begun.
     marker: Mutex<Option<std::fs::File>>,
     /// Every file this build writes, to catch two outputs on one path: the
@@ -176,7 +176,7 @@ pub fn acquire(out: &Path, force: bool) -> Result<OutGuard> {
         ),
     );
     let mut previous = BTreeSet::new();
-    let mut previous_sums = std::collections::BTreeMap::new();
+    let mut previous_sums = super::manifest::FileList::default();
     if owned && !empty {
         if let Some(m) = super::read_manifest(out) {
             previous.extend(m.files.keys().cloned());
@@ -245,8 +245,8 @@ impl OutGuard {
     /// killed one) wrote and this one did not, when it is still what they
     /// wrote (a file listed with a size and checksum that no longer match is
     /// someone else's now and stays), then the marker.
-    pub fn finish(&self, now: &std::collections::BTreeMap<String, crate::checksum::FileSums>) {
-        for f in self.previous.iter().filter(|f| !now.contains_key(*f)) {
+    pub fn finish(&self, now: &super::manifest::FileList) {
+        for f in self.previous.iter().filter(|f| !now.contains_key(f)) {
             // only plain paths inside OUT, never through a link
             let Ok(p) = super::write::under(&self.out, f) else {
                 continue;

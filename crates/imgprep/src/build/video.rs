@@ -937,12 +937,12 @@ pub fn write_frame_table(p: &Path, set: &VideoSet) -> Result<crate::checksum::Fi
 /// The manifest's `video` section.
 pub(super) fn manifest_section(
     catalog: &Catalog,
-    prepared: &BTreeMap<usize, Prepared>,
+    prepared: &super::PreparedItems,
 ) -> serde_json::Value {
     let set = &catalog.video;
     let mut written = vec![0u64; set.chunks.len()];
-    for (i, p) in prepared {
-        if let (Some(f), Prepared::Ok(..)) = (catalog.items[*i].frame, p) {
+    for (i, p) in prepared.iter() {
+        if let (Some(f), Prepared::Ok(..)) = (catalog.items[i].frame, p) {
             written[f.chunk as usize] += 1;
         }
     }

@@ -31,7 +31,7 @@ pub(super) struct Context<'a> {
     /// and modification time, from the fingerprint.
     pub needed: &'a [usize],
     pub prints: &'a [(u64, i128)],
-    pub prepared: &'a BTreeMap<usize, Prepared>,
+    pub prepared: &'a super::PreparedItems,
     pub out: &'a Path,
     pub threads: usize,
     /// Folders of OUT this build has made (or found) already.
@@ -325,7 +325,7 @@ pub(super) fn create_parent(p: &Path) -> Result<()> {
 
 /// Files written: path relative to the output folder -> size and SHA-256
 /// (what the manifest lists).
-pub(super) type Written = BTreeMap<String, FileSums>;
+pub(super) type Written = super::manifest::FileList;
 
 /// Where each item went: (variant index, item, output column) -> place, a
 /// place being a file or `file#record`. Compact on purpose: one flat map
@@ -416,10 +416,8 @@ pub(super) fn write_outputs(
         }
     }
     reporter.end();
-    // one map built from the list at once has full nodes; inserted one by
-    // one in order, its nodes stay about half full (12 MB instead of 7 MB
-    // for 100,000 files). A path written twice keeps its last sums.
-    let written: Written = sink.written.into_iter().collect();
+    // sorted in place; a path written twice keeps its last sums
+    let written = Written::from_written(sink.written);
     Ok((written, sink.records, locations, left_out))
 }
 
@@ -439,11 +437,11 @@ pub(super) fn manifest(
     let mut skipped: Vec<Skip> = c.skipped.clone();
     skipped.extend(ctx.plan.skipped.iter().cloned());
     let mut non_rgb_sources = BTreeMap::new();
-    for (i, p) in ctx.prepared {
+    for (i, p) in ctx.prepared.iter() {
         match p {
             Prepared::Skipped(reason) | Prepared::Excluded(reason) => skipped.push(Skip {
-                origin: Some(c.items[*i].origin.to_string()),
-                item: c.items[*i].rel.clone(),
+                origin: Some(c.items[i].origin.to_string()),
+                item: c.items[i].rel.clone(),
                 reason: reason.clone(),
             }),
             Prepared::Ok(info, ..) if info.source != SourceColor::Rgb => {
@@ -628,7 +626,7 @@ pub(super) fn manifest(
         multi_label,
         labels: c.labels.entries.clone(),
         variants,
-        files: BTreeMap::new(),
+        files: Default::default(),
         records: BTreeMap::new(),
         non_rgb_sources,
         skipped,
@@ -845,7 +843,7 @@ pub fn verify_out(out: &Path, threads: usize, reporter: &dyn Reporter) -> Result
         ..Default::default()
     };
     reporter.begin("verify files", Some(m.files.len() as u64));
-    for (f, want) in &m.files {
+    for (f, want) in m.files.iter() {
         rep.files_checked += 1;
         match file_sums(&at(f)) {
             Ok(got) if &got == want => {}

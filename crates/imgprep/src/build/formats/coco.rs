@@ -25,13 +25,13 @@ pub fn attributes(o: &crate::annotations::Object) -> Map<String, Value> {
     if a.occluded {
         m.insert("occluded".into(), json!(true));
     }
-    if let Some(p) = &a.pose {
+    if let Some(p) = a.pose() {
         m.insert("pose".into(), json!(p));
     }
     if a.from_polygon {
         m.insert("box_from_polygon".into(), json!(true));
     }
-    for (k, v) in &a.extra {
+    for (k, v) in a.extra() {
         m.insert(k.clone(), json!(v));
     }
     m
@@ -82,7 +82,7 @@ impl Format for Coco {
                     // a segment's area from the source holds while the pixels
                     // are the source's; after a resize or crop the box's area
                     // is given
-                    let area = match (ctx.spec, o.attrs.area) {
+                    let area = match (ctx.spec, o.attrs.area()) {
                         (None, Some(a)) => a,
                         _ => b.width() * b.height(),
                     };

@@ -234,7 +234,7 @@ pub(super) fn verify_detection(
             }
             // SageMaker JSON: one per image, boxes inside image_size
             let prefix = format!("{v}/sagemaker-detection/{split}_annotation/");
-            for (f, _) in m.files.range(prefix.clone()..) {
+            for (f, _) in m.files.starting_at(&prefix) {
                 if !f.starts_with(&prefix) {
                     break;
                 }

@@ -282,7 +282,7 @@ fn example_for(ctx: &Context, p: &mut Processor, i: usize, o: &TfOptions) -> Res
                 "image/object/view".into(),
                 Feature::Bytes(
                     objs.iter()
-                        .map(|o| bytes_of(o.attrs.pose.as_deref().unwrap_or("")))
+                        .map(|o| bytes_of(o.attrs.pose().unwrap_or("")))
                         .collect(),
                 ),
             );

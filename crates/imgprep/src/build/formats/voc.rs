@@ -67,7 +67,7 @@ impl Format for Voc {
                      <ymin>{}</ymin>\n      <xmax>{}</xmax>\n      <ymax>{}</ymax>\n    \
                      </bndbox>\n  </object>\n",
                     esc(&o.class),
-                    esc(a.pose.as_deref().unwrap_or("Unspecified")),
+                    esc(a.pose().unwrap_or("Unspecified")),
                     a.truncated as u8,
                     a.difficult as u8,
                     a.occluded as u8,
