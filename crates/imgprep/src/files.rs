@@ -122,8 +122,7 @@ pub fn open_sized(path: &Path) -> std::io::Result<(Box<dyn Read + Send>, u64)> {
         let size = r.size;
         return Ok((Box::new(r), size));
     }
-    let f = open_regular(path)?;
-    let size = f.metadata()?.len();
+    let (f, size) = open_regular_len(path)?;
     Ok((Box::new(f), size))
 }
 
@@ -145,6 +144,11 @@ pub fn read(path: &Path) -> std::io::Result<Vec<u8>> {
 /// opened without blocking and checked on the open handle, so it cannot be
 /// swapped for a FIFO between a check and the open.
 pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    open_regular_len(path).map(|(f, _)| f)
+}
+
+/// [`open_regular`], with the file's length from the same `fstat`.
+pub fn open_regular_len(path: &Path) -> std::io::Result<(std::fs::File, u64)> {
     use std::os::unix::fs::OpenOptionsExt;
     // O_NONBLOCK: opening a FIFO with no writer returns at once
     const O_NONBLOCK: i32 = 0o4000;
@@ -152,11 +156,11 @@ pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
         .read(true)
         .custom_flags(O_NONBLOCK)
         .open(path)?;
-    let kind = f.metadata()?.file_type();
-    if !kind.is_file() {
-        return Err(not_regular(kind));
+    let meta = f.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(not_regular(meta.file_type()));
     }
-    Ok(f)
+    Ok((f, meta.len()))
 }
 
 fn not_regular(kind: std::fs::FileType) -> std::io::Error {

@@ -2,7 +2,7 @@
 //! write `.rec` + `.idx` in list order.
 
 use crate::error::{Error, Result};
-use crate::execute::ordered_map;
+use crate::execute::ordered_map_batched;
 use crate::image::{ImageSpec, Processor};
 use crate::output::AtomicFile;
 use crate::report::Reporter;
@@ -69,6 +69,9 @@ pub fn find_lists(prefix: &Path) -> Result<Vec<PathBuf>> {
     }
     Ok(found)
 }
+
+/// Items per hand-off between threads for local images.
+const PACK_BATCH: usize = 4;
 
 /// Images read at a time when ROOT is in object storage.
 const REMOTE_READS: usize = 16;
@@ -176,9 +179,9 @@ fn read_into(path: &Path, out: &mut Vec<u8>) -> std::io::Result<u64> {
         out.extend_from_slice(&data);
         return Ok(data.len() as u64);
     }
-    let mut f = crate::files::open_regular(path)?;
-    let len = f.metadata()?.len();
-    out.reserve(len as usize);
+    let (mut f, len) = crate::files::open_regular_len(path)?;
+    // room for one byte more: the read that finds the end needs no new buffer
+    out.reserve(usize::try_from(len).unwrap_or(usize::MAX).saturating_add(1));
     Ok(f.read_to_end(out)? as u64)
 }
 
@@ -247,8 +250,9 @@ pub fn pack_list(lst: &Path, opts: &PackOptions, reporter: &dyn Reporter) -> Res
     let total = validate_list(lst)?.entries;
     let rec_path = lst.with_extension("rec");
     let idx_path = lst.with_extension("idx");
-    let mut rec_file = AtomicFile::create(&rec_path).map_err(Error::io(&rec_path))?;
-    let mut idx_file = AtomicFile::create(&idx_path).map_err(Error::io(&idx_path))?;
+    // no SHA-256: im2rec's outputs have no manifest
+    let mut rec_file = AtomicFile::create_unsummed(&rec_path).map_err(Error::io(&rec_path))?;
+    let mut idx_file = AtomicFile::create_unsummed(&idx_path).map_err(Error::io(&idx_path))?;
     let mut rec = RecordWriter::new(&mut rec_file);
     let mut summary = PackSummary {
         lst: lst.to_path_buf(),
@@ -270,12 +274,20 @@ pub fn pack_list(lst: &Path, opts: &PackOptions, reporter: &dyn Reporter) -> Res
     } else {
         opts.threads
     };
-    let window = threads.max(1) * 8;
+    // a few items per hand-off between threads (a pass-through item takes
+    // microseconds, its wake-up as long); at most 8 items per thread in
+    // flight, so memory stays bounded by the images' size
+    let (batch, window) = if remote {
+        (1, threads * 8)
+    } else {
+        (PACK_BATCH, threads.max(1) * 8)
+    };
     let init = || Processor::new().expect("libjpeg-turbo initialises");
     let work =
         |p: &mut Processor, (line, entry): (usize, LstEntry)| pack_one(p, opts, line, entry, lst);
-    ordered_map(
+    ordered_map_batched(
         entries,
+        batch,
         threads,
         window,
         init,
@@ -311,9 +323,18 @@ pub fn pack_list(lst: &Path, opts: &PackOptions, reporter: &dyn Reporter) -> Res
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&idx_path)(e)),
         _ => {}
     }
-    rec_file.commit().map_err(Error::io(&rec_path))?;
+    // The old .rec goes too before the new one is renamed into place: a
+    // rename over an existing file makes ext4 (auto_da_alloc) write the new
+    // file's data out before the rename completes, which held a 1.3 GB
+    // pass-through run for a second or more. Never a partial .rec either way;
+    // a crash in between leaves none (the .idx is gone already).
+    match std::fs::remove_file(&rec_path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&rec_path)(e)),
+        _ => {}
+    }
+    rec_file.persist().map_err(Error::io(&rec_path))?;
     idx_file.flush().map_err(Error::io(&idx_path))?;
-    idx_file.commit().map_err(Error::io(&idx_path))?;
+    idx_file.persist().map_err(Error::io(&idx_path))?;
     summary.seconds = start.elapsed().as_secs_f64();
     Ok(summary)
 }
