@@ -238,7 +238,7 @@ run_case() {
 
   wait_idle "$id"
   hyperfine --style basic --warmup 1 --min-runs "$runs" \
-    --prepare "rm -f $dir/*/photos.rec $dir/*/photos.idx" \
+    --prepare "rm -f $dir/*/photos.rec $dir/*/photos.idx && sync" \
     --export-json "$results/$id.json" \
     -n im2rec "$cmd_im2rec" -n imgprep "$cmd_ours"
   after_case "$id"
@@ -272,7 +272,10 @@ if want e; then
   rm -rf "$work/e_cat"; mkdir -p "$work/e_cat"
   (cd "$data" && cut -f3 "$lst" > "$work/e_cat/files.txt")
   wait_idle e_cat
+  # (a fresh file each run, as the tools get: overwriting one makes ext4
+  # write the old run's data out first; and no dirty pages of a previous run)
   hyperfine --style basic --warmup 1 --min-runs "$runs" \
+    --prepare "rm -f $work/e_cat/all.bin && sync" \
     --export-json "$results/e_cat.json" \
     -n cat "cd $(printf '%q' "$data") && xargs -d '\\n' cat < $work/e_cat/files.txt > $work/e_cat/all.bin"
   after_case e_cat

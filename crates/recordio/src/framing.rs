@@ -47,18 +47,22 @@ impl<W: Write> RecordWriter<W> {
             ));
         }
         let start = self.pos;
+        // MXNet splits a record at every 4-aligned copy of the magic number
+        // (a SIMD search for it, then the aligned hits: this scan runs on the
+        // one thread that writes, over every byte of the dataset)
         let aligned = payload.len() / 4 * 4;
         let mut part_start = 0usize;
-        let mut i = 0usize;
-        while i < aligned {
-            if payload[i..i + 4] == MAGIC_BYTES {
-                let cflag = if part_start == 0 { 1 } else { 2 };
-                self.put(&MAGIC_BYTES)?;
-                self.put(&lrec(cflag, i - part_start))?;
-                self.put(&payload[part_start..i])?;
-                part_start = i + 4;
+        for i in memchr::memmem::find_iter(&payload[..aligned], &MAGIC_BYTES) {
+            // (the magic's bytes cannot overlap a copy of themselves, so
+            // the search's non-overlapping hits are all the hits)
+            if i % 4 != 0 {
+                continue;
             }
-            i += 4;
+            let cflag = if part_start == 0 { 1 } else { 2 };
+            self.put(&MAGIC_BYTES)?;
+            self.put(&lrec(cflag, i - part_start))?;
+            self.put(&payload[part_start..i])?;
+            part_start = i + 4;
         }
         let cflag = if part_start != 0 { 3 } else { 0 };
         self.put(&MAGIC_BYTES)?;
@@ -297,6 +301,55 @@ mod tests {
         .concat();
         assert_eq!(bytes, expected);
         assert_eq!(read_all(&bytes), vec![payload]);
+    }
+
+    /// The framing written byte by byte as MXNet's writer does it: a check
+    /// at every 4-aligned position.
+    fn framed_naively(payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let (mut part_start, mut i) = (0, 0);
+        while i + 4 <= payload.len() / 4 * 4 {
+            if payload[i..i + 4] == MAGIC_BYTES {
+                let cflag = if part_start == 0 { 1 } else { 2 };
+                out.extend_from_slice(&MAGIC_BYTES);
+                out.extend_from_slice(&lrec(cflag, i - part_start));
+                out.extend_from_slice(&payload[part_start..i]);
+                part_start = i + 4;
+            }
+            i += 4;
+        }
+        let cflag = if part_start != 0 { 3 } else { 0 };
+        out.extend_from_slice(&MAGIC_BYTES);
+        out.extend_from_slice(&lrec(cflag, payload.len() - part_start));
+        out.extend_from_slice(&payload[part_start..]);
+        out.extend_from_slice(&[0u8; 3][..pad4(payload.len())]);
+        out
+    }
+
+    #[test]
+    fn magic_search_splits_exactly_where_a_per_position_check_does() {
+        // magic copies planted at every offset mod 4, back to back, across
+        // the aligned end and in a payload's last, unaligned bytes
+        let mut state = 0x9e37_79b9_u32;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state
+        };
+        for len in [0usize, 3, 4, 7, 8, 9, 31, 64, 65, 66, 67, 1000] {
+            for _ in 0..20 {
+                let mut p: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+                for _ in 0..(next() % 6) {
+                    if len >= 4 {
+                        let at = next() as usize % (len - 3);
+                        p[at..at + 4].copy_from_slice(&MAGIC_BYTES);
+                    }
+                }
+                assert_eq!(write(&[&p]), framed_naively(&p), "{p:?}");
+                assert_eq!(read_all(&write(&[&p])), vec![p]);
+            }
+        }
     }
 
     #[test]
