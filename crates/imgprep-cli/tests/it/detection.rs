@@ -1020,3 +1020,86 @@ fn an_edited_box_is_not_up_to_date() {
     let m = json(&env, "out/manifest.json");
     assert_ne!(m["fingerprint"], Value::Null);
 }
+
+/// An annotation-only change re-decodes no image: the item cache is keyed by
+/// the image file and the transform, and boxes are moved into output pixels
+/// after the prepare stage, from the geometry the cache keeps.
+#[test]
+fn a_changed_annotation_decodes_no_image_again() {
+    let env = TestEnv::new();
+    synth_voc(&env, "voc", 6, 160, 120);
+    let r = recipe(
+        &env,
+        "boxes",
+        "type = \"voc\"\nroot = \"voc\"",
+        &["format = \"coco\""],
+        "[split]\ntrain = 0.5\nvalidation = 0.5\n[transform]\nresize = \"80x60\"\n",
+    );
+    let summary =
+        |out: &std::process::Output| -> Value { serde_json::from_slice(&out.stdout).unwrap() };
+    let first = summary(&env.ok(&["build", &r, "--out", "out", "--json"]));
+    assert_eq!(first["processed"], 6);
+    // move the first box of one file by 20 px (halved by the resize)
+    let xml_dir = env.path("voc/Annotations");
+    let mut xmls: Vec<_> = std::fs::read_dir(&xml_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    xmls.sort();
+    let text = std::fs::read_to_string(&xmls[0]).unwrap();
+    let xmin: f64 = text
+        .split("<xmin>")
+        .nth(1)
+        .and_then(|t| t.split("</xmin>").next())
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap();
+    let moved = text.replacen(
+        &format!("<xmin>{}</xmin>", xmin_text(&text)),
+        &format!("<xmin>{}</xmin>", xmin - 20.0),
+        1,
+    );
+    assert_ne!(moved, text);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&xmls[0], moved).unwrap();
+    let after = summary(&env.ok(&["build", &r, "--out", "out", "--json"]));
+    assert_eq!(
+        (after["processed"].clone(), after["cached"].clone()),
+        (0.into(), 6.into()),
+        "{after}"
+    );
+    // the moved box is written, exactly as a clean build writes it
+    env.ok(&["build", &r, "--out", "clean"]);
+    for split in ["train", "validation"] {
+        let rel = format!("complete/coco/annotations/{split}.json");
+        assert_eq!(
+            env.read(&format!("out/{rel}")),
+            env.read(&format!("clean/{rel}")),
+            "{rel}"
+        );
+    }
+    let stem = xmls[0].file_stem().unwrap().to_string_lossy().into_owned();
+    let found = ["train", "validation"].iter().any(|split| {
+        let doc = json(&env, &format!("out/complete/coco/annotations/{split}.json"));
+        coco_boxes(&doc)
+            .iter()
+            .filter(|(file, _)| file.contains(&stem))
+            .any(|(_, boxes)| {
+                boxes
+                    .iter()
+                    .any(|(_, b)| (b[0] - (xmin - 20.0) / 2.0).abs() < 1e-6)
+            })
+    });
+    assert!(
+        found,
+        "the moved box (xmin {} at 80x60) is in the output",
+        (xmin - 20.0) / 2.0
+    );
+}
+
+/// The `<xmin>` text of a VOC file's first object, as written.
+fn xmin_text(xml: &str) -> &str {
+    xml.split("<xmin>")
+        .nth(1)
+        .and_then(|t| t.split("</xmin>").next())
+        .unwrap()
+}

@@ -1082,3 +1082,49 @@ fn chunks_in_azure_are_read_through_sas_urls() {
         .all(|f| f.painted as u64 == f.session_frame && f.label == "x"));
     assert!(!stderr(&out).contains("sig="), "a SAS leaked");
 }
+
+/// Relabelled ranges over the same frames re-decode no video: frames are
+/// cached by chunk, frame and transform, and labels come from the ranges
+/// after decoding.
+#[test]
+fn relabelled_ranges_decode_no_frame_again() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let env = TestEnv::new();
+    clip(&env, "v/s1/a.mp4", 24, 12, 0, "", &[]);
+    env.write(
+        "l/s1.csv",
+        ranges_csv(&[("a", 0.0, 1.0), ("b", 1.0, 2.0)]).as_bytes(),
+    );
+    let r = recipe(
+        &env,
+        "v",
+        "chunks = \"v/{subject}/*.mp4\"\nlabels = \"l/{subject}.csv\"\nunit = \"seconds\"",
+        "",
+    );
+    let summary =
+        |out: &std::process::Output| -> Value { serde_json::from_slice(&out.stdout).unwrap() };
+    let first = summary(&env.ok(&["build", &r, "--out", "out", "--json"]));
+    assert_eq!(first["processed"], 24);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let swapped = [("b", 0.0, 1.0), ("a", 1.0, 2.0)];
+    env.write("l/s1.csv", ranges_csv(&swapped).as_bytes());
+    let after = summary(&env.ok(&["build", &r, "--out", "out", "--json"]));
+    assert_eq!(
+        (after["processed"].clone(), after["cached"].clone()),
+        (0.into(), 24.into()),
+        "{after}"
+    );
+    let w = written(&env, "out");
+    assert_eq!(w.len(), 24);
+    for f in &w {
+        assert_eq!(f.painted as u64, f.frame, "{}", f.item);
+        assert_eq!(
+            f.label,
+            label_at(&swapped, f.frame as f64 / 12.0),
+            "{}",
+            f.item
+        );
+    }
+}
