@@ -13,6 +13,8 @@ source bench/photos_common.sh
 photos="$(bench_photos "$N")"
 work="$bench_cache/build-work-$N"
 rm -rf "$work" && mkdir -p "$work"
+# an item cache of its own, empty: the first build really is one
+export IMGPREP_CACHE_DIR="$work/cache"
 # a hard-link farm: changing a file below replaces the link, never the cached original
 cp -al "$photos" "$work/photos"
 cat > "$work/recipe.toml" <<TOML

@@ -323,15 +323,9 @@ pub fn pack_list(lst: &Path, opts: &PackOptions, reporter: &dyn Reporter) -> Res
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&idx_path)(e)),
         _ => {}
     }
-    // The old .rec goes too before the new one is renamed into place: a
-    // rename over an existing file makes ext4 (auto_da_alloc) write the new
-    // file's data out before the rename completes, which held a 1.3 GB
-    // pass-through run for a second or more. Never a partial .rec either way;
-    // a crash in between leaves none (the .idx is gone already).
-    match std::fs::remove_file(&rec_path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&rec_path)(e)),
-        _ => {}
-    }
+    // (the old .rec is removed just before the new one is renamed in: see
+    // output::put_in_place; a crash in between leaves none, and the .idx is
+    // gone already)
     rec_file.persist().map_err(Error::io(&rec_path))?;
     idx_file.flush().map_err(Error::io(&idx_path))?;
     idx_file.persist().map_err(Error::io(&idx_path))?;
