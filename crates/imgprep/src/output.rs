@@ -152,7 +152,7 @@ impl AtomicFile {
         Ok(sums.finish())
     }
 
-    /// Puts the file in place (renamed over what is at its path).
+    /// Puts the file in place of what is at its path ([`put_in_place`]).
     pub fn persist(mut self) -> io::Result<()> {
         if let Some(mut w) = self.writer.take() {
             w.flush()?;

@@ -550,8 +550,11 @@ pub fn build_loaded(
     if let Some(rep) = box_report {
         manifest.detection = Some(write::detection_manifest(&ctx, rep, &left_out));
     }
+    // what the formats wrote wins over anything listed before (nothing, today)
     for (rel, sums) in std::mem::take(&mut manifest.files) {
-        written.insert(rel, sums);
+        if !written.contains_key(&rel) {
+            written.insert(rel, sums);
+        }
     }
     manifest.files = written;
     let items_csv = write::write_items_table(&ctx, &manifest, &locations)?;
