@@ -1035,9 +1035,7 @@ fn a_changed_annotation_decodes_no_image_again() {
         &["format = \"coco\""],
         "[split]\ntrain = 0.5\nvalidation = 0.5\n[transform]\nresize = \"80x60\"\n",
     );
-    let summary =
-        |out: &std::process::Output| -> Value { serde_json::from_slice(&out.stdout).unwrap() };
-    let first = summary(&env.ok(&["build", &r, "--out", "out", "--json"]));
+    let first = env.ok_json(&["build", &r, "--out", "out", "--json"]);
     assert_eq!(first["processed"], 6);
     // move the first box of one file by 20 px (halved by the resize)
     let xml_dir = env.path("voc/Annotations");
@@ -1047,21 +1045,22 @@ fn a_changed_annotation_decodes_no_image_again() {
         .collect();
     xmls.sort();
     let text = std::fs::read_to_string(&xmls[0]).unwrap();
-    let xmin: f64 = text
+    // the first object's <xmin>, as written
+    let written = text
         .split("<xmin>")
         .nth(1)
         .and_then(|t| t.split("</xmin>").next())
-        .and_then(|t| t.trim().parse().ok())
         .unwrap();
+    let xmin: f64 = written.trim().parse().unwrap();
     let moved = text.replacen(
-        &format!("<xmin>{}</xmin>", xmin_text(&text)),
+        &format!("<xmin>{written}</xmin>"),
         &format!("<xmin>{}</xmin>", xmin - 20.0),
         1,
     );
     assert_ne!(moved, text);
     std::thread::sleep(std::time::Duration::from_millis(20));
     std::fs::write(&xmls[0], moved).unwrap();
-    let after = summary(&env.ok(&["build", &r, "--out", "out", "--json"]));
+    let after = env.ok_json(&["build", &r, "--out", "out", "--json"]);
     assert_eq!(
         (after["processed"].clone(), after["cached"].clone()),
         (0.into(), 6.into()),
@@ -1094,12 +1093,4 @@ fn a_changed_annotation_decodes_no_image_again() {
         "the moved box (xmin {} at 80x60) is in the output",
         (xmin - 20.0) / 2.0
     );
-}
-
-/// The `<xmin>` text of a VOC file's first object, as written.
-fn xmin_text(xml: &str) -> &str {
-    xml.split("<xmin>")
-        .nth(1)
-        .and_then(|t| t.split("</xmin>").next())
-        .unwrap()
 }

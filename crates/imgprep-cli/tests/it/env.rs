@@ -35,6 +35,13 @@ impl TestEnv {
     }
 
     /// A class-folder tree of synthetic JPEGs.
+    /// [`TestEnv::ok`], its stdout read as JSON (commands run with `--json`).
+    pub fn ok_json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.ok(args);
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: stdout is not JSON: {e}: {}", stdout(&out)))
+    }
+
     pub fn synth(&self, dir: &str, classes: usize, per_class: usize, w: u32, h: u32) {
         self.ok(&[
             "synth",

@@ -604,16 +604,14 @@ fn a_changed_chunk_is_decoded_again_and_no_other() {
         "chunks = \"v/{s}/*.mp4\"",
         "[labels]\nunlabelled = true",
     );
-    let summary =
-        |out: &std::process::Output| -> Value { serde_json::from_slice(&out.stdout).unwrap() };
-    let first = summary(&env.ok(&["build", &r, "--out", "out", "--json"]));
+    let first = env.ok_json(&["build", &r, "--out", "out", "--json"]);
     assert_eq!(first["processed"], 48);
-    let again = summary(&env.ok(&["build", &r, "--out", "out", "--json"]));
+    let again = env.ok_json(&["build", &r, "--out", "out", "--json"]);
     assert_eq!(again["up_to_date"], true);
     // another take of s2/b.mp4
     std::thread::sleep(std::time::Duration::from_millis(20));
     clip(&env, "v/s2/b.mp4", 12, 12, 100, "", &[]);
-    let after = summary(&env.ok(&["build", &r, "--out", "out", "--json"]));
+    let after = env.ok_json(&["build", &r, "--out", "out", "--json"]);
     assert_eq!(
         (after["processed"].clone(), after["cached"].clone()),
         (12.into(), 36.into())
@@ -1103,14 +1101,12 @@ fn relabelled_ranges_decode_no_frame_again() {
         "chunks = \"v/{subject}/*.mp4\"\nlabels = \"l/{subject}.csv\"\nunit = \"seconds\"",
         "",
     );
-    let summary =
-        |out: &std::process::Output| -> Value { serde_json::from_slice(&out.stdout).unwrap() };
-    let first = summary(&env.ok(&["build", &r, "--out", "out", "--json"]));
+    let first = env.ok_json(&["build", &r, "--out", "out", "--json"]);
     assert_eq!(first["processed"], 24);
     std::thread::sleep(std::time::Duration::from_millis(20));
     let swapped = [("b", 0.0, 1.0), ("a", 1.0, 2.0)];
     env.write("l/s1.csv", ranges_csv(&swapped).as_bytes());
-    let after = summary(&env.ok(&["build", &r, "--out", "out", "--json"]));
+    let after = env.ok_json(&["build", &r, "--out", "out", "--json"]);
     assert_eq!(
         (after["processed"].clone(), after["cached"].clone()),
         (0.into(), 24.into()),

@@ -131,39 +131,16 @@ pub struct DetectionManifest {
 pub struct FileList(Vec<(String, FileSums)>);
 
 impl FileList {
-    /// The files in `list`, in write order: sorted by path, and a path
-    /// written more than once keeps its last sums.
-    pub fn from_written(mut list: Vec<(String, FileSums)>) -> FileList {
-        // a stable sort of positions (4 bytes each), then the list
-        // rearranged in place: sorting the entries themselves stably would
-        // take a scratch copy of them
-        let n = u32::try_from(list.len()).expect("fewer than 2^32 output files");
-        let mut order: Vec<u32> = (0..n).collect();
-        order.sort_by(|&a, &b| list[a as usize].0.cmp(&list[b as usize].0));
-        // list[k] becomes the entry at order[k], one cycle at a time
-        const DONE: u32 = u32::MAX;
-        for start in 0..order.len() {
-            let mut k = start;
-            while order[k] != DONE {
-                let from = order[k] as usize;
-                order[k] = DONE;
-                if from == start {
-                    break;
-                }
-                list.swap(k, from);
-                k = from;
-            }
+    /// The files in `list`, sorted by path in place; `Err(path)` names a
+    /// path listed twice (a build never writes one twice: its output guard
+    /// refuses the second claim).
+    pub fn from_unsorted(mut list: Vec<(String, FileSums)>) -> Result<FileList, String> {
+        list.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if let Some(w) = list.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(w[0].0.clone());
         }
-        // equal paths are now side by side in write order: keep the last
-        list.dedup_by(|later, kept| {
-            let same = later.0 == kept.0;
-            if same {
-                std::mem::swap(later, kept);
-            }
-            same
-        });
         list.shrink_to_fit();
-        FileList(list)
+        Ok(FileList(list))
     }
 
     fn find(&self, path: &str) -> Result<usize, usize> {
@@ -219,20 +196,6 @@ impl FileList {
     }
 }
 
-impl FromIterator<(String, FileSums)> for FileList {
-    fn from_iter<I: IntoIterator<Item = (String, FileSums)>>(iter: I) -> FileList {
-        FileList::from_written(iter.into_iter().collect())
-    }
-}
-
-impl IntoIterator for FileList {
-    type Item = (String, FileSums);
-    type IntoIter = std::vec::IntoIter<(String, FileSums)>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
-    }
-}
-
 impl Serialize for FileList {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_map(self.iter())
@@ -255,7 +218,9 @@ impl<'de> Deserialize<'de> for FileList {
                 while let Some(entry) = map.next_entry::<String, FileSums>()? {
                     list.push(entry);
                 }
-                Ok(FileList::from_written(list))
+                FileList::from_unsorted(list).map_err(|path| {
+                    serde::de::Error::custom(format!("{path} is listed twice in files"))
+                })
             }
         }
         d.deserialize_map(Files)
@@ -356,26 +321,38 @@ mod tests {
     }
 
     #[test]
-    fn file_list_sorts_in_place_and_keeps_the_last_write() {
-        // write order with repeats, long cycles and a path written three times
-        let names = ["m", "b", "z", "a", "b", "q", "c", "a", "b", "y", "d"];
-        let list: Vec<(String, FileSums)> = names
-            .iter()
-            .enumerate()
-            .map(|(k, n)| (n.to_string(), sums(k as u64)))
-            .collect();
-        let files = FileList::from_written(list);
+    fn file_list_sorts_and_refuses_a_path_twice() {
+        let list = |names: &[&str]| -> Vec<(String, FileSums)> {
+            names
+                .iter()
+                .enumerate()
+                .map(|(k, n)| (n.to_string(), sums(k as u64)))
+                .collect()
+        };
+        let files =
+            FileList::from_unsorted(list(&["m", "b", "z", "a", "q", "c", "y", "d"])).unwrap();
         let paths: Vec<&str> = files.keys().map(String::as_str).collect();
         assert_eq!(paths, ["a", "b", "c", "d", "m", "q", "y", "z"]);
-        // the last write of each path: a at 7, b at 8
-        assert_eq!(files.get("a"), Some(&sums(7)));
-        assert_eq!(files.get("b"), Some(&sums(8)));
+        assert_eq!(files.get("a"), Some(&sums(3)));
         assert_eq!(files.get("z"), Some(&sums(2)));
         assert!(!files.contains_key("e"));
         let after_c: Vec<&str> = files.starting_at("c").map(|(p, _)| p.as_str()).collect();
         assert_eq!(after_c, ["c", "d", "m", "q", "y", "z"]);
         let after_e: Vec<&str> = files.starting_at("e").map(|(p, _)| p.as_str()).collect();
         assert_eq!(after_e, ["m", "q", "y", "z"]);
+        assert_eq!(
+            FileList::from_unsorted(list(&["b", "a", "b"])),
+            Err("b".to_string())
+        );
+        // a manifest listing a file twice is refused, not read with one of them
+        let zeros = "0".repeat(64);
+        let twice = format!(
+            r#"{{"a": {{"size": 1, "sha256": "{zeros}"}}, "a": {{"size": 2, "sha256": "{zeros}"}}}}"#
+        );
+        let err = serde_json::from_str::<FileList>(&twice)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a is listed twice"), "{err}");
     }
 
     #[test]

@@ -544,19 +544,12 @@ pub fn build_loaded(
     } else {
         ctx
     };
-    let (mut written, records, locations, left_out) = write::write_outputs(&ctx, reporter)?;
-    let mut manifest = write::manifest(&ctx, fp, opts.shard, reporter);
+    let (written, records, locations, left_out) = write::write_outputs(&ctx, reporter)?;
+    let mut manifest = write::manifest(&ctx, written, fp, opts.shard, reporter);
     manifest.records = records;
     if let Some(rep) = box_report {
         manifest.detection = Some(write::detection_manifest(&ctx, rep, &left_out));
     }
-    // what the formats wrote wins over anything listed before (nothing, today)
-    for (rel, sums) in std::mem::take(&mut manifest.files) {
-        if !written.contains_key(&rel) {
-            written.insert(rel, sums);
-        }
-    }
-    manifest.files = written;
     let items_csv = write::write_items_table(&ctx, &manifest, &locations)?;
     manifest.files.insert(write::ITEMS_CSV.into(), items_csv);
     if !catalog.video.is_empty() {

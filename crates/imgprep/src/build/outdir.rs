@@ -34,10 +34,11 @@ pub struct OutGuard {
     out: PathBuf,
     /// Whether the folder is imgprep's (it may clean up after itself there).
     pub owned: bool,
-    /// The previous build's files (from its manifest or a marker).
-    pub previous: BTreeSet<String>,
-    /// Their sizes and checksums, where a manifest gave them.
+    /// The previous build's files with their sizes and checksums, from its
+    /// manifest.
     previous_sums: super::manifest::FileList,
+    /// The previous (killed) build's files that only its marker names.
+    previous_unlisted: BTreeSet<String>,
     /// The marker, once writing has begun.
     marker: Mutex<Option<std::fs::File>>,
     /// Every file this build writes, to catch two outputs on one path: the
@@ -175,23 +176,26 @@ pub fn acquire(out: &Path, force: bool) -> Result<OutGuard> {
             cmd.join(" ")
         ),
     );
-    let mut previous = BTreeSet::new();
+    let mut previous_unlisted = BTreeSet::new();
     let mut previous_sums = super::manifest::FileList::default();
     if owned && !empty {
         if let Some(m) = super::read_manifest(out) {
-            previous.extend(m.files.keys().cloned());
             previous_sums = m.files;
         }
         if let Ok(text) = std::fs::read_to_string(out.join(BUILDING)) {
-            previous.extend(text.lines().filter(|l| !l.is_empty()).map(String::from));
+            previous_unlisted.extend(
+                text.lines()
+                    .filter(|l| !l.is_empty() && !previous_sums.contains_key(l))
+                    .map(String::from),
+            );
         }
     }
     Ok(OutGuard {
         _lock: lock,
         out: out.to_path_buf(),
         owned,
-        previous,
         previous_sums,
+        previous_unlisted,
         marker: Mutex::new(None),
         claimed: Mutex::new(std::collections::HashSet::new()),
         checked_dirs: Mutex::new(std::collections::HashSet::new()),
@@ -199,11 +203,17 @@ pub fn acquire(out: &Path, force: bool) -> Result<OutGuard> {
 }
 
 impl OutGuard {
+    /// The previous build's files: listed in its manifest, or only in the
+    /// marker of a killed build (each path once).
+    pub fn previous(&self) -> impl Iterator<Item = &String> {
+        self.previous_sums.keys().chain(&self.previous_unlisted)
+    }
+
     /// Before the first output is written: the marker (with the previous
     /// files) goes in, the old manifest goes out.
     pub fn begin_writing(&self) -> Result<()> {
         let mut list = String::new();
-        for f in &self.previous {
+        for f in self.previous() {
             list.push_str(f);
             list.push('\n');
         }
@@ -246,7 +256,7 @@ impl OutGuard {
     /// wrote (a file listed with a size and checksum that no longer match is
     /// someone else's now and stays), then the marker.
     pub fn finish(&self, now: &super::manifest::FileList) {
-        for f in self.previous.iter().filter(|f| !now.contains_key(f)) {
+        for f in self.previous().filter(|f| !now.contains_key(f)) {
             // only plain paths inside OUT, never through a link
             let Ok(p) = super::write::under(&self.out, f) else {
                 continue;

@@ -416,8 +416,8 @@ pub(super) fn write_outputs(
         }
     }
     reporter.end();
-    // sorted in place; a path written twice keeps its last sums
-    let written = Written::from_written(sink.written);
+    let written = Written::from_unsorted(sink.written)
+        .expect("the output guard refuses a path claimed twice");
     Ok((written, sink.records, locations, left_out))
 }
 
@@ -428,6 +428,7 @@ pub(super) type LeftOut = BTreeMap<(String, String, String), u64>;
 /// Counts, label map, hyperparameters and skips (files are added by the caller).
 pub(super) fn manifest(
     ctx: &Context,
+    files: Written,
     fingerprint: String,
     shard: Option<(usize, usize)>,
     reporter: &dyn Reporter,
@@ -626,7 +627,7 @@ pub(super) fn manifest(
         multi_label,
         labels: c.labels.entries.clone(),
         variants,
-        files: Default::default(),
+        files,
         records: BTreeMap::new(),
         non_rgb_sources,
         skipped,

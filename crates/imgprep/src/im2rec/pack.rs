@@ -277,11 +277,8 @@ pub fn pack_list(lst: &Path, opts: &PackOptions, reporter: &dyn Reporter) -> Res
     // a few items per hand-off between threads (a pass-through item takes
     // microseconds, its wake-up as long); at most 8 items per thread in
     // flight, so memory stays bounded by the images' size
-    let (batch, window) = if remote {
-        (1, threads * 8)
-    } else {
-        (PACK_BATCH, threads.max(1) * 8)
-    };
+    let batch = if remote { 1 } else { PACK_BATCH };
+    let window = threads.max(1) * 8;
     let init = || Processor::new().expect("libjpeg-turbo initialises");
     let work =
         |p: &mut Processor, (line, entry): (usize, LstEntry)| pack_one(p, opts, line, entry, lst);
