@@ -4,7 +4,7 @@
 
 use crate::checksum::{FileSums, Summer};
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// Whether a file name is one of [`AtomicFile`]'s temporary names
@@ -101,11 +101,61 @@ pub fn link_atomic(src: &Path, dest: &Path) -> io::Result<bool> {
 }
 
 pub struct AtomicFile {
-    tmp: tempfile::NamedTempFile,
-    writer: Option<BufWriter<File>>,
+    /// The temporary file (taken when it is put in place).
+    tmp: Option<tempfile::NamedTempFile>,
+    /// Bytes not yet handed on (to the file, or to the writer thread).
+    buf: Vec<u8>,
     dest: PathBuf,
-    /// None: no SHA-256 is wanted ([`AtomicFile::create_unsummed`]).
+    /// None: no SHA-256 is wanted ([`AtomicFile::create_unsummed`]). Moved
+    /// to the writer thread when it starts.
     sums: Option<Summer>,
+    /// Started once a file outgrows one buffer: it hashes and writes the
+    /// full buffers while the caller fills the next (a large record file's
+    /// SHA-256 is then no longer on the one thread that makes its records).
+    worker: Option<Worker>,
+}
+
+/// Size of the buffers an [`AtomicFile`] hands on.
+const BUF: usize = 1 << 20;
+/// Full buffers waiting for the writer thread, at most (so at most
+/// `(QUEUE + 2) * BUF` bytes are held, whatever the file's size).
+const QUEUE: usize = 2;
+
+struct Worker {
+    full: std::sync::mpsc::SyncSender<Vec<u8>>,
+    empty: std::sync::mpsc::Receiver<Vec<u8>>,
+    done: std::thread::JoinHandle<io::Result<Option<Summer>>>,
+}
+
+impl Worker {
+    fn start(mut file: File, mut sums: Option<Summer>) -> Worker {
+        let (full, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(QUEUE);
+        let (back, empty) = std::sync::mpsc::sync_channel(QUEUE + 1);
+        let work = move || {
+            for mut b in rx {
+                if let Some(s) = &mut sums {
+                    s.update(&b);
+                }
+                file.write_all(&b)?;
+                b.clear();
+                let _ = back.try_send(b);
+            }
+            Ok(sums)
+        };
+        let done = std::thread::Builder::new()
+            .name("imgprep-write".into())
+            .spawn(work)
+            .expect("a thread starts");
+        Worker { full, empty, done }
+    }
+
+    /// Waits for every buffer handed on to be written.
+    fn finish(self) -> io::Result<Option<Summer>> {
+        drop(self.full);
+        self.done
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the writer thread panicked")))
+    }
 }
 
 impl AtomicFile {
@@ -118,7 +168,7 @@ impl AtomicFile {
 
     /// A file that nobody needs the SHA-256 of (`im2rec`'s `.rec`, which
     /// has no manifest): it is put in place with [`AtomicFile::persist`].
-    /// Hashing 1.3 GB of records costs 0.7 s of the one thread that writes.
+    /// Hashing 1.3 GB of records costs 0.7 s of a core.
     pub fn create_unsummed(dest: &Path) -> io::Result<Self> {
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
@@ -129,13 +179,12 @@ impl AtomicFile {
             .prefix(&format!(".{name}."))
             .suffix(".partial")
             .tempfile_in(dir)?;
-        // (a second handle on the open file, not a second open of its path)
-        let writer = BufWriter::with_capacity(1 << 20, tmp.as_file().try_clone()?);
         Ok(AtomicFile {
-            tmp,
-            writer: Some(writer),
+            tmp: Some(tmp),
+            buf: Vec::new(),
             dest: dest.to_path_buf(),
             sums: None,
+            worker: None,
         })
     }
 
@@ -143,53 +192,108 @@ impl AtomicFile {
         &self.dest
     }
 
+    fn tmp_file(&mut self) -> &mut File {
+        self.tmp
+            .as_mut()
+            .expect("not put in place yet")
+            .as_file_mut()
+    }
+
+    /// Hands the buffer on: to the writer thread (started for the first
+    /// full buffer), or, at the end of a small file, straight to the file.
+    fn hand_on(&mut self, last: bool) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        if self.worker.is_none() && last {
+            if let Some(s) = &mut self.sums {
+                s.update(&self.buf);
+            }
+            let buf = std::mem::take(&mut self.buf);
+            self.tmp_file().write_all(&buf)?;
+            return Ok(());
+        }
+        if self.worker.is_none() {
+            let file = self.tmp_file().try_clone()?;
+            self.worker = Some(Worker::start(file, self.sums.take()));
+        }
+        let w = self.worker.as_ref().expect("started above");
+        let next = w.empty.try_recv().unwrap_or_default();
+        let full = std::mem::replace(&mut self.buf, next);
+        if w.full.send(full).is_err() {
+            // the thread stopped on a write error: that error
+            let w = self.worker.take().expect("started above");
+            return Err(match w.finish() {
+                Err(e) => e,
+                Ok(_) => io::Error::other("the writer thread stopped"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes out everything and returns the sums.
+    fn finish(&mut self) -> io::Result<Option<Summer>> {
+        self.hand_on(true)?;
+        match self.worker.take() {
+            Some(w) => w.finish(),
+            None => Ok(self.sums.take()),
+        }
+    }
+
     /// Flushes and renames into place, readable by others like any new
     /// file (temporary files are created 0600). Returns the size and
     /// SHA-256 of what was written, summed on the way (no re-read).
     pub fn commit(mut self) -> io::Result<FileSums> {
-        let sums = self.sums.take().expect("made by AtomicFile::create");
+        let sums = self.finish()?.expect("made by AtomicFile::create");
         self.persist()?;
         Ok(sums.finish())
     }
 
     /// Puts the file in place of what is at its path ([`put_in_place`]).
     pub fn persist(mut self) -> io::Result<()> {
-        if let Some(mut w) = self.writer.take() {
-            w.flush()?;
-        }
+        self.finish()?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            self.tmp
-                .as_file()
+            self.tmp_file()
                 .set_permissions(std::fs::Permissions::from_mode(0o644))?;
         }
-        put_in_place(self.tmp, &self.dest)
+        let tmp = self.tmp.take().expect("put in place once");
+        put_in_place(tmp, &self.dest)
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        // abandoned (an error on the way): the thread ends before the
+        // temporary file is removed
+        if let Some(w) = self.worker.take() {
+            let _ = w.finish();
+        }
     }
 }
 
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.writer.as_mut().expect("not committed").write(buf)?;
-        if let Some(s) = &mut self.sums {
-            s.update(&buf[..n]);
-        }
-        Ok(n)
+        self.write_all(buf)?;
+        Ok(buf.len())
     }
 
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.writer
-            .as_mut()
-            .expect("not committed")
-            .write_all(buf)?;
-        if let Some(s) = &mut self.sums {
-            s.update(buf);
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.buf.capacity() == 0 {
+            self.buf.reserve_exact(BUF);
+        }
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= BUF {
+            self.hand_on(false)?;
         }
         Ok(())
     }
 
+    /// Nothing to do: everything is written by the time the file is
+    /// committed or persisted (which is when others may read it).
     fn flush(&mut self) -> io::Result<()> {
-        self.writer.as_mut().expect("not committed").flush()
+        Ok(())
     }
 }
 
@@ -248,6 +352,8 @@ mod tests {
         let f = AtomicFile::create(&dir.path().join("a.rec")).unwrap();
         let tmp_name = f
             .tmp
+            .as_ref()
+            .unwrap()
             .path()
             .file_name()
             .unwrap()

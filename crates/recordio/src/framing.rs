@@ -72,6 +72,17 @@ impl<W: Write> RecordWriter<W> {
         Ok(start)
     }
 
+    /// Writes bytes that are already whole framed records (e.g. copied from
+    /// another `.rec`: a record's framing does not depend on where it starts,
+    /// since records start at 4-byte-aligned offsets) and returns the offset
+    /// they start at. The caller vouches for the framing; a run may be
+    /// written in several calls.
+    pub fn write_framed(&mut self, framed: &[u8]) -> io::Result<u64> {
+        let start = self.pos;
+        self.put(framed)?;
+        Ok(start)
+    }
+
     fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.inner.write_all(bytes)?;
         self.pos += bytes.len() as u64;

@@ -470,6 +470,73 @@ fn rebuilds_are_incremental_and_equal_to_clean_builds() {
     }
 }
 
+/// Every `.lst` line of the RecordIO outputs under `out`: (total, lines naming `rel`).
+fn records_naming(env: &TestEnv, out: &str, rel: &str) -> (u64, u64) {
+    let (mut total, mut naming) = (0, 0);
+    for (path, bytes) in tree(&env.path(out)) {
+        if path.contains("/recordio/") && path.ends_with(".lst") {
+            for line in String::from_utf8(bytes).unwrap().lines() {
+                total += 1;
+                naming += line.ends_with(&format!("\t{rel}")) as u64;
+            }
+        }
+    }
+    (total, naming)
+}
+
+#[test]
+fn rebuilds_copy_unchanged_records_and_never_trust_an_edited_record_file() {
+    let env = TestEnv::new();
+    drivers(&env);
+    env.ok(&["build", "drivers.toml", "--out", "o"]);
+    let clean_compare = |name: &str| {
+        env.ok(&["build", "drivers.toml", "--out", name]);
+        let (a, b) = (tree(&env.path("o")), tree(&env.path(name)));
+        assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+        for (k, v) in &a {
+            assert!(v == &b[k], "{k} differs from a clean build");
+        }
+    };
+    // one image changed: only its records are made again
+    env.write(
+        "imgs/train/class_0/img_00.jpg",
+        &env.read("imgs/train/class_1/img_10.jpg"),
+    );
+    let second = summary(&env, &["build", "drivers.toml", "--out", "o"]);
+    let (total, changed) = records_naming(&env, "o", "class_0/img_00.jpg");
+    assert!(changed >= 1 && total > 30, "{total} {changed}");
+    assert_eq!(second["processed"], 1, "{second}");
+    assert_eq!(second["records_reused"], total - changed, "{second}");
+    clean_compare("clean1");
+
+    // a record file edited after the build (same size) is not copied from
+    // (its identity differs from the one its table was saved for)
+    let rec = env.path("o/complete/recordio/train.rec");
+    let mut bytes = std::fs::read(&rec).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&rec, &bytes).unwrap();
+    env.write(
+        "imgs/train/class_1/img_11.jpg",
+        &env.read("imgs/train/class_2/img_20.jpg"),
+    );
+    let third = summary(&env, &["build", "drivers.toml", "--out", "o"]);
+    let (_, changed) = records_naming(&env, "o", "class_1/img_11.jpg");
+    let train = std::fs::read_to_string(env.path("o/complete/recordio/train.lst")).unwrap();
+    let in_train = train.lines().count() as u64;
+    let changed_in_train = train
+        .lines()
+        .filter(|l| l.ends_with("\tclass_1/img_11.jpg"))
+        .count() as u64;
+    assert_eq!(
+        third["records_reused"],
+        total - in_train - (changed - changed_in_train),
+        "every file but the edited one is copied from: {third}"
+    );
+    clean_compare("clean2");
+}
+
 #[test]
 fn shards_merged_equal_one_build() {
     let env = TestEnv::new();
@@ -618,10 +685,26 @@ fn the_cache_keeps_only_what_the_last_build_used() {
         std::fs::read_dir(dir)
             .map(|d| {
                 d.flatten()
+                    // (beside the items: the record tables, counted below)
+                    .filter(|s| s.file_name() != "records")
                     .map(|s| std::fs::read_dir(s.path()).map(|e| e.count()).unwrap_or(0))
                     .sum()
             })
             .unwrap_or(0)
+    };
+    // one record table per record file of the output
+    let tables = || -> (usize, usize) {
+        let items = std::fs::read_dir(env.path("cache/items"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let recs = tree(&env.path("out"))
+            .keys()
+            .filter(|k| k.ends_with(".rec"))
+            .count();
+        (std::fs::read_dir(items.join("records")).unwrap().count(), recs)
     };
     let build = |resize: u32| -> serde_json::Value {
         env.write("r.toml", recipe(resize).as_bytes());
@@ -641,6 +724,8 @@ fn the_cache_keeps_only_what_the_last_build_used() {
     );
     assert!(!env.path("out/.imgprep-cache").exists());
     assert_eq!(entries(), 8);
+    let (t, recs) = tables();
+    assert!(t == recs && t > 0, "{t} tables for {recs} record files");
     let s = build(20);
     assert_eq!(s["processed"], 8);
     assert!(s["cache_pruned_bytes"].as_u64().unwrap() > 0, "{s}");
@@ -652,4 +737,6 @@ fn the_cache_keeps_only_what_the_last_build_used() {
         (Some(0), Some(7))
     );
     assert_eq!(entries(), 7);
+    let (t, recs) = tables();
+    assert!(t == recs && t > 0, "{t} tables for {recs} record files");
 }

@@ -204,6 +204,10 @@ impl Cache {
             return (0, 0);
         };
         for d in subdirs.flatten() {
+            // the record tables (see `reuse`) are kept by their own rule
+            if d.file_name() == super::reuse::TABLES {
+                continue;
+            }
             let Ok(entries) = std::fs::read_dir(d.path()) else {
                 continue;
             };

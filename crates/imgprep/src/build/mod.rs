@@ -10,6 +10,7 @@ pub mod outdir;
 pub mod plan;
 pub mod preview;
 pub mod publish;
+mod reuse;
 pub mod sources;
 pub mod video;
 mod write;
@@ -64,6 +65,9 @@ pub struct BuildSummary {
     pub processed: u64,
     /// Images taken from the cache.
     pub cached: u64,
+    /// Records copied as they were from the previous build's record files
+    /// (same header, same item bytes), without reading their items.
+    pub records_reused: u64,
     /// Bytes of cache entries of earlier builds removed (entries this
     /// build did not use).
     pub cache_pruned_bytes: u64,
@@ -233,6 +237,7 @@ pub fn build_loaded(
                 up_to_date: true,
                 processed: 0,
                 cached: 0,
+                records_reused: 0,
                 cache_pruned_bytes: 0,
                 cache_dir,
                 seconds: start.elapsed().as_secs_f64(),
@@ -538,6 +543,7 @@ pub fn build_loaded(
         threads: opts.threads,
         made_dirs: Default::default(),
         evict: None,
+        reused: Default::default(),
     };
     let ctx = if opts.drop_cache {
         write::with_eviction(ctx)
@@ -545,6 +551,7 @@ pub fn build_loaded(
         ctx
     };
     let (written, records, locations, left_out) = write::write_outputs(&ctx, reporter)?;
+    let ctx_reused = ctx.reused.load(std::sync::atomic::Ordering::Relaxed);
     let mut manifest = write::manifest(&ctx, written, fp, opts.shard, reporter);
     manifest.records = records;
     if let Some(rep) = box_report {
@@ -583,11 +590,17 @@ pub fn build_loaded(
         })
         .collect();
     let (_, cache_pruned_bytes) = cache.retain(&keep);
+    reuse::prune(
+        cache.dir(),
+        &opts.out,
+        manifest.files.iter().map(|(f, _)| f.as_str()),
+    );
     Ok(BuildSummary {
         out: opts.out.clone(),
         up_to_date: false,
         processed,
         cached,
+        records_reused: ctx_reused,
         cache_pruned_bytes,
         cache_dir,
         seconds: start.elapsed().as_secs_f64(),

@@ -179,6 +179,12 @@ pub fn summary_lines(s: &BuildSummary) -> Vec<String> {
         m.files.len(),
         s.seconds
     ));
+    if s.records_reused > 0 {
+        lines.push(format!(
+            "{} records copied unchanged from the previous build's record files",
+            s.records_reused
+        ));
+    }
     if !m.non_rgb_sources.is_empty() {
         let kinds: Vec<String> = m
             .non_rgb_sources

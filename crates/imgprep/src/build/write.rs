@@ -39,6 +39,8 @@ pub(super) struct Context<'a> {
     /// With `drop_cache`: reads of each item's cached image still to come;
     /// at 0 the entry is removed.
     pub evict: Option<std::sync::Mutex<HashMap<usize, u32>>>,
+    /// Records copied from the previous build's record files.
+    pub reused: std::sync::atomic::AtomicU64,
 }
 
 /// Counts, for every item, the outputs that will read its cached image, so
@@ -185,6 +187,23 @@ impl Context<'_> {
             }
         }
         Ok(bytes)
+    }
+
+    /// What identifies the bytes `bytes(i)` returns: the item's cache key
+    /// (transform, source path, size, modification time, frame).
+    pub fn bytes_key(&self, i: usize) -> String {
+        let (size, mtime) = self.print(i);
+        super::video::cache_key(self.transform_key, &self.catalog.items[i], size, mtime)
+    }
+
+    /// Where the record table of the record file `rel` is kept (see
+    /// `reuse`); None when this build keeps none (`drop_cache`: the next
+    /// build starts from scratch).
+    pub fn record_table(&self, rel: &str) -> Option<std::path::PathBuf> {
+        match self.evict {
+            Some(_) => None,
+            None => Some(super::reuse::table_path(self.cache.dir(), self.out, rel)),
+        }
     }
 
     /// Length of the bytes `bytes(i)` returns, without reading them.

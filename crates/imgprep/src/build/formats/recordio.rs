@@ -8,6 +8,7 @@
 //! cannot be read by those iterators, so it is left out and counted.
 
 use super::{Format, Sink};
+use crate::build::reuse;
 use crate::build::write::{create_parent, io_err, Context};
 use crate::error::Result;
 use crate::output::AtomicFile;
@@ -119,6 +120,14 @@ fn write(
     let mut idx_f = AtomicFile::create(&idx_p).map_err(io_err(&idx_p))?;
     let mut lst_f = AtomicFile::create(&lst_p).map_err(io_err(&lst_p))?;
     let mut rec = RecordWriter::new(&mut rec_f);
+    // records the previous build made from the same header and item bytes
+    // are copied from its file, not made again (see `reuse`)
+    let table_path = ctx.record_table(&rec_rel);
+    let previous = table_path
+        .as_ref()
+        .and_then(|t| reuse::Previous::open(t, &rec_p));
+    let mut copier = previous.as_ref().map(reuse::Copier::new);
+    let mut table = reuse::Table::default();
     let mut payload = Vec::new();
     for (k, &i) in items.iter().enumerate() {
         let item = &ctx.catalog.items[i];
@@ -130,8 +139,27 @@ fn write(
         };
         payload.clear();
         header.write_header(&mut payload);
-        payload.extend_from_slice(&ctx.bytes(i)?);
-        let off = rec.write_record(&payload).map_err(io_err(&rec_p))?;
+        let key = reuse::key("recordio", &payload, &ctx.bytes_key(i));
+        let found = previous.as_ref().and_then(|p| p.find(&key));
+        let off = rec.position() + copier.as_ref().map_or(0, |c| c.pending());
+        match (found, copier.as_mut()) {
+            (Some((from, len)), Some(c)) => {
+                c.add(from, len, &mut |b| rec.write_framed(b).map(drop))
+                    .map_err(io_err(&rec_p))?;
+                table.push(key, off, len);
+                ctx.reused
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            (_, c) => {
+                if let Some(c) = c {
+                    c.flush(&mut |b| rec.write_framed(b).map(drop))
+                        .map_err(io_err(&rec_p))?;
+                }
+                payload.extend_from_slice(&ctx.bytes(i)?);
+                rec.write_record(&payload).map_err(io_err(&rec_p))?;
+                table.push(key, off, rec.position() - off);
+            }
+        }
         write_idx_line(&mut idx_f, i as u64, off).map_err(io_err(&idx_p))?;
         lst_f
             .write_all(
@@ -145,8 +173,17 @@ fn write(
             .map_err(io_err(&lst_p))?;
         sink.places.push((i, format!("{rec_rel}#{k}").into()));
     }
+    if let Some(c) = copier.as_mut() {
+        c.flush(&mut |b| rec.write_framed(b).map(drop))
+            .map_err(io_err(&rec_p))?;
+    }
     rec.flush().map_err(io_err(&rec_p))?;
-    sink.file(rec_rel, rec_f.commit().map_err(io_err(&rec_p))?);
+    drop(previous);
+    let sums = rec_f.commit().map_err(io_err(&rec_p))?;
+    if let Some(t) = &table_path {
+        table.save(t, &rec_p);
+    }
+    sink.file(rec_rel, sums);
     sink.file(idx_rel, idx_f.commit().map_err(io_err(&idx_p))?);
     sink.file(lst_rel, lst_f.commit().map_err(io_err(&lst_p))?);
     Ok(())
