@@ -704,7 +704,10 @@ fn the_cache_keeps_only_what_the_last_build_used() {
             .keys()
             .filter(|k| k.ends_with(".rec"))
             .count();
-        (std::fs::read_dir(items.join("records")).unwrap().count(), recs)
+        (
+            std::fs::read_dir(items.join("records")).unwrap().count(),
+            recs,
+        )
     };
     let build = |resize: u32| -> serde_json::Value {
         env.write("r.toml", recipe(resize).as_bytes());

@@ -84,6 +84,10 @@ enum Rule {
 pub struct Catalog {
     /// Sorted by `rel`; the position is the item's id in every output.
     pub items: Vec<Item>,
+    /// Size and modification time of each item's file (for frames: of its
+    /// chunk), taken when the catalog was made; the build's fingerprint and
+    /// cache keys use them (the build takes them, leaving this empty).
+    pub prints: Vec<(u64, i128)>,
     pub labels: LabelMap,
     /// How the label map's order was decided, for the manifest.
     pub label_order: String,
@@ -311,7 +315,8 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
             }
         }
     };
-    let mut by_rel: BTreeMap<String, Item> = BTreeMap::new();
+    // each item with its file's size and modification time (one look at the file)
+    let mut by_rel: BTreeMap<String, (Item, (u64, i128))> = BTreeMap::new();
     for mut item in items {
         // one name per file: `./a`, `a//b` and `x/../a` are `a`, `a/b`, `a`
         if item.rel.contains(['\t', '\n', '\r']) {
@@ -373,8 +378,9 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
             problem(&item, format!("label {bad:?} is not in the label map"))?;
             continue;
         }
-        if !item.path.is_file() {
-            if let Err(e) = crate::files::fingerprint(&item.path) {
+        let print = match crate::files::fingerprint(&item.path) {
+            Ok(p) => p,
+            Err(e) => {
                 // the item and its origin name the file; the reason says only
                 // what is wrong, so it reads the same wherever the sources are
                 let why = match e.kind() {
@@ -385,8 +391,8 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
                 problem(&item, why)?;
                 continue;
             }
-        }
-        if let Some(first) = by_rel.get(&item.rel) {
+        };
+        if let Some((first, _)) = by_rel.get(&item.rel) {
             let first_origin = first.origin.clone();
             problem(
                 &item,
@@ -394,9 +400,9 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
             )?;
             continue;
         }
-        by_rel.insert(item.rel.clone(), item);
+        by_rel.insert(item.rel.clone(), (item, print));
     }
-    let items: Vec<Item> = by_rel.into_values().collect();
+    let (items, prints): (Vec<Item>, Vec<(u64, i128)>) = by_rel.into_values().unzip();
     if !r.recipe.labels.unlabelled
         && !boxes.any
         && !items.is_empty()
@@ -415,6 +421,7 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
     let multi_label = !detection && (multi_label || items.iter().any(|i| i.labels.len() > 1));
     let mut c = Catalog {
         items,
+        prints,
         labels,
         label_order,
         multi_label,

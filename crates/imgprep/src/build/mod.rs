@@ -27,7 +27,7 @@ use crate::execute::ordered_map_batched;
 use crate::image::{ImageInfo, Processor, SourceColor, SourceGeometry};
 use crate::recipe::{self, ColorPolicy, OnError};
 use crate::report::Reporter;
-use cache::{fingerprint, Cache, SourceSha};
+use cache::{Cache, SourceSha};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -166,6 +166,17 @@ pub fn build_loaded(
     opts: &BuildOptions,
     reporter: &dyn Reporter,
 ) -> Result<BuildSummary> {
+    let built = build_in(r, opts, reporter);
+    // (replaced files still being removed: no space is held after a build)
+    crate::output::finish_removals();
+    built
+}
+
+fn build_in(
+    r: &recipe::LoadedRecipe,
+    opts: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> Result<BuildSummary> {
     let start = std::time::Instant::now();
     let spec = r.recipe.transform.image_spec().map_err(Error::Usage)?;
     let sources = read_sources(r)?;
@@ -204,9 +215,10 @@ pub fn build_loaded(
     let mut fp_sum = checksum::Summer::default();
     fp_sum.update(format!("{}\n{}\n{:?}\n", transform_key, r.hash, opts.shard).as_bytes());
     let mut prints = Vec::with_capacity(needed.len());
+    let catalog_prints = std::mem::take(&mut catalog.prints);
     for &i in &needed {
         let item = &catalog.items[i];
-        let (size, mtime) = fingerprint(&item.path).map_err(Error::io(&item.path))?;
+        let (size, mtime) = catalog_prints[i];
         // labels too: a changed range or index row changes the outputs
         fp_sum.update(
             format!(
@@ -223,6 +235,7 @@ pub fn build_loaded(
         }
         prints.push((size, mtime));
     }
+    drop(catalog_prints);
     let fp = fp_sum.finish().sha256.to_string();
     outdir::check_overlap(&opts.out, &sources::input_paths(r))?;
     let guard = outdir::acquire(&opts.out, opts.force)?;

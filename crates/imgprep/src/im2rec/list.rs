@@ -130,7 +130,20 @@ impl Walker<'_> {
                     continue;
                 }
             };
-            // follows symlinks, like os.walk(followlinks=True) + isfile
+            // the entry's own type where the folder listing gives it (no
+            // look at the file); links are followed, like
+            // os.walk(followlinks=True) + isfile
+            match entry.file_type() {
+                Ok(t) if t.is_file() => {
+                    files.push(name);
+                    continue;
+                }
+                Ok(t) if t.is_dir() => {
+                    dirs.push(name);
+                    continue;
+                }
+                _ => {}
+            }
             match std::fs::metadata(entry.path()) {
                 Ok(m) if m.is_dir() => dirs.push(name),
                 Ok(m) if m.is_file() => files.push(name),

@@ -239,6 +239,13 @@ fn pack_one(
 
 /// Converts one `.lst` into `.rec` + `.idx` next to it.
 pub fn pack_list(lst: &Path, opts: &PackOptions, reporter: &dyn Reporter) -> Result<PackSummary> {
+    let packed = pack_list_in(lst, opts, reporter);
+    // (a replaced .rec still being removed: no space is held after a pack)
+    crate::output::finish_removals();
+    packed
+}
+
+fn pack_list_in(lst: &Path, opts: &PackOptions, reporter: &dyn Reporter) -> Result<PackSummary> {
     let start = Instant::now();
     let remote = crate::files::is_remote(&opts.root);
     if !remote && !opts.root.is_dir() {
