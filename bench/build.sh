@@ -34,8 +34,10 @@ quality = 95
 format = "recordio"
 TOML
 
-t() { # prints seconds taken by the command
+t() { # prints seconds taken by the command, started after a sync (so the
+  # previous run's output being written out to disk is not in its time)
   local s e
+  sync
   s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N)
   printf '%.2f' "$(echo "$e - $s" | bc)"
 }

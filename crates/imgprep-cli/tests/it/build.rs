@@ -497,12 +497,22 @@ fn rebuilds_copy_unchanged_records_and_never_trust_an_edited_record_file() {
             assert!(v == &b[k], "{k} differs from a clean build");
         }
     };
-    // one image changed: only its records are made again
+    // one image changed: only its records are made again (the recipe and
+    // OUT named another way, as from another folder: the same cache)
     env.write(
         "imgs/train/class_0/img_00.jpg",
         &env.read("imgs/train/class_1/img_10.jpg"),
     );
-    let second = summary(&env, &["build", "drivers.toml", "--out", "o"]);
+    let (recipe, out) = (env.path("drivers.toml"), env.path("o"));
+    let second = summary(
+        &env,
+        &[
+            "build",
+            recipe.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
     let (total, changed) = records_naming(&env, "o", "class_0/img_00.jpg");
     assert!(changed >= 1 && total > 30, "{total} {changed}");
     assert_eq!(second["processed"], 1, "{second}");

@@ -34,7 +34,6 @@ impl TestEnv {
         succeeded(args, self.run(args))
     }
 
-    /// A class-folder tree of synthetic JPEGs.
     /// [`TestEnv::ok`], its stdout read as JSON (commands run with `--json`).
     pub fn ok_json(&self, args: &[&str]) -> serde_json::Value {
         let out = self.ok(args);
@@ -42,6 +41,7 @@ impl TestEnv {
             .unwrap_or_else(|e| panic!("{args:?}: stdout is not JSON: {e}: {}", stdout(&out)))
     }
 
+    /// A class-folder tree of synthetic JPEGs.
     pub fn synth(&self, dir: &str, classes: usize, per_class: usize, w: u32, h: u32) {
         self.ok(&[
             "synth",

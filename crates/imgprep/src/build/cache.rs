@@ -76,7 +76,18 @@ impl Cache {
         Cache { dir }
     }
 
+    /// A local path counts as its absolute form, so a build run from
+    /// another folder (a relative recipe path spelled differently) finds
+    /// the same entries.
     pub fn key(transform: &str, path: &Path, size: u64, mtime: i128) -> String {
+        let abs;
+        let path = match crate::files::is_remote(path) {
+            true => path,
+            false => {
+                abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+                abs.as_path()
+            }
+        };
         let text = format!("{transform}\0{}\0{size}\0{mtime}", path.display());
         crate::checksum::sha256_hex(text.as_bytes())[..40].to_string()
     }
