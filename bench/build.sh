@@ -3,7 +3,8 @@
 # bench/make_photos.py from ../shared/data/photos; cached). Rows:
 #   first build, no-op re-run, re-run after changing 1 % of the inputs,
 #   4 shards (run one after another here) + merge.
-# Usage: bench/build.sh [N]   (IMGPREP=path/to/imgprep to test another binary)
+# Usage: bench/build.sh [N]   (IMGPREP=path/to/imgprep to test another binary;
+#        RUNS=5 timed re-runs after a 1 % change)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-20000}"
@@ -43,16 +44,36 @@ t() { # prints seconds taken by the command, started after a sync (so the
 }
 first=$(t "$bin" build "$work/recipe.toml" --out "$work/out" -q)
 noop=$(t "$bin" build "$work/recipe.toml" --out "$work/out" -q)
-# change 1 %: every 100th file gets another photo's bytes
+# change 1 %: every 100th file gets another photo's bytes (alternately the
+# next and the one after, so every run of the script changes them again)
 mapfile -t files < <(cd "$work/photos" && find . -name '*.jpg' | sort)
-changed=0
+printf '%s\n' "${files[@]}" > "$work/files.txt"
+cat > "$work/change.sh" <<'SH'
+#!/usr/bin/env bash
+# change.sh WORK PHOTOS: replaces every 100th photo of WORK/photos (a new file, new mtime)
+set -euo pipefail
+work="$1" photos="$2"
+mapfile -t files < "$work/files.txt"
+flip=$(( $(cat "$work/flip" 2>/dev/null || echo 0) ^ 1 ))
+echo "$flip" > "$work/flip"
 for ((i = 0; i < ${#files[@]}; i += 100)); do
-  j=$(( (i + 1) % ${#files[@]} ))
+  j=$(( (i + 1 + flip) % ${#files[@]} ))
   rm "$work/photos/${files[$i]}"
   cp "$photos/${files[$j]}" "$work/photos/${files[$i]}"
-  changed=$((changed + 1))
 done
-one_pct=$(t "$bin" build "$work/recipe.toml" --out "$work/out" -q)
+SH
+changed=$(( (${#files[@]} + 99) / 100 ))
+# timed with hyperfine: RUNS rebuilds (default 5, after 1 warm-up), each after
+# the change and a sync; the median
+hyperfine --style none --warmup 1 --runs "${RUNS:-5}" --export-json "$work/one_pct.json" \
+  --prepare "bash $work/change.sh $work $photos && sync" \
+  "$bin build $work/recipe.toml --out $work/out -q" >/dev/null
+one_pct=$(python3 -c "import json, statistics; print('%.2f' % statistics.median(json.load(open('$work/one_pct.json'))['results'][0]['times']))")
+one_pct_range=$(python3 -c "import json; t = json.load(open('$work/one_pct.json'))['results'][0]['times']; print('%.2f-%.2f' % (min(t), max(t)))")
+# once more, for the counts: images decoded, records copied from the previous .rec
+bash "$work/change.sh" "$work" "$photos"
+counts=$("$bin" build "$work/recipe.toml" --out "$work/out" --json -q \
+  | python3 -c "import json, sys; d = json.load(sys.stdin); print('%d decoded, %d records copied' % (d['processed'], d['records_reused']))")
 "$bin" build "$work/recipe.toml" --out "$work/clean" -q
 same=yes
 cmp -s "$work/out/complete/recordio/train.rec" "$work/clean/complete/recordio/train.rec" || same=no
@@ -73,7 +94,7 @@ cat <<MD
 |---|---:|---:|
 | first build | $first | 100 % |
 | no-op re-run | $noop | $(pct "$noop") % |
-| re-run after changing $changed inputs (1 %) | $one_pct | $(pct "$one_pct") % (result equal to a clean build: $same) |
+| re-run after changing $changed inputs (1 %), median (range $one_pct_range) | $one_pct | $(pct "$one_pct") % ($counts; result equal to a clean build: $same) |
 | 4 shards, one after another | $shards | $(pct "$shards") % |
 | merge of the 4 shards | $merge | $(pct "$merge") % (equal to one build: $merged_same) |
 MD
