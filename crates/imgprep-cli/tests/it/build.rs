@@ -3,7 +3,7 @@
 use crate::env::{stderr, TestEnv};
 use recordio::{ImageRecord, Labels, RecordReader};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn records(path: &Path) -> Vec<(u64, Labels)> {
     let bytes = std::fs::read(path).unwrap();
@@ -545,6 +545,22 @@ fn rebuilds_copy_unchanged_records_and_never_trust_an_edited_record_file() {
         "every file but the edited one is copied from: {third}"
     );
     clean_compare("clean2");
+
+    // --drop-cache keeps no table (nor any image): the next build starts from scratch
+    env.write(
+        "imgs/train/class_2/img_20.jpg",
+        &env.read("imgs/train/class_0/img_01.jpg"),
+    );
+    let dropped = summary(
+        &env,
+        &["build", "drivers.toml", "--out", "o", "--drop-cache"],
+    );
+    assert_eq!(dropped["up_to_date"], false, "{dropped}");
+    let cache_dir = PathBuf::from(dropped["cache_dir"].as_str().unwrap());
+    let left: Vec<_> = std::fs::read_dir(cache_dir.join("records"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "record tables left: {left:?}");
 }
 
 #[test]

@@ -603,11 +603,10 @@ fn build_in(
         })
         .collect();
     let (_, cache_pruned_bytes) = cache.retain(&keep);
-    reuse::prune(
-        cache.dir(),
-        &opts.out,
-        manifest.files.iter().map(|(f, _)| f.as_str()),
-    );
+    // (the record tables of the files written; none after --drop-cache,
+    // whose next build starts from scratch)
+    let tabled = manifest.files.iter().map(|(f, _)| f.as_str());
+    reuse::prune(cache.dir(), &opts.out, tabled.filter(|_| !opts.drop_cache));
     Ok(BuildSummary {
         out: opts.out.clone(),
         up_to_date: false,
