@@ -27,6 +27,9 @@ const MAGIC: &[u8; 8] = b"IPRTAB01";
 const HEADER: usize = 8 + 7 * 8 + 8;
 /// key, offset, length
 const ENTRY: usize = 16 + 8 + 8;
+/// The smallest record a table can describe: RecordIO's 8 bytes of framing
+/// and the 24-byte image record header.
+const MIN_RECORD: u64 = 32;
 /// Bytes copied at a time from the previous file.
 const CHUNK: usize = 1 << 20;
 
@@ -110,10 +113,10 @@ impl Previous {
         if !meta.is_file() || cfg!(not(unix)) {
             return None;
         }
-        // the table's size is bounded by the records the file can hold
-        // (each at least 8 bytes), so a stray huge file is not read
+        // the table's size is bounded by the records the file can hold,
+        // so a stray huge file is not read
         let tmeta = std::fs::metadata(table).ok()?;
-        let most = HEADER as u64 + (meta.len() / 8 + 1) * ENTRY as u64;
+        let most = HEADER as u64 + (meta.len() / MIN_RECORD + 1) * ENTRY as u64;
         if tmeta.len() > most {
             return None;
         }
@@ -261,28 +264,29 @@ mod tests {
     fn a_table_describes_only_the_file_it_was_saved_for() {
         let dir = tempfile::tempdir().unwrap();
         let (file, table) = (dir.path().join("a.rec"), dir.path().join("t/a"));
-        std::fs::write(&file, b"0123456789abcdef").unwrap();
+        let (a, b) = ([b'a'; 40], [b'b'; 40]);
+        std::fs::write(&file, [a, b].concat()).unwrap();
         let mut t = Table::default();
-        t.push([1; 16], 0, 8);
-        t.push([2; 16], 8, 8);
+        t.push([1; 16], 0, 40);
+        t.push([2; 16], 40, 40);
         t.save(&table, &file);
         let prev = Previous::open(&table, &file).expect("the table fits the file");
-        assert_eq!(prev.find(&[2; 16]), Some((8, 8)));
+        assert_eq!(prev.find(&[2; 16]), Some((40, 40)));
         assert_eq!(prev.find(&[3; 16]), None);
         let mut copied = Vec::new();
         let mut c = Copier::new(&prev);
-        let mut out = |b: &[u8]| {
-            copied.extend_from_slice(b);
+        let mut out = |bytes: &[u8]| {
+            copied.extend_from_slice(bytes);
             Ok(())
         };
-        c.add(8, 8, &mut out).unwrap();
-        c.add(0, 8, &mut out).unwrap();
+        c.add(40, 40, &mut out).unwrap();
+        c.add(0, 40, &mut out).unwrap();
         c.flush(&mut out).unwrap();
-        assert_eq!(copied, b"89abcdef01234567");
+        assert_eq!(copied, [b, a].concat());
 
         // the same bytes written again: a new change time, so not trusted
         std::thread::sleep(std::time::Duration::from_millis(10));
-        std::fs::write(&file, b"0123456789abcdef").unwrap();
+        std::fs::write(&file, [a, b].concat()).unwrap();
         assert!(Previous::open(&table, &file).is_none());
         // a table cut short is not used either
         t.save(&table, &file);
@@ -290,15 +294,23 @@ mod tests {
         let data = std::fs::read(&table).unwrap();
         std::fs::write(&table, &data[..data.len() - 1]).unwrap();
         assert!(Previous::open(&table, &file).is_none());
+        // nor one with more records than the file can hold
+        // (80 bytes: at most 80 / 32 + 1 = 3 records)
+        let mut t3 = Table::default();
+        for k in 0..4 {
+            t3.push([k; 16], 0, 8);
+        }
+        t3.save(&table, &file);
+        assert!(Previous::open(&table, &file).is_none());
     }
 
     #[test]
     fn a_table_pointing_past_the_end_of_its_file_is_not_used() {
         let dir = tempfile::tempdir().unwrap();
         let (file, table) = (dir.path().join("a.rec"), dir.path().join("a.table"));
-        std::fs::write(&file, b"01234567").unwrap();
+        std::fs::write(&file, [b'x'; 40]).unwrap();
         let mut t = Table::default();
-        t.push([1; 16], 4, 8);
+        t.push([1; 16], 4, 40);
         t.save(&table, &file);
         assert!(Previous::open(&table, &file).is_none());
     }
