@@ -166,7 +166,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn start(mut file: File, mut sums: Option<Summer>) -> Worker {
+    fn start(mut file: File, mut sums: Option<Summer>) -> io::Result<Worker> {
         let (full, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(QUEUE);
         let (back, empty) = std::sync::mpsc::sync_channel(QUEUE + 1);
         let work = move || {
@@ -182,9 +182,8 @@ impl Worker {
         };
         let done = std::thread::Builder::new()
             .name("imgprep-write".into())
-            .spawn(work)
-            .expect("a thread starts");
-        Worker { full, empty, done }
+            .spawn(work)?;
+        Ok(Worker { full, empty, done })
     }
 
     /// Waits for every buffer handed on to be written.
@@ -253,7 +252,7 @@ impl AtomicFile {
         }
         if self.worker.is_none() {
             let file = self.tmp_file().try_clone()?;
-            self.worker = Some(Worker::start(file, self.sums.take()));
+            self.worker = Some(Worker::start(file, self.sums.take())?);
         }
         let w = self.worker.as_ref().expect("started above");
         let next = w.empty.try_recv().unwrap_or_default();
