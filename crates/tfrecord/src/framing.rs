@@ -28,6 +28,17 @@ impl<W: Write> RecordWriter<W> {
         Ok(start)
     }
 
+    /// Writes bytes that are already whole framed records (e.g. copied
+    /// from another TFRecord file: a record's framing does not depend on
+    /// where it starts) and returns the offset they start at. The caller
+    /// vouches for the framing; a run may be written in several calls.
+    pub fn write_framed(&mut self, framed: &[u8]) -> io::Result<u64> {
+        let start = self.pos;
+        self.inner.write_all(framed)?;
+        self.pos += framed.len() as u64;
+        Ok(start)
+    }
+
     pub fn position(&self) -> u64 {
         self.pos
     }

@@ -557,6 +557,7 @@ fn build_in(
         made_dirs: Default::default(),
         evict: None,
         reused: Default::default(),
+        tables: Default::default(),
     };
     let ctx = if opts.drop_cache {
         write::with_eviction(ctx)
@@ -605,8 +606,8 @@ fn build_in(
     let (_, cache_pruned_bytes) = cache.retain(&keep);
     // (the record tables of the files written; none after --drop-cache,
     // whose next build starts from scratch)
-    let tabled = manifest.files.iter().map(|(f, _)| f.as_str());
-    reuse::prune(cache.dir(), &opts.out, tabled.filter(|_| !opts.drop_cache));
+    let tables = std::mem::take(&mut *ctx.tables.lock().unwrap());
+    reuse::prune(cache.dir(), &opts.out, tables.iter().map(|t| t.as_str()));
     Ok(BuildSummary {
         out: opts.out.clone(),
         up_to_date: false,

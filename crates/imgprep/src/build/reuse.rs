@@ -1,36 +1,47 @@
 //! Record reuse: a rebuild copies the records that did not change from the
-//! previous build's record file instead of reading every item again.
+//! previous build's record files instead of reading every item again.
 //!
-//! For each record file it writes (a RecordIO `.rec`), a build keeps a
-//! record table beside the item cache (`records/ID`, never in the output
-//! folder): the file's identity once in place (device, inode, size,
+//! For each set of record files it writes (a RecordIO `.rec`, or the shards
+//! of one TFRecord split), a build keeps a record table beside the item
+//! cache (`records/ID`, never in the output folder): per file its name in
+//! the output folder and its identity once in place (device, inode, size,
 //! modification and change times: any later write, replacement or restore
-//! changes one of them) and, per record, a key naming everything its bytes
-//! are made from (the record header and the identity of the item's bytes,
-//! i.e. its cache key) with the offset and length of its framed bytes.
+//! changes one of them), and per record a key naming everything its bytes
+//! are made from (for RecordIO the record header and the identity of the
+//! item's bytes, i.e. its cache key; for TFRecord the example's other
+//! features and that identity) with the file, offset and length of its
+//! framed bytes.
 //!
-//! The next build of the same file looks each record's key up. Found, the
+//! The next build of the same set looks each record's key up. Found, the
 //! record's bytes are copied from the previous file (consecutive records as
 //! one copy), without reading the item; not found, the record is made as in
-//! a first build. A table whose file's identity differs, or that does not
-//! parse, is not used: the build then reads every item, as a first build
-//! does. The result is byte-identical to a clean build either way.
+//! a first build. The records of a file whose identity differs are not
+//! used, and a table that does not parse is not used at all: the build then
+//! reads those items, as a first build does. The result is byte-identical
+//! to a clean build either way.
 
 use crate::checksum::sha256;
 use std::collections::HashMap;
 use std::fs::File;
-use std::io;
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"IPRTAB01";
-/// magic, identity (dev, ino, size, mtime s+ns, ctime s+ns), entry count
-const HEADER: usize = 8 + 7 * 8 + 8;
-/// key, offset, length
-const ENTRY: usize = 16 + 8 + 8;
-/// The smallest record a table can describe: RecordIO's 8 bytes of framing
-/// and the 24-byte image record header.
-const MIN_RECORD: u64 = 32;
-/// Bytes copied at a time from the previous file.
+const MAGIC: &[u8; 8] = b"IPRTAB02";
+/// device, inode, size, mtime s+ns, ctime s+ns
+const IDENTITY: usize = 7;
+/// key, file, offset, length
+const ENTRY: usize = 16 + 8 + 8 + 8;
+/// The smallest record a table can describe: TFRecord's 16 bytes of
+/// framing (RecordIO's 8 bytes and image header make 32).
+const MIN_RECORD: u64 = 16;
+/// Limits on what a table may list, so a damaged one is not trusted.
+const MAX_FILES: u64 = 1 << 20;
+const MAX_NAME: u64 = 4096;
+/// Previous files held open at once: records of files past this many are
+/// made again, so a table of thousands of shards cannot use up the
+/// process's file descriptors.
+const MAX_OPEN: usize = 256;
+/// Bytes copied at a time from a previous file.
 const CHUNK: usize = 1 << 20;
 
 /// Names everything a record's bytes are made from.
@@ -48,25 +59,26 @@ pub(super) fn key(kind: &str, header: &[u8], bytes_key: &str) -> Key {
     sha256(&text)[..16].try_into().expect("16 bytes")
 }
 
-/// Where the table of the record file `rel` of the output folder `out` is
+/// Where the table `id` (the record file's name in the output folder, or
+/// for a set of shards the name they share) of the output folder `out` is
 /// kept, under the item cache folder `cache_dir`.
-pub(super) fn table_path(cache_dir: &Path, out: &Path, rel: &str) -> PathBuf {
-    cache_dir.join(TABLES).join(table_name(out, rel))
+pub(super) fn table_path(cache_dir: &Path, out: &Path, id: &str) -> PathBuf {
+    cache_dir.join(TABLES).join(table_name(out, id))
 }
 
 /// The folder of record tables in an item cache.
 pub(super) const TABLES: &str = "records";
 
-pub(super) fn table_name(out: &Path, rel: &str) -> String {
+pub(super) fn table_name(out: &Path, id: &str) -> String {
     let abs = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
-    let id = crate::checksum::sha256_hex(format!("{}\0{rel}", abs.display()).as_bytes());
-    id[..24].to_string()
+    let h = crate::checksum::sha256_hex(format!("{}\0{id}", abs.display()).as_bytes());
+    h[..24].to_string()
 }
 
-/// Removes the tables of files this build did not write (outputs no
-/// longer made, or made by a build with another recipe).
-pub(super) fn prune<'a>(cache_dir: &Path, out: &Path, written: impl Iterator<Item = &'a str>) {
-    let keep: std::collections::HashSet<String> = written.map(|r| table_name(out, r)).collect();
+/// Removes the tables this build did not keep (outputs no longer made, or
+/// made by a build with another recipe).
+pub(super) fn prune<'a>(cache_dir: &Path, out: &Path, kept: impl Iterator<Item = &'a str>) {
+    let keep: std::collections::HashSet<String> = kept.map(|r| table_name(out, r)).collect();
     let Ok(entries) = std::fs::read_dir(cache_dir.join(TABLES)) else {
         return;
     };
@@ -78,7 +90,7 @@ pub(super) fn prune<'a>(cache_dir: &Path, out: &Path, written: impl Iterator<Ite
 }
 
 #[cfg(unix)]
-fn identity(m: &std::fs::Metadata) -> [u64; 7] {
+fn identity(m: &std::fs::Metadata) -> [u64; IDENTITY] {
     use std::os::unix::fs::MetadataExt;
     [
         m.dev(),
@@ -92,90 +104,144 @@ fn identity(m: &std::fs::Metadata) -> [u64; 7] {
 }
 
 #[cfg(not(unix))]
-fn identity(_: &std::fs::Metadata) -> [u64; 7] {
+fn identity(_: &std::fs::Metadata) -> [u64; IDENTITY] {
     // no inode or change time: a table is never trusted
-    [u64::MAX; 7]
+    [u64::MAX; IDENTITY]
 }
 
-/// The previous build's record file, open, and where each record lies in it.
+/// The previous build's record files, open, and where each record lies in
+/// them.
 pub(super) struct Previous {
-    file: File,
-    at: HashMap<Key, (u64, u64)>,
+    /// Per file of the table: open and still the file the table
+    /// describes, or None.
+    files: Vec<Option<File>>,
+    at: HashMap<Key, (u32, u64, u64)>,
+}
+
+fn word(r: &mut impl Read) -> Option<u64> {
+    let mut b = [0u8; 8];
+    r.read_exact(&mut b).ok()?;
+    Some(u64::from_le_bytes(b))
 }
 
 impl Previous {
-    /// The previous version of the record file at `path`, when the table
-    /// at `table` describes exactly the file now there.
-    pub fn open(table: &Path, path: &Path) -> Option<Previous> {
-        let file = File::open(path).ok()?;
-        let meta = file.metadata().ok()?;
-        let id = identity(&meta);
-        if !meta.is_file() || cfg!(not(unix)) {
+    /// The previous versions of the record files the table at `table`
+    /// lists; `resolve` gives the path of a file by its name in the output
+    /// folder (None: not to be read). Records are looked up only in files
+    /// that are still exactly the files the table describes.
+    pub fn open(table: &Path, resolve: impl Fn(&str) -> Option<PathBuf>) -> Option<Previous> {
+        if cfg!(not(unix)) {
             return None;
         }
-        // the table's size is bounded by the records the file can hold,
-        // so a stray huge file is not read
-        let tmeta = std::fs::metadata(table).ok()?;
-        let most = HEADER as u64 + (meta.len() / MIN_RECORD + 1) * ENTRY as u64;
-        if tmeta.len() > most {
+        let t = File::open(table).ok()?;
+        let tlen = t.metadata().ok()?.len();
+        let mut r = BufReader::new(t);
+        let mut magic = [0u8; 8];
+        r.read_exact(&mut magic).ok()?;
+        if &magic != MAGIC {
             return None;
         }
-        let data = std::fs::read(table).ok()?;
-        if data.len() < HEADER || &data[..8] != MAGIC {
+        let nfiles = word(&mut r)?;
+        if nfiles > MAX_FILES {
             return None;
         }
-        let word = |k: usize| u64::from_le_bytes(data[k..k + 8].try_into().expect("8 bytes"));
-        if (0..7).any(|k| word(8 + 8 * k) != id[k]) {
-            return None;
-        }
-        let n = word(8 + 7 * 8) as usize;
-        if data.len() != HEADER + n.checked_mul(ENTRY)? {
-            return None;
-        }
-        let mut at = HashMap::with_capacity(n);
-        for e in data[HEADER..].chunks_exact(ENTRY) {
-            let key: Key = e[..16].try_into().expect("16 bytes");
-            let off = u64::from_le_bytes(e[16..24].try_into().expect("8 bytes"));
-            let len = u64::from_le_bytes(e[24..32].try_into().expect("8 bytes"));
-            if off.checked_add(len)? > meta.len() || len == 0 {
+        let mut files = Vec::with_capacity(nfiles as usize);
+        let mut lens = Vec::with_capacity(nfiles as usize);
+        let mut pos = 16u64;
+        for _ in 0..nfiles {
+            let n = word(&mut r)?;
+            if n > MAX_NAME {
                 return None;
             }
-            at.insert(key, (off, len));
+            let mut name = vec![0u8; n as usize];
+            r.read_exact(&mut name).ok()?;
+            let mut id = [0u64; IDENTITY];
+            for w in &mut id {
+                *w = word(&mut r)?;
+            }
+            pos += 8 + n + 8 * IDENTITY as u64;
+            let file = String::from_utf8(name)
+                .ok()
+                .filter(|_| files.iter().flatten().count() < MAX_OPEN)
+                .and_then(|name| resolve(&name))
+                .and_then(|p| File::open(p).ok())
+                .filter(|f| {
+                    f.metadata()
+                        .is_ok_and(|m| m.is_file() && identity(&m) == id)
+                });
+            lens.push(file.as_ref().map_or(0, |_| id[2]));
+            files.push(file);
         }
-        Some(Previous { file, at })
+        let n = word(&mut r)?;
+        pos += 8;
+        // exactly the entries the count says (checked before reading them)
+        if n.checked_mul(ENTRY as u64)?.checked_add(pos)? != tlen {
+            return None;
+        }
+        // each file's entries are bounded by the records it can hold, so
+        // memory follows the record files, not the table
+        let mut counts = vec![0u64; files.len()];
+        let mut at = HashMap::new();
+        let mut e = [0u8; ENTRY];
+        for _ in 0..n {
+            r.read_exact(&mut e).ok()?;
+            let key: Key = e[..16].try_into().expect("16 bytes");
+            let w = |k: usize| u64::from_le_bytes(e[k..k + 8].try_into().expect("8 bytes"));
+            let (f, off, len) = (w(16), w(24), w(32));
+            let k = usize::try_from(f).ok().filter(|&k| k < files.len())?;
+            if files[k].is_none() {
+                continue;
+            }
+            counts[k] += 1;
+            if off.checked_add(len)? > lens[k] || len == 0 || counts[k] > lens[k] / MIN_RECORD + 1 {
+                return None;
+            }
+            at.insert(key, (k as u32, off, len));
+        }
+        Some(Previous { files, at })
     }
 
-    /// Where the record with this key lies in the previous file.
-    pub fn find(&self, key: &Key) -> Option<(u64, u64)> {
+    /// Where the record with this key lies: file (its place in the
+    /// table), offset, length.
+    pub fn find(&self, key: &Key) -> Option<(u32, u64, u64)> {
         self.at.get(key).copied()
     }
 }
 
-/// The records of the file being written, for the next build's table.
+/// The records of the files being written, for the next build's table.
 #[derive(Default)]
 pub(super) struct Table {
-    entries: Vec<(Key, u64, u64)>,
+    entries: Vec<(Key, u32, u64, u64)>,
 }
 
 impl Table {
-    pub fn push(&mut self, key: Key, offset: u64, len: u64) {
-        self.entries.push((key, offset, len));
+    /// A record of the `file`th file written (in the order `save` is given
+    /// them) at `offset`, `len` bytes long.
+    pub fn push(&mut self, key: Key, file: u32, offset: u64, len: u64) {
+        self.entries.push((key, file, offset, len));
     }
 
-    /// Saves the table of the file now at `path` (just put in place) to
-    /// `table`. A table that cannot be saved only costs the next build its
-    /// reuse, so failures are ignored, after removing any older table.
-    pub fn save(&self, table: &Path, path: &Path) {
+    /// Saves the table of the files now at `files` (name in the output
+    /// folder, path; just put in place) to `table`. A table that cannot be
+    /// saved only costs the next build its reuse, so failures are ignored,
+    /// after removing any older table.
+    pub fn save(&self, table: &Path, files: &[(String, PathBuf)]) {
         let saved = (|| -> io::Result<()> {
-            let meta = std::fs::metadata(path)?;
-            let mut data = Vec::with_capacity(HEADER + self.entries.len() * ENTRY);
+            let mut data = Vec::with_capacity(16 + self.entries.len() * ENTRY);
             data.extend_from_slice(MAGIC);
-            for w in identity(&meta) {
-                data.extend_from_slice(&w.to_le_bytes());
+            data.extend_from_slice(&(files.len() as u64).to_le_bytes());
+            for (name, path) in files {
+                let meta = std::fs::metadata(path)?;
+                data.extend_from_slice(&(name.len() as u64).to_le_bytes());
+                data.extend_from_slice(name.as_bytes());
+                for w in identity(&meta) {
+                    data.extend_from_slice(&w.to_le_bytes());
+                }
             }
             data.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
-            for (key, off, len) in &self.entries {
+            for (key, file, off, len) in &self.entries {
                 data.extend_from_slice(key);
+                data.extend_from_slice(&u64::from(*file).to_le_bytes());
                 data.extend_from_slice(&off.to_le_bytes());
                 data.extend_from_slice(&len.to_le_bytes());
             }
@@ -188,12 +254,12 @@ impl Table {
     }
 }
 
-/// Copies runs of records from the previous file: consecutive records are
-/// gathered into one run and copied when a record that is not copied (or
-/// the end) comes.
+/// Copies runs of records from the previous files: consecutive records of
+/// one file are gathered into one run and copied when a record that is not
+/// copied (or the end) comes.
 pub(super) struct Copier<'a> {
     prev: &'a Previous,
-    run: Option<(u64, u64)>,
+    run: Option<(u32, u64, u64)>,
     buf: Vec<u8>,
 }
 
@@ -208,22 +274,21 @@ impl<'a> Copier<'a> {
 
     /// Bytes gathered and not yet copied.
     pub fn pending(&self) -> u64 {
-        self.run.map_or(0, |(_, len)| len)
+        self.run.map_or(0, |(_, _, len)| len)
     }
 
-    /// Adds the record at `off`, `len` of the previous file to the run,
-    /// copying the run first when this record does not follow it.
+    /// Adds the record `found` by [`Previous::find`] to the run, copying
+    /// the run first when this record does not follow it.
     pub fn add(
         &mut self,
-        off: u64,
-        len: u64,
+        (file, off, len): (u32, u64, u64),
         out: &mut impl FnMut(&[u8]) -> io::Result<()>,
     ) -> io::Result<()> {
         match &mut self.run {
-            Some((start, n)) if *start + *n == off => *n += len,
+            Some((f, start, n)) if *f == file && *start + *n == off => *n += len,
             _ => {
                 self.flush(out)?;
-                self.run = Some((off, len));
+                self.run = Some((file, off, len));
             }
         }
         Ok(())
@@ -231,13 +296,16 @@ impl<'a> Copier<'a> {
 
     /// Copies the run gathered so far.
     pub fn flush(&mut self, out: &mut impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
-        let Some((mut off, mut left)) = self.run.take() else {
+        let Some((file, mut off, mut left)) = self.run.take() else {
             return Ok(());
         };
+        let f = self.prev.files[file as usize]
+            .as_ref()
+            .expect("records are found only in trusted files");
         self.buf.resize(CHUNK, 0);
         while left > 0 {
             let n = left.min(CHUNK as u64) as usize;
-            read_exact_at(&self.prev.file, &mut self.buf[..n], off)?;
+            read_exact_at(f, &mut self.buf[..n], off)?;
             out(&self.buf[..n])?;
             off += n as u64;
             left -= n as u64;
@@ -260,18 +328,24 @@ fn read_exact_at(_: &File, _: &mut [u8], _: u64) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    fn resolver(dir: &Path) -> impl Fn(&str) -> Option<PathBuf> + '_ {
+        move |name| Some(dir.join(name))
+    }
+
     #[test]
     fn a_table_describes_only_the_file_it_was_saved_for() {
         let dir = tempfile::tempdir().unwrap();
         let (file, table) = (dir.path().join("a.rec"), dir.path().join("t/a"));
+        let files = [("a.rec".to_string(), file.clone())];
         let (a, b) = ([b'a'; 40], [b'b'; 40]);
         std::fs::write(&file, [a, b].concat()).unwrap();
         let mut t = Table::default();
-        t.push([1; 16], 0, 40);
-        t.push([2; 16], 40, 40);
-        t.save(&table, &file);
-        let prev = Previous::open(&table, &file).expect("the table fits the file");
-        assert_eq!(prev.find(&[2; 16]), Some((40, 40)));
+        t.push([1; 16], 0, 0, 40);
+        t.push([2; 16], 0, 40, 40);
+        t.save(&table, &files);
+        let open = || Previous::open(&table, resolver(dir.path()));
+        let prev = open().expect("the table fits the file");
+        assert_eq!(prev.find(&[2; 16]), Some((0, 40, 40)));
         assert_eq!(prev.find(&[3; 16]), None);
         let mut copied = Vec::new();
         let mut c = Copier::new(&prev);
@@ -279,29 +353,96 @@ mod tests {
             copied.extend_from_slice(bytes);
             Ok(())
         };
-        c.add(40, 40, &mut out).unwrap();
-        c.add(0, 40, &mut out).unwrap();
+        c.add((0, 40, 40), &mut out).unwrap();
+        c.add((0, 0, 40), &mut out).unwrap();
         c.flush(&mut out).unwrap();
         assert_eq!(copied, [b, a].concat());
 
         // the same bytes written again: a new change time, so not trusted
         std::thread::sleep(std::time::Duration::from_millis(10));
         std::fs::write(&file, [a, b].concat()).unwrap();
-        assert!(Previous::open(&table, &file).is_none());
+        assert_eq!(open().unwrap().find(&[2; 16]), None);
         // a table cut short is not used either
-        t.save(&table, &file);
-        assert!(Previous::open(&table, &file).is_some());
+        t.save(&table, &files);
+        assert!(open().unwrap().find(&[2; 16]).is_some());
         let data = std::fs::read(&table).unwrap();
         std::fs::write(&table, &data[..data.len() - 1]).unwrap();
-        assert!(Previous::open(&table, &file).is_none());
+        assert!(open().is_none());
         // nor one with more records than the file can hold
-        // (80 bytes: at most 80 / 32 + 1 = 3 records)
-        let mut t3 = Table::default();
-        for k in 0..4 {
-            t3.push([k; 16], 0, 8);
+        // (80 bytes: at most 80 / 16 + 1 = 6 records)
+        let mut t7 = Table::default();
+        for k in 0..7 {
+            t7.push([k; 16], 0, 0, 8);
         }
-        t3.save(&table, &file);
-        assert!(Previous::open(&table, &file).is_none());
+        t7.save(&table, &files);
+        assert!(open().is_none());
+        // nor one naming a file that is not to be read
+        t.save(&table, &files);
+        assert!(Previous::open(&table, |_| None)
+            .unwrap()
+            .find(&[1; 16])
+            .is_none());
+    }
+
+    #[test]
+    fn records_are_found_in_every_file_still_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = dir.path().join("t");
+        let names = ["s0", "s1", "s2"];
+        let files: Vec<(String, PathBuf)> = names
+            .iter()
+            .map(|n| (n.to_string(), dir.path().join(n)))
+            .collect();
+        for (k, (_, p)) in files.iter().enumerate() {
+            std::fs::write(p, vec![b'0' + k as u8; 32]).unwrap();
+        }
+        let mut t = Table::default();
+        for k in 0..3u8 {
+            t.push([k; 16], k as u32, 0, 16);
+            t.push([k + 10; 16], k as u32, 16, 16);
+        }
+        t.save(&table, &files);
+        // the middle shard replaced since: its records are not used, the
+        // others' are
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::fs::write(&files[1].1, [b'x'; 32]).unwrap();
+        let prev = Previous::open(&table, resolver(dir.path())).unwrap();
+        assert_eq!(prev.find(&[0; 16]), Some((0, 0, 16)));
+        assert_eq!(prev.find(&[1; 16]), None);
+        assert_eq!(prev.find(&[12; 16]), Some((2, 16, 16)));
+        // a run does not span two files
+        let mut copied = Vec::new();
+        let mut c = Copier::new(&prev);
+        let mut out = |bytes: &[u8]| {
+            copied.extend_from_slice(bytes);
+            Ok(())
+        };
+        c.add(prev.find(&[10; 16]).unwrap(), &mut out).unwrap();
+        c.add(prev.find(&[2; 16]).unwrap(), &mut out).unwrap();
+        c.add(prev.find(&[12; 16]).unwrap(), &mut out).unwrap();
+        c.flush(&mut out).unwrap();
+        assert_eq!(copied, [vec![b'0'; 16], vec![b'2'; 32]].concat());
+    }
+
+    #[test]
+    fn a_table_of_more_files_than_may_be_open_uses_the_first_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = dir.path().join("t");
+        let files: Vec<(String, PathBuf)> = (0..MAX_OPEN + 2)
+            .map(|k| (format!("s{k}"), dir.path().join(format!("s{k}"))))
+            .collect();
+        let mut t = Table::default();
+        for (k, (_, p)) in files.iter().enumerate() {
+            std::fs::write(p, [7u8; 16]).unwrap();
+            t.push((k as u128).to_le_bytes(), k as u32, 0, 16);
+        }
+        t.save(&table, &files);
+        let prev = Previous::open(&table, resolver(dir.path())).unwrap();
+        let found = |k: usize| prev.find(&(k as u128).to_le_bytes());
+        assert_eq!(found(0), Some((0, 0, 16)));
+        assert_eq!(found(MAX_OPEN - 1), Some(((MAX_OPEN - 1) as u32, 0, 16)));
+        assert_eq!(found(MAX_OPEN), None);
+        assert_eq!(found(MAX_OPEN + 1), None);
     }
 
     #[test]
@@ -310,8 +451,8 @@ mod tests {
         let (file, table) = (dir.path().join("a.rec"), dir.path().join("a.table"));
         std::fs::write(&file, [b'x'; 40]).unwrap();
         let mut t = Table::default();
-        t.push([1; 16], 4, 40);
-        t.save(&table, &file);
-        assert!(Previous::open(&table, &file).is_none());
+        t.push([1; 16], 0, 4, 40);
+        t.save(&table, &[("a.rec".into(), file)]);
+        assert!(Previous::open(&table, resolver(dir.path())).is_none());
     }
 }

@@ -41,6 +41,8 @@ pub(super) struct Context<'a> {
     pub evict: Option<std::sync::Mutex<HashMap<usize, u32>>>,
     /// Records copied from the previous build's record files.
     pub reused: std::sync::atomic::AtomicU64,
+    /// The record tables this build keeps (see `record_table`).
+    pub tables: std::sync::Mutex<Vec<String>>,
 }
 
 /// Counts, for every item, the outputs that will read its cached image, so
@@ -196,14 +198,25 @@ impl Context<'_> {
         super::video::cache_key(self.transform_key, &self.catalog.items[i], size, mtime)
     }
 
-    /// Where the record table of the record file `rel` is kept (see
-    /// `reuse`); None when this build keeps none (`drop_cache`: the next
-    /// build starts from scratch).
-    pub fn record_table(&self, rel: &str) -> Option<std::path::PathBuf> {
+    /// Where the record table `id` (a record file's name in the output
+    /// folder, or the name a set of shards shares) is kept (see `reuse`);
+    /// None when this build keeps none (`drop_cache`: the next build starts
+    /// from scratch).
+    pub fn record_table(&self, id: &str) -> Option<std::path::PathBuf> {
         match self.evict {
             Some(_) => None,
-            None => Some(super::reuse::table_path(self.cache.dir(), self.out, rel)),
+            None => {
+                self.tables.lock().unwrap().push(id.to_string());
+                Some(super::reuse::table_path(self.cache.dir(), self.out, id))
+            }
         }
+    }
+
+    /// The path of a record file a previous build wrote, by its name in
+    /// the output folder (a record table names it), to copy records from;
+    /// None when the name does not stay inside the output folder.
+    pub fn previous_file(&self, rel: &str) -> Option<std::path::PathBuf> {
+        under(self.out, rel).ok()
     }
 
     /// Length of the bytes `bytes(i)` returns, without reading them.

@@ -125,7 +125,7 @@ fn write(
     let table_path = ctx.record_table(&rec_rel);
     let previous = table_path
         .as_ref()
-        .and_then(|t| reuse::Previous::open(t, &rec_p));
+        .and_then(|t| reuse::Previous::open(t, |name| ctx.previous_file(name)));
     let mut copier = previous.as_ref().map(reuse::Copier::new);
     let mut table = reuse::Table::default();
     let mut payload = Vec::new();
@@ -143,10 +143,10 @@ fn write(
         let found = previous.as_ref().and_then(|p| p.find(&key));
         let off = rec.position() + copier.as_ref().map_or(0, |c| c.pending());
         match (found, copier.as_mut()) {
-            (Some((from, len)), Some(c)) => {
-                c.add(from, len, &mut |b| rec.write_framed(b).map(drop))
+            (Some(found), Some(c)) => {
+                c.add(found, &mut |b| rec.write_framed(b).map(drop))
                     .map_err(io_err(&rec_p))?;
-                table.push(key, off, len);
+                table.push(key, 0, off, found.2);
                 ctx.reused
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
@@ -157,7 +157,7 @@ fn write(
                 }
                 payload.extend_from_slice(&ctx.bytes(i)?);
                 rec.write_record(&payload).map_err(io_err(&rec_p))?;
-                table.push(key, off, rec.position() - off);
+                table.push(key, 0, off, rec.position() - off);
             }
         }
         write_idx_line(&mut idx_f, i as u64, off).map_err(io_err(&idx_p))?;
@@ -181,7 +181,7 @@ fn write(
     drop(previous);
     let sums = rec_f.commit().map_err(io_err(&rec_p))?;
     if let Some(t) = &table_path {
-        table.save(t, &rec_p);
+        table.save(t, &[(rec_rel.clone(), rec_p.clone())]);
     }
     sink.file(rec_rel, sums);
     sink.file(idx_rel, idx_f.commit().map_err(io_err(&idx_p))?);

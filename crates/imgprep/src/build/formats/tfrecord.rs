@@ -8,6 +8,7 @@
 //! difficult, truncated, view, is_crowd, area).
 
 use super::{Format, Sink};
+use crate::build::reuse;
 use crate::build::write::Context;
 use crate::build::Prepared;
 use crate::error::{Error, Result};
@@ -164,8 +165,41 @@ pub fn label_map_pbtxt(labels: &crate::build::LabelMap) -> String {
     t
 }
 
+/// What an example is made of, for its record table key (see `reuse`):
+/// every feature that does not come from the item's bytes, with the
+/// bytes named by their identity (and for `raw` the decoding settings).
+fn record_key(ctx: &Context, p: &mut Processor, i: usize, o: &TfOptions) -> Result<reuse::Key> {
+    let (meta, spec) = example(ctx, p, i, o, false)?;
+    let mut named = ctx.bytes_key(i);
+    if let Some(spec) = spec {
+        named.push_str(&format!("\0{spec:?}"));
+    }
+    let kind = format!("tfrecord-{}", preset_name(o.preset));
+    Ok(reuse::key(&kind, &meta, &named))
+}
+
 fn example_for(ctx: &Context, p: &mut Processor, i: usize, o: &TfOptions) -> Result<Vec<u8>> {
+    example(ctx, p, i, o, true).map(|(ex, _)| ex)
+}
+
+/// The encoded example of item `i`; without `bytes`, the example with
+/// every feature that comes from the item's bytes left empty or out (and
+/// for `raw` the decoding settings that would make its pixels).
+fn example(
+    ctx: &Context,
+    p: &mut Processor,
+    i: usize,
+    o: &TfOptions,
+    bytes: bool,
+) -> Result<(Vec<u8>, Option<ImageSpec>)> {
     let item = &ctx.catalog.items[i];
+    let mut raw_spec = None;
+    let image_bytes = |i: usize| -> Result<Vec<u8>> {
+        match bytes {
+            true => ctx.bytes(i),
+            false => Ok(Vec::new()),
+        }
+    };
     let Some(Prepared::Ok(info, ..)) = ctx.prepared.get(&i) else {
         return Err(Error::Usage(format!("{}: not prepared", item.rel)));
     };
@@ -175,7 +209,7 @@ fn example_for(ctx: &Context, p: &mut Processor, i: usize, o: &TfOptions) -> Res
     let int = |v: i64| Feature::Int64(vec![v]);
     match o.preset {
         TfPreset::Tfds => {
-            let bytes = ctx.bytes(i)?;
+            let bytes = image_bytes(i)?;
             ex.insert("image/encoded".into(), Feature::Bytes(vec![bytes.clone()]));
             ex.insert(
                 "image/format".into(),
@@ -203,14 +237,17 @@ fn example_for(ctx: &Context, p: &mut Processor, i: usize, o: &TfOptions) -> Res
             ex.insert(
                 "image/key/sha256".into(),
                 // pass-through stores the source itself, whose sum is known
-                Feature::Bytes(vec![match (ctx.spec, ctx.source_sha(i)) {
-                    (None, Some(sha)) => crate::checksum::hex(sha).into_bytes(),
-                    _ => crate::checksum::sha256_hex(&bytes).into_bytes(),
-                }]),
+                Feature::Bytes(vec![
+                    match (bytes.is_empty(), ctx.spec, ctx.source_sha(i)) {
+                        (_, None, Some(sha)) => crate::checksum::hex(sha).into_bytes(),
+                        (true, ..) => Vec::new(),
+                        _ => crate::checksum::sha256_hex(&bytes).into_bytes(),
+                    },
+                ]),
             );
         }
         TfPreset::ObjectDetection => {
-            let bytes = ctx.bytes(i)?;
+            let bytes = image_bytes(i)?;
             let (w, h) = (info.width as f64, info.height as f64);
             let objs = ctx.objects(i);
             let floats = |f: &dyn Fn(&crate::annotations::Object) -> f64| {
@@ -237,10 +274,13 @@ fn example_for(ctx: &Context, p: &mut Processor, i: usize, o: &TfOptions) -> Res
             );
             ex.insert(
                 "image/key/sha256".into(),
-                Feature::Bytes(vec![match (ctx.spec, ctx.source_sha(i)) {
-                    (None, Some(sha)) => crate::checksum::hex(sha).into_bytes(),
-                    _ => crate::checksum::sha256_hex(&bytes).into_bytes(),
-                }]),
+                Feature::Bytes(vec![
+                    match (bytes.is_empty(), ctx.spec, ctx.source_sha(i)) {
+                        (_, None, Some(sha)) => crate::checksum::hex(sha).into_bytes(),
+                        (true, ..) => Vec::new(),
+                        _ => crate::checksum::sha256_hex(&bytes).into_bytes(),
+                    },
+                ]),
             );
             ex.insert(
                 "image/object/bbox/xmin".into(),
@@ -309,21 +349,25 @@ fn example_for(ctx: &Context, p: &mut Processor, i: usize, o: &TfOptions) -> Res
                 spec.resize = crate::image::Resize::None;
                 spec.center_crop = false;
             }
-            let source = ctx.source_bytes(i)?;
-            let px = p
-                .decode(&source, &spec)
-                .and_then(|d| p.transform(d, &spec))
-                .map_err(|e| Error::Problem(format!("{}: {e}", item.path.display())))?;
-            ex.insert("height".into(), int(px.height as i64));
-            ex.insert("width".into(), int(px.width as i64));
-            ex.insert("channel".into(), int(px.channels as i64));
+            if bytes {
+                let source = ctx.source_bytes(i)?;
+                let px = p
+                    .decode(&source, &spec)
+                    .and_then(|d| p.transform(d, &spec))
+                    .map_err(|e| Error::Problem(format!("{}: {e}", item.path.display())))?;
+                ex.insert("height".into(), int(px.height as i64));
+                ex.insert("width".into(), int(px.width as i64));
+                ex.insert("channel".into(), int(px.channels as i64));
+                ex.insert("image_raw".into(), Feature::Bytes(vec![px.data]));
+            } else {
+                raw_spec = Some(spec);
+            }
             ex.insert("label".into(), int(first));
             let mut one_hot = vec![0u8; ctx.catalog.labels.len()];
             for &id in &ids {
                 one_hot[id] = 1;
             }
             ex.insert("label_one_hot".into(), Feature::Bytes(vec![one_hot]));
-            ex.insert("image_raw".into(), Feature::Bytes(vec![px.data]));
             if o.filename {
                 ex.insert(
                     "image/filename".into(),
@@ -339,7 +383,7 @@ fn example_for(ctx: &Context, p: &mut Processor, i: usize, o: &TfOptions) -> Res
     }
     let mut out = Vec::new();
     encode_example(&ex, &mut out);
-    Ok(out)
+    Ok((out, raw_spec))
 }
 
 /// Writes one split's shards; returns (relative path, sums, record count) per shard.
@@ -366,7 +410,19 @@ fn write_split(
         TfCompression::Gzip => "tfrecord.gz",
         TfCompression::Zlib => "tfrecord.zz",
     };
+    // records the previous build made from the same features and item
+    // bytes are copied from its shards, not made again (see `reuse`); a
+    // compressed stream has no record offsets to copy from
+    let table_path = match o.compression {
+        TfCompression::None => ctx.record_table(&format!("{dir}/{split}")),
+        _ => None,
+    };
+    let previous = table_path
+        .as_ref()
+        .and_then(|t| reuse::Previous::open(t, |name| ctx.previous_file(name)));
+    let mut table = reuse::Table::default();
     let mut written = Vec::new();
+    let mut placed = Vec::new();
     for (k, range) in bounds.into_iter().enumerate() {
         let rel = format!("{dir}/{split}-{k:05}-of-{n:05}.{ext}");
         let path = ctx.path(&rel)?;
@@ -387,13 +443,26 @@ fn write_split(
             )),
         };
         let mut w = RecordWriter::new(sink);
+        let mut copier = previous.as_ref().map(reuse::Copier::new);
         let mut count = 0u64;
         let init = || Processor::new().expect("libjpeg-turbo initialises");
-        let work = |p: &mut Processor, i: usize| example_for(ctx, p, i, o);
+        let keyed = table_path.is_some();
+        let work = |p: &mut Processor, i: usize| -> Result<Made> {
+            let key = match keyed {
+                true => Some(record_key(ctx, p, i, o)?),
+                false => None,
+            };
+            let found = key.zip(previous.as_ref()).and_then(|(k, p)| p.find(&k));
+            match (key, found) {
+                (Some(key), Some(found)) => Ok(Made::Copy(key, found)),
+                _ => Ok(Made::New(key, example_for(ctx, p, i, o)?)),
+            }
+        };
         // Batches of about 4 MiB of records at most (a record of decoded
         // pixels can be large), at most ITEM_BATCH items.
         let avg = sizes[range.clone()].iter().sum::<u64>() / range.len().max(1) as u64;
         let batch = ((4 << 20) / avg.max(1)).clamp(1, crate::build::ITEM_BATCH as u64) as usize;
+        let io = Error::io(&path);
         ordered_map_batched(
             items[range].iter().copied(),
             batch,
@@ -401,20 +470,56 @@ fn write_split(
             ctx.threads * 2 * batch,
             init,
             work,
-            |ex| -> Result<()> {
-                w.write_record(&ex?).map_err(Error::io(&path))?;
+            |made| -> Result<()> {
+                match (made?, copier.as_mut()) {
+                    (Made::Copy(key, found), Some(c)) => {
+                        let off = w.position() + c.pending();
+                        c.add(found, &mut |b| w.write_framed(b).map(drop))
+                            .map_err(Error::io(&path))?;
+                        table.push(key, k as u32, off, found.2);
+                        ctx.reused
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    (Made::Copy(..), None) => unreachable!("copies only from a previous file"),
+                    (Made::New(key, ex), c) => {
+                        if let Some(c) = c {
+                            c.flush(&mut |b| w.write_framed(b).map(drop))
+                                .map_err(Error::io(&path))?;
+                        }
+                        let off = w.write_record(&ex).map_err(Error::io(&path))?;
+                        if let Some(key) = key {
+                            table.push(key, k as u32, off, w.position() - off);
+                        }
+                    }
+                }
                 count += 1;
                 Ok(())
             },
         )?;
+        if let Some(c) = copier.as_mut() {
+            c.flush(&mut |b| w.write_framed(b).map(drop))
+                .map_err(Error::io(&path))?;
+        }
         let sums = w
             .into_inner()
             .finish()
             .and_then(AtomicFile::commit)
-            .map_err(Error::io(&path))?;
+            .map_err(io)?;
+        placed.push((rel.clone(), path));
         written.push((rel, sums, count));
     }
+    drop(previous);
+    if let Some(t) = &table_path {
+        table.save(t, &placed);
+    }
     Ok(written)
+}
+
+/// An example made, or found in a previous build's shard; with its record
+/// table key when the build keeps a table.
+enum Made {
+    New(Option<reuse::Key>, Vec<u8>),
+    Copy(reuse::Key, (u32, u64, u64)),
 }
 
 /// The file, plain or behind a compressor.
