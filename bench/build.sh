@@ -4,7 +4,8 @@
 #   first build, no-op re-run, re-run after changing 1 % of the inputs,
 #   4 shards (run one after another here) + merge.
 # Usage: bench/build.sh [N]   (IMGPREP=path/to/imgprep to test another binary;
-#        RUNS=5 timed re-runs after a 1 % change)
+#        RUNS=5 timed re-runs after a 1 % change; FORMAT=recordio (default),
+#        tfrecord (preset tfds) or tfrecord-raw (decoded pixels) for the output)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-20000}"
@@ -31,9 +32,13 @@ validation = 0.2
 [transform]
 resize = 210
 quality = 95
-[[outputs]]
-format = "recordio"
 TOML
+case "${FORMAT:-recordio}" in
+  recordio) printf '[[outputs]]\nformat = "recordio"\n' ;;
+  tfrecord) printf '[[outputs]]\nformat = "tfrecord"\npreset = "tfds"\n' ;;
+  tfrecord-raw) printf '[[outputs]]\nformat = "tfrecord"\npreset = "raw"\n' ;;
+  *) echo "FORMAT: recordio, tfrecord or tfrecord-raw" >&2; exit 2 ;;
+esac >> "$work/recipe.toml"
 
 t() { # prints seconds taken by the command, started after a sync (so the
   # previous run's output being written out to disk is not in its time)
@@ -70,14 +75,14 @@ hyperfine --style none --warmup 1 --runs "${RUNS:-5}" --export-json "$work/one_p
   "$bin build $work/recipe.toml --out $work/out -q" >/dev/null
 one_pct=$(python3 -c "import json, statistics; print('%.2f' % statistics.median(json.load(open('$work/one_pct.json'))['results'][0]['times']))")
 one_pct_range=$(python3 -c "import json; t = json.load(open('$work/one_pct.json'))['results'][0]['times']; print('%.2f-%.2f' % (min(t), max(t)))")
-# once more, for the counts: images decoded, records copied from the previous .rec
+# once more, for the counts: images decoded, records copied from the previous record files
 bash "$work/change.sh" "$work" "$photos"
 counts=$("$bin" build "$work/recipe.toml" --out "$work/out" --json -q \
   | python3 -c "import json, sys; d = json.load(sys.stdin); print('%d decoded, %d records copied' % (d['processed'], d['records_reused']))")
 "$bin" build "$work/recipe.toml" --out "$work/clean" -q
+# every output file and the manifest, byte for byte
 same=yes
-cmp -s "$work/out/complete/recordio/train.rec" "$work/clean/complete/recordio/train.rec" || same=no
-cmp -s "$work/out/manifest.json" "$work/clean/manifest.json" || same=no
+diff -rq "$work/out" "$work/clean" >/dev/null || same=no
 shards=0
 for i in 0 1 2 3; do
   s=$(t "$bin" build "$work/recipe.toml" --out "$work/shard$i" --shard "$i/4" -q)
@@ -85,12 +90,11 @@ for i in 0 1 2 3; do
 done
 merge=$(t "$bin" merge "$work/recipe.toml" --out "$work/merged" "$work"/shard{0,1,2,3} -q)
 merged_same=yes
-cmp -s "$work/merged/complete/recordio/train.rec" "$work/clean/complete/recordio/train.rec" || merged_same=no
-cmp -s "$work/merged/manifest.json" "$work/clean/manifest.json" || merged_same=no
+diff -rq "$work/merged" "$work/clean" >/dev/null || merged_same=no
 
 pct() { echo "scale=1; 100 * $1 / $first" | bc; }
 cat <<MD
-| build of $N photos (--resize 210, 80/20 stratified, RecordIO) | seconds | vs first build |
+| build of $N photos (--resize 210, 80/20 stratified, ${FORMAT:-recordio}) | seconds | vs first build |
 |---|---:|---:|
 | first build | $first | 100 % |
 | no-op re-run | $noop | $(pct "$noop") % |
