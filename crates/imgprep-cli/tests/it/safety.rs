@@ -3,7 +3,7 @@
 //! an interrupted build never looks finished, and a file cannot make a
 //! build block forever.
 
-use crate::env::{assert_stderr_has, stderr, TestEnv};
+use crate::env::{assert_stderr_has, stderr, stdout, TestEnv};
 use std::time::{Duration, Instant};
 
 fn manifest(env: &TestEnv, out: &str) -> serde_json::Value {
@@ -531,4 +531,55 @@ fn links_and_colliding_names_are_refused() {
     assert!(!env.path("photos/deep").exists());
     env.ok(&["convert", "photos", "c", "--to", "recordio"]);
     assert!(manifest(&env, "c")["files"]["imgprep-convert.toml"].is_object());
+}
+
+/// An earlier build's file that someone changed is not deleted by a rebuild
+/// that no longer writes it, but it is not left there silently either: the
+/// build names it, and `verify` reports it until it is removed (a reader
+/// that globs `train-*.tfrecord` would read it).
+#[test]
+fn changed_files_of_an_earlier_build_are_kept_and_named() {
+    let env = TestEnv::new();
+    env.synth("photos", 2, 6, 32, 24);
+    let recipe = |shards: u32| {
+        format!(
+            "name = \"p\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n\
+             [[outputs]]\nformat = \"tfrecord\"\nshard_records = {shards}\n"
+        )
+    };
+    env.write("r.toml", recipe(4).as_bytes());
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    let dir = "o/complete/tfrecord-tfds";
+    let edited = format!("{dir}/train-00001-of-00003.tfrecord");
+    let mut bytes = env.read(&edited);
+    bytes.truncate(100);
+    env.write(&edited, &bytes);
+    // three shards become two: the edited one is not this build's to delete
+    env.write("r.toml", recipe(6).as_bytes());
+    let out = env.ok(&["build", "r.toml", "--out", "o"]);
+    assert_stderr_has(&out, "1 file left in place");
+    assert_stderr_has(&out, "complete/tfrecord-tfds/train-00001-of-00003.tfrecord");
+    assert_eq!(env.read(&edited), bytes);
+    // the unedited old shards are gone, the new ones are in place
+    let names: Vec<String> = std::fs::read_dir(env.path(dir))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names
+        .iter()
+        .any(|n| n.ends_with("-of-00003.tfrecord") && !n.contains("00001")));
+    assert!(
+        names.iter().any(|n| n == "train-00001-of-00002.tfrecord"),
+        "{names:?}"
+    );
+    let v = env.run(&["verify", "o", "--json"]);
+    assert_eq!(v.status.code(), Some(1), "{}", stdout(&v));
+    let text = stdout(&v);
+    assert!(
+        text.contains("train-00001-of-00003.tfrecord: not in the manifest"),
+        "{text}"
+    );
+    std::fs::remove_file(env.path(&edited)).unwrap();
+    let v = env.run(&["verify", "o"]);
+    assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
 }

@@ -593,7 +593,8 @@ fn build_in(
     write::write_manifest(&opts.out, &mut manifest, &guard)?;
     // files of the previous build (or of a killed one) that this one did not
     // write; see OutGuard::finish
-    guard.finish(&manifest.files);
+    let left = guard.finish(&manifest.files);
+    report_left(&opts.out, &left, reporter);
     report_skips(&manifest, reporter);
     // the cache keeps what this build used, nothing older
     let keep: std::collections::HashSet<String> = needed
@@ -853,6 +854,31 @@ fn warn_before_writing(
 }
 
 /// One summary of everything left out: the first few named, the rest counted.
+/// Files an earlier build wrote, changed since by someone else, so not
+/// removed although this build did not write them again.
+fn report_left(out: &Path, left: &[String], reporter: &dyn Reporter) {
+    if left.is_empty() {
+        return;
+    }
+    let mut text = format!(
+        "{} left in place in {}: written by an earlier build and changed since, so not this \
+         build's to delete; a reader that lists the folder would read it, and `imgprep verify` \
+         reports it until it is removed:",
+        match left.len() {
+            1 => "1 file".to_string(),
+            n => format!("{n} files"),
+        },
+        out.display()
+    );
+    for f in left.iter().take(SKIPS_SHOWN) {
+        text.push_str(&format!("\n  {f}"));
+    }
+    if left.len() > SKIPS_SHOWN {
+        text.push_str(&format!("\n  ... and {} more", left.len() - SKIPS_SHOWN));
+    }
+    reporter.warn(&text);
+}
+
 fn report_skips(m: &Manifest, reporter: &dyn Reporter) {
     if m.skipped.is_empty() {
         return;

@@ -254,8 +254,11 @@ impl OutGuard {
     /// After the manifest is written: removes what earlier builds (or a
     /// killed one) wrote and this one did not, when it is still what they
     /// wrote (a file listed with a size and checksum that no longer match is
-    /// someone else's now and stays), then the marker.
-    pub fn finish(&self, now: &super::manifest::FileList) {
+    /// someone else's now and stays), then the marker. Returns the files
+    /// left in place that way, so the build can say so: a reader that lists
+    /// the folder would still read them.
+    pub fn finish(&self, now: &super::manifest::FileList) -> Vec<String> {
+        let mut left = Vec::new();
         for f in self.previous().filter(|f| !now.contains_key(f)) {
             // only plain paths inside OUT, never through a link
             let Ok(p) = super::write::under(&self.out, f) else {
@@ -263,12 +266,16 @@ impl OutGuard {
             };
             if let Some(want) = self.previous_sums.get(f) {
                 if crate::checksum::file_sums(&p).ok().as_ref() != Some(want) {
+                    if std::fs::symlink_metadata(&p).is_ok() {
+                        left.push(f.clone());
+                    }
                     continue;
                 }
             }
             let _ = std::fs::remove_file(p);
         }
         let _ = std::fs::remove_file(self.out.join(BUILDING));
+        left
     }
 }
 

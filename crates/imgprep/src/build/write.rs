@@ -865,6 +865,50 @@ pub struct OutReport {
 }
 
 /// Re-checks everything a manifest claims: each file's size and SHA-256, every RecordIO dataset (framing, images, .idx, .lst) and its count.
+/// Files in the output's data folders (every folder below `out` that holds
+/// a listed file) that the manifest does not list: an earlier build's file
+/// changed since, a killed build's temporary, or someone else's. Readers
+/// that list a folder (`train-*.tfrecord`, class folders) would read them.
+fn unlisted_files(out: &Path, files: &super::manifest::FileList) -> Vec<String> {
+    const SHOWN: usize = 1000;
+    let dirs: std::collections::BTreeSet<&str> = files
+        .keys()
+        .filter_map(|f| f.rsplit_once('/').map(|(d, _)| d))
+        .collect();
+    let mut found = Vec::new();
+    for d in dirs {
+        let Ok(entries) = std::fs::read_dir(out.join(d)) else {
+            continue;
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
+            .map(|e| format!("{d}/{}", e.file_name().to_string_lossy()))
+            .filter(|rel| !files.contains_key(rel))
+            .collect();
+        names.sort();
+        found.extend(names);
+    }
+    let n = found.len();
+    let mut problems: Vec<String> = found
+        .into_iter()
+        .take(SHOWN)
+        .map(|f| {
+            format!(
+                "{f}: not in the manifest (changed since an earlier build wrote it, left by a \
+                 killed build, or someone else's); a reader that lists its folder would read it"
+            )
+        })
+        .collect();
+    if n > SHOWN {
+        problems.push(format!(
+            "... and {} more files not in the manifest",
+            n - SHOWN
+        ));
+    }
+    problems
+}
+
 pub fn verify_out(out: &Path, threads: usize, reporter: &dyn Reporter) -> Result<OutReport> {
     let at = |rel: &str| crate::files::join(out, Path::new(rel));
     let mp = at(MANIFEST);
@@ -910,6 +954,9 @@ pub fn verify_out(out: &Path, threads: usize, reporter: &dyn Reporter) -> Result
     }
     if let Some(d) = &m.detection {
         super::formats::verify_detection(out, &m, d, &mut rep.problems);
+    }
+    if !crate::files::is_remote(out) {
+        rep.problems.extend(unlisted_files(out, &m.files));
     }
     for (f, &want) in &m.records {
         let (n, problems) = crate::tfcheck::verify_tfrecord(&at(f))?;
