@@ -77,7 +77,9 @@ pub enum Command {
           imgprep push frames/ s3://my-bucket/frames --layout mirror\n\n\
           Channels layout: {variant}/{split}/{split}.rec, {variant}/train/ + train_lst/ (image mode),\n\
           {variant}/tfrecord-{preset}/{split}/, manifest.json last. An object whose remote ETag equals the\n\
-          local one (same part size) is skipped, so a re-run resumes. Settings: AWS_ACCESS_KEY_ID,\n\
+          local one (same part size) is skipped, so a re-run resumes. Nothing in the bucket is deleted:\n\
+          objects already in a folder the push writes to that are not this dataset's (an earlier push's\n\
+          shards, say) are named and make the exit code 1. Settings: AWS_ACCESS_KEY_ID,\n\
           AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL,\n\
           AWS_REQUEST_CHECKSUM_CALCULATION (when_required | when_supported). Exit 1 when anything failed.")]
     Push(PushArgs),

@@ -462,7 +462,11 @@ fn push(a: PushArgs) -> Result<u8> {
             );
         }
     }
-    Ok(u8::from(!r.failed.is_empty()))
+    // objects of the destination's folders that are not this dataset's
+    // (warned about, by name) are a problem found, as a failed upload is
+    Ok(u8::from(
+        !r.failed.is_empty() || !r.not_in_dataset.is_empty(),
+    ))
 }
 
 fn pull(a: PullArgs) -> Result<u8> {
@@ -598,7 +602,8 @@ fn merge(a: MergeArgs) -> Result<u8> {
 }
 
 /// Prints a build's summary (JSON on stdout, or lines on stderr) and what a
-/// push to object storage did; exit code 1 when an upload failed.
+/// push to object storage did; exit code 1 when an upload failed or the
+/// destination's folders hold objects that are not this dataset's.
 fn report(done: &imgprep::build::publish::Published, json: bool, quiet: bool) -> Result<u8> {
     if json {
         outln!("{}", serde_json::to_string_pretty(&done.summary)?);
@@ -617,7 +622,15 @@ fn report(done: &imgprep::build::publish::Published, json: bool, quiet: bool) ->
             eprintln!("failed: {k}: {why}");
         }
     }
-    Ok(if done.complete() { 0 } else { exit::PROBLEMS })
+    let foreign = done
+        .pushed
+        .as_ref()
+        .is_some_and(|r| !r.not_in_dataset.is_empty());
+    Ok(if done.complete() && !foreign {
+        0
+    } else {
+        exit::PROBLEMS
+    })
 }
 
 fn init(a: InitArgs) -> Result<u8> {

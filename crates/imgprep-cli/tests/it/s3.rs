@@ -987,3 +987,49 @@ fn pass_through_from_s3_fetches_each_object_once() {
         );
     }
 }
+
+/// A dataset pushed again after a rebuild that names its files otherwise
+/// (fewer shards): the earlier push's objects are not deleted (imgprep
+/// deletes nothing in a bucket) but named, with exit 1, since a channel
+/// reading the folder would train on them too.
+#[test]
+fn objects_of_an_earlier_push_in_a_channel_folder_are_named() {
+    let Some(s3) = s3() else { return };
+    let env = TestEnv::new();
+    env.synth("photos", 2, 6, 32, 24);
+    let recipe = |shards: u32| {
+        format!(
+            "name = \"p\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n\
+             [[outputs]]\nformat = \"tfrecord\"\nshard_records = {shards}\n"
+        )
+    };
+    env.write("r.toml", recipe(4).as_bytes());
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    let dest = s3.uri("t-foreign/ch");
+    env.ok_s3(&s3, &["push", "o", &dest, "-q"]);
+    env.write("r.toml", recipe(6).as_bytes());
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    let out = env.run_s3(&s3, &["push", "o", &dest, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let foreign: Vec<&str> = r["not_in_dataset"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let old = |k: u32| {
+        s3.uri(&format!(
+            "t-foreign/ch/complete/tfrecord-tfds/train/train-{k:05}-of-00003.tfrecord"
+        ))
+    };
+    assert_eq!(foreign, [old(0), old(1), old(2)], "{r}");
+    assert!(
+        stderr(&out).contains("not part of this dataset"),
+        "{}",
+        stderr(&out)
+    );
+    // the new shards are there all the same; an empty prefix takes it cleanly
+    assert!(r["uploaded"].as_u64().unwrap() >= 2, "{r}");
+    env.ok_s3(&s3, &["push", "o", &s3.uri("t-foreign/clean"), "-q"]);
+}

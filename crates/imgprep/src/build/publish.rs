@@ -202,8 +202,12 @@ pub fn summary_lines(s: &BuildSummary) -> Vec<String> {
 
 /// The line a person reads after a push of a build output.
 pub fn push_line(uri: &Uri, r: &TransferReport) -> String {
+    let foreign = match r.not_in_dataset.len() {
+        0 => String::new(),
+        n => format!(", {n} objects there not in this dataset"),
+    };
     format!(
-        "{uri}: {} uploaded ({:.1} MB), {} unchanged, {} failed, {:.2} s",
+        "{uri}: {} uploaded ({:.1} MB), {} unchanged, {} failed{foreign}, {:.2} s",
         r.uploaded,
         r.bytes_transferred as f64 / 1e6,
         r.skipped,

@@ -1,7 +1,7 @@
 //! `push` (a build's outputs, or any folder, to `s3://`) and `pull` (a list
 //! of keys to a folder): parallel, resumable, skipping what is already there.
 
-use super::{bucket_for, etag_matches, Bucket, Uri};
+use super::{bucket_for, etag_matches, Bucket, ObjectInfo, Uri};
 use crate::checksum::file_etag;
 use crate::error::{Error, Result};
 use crate::report::Reporter;
@@ -74,6 +74,11 @@ pub struct TransferReport {
     pub rate_mb_s: f64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub plan: Vec<Planned>,
+    /// Push: objects already in the destination's folders that this push
+    /// does not send (an earlier push's files, say, or someone else's):
+    /// left alone, but a channel reading such a folder would read them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_in_dataset: Vec<String>,
 }
 
 /// Files to send: a build output's files from its manifest (and the
@@ -224,7 +229,20 @@ pub fn push(
     let bucket = bucket_for(dest).map_err(storage_err)?;
     // a first request that fails for every object (credentials, endpoint,
     // bucket) is one clear error rather than N failures
-    bucket.list(&dest.key).map_err(storage_err)?;
+    let there = bucket.list(&dest.key).map_err(storage_err)?;
+    let not_in_dataset = foreign_objects(&there, &files, dest, &bucket);
+    for shown in not_in_dataset.iter().take(10) {
+        reporter.warn(&format!(
+            "{shown}: already in the destination and not part of this dataset (left alone; a \
+             channel reading its folder would read it: delete it, or push to an empty prefix)"
+        ));
+    }
+    if not_in_dataset.len() > 10 {
+        reporter.warn(&format!(
+            "... and {} more objects in the destination not part of this dataset",
+            not_in_dataset.len() - 10
+        ));
+    }
     let total: u64 = files.iter().map(|f| f.2).sum();
     reporter.begin("push", Some(total));
     let report = Mutex::new(TransferReport::default());
@@ -278,12 +296,40 @@ pub fn push(
     }
     reporter.end();
     let mut r = report.into_inner().unwrap();
+    r.not_in_dataset = not_in_dataset;
     r.plan.sort_by(|a, b| a.uri.cmp(&b.uri));
     r.seconds = start.elapsed().as_secs_f64();
     if !o.dry_run {
         r.rate_mb_s = r.bytes_transferred as f64 / 1e6 / r.seconds.max(1e-9);
     }
     Ok(r)
+}
+
+/// The URIs of objects listed under the destination that lie in a folder
+/// this push writes to (below the destination itself) and that it does not
+/// send, sorted.
+fn foreign_objects(
+    there: &[ObjectInfo],
+    files: &[(String, String, u64)],
+    dest: &Uri,
+    bucket: &Bucket,
+) -> Vec<String> {
+    let parent = |k: &str| k.rsplit_once('/').map_or("", |(d, _)| d).to_string();
+    let ours: std::collections::HashSet<String> =
+        files.iter().map(|(_, key, _)| dest.join(key).key).collect();
+    let root = dest.key.trim_end_matches('/');
+    let dirs: std::collections::HashSet<String> = ours
+        .iter()
+        .map(|k| parent(k))
+        .filter(|d| d != root)
+        .collect();
+    let mut found: Vec<String> = there
+        .iter()
+        .filter(|o| !ours.contains(&o.key) && dirs.contains(&parent(&o.key)))
+        .map(|o| bucket.uri(&o.key))
+        .collect();
+    found.sort();
+    found
 }
 
 /// What [`push_one`] did (or, in a dry run, would do) with one file.
