@@ -1032,4 +1032,27 @@ fn objects_of_an_earlier_push_in_a_channel_folder_are_named() {
     // the new shards are there all the same; an empty prefix takes it cleanly
     assert!(r["uploaded"].as_u64().unwrap() >= 2, "{r}");
     env.ok_s3(&s3, &["push", "o", &s3.uri("t-foreign/clean"), "-q"]);
+    // a build straight to the bucket: the same, and verify names them too
+    let out_uri = s3.uri("t-foreign/built");
+    env.write("r.toml", recipe(4).as_bytes());
+    env.ok_s3(&s3, &["build", "r.toml", "--out", &out_uri, "-q"]);
+    assert_eq!(
+        env.run_s3(&s3, &["verify", &out_uri]).status.code(),
+        Some(0)
+    );
+    env.write("r.toml", recipe(6).as_bytes());
+    let out = env.run_s3(&s3, &["build", "r.toml", "--out", &out_uri]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("3 objects there not in this dataset"),
+        "{}",
+        stderr(&out)
+    );
+    let v = env.run_s3(&s3, &["verify", &out_uri]);
+    let said = format!("{}{}", stdout(&v), stderr(&v));
+    assert_eq!(v.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("complete/tfrecord-tfds/train-00002-of-00003.tfrecord: not in the manifest"),
+        "{said}"
+    );
 }

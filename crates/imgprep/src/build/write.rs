@@ -867,28 +867,48 @@ pub struct OutReport {
 /// Re-checks everything a manifest claims: each file's size and SHA-256, every RecordIO dataset (framing, images, .idx, .lst) and its count.
 /// Files in the output's data folders (every folder below `out` that holds
 /// a listed file) that the manifest does not list: an earlier build's file
-/// changed since, a killed build's temporary, or someone else's. Readers
-/// that list a folder (`train-*.tfrecord`, class folders) would read them.
-fn unlisted_files(out: &Path, files: &super::manifest::FileList) -> Vec<String> {
+/// changed since, a killed build's temporary, or someone else's (in object
+/// storage: an earlier push's). Readers that list a folder
+/// (`train-*.tfrecord`, class folders, a SageMaker channel) would read them.
+/// Stores that cannot be listed (HTTP) are not looked at.
+fn unlisted_files(out: &Path, files: &super::manifest::FileList) -> Result<Vec<String>> {
     const SHOWN: usize = 1000;
-    let dirs: std::collections::BTreeSet<&str> = files
-        .keys()
-        .filter_map(|f| f.rsplit_once('/').map(|(d, _)| d))
-        .collect();
-    let mut found = Vec::new();
-    for d in dirs {
-        let Ok(entries) = std::fs::read_dir(out.join(d)) else {
-            continue;
-        };
-        let mut names: Vec<String> = entries
-            .flatten()
-            .filter(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
-            .map(|e| format!("{d}/{}", e.file_name().to_string_lossy()))
-            .filter(|rel| !files.contains_key(rel))
-            .collect();
-        names.sort();
-        found.extend(names);
+    let parent = |f: &str| f.rsplit_once('/').map(|(d, _)| d.to_string());
+    let dirs: std::collections::BTreeSet<String> = files.keys().filter_map(|f| parent(f)).collect();
+    let mut present: Vec<String> = Vec::new();
+    if let Some(uri) = out.to_str().filter(|s| crate::storage::is_remote(s)) {
+        let uri = crate::storage::Uri::parse(uri).map_err(Error::Usage)?;
+        if !uri.can_list() {
+            return Ok(Vec::new());
+        }
+        let bucket = crate::storage::bucket_for(&uri).map_err(|e| Error::Problem(e.to_string()))?;
+        let prefix = format!("{}/", uri.key.trim_end_matches('/'));
+        let listed = bucket
+            .list(&uri.key)
+            .map_err(|e| Error::Problem(e.to_string()))?;
+        present.extend(
+            listed
+                .into_iter()
+                .filter_map(|o| o.key.strip_prefix(&prefix).map(String::from)),
+        );
+    } else {
+        for d in &dirs {
+            let Ok(entries) = std::fs::read_dir(out.join(d)) else {
+                continue;
+            };
+            present.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
+                    .map(|e| format!("{d}/{}", e.file_name().to_string_lossy())),
+            );
+        }
     }
+    let mut found: Vec<String> = present
+        .into_iter()
+        .filter(|f| !files.contains_key(f) && parent(f).is_some_and(|d| dirs.contains(&d)))
+        .collect();
+    found.sort();
     let n = found.len();
     let mut problems: Vec<String> = found
         .into_iter()
@@ -896,7 +916,8 @@ fn unlisted_files(out: &Path, files: &super::manifest::FileList) -> Vec<String> 
         .map(|f| {
             format!(
                 "{f}: not in the manifest (changed since an earlier build wrote it, left by a \
-                 killed build, or someone else's); a reader that lists its folder would read it"
+                 killed build or an earlier push, or someone else's); a reader that lists its \
+                 folder would read it"
             )
         })
         .collect();
@@ -906,7 +927,7 @@ fn unlisted_files(out: &Path, files: &super::manifest::FileList) -> Vec<String> 
             n - SHOWN
         ));
     }
-    problems
+    Ok(problems)
 }
 
 pub fn verify_out(out: &Path, threads: usize, reporter: &dyn Reporter) -> Result<OutReport> {
@@ -955,9 +976,7 @@ pub fn verify_out(out: &Path, threads: usize, reporter: &dyn Reporter) -> Result
     if let Some(d) = &m.detection {
         super::formats::verify_detection(out, &m, d, &mut rep.problems);
     }
-    if !crate::files::is_remote(out) {
-        rep.problems.extend(unlisted_files(out, &m.files));
-    }
+    rep.problems.extend(unlisted_files(out, &m.files)?);
     for (f, &want) in &m.records {
         let (n, problems) = crate::tfcheck::verify_tfrecord(&at(f))?;
         rep.records_checked += n;
