@@ -362,3 +362,15 @@ impl TestEnv {
         succeeded(args, out)
     }
 }
+
+/// Twelve photos in two class folders and, by the shard size in records, the
+/// recipe of their TFRecord build (write it to `r.toml`).
+pub fn sharded_photos(env: &TestEnv) -> impl Fn(u32) -> String {
+    env.synth("photos", 2, 6, 32, 24);
+    |shards: u32| {
+        format!(
+            "name = \"p\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n\
+             [[outputs]]\nformat = \"tfrecord\"\nshard_records = {shards}\n"
+        )
+    }
+}

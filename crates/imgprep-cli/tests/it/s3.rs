@@ -1,7 +1,7 @@
 //! Object storage against real servers on 127.0.0.1: S3 (Garage), Azure Blob
 //! Storage (Azurite) and plain HTTP (Python's http.server).
 
-use crate::env::{az, s3, stderr, stdout, OwnServer, TestEnv};
+use crate::env::{az, s3, sharded_photos, stderr, stdout, OwnServer, TestEnv};
 
 /// Deterministic pseudo-random bytes (incompressible, like images).
 fn noise(n: usize, seed: u64) -> Vec<u8> {
@@ -996,13 +996,7 @@ fn pass_through_from_s3_fetches_each_object_once() {
 fn objects_of_an_earlier_push_in_a_channel_folder_are_named() {
     let Some(s3) = s3() else { return };
     let env = TestEnv::new();
-    env.synth("photos", 2, 6, 32, 24);
-    let recipe = |shards: u32| {
-        format!(
-            "name = \"p\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n\
-             [[outputs]]\nformat = \"tfrecord\"\nshard_records = {shards}\n"
-        )
-    };
+    let recipe = sharded_photos(&env);
     env.write("r.toml", recipe(4).as_bytes());
     env.ok(&["build", "r.toml", "--out", "o"]);
     let dest = s3.uri("t-foreign/ch");

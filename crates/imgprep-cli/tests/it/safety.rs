@@ -3,7 +3,7 @@
 //! an interrupted build never looks finished, and a file cannot make a
 //! build block forever.
 
-use crate::env::{assert_stderr_has, stderr, stdout, TestEnv};
+use crate::env::{assert_stderr_has, sharded_photos, stderr, stdout, TestEnv};
 use std::time::{Duration, Instant};
 
 fn manifest(env: &TestEnv, out: &str) -> serde_json::Value {
@@ -540,13 +540,7 @@ fn links_and_colliding_names_are_refused() {
 #[test]
 fn changed_files_of_an_earlier_build_are_kept_and_named() {
     let env = TestEnv::new();
-    env.synth("photos", 2, 6, 32, 24);
-    let recipe = |shards: u32| {
-        format!(
-            "name = \"p\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n\
-             [[outputs]]\nformat = \"tfrecord\"\nshard_records = {shards}\n"
-        )
-    };
+    let recipe = sharded_photos(&env);
     env.write("r.toml", recipe(4).as_bytes());
     env.ok(&["build", "r.toml", "--out", "o"]);
     let dir = "o/complete/tfrecord-tfds";
