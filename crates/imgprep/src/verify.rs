@@ -50,6 +50,18 @@ pub fn prefix_paths(prefix: &Path) -> (PathBuf, PathBuf, PathBuf) {
 /// counts). `.idx` and `.lst` are checked when present.
 pub fn verify_rec(prefix: &Path, threads: usize, reporter: &dyn Reporter) -> Result<VerifyReport> {
     let (rec, idx, lst) = prefix_paths(prefix);
+    verify_rec_files(rec, idx, lst, threads, reporter)
+}
+
+/// [`verify_rec`] with the three files named one by one (a pushed dataset's
+/// SageMaker channels keep the `.idx` and `.lst` apart from the `.rec`).
+pub fn verify_rec_files(
+    rec: PathBuf,
+    idx: PathBuf,
+    lst: PathBuf,
+    threads: usize,
+    reporter: &dyn Reporter,
+) -> Result<VerifyReport> {
     let (file, size) = crate::files::open_sized(&rec).map_err(Error::io(&rec))?;
     let mut report = VerifyReport {
         rec: rec.clone(),

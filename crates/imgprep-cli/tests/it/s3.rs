@@ -241,6 +241,14 @@ fn build_from_s3_sources_to_s3_outputs_and_push_channels() {
     ] {
         assert!(plan.contains(key), "{key} not in\n{plan}");
     }
+    // pushed as channels, the dataset verifies where it is: every file under
+    // its channel key, the .rec with its .idx and .lst from recordio-index/
+    env.ok_s3(&s3, &["push", "ref", &s3.uri("t-build/channels"), "-q"]);
+    let v = env.run_s3(&s3, &["verify", &s3.uri("t-build/channels"), "--json"]);
+    assert_eq!(v.status.code(), Some(0), "{}{}", stdout(&v), stderr(&v));
+    let r = json(&v);
+    assert_eq!(r["files_checked"].as_u64(), Some(files.len() as u64), "{r}");
+    assert_eq!(r["records_checked"].as_u64(), Some(18), "{r}");
 }
 
 #[test]
@@ -1025,7 +1033,17 @@ fn objects_of_an_earlier_push_in_a_channel_folder_are_named() {
     );
     // the new shards are there all the same; an empty prefix takes it cleanly
     assert!(r["uploaded"].as_u64().unwrap() >= 2, "{r}");
+    let v = env.run_s3(&s3, &["verify", &dest]);
+    let said = format!("{}{}", stdout(&v), stderr(&v));
+    assert_eq!(v.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(
+            "complete/tfrecord-tfds/train/train-00000-of-00003.tfrecord: not in the manifest"
+        ),
+        "{said}"
+    );
     env.ok_s3(&s3, &["push", "o", &s3.uri("t-foreign/clean"), "-q"]);
+    env.ok_s3(&s3, &["verify", &s3.uri("t-foreign/clean"), "-q"]);
     // a build straight to the bucket: the same, and verify names them too
     let out_uri = s3.uri("t-foreign/built");
     env.write("r.toml", recipe(4).as_bytes());

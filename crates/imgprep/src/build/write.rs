@@ -871,10 +871,16 @@ pub struct OutReport {
 /// storage: an earlier push's). Readers that list a folder
 /// (`train-*.tfrecord`, class folders, a SageMaker channel) would read them.
 /// Stores that cannot be listed (HTTP) are not looked at.
-fn unlisted_files(out: &Path, files: &super::manifest::FileList) -> Result<Vec<String>> {
+fn unlisted_files(
+    out: &Path,
+    files: &super::manifest::FileList,
+    key: &dyn Fn(&str) -> String,
+) -> Result<Vec<String>> {
     const SHOWN: usize = 1000;
     let parent = |f: &str| f.rsplit_once('/').map(|(d, _)| d.to_string());
-    let dirs: std::collections::BTreeSet<String> = files.keys().filter_map(|f| parent(f)).collect();
+    let listed: std::collections::HashSet<String> = files.keys().map(|f| key(f)).collect();
+    let dirs: std::collections::BTreeSet<String> =
+        listed.iter().filter_map(|f| parent(f)).collect();
     let mut present: Vec<String> = Vec::new();
     if let Some(uri) = out.to_str().filter(|s| crate::storage::is_remote(s)) {
         let uri = crate::storage::Uri::parse(uri).map_err(Error::Usage)?;
@@ -906,7 +912,7 @@ fn unlisted_files(out: &Path, files: &super::manifest::FileList) -> Result<Vec<S
     }
     let mut found: Vec<String> = present
         .into_iter()
-        .filter(|f| !files.contains_key(f) && parent(f).is_some_and(|d| dirs.contains(&d)))
+        .filter(|f| !listed.contains(f) && parent(f).is_some_and(|d| dirs.contains(&d)))
         .collect();
     found.sort();
     let n = found.len();
@@ -931,11 +937,28 @@ fn unlisted_files(out: &Path, files: &super::manifest::FileList) -> Result<Vec<S
 }
 
 pub fn verify_out(out: &Path, threads: usize, reporter: &dyn Reporter) -> Result<OutReport> {
-    let at = |rel: &str| crate::files::join(out, Path::new(rel));
-    let mp = at(MANIFEST);
+    let mp = crate::files::join(out, Path::new(MANIFEST));
     let text = crate::files::read_to_string(&mp).map_err(io_err(&mp))?;
     let m: Manifest =
         serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{}: {e}", mp.display())))?;
+    // `imgprep push` lays a dataset out as SageMaker channels by default:
+    // its files are then under their channel keys, not the manifest's paths
+    let channels = crate::files::is_remote(out)
+        && m.files
+            .keys()
+            .find(|f| crate::storage::transfer::channel_key(f) != **f)
+            .is_some_and(|f| {
+                let (mirror, channel) = (
+                    crate::files::join(out, Path::new(f)),
+                    crate::files::join(out, Path::new(&crate::storage::transfer::channel_key(f))),
+                );
+                !crate::files::is_file(&mirror) && crate::files::is_file(&channel)
+            });
+    let key = |rel: &str| match channels {
+        true => crate::storage::transfer::channel_key(rel),
+        false => rel.to_string(),
+    };
+    let at = |rel: &str| crate::files::join(out, Path::new(&key(rel)));
     let mut rep = OutReport {
         out: out.to_path_buf(),
         ..Default::default()
@@ -960,9 +983,14 @@ pub fn verify_out(out: &Path, threads: usize, reporter: &dyn Reporter) -> Result
             if !m.files.contains_key(&rec) {
                 continue;
             }
-            let prefix = at(&format!("{vname}/recordio/{split}"));
-            let r =
-                crate::verify::verify_rec(&prefix, threads, &crate::report::Collect::default())?;
+            let base = format!("{vname}/recordio/{split}");
+            let r = crate::verify::verify_rec_files(
+                at(&rec),
+                at(&format!("{base}.idx")),
+                at(&format!("{base}.lst")),
+                threads,
+                &crate::report::Collect::default(),
+            )?;
             rep.records_checked += r.records;
             rep.problems.extend(r.first_problems.iter().cloned());
             if r.records != counts.items {
@@ -974,9 +1002,9 @@ pub fn verify_out(out: &Path, threads: usize, reporter: &dyn Reporter) -> Result
         }
     }
     if let Some(d) = &m.detection {
-        super::formats::verify_detection(out, &m, d, &mut rep.problems);
+        super::formats::verify_detection(&at, &m, d, &mut rep.problems);
     }
-    rep.problems.extend(unlisted_files(out, &m.files)?);
+    rep.problems.extend(unlisted_files(out, &m.files, &key)?);
     for (f, &want) in &m.records {
         let (n, problems) = crate::tfcheck::verify_tfrecord(&at(f))?;
         rep.records_checked += n;

@@ -165,7 +165,7 @@ pub(super) const NO_BOXES: &str =
 /// class id within the map (each format with its id base), and the object
 /// counts per split against the manifest's.
 pub(super) fn verify_detection(
-    out: &std::path::Path,
+    at: &dyn Fn(&str) -> std::path::PathBuf,
     m: &super::Manifest,
     d: &super::manifest::DetectionManifest,
     problems: &mut Vec<String>,
@@ -177,7 +177,7 @@ pub(super) fn verify_detection(
             let read = |rel: &str| -> Option<Vec<u8>> {
                 m.files
                     .contains_key(rel)
-                    .then(|| std::fs::read(out.join(rel)).ok())?
+                    .then(|| crate::files::read(&at(rel)).ok())?
             };
             // COCO keeps every image: its count is the manifest's
             let rel = format!("{v}/coco/annotations/{split}.json");
@@ -227,7 +227,7 @@ pub(super) fn verify_detection(
             // RecordIO detection labels: header 2, 5 per object, 0..1, ids 0..N-1
             let rec = format!("{v}/recordio/{split}.rec");
             if m.files.contains_key(&rec) {
-                match recordio_boxes(&out.join(&rec), n) {
+                match recordio_boxes(&at(&rec), n) {
                     Ok(bad) => problems.extend(bad.into_iter().map(|b| format!("{rec}: {b}"))),
                     Err(e) => problems.push(format!("{rec}: {e}")),
                 }
