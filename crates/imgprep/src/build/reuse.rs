@@ -148,6 +148,7 @@ impl Previous {
         let mut files = Vec::with_capacity(nfiles as usize);
         let mut lens = Vec::with_capacity(nfiles as usize);
         let mut pos = 16u64;
+        let mut open = 0usize;
         for _ in 0..nfiles {
             let n = word(&mut r)?;
             if n > MAX_NAME {
@@ -162,13 +163,14 @@ impl Previous {
             pos += 8 + n + 8 * IDENTITY as u64;
             let file = String::from_utf8(name)
                 .ok()
-                .filter(|_| files.iter().flatten().count() < MAX_OPEN)
+                .filter(|_| open < MAX_OPEN)
                 .and_then(|name| resolve(&name))
                 .and_then(|p| File::open(p).ok())
                 .filter(|f| {
                     f.metadata()
                         .is_ok_and(|m| m.is_file() && identity(&m) == id)
                 });
+            open += usize::from(file.is_some());
             lens.push(file.as_ref().map_or(0, |_| id[2]));
             files.push(file);
         }
