@@ -165,41 +165,81 @@ pub fn label_map_pbtxt(labels: &crate::build::LabelMap) -> String {
     t
 }
 
-/// What an example is made of, for its record table key (see `reuse`):
-/// every feature that does not come from the item's bytes, with the
-/// bytes named by their identity (and for `raw` the decoding settings).
-fn record_key(ctx: &Context, p: &mut Processor, i: usize, o: &TfOptions) -> Result<reuse::Key> {
-    let (meta, spec) = example(ctx, p, i, o, false)?;
+/// Where an example's image features come from (see [`features`]).
+enum Image {
+    /// `image/encoded` from the item's bytes, and `image/key/sha256` of
+    /// them unless the source's own sum is already in the example.
+    Encoded { sha_known: bool },
+    /// `image_raw`, `height`, `width`, `channel`: the source decoded with
+    /// these settings.
+    Raw(ImageSpec),
+}
+
+/// The record table key of an example (see `reuse`): its features that do
+/// not come from the item's bytes, the bytes named by their identity (for
+/// `raw` with the decode settings), and the renames the recipe asks for.
+fn record_key(ctx: &Context, i: usize, o: &TfOptions, ex: &Example, image: &Image) -> reuse::Key {
     let mut named = ctx.bytes_key(i);
-    if let Some(spec) = spec {
+    if let Image::Raw(spec) = image {
         named.push_str(&format!("\0{spec:?}"));
     }
-    let kind = format!("tfrecord-{}", preset_name(o.preset));
-    Ok(reuse::key(&kind, &meta, &named))
+    named.push_str(&format!("\0{:?}", o.rename));
+    let mut meta = Vec::new();
+    encode_example(ex, &mut meta);
+    reuse::key(
+        &format!("tfrecord-{}", preset_name(o.preset)),
+        &meta,
+        &named,
+    )
 }
 
-fn example_for(ctx: &Context, p: &mut Processor, i: usize, o: &TfOptions) -> Result<Vec<u8>> {
-    example(ctx, p, i, o, true).map(|(ex, _)| ex)
-}
-
-/// The encoded example of item `i`; without `bytes`, the example with
-/// every feature that comes from the item's bytes left empty or out (and
-/// for `raw` the decoding settings that would make its pixels).
-fn example(
+/// The encoded example: `ex` (from [`features`]) with its image features
+/// added from the item, and the recipe's renames applied.
+fn with_image(
     ctx: &Context,
     p: &mut Processor,
     i: usize,
     o: &TfOptions,
-    bytes: bool,
-) -> Result<(Vec<u8>, Option<ImageSpec>)> {
-    let item = &ctx.catalog.items[i];
-    let mut raw_spec = None;
-    let image_bytes = |i: usize| -> Result<Vec<u8>> {
-        match bytes {
-            true => ctx.bytes(i),
-            false => Ok(Vec::new()),
+    mut ex: Example,
+    image: Image,
+) -> Result<Vec<u8>> {
+    let int = |v: i64| Feature::Int64(vec![v]);
+    match image {
+        Image::Encoded { sha_known } => {
+            let bytes = ctx.bytes(i)?;
+            if !sha_known {
+                let sha = crate::checksum::sha256_hex(&bytes).into_bytes();
+                ex.insert("image/key/sha256".into(), Feature::Bytes(vec![sha]));
+            }
+            ex.insert("image/encoded".into(), Feature::Bytes(vec![bytes]));
         }
-    };
+        Image::Raw(spec) => {
+            let item = &ctx.catalog.items[i];
+            let source = ctx.source_bytes(i)?;
+            let px = p
+                .decode(&source, &spec)
+                .and_then(|d| p.transform(d, &spec))
+                .map_err(|e| Error::Problem(format!("{}: {e}", item.path.display())))?;
+            ex.insert("height".into(), int(px.height as i64));
+            ex.insert("width".into(), int(px.width as i64));
+            ex.insert("channel".into(), int(px.channels as i64));
+            ex.insert("image_raw".into(), Feature::Bytes(vec![px.data]));
+        }
+    }
+    for (from, to) in o.rename {
+        if let Some(f) = ex.remove(from) {
+            ex.insert(to.clone(), f);
+        }
+    }
+    let mut out = Vec::new();
+    encode_example(&ex, &mut out);
+    Ok(out)
+}
+
+/// The features of item `i`'s example that do not come from its bytes (by
+/// their own names, before renames), and where the others come from.
+fn features(ctx: &Context, i: usize, o: &TfOptions) -> Result<(Example, Image)> {
+    let item = &ctx.catalog.items[i];
     let Some(Prepared::Ok(info, ..)) = ctx.prepared.get(&i) else {
         return Err(Error::Usage(format!("{}: not prepared", item.rel)));
     };
@@ -207,10 +247,19 @@ fn example(
     let first = ids.first().map(|&i| i as i64).unwrap_or(-1);
     let mut ex = Example::new();
     let int = |v: i64| Feature::Int64(vec![v]);
-    match o.preset {
+    // pass-through stores the source itself, whose sum is known
+    let known_sha = match (ctx.spec, ctx.source_sha(i)) {
+        (None, Some(sha)) => Some(crate::checksum::hex(sha).into_bytes()),
+        _ => None,
+    };
+    let encoded = Image::Encoded {
+        sha_known: known_sha.is_some(),
+    };
+    if let (Some(sha), TfPreset::Tfds | TfPreset::ObjectDetection) = (known_sha, o.preset) {
+        ex.insert("image/key/sha256".into(), Feature::Bytes(vec![sha]));
+    }
+    let image = match o.preset {
         TfPreset::Tfds => {
-            let bytes = image_bytes(i)?;
-            ex.insert("image/encoded".into(), Feature::Bytes(vec![bytes.clone()]));
             ex.insert(
                 "image/format".into(),
                 Feature::Bytes(vec![info.format.name().as_bytes().to_vec()]),
@@ -234,20 +283,9 @@ fn example(
                 "image/filename".into(),
                 Feature::Bytes(vec![item.rel.as_bytes().to_vec()]),
             );
-            ex.insert(
-                "image/key/sha256".into(),
-                // pass-through stores the source itself, whose sum is known
-                Feature::Bytes(vec![
-                    match (bytes.is_empty(), ctx.spec, ctx.source_sha(i)) {
-                        (_, None, Some(sha)) => crate::checksum::hex(sha).into_bytes(),
-                        (true, ..) => Vec::new(),
-                        _ => crate::checksum::sha256_hex(&bytes).into_bytes(),
-                    },
-                ]),
-            );
+            encoded
         }
         TfPreset::ObjectDetection => {
-            let bytes = image_bytes(i)?;
             let (w, h) = (info.width as f64, info.height as f64);
             let objs = ctx.objects(i);
             let floats = |f: &dyn Fn(&crate::annotations::Object) -> f64| {
@@ -257,7 +295,6 @@ fn example(
                 Feature::Int64(objs.iter().map(f).collect())
             };
             let bytes_of = |v: &str| v.as_bytes().to_vec();
-            ex.insert("image/encoded".into(), Feature::Bytes(vec![bytes.clone()]));
             ex.insert(
                 "image/format".into(),
                 Feature::Bytes(vec![info.format.name().as_bytes().to_vec()]),
@@ -271,16 +308,6 @@ fn example(
             ex.insert(
                 "image/source_id".into(),
                 Feature::Bytes(vec![bytes_of(&item.rel)]),
-            );
-            ex.insert(
-                "image/key/sha256".into(),
-                Feature::Bytes(vec![
-                    match (bytes.is_empty(), ctx.spec, ctx.source_sha(i)) {
-                        (_, None, Some(sha)) => crate::checksum::hex(sha).into_bytes(),
-                        (true, ..) => Vec::new(),
-                        _ => crate::checksum::sha256_hex(&bytes).into_bytes(),
-                    },
-                ]),
             );
             ex.insert(
                 "image/object/bbox/xmin".into(),
@@ -330,6 +357,7 @@ fn example(
                 "image/object/area".into(),
                 floats(&|o| o.bbox.width() * o.bbox.height()),
             );
+            encoded
         }
         TfPreset::Raw => {
             // The source's own decoded pixels after the declared transforms
@@ -349,19 +377,6 @@ fn example(
                 spec.resize = crate::image::Resize::None;
                 spec.center_crop = false;
             }
-            if bytes {
-                let source = ctx.source_bytes(i)?;
-                let px = p
-                    .decode(&source, &spec)
-                    .and_then(|d| p.transform(d, &spec))
-                    .map_err(|e| Error::Problem(format!("{}: {e}", item.path.display())))?;
-                ex.insert("height".into(), int(px.height as i64));
-                ex.insert("width".into(), int(px.width as i64));
-                ex.insert("channel".into(), int(px.channels as i64));
-                ex.insert("image_raw".into(), Feature::Bytes(vec![px.data]));
-            } else {
-                raw_spec = Some(spec);
-            }
             ex.insert("label".into(), int(first));
             let mut one_hot = vec![0u8; ctx.catalog.labels.len()];
             for &id in &ids {
@@ -374,16 +389,10 @@ fn example(
                     Feature::Bytes(vec![item.rel.as_bytes().to_vec()]),
                 );
             }
+            Image::Raw(spec)
         }
-    }
-    for (from, to) in o.rename {
-        if let Some(f) = ex.remove(from) {
-            ex.insert(to.clone(), f);
-        }
-    }
-    let mut out = Vec::new();
-    encode_example(&ex, &mut out);
-    Ok((out, raw_spec))
+    };
+    Ok((ex, image))
 }
 
 /// Writes one split's shards; returns (relative path, sums, record count) per shard.
@@ -448,14 +457,12 @@ fn write_split(
         let init = || Processor::new().expect("libjpeg-turbo initialises");
         let keyed = table_path.is_some();
         let work = |p: &mut Processor, i: usize| -> Result<Made> {
-            let key = match keyed {
-                true => Some(record_key(ctx, p, i, o)?),
-                false => None,
-            };
+            let (ex, image) = features(ctx, i, o)?;
+            let key = keyed.then(|| record_key(ctx, i, o, &ex, &image));
             let found = key.zip(previous.as_ref()).and_then(|(k, p)| p.find(&k));
             match (key, found) {
                 (Some(key), Some(found)) => Ok(Made::Copy(key, found)),
-                _ => Ok(Made::New(key, example_for(ctx, p, i, o)?)),
+                _ => Ok(Made::New(key, with_image(ctx, p, i, o, ex, image)?)),
             }
         };
         // Batches of about 4 MiB of records at most (a record of decoded
