@@ -209,6 +209,25 @@ pub fn read_text_capped(path: &Path, cap: u64) -> std::io::Result<String> {
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
+/// The files of `present` that lie in a folder holding a `listed` file
+/// (below the root) and are not listed themselves, sorted: what a reader
+/// that lists those folders (a glob, a SageMaker channel) would read beside
+/// the listed files. Paths are relative and `/`-separated.
+pub fn strays(
+    listed: &std::collections::HashSet<String>,
+    present: impl IntoIterator<Item = String>,
+) -> Vec<String> {
+    let folder = |f: &str| f.rsplit_once('/').map(|(d, _)| d.to_string());
+    let folders: std::collections::HashSet<String> =
+        listed.iter().filter_map(|f| folder(f)).collect();
+    let mut found: Vec<String> = present
+        .into_iter()
+        .filter(|f| !listed.contains(f) && folder(f).is_some_and(|d| folders.contains(&d)))
+        .collect();
+    found.sort();
+    found
+}
+
 /// Whether a regular file or an object is there (errors count as no).
 pub fn is_file(path: &Path) -> bool {
     match remote(path) {

@@ -27,6 +27,24 @@ pub fn check_cancelled(r: &dyn Reporter) -> crate::Result<()> {
     }
 }
 
+/// Appends one indented line per item, the first `shown` of them, then
+/// "... and N more{tail}" for the rest: a summary that names a few and
+/// counts the others.
+pub fn name_first<T: std::fmt::Display>(
+    text: &mut String,
+    items: impl ExactSizeIterator<Item = T>,
+    shown: usize,
+    tail: &str,
+) {
+    let n = items.len();
+    for item in items.take(shown) {
+        text.push_str(&format!("\n  {item}"));
+    }
+    if n > shown {
+        text.push_str(&format!("\n  ... and {} more{tail}", n - shown));
+    }
+}
+
 /// Collects warnings (for tests and library users who want them as data).
 #[derive(Default)]
 pub struct Collect(pub std::sync::Mutex<Vec<String>>);

@@ -700,15 +700,16 @@ fn report_boxes(rep: &boxes::BoxReport, reporter: &dyn Reporter) {
     for (kind, n) in &rep.quirks {
         text.push_str(&format!("\n  accepted {n}: {kind}"));
     }
-    for o in rep.objects.iter().take(SKIPS_SHOWN) {
-        text.push_str(&format!("\n  {}: {} {}", o.origin, o.class, o.what));
-    }
-    if rep.objects.len() > SKIPS_SHOWN {
-        text.push_str(&format!(
-            "\n  ... and {} more (all listed in manifest.json)",
-            rep.objects.len() - SKIPS_SHOWN
-        ));
-    }
+    let lines = rep
+        .objects
+        .iter()
+        .map(|o| format!("{}: {} {}", o.origin, o.class, o.what));
+    crate::report::name_first(
+        &mut text,
+        lines,
+        SKIPS_SHOWN,
+        " (all listed in manifest.json)",
+    );
     reporter.warn(&text);
 }
 
@@ -853,7 +854,6 @@ fn warn_before_writing(
     }
 }
 
-/// One summary of everything left out: the first few named, the rest counted.
 /// Files an earlier build wrote, changed since by someone else, so not
 /// removed although this build did not write them again.
 fn report_left(out: &Path, left: &[String], reporter: &dyn Reporter) {
@@ -870,15 +870,11 @@ fn report_left(out: &Path, left: &[String], reporter: &dyn Reporter) {
         },
         out.display()
     );
-    for f in left.iter().take(SKIPS_SHOWN) {
-        text.push_str(&format!("\n  {f}"));
-    }
-    if left.len() > SKIPS_SHOWN {
-        text.push_str(&format!("\n  ... and {} more", left.len() - SKIPS_SHOWN));
-    }
+    crate::report::name_first(&mut text, left.iter(), SKIPS_SHOWN, "");
     reporter.warn(&text);
 }
 
+/// One summary of everything left out: the first few named, the rest counted.
 fn report_skips(m: &Manifest, reporter: &dyn Reporter) {
     if m.skipped.is_empty() {
         return;
@@ -887,20 +883,15 @@ fn report_skips(m: &Manifest, reporter: &dyn Reporter) {
         "{} items skipped (all listed in manifest.json and items.csv):",
         m.skipped.len()
     );
-    for s in m.skipped.iter().take(SKIPS_SHOWN) {
+    let lines = m.skipped.iter().map(|s| {
         let from = s
             .origin
             .as_ref()
             .map(|o| format!(" ({o})"))
             .unwrap_or_default();
-        text.push_str(&format!("\n  {}{from}: {}", s.item, s.reason));
-    }
-    if m.skipped.len() > SKIPS_SHOWN {
-        text.push_str(&format!(
-            "\n  ... and {} more",
-            m.skipped.len() - SKIPS_SHOWN
-        ));
-    }
+        format!("{}{from}: {}", s.item, s.reason)
+    });
+    crate::report::name_first(&mut text, lines, SKIPS_SHOWN, "");
     reporter.warn(&text);
 }
 

@@ -864,7 +864,6 @@ pub struct OutReport {
     pub ok: bool,
 }
 
-/// Re-checks everything a manifest claims: each file's size and SHA-256, every RecordIO dataset (framing, images, .idx, .lst) and its count.
 /// Files in the output's data folders (every folder below `out` that holds
 /// a listed file) that the manifest does not list: an earlier build's file
 /// changed since, a killed build's temporary, or someone else's (in object
@@ -877,10 +876,7 @@ fn unlisted_files(
     key: &dyn Fn(&str) -> String,
 ) -> Result<Vec<String>> {
     const SHOWN: usize = 1000;
-    let parent = |f: &str| f.rsplit_once('/').map(|(d, _)| d.to_string());
     let listed: std::collections::HashSet<String> = files.keys().map(|f| key(f)).collect();
-    let dirs: std::collections::BTreeSet<String> =
-        listed.iter().filter_map(|f| parent(f)).collect();
     let mut present: Vec<String> = Vec::new();
     if let Some(uri) = out.to_str().filter(|s| crate::storage::is_remote(s)) {
         let uri = crate::storage::Uri::parse(uri).map_err(Error::Usage)?;
@@ -888,17 +884,20 @@ fn unlisted_files(
             return Ok(Vec::new());
         }
         let bucket = crate::storage::bucket_for(&uri).map_err(|e| Error::Problem(e.to_string()))?;
-        let prefix = format!("{}/", uri.key.trim_end_matches('/'));
-        let listed = bucket
+        let objects = bucket
             .list(&uri.key)
             .map_err(|e| Error::Problem(e.to_string()))?;
         present.extend(
-            listed
-                .into_iter()
-                .filter_map(|o| o.key.strip_prefix(&prefix).map(String::from)),
+            objects
+                .iter()
+                .filter_map(|o| uri.relative(&o.key).map(String::from)),
         );
     } else {
-        for d in &dirs {
+        let folders: std::collections::BTreeSet<&str> = listed
+            .iter()
+            .filter_map(|f| f.rsplit_once('/').map(|(d, _)| d))
+            .collect();
+        for d in folders {
             let Ok(entries) = std::fs::read_dir(out.join(d)) else {
                 continue;
             };
@@ -910,11 +909,7 @@ fn unlisted_files(
             );
         }
     }
-    let mut found: Vec<String> = present
-        .into_iter()
-        .filter(|f| !listed.contains(f) && parent(f).is_some_and(|d| dirs.contains(&d)))
-        .collect();
-    found.sort();
+    let found = crate::files::strays(&listed, present);
     let n = found.len();
     let mut problems: Vec<String> = found
         .into_iter()
@@ -936,6 +931,7 @@ fn unlisted_files(
     Ok(problems)
 }
 
+/// Re-checks everything a manifest claims: each file's size and SHA-256, every RecordIO dataset (framing, images, .idx, .lst) and its count.
 pub fn verify_out(out: &Path, threads: usize, reporter: &dyn Reporter) -> Result<OutReport> {
     let mp = crate::files::join(out, Path::new(MANIFEST));
     let text = crate::files::read_to_string(&mp).map_err(io_err(&mp))?;

@@ -142,6 +142,14 @@ pub struct Uri {
 }
 
 impl Uri {
+    /// A key below this URI's key, relative to it (None: not below it).
+    pub fn relative<'a>(&self, key: &'a str) -> Option<&'a str> {
+        match self.key.trim_end_matches('/') {
+            "" => Some(key),
+            base => key.strip_prefix(base)?.strip_prefix('/'),
+        }
+    }
+
     pub fn parse(s: &str) -> std::result::Result<Uri, String> {
         let (scheme, rest) = s
             .split_once("://")

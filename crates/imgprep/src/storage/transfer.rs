@@ -231,17 +231,15 @@ pub fn push(
     // bucket) is one clear error rather than N failures
     let there = bucket.list(&dest.key).map_err(storage_err)?;
     let not_in_dataset = foreign_objects(&there, &files, dest, &bucket);
-    for shown in not_in_dataset.iter().take(10) {
-        reporter.warn(&format!(
-            "{shown}: already in the destination and not part of this dataset (left alone; a \
-             channel reading its folder would read it: delete it, or push to an empty prefix)"
-        ));
-    }
-    if not_in_dataset.len() > 10 {
-        reporter.warn(&format!(
-            "... and {} more objects in the destination not part of this dataset",
-            not_in_dataset.len() - 10
-        ));
+    if !not_in_dataset.is_empty() {
+        let mut text = format!(
+            "{} objects in {dest} are not part of this dataset but lie in folders it is pushed \
+             to (left alone; a channel reading those folders would read them: delete them, or \
+             push to an empty prefix):",
+            not_in_dataset.len()
+        );
+        crate::report::name_first(&mut text, not_in_dataset.iter(), 10, "");
+        reporter.warn(&text);
     }
     let total: u64 = files.iter().map(|f| f.2).sum();
     reporter.begin("push", Some(total));
@@ -305,31 +303,23 @@ pub fn push(
     Ok(r)
 }
 
-/// The URIs of objects listed under the destination that lie in a folder
-/// this push writes to (below the destination itself) and that it does not
-/// send, sorted.
+/// The URIs of objects under the destination that lie in a folder this
+/// push writes to (below the destination itself) and that it does not
+/// send, sorted (see [`crate::files::strays`]).
 fn foreign_objects(
     there: &[ObjectInfo],
     files: &[(String, String, u64)],
     dest: &Uri,
     bucket: &Bucket,
 ) -> Vec<String> {
-    let parent = |k: &str| k.rsplit_once('/').map_or("", |(d, _)| d).to_string();
-    let ours: std::collections::HashSet<String> =
-        files.iter().map(|(_, key, _)| dest.join(key).key).collect();
-    let root = dest.key.trim_end_matches('/');
-    let dirs: std::collections::HashSet<String> = ours
+    let ours = files.iter().map(|(_, key, _)| key.clone()).collect();
+    let present = there
         .iter()
-        .map(|k| parent(k))
-        .filter(|d| d != root)
-        .collect();
-    let mut found: Vec<String> = there
-        .iter()
-        .filter(|o| !ours.contains(&o.key) && dirs.contains(&parent(&o.key)))
-        .map(|o| bucket.uri(&o.key))
-        .collect();
-    found.sort();
-    found
+        .filter_map(|o| dest.relative(&o.key).map(String::from));
+    crate::files::strays(&ours, present)
+        .into_iter()
+        .map(|k| bucket.uri(&dest.join(&k).key))
+        .collect()
 }
 
 /// What [`push_one`] did (or, in a dry run, would do) with one file.
