@@ -151,6 +151,18 @@ impl PreparedItems {
     }
 }
 
+/// What decides the bytes of every image a build makes: the tool's version,
+/// the pixel pipeline's revision and the transform settings. Part of every
+/// item cache key and of the build fingerprint, so a cache entry or an
+/// earlier build's record is only reused when it would come out the same.
+pub fn transform_key(spec: Option<&crate::image::ImageSpec>) -> String {
+    format!(
+        "{}|px{}|{spec:?}",
+        env!("CARGO_PKG_VERSION"),
+        crate::image::PIXELS_REVISION
+    )
+}
+
 /// Runs a whole build.
 pub fn build(
     recipe_path: &Path,
@@ -203,7 +215,7 @@ fn build_in(
         }
     }
     let needed = plan.needed();
-    let transform_key = format!("{}|{spec:?}", env!("CARGO_PKG_VERSION"));
+    let transform_key = transform_key(spec.as_ref());
     let cache_dir = opts
         .cache_dir
         .clone()

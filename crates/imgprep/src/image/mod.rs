@@ -214,6 +214,17 @@ pub enum Encoding {
     Png { compression: u8 },
 }
 
+/// Revision of what this module makes of an image: the output bytes for a
+/// given input and [`ImageSpec`]. It is part of every item cache key and
+/// build fingerprint (see `build::transform_key`), so that a rebuild never
+/// mixes images made before a change with images made after it. Bump it
+/// with any change that alters output bytes: decoder or encoder settings,
+/// the resize filter, colour conversion, orientation, or a new version of
+/// libjpeg-turbo, `fast_image_resize` or `image` that decodes or encodes
+/// differently. The test `tests::pixels_revision_pins_the_output` fails
+/// when the bytes change and the revision did not.
+pub const PIXELS_REVISION: u32 = 1;
+
 /// Everything that decides what one output image looks like.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageSpec {
@@ -706,6 +717,167 @@ mod tests {
         assert_eq!(dct_scale(640, 480, 640, 480), 8);
         assert_eq!(dct_scale(640, 480, 1000, 750), 8);
         assert_eq!(dct_scale(4000, 3000, 280, 210), 1);
+    }
+
+    /// A picture made with integer arithmetic only (no libm), so the inputs
+    /// are the same on every machine: gradients, a checkerboard, a disc.
+    fn pattern(w: u32, h: u32, channels: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(w as usize * h as usize * channels);
+        for y in 0..h {
+            for x in 0..w {
+                let check = if (x / 16 + y / 16) % 2 == 0 { 40 } else { 0 };
+                let (dx, dy) = (x as i64 - w as i64 / 3, y as i64 - h as i64 / 2);
+                let disc = if dx * dx + dy * dy < (h as i64 / 4).pow(2) {
+                    90
+                } else {
+                    0
+                };
+                let px = [
+                    (x * 255 / w) as u8 ^ check,
+                    ((y * 255 / h) as u8).wrapping_add(disc),
+                    ((x + y) * 97 % 256) as u8,
+                    (255 - x * 200 / w) as u8,
+                ];
+                v.extend_from_slice(&px[..channels]);
+            }
+        }
+        v
+    }
+
+    /// `jpeg` with an EXIF APP1 segment saying `orientation`.
+    fn with_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+        let mut tiff = b"II*\0\x08\0\0\0\x01\0\x12\x01\x03\0\x01\0\0\0".to_vec();
+        tiff.extend_from_slice(&orientation.to_le_bytes());
+        tiff.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        let mut v = vec![0xFF, 0xD8, 0xFF, 0xE1];
+        v.extend_from_slice(&((2 + 6 + tiff.len()) as u16).to_be_bytes());
+        v.extend_from_slice(b"Exif\0\0");
+        v.extend_from_slice(&tiff);
+        v.extend_from_slice(&jpeg[2..]);
+        v
+    }
+
+    /// Every image of the pinning test below, each output preceded by its
+    /// length.
+    fn pipeline_outputs(p: &mut Processor) -> Vec<u8> {
+        let mut jpeg = Vec::new();
+        let (w, h) = (640, 480);
+        p.encode(
+            Pixels {
+                width: w,
+                height: h,
+                channels: 3,
+                data: pattern(w, h, 3),
+            },
+            Encoding::Jpeg { quality: 90 },
+            &mut jpeg,
+        )
+        .unwrap();
+        let rotated = with_orientation(&jpeg, 6);
+        assert_eq!(exif::jpeg_orientation(&rotated), 6);
+        let mut png = Vec::new();
+        image::DynamicImage::ImageRgba8(
+            image::RgbaImage::from_raw(97, 61, pattern(97, 61, 4)).unwrap(),
+        )
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+        let spec = |resize, color, center_crop, encoding| ImageSpec {
+            color,
+            center_crop,
+            resize,
+            encoding,
+            max_pixels: DEFAULT_MAX_PIXELS,
+        };
+        let q95 = Encoding::Jpeg { quality: 95 };
+        let png9 = Encoding::Png { compression: 9 };
+        let cases = [
+            (&jpeg, spec(Resize::None, ColorMode::Color, false, q95)),
+            (
+                &jpeg,
+                spec(Resize::ShorterEdge(210), ColorMode::Color, false, q95),
+            ),
+            (
+                &jpeg,
+                spec(Resize::ShorterEdge(100), ColorMode::Grayscale, false, q95),
+            ),
+            (
+                &jpeg,
+                spec(Resize::Exact(224, 224), ColorMode::Color, true, png9),
+            ),
+            (
+                &rotated,
+                spec(Resize::ShorterEdge(210), ColorMode::Color, false, q95),
+            ),
+            (
+                &rotated,
+                spec(Resize::Area(150 * 150), ColorMode::Color, true, q95),
+            ),
+            (&png, spec(Resize::None, ColorMode::Unchanged, false, png9)),
+            (
+                &png,
+                spec(Resize::ShorterEdge(200), ColorMode::Color, false, q95),
+            ),
+        ];
+        let mut all = Vec::new();
+        for (input, spec) in &cases {
+            let mut out = Vec::new();
+            p.process(input, spec, &mut out).unwrap();
+            all.extend_from_slice(&(out.len() as u64).to_le_bytes());
+            all.extend_from_slice(&out);
+        }
+        // video frames: JPEG straight from YUV 4:2:0 planes
+        let (fw, fh) = (64u32, 48u32);
+        let mut planes = pattern(fw, fh, 1);
+        let chroma = pattern(fw / 2, fh / 2, 2);
+        planes.extend(chroma.chunks(2).map(|c| c[0]));
+        planes.extend(chroma.chunks(2).map(|c| c[1]));
+        for gray in [false, true] {
+            let mut out = Vec::new();
+            p.encode_yuv420(&planes, fw, fh, 90, gray, &mut out)
+                .unwrap();
+            all.extend_from_slice(&(out.len() as u64).to_le_bytes());
+            all.extend_from_slice(&out);
+        }
+        all
+    }
+
+    /// Output bytes of the whole pixel pipeline, pinned. If this fails, a
+    /// change (ours or a codec / resize crate's) alters the images imgprep
+    /// makes: bump [`PIXELS_REVISION`] and pin the new digest together with
+    /// it, so that caches and earlier builds made the old way are not reused.
+    /// The bytes must not depend on the SIMD level of the CPU either (caches
+    /// and clean builds on other machines must agree): every resize path the
+    /// CPU has is tried. (libjpeg-turbo's SIMD paths are exact by design;
+    /// checked by hand with `JSIMD_FORCENONE=1` and `JSIMD_FORCESSE2=1`.)
+    #[test]
+    fn pixels_revision_pins_the_output() {
+        use fast_image_resize::CpuExtensions;
+        let mut tried = Vec::new();
+        for ext in [
+            CpuExtensions::None,
+            CpuExtensions::Sse4_1,
+            CpuExtensions::Avx2,
+        ] {
+            if !ext.is_supported() {
+                continue;
+            }
+            let mut p = Processor::new().unwrap();
+            // SAFETY: only extensions this CPU supports are set
+            unsafe { p.resizer.set_cpu_extensions(ext) };
+            let digest = crate::checksum::sha256_hex(&pipeline_outputs(&mut p));
+            assert_eq!(
+                (PIXELS_REVISION, digest.as_str()),
+                (
+                    1,
+                    "a00e0dbb0780e9b9be2971762b3d7f26c30354a9c61f15261ce8bb68488bd05b"
+                ),
+                "with the {ext:?} resize path, the images imgprep makes have changed: bump \
+                 PIXELS_REVISION and pin the new digest (or, if only one CPU path differs, \
+                 make the paths agree)"
+            );
+            tried.push(ext);
+        }
+        assert!(tried.len() >= 2, "only {tried:?} could be tried");
     }
 
     #[test]
