@@ -78,7 +78,9 @@ pub struct Manifest {
     pub variants: BTreeMap<String, VariantManifest>,
     /// Every output file (relative to the output folder, `/`-separated).
     pub files: FileList,
-    /// Records in each TFRecord shard.
+    /// Records in each record file (TFRecord shard or RecordIO `.rec`): what
+    /// a trainer reads, which for detection can be fewer than the split's
+    /// items (images without boxes are left out of some formats).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub records: BTreeMap<String, u64>,
     /// Included items whose source is not plain RGB, by layout (`grayscale`,

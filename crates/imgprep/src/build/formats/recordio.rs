@@ -183,6 +183,7 @@ fn write(
     if let Some(t) = &table_path {
         table.save(t, &[(rec_rel.clone(), rec_p.clone())]);
     }
+    sink.records.insert(rec_rel.clone(), items.len() as u64);
     sink.file(rec_rel, sums);
     sink.file(idx_rel, idx_f.commit().map_err(io_err(&idx_p))?);
     sink.file(lst_rel, lst_f.commit().map_err(io_err(&lst_p))?);
