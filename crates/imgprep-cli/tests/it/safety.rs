@@ -164,6 +164,16 @@ fn foreign_and_overlapping_output_folders_are_refused() {
         assert_stderr_has(&out, "must not overlap");
     }
     assert!(!env.path("photos/out").exists());
+    // a folder link in a source that leads to the output: a rebuild would
+    // read the outputs as new classes, so it is refused before any work
+    env.ok(&["build", "r.toml", "--out", "linked"]);
+    let before = manifest(&env, "linked");
+    std::os::unix::fs::symlink("../linked", env.path("photos/zz_link")).unwrap();
+    let out = env.run(&["build", "r.toml", "--out", "linked"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_stderr_has(&out, "zz_link");
+    assert_stderr_has(&out, "must not overlap");
+    assert_eq!(manifest(&env, "linked"), before);
 }
 
 /// One build per output folder: a second one fails at once, naming the

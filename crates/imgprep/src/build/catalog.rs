@@ -211,6 +211,7 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
         multi_hot_width,
         multi_label,
         walk_skips,
+        linked_folders: _,
         boxes,
         video,
     } = sources;

@@ -192,6 +192,11 @@ fn build_in(
     let start = std::time::Instant::now();
     let spec = r.recipe.transform.image_spec().map_err(Error::Usage)?;
     let sources = read_sources(r)?;
+    // before any work: a source (or a folder link in one) must not be or
+    // hold the output, or a rebuild would read its own outputs as inputs
+    let mut inputs = sources::input_paths(r);
+    inputs.extend(sources.linked_folders.iter().cloned());
+    outdir::check_overlap(&opts.out, &inputs)?;
     if !sources.video.is_empty() && spec.is_none() {
         return Err(Error::Usage(format!(
             "{}: transform.encoding = \"passthrough\" cannot apply to video frames (they have no \
@@ -249,7 +254,6 @@ fn build_in(
     }
     drop(catalog_prints);
     let fp = fp_sum.finish().sha256.to_string();
-    outdir::check_overlap(&opts.out, &sources::input_paths(r))?;
     let guard = outdir::acquire(&opts.out, opts.force)?;
     if let Some(m) = read_manifest(&opts.out) {
         let intact = m

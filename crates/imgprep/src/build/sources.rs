@@ -53,6 +53,9 @@ pub struct Sources {
     /// Names a folder walk passed over (not files, loops, names no `.lst`
     /// can hold): listed as skipped, never dropped without a word.
     pub walk_skips: Vec<super::catalog::Skip>,
+    /// Links to folders outside a source's root that its walk entered:
+    /// inputs too (an output folder must not be one of them).
+    pub linked_folders: Vec<PathBuf>,
     /// What detection sources declared beside their items.
     pub boxes: super::boxes::SourceBoxes,
     /// Video sources' chunks and frame tables.
@@ -67,6 +70,7 @@ pub fn read_sources(r: &LoadedRecipe) -> Result<Sources> {
     let mut multi_hot_width: Option<usize> = None;
     let mut multi_label = false;
     let mut walk_skips = Vec::new();
+    let mut linked_folders = Vec::new();
     let mut boxes = super::boxes::SourceBoxes::default();
     let mut video = super::video::VideoSet::default();
     for s in &r.recipe.sources {
@@ -77,7 +81,13 @@ pub fn read_sources(r: &LoadedRecipe) -> Result<Sources> {
                     Some(uri) if crate::storage::is_remote(uri) => {
                         remote_folders(uri, exts, split, &mut items)?
                     }
-                    _ => walk_skips.extend(folders(&root, exts, split, &mut items)?),
+                    _ => walk_skips.extend(folders(
+                        &root,
+                        exts,
+                        split,
+                        &mut items,
+                        &mut linked_folders,
+                    )?),
                 }
             }
             SourceSpec::Csv {
@@ -175,6 +185,7 @@ pub fn read_sources(r: &LoadedRecipe) -> Result<Sources> {
         multi_hot_width,
         multi_label,
         walk_skips,
+        linked_folders,
         boxes,
         video,
     })
@@ -321,9 +332,11 @@ fn folders(
     exts: &[String],
     split: &Option<String>,
     out: &mut Vec<Item>,
+    linked: &mut Vec<PathBuf>,
 ) -> Result<Vec<super::catalog::Skip>> {
     let exts: Vec<String> = exts.iter().map(|e| e.to_lowercase()).collect();
     let listing = list_images(root, &exts, true)?;
+    linked.extend(listing.linked);
     let folders: Vec<String> = listing.classes.iter().map(|(c, _)| c.clone()).collect();
     let names = class_names(&folders);
     for (rel, label) in listing.items {

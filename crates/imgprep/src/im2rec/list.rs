@@ -64,6 +64,8 @@ struct Walker<'a> {
     skipped: Vec<(String, String)>,
     /// Folders outside ROOT entered through symbolic links (each once).
     visited: HashSet<PathBuf>,
+    /// The links entered, as paths under ROOT.
+    linked: Vec<PathBuf>,
     /// For a ROOT in object storage: its folders, from one listing.
     remote: Option<Tree>,
 }
@@ -220,6 +222,7 @@ impl Walker<'_> {
                     ));
                     continue;
                 }
+                self.linked.push(sub.clone());
             }
             self.walk(&sub)?;
         }
@@ -236,6 +239,9 @@ pub struct Listing {
     pub classes: Vec<(String, usize)>,
     /// Files passed over: path and reason.
     pub skipped: Vec<(String, String)>,
+    /// Symbolic links to folders outside ROOT that the walk entered (their
+    /// paths under ROOT): a build checks that none leads to its output.
+    pub linked: Vec<PathBuf>,
 }
 
 /// Lists images under `root` exactly as im2rec.py's `list_image` does:
@@ -268,6 +274,7 @@ pub fn list_images(root: &Path, exts: &[String], recursive: bool) -> Result<List
         classes: Vec::new(),
         skipped: Vec::new(),
         visited: HashSet::new(),
+        linked: Vec::new(),
         remote,
     };
     if recursive {
@@ -283,6 +290,7 @@ pub fn list_images(root: &Path, exts: &[String], recursive: bool) -> Result<List
         items: w.items,
         classes: w.classes,
         skipped: w.skipped,
+        linked: w.linked,
     })
 }
 
