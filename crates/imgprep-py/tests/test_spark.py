@@ -110,3 +110,43 @@ def test_spark_connect(shapes, reference, tmp_path):
                        env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert tree_digest(out) == reference
+
+
+@pytest.fixture(scope="module")
+def sessions(binary, tmp_path_factory):
+    """Two recordings of two short chunks each (ffmpeg), labelled by time ranges."""
+    d = tmp_path_factory.mktemp("video")
+    r = run(binary, "synth", d, "--layout", "video", "--sessions", "2", "--chunks", "2", "--seconds", "1",
+            "--fps", "10", "--width", "64", "--height", "48")
+    assert r.returncode == 0, r.stderr
+    (d / "sessions.toml").write_text(
+        'name = "sessions"\nseed = 3\n[[sources]]\ntype = "video"\nchunks = "videos/{session}/*.mp4"\n'
+        'labels = "labels/{session}.csv"\nunit = "seconds"\n[split]\nmethod = "group"\ntrain = 0.5\nvalidation = 0.5\n'
+        '[[outputs]]\nformat = "recordio"\n'
+    )
+    return d
+
+
+def test_video_build_on_spark_equals_the_binary_run_from_elsewhere(spark, binary, sessions, tmp_path, monkeypatch):
+    """Frames' identities and the manifest depend neither on how the recipe's
+    path is spelled nor on the folder a build runs in."""
+    ref = tmp_path / "ref"
+    r = run(binary, "build", sessions / "sessions.toml", "--out", ref, "-q", cwd="/")
+    assert r.returncode == 0, r.stderr
+    monkeypatch.chdir(sessions)
+    out = tmp_path / "out"
+    imgprep.spark.build(spark, "sessions.toml", out, slices=3)
+    assert tree_digest(out) == tree_digest(ref)
+
+
+def test_a_plan_refuses_what_the_build_would(spark, sessions, tmp_path):
+    """Pass-through cannot apply to frames: the plan says so, and the Spark
+    driver fails before any task starts, with imgprep's own error."""
+    text = (sessions / "sessions.toml").read_text() + '[transform]\nencoding = "passthrough"\n'
+    p = sessions / "frames.toml"
+    p.write_text(text)
+    with pytest.raises(imgprep.UsageError, match="cannot apply to video frames"):
+        imgprep.Recipe.load(p).plan()
+    with pytest.raises(imgprep.UsageError, match="cannot apply to video frames"):
+        imgprep.spark.build(spark, p, tmp_path / "out", slices=2)
+    assert not (tmp_path / "out.parts").exists()

@@ -685,7 +685,15 @@ pub fn from_text(text: &str, path: &Path) -> Result<LoadedRecipe> {
         let (line, col) = offset.map(|o| line_col(text, o)).unwrap_or((1, 1));
         Error::Usage(format!("{}:{line}:{col}: {message}", path.display()))
     })?;
-    let base = crate::files::parent(path);
+    // Absolute, so that every path the build derives from the recipe (item
+    // cache keys, video chunk paths and frame identities, the places named
+    // in the manifest, the fingerprint) is the same however the recipe's
+    // path was spelled or wherever the command ran. (Not canonicalized:
+    // links stay as the user laid them out.)
+    let mut base = crate::files::parent(path);
+    if !crate::files::is_remote(&base) {
+        base = std::path::absolute(&base).unwrap_or(base);
+    }
     Ok(LoadedRecipe {
         recipe,
         path: path.to_path_buf(),

@@ -540,6 +540,42 @@ fn frame_ranges_count_from_the_declared_base() {
     }
 }
 
+/// Range files named per session beside the recipe: the output may go
+/// beside them too, but never be the folder holding them.
+#[test]
+fn range_files_beside_the_recipe_leave_its_folder_free_for_the_output() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let env = TestEnv::new();
+    clip(&env, "v/r/a.mp4", 10, 10, 0, "", &[]);
+    env.write(
+        "ranges_r.csv",
+        b"label,start,end
+a,0,1
+",
+    );
+    let r = recipe(
+        &env,
+        "beside",
+        "chunks = \"v/{s}/*.mp4\"\nlabels = \"ranges_{s}.csv\"\nunit = \"seconds\"",
+        "",
+    );
+    env.ok(&["build", &r, "--out", "out"]);
+    assert_eq!(written(&env, "out").len(), 10);
+    env.write("l/ranges_r.csv", b"label,start,end\na,0,1\n");
+    let r = recipe(
+        &env,
+        "inside",
+        "chunks = \"v/{s}/*.mp4\"\nlabels = \"l/ranges_{s}.csv\"\nunit = \"seconds\"",
+        "",
+    );
+    let out = env.run(&["build", &r, "--out", "l", "--force"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_stderr_has(&out, "ranges_r.csv: outputs and inputs must not overlap");
+    assert_eq!(std::fs::read_dir(env.path("l")).unwrap().count(), 1);
+}
+
 #[test]
 fn overlapping_ranges_name_both_lines_unless_a_policy_is_set() {
     if !have_ffmpeg() {
@@ -670,6 +706,21 @@ fn broken_and_stuck_videos_are_reported_not_hung_on() {
         .map(|s| s["item"].as_str().unwrap())
         .collect();
     assert_eq!(skipped, ["cut/a.mp4", "junk/a.mp4"]);
+    // the reasons quote ffmpeg without the addresses in its log prefixes,
+    // so a second build (other cache) gives the same bytes
+    let reasons = m["skipped"].to_string();
+    assert!(
+        reasons.contains("cut short") && !reasons.contains(" @ 0x"),
+        "{reasons}"
+    );
+    env.ok(&["build", &r, "--out", "skip2", "--cache-dir", "other-cache"]);
+    for f in ["manifest.json", "items.csv"] {
+        assert_eq!(
+            env.read(&format!("skip/{f}")),
+            env.read(&format!("skip2/{f}")),
+            "{f}"
+        );
+    }
     std::fs::remove_dir_all(env.path("v/junk")).unwrap();
     std::fs::remove_dir_all(env.path("v/cut")).unwrap();
     // no ffmpeg at all: said at once, with how to get it

@@ -196,14 +196,8 @@ fn build_in(
     // hold the output, or a rebuild would read its own outputs as inputs
     let mut inputs = sources::input_paths(r);
     inputs.extend(sources.linked_folders.iter().cloned());
+    inputs.extend(sources.video.label_files.iter().cloned());
     outdir::check_overlap(&opts.out, &inputs)?;
-    if !sources.video.is_empty() && spec.is_none() {
-        return Err(Error::Usage(format!(
-            "{}: transform.encoding = \"passthrough\" cannot apply to video frames (they have no \
-             file of their own to pass through); use \"jpg\" or \"png\"",
-            r.path.display()
-        )));
-    }
     let mut catalog = build_catalog(r, sources)?;
     check_outputs(r, &catalog)?;
     let mut plan = make_plan(&r.recipe, &catalog)?;
@@ -640,8 +634,18 @@ fn build_in(
 
 /// Outputs that cannot hold what the dataset has are refused before any
 /// work: box formats for class labels, class-label formats for boxes.
+/// Settings that cannot work together, refused before any work (by a build
+/// and by a plan preview alike, so a Spark driver fails before its tasks).
 fn check_outputs(r: &recipe::LoadedRecipe, catalog: &Catalog) -> Result<()> {
     use recipe::{OutputSpec, TfPreset};
+    let spec = r.recipe.transform.image_spec().map_err(Error::Usage)?;
+    if !catalog.video.is_empty() && spec.is_none() {
+        return Err(Error::Usage(format!(
+            "{}: transform.encoding = \"passthrough\" cannot apply to video frames (they have no \
+             file of their own to pass through); use \"jpg\" or \"png\"",
+            r.path.display()
+        )));
+    }
     for o in &r.recipe.outputs {
         let name = formats::for_output(o, catalog.detection).name();
         let wrong = match o {

@@ -61,6 +61,8 @@ pub struct VideoSet {
     pub rules: Vec<serde_json::Value>,
     /// Problems worth a word that did not stop the build.
     pub warnings: Vec<String>,
+    /// The range files read (inputs: the output must not hold them).
+    pub label_files: Vec<PathBuf>,
 }
 
 impl std::fmt::Debug for VideoSet {
@@ -193,16 +195,23 @@ fn walk(p: &Pattern) -> Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
-/// The literal folder a chunk pattern starts in, and the labels path's
-/// folder (for the output-overlap check).
+/// The literal folder a chunk pattern starts in, and the labels file (or,
+/// when a folder of its path names the session, the literal folder before
+/// it), for the output-overlap check. Labels files named per session in one
+/// folder are checked one by one once read (`VideoSet::label_files`): the
+/// folder beside them (the recipe's, often) may hold the output.
 pub fn input_paths(r: &LoadedRecipe, chunks: &str, labels: Option<&str>) -> Vec<PathBuf> {
     let mut v = Vec::new();
     if let Ok(p) = compile_pattern(r, chunks) {
         v.push(p.base);
     }
     if let Some(l) = labels {
-        let lit: Vec<&str> = l.split('/').take_while(|p| !p.contains('{')).collect();
-        v.push(r.resolve(Path::new(&lit.join("/"))));
+        let parts: Vec<&str> = l.split('/').collect();
+        match parts.iter().position(|p| p.contains('{')) {
+            None => v.push(r.resolve(Path::new(l))),
+            Some(k) if k + 1 < parts.len() => v.push(r.resolve(Path::new(&parts[..k].join("/")))),
+            Some(_) => {}
+        }
     }
     v
 }
@@ -548,7 +557,9 @@ pub fn read(
                         file.display()
                     )));
                 }
-                ranges::read_csv(&file).map_err(Error::Usage)?
+                let ranges = ranges::read_csv(&file).map_err(Error::Usage)?;
+                set.label_files.push(file);
+                ranges
             }
         };
         let outside_policy = if labels.is_none() {
