@@ -466,6 +466,30 @@ fn image_shape_is_the_shared_size_or_set_by_the_user() {
     );
     let out = env.run(&["build", "r.toml", "--out", "o"]);
     assert_stderr_has(&out, "r.toml:6:15: image_shape");
+    // color = "unchanged" with a grayscale photo among RGB ones: the one
+    // channel count of image_shape is said to be the readers' RGB
+    let mut gray = Vec::new();
+    imgprep::image::Processor::new()
+        .unwrap()
+        .encode(
+            imgprep::image::Pixels {
+                width: 32,
+                height: 24,
+                channels: 1,
+                data: (0..32 * 24).map(|i| (i % 251) as u8).collect(),
+            },
+            imgprep::image::Encoding::Jpeg { quality: 90 },
+            &mut gray,
+        )
+        .unwrap();
+    env.write("photos/small/gray.jpg", &gray);
+    env.write(
+        "r.toml",
+        recipe("[transform]\nresize = \"28x20\"\ncolor = \"unchanged\"\n").as_bytes(),
+    );
+    let out = env.ok(&["build", "r.toml", "--out", "o"]);
+    assert_stderr_has(&out, "kept the images' own channels (1 with 1 of 5 images)");
+    assert_eq!(hyper(&env, "o")["image_shape"], "3,20,28");
 }
 
 /// Layouts that would come out unlabelled are refused with a hint; a
@@ -733,4 +757,30 @@ fn tabs_in_paths_and_corrupt_records() {
     env.write("bad.rec", &rec);
     let out = env.run(&["inspect", "bad.rec"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
+/// num_training_samples counts the split named train; with no such split
+/// it is left out (and said), never written as 0.
+#[test]
+fn no_train_split_means_no_num_training_samples() {
+    let env = TestEnv::new();
+    env.synth("photos", 2, 3, 32, 24);
+    env.write(
+        "r.toml",
+        b"name = \"s\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\nsplit = \"training\"\n",
+    );
+    let out = env.ok(&["build", "r.toml", "--out", "o"]);
+    assert_stderr_has(
+        &out,
+        "no split is named \"train\" (the splits are training)",
+    );
+    let hp = hyper(&env, "o");
+    assert!(hp.get("num_training_samples").is_none(), "{hp}");
+    assert_eq!(hp["num_classes"], "2");
+    env.write(
+        "r.toml",
+        b"name = \"s\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\nsplit = \"train\"\n",
+    );
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    assert_eq!(hyper(&env, "o")["num_training_samples"], "6");
 }

@@ -498,6 +498,8 @@ pub(super) fn manifest(
     for v in &ctx.plan.variants {
         let mut vm = VariantManifest::default();
         let mut sizes: BTreeMap<(u32, u32), u64> = BTreeMap::new();
+        // channels of the images as stored (0: a header that does not say)
+        let mut stored_channels: BTreeMap<u8, u64> = BTreeMap::new();
         for (split, idx) in &v.splits {
             let mut sc = SplitCounts::default();
             let mut groups = BTreeSet::new();
@@ -515,6 +517,7 @@ pub(super) fn manifest(
                 }
                 if let Some(Prepared::Ok(info, ..)) = ctx.prepared.get(&i) {
                     *sizes.entry((info.width, info.height)).or_default() += 1;
+                    *stored_channels.entry(info.channels).or_default() += 1;
                 }
             }
             sc.groups = groups.len() as u64;
@@ -606,12 +609,46 @@ pub(super) fn manifest(
             }
             (None, None) => None,
         };
+        // color = "unchanged" keeps each image's own channels, but image_shape
+        // has one count: say so when the images are not all RGB
+        let odd: Vec<String> = stored_channels
+            .iter()
+            .filter(|(&ch, _)| ch != 0 && ch != 3)
+            .map(|(ch, n)| format!("{n} with {ch}"))
+            .collect();
+        if !c.detection
+            && ctx.spec.is_some_and(|s| s.color == ColorMode::Unchanged)
+            && !odd.is_empty()
+        {
+            reporter.warn(&format!(
+                "variant {}: color = \"unchanged\" kept the images' own channels ({} of {} images), \
+                 but image_shape has one channel count: it says {channels}, as MXNet's and \
+                 SageMaker's readers decode every image to RGB; TFRecord readers get each image's \
+                 own channels (image/channels). Use color = \"color\" or \"grayscale\" for one count",
+                v.name,
+                odd.join(", "),
+                stored_channels.values().sum::<u64>()
+            ));
+        }
         let hp = &mut vm.hyperparameters;
         hp.insert("num_classes".into(), c.labels.len().to_string());
-        hp.insert(
-            "num_training_samples".into(),
-            vm.num_training_samples.to_string(),
-        );
+        // the count of the split named train; with none, no number at all
+        // rather than a 0 a trainer would take
+        if v.splits.contains_key(TRAIN) {
+            hp.insert(
+                "num_training_samples".into(),
+                vm.num_training_samples.to_string(),
+            );
+        } else {
+            let names: Vec<&str> = v.splits.keys().map(String::as_str).collect();
+            reporter.warn(&format!(
+                "variant {}: no split is named \"train\" (the splits are {}), so \
+                 hyperparameters.json has no num_training_samples; name the training split \
+                 \"train\" (a source's split = \"train\", or its split column's values)",
+                v.name,
+                names.join(", ")
+            ));
+        }
         if let Some(shape) = &vm.image_shape {
             hp.insert("image_shape".into(), shape.clone());
         }
