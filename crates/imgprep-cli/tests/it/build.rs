@@ -742,6 +742,15 @@ fn verify_out_catches_changed_files() {
     let out = env.run(&["verify", "o"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("train.lst"), "{}", stderr(&out));
+    // missing record files are problems found (exit 1), each named, not
+    // an error that stops verify at the first
+    std::fs::remove_file(env.path("o/complete/recordio/train.rec")).unwrap();
+    std::fs::remove_file(env.path("o/complete/recordio/validation.idx")).unwrap();
+    let out = env.run(&["verify", "o"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    for f in ["train.lst", "recordio/train.rec", "recordio/validation.idx"] {
+        assert!(stderr(&out).contains(f), "{f}: {}", stderr(&out));
+    }
 }
 
 #[test]

@@ -1017,13 +1017,22 @@ pub fn verify_out(out: &Path, threads: usize, reporter: &dyn Reporter) -> Result
                 continue;
             }
             let base = format!("{vname}/recordio/{split}");
-            let r = crate::verify::verify_rec_files(
+            // a missing or unreadable file is a problem found (already
+            // reported by the file check above), not a reason to stop
+            let r = match crate::verify::verify_rec_files(
                 at(&rec),
                 at(&format!("{base}.idx")),
                 at(&format!("{base}.lst")),
                 threads,
                 &crate::report::Collect::default(),
-            )?;
+            ) {
+                Ok(r) => r,
+                Err(e) => {
+                    rep.problems
+                        .push(format!("{rec}: records not checked: {e}"));
+                    continue;
+                }
+            };
             rep.records_checked += r.records;
             rep.problems.extend(r.first_problems.iter().cloned());
             // manifests before the per-file count: one record per item
@@ -1041,7 +1050,13 @@ pub fn verify_out(out: &Path, threads: usize, reporter: &dyn Reporter) -> Result
     }
     rep.problems.extend(unlisted_files(out, &m.files, &key)?);
     for (f, &want) in m.records.iter().filter(|(f, _)| !f.ends_with(".rec")) {
-        let (n, problems) = crate::tfcheck::verify_tfrecord(&at(f))?;
+        let (n, problems) = match crate::tfcheck::verify_tfrecord(&at(f)) {
+            Ok(r) => r,
+            Err(e) => {
+                rep.problems.push(format!("{f}: records not checked: {e}"));
+                continue;
+            }
+        };
         rep.records_checked += n;
         rep.problems.extend(problems);
         if n != want {
