@@ -784,3 +784,52 @@ fn no_train_split_means_no_num_training_samples() {
     env.ok(&["build", "r.toml", "--out", "o"]);
     assert_eq!(hyper(&env, "o")["num_training_samples"], "6");
 }
+
+/// Several labels in one cell (`label_separator`) or in several columns: a
+/// class named twice on a row is one label, counted once.
+#[test]
+fn a_class_named_twice_on_a_row_is_one_label() {
+    let env = TestEnv::new();
+    env.synth("photos", 2, 2, 32, 24);
+    let files: Vec<String> = ["class_0", "class_1"]
+        .iter()
+        .flat_map(|c| (0..2).map(move |i| format!("{c}/img_{i:05}.jpg")))
+        .collect();
+    for f in &files {
+        assert!(env.path(&format!("photos/{f}")).exists(), "{f}");
+    }
+    env.write(
+        "index.csv",
+        format!(
+            "path,tags,more\n{},cat|cat,cat\n{},cat|dog,\n{},dog| dog,dog\n{},bird,\n",
+            files[0], files[1], files[2], files[3]
+        )
+        .as_bytes(),
+    );
+    for (name, label) in [("sep", "\"tags\""), ("cols", "[\"tags\", \"more\"]")] {
+        env.write(
+            "r.toml",
+            format!(
+                "name = \"m\"\n[[sources]]\ntype = \"csv\"\nfile = \"index.csv\"\nroot = \"photos\"\n\
+                 path = \"path\"\nlabel = {label}\nlabel_separator = \"|\"\nsplit = \"train\"\n\
+                 [[outputs]]\nformat = \"tfrecord\"\n"
+            )
+            .as_bytes(),
+        );
+        env.ok(&["build", "r.toml", "--out", name]);
+        let m = manifest(&env, name);
+        let per_class = &m["variants"]["complete"]["splits"]["train"]["per_class"];
+        assert_eq!(per_class["cat"], 2, "{name}: {per_class}");
+        assert_eq!(per_class["dog"], 2, "{name}: {per_class}");
+        assert_eq!(per_class["bird"], 1, "{name}: {per_class}");
+        let items = String::from_utf8(env.read(&format!("{name}/items.csv"))).unwrap();
+        assert!(
+            items.contains(",cat,") || items.contains(",cat;"),
+            "{items}"
+        );
+        assert!(
+            !items.contains("cat;cat") && !items.contains("dog;dog"),
+            "{items}"
+        );
+    }
+}

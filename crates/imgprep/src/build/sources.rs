@@ -7,6 +7,7 @@ use crate::im2rec::{list_images, LstReader};
 use crate::recipe::{LabelFormat, LoadedRecipe, MetadataSplit, SourceSpec};
 use recordio::LstEntry;
 use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// One input image as a source describes it.
@@ -549,6 +550,11 @@ fn csv_index(
                 None => {}
             }
         }
+        // a class named twice on a row is one label (as in a .lst id list):
+        // counted twice it would be written twice in TFRecord labels and
+        // count the item twice per class
+        let mut seen = HashSet::new();
+        labels.retain(|l| seen.insert(l.clone()));
         let cell = |i: Option<usize>| {
             i.and_then(|i| row.get(i))
                 .map(|s| s.trim().to_string())
