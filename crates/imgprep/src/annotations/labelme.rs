@@ -33,8 +33,9 @@ use super::{
 /// `polygon` -> the box of its points (`from_polygon`); `circle` (centre,
 /// a point on the rim) -> the circle's bounding square (`from_polygon`,
 /// and `shape=circle` in `extra`); `line`, `linestrip`, `point`, `points`,
-/// `mask` -> dropped ("a line has no area"). `group_id`, the `flags` that
-/// are true (`flag:NAME=true`) and a non-empty `description` go to
+/// `mask` -> dropped ("a line has no area"). Shapes sharing a label and a
+/// `group_id` are one object: one box around them (see `merge_groups`).
+/// `group_id`, the `flags` that are true (`flag:NAME=true`) and a non-empty `description` go to
 /// `attrs.extra`. Labels are trimmed; a shape without a label is dropped.
 /// Origins are `file: shapes[i]` (JSON positions are not kept).
 /// `declared_classes` stays empty.
@@ -87,6 +88,7 @@ pub fn read(root: &Path) -> Result<Parsed, ParseError> {
                 Err(reason) => out.dropped.push((reason, origin)),
             }
         }
+        merge_groups(&mut ann.objects, &mut out);
         out.images.push(ann);
     }
     out.images.sort_by(|a, b| a.image.cmp(&b.image));
@@ -388,6 +390,57 @@ fn bounds(pts: &[(f64, f64)]) -> BBox {
 }
 
 /// One shape as an object, or why it is dropped.
+/// Shapes with one label and one `group_id` are one object drawn in parts
+/// (an object split by an occluder, a polygon with a hole): one box around
+/// them all, as labelme's own labelme2coco makes one instance of them. The
+/// first part keeps its place and attributes; each part merged into it is
+/// a quirk. Parts with coordinates that are not numbers stay apart, for the
+/// box checks to drop.
+fn merge_groups(objects: &mut Vec<Object>, out: &mut Parsed) {
+    use std::collections::hash_map::Entry;
+    let finite = |b: &BBox| {
+        [b.xmin, b.ymin, b.xmax, b.ymax]
+            .iter()
+            .all(|v| v.is_finite())
+    };
+    let mut first: HashMap<(std::sync::Arc<str>, String), usize> = HashMap::new();
+    let mut keep = vec![true; objects.len()];
+    for i in 0..objects.len() {
+        let Some(g) = objects[i].attrs.extra().get("group_id") else {
+            continue;
+        };
+        if !finite(&objects[i].bbox) {
+            continue;
+        }
+        match first.entry((objects[i].class.clone(), g.clone())) {
+            Entry::Vacant(e) => {
+                e.insert(i);
+            }
+            Entry::Occupied(e) => {
+                let k = *e.get();
+                let b = objects[i].bbox;
+                let from_polygon = objects[i].attrs.from_polygon;
+                let into = &mut objects[k];
+                into.bbox = BBox {
+                    xmin: into.bbox.xmin.min(b.xmin),
+                    ymin: into.bbox.ymin.min(b.ymin),
+                    xmax: into.bbox.xmax.max(b.xmax),
+                    ymax: into.bbox.ymax.max(b.ymax),
+                };
+                into.attrs.from_polygon |= from_polygon;
+                keep[i] = false;
+                out.quirks.push(quirk(
+                    "part of an object drawn in several shapes (same label and group_id), \
+                     merged into one box",
+                    &objects[i].origin.to_string(),
+                ));
+            }
+        }
+    }
+    let mut keep = keep.into_iter();
+    objects.retain(|_| keep.next().unwrap_or(true));
+}
+
 fn shape(s: RawShape, origin: &str, out: &mut Parsed) -> Result<Object, String> {
     if s.not_object {
         return Err("a shape that is not a JSON object".into());
@@ -531,12 +584,21 @@ mod tests {
         let p = read(&root).unwrap();
         assert_eq!(p.images.len(), 3);
         let n: Vec<usize> = p.images.iter().map(|a| a.objects.len()).collect();
-        assert_eq!(n, [5, 10, 3]);
+        // 18 shapes, of which 4 are parts of a person and a sofa drawn in
+        // several polygons with one group_id (the COCO file beside them
+        // has 12 instances, with __ignore__ regions not yet dropped here)
+        assert_eq!(n, [4, 7, 3]);
         assert_eq!(count(&p, "polygon as box"), 18);
         assert_eq!(count(&p, "not a labelme file"), 1);
-        assert_eq!(p.quirks.len(), 19);
+        let merged = "part of an object drawn in several shapes (same label and group_id), merged into one box";
+        assert_eq!(count(&p, merged), 4);
+        assert_eq!(p.quirks.len(), 23);
         assert!(p.dropped.is_empty());
-        let bottle = &p.images[0].objects[3];
+        let bottle = p.images[0]
+            .objects
+            .iter()
+            .find(|o| &*o.class == "bottle")
+            .unwrap();
         assert_eq!(&*bottle.class, "bottle");
         assert!(bottle.attrs.from_polygon);
         assert_eq!(
@@ -548,14 +610,22 @@ mod tests {
                 ymax: 212.33596837944665
             }
         );
-        // labelme's group_id joins the parts of one instance
-        let grouped: Vec<&str> = p.images[0]
+        // labelme's group_id joins the parts of one instance: one box, within
+        // a pixel of the instance's box in the COCO file made from them
+        // (365, 87, 135 x 251: pycocotools' box of the rasterized mask)
+        let grouped: Vec<&Object> = p.images[0]
             .objects
             .iter()
             .filter(|o| o.attrs.extra().get("group_id").map(String::as_str) == Some("0"))
-            .map(|o| &*o.class)
             .collect();
-        assert_eq!(grouped, ["person", "person"]);
+        assert_eq!(grouped.len(), 1);
+        let b = grouped[0].bbox;
+        let coco = [365.0, 87.0, 135.0, 251.0];
+        let ours = [b.xmin, b.ymin, b.xmax - b.xmin, b.ymax - b.ymin];
+        assert!(
+            ours.iter().zip(coco).all(|(a, c)| (a - c).abs() <= 1.0),
+            "{ours:?} vs {coco:?}"
+        );
         let ignore = p
             .images
             .iter()
@@ -574,6 +644,59 @@ mod tests {
         let p = root.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, text).unwrap();
+    }
+
+    /// One object drawn as several shapes (same label, same group_id) is one
+    /// box around them; another label or group, or no group, stays apart.
+    #[test]
+    fn shapes_of_one_group_are_one_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        write(
+            r,
+            "a.json",
+            r#"{"imagePath": "a.jpg", "imageWidth": 100, "imageHeight": 80, "shapes": [
+                {"label": "person", "group_id": 1, "shape_type": "polygon", "points": [[10, 10], [30, 10], [20, 40]]},
+                {"label": "person", "group_id": 2, "shape_type": "rectangle", "points": [[60, 5], [70, 15]]},
+                {"label": "person", "group_id": 1, "shape_type": "rectangle", "points": [[25, 50], [35, 70]]},
+                {"label": "sofa", "group_id": 1, "shape_type": "rectangle", "points": [[0, 0], [5, 5]]},
+                {"label": "person", "shape_type": "rectangle", "points": [[80, 60], [90, 70]]},
+                {"label": "person", "group_id": 1, "shape_type": "polygon", "points": [[12, 12], [14, 12], [13, 14]]}
+              ]}"#,
+        );
+        let p = read(r).unwrap();
+        let got: Vec<(&str, [f64; 4], bool)> = p.images[0]
+            .objects
+            .iter()
+            .map(|o| {
+                let b = o.bbox;
+                (
+                    &*o.class,
+                    [b.xmin, b.ymin, b.xmax, b.ymax],
+                    o.attrs.from_polygon,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("person", [10.0, 10.0, 35.0, 70.0], true),
+                ("person", [60.0, 5.0, 70.0, 15.0], false),
+                ("sofa", [0.0, 0.0, 5.0, 5.0], false),
+                ("person", [80.0, 60.0, 90.0, 70.0], false),
+            ]
+        );
+        assert_eq!(
+            p.images[0].objects[0].origin.to_string(),
+            format!("{}: shapes[0]", show(&r.join("a.json")))
+        );
+        let merged: Vec<&str> = p
+            .quirks
+            .iter()
+            .filter(|q| q.kind.starts_with("part of an object"))
+            .map(|q| q.origin.rsplit(' ').next().unwrap())
+            .collect();
+        assert_eq!(merged, ["shapes[2]", "shapes[5]"]);
     }
 
     #[test]
