@@ -638,13 +638,15 @@ fn bad_boxes_are_counted_with_their_place_and_background_images_handled() {
         format!("<xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax>")
     };
     let xml = format!(
-        "<annotation><filename>bad.jpg</filename><size><width>100</width><height>80</height></size>\n{}\n{}\n{}\n{}\n{}\n{}\n</annotation>",
+        "<annotation><filename>bad.jpg</filename><size><width>100</width><height>80</height></size>\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n</annotation>",
         obj("D00", &coords("10", "10", "50.5", "40")),
         obj("D00", &coords("10", "10", "50.5", "40")),
         obj("D10", &coords("60", "60", "140", "79")),
         obj("D10", &coords("30", "30", "20", "50")),
         obj("D20", &coords("nan", "1", "5", "5")),
         obj("cat", &coords("1", "1", "5", "5")),
+        // wide enough to pass xmax > xmin, too thin to be written as more than 0
+        obj("D40", &coords("10", "10", "10.0000001", "20")),
     );
     std::fs::copy(
         env.path("voc/JPEGImages/seg00_00000.jpg"),
@@ -682,7 +684,7 @@ fn bad_boxes_are_counted_with_their_place_and_background_images_handled() {
         b["dropped"]["duplicate of another box of the same class"], 1,
         "{b}"
     );
-    assert_eq!(b["dropped"]["zero or negative width or height"], 1, "{b}");
+    assert_eq!(b["dropped"]["zero or negative width or height"], 2, "{b}");
     assert_eq!(
         b["dropped"]["unreadable <xmin> \"nan\" in <bndbox>"], 1,
         "{b}"

@@ -251,6 +251,11 @@ pub mod why {
 /// A box is inside `0..w` x `0..h` up to this much (float noise of
 /// normalised coordinates such as 1.0000005).
 const EPS: f64 = 1e-6;
+/// A box narrower or lower than this in the output image, in pixels, has
+/// no size: outputs write pixels to a millionth and MXNet's coordinates as
+/// 32-bit fractions of the image, so a thinner box could be written with a
+/// width of 0, which trainers divide by.
+const MIN_SIDE: f64 = 1e-3;
 
 /// Puts every written item's boxes in output pixels, checked; returns the
 /// report and the items that cannot be written (size or frame problems),
@@ -395,6 +400,10 @@ pub(super) fn resolve(
                     continue;
                 }
                 note(why::CUT_CLIPPED, false, &mut rep);
+            }
+            if mc.xmax - mc.xmin < MIN_SIDE || mc.ymax - mc.ymin < MIN_SIDE {
+                note(why::EMPTY, true, &mut rep);
+                continue;
             }
             let key = (
                 o.class.clone(),
