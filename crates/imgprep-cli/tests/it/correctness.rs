@@ -833,3 +833,44 @@ fn a_class_named_twice_on_a_row_is_one_label() {
         );
     }
 }
+
+/// Under split.method = "auto", items whose source gives them a split keep
+/// it (held-out test images never go to train) and the ratios divide only
+/// the others; a group with kept items stays with them.
+#[test]
+fn auto_keeps_the_splits_some_sources_give() {
+    let env = TestEnv::new();
+    env.synth("pool", 2, 10, 32, 24);
+    env.synth("held", 2, 3, 32, 24);
+    // other names than the pool's (items are named by their path)
+    for c in ["class_0", "class_1"] {
+        for i in 0..3 {
+            std::fs::rename(
+                env.path(&format!("held/{c}/img_{i:05}.jpg")),
+                env.path(&format!("held/{c}/held_{i}.jpg")),
+            )
+            .unwrap();
+        }
+    }
+    env.write(
+        "r.toml",
+        b"name = \"k\"\nseed = 5\n[[sources]]\ntype = \"folders\"\nroot = \"pool\"\n\
+          [[sources]]\ntype = \"folders\"\nroot = \"held\"\nsplit = \"test\"\n\
+          [split]\nmethod = \"auto\"\ntrain = 0.8\nvalidation = 0.2\n",
+    );
+    let out = env.ok(&["build", "r.toml", "--out", "o"]);
+    assert_stderr_has(
+        &out,
+        "6 items keep the split their source gives them (test 6)",
+    );
+    let items = String::from_utf8(env.read("o/items.csv")).unwrap();
+    let mut by_split: BTreeMap<String, usize> = BTreeMap::new();
+    for row in items.lines().skip(1) {
+        let cols: Vec<&str> = row.split(',').collect();
+        assert_eq!(cols[3].contains("held_"), cols[1] == "test", "{row}");
+        *by_split.entry(cols[1].to_string()).or_default() += 1;
+    }
+    assert_eq!(by_split["test"], 6, "{items}");
+    assert_eq!(by_split["train"] + by_split["validation"], 20, "{items}");
+    assert_eq!(by_split["validation"], 4, "{items}");
+}

@@ -528,6 +528,18 @@ fn build_in(
             }
             Prepared::Ok(..) => None,
         });
+        // nothing prepared at all: the split left everything out
+        let first = first.or_else(|| {
+            plan.skipped.first().map(|s| {
+                format!(
+                    " ({} of {} images left out by the split, first: {}: {})",
+                    plan.skipped.len(),
+                    catalog.items.len(),
+                    s.item,
+                    s.reason
+                )
+            })
+        });
         return Err(Error::Problem(format!(
             "no box is left to write: {} of {} images prepared, none with a box that passed the \
              checks{}. Nothing was written to {}",
@@ -736,6 +748,22 @@ fn report_boxes(rep: &boxes::BoxReport, reporter: &dyn Reporter) {
 /// A split that got a share of the items far from its ratio (few groups,
 /// tiny classes) is worth a warning: the user asked for something else.
 fn warn_split_drift(plan: &Plan, catalog: &Catalog, reporter: &dyn Reporter) {
+    if !plan.kept.is_empty() {
+        let n: usize = plan.kept.values().sum();
+        let shown: Vec<String> = plan
+            .kept
+            .iter()
+            .map(|(sp, k)| format!("{sp} {k}"))
+            .collect();
+        reporter.warn(&format!(
+            "split.method = \"auto\": {n} items keep the split their source gives them ({}); the \
+             other {} are divided by the ratios ({}). Set split.method to divide them all, or \
+             \"source\" to take only the source's splits",
+            shown.join(", "),
+            catalog.items.len() - n,
+            format!("{:?}", plan.method).to_lowercase()
+        ));
+    }
     let groups: std::collections::BTreeSet<&str> = catalog
         .items
         .iter()

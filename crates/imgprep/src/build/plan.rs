@@ -26,6 +26,10 @@ pub struct Plan {
     /// Per split: the ratio asked for (none for `source` and `explicit`)
     /// and the share of items it got.
     pub ratios: BTreeMap<String, SplitRatio>,
+    /// Under `auto`, items that kept the split their source gave them while
+    /// the others were divided by the ratios (see `keep_source_splits`):
+    /// how many per split. Empty otherwise.
+    pub kept: BTreeMap<String, usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -67,10 +71,13 @@ fn counts(n: usize, validation: f64, test: f64) -> (usize, usize) {
 
 /// Group splits need a group for every item: the point of them is that no
 /// group is in two splits, and an item without one would be split alone.
-fn check_groups(c: &Catalog, method: SplitMethod) -> Result<()> {
-    let missing: Vec<&super::sources::Item> =
-        c.items.iter().filter(|i| i.group.is_none()).collect();
-    if missing.is_empty() || c.items.is_empty() {
+fn check_groups(c: &Catalog, members: &[usize], method: SplitMethod) -> Result<()> {
+    let missing: Vec<&super::sources::Item> = members
+        .iter()
+        .map(|&i| &c.items[i])
+        .filter(|i| i.group.is_none())
+        .collect();
+    if missing.is_empty() || members.is_empty() {
         return Ok(());
     }
     let how = if c.detection {
@@ -81,7 +88,7 @@ fn check_groups(c: &Catalog, method: SplitMethod) -> Result<()> {
          patient whose images must stay in one split)"
     };
     let name = format!("{:?}", method).to_lowercase();
-    if missing.len() == c.items.len() {
+    if missing.len() == members.len() {
         return Err(Error::Usage(format!(
             "split.method = \"{name}\" needs a group for each item, but no item has one: {how}"
         )));
@@ -90,26 +97,30 @@ fn check_groups(c: &Catalog, method: SplitMethod) -> Result<()> {
         "split.method = \"{name}\": {} of {} items have no group (first: {} from {}); \
          give every row a group, or {how}",
         missing.len(),
-        c.items.len(),
+        members.len(),
         missing[0].rel,
         missing[0].origin
     )))
 }
 
+/// Splits the catalog items `members` (in catalog order) by `method`;
+/// the order within each split is made by the caller.
 fn assign_split(
     r: &Recipe,
     c: &Catalog,
     method: SplitMethod,
+    members: &[usize],
     skipped: &mut Vec<Skip>,
 ) -> BTreeMap<String, Vec<usize>> {
     let mut out: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     let s = &r.split;
     if c.detection && matches!(method, SplitMethod::Stratified | SplitMethod::Group) {
-        out = balance_objects(r, c, method == SplitMethod::Group);
+        out = balance_objects(r, c, members, method == SplitMethod::Group);
     } else {
         match method {
             SplitMethod::Source => {
-                for (i, item) in c.items.iter().enumerate() {
+                for &i in members {
+                    let item = &c.items[i];
                     match &item.split {
                         Some(sp) => out.entry(sp.clone()).or_default().push(i),
                         None => skipped.push(Skip {
@@ -122,7 +133,7 @@ fn assign_split(
             }
             SplitMethod::Stratified | SplitMethod::Auto => {
                 let mut by_class: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-                for i in 0..c.items.len() {
+                for &i in members {
                     by_class.entry(class_key(c, i)).or_default().push(i);
                 }
                 for (class, mut idx) in by_class {
@@ -138,7 +149,7 @@ fn assign_split(
             SplitMethod::Group | SplitMethod::Explicit => {
                 // (check_groups made sure every item has one)
                 let group_of = |i: usize| c.items[i].group.clone().unwrap_or_default();
-                let mut groups: Vec<String> = (0..c.items.len()).map(group_of).collect();
+                let mut groups: Vec<String> = members.iter().map(|&i| group_of(i)).collect();
                 groups.sort();
                 groups.dedup();
                 let mut split_of: BTreeMap<String, String> = BTreeMap::new();
@@ -162,7 +173,7 @@ fn assign_split(
                         }
                     }
                 }
-                for i in 0..c.items.len() {
+                for &i in members {
                     let g = group_of(i);
                     match split_of.get(&g) {
                         Some(sp) => out.entry(sp.clone()).or_default().push(i),
@@ -177,11 +188,48 @@ fn assign_split(
         }
     }
     out.retain(|_, v| !v.is_empty());
-    for (sp, idx) in out.iter_mut() {
-        idx.sort_unstable();
-        Rng::new(r.seed, &format!("order/{sp}")).shuffle(idx);
-    }
     out
+}
+
+/// Under `auto`, when only some items get a split from their source (VOC's
+/// ImageSets test.txt beside trainval.txt, a source with `split = "test"`
+/// beside one without): those keep it, so that e.g. test images never go
+/// to train, and only the others are divided by the ratios. An item whose
+/// group has kept items goes where they are. Returns the kept items by
+/// split and the items left to divide.
+fn keep_source_splits(c: &Catalog) -> Result<(BTreeMap<String, Vec<usize>>, Vec<usize>)> {
+    let mut kept: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut group_split: BTreeMap<&str, (&str, usize)> = BTreeMap::new();
+    for (i, item) in c.items.iter().enumerate() {
+        let Some(sp) = &item.split else { continue };
+        kept.entry(sp.clone()).or_default().push(i);
+        if let Some(g) = &item.group {
+            match group_split.get(g.as_str()) {
+                Some((other, j)) if *other != sp.as_str() => {
+                    return Err(Error::Usage(format!(
+                        "group {g:?} is in two splits by its sources: {} ({}) in {other}, {} ({}) \
+                         in {sp}; a group must stay in one split",
+                        c.items[*j].rel, c.items[*j].origin, item.rel, item.origin
+                    )))
+                }
+                Some(_) => {}
+                None => {
+                    group_split.insert(g, (sp, i));
+                }
+            }
+        }
+    }
+    let mut pool = Vec::new();
+    for (i, item) in c.items.iter().enumerate() {
+        if item.split.is_some() {
+            continue;
+        }
+        match item.group.as_deref().and_then(|g| group_split.get(g)) {
+            Some((sp, _)) => kept.get_mut(*sp).expect("kept above").push(i),
+            None => pool.push(i),
+        }
+    }
+    Ok((kept, pool))
 }
 
 /// Detection splits: whole images (or whole groups) go to the split that
@@ -189,7 +237,12 @@ fn assign_split(
 /// spread by the ratios in object counts, and the image counts follow the
 /// ratios as well. Units are placed rarest class first (ties in a seeded
 /// order); images without objects are spread by the ratios on their own.
-fn balance_objects(r: &Recipe, c: &Catalog, by_group: bool) -> BTreeMap<String, Vec<usize>> {
+fn balance_objects(
+    r: &Recipe,
+    c: &Catalog,
+    members: &[usize],
+    by_group: bool,
+) -> BTreeMap<String, Vec<usize>> {
     let s = &r.split;
     let splits: Vec<(&str, f64)> = [(TRAIN, s.train), (VALIDATION, s.validation), (TEST, s.test)]
         .into_iter()
@@ -198,7 +251,8 @@ fn balance_objects(r: &Recipe, c: &Catalog, by_group: bool) -> BTreeMap<String, 
     let sum: f64 = splits.iter().map(|(_, w)| w).sum::<f64>().max(1e-12);
     // units: an image, or every image of a group
     let mut units: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, item) in c.items.iter().enumerate() {
+    for &i in members {
+        let item = &c.items[i];
         let key = match (&item.group, by_group) {
             (Some(g), true) => g.clone(),
             _ => format!("\0{i}"),
@@ -309,11 +363,26 @@ pub fn effective_method(r: &Recipe, c: &Catalog) -> SplitMethod {
 
 pub fn make_plan(r: &Recipe, c: &Catalog) -> Result<Plan> {
     let method = effective_method(r, c);
+    let partial = r.split.method == SplitMethod::Auto
+        && method != SplitMethod::Source
+        && c.items.iter().any(|i| i.split.is_some());
+    let (mut base, members) = if partial {
+        keep_source_splits(c)?
+    } else {
+        (BTreeMap::new(), (0..c.items.len()).collect())
+    };
+    let kept: BTreeMap<String, usize> = base.iter().map(|(sp, v)| (sp.clone(), v.len())).collect();
     if matches!(method, SplitMethod::Group | SplitMethod::Explicit) {
-        check_groups(c, method)?;
+        check_groups(c, &members, method)?;
     }
     let mut skipped = Vec::new();
-    let base = assign_split(r, c, method, &mut skipped);
+    for (sp, idx) in assign_split(r, c, method, &members, &mut skipped) {
+        base.entry(sp).or_default().extend(idx);
+    }
+    for (sp, idx) in base.iter_mut() {
+        idx.sort_unstable();
+        Rng::new(r.seed, &format!("order/{sp}")).shuffle(idx);
+    }
     for split in base.keys() {
         if !crate::recipe::is_safe_component(split) {
             let i = base[split][0];
@@ -324,8 +393,10 @@ pub fn make_plan(r: &Recipe, c: &Catalog) -> Result<Plan> {
         }
     }
     let total: usize = base.values().map(Vec::len).sum();
+    // (with kept source splits, the ratios were for the other items only)
     let requested = |sp: &str| match (method, sp) {
         (SplitMethod::Source | SplitMethod::Explicit, _) => None,
+        _ if partial => None,
         (_, TRAIN) => Some(r.split.train),
         (_, VALIDATION) => Some(r.split.validation),
         (_, TEST) => Some(r.split.test),
@@ -395,6 +466,7 @@ pub fn make_plan(r: &Recipe, c: &Catalog) -> Result<Plan> {
         variants,
         skipped,
         ratios,
+        kept,
     })
 }
 
