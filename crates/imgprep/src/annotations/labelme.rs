@@ -432,7 +432,7 @@ fn merge_groups(objects: &mut Vec<Object>, out: &mut Parsed) {
                 out.quirks.push(quirk(
                     "part of an object drawn in several shapes (same label and group_id), \
                      merged into one box",
-                    &objects[i].origin.to_string(),
+                    objects[i].origin.to_string(),
                 ));
             }
         }

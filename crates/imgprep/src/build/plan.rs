@@ -103,6 +103,9 @@ fn check_groups(c: &Catalog, members: &[usize], method: SplitMethod) -> Result<(
     )))
 }
 
+/// Split name -> catalog indices.
+type Splits = BTreeMap<String, Vec<usize>>;
+
 /// Splits the catalog items `members` (in catalog order) by `method`;
 /// the order within each split is made by the caller.
 fn assign_split(
@@ -197,7 +200,7 @@ fn assign_split(
 /// to train, and only the others are divided by the ratios. An item whose
 /// group has kept items goes where they are. Returns the kept items by
 /// split and the items left to divide.
-fn keep_source_splits(c: &Catalog) -> Result<(BTreeMap<String, Vec<usize>>, Vec<usize>)> {
+fn keep_source_splits(c: &Catalog) -> Result<(Splits, Vec<usize>)> {
     let mut kept: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     let mut group_split: BTreeMap<&str, (&str, usize)> = BTreeMap::new();
     for (i, item) in c.items.iter().enumerate() {
