@@ -587,3 +587,79 @@ fn changed_files_of_an_earlier_build_are_kept_and_named() {
     let v = env.run(&["verify", "o"]);
     assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
 }
+
+/// Items an output would write to one file are refused before anything is
+/// written, naming both: one file name in two folders of one class (the
+/// folders output keeps file names), `a.png` and `a.jpg` both re-encoded
+/// to `a.jpg`.
+#[test]
+fn items_that_would_share_an_output_file_are_refused_before_writing() {
+    let env = TestEnv::new();
+    env.synth("src", 1, 2, 32, 24);
+    let jpg = env.read("src/class_0/img_00000.jpg");
+    env.write("src/a/0001.jpg", &jpg);
+    env.write("src/b/0001.jpg", &jpg);
+    env.write("i.csv", b"path,label\na/0001.jpg,x\nb/0001.jpg,x\n");
+    let recipe = |outputs: &str| {
+        format!(
+            "name = \"c\"\n[[sources]]\ntype = \"csv\"\nfile = \"i.csv\"\nroot = \"src\"\npath = \"path\"\n\
+             label = \"label\"\n[transform]\nresize = \"16x16\"\n{outputs}"
+        )
+    };
+    env.write(
+        "r.toml",
+        recipe("[[outputs]]\nformat = \"recordio\"\n[[outputs]]\nformat = \"folders\"\n")
+            .as_bytes(),
+    );
+    let out = env.run(&["build", "r.toml", "--out", "o"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_stderr_has(&out, "a/0001.jpg (");
+    assert_stderr_has(&out, "b/0001.jpg (");
+    assert_stderr_has(&out, "folders output (complete/train: x/0001.jpg)");
+    let left: Vec<_> = std::fs::read_dir(env.path("o"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    // the same files as .png and .jpg, re-encoded to JPEG in one channel
+    std::fs::rename(env.path("src/b/0001.jpg"), env.path("src/a/0001.png")).unwrap();
+    let png = {
+        let mut v = Vec::new();
+        imgprep::image::Processor::new()
+            .unwrap()
+            .encode(
+                imgprep::image::Pixels {
+                    width: 8,
+                    height: 8,
+                    channels: 3,
+                    data: vec![90; 192],
+                },
+                imgprep::image::Encoding::Png { compression: 3 },
+                &mut v,
+            )
+            .unwrap();
+        v
+    };
+    env.write("src/a/0001.png", &png);
+    env.write("i.csv", b"path,label\na/0001.jpg,x\na/0001.png,y\n");
+    env.write(
+        "r.toml",
+        recipe("[[outputs]]\nformat = \"sagemaker-image\"\n").as_bytes(),
+    );
+    let out = env.run(&["build", "r.toml", "--out", "o2"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_stderr_has(&out, "sagemaker-image output");
+    assert_stderr_has(&out, "a/0001.jpg");
+    // with pass-through both keep their names: no collision
+    env.write(
+        "r.toml",
+        recipe("[[outputs]]\nformat = \"sagemaker-image\"\n")
+            .replace("resize = \"16x16\"", "encoding = \"passthrough\"")
+            .as_bytes(),
+    );
+    env.ok(&["build", "r.toml", "--out", "o3"]);
+}

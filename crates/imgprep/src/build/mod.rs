@@ -560,6 +560,7 @@ fn build_in(
         )));
     }
     check_names(r, &catalog, &written)?;
+    check_collisions(r, &catalog, &plan, spec.as_ref(), &written)?;
     warn_before_writing(r, &catalog, &plan, spec.as_ref(), &written, reporter);
 
     guard.begin_writing()?;
@@ -818,6 +819,102 @@ fn check_names(r: &recipe::LoadedRecipe, catalog: &Catalog, written: &[usize]) -
                          (empty, `.` or `..` parts, or a leading slash); nothing was written",
                         item.origin
                     )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Two items whose files an output would write at one path (`a.png` and
+/// `a.jpg` both re-encoded to `a.jpg`; `x/1.jpg` and `y/1.jpg` in one class
+/// of the folders output, which keeps file names only; `a/b.jpg` and
+/// `a_b.jpg` in VOC's flat JPEGImages; `a.png` and `a.jpg` passed through
+/// beside one `a.json` or `a.txt`) are refused before anything is written,
+/// naming both (the writers' own check would stop halfway).
+fn check_collisions(
+    r: &recipe::LoadedRecipe,
+    catalog: &Catalog,
+    plan: &Plan,
+    spec: Option<&crate::image::ImageSpec>,
+    written: &[usize],
+) -> Result<()> {
+    use formats::{file_name, with_extension, without_extension};
+    use recipe::OutputSpec;
+    let out_rel = |i: usize| -> String {
+        let rel = &catalog.items[i].rel;
+        match spec.map(|s| s.encoding) {
+            None => rel.clone(),
+            Some(crate::image::Encoding::Jpeg { .. }) => with_extension(rel, "jpg"),
+            Some(crate::image::Encoding::Png { .. }) => with_extension(rel, "png"),
+        }
+    };
+    // per output with files per item: its name and the key two items must
+    // not share, and whether the key is per split (else per variant)
+    type Key = fn(&Catalog, usize, &str) -> String;
+    let mut rules: Vec<(&str, Key, bool)> = Vec::new();
+    for o in &r.recipe.outputs {
+        let rule: (&str, Key, bool) = match o {
+            OutputSpec::SagemakerImage => ("sagemaker-image", |_, _, f| f.to_string(), true),
+            OutputSpec::Coco => ("coco", |_, _, f| f.to_string(), true),
+            OutputSpec::AugmentedManifest { .. } => {
+                ("augmented-manifest", |_, _, f| f.to_string(), true)
+            }
+            OutputSpec::SagemakerDetection => (
+                "sagemaker-detection",
+                |_, _, f| without_extension(f).to_string(),
+                true,
+            ),
+            OutputSpec::Yolo => ("yolo", |_, _, f| without_extension(f).to_string(), true),
+            OutputSpec::Voc => (
+                "voc",
+                |_, _, f| without_extension(f).replace('/', "_"),
+                false,
+            ),
+            OutputSpec::Folders => (
+                "folders",
+                |c, i, f| {
+                    let class = c.items[i]
+                        .labels
+                        .first()
+                        .map_or("unlabelled", String::as_str);
+                    format!("{class}/{}", file_name(f))
+                },
+                true,
+            ),
+            OutputSpec::Recordio { .. } | OutputSpec::Tfrecord { .. } => continue,
+        };
+        rules.push(rule);
+    }
+    if rules.is_empty() {
+        return Ok(());
+    }
+    let is_written: std::collections::HashSet<usize> = written.iter().copied().collect();
+    for v in &plan.variants {
+        let mut seen: std::collections::HashMap<(usize, String, String), usize> =
+            std::collections::HashMap::new();
+        for (split, idx) in &v.splits {
+            for &i in idx.iter().filter(|i| is_written.contains(i)) {
+                let f = out_rel(i);
+                for (n, (name, key, per_split)) in rules.iter().enumerate() {
+                    let scope = if *per_split {
+                        split.clone()
+                    } else {
+                        String::new()
+                    };
+                    if let Some(j) = seen.insert((n, scope, key(catalog, i, &f)), i) {
+                        let (a, b) = (&catalog.items[j], &catalog.items[i]);
+                        return Err(Error::Usage(format!(
+                            "{} ({}) and {} ({}) would be written to one file of the {name} \
+                             output ({}/{split}: {}); rename one of them. Nothing was written",
+                            a.rel,
+                            a.origin,
+                            b.rel,
+                            b.origin,
+                            v.name,
+                            key(catalog, i, &f)
+                        )));
+                    }
                 }
             }
         }
