@@ -327,6 +327,31 @@ fn group_splits_need_groups_and_report_drift() {
     env.write("index.csv", csv.as_bytes());
     let out = env.ok(&["build", "d.toml", "--out", "o2"]);
     assert_stderr_has(&out, "was asked for (whole groups are kept together");
+    // groups of uneven size (one person with a quarter of the images): the
+    // ratios hold in items, not only in numbers of groups
+    env.synth("many", 1, 60, 16, 12);
+    let mut csv = String::from("subject,img\n");
+    for i in 0..60 {
+        let subject = if i < 15 { 0 } else { 1 + i % 12 };
+        csv.push_str(&format!("p{subject},class_0/img_{i:05}.jpg\n"));
+    }
+    env.write("uneven.csv", csv.as_bytes());
+    env.write(
+        "u.toml",
+        b"name = \"u\"\nseed = 3\n[[sources]]\ntype = \"csv\"\nfile = \"uneven.csv\"\nroot = \"many\"\n\
+          path = \"img\"\ngroup = \"subject\"\n[labels]\nunlabelled = true\n\
+          [split]\nmethod = \"group\"\ntrain = 0.6\nvalidation = 0.2\ntest = 0.2\n",
+    );
+    env.ok(&["build", "u.toml", "--out", "o3"]);
+    let m = manifest(&env, "o3");
+    for (split, want) in [("train", 0.6), ("validation", 0.2), ("test", 0.2)] {
+        let got = m["split_ratios"][split]["achieved"].as_f64().unwrap();
+        assert!(
+            (got - want).abs() <= 0.05,
+            "{split}: {got} for {want}: {}",
+            m["split_ratios"]
+        );
+    }
 }
 
 /// Recipe errors point at the value itself, ratios print as people write

@@ -157,17 +157,34 @@ fn assign_split(
                 groups.dedup();
                 let mut split_of: BTreeMap<String, String> = BTreeMap::new();
                 if method == SplitMethod::Group {
+                    let mut size: BTreeMap<&str, usize> = BTreeMap::new();
+                    for &i in members {
+                        *size
+                            .entry(c.items[i].group.as_deref().unwrap_or(""))
+                            .or_default() += 1;
+                    }
                     Rng::new(r.seed, "groups").shuffle(&mut groups);
-                    let (nv, nt) = counts(groups.len(), s.validation, s.test);
-                    for (k, g) in groups.iter().enumerate() {
-                        let sp = if k < nv {
-                            VALIDATION
-                        } else if k < nv + nt {
-                            TEST
-                        } else {
-                            TRAIN
-                        };
-                        split_of.insert(g.clone(), sp.into());
+                    // largest groups first (ties in the seeded order), each to
+                    // the split furthest below its share of the items, so the
+                    // ratios hold in items, not only in groups
+                    groups.sort_by_key(|g| std::cmp::Reverse(size[g.as_str()]));
+                    let splits: Vec<(&str, f64)> =
+                        [(TRAIN, s.train), (VALIDATION, s.validation), (TEST, s.test)]
+                            .into_iter()
+                            .filter(|(_, w)| *w > 0.0)
+                            .collect();
+                    let sum: f64 = splits.iter().map(|(_, w)| w).sum::<f64>().max(1e-12);
+                    let total = members.len() as f64;
+                    let mut have = vec![0usize; splits.len()];
+                    for g in &groups {
+                        let best = (0..splits.len())
+                            .max_by(|&a, &b| {
+                                let want = |k: usize| splits[k].1 / sum * total - have[k] as f64;
+                                want(a).total_cmp(&want(b)).then(b.cmp(&a))
+                            })
+                            .unwrap_or(0);
+                        have[best] += size[g.as_str()];
+                        split_of.insert(g.clone(), splits[best].0.into());
                     }
                 } else {
                     for (sp, gs) in &s.assign {
