@@ -899,3 +899,35 @@ fn auto_keeps_the_splits_some_sources_give() {
     assert_eq!(by_split["train"] + by_split["validation"], 20, "{items}");
     assert_eq!(by_split["validation"], 4, "{items}");
 }
+
+/// Class "a/b" is a folder inside class "a"'s folder in the folders
+/// output: said, since first-level readers would label it "a".
+#[test]
+fn nested_class_folders_are_said() {
+    let env = TestEnv::new();
+    env.synth("src", 1, 2, 24, 16);
+    let jpg = env.read("src/class_0/img_00000.jpg");
+    env.write("photos/a/1.jpg", &jpg);
+    env.write("photos/a/b/2.jpg", &jpg);
+    env.write("photos/c/3.jpg", &jpg);
+    env.write(
+        "r.toml",
+        b"name = \"n\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n\
+          [transform]\nencoding = \"passthrough\"\n[[outputs]]\nformat = \"folders\"\n",
+    );
+    let out = env.ok(&["build", "r.toml", "--out", "o"]);
+    assert_stderr_has(&out, "1 class folders lie inside another class's folder");
+    assert_stderr_has(&out, "a/b inside a");
+    // without a folders output there is nothing to say
+    env.write(
+        "r.toml",
+        b"name = \"n\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n\
+          [transform]\nencoding = \"passthrough\"\n[[outputs]]\nformat = \"recordio\"\n",
+    );
+    let out = env.ok(&["build", "r.toml", "--out", "o2"]);
+    assert!(
+        !stderr(&out).contains("inside another class"),
+        "{}",
+        stderr(&out)
+    );
+}

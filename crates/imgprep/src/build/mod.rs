@@ -997,6 +997,43 @@ fn warn_before_writing(
             ));
         }
     }
+    // the folders output nests a class named "a/b" inside class "a"'s folder:
+    // readers that take the first folder level as the class (torchvision's
+    // ImageFolder, Keras) would give its images class "a"
+    if r.recipe
+        .outputs
+        .iter()
+        .any(|o| matches!(o, recipe::OutputSpec::Folders))
+    {
+        let names: std::collections::BTreeSet<&str> = catalog
+            .labels
+            .entries
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        let nested: Vec<String> = names
+            .iter()
+            .filter_map(|n| {
+                let (parent, _) = n.rsplit_once('/')?;
+                let outer = (0..parent.len())
+                    .filter(|&k| parent.as_bytes()[k] == b'/')
+                    .map(|k| &parent[..k])
+                    .chain([parent])
+                    .find(|p| names.contains(p))?;
+                Some(format!("{n} inside {outer}"))
+            })
+            .collect();
+        if !nested.is_empty() {
+            let mut text = format!(
+                "folders output: {} class folders lie inside another class's folder, so readers that \
+                 take the first folder level as the class (torchvision's ImageFolder, Keras) would \
+                 label their images with the outer class:",
+                nested.len()
+            );
+            crate::report::name_first(&mut text, nested.iter(), SKIPS_SHOWN, "");
+            reporter.warn(&text);
+        }
+    }
 }
 
 /// Files an earlier build wrote, changed since by someone else, so not
