@@ -737,11 +737,23 @@ fn bad_boxes_are_counted_with_their_place_and_background_images_handled() {
         "b2",
         "type = \"voc\"\nroot = \"voc\"",
         &["format = \"coco\""],
-        "[boxes]\noutside = \"drop\"\nempty_images = \"drop\"\n[transform]\nencoding = \"passthrough\"\n",
+        "[boxes]\noutside = \"drop\"\nempty_images = \"drop\"\n[split]\ntrain = 0.5\nvalidation = 0.5\n\
+         [transform]\nencoding = \"passthrough\"\n",
     );
     env.ok(&["build", &r2, "--out", "out2"]);
     let coco = coco_boxes(&json(&env, "out2/complete/coco/annotations/train.json"));
     assert!(!coco.contains_key("empty.jpg"));
+    // the ratios are the shares of the images written, the dropped one not
+    // among them
+    let m2 = json(&env, "out2/manifest.json");
+    let splits = m2["variants"]["complete"]["splits"].as_object().unwrap();
+    let total: u64 = splits.values().map(|s| s["items"].as_u64().unwrap()).sum();
+    assert_eq!(total, 4, "{splits:?}");
+    for (name, s) in splits {
+        let share = s["items"].as_u64().unwrap() as f64 / total as f64;
+        let got = m2["split_ratios"][name]["achieved"].as_f64().unwrap();
+        assert!((got - share).abs() < 1e-12, "{name}: {got} vs {share}");
+    }
     assert!(!coco["bad.jpg"].iter().any(|(c, _)| c == "D10"));
 }
 

@@ -689,7 +689,7 @@ pub(super) fn manifest(
         fingerprint,
         seed: r.seed,
         split_method: format!("{:?}", ctx.plan.method).to_lowercase(),
-        split_ratios: ctx.plan.ratios.clone(),
+        split_ratios: written_ratios(ctx),
         shard: shard.map(|(i, n)| format!("{i}/{n}")),
         num_classes: c.labels.len(),
         label_order: c.label_order.clone(),
@@ -703,6 +703,29 @@ pub(super) fn manifest(
         detection: None,
         video: None,
     }
+}
+
+/// The plan's ratios, with each split's share of the items actually
+/// written (the prepare stage may have left some out: unreadable, a colour
+/// policy, images without boxes under `empty_images = "drop"`). Items are
+/// counted once across variants (variants are subsets of one split).
+fn written_ratios(ctx: &Context) -> BTreeMap<String, super::plan::SplitRatio> {
+    let mut per_split: BTreeMap<&str, BTreeSet<usize>> = BTreeMap::new();
+    for v in &ctx.plan.variants {
+        for (split, idx) in &v.splits {
+            per_split
+                .entry(split.as_str())
+                .or_default()
+                .extend(idx.iter().copied().filter(|&i| ctx.ok(i)));
+        }
+    }
+    let total: usize = per_split.values().map(BTreeSet::len).sum();
+    let mut ratios = ctx.plan.ratios.clone();
+    for (split, r) in ratios.iter_mut() {
+        let n = per_split.get(split.as_str()).map_or(0, BTreeSet::len);
+        r.achieved = n as f64 / total.max(1) as f64;
+    }
+    ratios
 }
 
 /// The manifest's detection section: conventions, objects per split and
