@@ -1117,3 +1117,28 @@ fn a_changed_annotation_decodes_no_image_again() {
         (xmin - 20.0) / 2.0
     );
 }
+
+/// An augmented manifest without push_to names its images by paths SageMaker
+/// cannot read: said. With push_to nothing is said.
+#[test]
+fn an_augmented_manifest_without_push_to_is_said() {
+    let env = TestEnv::new();
+    synth_voc(&env, "voc", 3, 100, 80);
+    let src = "type = \"voc\"\nroot = \"voc\"";
+    let r = recipe(&env, "a", src, &["format = \"augmented-manifest\""], "");
+    let out = env.ok(&["build", &r, "--out", "a"]);
+    assert_stderr_has(&out, "augmented-manifest without push_to");
+    let r = recipe(
+        &env,
+        "b",
+        src,
+        &["format = \"augmented-manifest\"\npush_to = \"s3://bucket/p\""],
+        "",
+    );
+    let out = env.ok(&["build", &r, "--out", "b"]);
+    assert!(
+        !stderr(&out).contains("without push_to"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -997,6 +997,19 @@ fn warn_before_writing(
             ));
         }
     }
+    // an augmented manifest's source-refs are S3 URIs only with push_to
+    if r.recipe.outputs.iter().any(|o| {
+        matches!(
+            o,
+            recipe::OutputSpec::AugmentedManifest { push_to: None, .. }
+        )
+    }) {
+        reporter.warn(
+            "augmented-manifest without push_to: its source-ref values are paths relative to the \
+             output folder, which SageMaker cannot read (it needs s3:// URIs); set push_to = \
+             \"s3://bucket/prefix\" to where the dataset will be pushed",
+        );
+    }
     // the folders output nests a class named "a/b" inside class "a"'s folder:
     // readers that take the first folder level as the class (torchvision's
     // ImageFolder, Keras) would give its images class "a"
