@@ -684,7 +684,8 @@ fn broken_and_stuck_videos_are_reported_not_hung_on() {
         "[labels]\nunlabelled = true",
     );
     let out = env.run(&["build", &r, "--out", "x"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // bad input under on_error = "fail": a problem found, exit 1
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_stderr_has(&out, "cut/a.mp4");
     assert_stderr_has(&out, "cut short");
     // under on_error = "skip" the cut chunk and a file that is no video are

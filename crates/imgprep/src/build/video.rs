@@ -438,7 +438,8 @@ pub fn read(
         {
             let (rel, path) = &files[k];
             if r.recipe.on_error == crate::recipe::OnError::Fail {
-                return Err(Error::Usage(format!(
+                // bad input under on_error = "fail": a problem found (exit 1)
+                return Err(Error::Problem(format!(
                     "{}: {e} (set on_error = \"skip\" to leave its session out)",
                     path.display()
                 )));
