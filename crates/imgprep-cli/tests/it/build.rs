@@ -330,6 +330,24 @@ encoding = "passthrough"
     );
     let val = records(&env.path("o/complete/recordio/validation.rec"));
     assert_eq!(val.len(), 3);
+    // an image in val/images that the annotations do not list is skipped and
+    // said, not passed over without a word
+    env.write(
+        "tiny/val/images/val_extra.JPEG",
+        &env.read("tiny/val/images/val_0.JPEG"),
+    );
+    let out = env.ok(&["build", "tiny.toml", "--out", "o"]);
+    assert!(
+        stderr(&out).contains("val/images/val_extra.JPEG"),
+        "{}",
+        stderr(&out)
+    );
+    let skipped = &manifest(&env, "o")["skipped"];
+    assert_eq!(skipped[0]["item"], "val/images/val_extra.JPEG", "{skipped}");
+    assert!(skipped[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("not listed in"));
 }
 
 /// Multi-label lists for SageMaker: given multi-label lists, packed, with num_classes from the data.

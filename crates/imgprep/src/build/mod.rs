@@ -247,6 +247,11 @@ fn build_in(
         prints.push((size, mtime));
     }
     drop(catalog_prints);
+    // what the sources passed over is in the manifest too (a new file that
+    // no list names, or one that can no longer be read, changes it)
+    for skip in &catalog.skipped {
+        fp_sum.update(format!("skipped\t{}\t{}\n", skip.item, skip.reason).as_bytes());
+    }
     let fp = fp_sum.finish().sha256.to_string();
     let guard = outdir::acquire(&opts.out, opts.force)?;
     if let Some(m) = read_manifest(&opts.out) {

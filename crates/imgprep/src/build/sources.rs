@@ -159,7 +159,7 @@ pub fn read_sources(r: &LoadedRecipe) -> Result<Sources> {
                     &r.resolve(class_ids),
                     names.as_deref(),
                     splits,
-                    &mut items,
+                    (&mut items, &mut walk_skips),
                     &mut human,
                 )?)
             }
@@ -792,7 +792,7 @@ fn metadata(
     class_ids: &Path,
     names: Option<&Path>,
     splits: &[MetadataSplit],
-    out: &mut Vec<Item>,
+    (out, skips): (&mut Vec<Item>, &mut Vec<super::catalog::Skip>),
     human: &mut HumanNames,
 ) -> Result<Vec<String>> {
     let ids: Vec<String> = read_lines(class_ids)?
@@ -838,6 +838,7 @@ fn metadata(
                     root,
                     images.clone().unwrap_or_else(|| PathBuf::from("images")),
                 );
+                let mut listed = HashSet::new();
                 for (line, text) in read_lines(&ann)? {
                     let fields: Vec<&str> = text.split('\t').collect();
                     if fields.len() < 2 {
@@ -847,6 +848,7 @@ fn metadata(
                             message: "expected FILE<TAB>CLASS_ID".into(),
                         });
                     }
+                    listed.insert(fields[0].trim().to_string());
                     let path = at(&dir, fields[0].trim());
                     out.push(Item {
                         annotation: None,
@@ -859,6 +861,22 @@ fn metadata(
                         split: Some(s.split.clone()),
                         origin: format!("{}:{line}", ann.display()).into(),
                     });
+                }
+                // images in the folder the list does not name: said, not
+                // dropped without a word
+                let on_disk = match image_files(&dir) {
+                    Ok(files) => files,
+                    Err(_) if !crate::files::is_remote(&dir) && !dir.is_dir() => Vec::new(),
+                    Err(e) => return Err(e),
+                };
+                for f in on_disk {
+                    if crate::annotations::is_image_name(&f) && !listed.contains(&f) {
+                        skips.push(super::catalog::Skip {
+                            item: rel_to(root, &at(&dir, &f)),
+                            reason: format!("not listed in {}", ann.display()),
+                            origin: Some(origin(&dir)),
+                        });
+                    }
                 }
             }
             (None, Some(images)) if s.folders.is_none() => {
