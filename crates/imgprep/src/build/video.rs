@@ -610,7 +610,7 @@ pub fn read(
             "chunks": chunks_of.len(),
             "frames": times.len(),
             "ranges": ranges.len(),
-            "frames_in_ranges": a.covered.iter().sum::<usize>(),
+            "frames_in_ranges": a.in_ranges,
             "frames_picked": a.picks.len(),
             "overlaps_settled": a.overlaps_settled,
         }));

@@ -217,6 +217,8 @@ pub struct Assignment {
     pub kept: Vec<usize>,
     /// Frames in two ranges whose conflict a policy settled.
     pub overlaps_settled: usize,
+    /// Frames in at least one range (each counted once).
+    pub in_ranges: usize,
     /// Problems that do not stop the build (`file:line: ...`).
     pub warnings: Vec<String>,
 }
@@ -346,6 +348,7 @@ pub fn assign(
             *o = Some(ri);
         }
     }
+    a.in_ranges = owner.iter().filter(|o| o.is_some()).count();
     // Stretches of one owner (a range, or outside), sampled each.
     let mut f = 0;
     while f < n {
@@ -639,6 +642,9 @@ mod tests {
         .unwrap();
         assert_eq!(a.picks[4], (4, Some(0)));
         assert_eq!(a.overlaps_settled, 1);
+        // frames 0-4 and 4-7: 8 frames in ranges, the shared one once
+        assert_eq!(a.covered, vec![5, 4]);
+        assert_eq!(a.in_ranges, 8);
         let a = assign(
             &ranges,
             &f,
