@@ -156,6 +156,8 @@ fn color_policy_converts_or_skips_non_rgb_sources_with_reasons() {
             "class_1/gray.png",
         ),
         ("cmyk/pil_sample_cmyk.jpg", "class_0/cmyk.jpg"),
+        // decoded to RGB by the image crate, but CMYK as stored
+        ("cmyk/tiff_strip_cmyk_jpeg.tif", "class_1/cmyk.tif"),
         ("alpha/tmshre_riaphotographs_alpha.png", "class_1/alpha.png"),
     ] {
         let bytes = std::fs::read(data.join("edge_cases").join(from)).unwrap();
@@ -174,15 +176,19 @@ fn color_policy_converts_or_skips_non_rgb_sources_with_reasons() {
             "16x16",
             "--color-policy",
             policy,
+            "--exts",
+            ".jpg",
+            ".png",
+            ".tif",
             "--fail-on-error",
         ]
     };
-    // convert (default): all 10 in, as RGB, and counted by source layout
+    // convert (default): all 11 in, as RGB, and counted by source layout
     env.ok(&args("conv", "convert"));
     let m: serde_json::Value = serde_json::from_slice(&env.read("conv/manifest.json")).unwrap();
     assert_eq!(
         m["non_rgb_sources"],
-        serde_json::json!({"grayscale": 2, "cmyk": 1, "rgba": 1})
+        serde_json::json!({"grayscale": 2, "cmyk": 2, "rgba": 1})
     );
     let shard = "conv/complete/tfrecord-raw/train-00000-of-00001.tfrecord";
     let out = env.ok(&["inspect", shard, "--json"]);
@@ -190,9 +196,9 @@ fn color_policy_converts_or_skips_non_rgb_sources_with_reasons() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(recs.len(), 10);
+    assert_eq!(recs.len(), 11);
     assert!(recs.iter().all(|r| r["channels"] == 3), "{recs:?}");
-    // skip: the 4 are left out with their reasons, not an error even under --fail-on-error
+    // skip: the 5 are left out with their reasons, not an error even under --fail-on-error
     let out = env.ok(&args("skip", "skip"));
     assert!(stderr(&out).contains("color_policy"), "{}", stderr(&out));
     let m: serde_json::Value = serde_json::from_slice(&env.read("skip/manifest.json")).unwrap();
@@ -202,9 +208,10 @@ fn color_policy_converts_or_skips_non_rgb_sources_with_reasons() {
         .map(|s| format!("{} {}", s["item"], s["reason"]))
         .collect();
     reasons.sort();
-    assert_eq!(reasons.len(), 4, "{reasons:?}");
+    assert_eq!(reasons.len(), 5, "{reasons:?}");
     assert!(reasons[0].contains("cmyk.jpg") && reasons[0].contains("cmyk source"));
-    assert!(reasons[3].contains("gray.png") && reasons[3].contains("grayscale source"));
+    assert!(reasons[3].contains("cmyk.tif") && reasons[3].contains("cmyk source"));
+    assert!(reasons[4].contains("gray.png") && reasons[4].contains("grayscale source"));
     assert_eq!(
         m["records"]["complete/tfrecord-raw/train-00000-of-00001.tfrecord"],
         6

@@ -34,7 +34,13 @@ fn reader(data: &[u8], format: ImageFormat) -> image::ImageReader<Cursor<&[u8]>>
     image::ImageReader::with_format(Cursor::new(data), to_image_format(format))
 }
 
-fn source_color(c: image::ColorType) -> SourceColor {
+/// The source's colour layout: its stored one when the decoder converts
+/// (a CMYK TIFF is decoded to RGB, but the colour policy is about CMYK).
+fn source_color(c: image::ColorType, original: image::ExtendedColorType) -> SourceColor {
+    use image::ExtendedColorType::{Cmyk16, Cmyk8};
+    if matches!(original, Cmyk8 | Cmyk16) {
+        return SourceColor::Cmyk;
+    }
     match (c.has_color(), c.has_alpha()) {
         (false, false) => SourceColor::Gray,
         (false, true) => SourceColor::GrayAlpha,
@@ -50,7 +56,12 @@ pub fn header(data: &[u8], format: ImageFormat) -> Result<(u32, u32, u8, SourceC
         .map_err(|e| map_err(format, e))?;
     let (w, h) = dec.dimensions();
     let c = dec.color_type();
-    Ok((w, h, c.channel_count(), source_color(c)))
+    Ok((
+        w,
+        h,
+        c.channel_count(),
+        source_color(c, dec.original_color_type()),
+    ))
 }
 
 /// The EXIF orientation a non-JPEG file declares (1: none), from its header.
@@ -87,7 +98,7 @@ pub fn decode(
         ImageFormat::Webp => super::exif::webp_orientation(data),
         _ => dec.orientation().map(|o| o.to_exif()).unwrap_or(1),
     };
-    let source = source_color(dec.color_type());
+    let source = source_color(dec.color_type(), dec.original_color_type());
     let img = DynamicImage::from_decoder(dec).map_err(|e| map_err(format, e))?;
     let has_color = img.color().has_color();
     let has_alpha = img.color().has_alpha();
