@@ -896,18 +896,18 @@ fn check_collisions(
     }
     let is_written: std::collections::HashSet<usize> = written.iter().copied().collect();
     for v in &plan.variants {
-        let mut seen: std::collections::HashMap<(usize, String, String), usize> =
-            std::collections::HashMap::new();
+        // keys held as 16 bytes of their SHA-256 (at 50,000 items the text
+        // would be megabytes)
+        let mut seen: std::collections::HashMap<[u8; 16], usize> = std::collections::HashMap::new();
         for (split, idx) in &v.splits {
             for &i in idx.iter().filter(|i| is_written.contains(i)) {
                 let f = out_rel(i);
                 for (n, (name, key, per_split)) in rules.iter().enumerate() {
-                    let scope = if *per_split {
-                        split.clone()
-                    } else {
-                        String::new()
-                    };
-                    if let Some(j) = seen.insert((n, scope, key(catalog, i, &f)), i) {
+                    let scope = if *per_split { split.as_str() } else { "" };
+                    let text = format!("{n}\0{scope}\0{}", key(catalog, i, &f));
+                    let sum = crate::checksum::sha256(text.as_bytes());
+                    let hashed: [u8; 16] = sum[..16].try_into().expect("16 of 32 bytes");
+                    if let Some(j) = seen.insert(hashed, i) {
                         let (a, b) = (&catalog.items[j], &catalog.items[i]);
                         return Err(Error::Usage(format!(
                             "{} ({}) and {} ({}) would be written to one file of the {name} \
