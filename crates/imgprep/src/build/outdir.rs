@@ -170,9 +170,10 @@ pub fn acquire(out: &Path, force: bool) -> Result<OutGuard> {
     let _ = std::fs::write(
         &holder,
         format!(
-            "pid {} on {}, started {since} seconds after 1970-01-01 UTC: {}",
+            "pid {} on {}, started {}: {}",
             std::process::id(),
             host.trim(),
+            utc_text(since),
             cmd.join(" ")
         ),
     );
@@ -282,5 +283,37 @@ impl OutGuard {
 impl Drop for OutGuard {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(self.out.join(LOCK));
+    }
+}
+
+/// `secs` after 1970-01-01 as `2026-12-06 17:58:59 UTC` (the civil-from-days
+/// algorithm of H. Hinnant's date library; proleptic Gregorian calendar).
+fn utc_text(secs: u64) -> String {
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod utc_tests {
+    #[test]
+    fn dates_from_seconds() {
+        assert_eq!(super::utc_text(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::utc_text(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(super::utc_text(1_796_579_939), "2026-12-06 17:58:59 UTC");
+        assert_eq!(super::utc_text(4_107_542_399), "2100-02-28 23:59:59 UTC");
     }
 }
