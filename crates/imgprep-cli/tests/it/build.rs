@@ -751,10 +751,54 @@ fn shards_merged_equal_one_build() {
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("in none of the shards' item caches"),
+        stderr(&out).contains("merge needs all 4 shard outputs; missing: 3/4"),
         "{}",
         stderr(&out)
     );
+    // a shard given twice, a shard of another recipe: said as such
+    let out = env.run(&[
+        "merge",
+        "drivers.toml",
+        "--out",
+        "twice",
+        "s0",
+        "s1",
+        "s2",
+        "s2",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("are both shard 2/4"),
+        "{}",
+        stderr(&out)
+    );
+    let recipe = String::from_utf8(env.read("drivers.toml")).unwrap();
+    env.write(
+        "drivers.toml",
+        recipe.replace("seed = 5590", "seed = 5591").as_bytes(),
+    );
+    let out = env.run(&[
+        "merge",
+        "drivers.toml",
+        "--out",
+        "other",
+        "s0",
+        "s1",
+        "s2",
+        "s3",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("was built from another recipe"),
+        "{}",
+        stderr(&out)
+    );
+    for d in ["partial", "twice", "other"] {
+        assert!(
+            !env.path(d).exists(),
+            "{d}: nothing is made for a refused merge"
+        );
+    }
 }
 
 #[test]

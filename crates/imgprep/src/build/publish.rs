@@ -103,16 +103,63 @@ pub fn merge_to(
     if opts.merge_from.is_empty() {
         return Err(Error::Usage("merge: no shard outputs given".into()));
     }
+    // every shard of one build of this recipe, each once
+    let mut shards: Vec<(u64, u64, &std::path::Path)> = Vec::new();
     for d in &opts.merge_from {
-        match read_manifest(d) {
-            Some(m) if m.shard.is_some() => {}
-            _ => {
-                return Err(Error::Usage(format!(
+        let m = read_manifest(d)
+            .filter(|m| m.shard.is_some())
+            .ok_or_else(|| {
+                Error::Usage(format!(
                     "{}: not a shard output (no manifest.json with a shard)",
                     d.display()
-                )))
-            }
+                ))
+            })?;
+        let shard = m.shard.as_deref().unwrap_or_default();
+        let (i, n) = shard
+            .split_once('/')
+            .and_then(|(i, n)| Some((i.parse::<u64>().ok()?, n.parse::<u64>().ok()?)))
+            .filter(|(i, n)| i < n)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "{}: unreadable shard {shard:?} in its manifest",
+                    d.display()
+                ))
+            })?;
+        if m.recipe_sha256 != r.hash {
+            return Err(Error::Usage(format!(
+                "{}: shard {shard} was built from another recipe than {} (or the recipe changed \
+                 since): build the shards again with this recipe",
+                d.display(),
+                r.path.display()
+            )));
         }
+        if let Some((_, _, other)) = shards.iter().find(|s| s.0 == i && s.1 == n) {
+            return Err(Error::Usage(format!(
+                "{} and {} are both shard {shard}: give each shard output once",
+                other.display(),
+                d.display()
+            )));
+        }
+        if let Some((j, m, other)) = shards.iter().find(|s| s.1 != n) {
+            return Err(Error::Usage(format!(
+                "{} is shard {j}/{m} but {} is shard {shard}: shards of one build share N",
+                other.display(),
+                d.display()
+            )));
+        }
+        shards.push((i, n, d));
+    }
+    let n = shards[0].1;
+    if shards.len() as u64 != n {
+        let have: std::collections::BTreeSet<u64> = shards.iter().map(|s| s.0).collect();
+        let missing: Vec<String> = (0..n)
+            .filter(|i| !have.contains(i))
+            .map(|i| format!("{i}/{n}"))
+            .collect();
+        return Err(Error::Usage(format!(
+            "merge needs all {n} shard outputs; missing: {}",
+            missing.join(", ")
+        )));
     }
     if opts.shard.is_some() {
         return Err(Error::Usage("merge: --shard makes no sense here".into()));
