@@ -663,3 +663,37 @@ fn items_that_would_share_an_output_file_are_refused_before_writing() {
     );
     env.ok(&["build", "r.toml", "--out", "o3"]);
 }
+
+/// An output taken out of the recipe goes with its folders; a folder that
+/// holds a file the build did not make stays, with that file.
+#[test]
+fn an_output_taken_out_of_the_recipe_leaves_no_empty_folders() {
+    let env = TestEnv::new();
+    env.synth("photos", 2, 3, 32, 24);
+    let recipe = |outputs: &str| {
+        format!(
+            "name = \"e\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n\
+             [transform]\nencoding = \"passthrough\"\n[[outputs]]\nformat = \"recordio\"\n{outputs}"
+        )
+    };
+    env.write(
+        "r.toml",
+        recipe("[[outputs]]\nformat = \"folders\"\n[[outputs]]\nformat = \"sagemaker-image\"\n")
+            .as_bytes(),
+    );
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    assert!(env.path("o/complete/folders/train/class_0").is_dir());
+    env.write("o/complete/sagemaker/notes.txt", b"mine");
+    env.write("r.toml", recipe("").as_bytes());
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    assert!(!env.path("o/complete/folders").exists());
+    // the user's file keeps its folder; the build's own sub-folders go
+    assert_eq!(env.read("o/complete/sagemaker/notes.txt"), b"mine");
+    let left: Vec<String> = std::fs::read_dir(env.path("o/complete/sagemaker"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["notes.txt"]);
+    assert!(env.path("o/complete/recordio/train.rec").is_file());
+}

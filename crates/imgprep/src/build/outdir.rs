@@ -255,11 +255,13 @@ impl OutGuard {
     /// After the manifest is written: removes what earlier builds (or a
     /// killed one) wrote and this one did not, when it is still what they
     /// wrote (a file listed with a size and checksum that no longer match is
-    /// someone else's now and stays), then the marker. Returns the files
+    /// someone else's now and stays), then the folders left empty by that,
+    /// then the marker. Returns the files
     /// left in place that way, so the build can say so: a reader that lists
     /// the folder would still read them.
     pub fn finish(&self, now: &super::manifest::FileList) -> Vec<String> {
         let mut left = Vec::new();
+        let mut emptied = BTreeSet::new();
         for f in self.previous().filter(|f| !now.contains_key(f)) {
             // only plain paths inside OUT, never through a link
             let Ok(p) = super::write::under(&self.out, f) else {
@@ -273,7 +275,21 @@ impl OutGuard {
                     continue;
                 }
             }
-            let _ = std::fs::remove_file(p);
+            if std::fs::remove_file(&p).is_ok() {
+                emptied.extend(
+                    p.ancestors()
+                        .skip(1)
+                        .take_while(|d| *d != self.out && d.starts_with(&self.out))
+                        .map(Path::to_path_buf),
+                );
+            }
+        }
+        // the folders an earlier build made for those files, when nothing is
+        // left in them (remove_dir takes only an empty folder), deepest first
+        let mut emptied: Vec<PathBuf> = emptied.into_iter().collect();
+        emptied.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in emptied {
+            let _ = std::fs::remove_dir(d);
         }
         let _ = std::fs::remove_file(self.out.join(BUILDING));
         left
