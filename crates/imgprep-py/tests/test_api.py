@@ -116,6 +116,10 @@ def test_errors_are_exceptions_with_the_message_and_file(images, tmp_path):
         for r in imgprep.read_records(rec):
             got.append(r)
     assert "train.rec" in str(e.value) and len(got) == 41
+    # a dict recipe with a number that is not finite: refused, naming the key
+    with pytest.raises(imgprep.UsageError, match=r"recipe\['split'\]\['train'\] = nan"):
+        imgprep.Recipe.load({"name": "x", "sources": [{"type": "folders", "root": str(images)}],
+                             "split": {"train": float("nan")}})
     # a shard outside 0..n is refused before anything runs
     with pytest.raises(imgprep.UsageError):
         imgprep.build(good, tmp_path / "o2", shard=(3, 3))

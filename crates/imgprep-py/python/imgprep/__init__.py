@@ -22,6 +22,7 @@ prints; ``err.path`` and ``err.line`` name the file where known.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import warnings
@@ -318,14 +319,17 @@ class Recipe:
         return f"Recipe({self.path!r}, sha256={self.sha256[:12]})"
 
 
-def _plain(v: Any) -> Any:
-    """A dict recipe as JSON-able values (paths as strings)."""
+def _plain(v: Any, at: str = "recipe") -> Any:
+    """A dict recipe as JSON-able values (paths as strings); a number that is
+    not finite is refused naming its key (TOML and JSON have no NaN)."""
     if isinstance(v, Mapping):
-        return {str(k): _plain(x) for k, x in v.items() if x is not None}
+        return {str(k): _plain(x, f"{at}[{str(k)!r}]") for k, x in v.items() if x is not None}
     if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
+        return [_plain(x, f"{at}[{i}]") for i, x in enumerate(v)]
     if isinstance(v, os.PathLike):
         return os.fspath(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        raise UsageError(f"{at} = {v!r}: a recipe value must be a finite number")
     return v
 
 
