@@ -558,7 +558,7 @@ pub fn read(
                         file.display()
                     )));
                 }
-                let ranges = ranges::read_csv(&file).map_err(Error::Usage)?;
+                let ranges = ranges::read_csv(&file, unit).map_err(Error::Usage)?;
                 set.label_files.push(file);
                 ranges
             }

@@ -69,9 +69,42 @@ pub struct Sampling {
     pub max_per_range: Option<usize>,
 }
 
+/// A clock time `[H:]MM:SS[.fff]` (as video players and many annotation
+/// tools show times) in seconds; `None` for anything else.
+fn clock_seconds(c: &str) -> Option<f64> {
+    let parts: Vec<&str> = c.split(':').collect();
+    if !(2..=3).contains(&parts.len()) {
+        return None;
+    }
+    let whole = |p: &str| {
+        (!p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| p.parse::<u64>().ok())
+            .flatten()
+    };
+    let (last, rest) = parts.split_last()?;
+    // seconds: digits, optionally a point and more digits
+    let (int, frac) = last.split_once('.').unwrap_or((last, "0"));
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    if !digits(int) || !digits(frac) {
+        return None;
+    }
+    let secs: f64 = last.parse().ok().filter(|s: &f64| *s < 60.0)?;
+    let mut total = 0u64;
+    for (k, p) in rest.iter().enumerate() {
+        let v = whole(p)?;
+        // minutes below 60 when hours come first
+        if rest.len() == 2 && k == 1 && v >= 60 {
+            return None;
+        }
+        total = total.checked_mul(60)?.checked_add(v)?;
+    }
+    Some(total as f64 * 60.0 + secs)
+}
+
 /// Reads `label,start,end` rows (a header row is optional; with one,
-/// columns are found by name and others are ignored).
-pub fn read_csv(path: &Path) -> Result<Vec<Range>, String> {
+/// columns are found by name and others are ignored). Times are numbers in
+/// `unit`, or clock times (`00:01:02.5`) with a time unit.
+pub fn read_csv(path: &Path, unit: Unit) -> Result<Vec<Range>, String> {
     let text = crate::files::read_text_capped(path, 256 << 20)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
@@ -95,7 +128,7 @@ pub fn read_csv(path: &Path) -> Result<Vec<Range>, String> {
         if rec.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
-        if k == 0 && cell(1).parse::<f64>().is_err() {
+        if k == 0 && cell(1).parse::<f64>().is_err() && clock_seconds(cell(1)).is_none() {
             // a header: find the columns by name
             let find = |names: &[&str]| {
                 rec.iter()
@@ -120,10 +153,19 @@ pub fn read_csv(path: &Path) -> Result<Vec<Range>, String> {
         }
         let num = |i: usize, what: &str| -> Result<f64, String> {
             let c = cell(i);
-            c.parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| format!("{at}: {what} {c:?} is not a number"))
+            if let Some(v) = c.parse::<f64>().ok().filter(|v| v.is_finite()) {
+                return Ok(v);
+            }
+            match (clock_seconds(c), unit) {
+                (Some(s), Unit::Seconds) => Ok(s),
+                (Some(s), Unit::Milliseconds) => Ok(s * 1000.0),
+                (Some(_), Unit::Frames) => Err(format!(
+                    "{at}: {what} {c:?} is a clock time, but unit = \"frames\" (use unit = \"seconds\")"
+                )),
+                (None, _) => Err(format!(
+                    "{at}: {what} {c:?} is not a number (or a clock time such as 00:01:02.5)"
+                )),
+            }
         };
         out.push(Range {
             label: label.to_string(),
@@ -710,6 +752,39 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(sample(&t, &cap), vec![0, 10, 19, 29]);
+    }
+
+    #[test]
+    fn clock_times_are_read_as_times() {
+        assert_eq!(clock_seconds("00:01:02.5"), Some(62.5));
+        assert_eq!(clock_seconds("1:02:03"), Some(3723.0));
+        assert_eq!(clock_seconds("75:30.25"), Some(4530.25));
+        for bad in [
+            "1.5", "00:60.0", "1:60:00", ":30", "a:10", "1:2:3:4", "-1:00", "0:-5", "0:1e1",
+        ] {
+            assert_eq!(clock_seconds(bad), None, "{bad}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.csv");
+        // no header row: clock times in the first row are data, not names
+        std::fs::write(&p, "a,00:00:01.5,00:00:02\nb,2.5,0:03\n").unwrap();
+        let r = read_csv(&p, Unit::Seconds).unwrap();
+        let got: Vec<(&str, f64, f64)> = r
+            .iter()
+            .map(|r| (r.label.as_str(), r.start, r.end))
+            .collect();
+        assert_eq!(got, [("a", 1.5, 2.0), ("b", 2.5, 3.0)]);
+        let r = read_csv(&p, Unit::Milliseconds);
+        // (a plain number stays in the unit: 2.5 ms)
+        assert_eq!(r.unwrap()[0].start, 1500.0);
+        let e = read_csv(&p, Unit::Frames).unwrap_err();
+        assert!(e.contains("r.csv:1") && e.contains("clock time"), "{e}");
+        std::fs::write(&p, "label,start,end\na,1:2:3:4,5\n").unwrap();
+        let e = read_csv(&p, Unit::Seconds).unwrap_err();
+        assert!(
+            e.contains("r.csv:2: start \"1:2:3:4\" is not a number"),
+            "{e}"
+        );
     }
 
     #[test]
