@@ -568,7 +568,7 @@ fn convert(file: &str, raw: RawFile, images_root: &Path) -> Result<Parsed, Parse
             _ => return Err(ParseError::new(origin, "has no file_name")),
         };
         let Some(image) = normalize_rel(&name) else {
-            out.dropped.push((
+            out.dropped_images.push((
                 format!("file_name {name:?} is not a path inside the image folder"),
                 origin,
             ));
@@ -952,13 +952,13 @@ mod tests {
         assert_eq!(p.images[1].origin.to_string(), "c.json: image id \"img-b\"");
         let q: Vec<&str> = p.quirks.iter().map(|q| q.kind.as_str()).collect();
         assert_eq!(q.iter().filter(|k| **k == "id written as text").count(), 1);
+        // the image is dropped as an image, its annotation as an object
         let d: Vec<&str> = p.dropped.iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(d, ["its image (id 3) was dropped"]);
+        let d: Vec<&str> = p.dropped_images.iter().map(|(r, _)| r.as_str()).collect();
         assert_eq!(
             d,
-            [
-                "file_name \"../up.jpg\" is not a path inside the image folder",
-                "its image (id 3) was dropped"
-            ]
+            ["file_name \"../up.jpg\" is not a path inside the image folder"]
         );
     }
 

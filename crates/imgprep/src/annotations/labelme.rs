@@ -64,7 +64,7 @@ pub fn read(root: &Path) -> Result<Parsed, ParseError> {
             continue;
         };
         if let Some(first) = owner.get(&image) {
-            out.dropped
+            out.dropped_images
                 .push((format!("{image} is already annotated by {first}"), shown));
             continue;
         }
@@ -115,7 +115,8 @@ fn image_for(dir: &str, image_path: &Scalar, shown: &str, out: &mut Parsed) -> O
     let p = match image_path {
         Scalar::Str(s) if !s.trim().is_empty() => s.trim().replace('\\', "/"),
         _ => {
-            out.dropped.push(("no imagePath".into(), shown.to_string()));
+            out.dropped_images
+                .push(("no imagePath".into(), shown.to_string()));
             return None;
         }
     };
@@ -136,7 +137,7 @@ fn image_for(dir: &str, image_path: &Scalar, shown: &str, out: &mut Parsed) -> O
     match normalize_rel(&joined) {
         Some(image) => Some(image),
         None => {
-            out.dropped.push((
+            out.dropped_images.push((
                 format!("imagePath {p:?} leaves the folder being read"),
                 shown.to_string(),
             ));
@@ -827,7 +828,9 @@ mod tests {
                 "not a labelme file"
             ]
         );
-        let d: Vec<&str> = p.dropped.iter().map(|(r, _)| r.as_str()).collect();
+        // images that cannot be used, apart from objects
+        assert!(p.dropped.is_empty(), "{:?}", p.dropped);
+        let d: Vec<&str> = p.dropped_images.iter().map(|(r, _)| r.as_str()).collect();
         assert_eq!(d.len(), 3, "{d:?}");
         assert!(d[0].starts_with("a/one.jpg is already annotated by "));
         assert_eq!(d[1], "no imagePath");

@@ -284,6 +284,9 @@ pub struct Parsed {
     /// Objects the file declares but that cannot be read (reason, origin):
     /// counted as dropped, never silently lost.
     pub dropped: Vec<(String, String)>,
+    /// Images the files name that cannot be used, with whatever objects
+    /// they hold (reason, origin): counted apart from objects.
+    pub dropped_images: Vec<(String, String)>,
     /// Class names the file declares in order (COCO categories, YOLO
     /// names, labelme/VOC class files), if it declares any.
     pub declared_classes: Vec<String>,

@@ -496,7 +496,7 @@ fn add_found(
         ));
     }
     if let Some(first) = owner.get(&image) {
-        out.dropped.push((
+        out.dropped_images.push((
             format!("{image} is already annotated by {first}"),
             ann.origin.to_string(),
         ));
@@ -1023,7 +1023,7 @@ mod tests {
                 ("not a VOC file", "R/c/other.xml".into()),
             ]
         );
-        assert_eq!(p.dropped.len(), 2, "{:?}", p.dropped);
+        assert_eq!(p.dropped.len(), 1, "{:?}", p.dropped);
         let (reason, origin) = &p.dropped[0];
         assert!(origin.ends_with("a/x4.xml"));
         assert!(
@@ -1032,7 +1032,9 @@ mod tests {
                 && reason.ends_with("/a/gone.jpg)"),
             "{reason}"
         );
-        let (reason, origin) = &p.dropped[1];
+        // a second annotation file for one image: the image is dropped
+        assert_eq!(p.dropped_images.len(), 1, "{:?}", p.dropped_images);
+        let (reason, origin) = &p.dropped_images[0];
         assert!(origin.ends_with("set/annotations/y.xml"));
         assert!(
             reason.starts_with("set/images/k.jpg is already annotated by "),

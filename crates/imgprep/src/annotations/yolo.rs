@@ -512,7 +512,7 @@ fn listed_images(
             }
             for (f, origin) in found {
                 let Some(rel) = rel_slash(&base, &f) else {
-                    out.dropped
+                    out.dropped_images
                         .push(("image outside the dataset folder".into(), origin));
                     continue;
                 };
@@ -983,9 +983,10 @@ mod tests {
                 .count(),
             4
         );
-        assert_eq!(p.dropped.len(), 1);
-        assert_eq!(p.dropped[0].0, "image outside the dataset folder");
-        assert!(p.dropped[0].1.ends_with("val.txt:4"));
+        assert!(p.dropped.is_empty());
+        assert_eq!(p.dropped_images.len(), 1);
+        assert_eq!(p.dropped_images[0].0, "image outside the dataset folder");
+        assert!(p.dropped_images[0].1.ends_with("val.txt:4"));
 
         // one image in two splits
         write(

@@ -31,6 +31,8 @@ pub struct SourceBoxes {
     pub quirks: BTreeMap<String, (u64, String)>,
     /// Objects a source could not read: (reason, where).
     pub unreadable: Vec<(String, String)>,
+    /// Images the annotation files name that cannot be used (reason, origin).
+    pub unusable_images: Vec<(String, String)>,
     /// Class names the sources declare (COCO categories, YOLO names), in order.
     pub declared_classes: Vec<String>,
     /// How VOC coordinates were read, for the manifest.
@@ -152,6 +154,7 @@ pub fn read(
         e.0 += 1;
     }
     b.unreadable.extend(parsed.dropped);
+    b.unusable_images.extend(parsed.dropped_images);
     for c in parsed.declared_classes {
         if !b.declared_classes.contains(&c) {
             b.declared_classes.push(c);
@@ -221,6 +224,11 @@ pub struct BoxReport {
     pub quirks: BTreeMap<String, u64>,
     /// Images with no object left (kept as background, or dropped).
     pub images_without_objects: u64,
+    /// Images the annotation files name but that cannot be used (a path
+    /// outside the folder, a second annotation file for one image), by
+    /// reason; their objects are not among the objects declared.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub images_dropped: BTreeMap<String, u64>,
     /// Every dropped or changed object: where, class, what.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub objects: Vec<ObjectNote>,
@@ -278,6 +286,14 @@ pub(super) fn resolve(
             origin: origin.clone(),
             class: String::new(),
             what: reason.clone(),
+        });
+    }
+    for (reason, origin) in &catalog.boxes.unusable_images {
+        *rep.images_dropped.entry(reason.clone()).or_default() += 1;
+        rep.objects.push(ObjectNote {
+            origin: origin.clone(),
+            class: String::new(),
+            what: format!("image dropped: {reason}"),
         });
     }
     rep.quirks = catalog

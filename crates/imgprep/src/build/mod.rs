@@ -722,13 +722,16 @@ fn check_outputs(r: &recipe::LoadedRecipe, catalog: &Catalog) -> Result<()> {
 fn report_boxes(rep: &boxes::BoxReport, reporter: &dyn Reporter) {
     let dropped: u64 = rep.dropped.values().sum();
     let changed: u64 = rep.changed.values().sum();
-    if dropped == 0 && changed == 0 && rep.quirks.is_empty() {
+    if dropped == 0 && changed == 0 && rep.quirks.is_empty() && rep.images_dropped.is_empty() {
         return;
     }
     let mut text = format!(
         "boxes: {} of {} objects kept",
         rep.objects_kept, rep.objects_declared
     );
+    for (why, n) in &rep.images_dropped {
+        text.push_str(&format!("\n  images dropped {n}: {why}"));
+    }
     for (why, n) in &rep.dropped {
         text.push_str(&format!("\n  dropped {n}: {why}"));
     }
