@@ -1068,3 +1068,91 @@ fn objects_of_an_earlier_push_in_a_channel_folder_are_named() {
         "{said}"
     );
 }
+
+/// Every key in the bucket under `prefix` (`s3.uri`'s key part), listed by
+/// curl's own SigV4 signing: a reader that is not imgprep.
+fn listed_keys(s3: &crate::env::S3, prefix: &str) -> Vec<String> {
+    let uri = s3.uri(prefix);
+    let key_prefix = uri.trim_start_matches(&format!("s3://{}/", s3.bucket));
+    let enc: String = key_prefix
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--fail-with-body", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user"])
+        .arg(format!("{}:{}", s3.key, s3.secret))
+        .args(["-H", "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"])
+        .arg(format!("{}/{}?list-type=2&prefix={enc}", s3.endpoint, s3.bucket))
+        .output()
+        .expect("curl (it lists the bucket with its own S3 signing)");
+    let xml = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{xml}");
+    xml.split("<Key>")
+        .skip(1)
+        .map(|k| {
+            let k = k.split("</Key>").next().unwrap();
+            k.replace("&amp;", "&")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+        })
+        .map(|k| {
+            k.trim_start_matches(key_prefix)
+                .trim_start_matches('/')
+                .to_string()
+        })
+        .collect()
+}
+
+/// Object keys are the files' exact UTF-8 paths, however they are spelled
+/// (letters outside ASCII, `%`, `[`, `#`, spaces): written so by push and a
+/// build, read back so as sources, and named so in SageMaker's .lst files.
+#[test]
+fn object_keys_are_the_exact_file_names() {
+    let Some(s3) = s3() else { return };
+    let env = TestEnv::new();
+    env.synth("tmp", 1, 3, 48, 36);
+    let jpg = |k: usize| env.read(&format!("tmp/class_0/img_{k:05}.jpg"));
+    let names = ["café/thé 1.jpg", "日本/写真.jpg", "w/a%b[1]#~.jpg"];
+    for (k, n) in names.iter().enumerate() {
+        env.write(&format!("photos/{n}"), &jpg(k));
+    }
+    env.upload(&s3, "photos", &s3.uri("t-names/src"));
+    let mut keys = listed_keys(&s3, "t-names/src");
+    keys.sort();
+    let mut want: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    want.sort();
+    assert_eq!(keys, want);
+    // a build from those objects equals the local one, and its channel
+    // objects and .lst name the same keys
+    let recipe = |root: &str| {
+        format!(
+            "name = \"n\"\n[[sources]]\ntype = \"folders\"\nroot = \"{root}\"\nsplit = \"train\"\n\
+             [transform]\nencoding = \"passthrough\"\n[[outputs]]\nformat = \"sagemaker-image\"\n"
+        )
+    };
+    env.write("local.toml", recipe("photos").as_bytes());
+    env.ok(&["build", "local.toml", "--out", "ref"]);
+    env.write("r.toml", recipe(&s3.uri("t-names/src")).as_bytes());
+    env.ok_s3(&s3, &["build", "r.toml", "--out", "o", "-q"]);
+    assert_eq!(
+        env.read("o/complete/sagemaker/train_lst/train.lst"),
+        env.read("ref/complete/sagemaker/train_lst/train.lst")
+    );
+    env.ok_s3(&s3, &["push", "o", &s3.uri("t-names/ds"), "-q"]);
+    let keys = listed_keys(&s3, "t-names/ds");
+    let lst = String::from_utf8(env.read("o/complete/sagemaker/train_lst/train.lst")).unwrap();
+    for line in lst.lines() {
+        let path = line.rsplit('\t').next().unwrap();
+        assert!(
+            keys.contains(&format!("complete/train/{path}")),
+            "{path} not in {keys:?}"
+        );
+    }
+    env.ok_s3(&s3, &["verify", &s3.uri("t-names/ds"), "-q"]);
+}

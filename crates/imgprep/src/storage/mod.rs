@@ -260,6 +260,19 @@ impl Bucket {
         })
     }
 
+    /// The object key `key` as the store's path: the exact UTF-8 text (no
+    /// percent-encoding: `café/x.jpg` is the key `café/x.jpg`), empty
+    /// segments dropped (`a//b` is `a/b`). A key with a control character or
+    /// a `.` or `..` segment cannot name an object and is refused.
+    fn path(&self, key: &str) -> Result<ObjPath> {
+        let joined: Vec<&str> = key.split('/').filter(|s| !s.is_empty()).collect();
+        ObjPath::parse(joined.join("/")).map_err(|e| StorageError {
+            uri: self.uri(key),
+            message: format!("not an object key: {e}"),
+            not_found: false,
+        })
+    }
+
     fn err(&self, key: &str, e: object_store::Error) -> StorageError {
         let (message, not_found) = one_line(&e);
         StorageError {
@@ -290,7 +303,7 @@ impl Bucket {
                 not_found: false,
             });
         };
-        let path = object_store::path::Path::from(key);
+        let path = self.path(key)?;
         block_on(signer.signed_url(object_store::signer::Method::GET, &path, valid))
             .map(|u| u.to_string())
             .map_err(|e| self.err(key, e))
@@ -317,7 +330,7 @@ impl Bucket {
         if !self.can_list() {
             return Err(self.no_listing(prefix));
         }
-        let p = ObjPath::from(prefix.trim_end_matches('/'));
+        let p = self.path(prefix.trim_end_matches('/'))?;
         let prefix_opt = (!prefix.trim_matches('/').is_empty()).then_some(&p);
         let mut out: Vec<ObjectInfo> = block_on(async {
             let mut s = self.store.list(prefix_opt);
@@ -338,7 +351,7 @@ impl Bucket {
             return Err(self.no_listing(prefix));
         }
         let trimmed = prefix.trim_matches('/');
-        let p = ObjPath::from(trimmed);
+        let p = self.path(trimmed)?;
         let r = block_on(
             self.store
                 .list_with_delimiter((!trimmed.is_empty()).then_some(&p)),
@@ -376,7 +389,7 @@ impl Bucket {
     /// HEAD: `None` when there is no such object. `etag` is the content
     /// ETag (see [`Bucket::content_etag`]).
     pub fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
-        let path = ObjPath::from(key);
+        let path = self.path(key)?;
         let r = if self.md5_etags() {
             block_on(self.store.head(&path)).map(|m| info_of(&m))
         } else {
@@ -400,7 +413,7 @@ impl Bucket {
         block_on(async {
             let r = self
                 .store
-                .get(&ObjPath::from(key))
+                .get(&self.path(key)?)
                 .await
                 .map_err(|e| self.err(key, e))?;
             r.bytes().await.map_err(|e| self.err(key, e))
@@ -410,7 +423,7 @@ impl Bucket {
     /// A blocking reader over an object's bytes, fetched as they are read
     /// (one GET; retried by the store up to the first byte).
     pub fn reader(&self, key: &str) -> Result<ObjectReader> {
-        let r = block_on(self.store.get(&ObjPath::from(key))).map_err(|e| self.err(key, e))?;
+        let r = block_on(self.store.get(&self.path(key)?)).map_err(|e| self.err(key, e))?;
         Ok(ObjectReader {
             size: r.meta.size,
             stream: r.into_stream(),
@@ -434,7 +447,7 @@ impl Bucket {
             use std::io::Write;
             let r = self
                 .store
-                .get(&ObjPath::from(key))
+                .get(&self.path(key)?)
                 .await
                 .map_err(|e| self.err(key, e))?;
             let etag = self.content_etag(&r.meta, &r.attributes);
@@ -463,7 +476,7 @@ impl Bucket {
         };
         let mut f = std::fs::File::open(src).map_err(io)?;
         let size = f.metadata().map_err(io)?.len();
-        let path = ObjPath::from(key);
+        let path = self.path(key)?;
         // where the store's ETag says nothing of the content, the S3-style
         // one goes along as metadata (one more read of the file)
         let mut attrs = Attributes::new();
