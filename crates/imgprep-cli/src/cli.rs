@@ -330,7 +330,9 @@ pub struct PushArgs {
     /// List what would be uploaded or skipped, send nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Upload even objects whose remote ETag matches.
+    /// Upload every file, even objects whose remote ETag matches, and
+    /// replace objects imgprep did not put there (a dataset is otherwise
+    /// pushed only to an empty prefix or over an imgprep dataset).
     #[arg(long)]
     pub force: bool,
     /// Multipart part size in MiB (also the ETag comparison's).

@@ -518,7 +518,8 @@ fn push_dir(
     let dir = PathBuf::from(dir);
     let uri = imgprep::storage::Uri::parse(uri).map_err(usage)?;
     let r = run_job(py, progress, move |events| {
-        imgprep::build::publish::push_out(&dir, &uri, events)
+        // (the Spark driver's own parts prefix: what is there is its own)
+        imgprep::build::publish::push_out(&dir, &uri, true, events)
     })?;
     if !r.failed.is_empty() {
         let (k, why) = &r.failed[0];

@@ -1156,3 +1156,67 @@ fn object_keys_are_the_exact_file_names() {
     }
     env.ok_s3(&s3, &["verify", &s3.uri("t-names/ds"), "-q"]);
 }
+
+/// A dataset pushed (or built) where objects of the same names lie that
+/// imgprep did not put there (no imgprep manifest.json at the prefix):
+/// they are left as they are, each named, exit 1; --force replaces them.
+#[test]
+fn a_dataset_never_replaces_objects_imgprep_did_not_put_there() {
+    let Some(s3) = s3() else { return };
+    let env = TestEnv::new();
+    env.synth("photos", 2, 3, 32, 24);
+    env.write(
+        "r.toml",
+        b"name = \"f\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n\
+          [transform]\nresize = 16\n[[outputs]]\nformat = \"recordio\"\n",
+    );
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    // someone's files at the destination, two of them at the dataset's names
+    env.write("theirs/manifest.json", b"{\"theirs\": true}");
+    env.write("theirs/complete/recordio/train.rec", b"their records");
+    env.write("theirs/notes.txt", b"theirs");
+    env.upload(&s3, "theirs", &s3.uri("t-theirs/d"));
+    let dest = s3.uri("t-theirs/d");
+    let out = env.run_s3(&s3, &["push", "o", &dest, "--layout", "mirror"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("complete/recordio/train.rec: an object with other content"),
+        "{}",
+        stderr(&out)
+    );
+    let back = |dir: &str| {
+        env.write(
+            "keys.txt",
+            b"manifest.json\ncomplete/recordio/train.rec\nnotes.txt\n",
+        );
+        env.ok_s3(&s3, &["pull", "keys.txt", dir, "--base", &dest, "-q"]);
+        (
+            env.read(&format!("{dir}/manifest.json")),
+            env.read(&format!("{dir}/complete/recordio/train.rec")),
+        )
+    };
+    assert_eq!(
+        back("got"),
+        (b"{\"theirs\": true}".to_vec(), b"their records".to_vec())
+    );
+    // a build straight to such a prefix: the same
+    let out = env.run_s3(&s3, &["build", "r.toml", "--out", &dest]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(back("got2").1, b"their records");
+    // --force: the dataset's objects replace theirs; other objects stay
+    env.ok_s3(
+        &s3,
+        &["push", "o", &dest, "--layout", "mirror", "--force", "-q"],
+    );
+    let (m, rec) = back("got3");
+    assert_eq!(m, env.read("o/manifest.json"));
+    assert_eq!(rec, env.read("o/complete/recordio/train.rec"));
+    assert_eq!(env.read("got3/notes.txt"), b"theirs");
+    // and now the prefix holds an imgprep dataset: a rebuild replaces freely
+    env.write(
+        "photos/class_0/extra.jpg",
+        &env.read("photos/class_1/img_00000.jpg"),
+    );
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    env.ok_s3(&s3, &["push", "o", &dest, "--layout", "mirror", "-q"]);
+}

@@ -73,19 +73,26 @@ pub fn build_to(
         });
     };
     summary.out = uri.to_string().into();
-    let pushed = push_out(&target.local, &uri, push_reporter)?;
+    let pushed = push_out(&target.local, &uri, opts.force, push_reporter)?;
     Ok(Published {
         summary,
         pushed: Some(pushed),
     })
 }
 
-/// Sends a staged build output to its object-store OUT, same relative paths.
-pub fn push_out(local: &Path, uri: &Uri, reporter: &dyn Reporter) -> Result<TransferReport> {
+/// Sends a staged build output to its object-store OUT, same relative paths
+/// (`force`: the build's --force, which also replaces objects imgprep did
+/// not put there).
+pub fn push_out(
+    local: &Path,
+    uri: &Uri,
+    force: bool,
+    reporter: &dyn Reporter,
+) -> Result<TransferReport> {
     let o = PushOptions {
         layout: Layout::Mirror,
         dry_run: false,
-        force: false,
+        force,
         part_size: crate::checksum::ETAG_PART_SIZE,
         concurrency: 8,
     };

@@ -171,7 +171,9 @@ pub fn put_file(local: &Path, dest: &Uri) -> Result<bool> {
         part_size: crate::checksum::ETAG_PART_SIZE,
         concurrency: 1,
     };
-    push_one(&b, local, &dest.key, size, &o)
+    // (the caller names the object itself, as im2rec's PREFIX.rec: replaced
+    // like the local file would be)
+    push_one(&b, local, &dest.key, size, &o, true)
         .map(|sent| sent != Sent::Skipped)
         .map_err(|e| Error::Usage(format!("{dest}: {e}")))
 }
@@ -195,6 +197,20 @@ fn parallel<T: Sync>(items: &[T], n: usize, f: impl Fn(&T) + Sync) {
             });
         }
     });
+}
+
+/// Whether `dest` holds an imgprep dataset: a `manifest.json` there (in the
+/// listing `there`) that imgprep wrote.
+fn holds_a_dataset(bucket: &Bucket, dest: &Uri, there: &[super::ObjectInfo]) -> bool {
+    let key = dest.join(crate::build::MANIFEST).key;
+    if !there.iter().any(|o| o.key == key) {
+        return false;
+    }
+    bucket
+        .get(&key)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|m| m["tool"] == "imgprep" && m["manifest_version"].is_u64())
 }
 
 fn storage_err(e: super::StorageError) -> Error {
@@ -230,6 +246,12 @@ pub fn push(
     // a first request that fails for every object (credentials, endpoint,
     // bucket) is one clear error rather than N failures
     let there = bucket.list(&dest.key).map_err(storage_err)?;
+    // a dataset replaces objects with other content at its keys only where
+    // they are imgprep's: under an empty prefix, or one holding an imgprep
+    // dataset (its manifest.json); elsewhere they are someone else's. (Any
+    // other folder is copied as a copy tool would: the user chose the place.)
+    let is_dataset = crate::build::read_manifest(dir).is_some();
+    let may_replace = !is_dataset || there.is_empty() || holds_a_dataset(&bucket, dest, &there);
     let not_in_dataset = foreign_objects(&there, &files, dest, &bucket);
     if !not_in_dataset.is_empty() {
         let mut text = format!(
@@ -247,7 +269,7 @@ pub fn push(
     let one = |(rel, key, size): &(String, String, u64)| {
         let local = dir.join(rel);
         let key = dest.join(key).key;
-        let action = push_one(&bucket, &local, &key, *size, o);
+        let action = push_one(&bucket, &local, &key, *size, o, may_replace);
         let mut r = report.lock().unwrap();
         let name = match &action {
             Ok(a @ (Sent::New | Sent::Replaced)) => {
@@ -339,6 +361,7 @@ fn push_one(
     key: &str,
     size: u64,
     o: &PushOptions,
+    may_replace: bool,
 ) -> std::result::Result<Sent, String> {
     // (--force sends without asking, except to tell a dry run's
     // "replace" from "upload")
@@ -356,6 +379,14 @@ fn push_one(
         }
     }
     let sent = if there.is_some() {
+        if !may_replace {
+            return Err(
+                "an object with other content is there, and the destination holds no \
+                 imgprep dataset (no imgprep manifest.json): left as it is, since imgprep did not \
+                 put it there; push the dataset to an empty prefix, or pass --force to replace it"
+                    .into(),
+            );
+        }
         Sent::Replaced
     } else {
         Sent::New
