@@ -697,3 +697,27 @@ fn an_output_taken_out_of_the_recipe_leaves_no_empty_folders() {
     assert_eq!(left, ["notes.txt"]);
     assert!(env.path("o/complete/recordio/train.rec").is_file());
 }
+
+/// A build that stopped before it finished (its in-progress marker is
+/// there) is not pushed: its files are a mix of two builds.
+#[test]
+fn an_unfinished_build_is_not_pushed() {
+    let env = TestEnv::new();
+    env.synth("photos", 2, 2, 32, 24);
+    env.write(
+        "r.toml",
+        b"name = \"u\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n",
+    );
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    env.write("o/.imgprep-building", b"complete/recordio/train.rec\n");
+    std::fs::remove_file(env.path("o/manifest.json")).unwrap();
+    // refused before any request (the endpoint does not exist)
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_imgprep"))
+        .args(["push", "o", "s3://no-such-bucket/x"])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .current_dir(env.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_stderr_has(&out, "stopped before it finished");
+}

@@ -68,6 +68,30 @@ fn is_owned(out: &Path) -> std::io::Result<(bool, bool)> {
     Ok((ours_manifest || marker, false))
 }
 
+/// Why the folder `dir` is not a finished build to send anywhere, if it is
+/// not: a build is writing it now (it holds the lock), or one stopped
+/// before it finished (its in-progress marker is there): its files are a
+/// mix of two builds, and it has no manifest.
+pub fn unfinished(dir: &Path) -> Option<String> {
+    if let Ok(f) = std::fs::File::open(dir) {
+        if let Err(std::fs::TryLockError::WouldBlock) = f.try_lock_shared() {
+            let who = std::fs::read_to_string(dir.join(LOCK)).unwrap_or_default();
+            return Some(format!(
+                "{}: a build is writing it ({}); wait for it to finish",
+                dir.display(),
+                who.trim()
+            ));
+        }
+    }
+    dir.join(BUILDING).is_file().then(|| {
+        format!(
+            "{}: a build of it stopped before it finished ({BUILDING} is there), so its files \
+             are a mix of two builds; build it again first",
+            dir.display()
+        )
+    })
+}
+
 /// A path made absolute with symlinks resolved as far as it exists (the
 /// rest appended), for comparing folders.
 fn real(p: &Path) -> PathBuf {

@@ -226,6 +226,9 @@ pub fn push(
     reporter: &dyn Reporter,
 ) -> Result<TransferReport> {
     let start = std::time::Instant::now();
+    if let Some(why) = crate::build::outdir::unfinished(dir) {
+        return Err(Error::Usage(why));
+    }
     let files = push_files(dir, o.layout)?;
     // augmented manifests name their images' URIs: only there are they right
     if let Some(want) = crate::build::read_manifest(dir)
