@@ -14,6 +14,7 @@ use std::path::PathBuf;
       imgprep im2rec data/train images/ --resize 210 --num-thread 2\n  \
       imgprep verify data/train_train\n  \
       imgprep inspect data/train_train.rec --json | head\n  \
+      imgprep synth examples/data/drivers --classes 10 --per-class 40 &&\n    \
       imgprep build examples/drivers.toml --out out/drivers && imgprep verify out/drivers\n\n\
       Paths may be object-store URIs: s3://bucket/prefix (AWS_* settings, AWS_PROFILE, AWS_ENDPOINT_URL),\n\
       az://container/prefix (AZURE_*), gs://bucket/prefix (GOOGLE_*) or http(s)://host/path (read only).\n\n\
@@ -40,14 +41,14 @@ pub enum Command {
           Same options, defaults and outputs as im2rec.py; see the README for the few differences."
     )]
     Im2rec(Im2recArgs),
-    /// Print one line per record of a .rec (id, labels, bytes, image format and size) or a .tfrecord[.gz].
+    /// Print one line per record of a .rec (id, labels, bytes, image format and size) or a .tfrecord[.gz|.zz].
     #[command(
         after_help = "Examples:\n  imgprep inspect data/pets_train.rec\n  imgprep inspect data/pets_train.rec --json --limit 5\n  imgprep inspect s3://bucket/out/full/recordio/train.rec --limit 3"
     )]
     Inspect(InspectArgs),
     /// Check a .rec (framing, every image decodes, .idx offsets, labels and counts vs the .lst), a .tfrecord, or a build's output folder.
     #[command(
-        after_help = "Examples:\n  imgprep verify data/pets_train\n  imgprep verify data/pets_train.rec --json\n  imgprep verify s3://bucket/out/drivers\n\nExit 0 only when everything is right, 1 when a problem was found."
+        after_help = "Examples:\n  imgprep verify data/pets_train\n  imgprep verify data/pets_train.rec --json\n  imgprep verify s3://bucket/out/drivers\n\nExit 0 only when everything is right, 1 when a problem was found, 2 when given the wrong kind of file."
     )]
     Verify(VerifyArgs),
     /// Build train/validation/test datasets from a recipe (TOML): sources, splits, variants, outputs, manifest.
@@ -55,7 +56,7 @@ pub enum Command {
         after_help = "Examples:\n  imgprep init photos/ && imgprep build imgprep.toml --out out/\n  imgprep build examples/drivers.toml --out out/drivers\n  imgprep build recipe.toml --out part0 --shard 0/4\n\nA re-run with nothing changed does nothing; a few changed inputs re-process only those."
     )]
     Build(BuildArgs),
-    /// One-shot conversion of a class-folder tree or a folder of recordings (no recipe file): TFRecord, RecordIO, SageMaker image or folders.
+    /// One-shot conversion of a class-folder tree, a TinyImageNet-style tree or a folder of recordings (no recipe file): TFRecord, RecordIO, SageMaker image or folders.
     #[command(after_help = "Examples:\n  \
           # 64x64 class folders to raw-pixel TFRecords, 90/10 split\n  \
           imgprep convert tiny-imagenet/train out/ --to tfrecord --preset raw --encoding passthrough --train 0.9 --validation 0.1\n  \
@@ -70,7 +71,7 @@ pub enum Command {
           Label = the sub-folder holding the image (recordings: the ranges; whole sessions go to one split). The recipe used is kept as OUT/imgprep-convert.toml;\n\
           everything `imgprep build` does applies (manifest, incremental re-runs, verify OUT).")]
     Convert(Box<ConvertArgs>),
-    /// Send a build's outputs (or any folder) to s3://, laid out as SageMaker channels; skips objects already there.
+    /// Send a build's outputs (or any folder) to s3://, az:// or gs://, laid out as SageMaker channels; skips objects already there.
     #[command(after_help = "Examples:\n  \
           imgprep push out/drivers s3://my-bucket/channels/drivers --dry-run\n  \
           imgprep push out/drivers s3://my-bucket/channels/drivers\n  \
@@ -83,7 +84,7 @@ pub enum Command {
           AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL,\n\
           AWS_REQUEST_CHECKSUM_CALCULATION (when_required | when_supported). Exit 1 when anything failed.")]
     Push(PushArgs),
-    /// Download the keys or s3:// URIs listed in a file, resumably; writes downloaded.txt and failed.txt.
+    /// Download the keys or URIs (s3://, az://, gs://, http(s)://) listed in a file, resumably; writes downloaded.txt and failed.txt.
     #[command(after_help = "Examples:\n  \
           imgprep pull s3-paths.txt images/\n  \
           imgprep pull keys.txt images/ --base s3://my-bucket/raw/images\n\n\
@@ -96,10 +97,10 @@ pub enum Command {
         after_help = "Example:\n  for i in 0 1 2 3; do imgprep build r.toml --out part$i --shard $i/4; done\n  imgprep merge r.toml --out out part0 part1 part2 part3"
     )]
     Merge(MergeArgs),
-    /// Write a commented starter recipe (imgprep.toml) for a class-folder tree of images.
+    /// Write a commented starter recipe (imgprep.toml) for a class-folder tree or a TinyImageNet-style tree of images.
     #[command(after_help = "Example:\n  imgprep init photos/ --output pets.toml")]
     Init(InitArgs),
-    /// Write a synthetic dataset (for demos and tests; no download): class folders, multi-label lists, a TinyImageNet-like tree or Pascal VOC boxes.
+    /// Write a synthetic dataset (for demos and tests; no download): class folders, multi-label lists, a TinyImageNet-like tree, Pascal VOC boxes or video recordings with time ranges.
     #[command(
         after_help = "Examples:\n  imgprep synth demo/images --classes 4 --per-class 50\n  imgprep synth demo/multilabel --layout multilabel --classes 6\n  imgprep synth demo/tiny --layout tinyimagenet --classes 10 --width 64 --height 64\n  imgprep synth demo/roads --layout voc --classes 4 --per-class 25 --width 320 --height 240\n  imgprep synth demo/sessions --layout video --sessions 3 --chunks 2 --seconds 6 --width 320 --height 180"
     )]

@@ -84,8 +84,9 @@ fn check_groups(c: &Catalog, members: &[usize], method: SplitMethod) -> Result<(
         "set `group = \"PATTERN\"` on the source: a regular expression over the image's path \
          whose first group names e.g. the road segment or video whose images must stay in one split"
     } else {
-        "set `group = \"COLUMN\"` on the csv source (the column naming e.g. the driver or \
-         patient whose images must stay in one split)"
+        "set `group = \"COLUMN\"` on a csv source (the column naming e.g. the driver or \
+         patient whose images must stay in one split; folders, lst and metadata sources have no \
+         groups: list the images in a CSV index with a group column)"
     };
     let name = format!("{:?}", method).to_lowercase();
     if missing.len() == members.len() {
