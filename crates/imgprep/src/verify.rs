@@ -254,7 +254,32 @@ pub fn verify_path(
         });
     }
     let manifest = crate::files::join(path, Path::new(crate::build::MANIFEST));
-    if crate::files::is_file(&manifest) {
+    if crate::files::is_remote(path) {
+        // one look at the manifest, whose failure (no access, no answer) is
+        // said as such; with neither it nor PATH.rec there, say both
+        match crate::files::fingerprint(&manifest) {
+            Ok(_) => {
+                return Ok(Verified::Dataset(crate::build::verify_out(
+                    path, threads, reporter,
+                )?))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let s = path.to_string_lossy();
+                let rec = format!("{}.rec", s.trim_end_matches('/').trim_end_matches(".rec"));
+                if crate::files::fingerprint(Path::new(&rec))
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+                {
+                    return Err(Error::Usage(format!(
+                        "{}: nothing to verify there: no {} (a build output) and no {rec} (a .rec \
+                         or im2rec PREFIX)",
+                        s.trim_end_matches('/'),
+                        manifest.display()
+                    )));
+                }
+            }
+            Err(e) => return Err(Error::io(&manifest)(e)),
+        }
+    } else if crate::files::is_file(&manifest) {
         return Ok(Verified::Dataset(crate::build::verify_out(
             path, threads, reporter,
         )?));

@@ -1220,3 +1220,24 @@ fn a_dataset_never_replaces_objects_imgprep_did_not_put_there() {
     env.ok(&["build", "r.toml", "--out", "o"]);
     env.ok_s3(&s3, &["push", "o", &dest, "--layout", "mirror", "-q"]);
 }
+
+/// verify of a prefix with nothing to verify says so, naming what it
+/// looked for, not "PREFIX.rec: not found".
+#[test]
+fn verify_of_an_empty_prefix_says_what_it_looked_for() {
+    let Some(s3) = s3() else { return };
+    let env = TestEnv::new();
+    let uri = s3.uri("t-nothing/here");
+    let out = env.run_s3(&s3, &["verify", &uri]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing to verify there"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("here/manifest.json (a build output)"),
+        "{}",
+        stderr(&out)
+    );
+}
