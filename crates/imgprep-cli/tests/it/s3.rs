@@ -1155,6 +1155,11 @@ fn object_keys_are_the_exact_file_names() {
         );
     }
     env.ok_s3(&s3, &["verify", &s3.uri("t-names/ds"), "-q"]);
+    // a backslash in a file name is part of the name (on this system it is
+    // no separator): pushed as it is, not a path that does not exist
+    env.write("plain/back\\slash.txt", b"b");
+    env.upload(&s3, "plain", &s3.uri("t-names/plain"));
+    assert_eq!(listed_keys(&s3, "t-names/plain"), ["back\\slash.txt"]);
 }
 
 /// A dataset pushed (or built) where objects of the same names lie that

@@ -137,8 +137,15 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
         if t.is_dir() {
             walk(root, &p, out)?;
         } else if t.is_file() {
+            // joined with `/` from its parts: a `\` in a file name is part of
+            // the name here (turning it into a separator sent a path that
+            // does not exist, and stopped the whole push)
             let rel = p.strip_prefix(root).unwrap_or(&p);
-            out.push(rel.to_string_lossy().replace('\\', "/"));
+            let parts: Vec<String> = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            out.push(parts.join("/"));
         }
     }
     Ok(())
