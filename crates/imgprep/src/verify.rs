@@ -254,15 +254,11 @@ pub fn verify_path(
         });
     }
     let manifest = crate::files::join(path, Path::new(crate::build::MANIFEST));
-    if crate::files::is_remote(path) {
+    let dataset = if crate::files::is_remote(path) {
         // one look at the manifest, whose failure (no access, no answer) is
-        // said as such; with neither it nor PATH.rec there, say both
+        // said as such; with neither it nor PATH.rec there, both are named
         match crate::files::fingerprint(&manifest) {
-            Ok(_) => {
-                return Ok(Verified::Dataset(crate::build::verify_out(
-                    path, threads, reporter,
-                )?))
-            }
+            Ok(_) => true,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let s = path.to_string_lossy();
                 let rec = format!("{}.rec", s.trim_end_matches('/').trim_end_matches(".rec"));
@@ -276,10 +272,14 @@ pub fn verify_path(
                         manifest.display()
                     )));
                 }
+                false
             }
             Err(e) => return Err(Error::io(&manifest)(e)),
         }
-    } else if crate::files::is_file(&manifest) {
+    } else {
+        crate::files::is_file(&manifest)
+    };
+    if dataset {
         return Ok(Verified::Dataset(crate::build::verify_out(
             path, threads, reporter,
         )?));

@@ -650,10 +650,10 @@ fn build_in(
     })
 }
 
-/// Outputs that cannot hold what the dataset has are refused before any
-/// work: box formats for class labels, class-label formats for boxes.
 /// Settings that cannot work together, refused before any work (by a build
-/// and by a plan preview alike, so a Spark driver fails before its tasks).
+/// and by a plan preview alike, so a Spark driver fails before its tasks):
+/// pass-through for video frames, box formats for class labels,
+/// class-label formats for boxes.
 fn check_outputs(r: &recipe::LoadedRecipe, catalog: &Catalog) -> Result<()> {
     use recipe::{OutputSpec, TfPreset};
     let spec = r.recipe.transform.image_spec().map_err(Error::Usage)?;
@@ -1035,11 +1035,10 @@ fn warn_before_writing(
         let nested: Vec<String> = names
             .iter()
             .filter_map(|n| {
-                let (parent, _) = n.rsplit_once('/')?;
-                let outer = (0..parent.len())
-                    .filter(|&k| parent.as_bytes()[k] == b'/')
-                    .map(|k| &parent[..k])
-                    .chain([parent])
+                // the outermost class folder on the way to this one
+                let outer = n
+                    .match_indices('/')
+                    .map(|(k, _)| &n[..k])
                     .find(|p| names.contains(p))?;
                 Some(format!("{n} inside {outer}"))
             })
@@ -1112,6 +1111,12 @@ fn remove_partials(dir: &Path) {
 }
 
 pub fn read_manifest(out: &Path) -> Option<Manifest> {
-    let text = std::fs::read_to_string(out.join(MANIFEST)).ok()?;
+    let text = crate::files::read_to_string(&crate::files::join(out, Path::new(MANIFEST))).ok()?;
     serde_json::from_str(&text).ok()
+}
+
+/// Whether `out` (a folder or an object-store prefix) holds a dataset
+/// imgprep wrote: a manifest.json of its own there.
+pub fn holds_a_dataset(out: &Path) -> bool {
+    read_manifest(out).is_some_and(|m| m.tool == "imgprep")
 }

@@ -63,7 +63,7 @@ fn is_owned(out: &Path) -> std::io::Result<(bool, bool)> {
     if entries.is_empty() {
         return Ok((true, true));
     }
-    let ours_manifest = super::read_manifest(out).is_some_and(|m| m.tool == "imgprep");
+    let ours_manifest = super::holds_a_dataset(out);
     let marker = out.join(BUILDING).is_file() || out.join(LOCK).is_file();
     Ok((ours_manifest || marker, false))
 }

@@ -104,6 +104,19 @@ fn check_groups(c: &Catalog, members: &[usize], method: SplitMethod) -> Result<(
     )))
 }
 
+/// The splits with a ratio above 0, in the order ties go (train,
+/// validation, test), and the sum of their ratios (the shares are ratio /
+/// sum): what the balancing splits (groups by items, detection by objects)
+/// aim at.
+fn weighted_splits(s: &crate::recipe::SplitSpec) -> (Vec<(&'static str, f64)>, f64) {
+    let splits: Vec<(&str, f64)> = [(TRAIN, s.train), (VALIDATION, s.validation), (TEST, s.test)]
+        .into_iter()
+        .filter(|(_, w)| *w > 0.0)
+        .collect();
+    let sum = splits.iter().map(|(_, w)| w).sum::<f64>().max(1e-12);
+    (splits, sum)
+}
+
 /// Split name -> catalog indices.
 type Splits = BTreeMap<String, Vec<usize>>;
 
@@ -169,12 +182,7 @@ fn assign_split(
                     // the split furthest below its share of the items, so the
                     // ratios hold in items, not only in groups
                     groups.sort_by_key(|g| std::cmp::Reverse(size[g.as_str()]));
-                    let splits: Vec<(&str, f64)> =
-                        [(TRAIN, s.train), (VALIDATION, s.validation), (TEST, s.test)]
-                            .into_iter()
-                            .filter(|(_, w)| *w > 0.0)
-                            .collect();
-                    let sum: f64 = splits.iter().map(|(_, w)| w).sum::<f64>().max(1e-12);
+                    let (splits, sum) = weighted_splits(s);
                     let total = members.len() as f64;
                     let mut have = vec![0usize; splits.len()];
                     for g in &groups {
@@ -265,11 +273,7 @@ fn balance_objects(
     by_group: bool,
 ) -> BTreeMap<String, Vec<usize>> {
     let s = &r.split;
-    let splits: Vec<(&str, f64)> = [(TRAIN, s.train), (VALIDATION, s.validation), (TEST, s.test)]
-        .into_iter()
-        .filter(|(_, w)| *w > 0.0)
-        .collect();
-    let sum: f64 = splits.iter().map(|(_, w)| w).sum::<f64>().max(1e-12);
+    let (splits, sum) = weighted_splits(s);
     // units: an image, or every image of a group
     let mut units: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for &i in members {

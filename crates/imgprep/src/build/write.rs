@@ -708,21 +708,24 @@ pub(super) fn manifest(
 /// The plan's ratios, with each split's share of the items actually
 /// written (the prepare stage may have left some out: unreadable, a colour
 /// policy, images without boxes under `empty_images = "drop"`). Items are
-/// counted once across variants (variants are subsets of one split).
+/// counted once across variants (variants are subsets of the splits, and
+/// an item is in one split), with one bit-like flag per catalog item.
 fn written_ratios(ctx: &Context) -> BTreeMap<String, super::plan::SplitRatio> {
-    let mut per_split: BTreeMap<&str, BTreeSet<usize>> = BTreeMap::new();
+    let mut counted = vec![false; ctx.catalog.items.len()];
+    let mut per_split: BTreeMap<&str, usize> = BTreeMap::new();
     for v in &ctx.plan.variants {
         for (split, idx) in &v.splits {
-            per_split
-                .entry(split.as_str())
-                .or_default()
-                .extend(idx.iter().copied().filter(|&i| ctx.ok(i)));
+            for &i in idx {
+                if ctx.ok(i) && !std::mem::replace(&mut counted[i], true) {
+                    *per_split.entry(split.as_str()).or_default() += 1;
+                }
+            }
         }
     }
-    let total: usize = per_split.values().map(BTreeSet::len).sum();
+    let total: usize = per_split.values().sum();
     let mut ratios = ctx.plan.ratios.clone();
     for (split, r) in ratios.iter_mut() {
-        let n = per_split.get(split.as_str()).map_or(0, BTreeSet::len);
+        let n = per_split.get(split.as_str()).copied().unwrap_or(0);
         r.achieved = n as f64 / total.max(1) as f64;
     }
     ratios

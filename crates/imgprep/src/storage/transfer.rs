@@ -206,20 +206,6 @@ fn parallel<T: Sync>(items: &[T], n: usize, f: impl Fn(&T) + Sync) {
     });
 }
 
-/// Whether `dest` holds an imgprep dataset: a `manifest.json` there (in the
-/// listing `there`) that imgprep wrote.
-fn holds_a_dataset(bucket: &Bucket, dest: &Uri, there: &[super::ObjectInfo]) -> bool {
-    let key = dest.join(crate::build::MANIFEST).key;
-    if !there.iter().any(|o| o.key == key) {
-        return false;
-    }
-    bucket
-        .get(&key)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .is_some_and(|m| m["tool"] == "imgprep" && m["manifest_version"].is_u64())
-}
-
 fn storage_err(e: super::StorageError) -> Error {
     Error::Usage(e.to_string())
 }
@@ -261,7 +247,9 @@ pub fn push(
     // dataset (its manifest.json); elsewhere they are someone else's. (Any
     // other folder is copied as a copy tool would: the user chose the place.)
     let is_dataset = crate::build::read_manifest(dir).is_some();
-    let may_replace = !is_dataset || there.is_empty() || holds_a_dataset(&bucket, dest, &there);
+    let may_replace = !is_dataset
+        || there.is_empty()
+        || crate::build::holds_a_dataset(Path::new(&dest.to_string()));
     let not_in_dataset = foreign_objects(&there, &files, dest, &bucket);
     if !not_in_dataset.is_empty() {
         let mut text = format!(
