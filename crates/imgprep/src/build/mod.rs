@@ -839,7 +839,8 @@ fn check_names(r: &recipe::LoadedRecipe, catalog: &Catalog, written: &[usize]) -
 /// of the folders output, which keeps file names only; `a/b.jpg` and
 /// `a_b.jpg` in VOC's flat JPEGImages; `a.png` and `a.jpg` passed through
 /// beside one `a.json` or `a.txt`) are refused before anything is written,
-/// naming both (the writers' own check would stop halfway).
+/// naming both (the writers' own check would stop halfway). Each format
+/// says how it names an item's files ([`formats::Format::item_name`]).
 fn check_collisions(
     r: &recipe::LoadedRecipe,
     catalog: &Catalog,
@@ -847,80 +848,43 @@ fn check_collisions(
     spec: Option<&crate::image::ImageSpec>,
     written: &[usize],
 ) -> Result<()> {
-    use formats::{file_name, with_extension, without_extension};
-    use recipe::OutputSpec;
-    let out_rel = |i: usize| -> String {
-        let rel = &catalog.items[i].rel;
-        match spec.map(|s| s.encoding) {
-            None => rel.clone(),
-            Some(crate::image::Encoding::Jpeg { .. }) => with_extension(rel, "jpg"),
-            Some(crate::image::Encoding::Png { .. }) => with_extension(rel, "png"),
-        }
-    };
-    // per output with files per item: its name and the key two items must
-    // not share, and whether the key is per split (else per variant)
-    type Key = fn(&Catalog, usize, &str) -> String;
-    let mut rules: Vec<(&str, Key, bool)> = Vec::new();
-    for o in &r.recipe.outputs {
-        let rule: (&str, Key, bool) = match o {
-            OutputSpec::SagemakerImage => ("sagemaker-image", |_, _, f| f.to_string(), true),
-            OutputSpec::Coco => ("coco", |_, _, f| f.to_string(), true),
-            OutputSpec::AugmentedManifest { .. } => {
-                ("augmented-manifest", |_, _, f| f.to_string(), true)
-            }
-            OutputSpec::SagemakerDetection => (
-                "sagemaker-detection",
-                |_, _, f| without_extension(f).to_string(),
-                true,
-            ),
-            OutputSpec::Yolo => ("yolo", |_, _, f| without_extension(f).to_string(), true),
-            OutputSpec::Voc => (
-                "voc",
-                |_, _, f| without_extension(f).replace('/', "_"),
-                false,
-            ),
-            OutputSpec::Folders => (
-                "folders",
-                |c, i, f| {
-                    let class = c.items[i]
-                        .labels
-                        .first()
-                        .map_or("unlabelled", String::as_str);
-                    format!("{class}/{}", file_name(f))
-                },
-                true,
-            ),
-            OutputSpec::Recordio { .. } | OutputSpec::Tfrecord { .. } => continue,
-        };
-        rules.push(rule);
+    let outputs: Vec<Box<dyn formats::Format + '_>> = r
+        .recipe
+        .outputs
+        .iter()
+        .map(|o| formats::for_output(o, catalog.detection))
+        .collect();
+    let mut is_written = vec![false; catalog.items.len()];
+    for &i in written {
+        is_written[i] = true;
     }
-    if rules.is_empty() {
-        return Ok(());
-    }
-    let is_written: std::collections::HashSet<usize> = written.iter().copied().collect();
     for v in &plan.variants {
-        // keys held as 16 bytes of their SHA-256 (at 50,000 items the text
+        // names held as 16 bytes of their SHA-256 (at 50,000 items the text
         // would be megabytes)
         let mut seen: std::collections::HashMap<[u8; 16], usize> = std::collections::HashMap::new();
         for (split, idx) in &v.splits {
-            for &i in idx.iter().filter(|i| is_written.contains(i)) {
-                let f = out_rel(i);
-                for (n, (name, key, per_split)) in rules.iter().enumerate() {
-                    let scope = if *per_split { split.as_str() } else { "" };
-                    let text = format!("{n}\0{scope}\0{}", key(catalog, i, &f));
-                    let sum = crate::checksum::sha256(text.as_bytes());
+            for &i in idx.iter().filter(|&&i| is_written[i]) {
+                let item = &catalog.items[i];
+                let out_rel = write::out_rel(&item.rel, spec);
+                let class = item.labels.first().map_or("unlabelled", String::as_str);
+                for (n, f) in outputs.iter().enumerate() {
+                    let Some(name) = f.item_name(&out_rel, class) else {
+                        continue;
+                    };
+                    let scope = if f.one_folder() { "" } else { split.as_str() };
+                    let sum = crate::checksum::sha256(format!("{n}\0{scope}\0{name}").as_bytes());
                     let hashed: [u8; 16] = sum[..16].try_into().expect("16 of 32 bytes");
                     if let Some(j) = seen.insert(hashed, i) {
-                        let (a, b) = (&catalog.items[j], &catalog.items[i]);
+                        let a = &catalog.items[j];
                         return Err(Error::Usage(format!(
-                            "{} ({}) and {} ({}) would be written to one file of the {name} \
-                             output ({}/{split}: {}); rename one of them. Nothing was written",
+                            "{} ({}) and {} ({}) would be written to one file of the {} output \
+                             ({}/{split}: {name}); rename one of them. Nothing was written",
                             a.rel,
                             a.origin,
-                            b.rel,
-                            b.origin,
-                            v.name,
-                            key(catalog, i, &f)
+                            item.rel,
+                            item.origin,
+                            f.name(),
+                            v.name
                         )));
                     }
                 }

@@ -255,12 +255,7 @@ impl Context<'_> {
 
     /// The item's file name in image-file outputs (extension of the encoding).
     pub(super) fn out_rel(&self, item: &Item) -> String {
-        let ext = match self.spec.map(|s| s.encoding) {
-            None => return item.rel.clone(),
-            Some(Encoding::Jpeg { .. }) => "jpg",
-            Some(Encoding::Png { .. }) => "png",
-        };
-        super::formats::with_extension(&item.rel, ext)
+        out_rel(&item.rel, self.spec)
     }
 
     /// Writes item `i`'s output image at `rel` (noted in the marker first):
@@ -703,6 +698,17 @@ pub(super) fn manifest(
         detection: None,
         video: None,
     }
+}
+
+/// An item's output path: `rel` with the extension of the encoding (as it
+/// is, passed through).
+pub(super) fn out_rel(rel: &str, spec: Option<&crate::image::ImageSpec>) -> String {
+    let ext = match spec.map(|s| s.encoding) {
+        None => return rel.to_string(),
+        Some(Encoding::Jpeg { .. }) => "jpg",
+        Some(Encoding::Png { .. }) => "png",
+    };
+    super::formats::with_extension(rel, ext)
 }
 
 /// The plan's ratios, with each split's share of the items actually

@@ -23,6 +23,10 @@ pub(super) struct AugmentedManifest {
 pub const DIR: &str = "augmented-manifest";
 
 impl Format for AugmentedManifest {
+    fn item_name(&self, out_rel: &str, _class: &str) -> Option<String> {
+        Some(out_rel.to_string())
+    }
+
     fn name(&self) -> String {
         DIR.into()
     }

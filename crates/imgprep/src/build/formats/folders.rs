@@ -12,6 +12,11 @@ impl Format for Folders {
         "folders".into()
     }
 
+    /// `{class}/{file name}`: only the file name is kept.
+    fn item_name(&self, out_rel: &str, class: &str) -> Option<String> {
+        Some(format!("{class}/{}", file_name(out_rel)))
+    }
+
     fn write_split(
         &self,
         ctx: &Context,
@@ -29,8 +34,10 @@ impl Format for Folders {
                 .first()
                 .map(String::as_str)
                 .unwrap_or("unlabelled");
-            let out_rel = ctx.out_rel(item);
-            let rel = format!("{variant}/folders/{split}/{class}/{}", file_name(&out_rel));
+            let name = self
+                .item_name(&ctx.out_rel(item), class)
+                .expect("one per item");
+            let rel = format!("{variant}/folders/{split}/{name}");
             sink.image(ctx, i, &rel)?;
         }
         Ok(())

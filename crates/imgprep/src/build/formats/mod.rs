@@ -85,6 +85,19 @@ pub(super) trait Format {
         Some(0)
     }
 
+    /// For formats with files of their own per item: the name that item's
+    /// files take in its split's folder (or, with [`Format::one_folder`], in
+    /// the variant's), from its output path and first class. Two items with
+    /// one name would be one file: a build refuses that before writing.
+    fn item_name(&self, _out_rel: &str, _class: &str) -> Option<String> {
+        None
+    }
+
+    /// The items of all splits share one folder (VOC's JPEGImages).
+    fn one_folder(&self) -> bool {
+        false
+    }
+
     /// Writes one split of a variant under `{variant}/{name}/`.
     fn write_split(
         &self,

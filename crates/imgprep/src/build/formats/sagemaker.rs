@@ -21,6 +21,11 @@ impl Format for ImageClasses {
         "sagemaker-image".into()
     }
 
+    /// The item's output path, as it is.
+    fn item_name(&self, out_rel: &str, _class: &str) -> Option<String> {
+        Some(out_rel.to_string())
+    }
+
     fn write_split(
         &self,
         ctx: &Context,
@@ -33,12 +38,13 @@ impl Format for ImageClasses {
         let mut lst = String::new();
         for &i in items {
             let item = &ctx.catalog.items[i];
-            let rel = format!("{dir}/{split}/{}", ctx.out_rel(item));
+            let path = ctx.out_rel(item);
+            let rel = format!("{dir}/{split}/{path}");
             sink.image(ctx, i, &rel)?;
             lst.push_str(&format_lst_line(&LstEntry {
                 index: i as u64,
                 labels: ctx.labels(item, true),
-                path: ctx.out_rel(item),
+                path,
             }));
         }
         let rel = format!("{dir}/{split}_lst/{split}.lst");
@@ -103,6 +109,12 @@ fn depth(channels: u8) -> u8 {
 impl Format for Detection {
     fn name(&self) -> String {
         "sagemaker-detection".into()
+    }
+
+    /// The output path without its extension: the image and its annotation JSON
+    /// share it.
+    fn item_name(&self, out_rel: &str, _class: &str) -> Option<String> {
+        Some(super::without_extension(out_rel).to_string())
     }
 
     fn needs_boxes(&self) -> bool {

@@ -18,11 +18,26 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// VOC keeps every image in one folder: sub-folders become `_`.
+fn flat(out_rel: &str) -> String {
+    out_rel.replace('/', "_")
+}
+
 fn num(v: f64) -> String {
     super::sagemaker::px(v).to_string()
 }
 
 impl Format for Voc {
+    /// Flat: the output path with `_` for `/`, without its extension (the
+    /// image in JPEGImages/ and its XML in Annotations/ share it).
+    fn item_name(&self, out_rel: &str, _class: &str) -> Option<String> {
+        Some(super::without_extension(&flat(out_rel)).to_string())
+    }
+
+    fn one_folder(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> String {
         "voc".into()
     }
@@ -43,7 +58,7 @@ impl Format for Voc {
         let mut list = String::new();
         for &i in items {
             let item = &ctx.catalog.items[i];
-            let file = ctx.out_rel(item).replace('/', "_");
+            let file = flat(&ctx.out_rel(item));
             let rel = format!("{dir}/JPEGImages/{file}");
             sink.image(ctx, i, &rel)?;
             let info = ctx.info(i);

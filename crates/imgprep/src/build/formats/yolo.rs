@@ -45,6 +45,12 @@ fn key(split: &str) -> &str {
 }
 
 impl Format for Yolo {
+    /// The output path without its extension: the image and its label file
+    /// share it.
+    fn item_name(&self, out_rel: &str, _class: &str) -> Option<String> {
+        Some(super::without_extension(out_rel).to_string())
+    }
+
     fn name(&self) -> String {
         "yolo".into()
     }
