@@ -1075,7 +1075,11 @@ fn remove_partials(dir: &Path) {
 }
 
 pub fn read_manifest(out: &Path) -> Option<Manifest> {
-    let text = crate::files::read_to_string(&crate::files::join(out, Path::new(MANIFEST))).ok()?;
+    // (a regular file only, and bounded: the manifest of 1.28 M items is
+    // about 450 MB; a larger file there is not one of ours)
+    let text =
+        crate::files::read_text_capped(&crate::files::join(out, Path::new(MANIFEST)), 2 << 30)
+            .ok()?;
     serde_json::from_str(&text).ok()
 }
 
