@@ -145,53 +145,103 @@ pub struct AtomicFile {
     buf: Vec<u8>,
     dest: PathBuf,
     /// None: no SHA-256 is wanted ([`AtomicFile::create_unsummed`]). Moved
-    /// to the writer thread when it starts.
+    /// to the hashing thread when the worker starts.
     sums: Option<Summer>,
-    /// Started once a file outgrows one buffer: it hashes and writes the
-    /// full buffers while the caller fills the next (a large record file's
-    /// SHA-256 is then no longer on the one thread that makes its records).
+    /// Started once a file outgrows one buffer: its threads write and hash
+    /// the full buffers while the caller fills the next (a large record
+    /// file's SHA-256 is then no longer on the one thread that makes its
+    /// records, nor on the one that writes them).
     worker: Option<Worker>,
 }
 
 /// Size of the buffers an [`AtomicFile`] hands on.
 const BUF: usize = 1 << 20;
-/// Full buffers waiting for the writer thread, at most (so at most
-/// `(QUEUE + 2) * BUF` bytes are held, whatever the file's size).
+/// Full buffers waiting for the writer thread, and written ones waiting
+/// for the hasher, at most (so at most `(2 * QUEUE + 3) * BUF` bytes are
+/// held, whatever the file's size).
 const QUEUE: usize = 2;
 
+/// The threads a large file's buffers go through: the writer `write`s each
+/// buffer, then the hasher (when a SHA-256 is wanted) sums it and hands it
+/// back to the caller to fill again. Hashing (~1.5 GB/s a core) and the
+/// kernel's copy into the page cache then overlap each other and the
+/// caller's work, instead of taking turns on one thread.
 struct Worker {
     full: std::sync::mpsc::SyncSender<Vec<u8>>,
     empty: std::sync::mpsc::Receiver<Vec<u8>>,
-    done: std::thread::JoinHandle<io::Result<Option<Summer>>>,
+    written: std::thread::JoinHandle<io::Result<()>>,
+    summed: Option<std::thread::JoinHandle<Summer>>,
 }
 
 impl Worker {
-    fn start(mut file: File, mut sums: Option<Summer>) -> io::Result<Worker> {
-        let (full, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(QUEUE);
-        let (back, empty) = std::sync::mpsc::sync_channel(QUEUE + 1);
-        let work = move || {
-            for mut b in rx {
-                if let Some(s) = &mut sums {
-                    s.update(&b);
-                }
-                file.write_all(&b)?;
-                b.clear();
-                let _ = back.try_send(b);
+    fn start(mut file: File, sums: Option<Summer>) -> io::Result<Worker> {
+        use std::sync::mpsc::sync_channel;
+        let (full, rx) = sync_channel::<Vec<u8>>(QUEUE);
+        let (back, empty) = sync_channel(2 * QUEUE + 2);
+        // after writing, a buffer goes to the hasher, or straight back
+        let (to_hasher, summed) = match sums {
+            Some(mut s) => {
+                let (tx, hrx) = sync_channel::<Vec<u8>>(QUEUE);
+                let back = back.clone();
+                let hash = move || {
+                    for mut b in hrx {
+                        s.update(&b);
+                        b.clear();
+                        let _ = back.try_send(b);
+                    }
+                    s
+                };
+                let h = std::thread::Builder::new()
+                    .name("imgprep-hash".into())
+                    .spawn(hash)?;
+                (Some(tx), Some(h))
             }
-            Ok(sums)
+            None => (None, None),
         };
-        let done = std::thread::Builder::new()
+        let write = move || {
+            for mut b in rx {
+                file.write_all(&b)?;
+                match &to_hasher {
+                    Some(tx) => {
+                        if tx.send(b).is_err() {
+                            return Err(io::Error::other("the hashing thread stopped"));
+                        }
+                    }
+                    None => {
+                        b.clear();
+                        let _ = back.try_send(b);
+                    }
+                }
+            }
+            Ok(())
+        };
+        let written = std::thread::Builder::new()
             .name("imgprep-write".into())
-            .spawn(work)?;
-        Ok(Worker { full, empty, done })
+            .spawn(write)?;
+        Ok(Worker {
+            full,
+            empty,
+            written,
+            summed,
+        })
     }
 
-    /// Waits for every buffer handed on to be written.
+    /// Waits for every buffer handed on to be written (and summed).
     fn finish(self) -> io::Result<Option<Summer>> {
         drop(self.full);
-        self.done
+        let written = self
+            .written
             .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the writer thread panicked")))
+            .unwrap_or_else(|_| Err(io::Error::other("the writer thread panicked")));
+        // (the writer's end of the hasher's queue is gone: it ends too)
+        let summed = match self.summed {
+            Some(h) => Some(
+                h.join()
+                    .map_err(|_| io::Error::other("the hashing thread panicked"))?,
+            ),
+            None => None,
+        };
+        written.map(|()| summed)
     }
 }
 

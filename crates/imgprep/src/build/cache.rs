@@ -209,7 +209,7 @@ impl Cache {
     /// builds: changed sources, other transforms, removed items), so the
     /// cache holds no more than the current build. Returns (entries, bytes)
     /// removed.
-    pub fn retain(&self, keep: &std::collections::HashSet<String>) -> (u64, u64) {
+    pub fn retain(&self, keep: &std::collections::HashSet<&str>) -> (u64, u64) {
         let (mut n, mut bytes) = (0, 0);
         let Ok(subdirs) = std::fs::read_dir(&self.dir) else {
             return (0, 0);
@@ -223,8 +223,8 @@ impl Cache {
                 continue;
             };
             for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if keep.contains(&name) {
+                let name = e.file_name();
+                if keep.contains(name.to_string_lossy().as_ref()) {
                     continue;
                 }
                 let len = e.metadata().map(|m| m.len()).unwrap_or(0);

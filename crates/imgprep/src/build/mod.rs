@@ -247,6 +247,15 @@ fn build_in(
         prints.push((size, mtime));
     }
     drop(catalog_prints);
+    // each needed item's cache key, made once (prepare, write and the
+    // cache's pruning all look entries up by it)
+    let keys: Vec<String> = needed
+        .iter()
+        .zip(&prints)
+        .map(|(&i, &(size, mtime))| {
+            video::cache_key(&transform_key, &catalog.items[i], size, mtime)
+        })
+        .collect();
     // what the sources passed over is in the manifest too (a new file that
     // no list names, or one that can no longer be read, changes it)
     for skip in &catalog.skipped {
@@ -297,7 +306,7 @@ fn build_in(
     let mut excluded: BTreeMap<&str, u64> = BTreeMap::new();
     reporter.begin("prepare", Some(needed.len() as u64));
     let work = |p: &mut Processor,
-                (i, (size, mtime)): (usize, (u64, i128))|
+                (i, (size, _mtime), key): (usize, (u64, i128), &str)|
      -> (usize, Prepared, bool) {
         let item = &catalog.items[i];
         let read = |p: &Path| crate::files::read_sized(p, size).map_err(|e| e.to_string());
@@ -324,8 +333,7 @@ fn build_in(
             // pass-through from object storage: the checked bytes go to the
             // cache, so each object is fetched once (and not again on re-runs)
             None => {
-                let key = Cache::key(&transform_key, &item.path, size, mtime);
-                if let Some((info, sha, geometry)) = cache.info(&key) {
+                if let Some((info, sha, geometry)) = cache.info(key) {
                     return (i, Prepared::Ok(info, sha, geometry), true);
                 }
                 let data = match read(&item.path) {
@@ -336,20 +344,19 @@ fn build_in(
                     Ok(info) => {
                         let geometry = crate::image::source_geometry(&data, &info);
                         let sha = checksum::sha256(&data);
-                        (i, store(&key, info, sha, geometry, &data), false)
+                        (i, store(key, info, sha, geometry, &data), false)
                     }
                     Err(e) => (i, Prepared::Skipped(e.to_string()), false),
                 }
             }
             Some(spec) => {
-                let key = Cache::key(&transform_key, &item.path, size, mtime);
-                if let Some((info, sha, geometry)) = cache.info(&key) {
+                if let Some((info, sha, geometry)) = cache.info(key) {
                     return (i, Prepared::Ok(info, sha, geometry), true);
                 }
                 for sc in &shard_caches {
                     // the shard's entry as it is (a link, not a copy: merges of
                     // shards in shared storage read each image once, when written)
-                    match cache.adopt(sc, &key) {
+                    match cache.adopt(sc, key) {
                         Some(Ok((info, sha, geometry))) => {
                             return (i, Prepared::Ok(info, sha, geometry), true)
                         }
@@ -371,7 +378,7 @@ fn build_in(
                 match p.process_with_geometry(&data, spec, &mut out) {
                     Ok((info, geometry)) => {
                         let sha = checksum::sha256(&data);
-                        (i, store(&key, info, sha, geometry, &out), false)
+                        (i, store(key, info, sha, geometry, &out), false)
                     }
                     Err(e) => (i, Prepared::Skipped(e.to_string()), false),
                 }
@@ -385,7 +392,9 @@ fn build_in(
         .iter()
         .copied()
         .zip(prints.iter().copied())
-        .filter(|&(i, _)| !is_frame(i));
+        .zip(keys.iter().map(|k| k.as_str()))
+        .map(|((i, print), key)| (i, print, key))
+        .filter(|&(i, ..)| !is_frame(i));
     // objects from a store: more requests in flight than cores
     let remote = crate::files::any_remote(needed.iter().map(|&i| catalog.items[i].path.as_path()));
     let (threads, batch) = if remote {
@@ -576,9 +585,9 @@ fn build_in(
         plan: &plan,
         spec: spec.as_ref(),
         cache: &cache,
-        transform_key: &transform_key,
         needed: &needed,
         prints: &prints,
+        keys: &keys,
         prepared: &prepared,
         out: &opts.out,
         threads: opts.threads,
@@ -625,13 +634,7 @@ fn build_in(
     report_left(&opts.out, &left, reporter);
     report_skips(&manifest, reporter);
     // the cache keeps what this build used, nothing older
-    let keep: std::collections::HashSet<String> = needed
-        .iter()
-        .zip(&prints)
-        .map(|(&i, &(size, mtime))| {
-            video::cache_key(&transform_key, &catalog.items[i], size, mtime)
-        })
-        .collect();
+    let keep: std::collections::HashSet<&str> = keys.iter().map(|k| k.as_str()).collect();
     let (_, cache_pruned_bytes) = cache.retain(&keep);
     // (the record tables of the files written; none after --drop-cache,
     // whose next build starts from scratch)

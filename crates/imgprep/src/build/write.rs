@@ -26,11 +26,12 @@ pub(super) struct Context<'a> {
     pub plan: &'a Plan,
     pub spec: Option<&'a ImageSpec>,
     pub cache: &'a Cache,
-    pub transform_key: &'a str,
     /// The items the plan uses (sorted) and, for each, its source's size
     /// and modification time, from the fingerprint.
     pub needed: &'a [usize],
     pub prints: &'a [(u64, i128)],
+    /// Their cache keys (see `video::cache_key`).
+    pub keys: &'a [String],
     pub prepared: &'a super::PreparedItems,
     pub out: &'a Path,
     pub threads: usize,
@@ -126,11 +127,14 @@ impl Context<'_> {
 
     /// Size and modification time of item `i`'s source.
     pub(super) fn print(&self, i: usize) -> (u64, i128) {
-        let k = self
-            .needed
+        self.prints[self.at(i)]
+    }
+
+    /// Item `i`'s place in `needed`.
+    fn at(&self, i: usize) -> usize {
+        self.needed
             .binary_search(&i)
-            .expect("only items the plan uses are written");
-        self.prints[k]
+            .expect("only items the plan uses are written")
     }
 
     pub(super) fn ok(&self, i: usize) -> bool {
@@ -167,12 +171,13 @@ impl Context<'_> {
     /// The bytes that go into outputs for item `i`.
     pub fn bytes(&self, i: usize) -> Result<Vec<u8>> {
         let item = &self.catalog.items[i];
-        let (size, mtime) = self.print(i);
+        let k = self.at(i);
         if !self.cached(i) {
+            let size = self.prints[k].0;
             return crate::files::read_sized(&item.path, size).map_err(Error::io(&item.path));
         }
-        let key = super::video::cache_key(self.transform_key, item, size, mtime);
-        let bytes = self.cache.get(&key).map(|(.., b)| b).ok_or_else(|| {
+        let key = &self.keys[k];
+        let bytes = self.cache.get(key).map(|(.., b)| b).ok_or_else(|| {
             Error::Usage(format!(
                 "cache entry for {} vanished during the build",
                 item.rel
@@ -184,7 +189,7 @@ impl Context<'_> {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
                     uses.remove(&i);
-                    self.cache.remove(&key);
+                    self.cache.remove(key);
                 }
             }
         }
@@ -193,9 +198,8 @@ impl Context<'_> {
 
     /// What identifies the bytes `bytes(i)` returns: the item's cache key
     /// (transform, source path, size, modification time, frame).
-    pub fn bytes_key(&self, i: usize) -> String {
-        let (size, mtime) = self.print(i);
-        super::video::cache_key(self.transform_key, &self.catalog.items[i], size, mtime)
+    pub fn bytes_key(&self, i: usize) -> &str {
+        &self.keys[self.at(i)]
     }
 
     /// Where the record table `id` (a record file's name in the output
@@ -223,16 +227,7 @@ impl Context<'_> {
     pub fn stored_len(&self, i: usize) -> u64 {
         match self.cached(i) {
             false => self.print(i).0,
-            true => {
-                let (size, mtime) = self.print(i);
-                let key = super::video::cache_key(
-                    self.transform_key,
-                    &self.catalog.items[i],
-                    size,
-                    mtime,
-                );
-                self.cache.len(&key).unwrap_or(0)
-            }
+            true => self.cache.len(self.bytes_key(i)).unwrap_or(0),
         }
     }
 

@@ -179,7 +179,7 @@ enum Image {
 /// not come from the item's bytes, the bytes named by their identity (for
 /// `raw` with the decode settings), and the renames the recipe asks for.
 fn record_key(ctx: &Context, i: usize, o: &TfOptions, ex: &Example, image: &Image) -> reuse::Key {
-    let mut named = ctx.bytes_key(i);
+    let mut named = ctx.bytes_key(i).to_string();
     if let Image::Raw(spec) = image {
         named.push_str(&format!("\0{spec:?}"));
     }
