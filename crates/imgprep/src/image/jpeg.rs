@@ -95,6 +95,12 @@ pub const MAX_SCANS: i32 = 500;
 
 impl JpegDecoder {
     pub fn new() -> Result<Self, ImageError> {
+        Ok(JpegDecoder {
+            handle: Self::init()?,
+        })
+    }
+
+    fn init() -> Result<raw::tjhandle, ImageError> {
         let handle = unsafe { raw::tj3Init(raw::TJINIT_TJINIT_DECOMPRESS as i32) };
         if handle.is_null() {
             return Err(ImageError::Codec(
@@ -102,7 +108,26 @@ impl JpegDecoder {
             ));
         }
         unsafe { raw::tj3Set(handle, raw::TJPARAM_TJPARAM_STOPONWARNING as i32, 0) };
-        Ok(JpegDecoder { handle })
+        Ok(handle)
+    }
+
+    /// A fresh handle after a fatal error: libjpeg leaves the failed
+    /// file's state in the old one (a header read that fails stays
+    /// "inside a header"), and every later file on this thread then failed
+    /// with made-up reasons ("two SOI markers", "bogus marker length").
+    fn reset(&mut self) {
+        if let Ok(fresh) = Self::init() {
+            unsafe { raw::tj3Destroy(self.handle) };
+            self.handle = fresh;
+        }
+    }
+
+    /// The error of a failed call, as a skip reason; the handle is reset
+    /// for the next file.
+    fn failed(&mut self) -> ImageError {
+        let msg = self.error().1;
+        self.reset();
+        Self::corrupt(msg)
     }
 
     fn error(&self) -> (bool, String) {
@@ -124,16 +149,14 @@ impl JpegDecoder {
 
     pub fn read_header(&mut self, data: &[u8]) -> Result<JpegHeader, ImageError> {
         let res = unsafe { raw::tj3DecompressHeader(self.handle, data.as_ptr(), data.len() as _) };
-        if res != 0 {
-            let (fatal, msg) = self.error();
-            if fatal {
-                return Err(Self::corrupt(msg));
-            }
+        if res != 0 && self.error().0 {
+            return Err(self.failed());
         }
         let get = |p: raw::TJPARAM| unsafe { raw::tj3Get(self.handle, p as i32) };
         let width = get(raw::TJPARAM_TJPARAM_JPEGWIDTH);
         let height = get(raw::TJPARAM_TJPARAM_JPEGHEIGHT);
         if width <= 0 || height <= 0 {
+            self.reset();
             return Err(Self::corrupt(format!("bad dimensions {width}x{height}")));
         }
         // A progressive JPEG of a few KB can hold thousands of scans that each
@@ -175,7 +198,9 @@ impl JpegDecoder {
             denom: (8 / g) as i32,
         };
         if unsafe { raw::tj3SetScalingFactor(self.handle, sf) } != 0 {
-            return Err(ImageError::Codec(self.error().1));
+            let msg = self.error().1;
+            self.reset();
+            return Err(ImageError::Codec(msg));
         }
         let w = (header.width * scale_num).div_ceil(8);
         let h = (header.height * scale_num).div_ceil(8);
@@ -200,6 +225,7 @@ impl JpegDecoder {
         if res != 0 {
             let (fatal, msg) = self.error();
             if fatal || !harmless_warning(&msg) {
+                self.reset();
                 return Err(Self::corrupt(msg));
             }
         }

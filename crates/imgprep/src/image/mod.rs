@@ -710,6 +710,37 @@ mod tests {
         assert_eq!(Resize::None.target(7, 9), (7, 9));
     }
 
+    /// One file whose header libjpeg refuses must not change what the
+    /// same worker makes of the files after it.
+    #[test]
+    fn a_refused_jpeg_header_leaves_the_next_file_alone() {
+        let px = pattern(64, 48, 3);
+        let mut good = Vec::new();
+        jpeg::JpegEncoder::new(90)
+            .unwrap()
+            .encode(&px, 64, 48, 3, &mut good)
+            .unwrap();
+        let sof = good.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        let bad_dims = |w: u16, h: u16| {
+            let mut b = good.clone();
+            b[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
+            b[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
+            b
+        };
+        let mut p = Processor::new().unwrap();
+        let spec = ImageSpec::default();
+        let mut want = Vec::new();
+        p.process(&good, &spec, &mut want).unwrap();
+        for bad in [bad_dims(0, 0), bad_dims(65535, 65535), good[..40].to_vec()] {
+            assert!(p.probe(&bad, u64::MAX).is_err());
+            assert!(p.process(&bad, &spec, &mut Vec::new()).is_err());
+            let mut out = Vec::new();
+            p.process(&good, &spec, &mut out)
+                .expect("the good file after a bad one");
+            assert_eq!(out, want);
+        }
+    }
+
     #[test]
     fn dct_scale_picks_the_smallest_covering_factor() {
         assert_eq!(dct_scale(640, 480, 280, 210), 4);
