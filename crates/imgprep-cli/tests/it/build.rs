@@ -488,6 +488,42 @@ fn rebuilds_are_incremental_and_equal_to_clean_builds() {
     }
 }
 
+/// Edits that change outputs without touching an image or a label: a
+/// row's group, the class order of a `labels.names` file. Each must make a
+/// rebuild (not "up to date") equal to a clean build.
+#[test]
+fn group_and_class_order_edits_are_rebuilt() {
+    let env = TestEnv::new();
+    drivers(&env);
+    env.write("names.txt", b"class_2\nclass_0\nclass_1\n");
+    let recipe = String::from_utf8(env.read("drivers.toml")).unwrap();
+    env.write(
+        "drivers.toml",
+        format!("{recipe}\n[labels]\nnames = \"names.txt\"\n").as_bytes(),
+    );
+    env.ok(&["build", "drivers.toml", "--out", "o"]);
+    let same_as_clean = |what: &str| {
+        let s = summary(&env, &["build", "drivers.toml", "--out", "o"]);
+        assert_eq!(s["up_to_date"], false, "{what}: {s}");
+        let _ = std::fs::remove_dir_all(env.path("clean"));
+        env.ok(&["build", "drivers.toml", "--out", "clean"]);
+        let (a, b) = (tree(&env.path("o")), tree(&env.path("clean")));
+        assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+        for (k, v) in &a {
+            assert!(v == &b[k], "{what}: {k} differs from a clean build");
+        }
+    };
+    // one driver's rows move to another driver
+    let csv = String::from_utf8(env.read("driver_imgs_list.csv")).unwrap();
+    env.write(
+        "driver_imgs_list.csv",
+        csv.replace("\np000,", "\np005,").as_bytes(),
+    );
+    same_as_clean("a group edited");
+    env.write("names.txt", b"class_0\nclass_1\nclass_2\n");
+    same_as_clean("the class order edited");
+}
+
 /// Every `.lst` line of the RecordIO outputs under `out`: (total, lines naming `rel`).
 fn records_naming(env: &TestEnv, out: &str, rel: &str) -> (u64, u64) {
     let (mut total, mut naming) = (0, 0);

@@ -230,12 +230,15 @@ fn build_in(
     for &i in &needed {
         let item = &catalog.items[i];
         let (size, mtime) = catalog_prints[i];
-        // labels too: a changed range or index row changes the outputs
+        // labels, group and source split too: a changed range or index
+        // row changes the outputs
         fp_sum.update(
             format!(
-                "{}\t{size}\t{mtime}\t{}\n",
+                "{}\t{size}\t{mtime}\t{}\t{:?}\t{:?}\n",
                 item.rel,
-                item.labels.join("\u{1f}")
+                item.labels.join("\u{1f}"),
+                item.group,
+                item.split
             )
             .as_bytes(),
         );
@@ -247,6 +250,15 @@ fn build_in(
         prints.push((size, mtime));
     }
     drop(catalog_prints);
+    // the class order and names as the sources and recipe give them (a
+    // `labels.names` file, a metadata source's class ids, human names)
+    fp_sum.update(
+        format!(
+            "labels\t{:?}\t{}\t{}\n",
+            catalog.labels.entries, catalog.label_order, catalog.multi_label
+        )
+        .as_bytes(),
+    );
     // each needed item's cache key, made once (prepare, write and the
     // cache's pruning all look entries up by it)
     let keys: Vec<String> = needed
