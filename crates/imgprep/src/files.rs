@@ -163,9 +163,11 @@ pub fn open_regular_len(path: &Path) -> std::io::Result<(std::fs::File, u64)> {
     Ok((f, meta.len()))
 }
 
-fn not_regular(kind: std::fs::FileType) -> std::io::Error {
+/// What a file that is not a regular one is ("a FIFO (named pipe)").
+#[cfg(unix)]
+pub fn kind_of(kind: &std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
-    let what = if kind.is_dir() {
+    if kind.is_dir() {
         "a folder"
     } else if kind.is_fifo() {
         "a FIFO (named pipe)"
@@ -175,7 +177,22 @@ fn not_regular(kind: std::fs::FileType) -> std::io::Error {
         "a socket"
     } else {
         "not a file"
-    };
+    }
+}
+
+/// What a file that is not a regular one is.
+#[cfg(not(unix))]
+pub fn kind_of(kind: &std::fs::FileType) -> &'static str {
+    if kind.is_dir() {
+        "a folder"
+    } else {
+        "not a file"
+    }
+}
+
+#[cfg(unix)]
+fn not_regular(kind: std::fs::FileType) -> std::io::Error {
+    let what = kind_of(&kind);
     std::io::Error::new(
         std::io::ErrorKind::InvalidInput,
         format!("is {what}, not a regular file (refused: it could block or never end)"),

@@ -691,6 +691,17 @@ fn broken_and_stuck_videos_are_reported_not_hung_on() {
     // under on_error = "skip" the cut chunk and a file that is no video are
     // listed skips, the good session is written
     env.write("v/junk/a.mp4", b"this is not a video at all");
+    // chunks that are no file: a FIFO (never opened: it could block), a
+    // dangling link, a folder; each leaves its session out, named
+    std::fs::create_dir_all(env.path("v/fifo")).unwrap();
+    let made = Command::new("mkfifo")
+        .arg(env.path("v/fifo/a.mp4"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::create_dir_all(env.path("v/gone")).unwrap();
+    std::os::unix::fs::symlink(env.path("nowhere.mp4"), env.path("v/gone/a.mp4")).unwrap();
+    std::fs::create_dir_all(env.path("v/dir/a.mp4")).unwrap();
     let r = recipe(
         &env,
         "skip",
@@ -706,7 +717,20 @@ fn broken_and_stuck_videos_are_reported_not_hung_on() {
         .iter()
         .map(|s| s["item"].as_str().unwrap())
         .collect();
-    assert_eq!(skipped, ["cut/a.mp4", "junk/a.mp4"]);
+    assert_eq!(
+        skipped,
+        [
+            "cut/a.mp4",
+            "dir/a.mp4",
+            "fifo/a.mp4",
+            "gone/a.mp4",
+            "junk/a.mp4"
+        ]
+    );
+    let reasons = m["skipped"].to_string();
+    for why in ["is a FIFO", "is a folder", "cannot be read"] {
+        assert!(reasons.contains(why), "{why}: {reasons}");
+    }
     // the reasons quote ffmpeg without the addresses in its log prefixes,
     // so a second build (other cache) gives the same bytes
     let reasons = m["skipped"].to_string();
@@ -722,7 +746,9 @@ fn broken_and_stuck_videos_are_reported_not_hung_on() {
             "{f}"
         );
     }
-    std::fs::remove_dir_all(env.path("v/junk")).unwrap();
+    for d in ["junk", "fifo", "gone", "dir"] {
+        std::fs::remove_dir_all(env.path(&format!("v/{d}"))).unwrap();
+    }
     std::fs::remove_dir_all(env.path("v/cut")).unwrap();
     // no ffmpeg at all: said at once, with how to get it
     let out = Command::new(env!("CARGO_BIN_EXE_imgprep"))

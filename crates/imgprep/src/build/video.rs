@@ -13,7 +13,7 @@ use crate::image::{
 use crate::recipe::{LoadedRecipe, SourceSpec};
 use crate::video::ranges::{self, Outside, Range, Sampling, SessionFrames, Unit};
 use crate::video::{Decoder, FrameLayout, FrameShape, FrameTable, TimeReference};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -149,25 +149,43 @@ fn compile_pattern(r: &LoadedRecipe, pattern: &str) -> Result<Pattern> {
     })
 }
 
-/// Files under `base` whose relative path matches, as (relative path, full path).
-fn walk(p: &Pattern) -> Result<Vec<(String, PathBuf)>> {
+/// What a chunk pattern found: files whose relative path matches, as
+/// (relative path, full path, why it cannot be a chunk: a FIFO, a device, a
+/// folder, a dangling link), and folders the walk could not enter.
+#[derive(Default)]
+struct Walked {
+    files: Vec<(String, PathBuf, Option<String>)>,
+    unreadable: Vec<(String, String)>,
+}
+
+/// Folders deeper than this under a pattern's base are not entered.
+const MAX_DEPTH: usize = 32;
+
+fn walk(p: &Pattern) -> Result<Walked> {
     if crate::files::is_remote(&p.base) {
         // objects: one listing of the base prefix
         let base = p.base.to_string_lossy();
         let listed = crate::files::list_remote(&base).map_err(Error::io(&p.base))?;
-        return Ok(listed
-            .into_iter()
-            .filter(|(_, rel)| p.regex.is_match(rel))
-            .map(|(uri, rel)| (rel, PathBuf::from(uri)))
-            .collect());
+        return Ok(Walked {
+            files: listed
+                .into_iter()
+                .filter(|(_, rel)| p.regex.is_match(rel))
+                .map(|(uri, rel)| (rel, PathBuf::from(uri), None))
+                .collect(),
+            unreadable: Vec::new(),
+        });
     }
-    let mut out = Vec::new();
+    let mut out = Walked::default();
     let mut stack = vec![(p.base.clone(), String::new(), 0usize)];
     while let Some((dir, rel, depth)) = stack.pop() {
         let rd = match std::fs::read_dir(&dir) {
             Ok(rd) => rd,
             Err(e) if depth == 0 => return Err(Error::io(&dir)(e)),
-            Err(_) => continue,
+            Err(e) => {
+                out.unreadable
+                    .push((rel, format!("folder cannot be read: {e}")));
+                continue;
+            }
         };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -181,14 +199,37 @@ fn walk(p: &Pattern) -> Result<Vec<(String, PathBuf)>> {
             };
             let ft = match std::fs::metadata(e.path()) {
                 Ok(m) => m.file_type(),
-                Err(_) => continue,
-            };
-            if ft.is_dir() {
-                if p.depth.is_none_or(|d| depth + 1 < d) && depth < 32 {
-                    stack.push((e.path(), r, depth + 1));
+                Err(err) => {
+                    if p.regex.is_match(&r) {
+                        let why = format!("cannot be read: {err}");
+                        out.files.push((r, e.path(), Some(why)));
+                    }
+                    continue;
                 }
-            } else if ft.is_file() && p.regex.is_match(&r) {
-                out.push((r, e.path()));
+            };
+            let matched = p.regex.is_match(&r);
+            if ft.is_dir() {
+                if matched {
+                    out.files.push((
+                        r.clone(),
+                        e.path(),
+                        Some("is a folder, not a video file".into()),
+                    ));
+                }
+                if p.depth.is_none_or(|d| depth + 1 < d) {
+                    if depth + 1 < MAX_DEPTH {
+                        stack.push((e.path(), r, depth + 1));
+                    } else {
+                        out.unreadable.push((
+                            r,
+                            format!("folder more than {MAX_DEPTH} levels deep, not searched"),
+                        ));
+                    }
+                }
+            } else if matched {
+                let why = (!ft.is_file())
+                    .then(|| format!("is {}, not a video file", crate::files::kind_of(&ft)));
+                out.files.push((r, e.path(), why));
             }
         }
     }
@@ -379,7 +420,27 @@ pub fn read(
 
     // Sessions: chunk files by session name, in natural order.
     let mut sessions: BTreeMap<String, Vec<(String, PathBuf)>> = BTreeMap::new();
-    for (rel, path) in walk(&pattern)? {
+    let walked = walk(&pattern)?;
+    for (rel, why) in walked.unreadable {
+        if r.recipe.on_error == crate::recipe::OnError::Fail {
+            return Err(Error::Problem(format!(
+                "{}: {why} (set on_error = \"skip\" to leave it out)",
+                pattern.base.join(&rel).display()
+            )));
+        }
+        skips.push(super::catalog::Skip {
+            item: rel.clone(),
+            reason: why,
+            origin: Some(pattern.base.join(&rel).display().to_string()),
+        });
+    }
+    // chunks that cannot be one: their session is left out (or the build
+    // fails) as for a chunk ffmpeg cannot read
+    let mut not_chunks: HashMap<PathBuf, String> = HashMap::new();
+    for (rel, path, why) in walked.files {
+        if let Some(why) = why {
+            not_chunks.insert(path.clone(), why);
+        }
         let caps = pattern.regex.captures(&rel).expect("matched");
         let session = match caps.name("session") {
             Some(m) => m.as_str().to_string(),
@@ -398,9 +459,22 @@ pub fn read(
         files.sort_by(|a, b| crate::video::natural_cmp(&a.0, &b.0));
     }
     // Frame tables, several chunks at a time.
-    let all: Vec<&PathBuf> = sessions.values().flatten().map(|(_, p)| p).collect();
-    let tables = probe_all(decoder.as_ref(), &all);
-    let mut tables = tables.into_iter();
+    let all: Vec<&PathBuf> = sessions
+        .values()
+        .flatten()
+        .map(|(_, p)| p)
+        .filter(|p| !not_chunks.contains_key(*p))
+        .collect();
+    let mut probed = probe_all(decoder.as_ref(), &all).into_iter();
+    let mut tables = sessions
+        .values()
+        .flatten()
+        .map(|(_, p)| match not_chunks.get(p) {
+            Some(why) => Err(why.clone()),
+            None => probed.next().expect("one table per chunk probed"),
+        })
+        .collect::<Vec<_>>()
+        .into_iter();
     let base_chunk = set.chunks.len();
     let mut rule = serde_json::json!({
         "chunks": chunks,
