@@ -721,3 +721,146 @@ fn an_unfinished_build_is_not_pushed() {
     assert_eq!(out.status.code(), Some(2));
     assert_stderr_has(&out, "stopped before it finished");
 }
+
+/// A rebuild that no longer makes a file leaves it in place when the user
+/// changed it, also when the rebuild before it was killed half-way (the
+/// killed build had removed the manifest that held the file's sums).
+#[test]
+fn a_user_edit_survives_a_killed_rebuild() {
+    let env = TestEnv::new();
+    env.synth("photos", 4, 60, 320, 240);
+    let base = "name = \"k\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n[transform]\nresize = 100\n[[outputs]]\nformat = \"recordio\"\n";
+    env.write("r1.toml", base.as_bytes());
+    env.write(
+        "r0.toml",
+        format!("{base}[[outputs]]\nformat = \"sagemaker-image\"\n").as_bytes(),
+    );
+    let edited = "complete/sagemaker/train_lst/train.lst";
+    for attempt in 0..20 {
+        let out = format!("o{attempt}");
+        env.ok(&["build", "r0.toml", "--out", &out, "-q"]);
+        let mut mine = env.read(&format!("{out}/{edited}"));
+        mine.extend_from_slice(b"# my notes\n");
+        env.write(&format!("{out}/{edited}"), &mine);
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_imgprep"))
+            .args(["build", "r1.toml", "--out", &out, "-q", "--num-thread", "1"])
+            .env("IMGPREP_CACHE_DIR", env.path("cache"))
+            .current_dir(env.dir.path())
+            .spawn()
+            .unwrap();
+        let marker = env.path(&format!("{out}/.imgprep-building"));
+        while !marker.exists() && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        if !marker.exists() {
+            continue; // finished before the kill: try again
+        }
+        let out2 = env.ok(&["build", "r1.toml", "--out", &out]);
+        assert_eq!(env.read(&format!("{out}/{edited}")), mine);
+        assert_stderr_has(&out2, "train.lst");
+        return;
+    }
+    panic!("no kill landed while the rebuild was writing");
+}
+
+/// Pass-through images are hard links to their sources: a source edited in
+/// place changes the output too. A rebuild that moves the item elsewhere
+/// removes the old link (the data stays at the source) instead of leaving
+/// it as somebody else's file, so no image is in two splits.
+#[test]
+fn links_to_sources_edited_in_place_do_not_stay_behind() {
+    let env = TestEnv::new();
+    env.synth("p", 2, 10, 96, 72);
+    let recipe = |seed: u32| {
+        format!("name = \"pt\"\nseed = {seed}\n[[sources]]\ntype = \"folders\"\nroot = \"p\"\n[split]\nmethod = \"stratified\"\ntrain = 0.5\nvalidation = 0.5\n[transform]\nencoding = \"passthrough\"\n[[outputs]]\nformat = \"folders\"\n")
+    };
+    env.write("r.toml", recipe(3).as_bytes());
+    env.ok(&["build", "r.toml", "--out", "out", "-q"]);
+    let other = env.read("p/class_1/img_00000.jpg");
+    for k in 0..10 {
+        // in place: the same inode, new bytes
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(env.path(&format!("p/class_0/img_{k:05}.jpg")))
+            .unwrap();
+        f.write_all(&other).unwrap();
+    }
+    env.write("r.toml", recipe(4).as_bytes());
+    env.ok(&["build", "r.toml", "--out", "out", "-q"]);
+    env.ok(&[
+        "build",
+        "r.toml",
+        "--out",
+        "clean",
+        "-q",
+        "--cache-dir",
+        "c2",
+    ]);
+    let files = |out: &str| -> Vec<String> {
+        let m = manifest(&env, out);
+        let mut v: Vec<String> = m["files"].as_object().unwrap().keys().cloned().collect();
+        let on_disk = walk(&env.path(out));
+        v.sort();
+        assert_eq!(v, on_disk, "{out}: files on disk are the manifest's");
+        v
+    };
+    assert_eq!(files("out"), files("clean"));
+    env.ok(&["verify", "out"]);
+}
+
+/// Every file under `dir` but the manifest, relative, sorted.
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut v = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                if rel != "manifest.json" {
+                    v.push(rel);
+                }
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+/// A file of the user's where a newly added output would go is refused,
+/// not replaced; `--force` replaces it.
+#[test]
+fn a_new_output_does_not_replace_a_users_file() {
+    let env = TestEnv::new();
+    env.synth("p", 2, 4, 64, 48);
+    let base = "name = \"u\"\n[[sources]]\ntype = \"folders\"\nroot = \"p\"\n[[outputs]]\nformat = \"recordio\"\n";
+    env.write("r.toml", base.as_bytes());
+    env.ok(&["build", "r.toml", "--out", "out", "-q"]);
+    env.write(
+        "out/complete/sagemaker/train_lst/train.lst",
+        b"my own list\n",
+    );
+    env.write(
+        "r.toml",
+        format!("{base}[[outputs]]\nformat = \"sagemaker-image\"\n").as_bytes(),
+    );
+    let refused = env.run(&["build", "r.toml", "--out", "out"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert_stderr_has(&refused, "train_lst/train.lst is there already");
+    assert_eq!(
+        env.read("out/complete/sagemaker/train_lst/train.lst"),
+        b"my own list\n"
+    );
+    env.ok(&["build", "r.toml", "--out", "out", "--force"]);
+    assert_ne!(
+        env.read("out/complete/sagemaker/train_lst/train.lst"),
+        b"my own list\n"
+    );
+    env.ok(&["verify", "out"]);
+}

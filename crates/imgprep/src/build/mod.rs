@@ -642,7 +642,23 @@ fn build_in(
     write::write_manifest(&opts.out, &mut manifest, &guard)?;
     // files of the previous build (or of a killed one) that this one did not
     // write; see OutGuard::finish
-    let left = guard.finish(&manifest.files);
+    let sources: std::cell::OnceCell<std::collections::HashSet<(u64, u64)>> = Default::default();
+    let links_a_source = |m: &std::fs::Metadata| {
+        use std::os::unix::fs::MetadataExt;
+        m.nlink() > 1
+            && sources
+                .get_or_init(|| {
+                    catalog
+                        .items
+                        .iter()
+                        .filter(|it| !crate::files::is_remote(&it.path))
+                        .filter_map(|it| std::fs::metadata(&it.path).ok())
+                        .map(|s| (s.dev(), s.ino()))
+                        .collect()
+                })
+                .contains(&(m.dev(), m.ino()))
+    };
+    let left = guard.finish(&manifest.files, &links_a_source);
     report_left(&opts.out, &left, reporter);
     report_skips(&manifest, reporter);
     // the cache keeps what this build used, nothing older

@@ -27,6 +27,9 @@ use std::sync::Mutex;
 pub const BUILDING: &str = ".imgprep-building";
 /// Who holds the folder (present while a build runs).
 pub const LOCK: &str = ".imgprep-lock";
+/// Tries, 50 ms apart, to take the lock of an output folder another build
+/// holds before saying so.
+const LOCK_TRIES: u32 = 10;
 
 /// Holds the output folder's lock for as long as it lives.
 pub struct OutGuard {
@@ -39,6 +42,11 @@ pub struct OutGuard {
     previous_sums: super::manifest::FileList,
     /// The previous (killed) build's files that only its marker names.
     previous_unlisted: BTreeSet<String>,
+    /// OUT was empty (or new) when the build began: nothing in it can be
+    /// someone else's.
+    fresh: bool,
+    /// `--force`: files of the same names as outputs may be replaced.
+    force: bool,
     /// The marker, once writing has begun.
     marker: Mutex<Option<std::fs::File>>,
     /// Every file this build writes, to catch two outputs on one path: the
@@ -167,7 +175,19 @@ pub fn acquire(out: &Path, force: bool) -> Result<OutGuard> {
     std::fs::create_dir_all(out).map_err(Error::io(out))?;
     let lock = std::fs::File::open(out).map_err(Error::io(out))?;
     let holder = out.join(LOCK);
-    match lock.try_lock() {
+    // a holder killed a moment ago: the kernel lets its lock go a few
+    // milliseconds after the process is gone
+    let mut tries = 0;
+    let locked = loop {
+        match lock.try_lock() {
+            Err(std::fs::TryLockError::WouldBlock) if tries < LOCK_TRIES => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            r => break r,
+        }
+    };
+    match locked {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
             let who = std::fs::read_to_string(&holder).unwrap_or_default();
@@ -208,11 +228,33 @@ pub fn acquire(out: &Path, force: bool) -> Result<OutGuard> {
             previous_sums = m.files;
         }
         if let Ok(text) = std::fs::read_to_string(out.join(BUILDING)) {
-            previous_unlisted.extend(
-                text.lines()
-                    .filter(|l| !l.is_empty() && !previous_sums.contains_key(l))
-                    .map(String::from),
-            );
+            // a build that stopped: the files of the build before it, with
+            // their sums (a user's edit of one is seen as at the end of a
+            // finished build), then the files it wrote itself
+            let mut sums = std::collections::HashMap::new();
+            for line in text.lines().filter(|l| !l.is_empty()) {
+                if previous_sums.contains_key(line) {
+                    continue;
+                }
+                match marker_sums(line) {
+                    Some((rel, s)) => {
+                        sums.insert(rel.to_string(), s);
+                    }
+                    None => {
+                        sums.remove(line);
+                        previous_unlisted.insert(line.to_string());
+                    }
+                }
+            }
+            if previous_sums.is_empty() {
+                previous_sums =
+                    super::manifest::FileList::from_unsorted(sums.into_iter().collect())
+                        .expect("one entry per path");
+            } else {
+                for (rel, s) in sums {
+                    previous_sums.insert(rel, s);
+                }
+            }
         }
     }
     Ok(OutGuard {
@@ -221,6 +263,8 @@ pub fn acquire(out: &Path, force: bool) -> Result<OutGuard> {
         owned,
         previous_sums,
         previous_unlisted,
+        fresh: empty,
+        force,
         marker: Mutex::new(None),
         claimed: Mutex::new(std::collections::HashSet::new()),
         checked_dirs: Mutex::new(std::collections::HashSet::new()),
@@ -238,7 +282,10 @@ impl OutGuard {
     /// files) goes in, the old manifest goes out.
     pub fn begin_writing(&self) -> Result<()> {
         let mut list = String::new();
-        for f in self.previous() {
+        for (f, sums) in self.previous_sums.iter() {
+            list.push_str(&format!("{f}\t{}\t{}\n", sums.size, sums.sha256));
+        }
+        for f in &self.previous_unlisted {
             list.push_str(f);
             list.push('\n');
         }
@@ -261,6 +308,19 @@ impl OutGuard {
     /// `train_lst` next to SageMaker's `train_lst/`) is an error before the
     /// second write.
     pub fn record(&self, rel: &str) -> Result<()> {
+        if !self.fresh
+            && !self.force
+            && !self.previous_sums.contains_key(rel)
+            && !self.previous_unlisted.contains(rel)
+            && std::fs::symlink_metadata(self.out.join(rel)).is_ok()
+        {
+            return Err(Error::Usage(format!(
+                "{} is there already and no imgprep build wrote it: refusing to replace it \
+                 (move it away, or use --force to let the build replace files of its outputs' \
+                 names)",
+                self.out.join(rel).display()
+            )));
+        }
         let sum = crate::checksum::sha256(rel.as_bytes());
         let key: [u8; 16] = sum[..16].try_into().expect("16 of 32 bytes");
         if !self.claimed.lock().unwrap().insert(key) {
@@ -283,7 +343,11 @@ impl OutGuard {
     /// then the marker. Returns the files
     /// left in place that way, so the build can say so: a reader that lists
     /// the folder would still read them.
-    pub fn finish(&self, now: &super::manifest::FileList) -> Vec<String> {
+    pub fn finish(
+        &self,
+        now: &super::manifest::FileList,
+        links_a_source: &dyn Fn(&std::fs::Metadata) -> bool,
+    ) -> Vec<String> {
         let mut left = Vec::new();
         let mut emptied = BTreeSet::new();
         for f in self.previous().filter(|f| !now.contains_key(f)) {
@@ -293,10 +357,17 @@ impl OutGuard {
             };
             if let Some(want) = self.previous_sums.get(f) {
                 if crate::checksum::file_sums(&p).ok().as_ref() != Some(want) {
-                    if std::fs::symlink_metadata(&p).is_ok() {
-                        left.push(f.clone());
+                    match std::fs::symlink_metadata(&p) {
+                        // a hard link to a source of this build (pass-through
+                        // images are linked), changed with it: removing the
+                        // link leaves the data where the source is
+                        Ok(m) if links_a_source(&m) => {}
+                        Ok(_) => {
+                            left.push(f.clone());
+                            continue;
+                        }
+                        Err(_) => continue,
                     }
-                    continue;
                 }
             }
             if std::fs::remove_file(&p).is_ok() {
@@ -324,6 +395,20 @@ impl Drop for OutGuard {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(self.out.join(LOCK));
     }
+}
+
+/// A line of the marker naming a file of the build before, with its size
+/// and SHA-256 (`rel\tsize\tsha256`).
+fn marker_sums(line: &str) -> Option<(&str, crate::checksum::FileSums)> {
+    let mut parts = line.rsplitn(3, '\t');
+    let (sha, size, rel) = (parts.next()?, parts.next()?, parts.next()?);
+    Some((
+        rel,
+        crate::checksum::FileSums {
+            size: size.parse().ok()?,
+            sha256: sha.parse().ok()?,
+        },
+    ))
 }
 
 /// `secs` after 1970-01-01 as `2026-12-06 17:58:59 UTC` (the civil-from-days
