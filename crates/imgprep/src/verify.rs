@@ -87,19 +87,32 @@ pub fn verify_rec_files(
         ..Default::default()
     };
     reporter.begin("verify", Some(size));
-    let check = |p: &mut Processor, (off, buf): (u64, Vec<u8>)| {
+    // (offset, length, the header's id and labels when it parses, the
+    // record's problem): a record whose image does not decode still has
+    // its place and id for the `.idx` and `.lst` checks
+    type Checked = (u64, u64, Option<(u64, Vec<f32>)>, Option<String>);
+    let check = |p: &mut Processor, (off, buf): (u64, Vec<u8>)| -> Checked {
         let len = buf.len() as u64;
-        let r = match ImageRecord::parse(&buf) {
-            Ok((h, img)) => match p.decode(img, &spec) {
-                Ok(_) => Ok((h.id, h.labels.as_slice().to_vec())),
-                Err(e) => Err(format!(
-                    "record at byte {off} (id {}): image does not decode: {e}",
-                    h.id
-                )),
-            },
-            Err(e) => Err(format!("record at byte {off}: {e}")),
-        };
-        (off, len, r)
+        match ImageRecord::parse(&buf) {
+            Ok((h, img)) => {
+                let labels = h.labels.as_slice().to_vec();
+                let problem = if let Some(l) = labels.iter().find(|l| !l.is_finite()) {
+                    Some(format!(
+                        "record at byte {off} (id {}): label {l} is not a finite number",
+                        h.id
+                    ))
+                } else {
+                    p.decode(img, &spec).err().map(|e| {
+                        format!(
+                            "record at byte {off} (id {}): image does not decode: {e}",
+                            h.id
+                        )
+                    })
+                };
+                (off, len, Some((h.id, labels)), problem)
+            }
+            Err(e) => (off, len, None, Some(format!("record at byte {off}: {e}"))),
+        }
     };
     let init = || Processor::new().expect("libjpeg-turbo initialises");
     ordered_map(
@@ -108,14 +121,14 @@ pub fn verify_rec_files(
         threads * 8,
         init,
         check,
-        |(off, len, r)| {
+        |(off, len, header, problem): Checked| {
             report.records += 1;
-            match r {
-                Ok((id, labels)) => {
-                    report.images_ok += 1;
-                    seen.push((off, id, labels));
-                }
-                Err(p) => report.problem(p),
+            match problem {
+                Some(p) => report.problem(p),
+                None => report.images_ok += 1,
+            }
+            if let Some((id, labels)) = header {
+                seen.push((off, id, labels));
             }
             reporter.advance(len + 8);
             Ok::<(), ()>(())
@@ -128,12 +141,32 @@ pub fn verify_rec_files(
     }
 
     let by_offset: HashMap<u64, u64> = seen.iter().map(|(o, id, _)| (*o, *id)).collect();
+    // one record per id: a reader that looks records up by id (the `.idx`)
+    // reaches only one of two
+    let mut ids = std::collections::HashSet::with_capacity(seen.len());
+    for (off, id, _) in &seen {
+        if !ids.insert(*id) {
+            report.problem(format!(
+                "{}: record at byte {off} has id {id}, as an earlier record has",
+                rec.display()
+            ));
+        }
+    }
+    drop(ids);
     if crate::files::is_file(&idx) {
         let text = crate::files::read_to_string(&idx).map_err(Error::io(&idx))?;
         match parse_idx(&text) {
             Ok(entries) => {
                 report.idx_entries = Some(entries.len() as u64);
+                let mut keys = std::collections::HashSet::with_capacity(entries.len());
                 for e in &entries {
+                    if !keys.insert(e.key) {
+                        report.problem(format!(
+                            "{}: key {} is listed more than once",
+                            idx.display(),
+                            e.key
+                        ));
+                    }
                     match by_offset.get(&e.offset) {
                         Some(&id) if id == e.key => {}
                         Some(&id) => report.problem(format!(
@@ -166,9 +199,15 @@ pub fn verify_rec_files(
         let mut r = LstReader::open(&lst)?;
         let mut wanted: HashMap<u64, Vec<f64>> = HashMap::new();
         let mut n = 0u64;
-        while let Some((_, e)) = r.next_entry()? {
+        while let Some((line, e)) = r.next_entry()? {
             n += 1;
-            wanted.insert(e.index, e.labels);
+            if wanted.insert(e.index, e.labels).is_some() {
+                report.problem(format!(
+                    "{}:{line}: index {} is listed more than once",
+                    lst.display(),
+                    e.index
+                ));
+            }
         }
         report.lst_entries = Some(n);
         if n != report.records {

@@ -16,6 +16,10 @@ pub enum LstError {
     BadIndex(String),
     #[error("label {0:?} is not a number")]
     BadLabel(String),
+    #[error(
+        "label {0:?} is not a finite number a 32-bit float holds (records store labels as float32)"
+    )]
+    LabelOutOfRange(String),
     #[error("empty path")]
     EmptyPath,
 }
@@ -60,8 +64,14 @@ pub fn parse_lst_line(line: &str) -> Result<Option<LstEntry>, LstError> {
     let labels = fields[1..fields.len() - 1]
         .iter()
         .map(|f| {
-            f.parse::<f64>()
-                .map_err(|_| LstError::BadLabel(f.to_string()))
+            let v = f
+                .parse::<f64>()
+                .map_err(|_| LstError::BadLabel(f.to_string()))?;
+            // NaN, inf, or beyond float32 (stored as inf)
+            match v.is_finite() && v.abs() <= f32::MAX as f64 {
+                true => Ok(v),
+                false => Err(LstError::LabelOutOfRange(f.to_string())),
+            }
         })
         .collect::<Result<Vec<_>, _>>()?;
     let path = fields[fields.len() - 1];
@@ -107,6 +117,12 @@ mod tests {
             parse_lst_line("1\tcat\ta.jpg"),
             Err(LstError::BadLabel("cat".into()))
         );
+        for bad in ["nan", "inf", "-inf", "1e40"] {
+            assert_eq!(
+                parse_lst_line(&format!("1\t{bad}\ta.jpg")),
+                Err(LstError::LabelOutOfRange(bad.into()))
+            );
+        }
         // whitespace around fields is stripped, as Python's strip() does
         let e = parse_lst_line("3\t 2.5 \t sub/b.png \r\n")
             .unwrap()

@@ -102,3 +102,109 @@ fn inspect_lists_every_record() {
     let out = env.ok(&["inspect", "d.rec", "--json", "--limit", "3"]);
     assert_eq!(stdout(&out).lines().count(), 3);
 }
+
+/// A record whose image does not decode is that one problem: its place
+/// and id still count for the `.idx` check (it was also called a key
+/// pointing "where no record starts").
+#[test]
+fn an_undecodable_record_is_one_problem_not_an_idx_one() {
+    let env = packed();
+    let bytes = env.read("d.rec");
+    let mut r = recordio::RecordReader::new(&bytes[..]);
+    let (mut rec, mut idx) = (Vec::new(), Vec::new());
+    let mut w = recordio::RecordWriter::new(&mut rec);
+    let mut buf = Vec::new();
+    let mut k = 0;
+    while r.read_record(&mut buf).unwrap().is_some() {
+        let (h, img) = recordio::ImageRecord::parse(&buf).unwrap();
+        let mut payload = Vec::new();
+        h.write_header(&mut payload);
+        payload.extend_from_slice(if k == 1 { b"this is no image" } else { img });
+        recordio::write_idx_line(&mut idx, h.id, w.position()).unwrap();
+        w.write_record(&payload).unwrap();
+        k += 1;
+    }
+    drop(w);
+    env.write("d.rec", &rec);
+    env.write("d.idx", &idx);
+    let (code, v) = verify_json(&env);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(v["problems"], 1, "{v}");
+    assert!(v["first_problems"][0]
+        .as_str()
+        .unwrap()
+        .contains("does not decode"));
+}
+
+/// Two records with one id (a `.lst` that names an index twice): the
+/// `.idx` can reach only one of them. im2rec.py packs such a list too;
+/// verify says so.
+#[test]
+fn an_id_listed_twice_is_a_problem() {
+    let env = TestEnv::new();
+    env.synth("imgs", 1, 2, 32, 24);
+    env.write(
+        "d.lst",
+        b"1\t0\tclass_0/img_00000.jpg\n1\t0\tclass_0/img_00001.jpg\n",
+    );
+    env.ok(&["im2rec", "d", "imgs"]);
+    let (code, v) = verify_json(&env);
+    assert_eq!(code, Some(1), "{v}");
+    let text = v["first_problems"].to_string();
+    for needle in [
+        "has id 1, as an earlier record has",
+        "key 1 is listed more than once",
+        "index 1 is listed more than once",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+}
+
+/// Labels a float32 record cannot hold as numbers are refused when the
+/// list is read, not packed as NaN or inf.
+#[test]
+fn non_finite_labels_are_refused() {
+    let env = TestEnv::new();
+    env.synth("imgs", 1, 2, 32, 24);
+    for bad in ["nan", "1e40", "-inf"] {
+        env.write(
+            "b.lst",
+            format!("0\t{bad}\tclass_0/img_00000.jpg\n").as_bytes(),
+        );
+        let out = env.run(&["im2rec", "b", "imgs"]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{bad}: {}",
+            crate::env::stderr(&out)
+        );
+        crate::env::assert_stderr_has(&out, "b.lst:1");
+        assert!(!env.path("b.rec").exists());
+    }
+}
+
+/// A manifest naming a path outside its folder is refused before anything
+/// is read; a folder a build stopped writing is a problem (exit 1), named.
+#[test]
+fn verify_reads_only_inside_the_folder_and_names_an_unfinished_build() {
+    let env = TestEnv::new();
+    env.synth("p", 2, 3, 32, 24);
+    env.ok(&["convert", "p", "o", "--to", "recordio"]);
+    env.write("victim.txt", b"victim\n");
+    let m = String::from_utf8(env.read("o/manifest.json")).unwrap();
+    let m = m.replacen(
+        "\"files\": {",
+        "\"files\": {\n    \"../victim.txt\": {\"size\": 7, \"sha256\": \"0000000000000000000000000000000000000000000000000000000000000000\"},",
+        1,
+    );
+    env.write("o/manifest.json", m.as_bytes());
+    let out = env.run(&["verify", "o"]);
+    assert_eq!(out.status.code(), Some(1), "{}", crate::env::stderr(&out));
+    crate::env::assert_stderr_has(&out, "not a plain path inside");
+    // a build stopped half-way: its marker, no manifest
+    std::fs::remove_file(env.path("o/manifest.json")).unwrap();
+    env.write("o/.imgprep-building", b"");
+    let out = env.run(&["verify", "o"]);
+    assert_eq!(out.status.code(), Some(1), "{}", crate::env::stderr(&out));
+    crate::env::assert_stderr_has(&out, "stopped before it finished");
+}

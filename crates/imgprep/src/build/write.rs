@@ -1001,6 +1001,17 @@ pub fn verify_out(out: &Path, threads: usize, reporter: &dyn Reporter) -> Result
     let text = crate::files::read_to_string(&mp).map_err(io_err(&mp))?;
     let m: Manifest =
         serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{}: {e}", mp.display())))?;
+    // a manifest imgprep wrote names plain paths inside the folder only;
+    // nothing outside it is read on a manifest's word
+    let plain = |f: &str| super::catalog::normalize_rel(f).as_deref() == Some(f);
+    if let Some(f) = m.files.keys().chain(m.records.keys()).find(|f| !plain(f)) {
+        return Err(Error::Problem(format!(
+            "{}: lists {f:?}, which is not a plain path inside {}: not an imgprep manifest \
+             (nothing was read)",
+            mp.display(),
+            out.display()
+        )));
+    }
     // `imgprep push` lays a dataset out as SageMaker channels by default:
     // its files are then under their channel keys, not the manifest's paths
     let channels = crate::files::is_remote(out)
