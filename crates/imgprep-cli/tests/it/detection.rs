@@ -1142,3 +1142,70 @@ fn an_augmented_manifest_without_push_to_is_said() {
         stderr(&out)
     );
 }
+
+/// Annotation files that cannot be read (not UTF-8, a FIFO) are unreadable
+/// items: the build fails naming them, or under on_error = "skip" leaves
+/// their images out, listed; never a stop under "skip", never a silent loss.
+#[test]
+fn unreadable_annotation_files_are_items_on_error_decides() {
+    let env = TestEnv::new();
+    synth_voc(&env, "voc", 4, 64, 48);
+    let pass = "[transform]\nencoding = \"passthrough\"\n";
+    let a = recipe(
+        &env,
+        "a",
+        "type = \"voc\"\nroot = \"voc\"",
+        &["format = \"yolo\""],
+        pass,
+    );
+    env.ok(&["build", &a, "--out", "a"]);
+    // copies of the YOLO set: one label file not UTF-8, one a FIFO
+    let labels: Vec<std::path::PathBuf> = {
+        let mut v: Vec<_> = std::fs::read_dir(env.path("a/complete/yolo/labels/train"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        v.sort();
+        v
+    };
+    assert!(labels.len() >= 2, "{labels:?}");
+    std::fs::write(&labels[0], b"\xff\xfe0 0.5 0.5 0.2 0.2\r\n").unwrap();
+    std::fs::remove_file(&labels[1]).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&labels[1])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // and a VOC file that is not UTF-8
+    let xml = env.path("voc/Annotations/seg01_00001.xml");
+    let mut bytes = std::fs::read(&xml).unwrap();
+    bytes.splice(0..0, *b"\xff\xfe");
+    std::fs::write(&xml, bytes).unwrap();
+    for (name, source, bad) in [
+        ("y", "type = \"yolo\"\nroot = \"a/complete/yolo\"", 2usize),
+        ("v", "type = \"voc\"\nroot = \"voc\"", 1),
+    ] {
+        let r = recipe(&env, name, source, &["format = \"coco\""], pass);
+        let out = env.run(&["build", &r, "--out", &format!("{name}-fail")]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert_stderr_has(&out, "unreadable annotation file");
+        let text = String::from_utf8(env.read(&r)).unwrap();
+        env.write(&r, format!("on_error = \"skip\"\n{text}").as_bytes());
+        env.ok(&["build", &r, "--out", name]);
+        let m = json(&env, &format!("{name}/manifest.json"));
+        let reasons: Vec<String> = m["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["reason"].to_string())
+            .collect();
+        assert_eq!(reasons.len(), bad, "{name}: {reasons:?}");
+        assert!(
+            reasons
+                .iter()
+                .all(|r| r.contains("unreadable annotation file")),
+            "{reasons:?}"
+        );
+    }
+}

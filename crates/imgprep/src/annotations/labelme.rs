@@ -17,6 +17,7 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::coco::{declared_size, Scalar};
+use super::voc::UNREADABLE;
 use super::{
     normalize_rel, open_limited, quirk, rel_slash, show, walk_files, Attributes, BBox,
     ImageAnnotation, Object, ParseError, Parsed, Units, MAX_FILE_BYTES,
@@ -51,7 +52,15 @@ pub fn read(root: &Path) -> Result<Parsed, ParseError> {
     let mut owner: HashMap<String, String> = HashMap::new();
     for f in &files {
         let shown = show(f);
-        let raw = read_file(f, &shown)?;
+        let raw = match read_file(f, &shown) {
+            Ok(raw) => raw,
+            // one file that cannot be read or parsed is one unreadable item
+            Err(e) => {
+                out.dropped
+                    .push((format!("{UNREADABLE}: {}", e.message), e.origin));
+                continue;
+            }
+        };
         let (Some(shapes), Some(image_path)) = (raw.shapes, raw.image_path) else {
             out.quirks.push(quirk("not a labelme file", &shown));
             continue;
@@ -839,10 +848,16 @@ mod tests {
             "imagePath \"../../outside.jpg\" leaves the folder being read"
         );
 
+        // a file that does not parse is one unreadable item, named
         write(r, "d/bad.json", "{\"shapes\": [\n\n{]}");
-        let e = read(r).unwrap_err().to_string();
-        assert!(e.contains("d/bad.json:3: unreadable JSON"), "{e}");
-        assert!(!e.contains('\n'));
+        let p = read(r).unwrap();
+        let (why, origin) = &p.dropped[0];
+        assert!(origin.ends_with("d/bad.json:3"), "{origin}");
+        assert!(
+            why.starts_with("unreadable annotation file: unreadable JSON"),
+            "{why}"
+        );
+        assert!(!why.contains('\n'));
         write(
             r,
             "d/bad.json",

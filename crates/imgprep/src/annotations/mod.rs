@@ -441,7 +441,9 @@ pub(crate) fn walk_files(
                 .map_err(|e| io_error(&entry.path(), "read it", &e))?;
             if kind.is_dir() {
                 stack.push(entry.path());
-            } else if keep(name) && (kind.is_file() || is_file(&entry.path())) {
+            } else if keep(name) && !std::fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()) {
+                // files, and what only looks like one (a FIFO, a device, a
+                // dangling link): reading those fails with a reason, said
                 out.push(entry.path());
             }
         }

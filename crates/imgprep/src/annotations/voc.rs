@@ -465,7 +465,11 @@ fn parse_path(
     opts: &VocOptions,
     classes: &mut ClassNames,
 ) -> Result<Result<VocFile, Failure>, ParseError> {
-    let text = read_text(path, MAX_FILE_BYTES)?;
+    // a file that cannot be read is one unreadable item, as a malformed one
+    let text = match read_text(path, MAX_FILE_BYTES) {
+        Ok(t) => t,
+        Err(e) => return Ok(Err(Failure::Malformed(e))),
+    };
     Ok(parse(&show(path), &text, opts, classes))
 }
 

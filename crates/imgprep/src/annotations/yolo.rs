@@ -16,6 +16,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_yaml_ng::Value;
 
+use super::voc::UNREADABLE;
 use super::{
     is_file, is_image_name, list_dir, parse_num, quirk, read_text, rel_slash, show, walk_files,
     Attributes, BBox, ImageAnnotation, Object, ParseError, Parsed, Quirk, Units, MAX_FILE_BYTES,
@@ -94,7 +95,16 @@ pub fn read(root: &Path) -> Result<Parsed, ParseError> {
             out.quirks
                 .push(quirk("no label file (background)", &label_shown));
         } else {
-            let text = read_text(&label, MAX_FILE_BYTES)?;
+            // a label file that cannot be read (not UTF-8, a FIFO): its
+            // image's boxes are unknown, so the image is left out, named
+            let text = match read_text(&label, MAX_FILE_BYTES) {
+                Ok(t) => t,
+                Err(e) => {
+                    out.dropped
+                        .push((format!("{UNREADABLE}: {}", e.message), e.origin));
+                    continue;
+                }
+            };
             for (i, line) in text.lines().enumerate() {
                 let origin = format!("{label_shown}:{}", i + 1);
                 match parse_line(line, &cfg, &origin, &mut out.quirks) {
