@@ -864,3 +864,59 @@ fn a_new_output_does_not_replace_a_users_file() {
     );
     env.ok(&["verify", "out"]);
 }
+
+/// A server that answers and then sends its body a byte at a time is given
+/// up on once a timeout's worth of waiting brought less than the rate floor
+/// (a total time limit would also cut large objects on slow links); its
+/// object is a listed failure of `pull` (exit 1), as one that answers 500.
+#[test]
+fn a_server_that_trickles_is_given_up_on() {
+    use std::io::{BufRead, BufReader, Write};
+    let env = TestEnv::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(c.try_clone().unwrap());
+                let mut first = String::new();
+                let _ = r.read_line(&mut first);
+                let mut line = String::new();
+                while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let mut c = c;
+                if first.contains("/e500") {
+                    let _ = c.write_all(b"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n");
+                    return;
+                }
+                let head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\nContent-Type: image/jpeg\r\n\r\n";
+                if c.write_all(head).is_err() || first.starts_with("HEAD") {
+                    return;
+                }
+                while c.write_all(b"x").is_ok() {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            });
+        }
+    });
+    let vars = [
+        ("IMGPREP_IO_TIMEOUT_SECONDS", "2"),
+        ("IMGPREP_S3_RETRY_SECONDS", "2"),
+    ];
+    for name in ["trickle.jpg", "e500.jpg"] {
+        env.write(
+            "list.txt",
+            format!("http://127.0.0.1:{port}/{name}\n").as_bytes(),
+        );
+        let start = Instant::now();
+        let out = run_bounded_with(&env, &["pull", "list.txt", "dl"], 60, &vars);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
+        assert!(start.elapsed() < Duration::from_secs(30), "{name}");
+        let failed = String::from_utf8(env.read("dl/failed.txt")).unwrap();
+        assert!(failed.contains(name), "{failed}");
+        if name == "trickle.jpg" {
+            assert!(failed.contains("under the floor"), "{failed}");
+        }
+    }
+}

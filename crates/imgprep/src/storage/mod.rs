@@ -416,7 +416,13 @@ impl Bucket {
                 .get(&self.path(key)?)
                 .await
                 .map_err(|e| self.err(key, e))?;
-            r.bytes().await.map_err(|e| self.err(key, e))
+            let mut stream = r.into_stream();
+            let mut floor = RateFloor::new();
+            let mut all = bytes::BytesMut::new();
+            while let Some(chunk) = floor.next(&mut stream).await {
+                all.extend_from_slice(&chunk.map_err(|e| self.err(key, e))?);
+            }
+            Ok(all.freeze())
         })
     }
 
@@ -428,6 +434,7 @@ impl Bucket {
             size: r.meta.size,
             stream: r.into_stream(),
             chunk: Bytes::new(),
+            floor: RateFloor::new(),
         })
     }
 
@@ -453,7 +460,8 @@ impl Bucket {
             let etag = self.content_etag(&r.meta, &r.attributes);
             let mut stream = r.into_stream();
             let mut size = 0u64;
-            while let Some(chunk) = stream.next().await {
+            let mut floor = RateFloor::new();
+            while let Some(chunk) = floor.next(&mut stream).await {
                 let chunk = chunk.map_err(|e| self.err(key, e))?;
                 size += chunk.len() as u64;
                 f.write_all(&chunk).map_err(io)?;
@@ -530,12 +538,69 @@ pub struct ObjectReader {
     pub size: u64,
     stream: futures::stream::BoxStream<'static, object_store::Result<Bytes>>,
     chunk: Bytes,
+    floor: RateFloor,
+}
+
+/// The least a server must send in each `IMGPREP_IO_TIMEOUT_SECONDS` of
+/// waiting for it (64 KiB, about 2 KB/s at the default 30 s): a body that
+/// trickles a byte at a time is given up on, as one that stops is.
+const RATE_FLOOR: u64 = 64 << 10;
+
+/// Counts the time spent waiting for a body's chunks (not the time the
+/// reader spends on them) and the bytes they bring.
+struct RateFloor {
+    window: std::time::Duration,
+    waited: std::time::Duration,
+    got: u64,
+}
+
+impl RateFloor {
+    fn new() -> Self {
+        RateFloor {
+            window: settings::io_timeout(),
+            waited: std::time::Duration::ZERO,
+            got: 0,
+        }
+    }
+
+    /// The next chunk, or an error once a window of waiting brought less
+    /// than the floor.
+    async fn next<S>(&mut self, stream: &mut S) -> Option<object_store::Result<Bytes>>
+    where
+        S: futures::Stream<Item = object_store::Result<Bytes>> + Unpin,
+    {
+        let start = std::time::Instant::now();
+        let chunk = stream.next().await;
+        self.waited += start.elapsed();
+        if let Some(Ok(c)) = &chunk {
+            self.got += c.len() as u64;
+        }
+        if self.waited >= self.window {
+            if self.got < RATE_FLOOR {
+                return Some(Err(object_store::Error::Generic {
+                    store: "transfer",
+                    source: format!(
+                        "the server sent {} bytes in {} s of waiting, under the floor of {} KiB \
+                         per IMGPREP_IO_TIMEOUT_SECONDS ({} s): given up on",
+                        self.got,
+                        self.waited.as_secs(),
+                        RATE_FLOOR >> 10,
+                        self.window.as_secs()
+                    )
+                    .into(),
+                }));
+            }
+            self.waited = std::time::Duration::ZERO;
+            self.got = 0;
+        }
+        chunk
+    }
 }
 
 impl Read for ObjectReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.chunk.is_empty() {
-            match block_on(self.stream.next()) {
+            match block_on(self.floor.next(&mut self.stream)) {
                 None => return Ok(0),
                 Some(Ok(c)) => self.chunk = c,
                 Some(Err(e)) => return Err(std::io::Error::other(one_line(&e).0)),

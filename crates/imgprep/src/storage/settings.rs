@@ -80,6 +80,17 @@ fn read_ini(path: &std::path::Path) -> HashMap<String, HashMap<String, String>> 
     out
 }
 
+/// `IMGPREP_IO_TIMEOUT_SECONDS` (default 30): how long a server may send
+/// nothing, or less than the rate floor, before it is given up on.
+pub fn io_timeout() -> Duration {
+    Duration::from_secs(
+        env("IMGPREP_IO_TIMEOUT_SECONDS")
+            .and_then(|v| v.parse().ok())
+            .filter(|&s: &u64| s > 0)
+            .unwrap_or(30),
+    )
+}
+
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -160,17 +171,15 @@ impl S3Settings {
         // A server that accepts and then says nothing is given up on after
         // IMGPREP_IO_TIMEOUT_SECONDS without a byte (default 30), and then
         // retried only within IMGPREP_S3_RETRY_SECONDS: every wait is bounded.
-        let io = Duration::from_secs(
-            env("IMGPREP_IO_TIMEOUT_SECONDS")
-                .and_then(|v| v.parse().ok())
-                .filter(|&s: &u64| s > 0)
-                .unwrap_or(30),
-        );
+        // A body that trickles is cut by the transfer-rate floor the
+        // readers keep (see `super::RateFloor`), not by a total time that
+        // a large object on a slow link would also hit.
+        let io = io_timeout();
         ClientOptions::new()
             .with_allow_http(allow_http)
             .with_connect_timeout(io.min(Duration::from_secs(5)))
             .with_read_timeout(io)
-            .with_timeout(Duration::from_secs(300))
+            .with_timeout(Duration::from_secs(24 * 3600))
     }
 
     /// A plain HTTP(S) server at `base` (`scheme://host[:port]`): GET and

@@ -524,8 +524,13 @@ pub fn pull(
     for d in dirs {
         crate::output::remove_partials_in(d);
     }
-    // one clear error when nothing can work (credentials, endpoint)
-    if let Some((_, Ok((uri, _)))) = jobs.iter().find(|j| j.1.is_ok()) {
+    // one clear error when nothing can work (credentials, endpoint of a
+    // store); a plain web server has neither, and an error of one of its
+    // objects is that object's failure, listed with the others
+    if let Some((_, Ok((uri, _)))) = jobs.iter().find(|j| {
+        j.1.as_ref()
+            .is_ok_and(|(u, _)| !u.scheme.starts_with("http"))
+    }) {
         let b = bucket_for(uri).map_err(storage_err)?;
         if let Err(e) = b.head(&uri.key) {
             if !e.not_found {
