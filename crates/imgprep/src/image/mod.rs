@@ -741,6 +741,68 @@ mod tests {
         }
     }
 
+    /// A PNG whose colour profile chunk inflates to hundreds of MB: the
+    /// profile (which nothing uses) is not inflated, the pixels are the
+    /// same as without it. (The peak memory is this test process's own
+    /// under nextest, one process per test.)
+    #[test]
+    fn a_colour_profile_bomb_is_not_inflated() {
+        use std::io::Write;
+        fn chunk(kind: &[u8], data: &[u8]) -> Vec<u8> {
+            let mut v = (data.len() as u32).to_be_bytes().to_vec();
+            v.extend_from_slice(kind);
+            v.extend_from_slice(data);
+            let mut h = flate2::Crc::new();
+            h.update(kind);
+            h.update(data);
+            v.extend_from_slice(&h.sum().to_be_bytes());
+            v
+        }
+        let png = |profile: Option<&[u8]>| {
+            let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
+            let mut ihdr = 2u32.to_be_bytes().to_vec();
+            ihdr.extend_from_slice(&2u32.to_be_bytes());
+            ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+            v.extend(chunk(b"IHDR", &ihdr));
+            if let Some(p) = profile {
+                v.extend(chunk(b"iCCP", p));
+            }
+            let rows = [0u8, 10, 20, 30, 40, 50, 60, 0, 70, 80, 90, 100, 110, 120];
+            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+            z.write_all(&rows).unwrap();
+            v.extend(chunk(b"IDAT", &z.finish().unwrap()));
+            v.extend(chunk(b"IEND", b""));
+            v
+        };
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..400 {
+            z.write_all(&zeros).unwrap();
+        }
+        let mut profile = b"p\0\0".to_vec();
+        profile.extend(z.finish().unwrap());
+        let (bomb, clean) = (png(Some(&profile)), png(None));
+        assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+        let peak = || {
+            std::fs::read_to_string("/proc/self/status")
+                .unwrap()
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+                .unwrap()
+        };
+        let before = peak();
+        let mut p = Processor::new().unwrap();
+        let spec = ImageSpec::default();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        p.probe(&bomb, 1 << 20).unwrap();
+        p.process(&bomb, &spec, &mut a).unwrap();
+        p.process(&clean, &spec, &mut b).unwrap();
+        assert_eq!(a, b);
+        let grew_mb = (peak() - before) / 1024;
+        assert!(grew_mb < 100, "peak memory grew by {grew_mb} MB");
+    }
+
     #[test]
     fn dct_scale_picks_the_smallest_covering_factor() {
         assert_eq!(dct_scale(640, 480, 280, 210), 4);

@@ -34,6 +34,35 @@ fn reader(data: &[u8], format: ImageFormat) -> image::ImageReader<Cursor<&[u8]>>
     image::ImageReader::with_format(Cursor::new(data), to_image_format(format))
 }
 
+/// A PNG without its colour profile chunk (`iCCP`), which nothing here
+/// uses: a few KB of deflate can claim a profile of hundreds of MB that the
+/// decoder would inflate (up to its whole allocation limit) before the
+/// first pixel. Other data, and other formats, as they are.
+fn without_icc_profile(data: &[u8], format: ImageFormat) -> std::borrow::Cow<'_, [u8]> {
+    use std::borrow::Cow;
+    if format != ImageFormat::Png || !data.starts_with(b"\x89PNG\r\n\x1a\n") {
+        return Cow::Borrowed(data);
+    }
+    let mut at = 8usize;
+    while at + 8 <= data.len() {
+        let len = u32::from_be_bytes(data[at..at + 4].try_into().expect("4 bytes")) as usize;
+        let kind = &data[at + 4..at + 8];
+        let end = at.saturating_add(12).saturating_add(len).min(data.len());
+        match kind {
+            b"iCCP" => {
+                let mut v = Vec::with_capacity(data.len() - (end - at));
+                v.extend_from_slice(&data[..at]);
+                v.extend_from_slice(&data[end..]);
+                return Cow::Owned(v);
+            }
+            // the profile comes before the image data, or not at all
+            b"IDAT" | b"IEND" => break,
+            _ => at = end,
+        }
+    }
+    Cow::Borrowed(data)
+}
+
 /// The source's colour layout: its stored one when the decoder converts
 /// (a CMYK TIFF is decoded to RGB, but the colour policy is about CMYK).
 fn source_color(c: image::ColorType, original: image::ExtendedColorType) -> SourceColor {
@@ -51,7 +80,8 @@ fn source_color(c: image::ColorType, original: image::ExtendedColorType) -> Sour
 
 /// Width, height, channel count and colour layout from the header only.
 pub fn header(data: &[u8], format: ImageFormat) -> Result<(u32, u32, u8, SourceColor), ImageError> {
-    let dec = reader(data, format)
+    let data = without_icc_profile(data, format);
+    let dec = reader(&data, format)
         .into_decoder()
         .map_err(|e| map_err(format, e))?;
     let (w, h) = dec.dimensions();
@@ -69,7 +99,7 @@ pub fn orientation(data: &[u8], format: ImageFormat) -> u8 {
     if format == ImageFormat::Webp {
         return super::exif::webp_orientation(data);
     }
-    reader(data, format)
+    reader(&without_icc_profile(data, format), format)
         .into_decoder()
         .ok()
         .and_then(|mut d| d.orientation().ok())
@@ -85,7 +115,8 @@ pub fn decode(
     color: ColorMode,
     max_pixels: u64,
 ) -> Result<(Pixels, SourceColor, u8), ImageError> {
-    let mut r = reader(data, format);
+    let stripped = without_icc_profile(data, format);
+    let mut r = reader(&stripped, format);
     let mut limits = image::Limits::default();
     // Room for the largest allowed image at 16 bits x 4 channels.
     limits.max_alloc = Some(max_pixels.saturating_mul(8).max(64 << 20));
