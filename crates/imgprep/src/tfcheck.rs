@@ -21,9 +21,10 @@ pub fn open(path: &Path) -> Result<RecordReader<Box<dyn Read>>> {
     } else if s.ends_with(".zz") {
         Box::new(flate2::read::ZlibDecoder::new(f))
     } else {
-        Box::new(f)
+        return Ok(RecordReader::new(Box::new(f)));
     };
-    Ok(RecordReader::new(r))
+    // inflated records: at most the decode memory budget each
+    Ok(RecordReader::new(r).with_max_len(crate::image::budget::limit()))
 }
 
 fn int(ex: &Example, k: &str) -> Option<i64> {

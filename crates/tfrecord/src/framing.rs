@@ -62,8 +62,13 @@ pub enum FramingError {
     DataCrc { record: u64, offset: u64 },
     #[error("record {record} at byte {offset}: file ends inside the record")]
     Truncated { record: u64, offset: u64 },
-    #[error("record {record} at byte {offset}: length {len} is implausible")]
-    TooLong { record: u64, offset: u64, len: u64 },
+    #[error("record {record} at byte {offset}: length {len} is over the {max} bytes a record may have here")]
+    TooLong {
+        record: u64,
+        offset: u64,
+        len: u64,
+        max: u64,
+    },
     #[error("I/O error at byte {offset}: {source}")]
     Io { offset: u64, source: io::Error },
 }
@@ -83,6 +88,14 @@ impl<R: Read> RecordReader<R> {
             n: 0,
             max_len: 1 << 31,
         }
+    }
+
+    /// Refuse records longer than `max` bytes (default 2 GiB). A record's
+    /// buffer grows with the bytes really read, so a plain file bounds it by
+    /// its size; a compressed stream does not (2 MB of gzip inflate to 2 GB).
+    pub fn with_max_len(mut self, max: u64) -> Self {
+        self.max_len = max;
+        self
     }
 
     fn fill(&mut self, buf: &mut [u8]) -> Result<usize, FramingError> {
@@ -122,6 +135,7 @@ impl<R: Read> RecordReader<R> {
                 record,
                 offset,
                 len,
+                max: self.max_len,
             });
         }
         // grow with the data that is really there, not with the length a

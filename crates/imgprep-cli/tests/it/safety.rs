@@ -343,6 +343,27 @@ fn sizes_are_checked_before_allocation() {
     env.write("claims.tfrecord", &file);
     let out = run_bounded(&env, &["verify", "claims.tfrecord"], 30);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // the same inside gzip, with the bytes there: 64 MiB of zeros are 64 KB
+    // of gzip; a compressed record may be no longer than the decode budget
+    let len = (64u64 << 20).to_le_bytes();
+    let mut file = len.to_vec();
+    file.extend_from_slice(&tfrecord::masked_crc32c(&len).to_le_bytes());
+    file.resize(file.len() + (64 << 20) + 4, 0);
+    env.write("bomb.tfrecord", &file);
+    let zipped = std::process::Command::new("gzip")
+        .arg("-f")
+        .arg(env.path("bomb.tfrecord"))
+        .status()
+        .unwrap();
+    assert!(zipped.success());
+    let out = run_bounded_with(
+        &env,
+        &["verify", "bomb.tfrecord.gz"],
+        30,
+        &[("IMGPREP_DECODE_MEMORY_MIB", "16")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_stderr_has(&out, "is over the 16777216 bytes");
     // a 40-byte .rec whose header claims 512 MiB
     let mut rec = recordio::MAGIC.to_le_bytes().to_vec();
     rec.extend_from_slice(&((1u32 << 29) - 1).to_le_bytes());

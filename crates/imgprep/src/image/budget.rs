@@ -27,6 +27,11 @@ fn budget() -> &'static Budget {
     })
 }
 
+/// The budget in bytes (`IMGPREP_DECODE_MEMORY_MIB`, default 1024 MiB).
+pub fn limit() -> u64 {
+    budget().limit
+}
+
 /// A share of the budget, given back when dropped.
 #[derive(Debug)]
 pub struct Permit(u64);
