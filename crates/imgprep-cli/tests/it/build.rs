@@ -945,8 +945,9 @@ fn the_cache_keeps_only_what_the_last_build_used() {
         std::fs::read_dir(dir)
             .map(|d| {
                 d.flatten()
-                    // (beside the items: the record tables, counted below)
-                    .filter(|s| s.file_name() != "records")
+                    // (beside the items: the record tables, counted below,
+                    // and the up-to-date stamp)
+                    .filter(|s| s.file_name() != "records" && s.file_name() != "stamps")
                     .map(|s| std::fs::read_dir(s.path()).map(|e| e.count()).unwrap_or(0))
                     .sum()
             })
@@ -1002,4 +1003,34 @@ fn the_cache_keeps_only_what_the_last_build_used() {
     assert_eq!(entries(), 7);
     let (t, recs) = tables();
     assert!(t == recs && t > 0, "{t} tables for {recs} record files");
+}
+
+/// The same data gives the same dataset, manifest included, whenever its
+/// files were copied (new modification times); the up-to-date check that
+/// uses the times lives beside the item cache, not in the manifest.
+#[test]
+fn the_manifest_names_inputs_by_content_not_by_time() {
+    let env = TestEnv::new();
+    env.synth("p", 2, 5, 64, 48);
+    env.write(
+        "r.toml",
+        b"name = \"m\"\n[[sources]]\ntype = \"folders\"\nroot = \"p\"\n[[outputs]]\nformat = \"recordio\"\n",
+    );
+    env.ok(&["build", "r.toml", "--out", "a"]);
+    let again = summary(&env, &["build", "r.toml", "--out", "a"]);
+    assert_eq!(again["up_to_date"], true, "{again}");
+    // every source copied anew: new times, same bytes
+    for c in 0..2 {
+        for i in 0..5 {
+            let rel = format!("p/class_{c}/img_{i:05}.jpg");
+            let bytes = env.read(&rel);
+            std::fs::remove_file(env.path(&rel)).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            env.write(&rel, &bytes);
+        }
+    }
+    let after = summary(&env, &["build", "r.toml", "--out", "a"]);
+    assert_eq!(after["up_to_date"], false, "new times: looked at again");
+    env.ok(&["build", "r.toml", "--out", "b", "--cache-dir", "other"]);
+    assert_eq!(tree(&env.path("a")), tree(&env.path("b")));
 }

@@ -216,7 +216,7 @@ impl Cache {
         };
         for d in subdirs.flatten() {
             // the record tables (see `reuse`) are kept by their own rule
-            if d.file_name() == super::reuse::TABLES {
+            if d.file_name() == super::reuse::TABLES || d.file_name() == super::STAMPS {
                 continue;
             }
             let Ok(entries) = std::fs::read_dir(d.path()) else {

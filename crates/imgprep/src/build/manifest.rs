@@ -56,7 +56,9 @@ pub struct Manifest {
     pub version: String,
     pub name: String,
     pub recipe_sha256: String,
-    /// Recipe, tool version and every input's size and time: equal means up to date.
+    /// Recipe, transform and every input by content (its SHA-256), labels,
+    /// groups, splits and boxes: the same data gives the same fingerprint
+    /// wherever its files were copied.
     pub fingerprint: String,
     pub seed: u64,
     pub split_method: String,

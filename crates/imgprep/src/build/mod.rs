@@ -223,42 +223,15 @@ fn build_in(
     // Up to date? Same recipe, tool and inputs, and every output still there.
     // (The fingerprint's text is summed as it is made: whole, it was 5 MB
     // at 50,000 items.)
-    let mut fp_sum = checksum::Summer::default();
-    fp_sum.update(format!("{}\n{}\n{:?}\n", transform_key, r.hash, opts.shard).as_bytes());
-    let mut prints = Vec::with_capacity(needed.len());
+    let head = format!("{}\n{}\n{:?}\n", transform_key, r.hash, opts.shard);
     let catalog_prints = std::mem::take(&mut catalog.prints);
-    for &i in &needed {
-        let item = &catalog.items[i];
-        let (size, mtime) = catalog_prints[i];
-        // labels, group and source split too: a changed range or index
-        // row changes the outputs
-        fp_sum.update(
-            format!(
-                "{}\t{size}\t{mtime}\t{}\t{:?}\t{:?}\n",
-                item.rel,
-                item.labels.join("\u{1f}"),
-                item.group,
-                item.split
-            )
-            .as_bytes(),
-        );
-        // a box edited in an annotation file changes the outputs too
-        if let Some(a) = &item.annotation {
-            fp_sum.update(&sha256_hex(format!("{a:?}").as_bytes()).as_bytes()[..16]);
-            fp_sum.update(b"\n");
-        }
-        prints.push((size, mtime));
-    }
+    let prints: Vec<(u64, i128)> = needed.iter().map(|&i| catalog_prints[i]).collect();
     drop(catalog_prints);
-    // the class order and names as the sources and recipe give them (a
-    // `labels.names` file, a metadata source's class ids, human names)
-    fp_sum.update(
-        format!(
-            "labels\t{:?}\t{}\t{}\n",
-            catalog.labels.entries, catalog.label_order, catalog.multi_label
-        )
-        .as_bytes(),
-    );
+    // the inputs by their files' sizes and times: the same again (and the
+    // manifest written from it unchanged) means up to date
+    let stamp = inputs_fingerprint(&head, &catalog, &needed, &|k, _| {
+        format!("{}\t{}", prints[k].0, prints[k].1)
+    });
     // each needed item's cache key, made once (prepare, write and the
     // cache's pruning all look entries up by it)
     let keys: Vec<String> = needed
@@ -268,19 +241,16 @@ fn build_in(
             video::cache_key(&transform_key, &catalog.items[i], size, mtime)
         })
         .collect();
-    // what the sources passed over is in the manifest too (a new file that
-    // no list names, or one that can no longer be read, changes it)
-    for skip in &catalog.skipped {
-        fp_sum.update(format!("skipped\t{}\t{}\n", skip.item, skip.reason).as_bytes());
-    }
-    let fp = fp_sum.finish().sha256.to_string();
     let guard = outdir::acquire(&opts.out, opts.force)?;
-    if let Some(m) = read_manifest(&opts.out) {
+    let stamp_at = stamp_path(&cache_dir, &opts.out);
+    if let Some((m, sha)) = read_manifest_summed(&opts.out) {
         let intact = m
             .files
             .iter()
             .all(|(f, s)| std::fs::metadata(opts.out.join(f)).is_ok_and(|md| md.len() == s.size));
-        if m.fingerprint == fp && intact {
+        let stamped =
+            std::fs::read_to_string(&stamp_at).is_ok_and(|t| t == format!("{stamp}\n{sha}\n"));
+        if stamped && intact {
             return Ok(BuildSummary {
                 out: opts.out.clone(),
                 up_to_date: true,
@@ -615,6 +585,14 @@ fn build_in(
     };
     let (written, records, locations, left_out) = write::write_outputs(&ctx, reporter)?;
     let ctx_reused = ctx.reused.load(std::sync::atomic::Ordering::Relaxed);
+    // the inputs by their content (the SHA-256 of every source): the
+    // manifest's fingerprint is the same for the same data wherever and
+    // whenever its files were copied
+    let fp = inputs_fingerprint(&head, &catalog, &needed, &|_, i| match prepared.get(&i) {
+        Some(Prepared::Ok(_, sha, _)) => checksum::Sha256Sum(*sha).to_string(),
+        Some(Prepared::Skipped(why) | Prepared::Excluded(why)) => format!("not used: {why}"),
+        None => "-".into(),
+    });
     let mut manifest = write::manifest(&ctx, written, fp, opts.shard, reporter);
     manifest.records = records;
     if let Some(rep) = box_report {
@@ -639,7 +617,7 @@ fn build_in(
         let sums = crate::output::write_atomic(&p, bytes).map_err(Error::io(&p))?;
         manifest.files.insert(rel.clone(), sums);
     }
-    write::write_manifest(&opts.out, &mut manifest, &guard)?;
+    let manifest_sums = write::write_manifest(&opts.out, &mut manifest, &guard)?;
     // files of the previous build (or of a killed one) that this one did not
     // write; see OutGuard::finish
     let sources: std::cell::OnceCell<std::collections::HashSet<(u64, u64)>> = Default::default();
@@ -666,6 +644,14 @@ fn build_in(
     let (_, cache_pruned_bytes) = cache.retain(&keep);
     // (the record tables of the files written; none after --drop-cache,
     // whose next build starts from scratch)
+    if ctx.evict.is_none() {
+        // (none after --drop-cache: its next build starts from scratch)
+        let _ = std::fs::create_dir_all(cache.dir().join(STAMPS));
+        let _ = crate::output::write_atomic(
+            &stamp_at,
+            format!("{stamp}\n{}\n", manifest_sums.sha256).as_bytes(),
+        );
+    }
     let tables = std::mem::take(&mut *ctx.tables.lock().unwrap());
     reuse::prune(cache.dir(), &opts.out, tables.iter().map(|t| t.as_str()));
     Ok(BuildSummary {
@@ -1106,12 +1092,78 @@ fn remove_partials(dir: &Path) {
 }
 
 pub fn read_manifest(out: &Path) -> Option<Manifest> {
+    read_manifest_summed(out).map(|(m, _)| m)
+}
+
+/// [`read_manifest`] and the SHA-256 of its text.
+fn read_manifest_summed(out: &Path) -> Option<(Manifest, checksum::Sha256Sum)> {
     // (a regular file only, and bounded: the manifest of 1.28 M items is
     // about 450 MB; a larger file there is not one of ours)
     let text =
         crate::files::read_text_capped(&crate::files::join(out, Path::new(MANIFEST)), 2 << 30)
             .ok()?;
-    serde_json::from_str(&text).ok()
+    let sha = checksum::Sha256Sum(checksum::sha256(text.as_bytes()));
+    Some((serde_json::from_str(&text).ok()?, sha))
+}
+
+/// The folder of up-to-date stamps in an item cache.
+pub(super) const STAMPS: &str = "stamps";
+
+/// Where a build of `out` notes what its inputs' files were (sizes and
+/// times) and the manifest it wrote from them: beside the item cache, not
+/// in the dataset, whose manifest names the inputs by content only.
+fn stamp_path(cache_dir: &Path, out: &Path) -> std::path::PathBuf {
+    cache_dir.join(STAMPS).join(reuse::table_name(out, "stamp"))
+}
+
+/// A fingerprint of a build's inputs: `head` (transform, recipe, shard),
+/// every needed item (name, `id(k, i)` for its bytes (`k` its place in
+/// `needed`), labels, group, source split, boxes), the label map and what
+/// the sources passed over.
+fn inputs_fingerprint(
+    head: &str,
+    catalog: &Catalog,
+    needed: &[usize],
+    id: &dyn Fn(usize, usize) -> String,
+) -> String {
+    let mut sum = checksum::Summer::default();
+    sum.update(head.as_bytes());
+    for (k, &i) in needed.iter().enumerate() {
+        let item = &catalog.items[i];
+        // labels, group and source split too: a changed range or index
+        // row changes the outputs
+        sum.update(
+            format!(
+                "{}\t{}\t{}\t{:?}\t{:?}\n",
+                item.rel,
+                id(k, i),
+                item.labels.join("\u{1f}"),
+                item.group,
+                item.split
+            )
+            .as_bytes(),
+        );
+        // a box edited in an annotation file changes the outputs too
+        if let Some(a) = &item.annotation {
+            sum.update(&sha256_hex(format!("{a:?}").as_bytes()).as_bytes()[..16]);
+            sum.update(b"\n");
+        }
+    }
+    // the class order and names as the sources and recipe give them (a
+    // `labels.names` file, a metadata source's class ids, human names)
+    sum.update(
+        format!(
+            "labels\t{:?}\t{}\t{}\n",
+            catalog.labels.entries, catalog.label_order, catalog.multi_label
+        )
+        .as_bytes(),
+    );
+    // what the sources passed over (a new file that no list names, or one
+    // that can no longer be read, changes it)
+    for skip in &catalog.skipped {
+        sum.update(format!("skipped\t{}\t{}\n", skip.item, skip.reason).as_bytes());
+    }
+    sum.finish().sha256.to_string()
 }
 
 /// Whether `out` (a folder or an object-store prefix) holds a dataset

@@ -898,7 +898,7 @@ pub(super) fn write_manifest(
     out: &Path,
     m: &mut Manifest,
     guard: &super::outdir::OutGuard,
-) -> Result<()> {
+) -> Result<crate::checksum::FileSums> {
     for (name, v) in &m.variants.clone() {
         let rel = format!("{name}/hyperparameters.json");
         let p = under(out, &rel)?;
@@ -915,8 +915,7 @@ pub(super) fn write_manifest(
     serde_json::to_writer_pretty(&mut f, &*m)
         .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?;
     std::io::Write::write_all(&mut f, b"\n").map_err(io_err(&p))?;
-    f.commit().map_err(io_err(&p))?;
-    Ok(())
+    f.commit().map_err(io_err(&p))
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
