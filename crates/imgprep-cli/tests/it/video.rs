@@ -1202,3 +1202,26 @@ fn relabelled_ranges_decode_no_frame_again() {
         );
     }
 }
+
+/// Thousands of ranges that hold no frame: a few warnings word for word,
+/// the rest counted, not one line each.
+#[test]
+fn many_empty_ranges_are_counted_not_each_printed() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let env = TestEnv::new();
+    clip(&env, "v/r/a.mp4", 20, 10, 0, "", &[]);
+    let mut csv = String::from("label,start,end\na,0,1.0\n");
+    for k in 0..500 {
+        csv.push_str(&format!("b,{}.0,{}.5\n", 100 + k, 100 + k));
+    }
+    env.write("l/r.csv", csv.as_bytes());
+    let src = "chunks = \"v/{s}/*.mp4\"\nlabels = \"l/{s}.csv\"\nunit = \"seconds\"";
+    let r = recipe(&env, "many", src, "");
+    let out = env.ok(&["build", &r, "--out", "x"]);
+    let err = stderr(&out);
+    let said = err.matches("holds no frame").count();
+    assert!(said <= 20, "{said} lines: {err}");
+    assert_stderr_has(&out, "and 480 more warnings");
+}

@@ -606,8 +606,17 @@ fn build_in(
         let sums = video::write_frame_table(&p, &catalog.video)?;
         manifest.files.insert(video::FRAMES_CSV.into(), sums);
         manifest.video = Some(video::manifest_section(&catalog, &prepared));
-        for w in &catalog.video.warnings {
+        // a labels file of thousands of ranges that match no frame: a few
+        // said word for word, the rest counted
+        const SHOWN: usize = 20;
+        for w in catalog.video.warnings.iter().take(SHOWN) {
             reporter.warn(w);
+        }
+        if catalog.video.warnings.len() > SHOWN {
+            reporter.warn(&format!(
+                "... and {} more warnings about the recordings and their ranges",
+                catalog.video.warnings.len() - SHOWN
+            ));
         }
     }
     // files the caller keeps with the dataset (convert's recipe)
