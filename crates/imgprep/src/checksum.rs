@@ -18,9 +18,18 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
+/// Lowercase hex digits of `bytes` (one allocation, not one per byte:
+/// cache keys and every source's SHA-256 go through here).
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
 }
+
+const DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 /// Size and SHA-256 of a file, as the manifest lists them.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -37,7 +46,12 @@ pub struct Sha256Sum(pub [u8; 32]);
 
 impl std::fmt::Display for Sha256Sum {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        let mut text = [0u8; 64];
+        for (pair, &b) in text.chunks_exact_mut(2).zip(&self.0) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 15)];
+        }
+        f.write_str(std::str::from_utf8(&text).expect("hex digits"))
     }
 }
 
@@ -183,6 +197,18 @@ pub fn file_etag(path: &Path, part_size: u64) -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_lowercase_two_digits_a_byte() {
+        assert_eq!(hex(&[0, 1, 0x0f, 0x10, 0xab, 0xff]), "00010f10abff");
+        let mut b = [0u8; 32];
+        b[0] = 0xde;
+        b[31] = 0x07;
+        let t = Sha256Sum(b).to_string();
+        assert_eq!(t.len(), 64);
+        assert!(t.starts_with("de00") && t.ends_with("0007"), "{t}");
+        assert_eq!(t.parse::<Sha256Sum>().unwrap(), Sha256Sum(b));
+    }
 
     #[test]
     fn etags_single_and_multipart() {

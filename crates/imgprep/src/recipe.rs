@@ -837,6 +837,8 @@ pub fn parse(text: &str) -> std::result::Result<Recipe, (Option<usize>, String)>
             Some("resize")
         } else if t.center_crop {
             Some("center_crop")
+        } else if t.color == ColorSpec::Grayscale {
+            Some("color")
         } else {
             None
         };

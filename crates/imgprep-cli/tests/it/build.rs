@@ -1034,3 +1034,99 @@ fn the_manifest_names_inputs_by_content_not_by_time() {
     env.ok(&["build", "r.toml", "--out", "b", "--cache-dir", "other"]);
     assert_eq!(tree(&env.path("a")), tree(&env.path("b")));
 }
+
+/// Settings whose numbers would not describe what is written are refused
+/// before any work: a multi-label dataset's RecordIO output without
+/// pack_label (each record would keep one label while label_width says
+/// more), grayscale with pass-through (the files stay as they are).
+#[test]
+fn settings_that_would_make_wrong_numbers_are_refused() {
+    let env = TestEnv::new();
+    env.synth("p", 2, 3, 32, 24);
+    let mut csv = String::from("file,labels\n");
+    for c in 0..2 {
+        for i in 0..3 {
+            csv.push_str(&format!("class_{c}/img_{i:05}.jpg,a;b{c}\n"));
+        }
+    }
+    env.write("multi.csv", csv.as_bytes());
+    let source = "[[sources]]\ntype = \"csv\"\nfile = \"multi.csv\"\nroot = \"p\"\npath = \"{file}\"\nlabel = \"labels\"\nlabel_separator = \";\"\n";
+    env.write(
+        "m.toml",
+        format!("name = \"m\"\n{source}[[outputs]]\nformat = \"recordio\"\n").as_bytes(),
+    );
+    let out = env.run(&["build", "m.toml", "--out", "m"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("pack_label = true"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.path("m").exists());
+    env.write(
+        "m.toml",
+        format!("name = \"m\"\n{source}[[outputs]]\nformat = \"recordio\"\npack_label = true\n")
+            .as_bytes(),
+    );
+    let m = summary(&env, &["build", "m.toml", "--out", "m"]);
+    assert_eq!(
+        m["dataset"]["variants"]["complete"]["label_width"], 3,
+        "{m}"
+    );
+    env.write(
+        "g.toml",
+        b"name = \"g\"\n[[sources]]\ntype = \"folders\"\nroot = \"p\"\n[transform]\nencoding = \"passthrough\"\ncolor = \"grayscale\"\n",
+    );
+    let out = env.run(&["build", "g.toml", "--out", "g"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("color"), "{}", stderr(&out));
+}
+
+/// Pass-through files turned by 90 degrees in EXIF: readers disagree on
+/// their height and width, so image_shape is left out, with the reason.
+#[test]
+fn pass_through_images_turned_by_exif_have_no_image_shape() {
+    let env = TestEnv::new();
+    env.synth("p", 2, 2, 48, 32);
+    let f = "p/class_0/img_00000.jpg";
+    let turned = crate::detection::with_orientation(&env.read(f), 6);
+    env.write(f, &turned);
+    env.write(
+        "r.toml",
+        b"name = \"t\"\n[[sources]]\ntype = \"folders\"\nroot = \"p\"\n[transform]\nencoding = \"passthrough\"\n[[outputs]]\nformat = \"recordio\"\n",
+    );
+    let out = env.run(&["build", "r.toml", "--out", "o", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("EXIF rotation"), "{}", stderr(&out));
+    let m = manifest(&env, "o");
+    assert!(m["variants"]["complete"]["image_shape"].is_null(), "{m}");
+}
+
+/// Shards that skipped an item (a file that does not decode) merge into
+/// what one build gives: the item is skipped there too, for the reason the
+/// shard gave.
+#[test]
+fn shards_that_skipped_an_item_merge_like_one_build() {
+    let env = TestEnv::new();
+    env.synth("p", 2, 6, 48, 32);
+    env.write("p/class_1/broken.jpg", b"\xff\xd8\xff\xe0 this is no JPEG");
+    env.write(
+        "r.toml",
+        b"name = \"s\"\non_error = \"skip\"\n[[sources]]\ntype = \"folders\"\nroot = \"p\"\n[[outputs]]\nformat = \"recordio\"\n",
+    );
+    for i in 0..2 {
+        env.ok(&[
+            "build",
+            "r.toml",
+            "--out",
+            &format!("s{i}"),
+            "--shard",
+            &format!("{i}/2"),
+        ]);
+    }
+    env.ok(&["merge", "r.toml", "--out", "merged", "s0", "s1"]);
+    env.ok(&["build", "r.toml", "--out", "one"]);
+    assert_eq!(tree(&env.path("merged")), tree(&env.path("one")));
+    let m = manifest(&env, "one");
+    assert_eq!(m["skipped"].as_array().unwrap().len(), 1, "{m}");
+}

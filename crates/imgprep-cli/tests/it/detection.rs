@@ -831,7 +831,7 @@ fn real_voc_and_labelme_files_build() {
 }
 
 /// `jpeg` with an EXIF APP1 segment saying `orientation`, right after SOI.
-fn with_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+pub(crate) fn with_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
     let mut tiff = b"II*\0\x08\0\0\0".to_vec();
     tiff.extend_from_slice(&1u16.to_le_bytes()); // one IFD entry
     tiff.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation

@@ -28,7 +28,7 @@ use crate::image::{ImageInfo, Processor, SourceColor, SourceGeometry};
 use crate::recipe::{self, ColorPolicy, OnError};
 use crate::report::Reporter;
 use cache::{Cache, SourceSha};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -280,6 +280,15 @@ fn build_in(
         .map(Cache::new)
         .collect();
     let merging = !opts.merge_from.is_empty();
+    // items a shard skipped (a file that does not decode): skipped in the
+    // merge too, for the same reason, not looked for in the caches
+    let shard_skips: HashMap<String, String> = opts
+        .merge_from
+        .iter()
+        .filter_map(|d| read_manifest(d))
+        .flat_map(|m| m.skipped)
+        .map(|s| (s.item, s.reason))
+        .collect();
     let mut prepared = PreparedItems::new(catalog.items.len());
     prepared.done.reserve_exact(needed.len());
     let mut processed = 0u64;
@@ -350,7 +359,11 @@ fn build_in(
                     }
                 }
                 if merging {
-                    return (i, Prepared::Skipped(MISSING_IN_SHARDS.into()), false);
+                    let why = shard_skips
+                        .get(&item.rel)
+                        .cloned()
+                        .unwrap_or_else(|| MISSING_IN_SHARDS.into());
+                    return (i, Prepared::Skipped(why), false);
                 }
                 let data = match read(&item.path) {
                     Ok(d) => d,
@@ -560,6 +573,21 @@ fn build_in(
     warn_before_writing(r, &catalog, &plan, spec.as_ref(), &written, reporter);
 
     guard.begin_writing()?;
+    // the cache keeps what this build used, nothing older: the entries of
+    // earlier builds are removed while the outputs are written (no output
+    // reads them)
+    let pruning = {
+        let keys = keys.clone();
+        let dir = cache.dir().to_path_buf();
+        std::thread::Builder::new()
+            .name("imgprep-prune".into())
+            .spawn(move || {
+                let keep: std::collections::HashSet<&str> =
+                    keys.iter().map(|k| k.as_str()).collect();
+                Cache::new(dir).retain(&keep).1
+            })
+            .map_err(|e| Error::Usage(format!("cannot start a thread: {e}")))?
+    };
     let ctx = write::Context {
         guard: &guard,
         recipe: r,
@@ -648,9 +676,7 @@ fn build_in(
     let left = guard.finish(&manifest.files, &links_a_source);
     report_left(&opts.out, &left, reporter);
     report_skips(&manifest, reporter);
-    // the cache keeps what this build used, nothing older
-    let keep: std::collections::HashSet<&str> = keys.iter().map(|k| k.as_str()).collect();
-    let (_, cache_pruned_bytes) = cache.retain(&keep);
+    let cache_pruned_bytes = pruning.join().unwrap_or(0);
     // (the record tables of the files written; none after --drop-cache,
     // whose next build starts from scratch)
     if ctx.evict.is_none() {
@@ -683,6 +709,22 @@ fn build_in(
 fn check_outputs(r: &recipe::LoadedRecipe, catalog: &Catalog) -> Result<()> {
     use recipe::{OutputSpec, TfPreset};
     let spec = r.recipe.transform.image_spec().map_err(Error::Usage)?;
+    // (im2rec.py keeps the first label of each line without --pack-label;
+    // a build's numbers (label_width, num_classes) describe all of them)
+    if catalog.multi_label
+        && r.recipe
+            .outputs
+            .iter()
+            .any(|o| matches!(o, recipe::OutputSpec::Recordio { pack_label: false }))
+    {
+        return Err(Error::Usage(format!(
+            "{}: the dataset is multi-label, but its recordio output has no pack_label = true: \
+             each record would keep only its first label while label_width says {}; set \
+             pack_label = true under that [[outputs]]",
+            r.path.display(),
+            catalog.labels.len()
+        )));
+    }
     if !catalog.video.is_empty() && spec.is_none() {
         return Err(Error::Usage(format!(
             "{}: transform.encoding = \"passthrough\" cannot apply to video frames (they have no \
@@ -957,17 +999,6 @@ fn warn_before_writing(
             first.rel,
             first.origin
         ));
-    }
-    if catalog.multi_label
-        && r.recipe
-            .outputs
-            .iter()
-            .any(|o| matches!(o, recipe::OutputSpec::Recordio { pack_label: false }))
-    {
-        reporter.warn(
-            "the dataset is multi-label, but the recordio output has no pack_label = true: \
-             each record keeps only its first label (set pack_label = true to store them all)",
-        );
     }
     if let Some(s) = spec {
         let plain = s.resize == crate::image::Resize::None && !s.center_crop;

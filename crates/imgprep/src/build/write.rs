@@ -490,6 +490,8 @@ pub(super) fn manifest(
         let mut sizes: BTreeMap<(u32, u32), u64> = BTreeMap::new();
         // channels of the images as stored (0: a header that does not say)
         let mut stored_channels: BTreeMap<u8, u64> = BTreeMap::new();
+        // pass-through files whose EXIF turns them by 90 degrees
+        let mut turned = 0u64;
         for (split, idx) in &v.splits {
             let mut sc = SplitCounts::default();
             let mut groups = BTreeSet::new();
@@ -505,9 +507,10 @@ pub(super) fn manifest(
                 for l in &item.labels {
                     *sc.per_class.entry(l.clone()).or_default() += 1;
                 }
-                if let Some(Prepared::Ok(info, ..)) = ctx.prepared.get(&i) {
+                if let Some(Prepared::Ok(info, _, geometry)) = ctx.prepared.get(&i) {
                     *sizes.entry((info.width, info.height)).or_default() += 1;
                     *stored_channels.entry(info.channels).or_default() += 1;
+                    turned += u64::from(ctx.spec.is_none() && geometry.orientation >= 5);
                 }
             }
             sc.groups = groups.len() as u64;
@@ -586,6 +589,16 @@ pub(super) fn manifest(
                 Some(set.clone())
             }
             (Some(set), _) => Some(set.clone()),
+            (None, Some(_)) if turned > 0 => {
+                reporter.warn(&format!(
+                    "variant {}: {turned} pass-through image(s) carry an EXIF rotation by 90 \
+                     degrees: readers that apply it (TensorFlow, OpenCV) see height and width \
+                     swapped, readers that do not (MXNet's decoder) see them as stored, so \
+                     image_shape is left out; set encoding = \"jpg\" to store them upright",
+                    v.name
+                ));
+                None
+            }
             (None, Some(found)) => Some(found.clone()),
             (None, None) if sizes.len() > 1 => {
                 let s = vm.image_sizes.as_ref().unwrap();
@@ -839,32 +852,51 @@ pub(super) fn write_items_table(
         for (split, idx) in &v.splits {
             let mut rows: Vec<usize> = idx.iter().copied().filter(|&i| ctx.ok(i)).collect();
             rows.sort_unstable();
+            // fields written one by one, from buffers reused row to row
+            let (mut id, mut labels, mut ids) = (String::new(), String::new(), String::new());
+            let csv_err = |e: csv::Error| Error::Usage(format!("{}: {e}", p.display()));
             for i in rows {
+                use std::fmt::Write as _;
                 let item = &c.items[i];
                 let sha = ctx
                     .source_sha(i)
-                    .map(|s| crate::checksum::hex(s))
+                    .map(|s| crate::checksum::Sha256Sum(*s).to_string())
                     .unwrap_or_default();
-                let ids: Vec<String> = c.label_ids(item).iter().map(|k| k.to_string()).collect();
-                let mut row = vec![
-                    v.name.clone(),
-                    split.clone(),
-                    i.to_string(),
-                    item.rel.clone(),
-                    item.labels.join(";"),
-                    ids.join(";"),
-                    item.group.clone().unwrap_or_default(),
-                    sha,
-                    "written".to_string(),
-                ];
+                id.clear();
+                let _ = write!(id, "{i}");
+                labels.clear();
+                ids.clear();
+                for (n, l) in item.labels.iter().enumerate() {
+                    labels.push_str(if n == 0 { "" } else { ";" });
+                    labels.push_str(l);
+                }
+                for (n, k) in c.label_ids(item).iter().enumerate() {
+                    let _ = write!(ids, "{}{k}", if n == 0 { "" } else { ";" });
+                }
+                let group = item.group.as_deref().unwrap_or_default();
+                for field in [
+                    v.name.as_str(),
+                    split,
+                    &id,
+                    &item.rel,
+                    &labels,
+                    &ids,
+                    group,
+                    &sha,
+                    "written",
+                ] {
+                    w.write_field(field).map_err(csv_err)?;
+                }
                 if video {
-                    row.extend(super::video::item_columns(c, item));
+                    for field in super::video::item_columns(c, item) {
+                        w.write_field(field).map_err(csv_err)?;
+                    }
                 }
                 for col in &columns {
-                    row.push(locations.get(vi, i, col).unwrap_or_default().to_string());
+                    w.write_field(locations.get(vi, i, col).unwrap_or_default())
+                        .map_err(csv_err)?;
                 }
-                w.write_record(&row)
-                    .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?;
+                w.write_record(None::<&[u8]>).map_err(csv_err)?;
             }
         }
     }
