@@ -124,7 +124,6 @@ fn an_undecodable_record_is_one_problem_not_an_idx_one() {
         w.write_record(&payload).unwrap();
         k += 1;
     }
-    drop(w);
     env.write("d.rec", &rec);
     env.write("d.idx", &idx);
     let (code, v) = verify_json(&env);

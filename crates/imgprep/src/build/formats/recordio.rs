@@ -139,7 +139,7 @@ fn write(
         };
         payload.clear();
         header.write_header(&mut payload);
-        let key = reuse::key("recordio", &payload, &ctx.bytes_key(i));
+        let key = reuse::key("recordio", &payload, ctx.bytes_key(i));
         let found = previous.as_ref().and_then(|p| p.find(&key));
         let off = rec.position() + copier.as_ref().map_or(0, |c| c.pending());
         match (found, copier.as_mut()) {
