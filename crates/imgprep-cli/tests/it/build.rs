@@ -481,11 +481,7 @@ fn rebuilds_are_incremental_and_equal_to_clean_builds() {
     assert_eq!(third["processed"], 2, "{third}");
     assert_eq!(third["cached"], 34);
     env.ok(&["build", "drivers.toml", "--out", "clean"]);
-    let (a, b) = (tree(&env.path("o")), tree(&env.path("clean")));
-    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
-    for (k, v) in &a {
-        assert!(v == &b[k], "{k} differs from a clean build");
-    }
+    assert_same_tree(&env, "o", "clean", "");
 }
 
 /// Edits that change outputs without touching an image or a label: a
@@ -507,11 +503,7 @@ fn group_and_class_order_edits_are_rebuilt() {
         assert_eq!(s["up_to_date"], false, "{what}: {s}");
         let _ = std::fs::remove_dir_all(env.path("clean"));
         env.ok(&["build", "drivers.toml", "--out", "clean"]);
-        let (a, b) = (tree(&env.path("o")), tree(&env.path("clean")));
-        assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
-        for (k, v) in &a {
-            assert!(v == &b[k], "{what}: {k} differs from a clean build");
-        }
+        assert_same_tree(&env, "o", "clean", what);
     };
     // one driver's rows move to another driver
     let csv = String::from_utf8(env.read("driver_imgs_list.csv")).unwrap();
@@ -522,6 +514,19 @@ fn group_and_class_order_edits_are_rebuilt() {
     same_as_clean("a group edited");
     env.write("names.txt", b"class_0\nclass_1\nclass_2\n");
     same_as_clean("the class order edited");
+}
+
+/// The output folders `a` and `b` hold the same files with the same bytes.
+fn assert_same_tree(env: &TestEnv, a: &str, b: &str, what: &str) {
+    let (x, y) = (tree(&env.path(a)), tree(&env.path(b)));
+    assert_eq!(
+        x.keys().collect::<Vec<_>>(),
+        y.keys().collect::<Vec<_>>(),
+        "{what}"
+    );
+    for (k, v) in &x {
+        assert!(v == &y[k], "{what}: {k} differs in {a} and {b}");
+    }
 }
 
 /// Every `.lst` line of the RecordIO outputs under `out`: (total, lines naming `rel`).
@@ -716,11 +721,7 @@ fn tfrecord_rebuilds_copy_unchanged_records_across_shards() {
         "only the raw records of unchanged items are copied: {second}"
     );
     env.ok(&["build", "drivers.toml", "--out", "clean"]);
-    let (a, b) = (tree(&env.path("o")), tree(&env.path("clean")));
-    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
-    for (k, v) in &a {
-        assert!(v == &b[k], "{k} differs from a clean build");
-    }
+    assert_same_tree(&env, "o", "clean", "");
     // a label change alone changes those records' features: made again
     let csv = String::from_utf8(env.read("driver_imgs_list.csv")).unwrap();
     env.write(
