@@ -66,7 +66,9 @@ pub fn read(root: &Path) -> Result<Parsed, ParseError> {
             continue;
         };
         let Some(shapes) = shapes else {
-            return Err(ParseError::new(&shown, "shapes is not a list"));
+            out.dropped
+                .push((format!("{UNREADABLE}: shapes is not a list"), shown.clone()));
+            continue;
         };
         let dir = rel_slash(root, f.parent().unwrap_or(root)).unwrap_or_default();
         let Some(image) = image_for(&dir, &image_path, &shown, &mut out) else {
@@ -863,8 +865,10 @@ mod tests {
             "d/bad.json",
             r#"{"shapes": {"a": 1}, "imagePath": "x.jpg"}"#,
         );
-        let e = read(r).unwrap_err().to_string();
-        assert!(e.ends_with("d/bad.json: shapes is not a list"), "{e}");
+        let p = read(r).unwrap();
+        let (why, origin) = &p.dropped[0];
+        assert!(origin.ends_with("d/bad.json"), "{origin}");
+        assert!(why.ends_with("shapes is not a list"), "{why}");
     }
 
     /// Every prefix of a file and every byte replaced: an error or a
