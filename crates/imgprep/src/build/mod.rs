@@ -21,7 +21,7 @@ pub use plan::{make_plan, Plan};
 pub use sources::{read_sources, Item};
 pub use write::{verify_out, OutReport};
 
-use crate::checksum::{self, sha256_hex};
+use crate::checksum;
 use crate::error::{Error, Result};
 use crate::execute::ordered_map_batched;
 use crate::image::{ImageInfo, Processor, SourceColor, SourceGeometry};
@@ -229,21 +229,22 @@ fn build_in(
     drop(catalog_prints);
     // the inputs by their files' sizes and times: the same again (and the
     // manifest written from it unchanged) means up to date
-    let stamp = inputs_fingerprint(&head, &catalog, &needed, &|k, _| {
-        format!("{}\t{}", prints[k].0, prints[k].1)
-    });
-    // each needed item's cache key, made once (prepare, write and the
-    // cache's pruning all look entries up by it)
-    let keys: Vec<String> = needed
+    // each item's boxes as the annotation files give them, digested once
+    // (both fingerprints take them)
+    let boxes: Vec<Option<[u8; 16]>> = needed
         .iter()
-        .zip(&prints)
-        .map(|(&i, &(size, mtime))| {
-            video::cache_key(&transform_key, &catalog.items[i], size, mtime)
+        .map(|&i| {
+            let a = catalog.items[i].annotation.as_ref()?;
+            let sum = checksum::sha256(format!("{a:?}").as_bytes());
+            Some(sum[..16].try_into().expect("16 of 32 bytes"))
         })
         .collect();
-    let guard = outdir::acquire(&opts.out, opts.force)?;
+    let stamp = inputs_fingerprint(&head, &catalog, &needed, &boxes, &|k, _| {
+        format!("{}\t{}", prints[k].0, prints[k].1)
+    });
+    let (guard, previous) = outdir::acquire(&opts.out, opts.force)?;
     let stamp_at = stamp_path(&cache_dir, &opts.out);
-    if let Some((m, sha)) = read_manifest_summed(&opts.out) {
+    if let Some((m, sha)) = previous {
         let intact = m
             .files
             .iter()
@@ -272,6 +273,15 @@ fn build_in(
 
     // Execute: every needed item once, into the cache (pass-through: header check only).
     let cache = Cache::new(cache_dir.clone());
+    // each needed item's cache key, made once (prepare, write and the
+    // cache's pruning all look entries up by it)
+    let keys: Vec<String> = needed
+        .iter()
+        .zip(&prints)
+        .map(|(&i, &(size, mtime))| {
+            video::cache_key(&transform_key, &catalog.items[i], size, mtime)
+        })
+        .collect();
     let shard_caches: Vec<Cache> = opts
         .merge_from
         .iter()
@@ -616,11 +626,17 @@ fn build_in(
     // the inputs by their content (the SHA-256 of every source): the
     // manifest's fingerprint is the same for the same data wherever and
     // whenever its files were copied
-    let fp = inputs_fingerprint(&head, &catalog, &needed, &|_, i| match prepared.get(&i) {
-        Some(Prepared::Ok(_, sha, _)) => checksum::Sha256Sum(*sha).to_string(),
-        Some(Prepared::Skipped(why) | Prepared::Excluded(why)) => format!("not used: {why}"),
-        None => "-".into(),
-    });
+    let fp = inputs_fingerprint(
+        &head,
+        &catalog,
+        &needed,
+        &boxes,
+        &|_, i| match prepared.get(&i) {
+            Some(Prepared::Ok(_, sha, _)) => checksum::Sha256Sum(*sha).to_string(),
+            Some(Prepared::Skipped(why) | Prepared::Excluded(why)) => format!("not used: {why}"),
+            None => "-".into(),
+        },
+    );
     let mut manifest = write::manifest(&ctx, written, fp, opts.shard, reporter);
     manifest.records = records;
     if let Some(rep) = box_report {
@@ -677,10 +693,10 @@ fn build_in(
     report_left(&opts.out, &left, reporter);
     report_skips(&manifest, reporter);
     let cache_pruned_bytes = pruning.join().unwrap_or(0);
-    // (the record tables of the files written; none after --drop-cache,
-    // whose next build starts from scratch)
+    // the stamp that makes the next identical build "up to date", and the
+    // record tables of the files written (neither after --drop-cache, whose
+    // next build starts from scratch)
     if ctx.evict.is_none() {
-        // (none after --drop-cache: its next build starts from scratch)
         let _ = std::fs::create_dir_all(cache.dir().join(STAMPS));
         let _ = crate::output::write_atomic(
             &stamp_at,
@@ -1136,7 +1152,7 @@ pub fn read_manifest(out: &Path) -> Option<Manifest> {
 }
 
 /// [`read_manifest`] and the SHA-256 of its text.
-fn read_manifest_summed(out: &Path) -> Option<(Manifest, checksum::Sha256Sum)> {
+pub(super) fn read_manifest_summed(out: &Path) -> Option<(Manifest, checksum::Sha256Sum)> {
     // (a regular file only, and bounded: the manifest of 1.28 M items is
     // about 450 MB; a larger file there is not one of ours)
     let text =
@@ -1158,12 +1174,13 @@ fn stamp_path(cache_dir: &Path, out: &Path) -> std::path::PathBuf {
 
 /// A fingerprint of a build's inputs: `head` (transform, recipe, shard),
 /// every needed item (name, `id(k, i)` for its bytes (`k` its place in
-/// `needed`), labels, group, source split, boxes), the label map and what
-/// the sources passed over.
+/// `needed`), labels, group, source split, the digest of its boxes), the
+/// label map and what the sources passed over.
 fn inputs_fingerprint(
     head: &str,
     catalog: &Catalog,
     needed: &[usize],
+    boxes: &[Option<[u8; 16]>],
     id: &dyn Fn(usize, usize) -> String,
 ) -> String {
     let mut sum = checksum::Summer::default();
@@ -1184,8 +1201,8 @@ fn inputs_fingerprint(
             .as_bytes(),
         );
         // a box edited in an annotation file changes the outputs too
-        if let Some(a) = &item.annotation {
-            sum.update(&sha256_hex(format!("{a:?}").as_bytes()).as_bytes()[..16]);
+        if let Some(b) = &boxes[k] {
+            sum.update(b);
             sum.update(b"\n");
         }
     }

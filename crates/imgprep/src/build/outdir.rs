@@ -58,8 +58,9 @@ pub struct OutGuard {
     pub(super) checked_dirs: Mutex<std::collections::HashSet<String>>,
 }
 
-/// Whether `out` holds imgprep's manifest, marker or lock file.
-fn is_owned(out: &Path) -> std::io::Result<(bool, bool)> {
+/// Whether `out` holds imgprep's manifest (`ours_manifest`), marker or
+/// lock file; and whether it is empty.
+fn is_owned(out: &Path, ours_manifest: bool) -> std::io::Result<(bool, bool)> {
     let entries: Vec<String> = match std::fs::read_dir(out) {
         Ok(d) => d
             .flatten()
@@ -71,7 +72,6 @@ fn is_owned(out: &Path) -> std::io::Result<(bool, bool)> {
     if entries.is_empty() {
         return Ok((true, true));
     }
-    let ours_manifest = super::holds_a_dataset(out);
     let marker = out.join(BUILDING).is_file() || out.join(LOCK).is_file();
     Ok((ours_manifest || marker, false))
 }
@@ -153,8 +153,8 @@ pub fn check_overlap(out: &Path, inputs: &[PathBuf]) -> Result<()> {
 
 /// Refuses a non-empty folder that is not imgprep's, unless `force`.
 /// Returns (owned, empty).
-pub fn refuse_foreign(out: &Path, force: bool) -> Result<(bool, bool)> {
-    let (owned, empty) = is_owned(out).map_err(Error::io(out))?;
+fn refuse_foreign(out: &Path, ours_manifest: bool, force: bool) -> Result<(bool, bool)> {
+    let (owned, empty) = is_owned(out, ours_manifest).map_err(Error::io(out))?;
     if !owned && !force {
         return Err(Error::Usage(format!(
             "{} is not empty and was not made by imgprep (it has no imgprep manifest.json): \
@@ -167,11 +167,19 @@ pub fn refuse_foreign(out: &Path, force: bool) -> Result<(bool, bool)> {
     Ok((owned, empty))
 }
 
-/// Takes the output folder for a build: refuses a non-empty folder that is
-/// not imgprep's unless `force`, creates it, locks it (a second build into
-/// it fails at once, naming the first), and reads the previous build's files.
-pub fn acquire(out: &Path, force: bool) -> Result<OutGuard> {
-    let (owned, empty) = refuse_foreign(out, force)?;
+/// Takes the output folder for a build: creates it (when it is not there),
+/// locks it (a second build into it fails at once, naming the first; the
+/// lock writes nothing), reads the previous build's manifest once, refuses a
+/// non-empty folder that is not imgprep's unless `force`, and notes the
+/// previous build's files. Returns the guard and that manifest with the
+/// SHA-256 of its text.
+pub fn acquire(
+    out: &Path,
+    force: bool,
+) -> Result<(
+    OutGuard,
+    Option<(super::Manifest, crate::checksum::Sha256Sum)>,
+)> {
     std::fs::create_dir_all(out).map_err(Error::io(out))?;
     let lock = std::fs::File::open(out).map_err(Error::io(out))?;
     let holder = out.join(LOCK);
@@ -205,6 +213,10 @@ pub fn acquire(out: &Path, force: bool) -> Result<OutGuard> {
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(out)(e)),
     }
+    // (read under the lock: no build can be writing it)
+    let previous = super::read_manifest_summed(out);
+    let ours = previous.as_ref().is_some_and(|(m, _)| m.tool == "imgprep");
+    let (owned, empty) = refuse_foreign(out, ours, force)?;
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let cmd: Vec<String> = std::env::args().collect();
     let since = std::time::SystemTime::now()
@@ -224,8 +236,8 @@ pub fn acquire(out: &Path, force: bool) -> Result<OutGuard> {
     let mut previous_unlisted = BTreeSet::new();
     let mut previous_sums = super::manifest::FileList::default();
     if owned && !empty {
-        if let Some(m) = super::read_manifest(out) {
-            previous_sums = m.files;
+        if let Some((m, _)) = &previous {
+            previous_sums = m.files.clone();
         }
         if let Ok(text) = std::fs::read_to_string(out.join(BUILDING)) {
             // a build that stopped: the files of the build before it, with
@@ -257,7 +269,7 @@ pub fn acquire(out: &Path, force: bool) -> Result<OutGuard> {
             }
         }
     }
-    Ok(OutGuard {
+    let guard = OutGuard {
         _lock: lock,
         out: out.to_path_buf(),
         owned,
@@ -268,7 +280,8 @@ pub fn acquire(out: &Path, force: bool) -> Result<OutGuard> {
         marker: Mutex::new(None),
         claimed: Mutex::new(std::collections::HashSet::new()),
         checked_dirs: Mutex::new(std::collections::HashSet::new()),
-    })
+    };
+    Ok((guard, previous))
 }
 
 impl OutGuard {

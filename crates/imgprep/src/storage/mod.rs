@@ -416,9 +416,10 @@ impl Bucket {
                 .get(&self.path(key)?)
                 .await
                 .map_err(|e| self.err(key, e))?;
+            // sized from the listing, within reason (a header can claim anything)
+            let mut all = bytes::BytesMut::with_capacity(r.meta.size.min(64 << 20) as usize);
             let mut stream = r.into_stream();
             let mut floor = RateFloor::new();
-            let mut all = bytes::BytesMut::new();
             while let Some(chunk) = floor.next(&mut stream).await {
                 all.extend_from_slice(&chunk.map_err(|e| self.err(key, e))?);
             }

@@ -223,11 +223,10 @@ pub fn push(
         return Err(Error::Usage(why));
     }
     let files = push_files(dir, o.layout)?;
+    let manifest = crate::build::read_manifest(dir);
+    let is_dataset = manifest.is_some();
     // augmented manifests name their images' URIs: only there are they right
-    if let Some(want) = crate::build::read_manifest(dir)
-        .and_then(|m| m.detection)
-        .and_then(|d| d.push_to)
-    {
+    if let Some(want) = manifest.and_then(|m| m.detection).and_then(|d| d.push_to) {
         let want = want.trim_end_matches('/');
         let got = dest.to_string();
         if got.trim_end_matches('/') != want {
@@ -246,7 +245,6 @@ pub fn push(
     // they are imgprep's: under an empty prefix, or one holding an imgprep
     // dataset (its manifest.json); elsewhere they are someone else's. (Any
     // other folder is copied as a copy tool would: the user chose the place.)
-    let is_dataset = crate::build::read_manifest(dir).is_some();
     let may_replace = !is_dataset
         || there.is_empty()
         || crate::build::holds_a_dataset(Path::new(&dest.to_string()));
