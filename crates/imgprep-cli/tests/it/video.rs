@@ -1050,6 +1050,98 @@ fn shards_of_a_video_build_merge_into_the_same_dataset() {
     }
 }
 
+/// A shard that could not decode a chunk (its frames skipped, with the
+/// reason) merges into what one build gives: the frames are skipped there
+/// too, for the shard's reason, and the merge asks for no cache entry.
+#[test]
+fn shards_that_skipped_a_chunk_merge_like_one_build() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let env = TestEnv::new();
+    for (s, base) in [("s1", 0), ("s2", 40), ("s3", 80)] {
+        clip(&env, &format!("v/{s}/a.mp4"), 20, 10, base, "", &[]);
+    }
+    // ffmpeg that fails on session s2's chunk (ffprobe, the real one,
+    // lists it, so the catalog holds its frames)
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v ffmpeg"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let fake = env.path("fails-on-s2");
+    env.write(
+        "fails-on-s2",
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *v/s2/*) echo 'decoder refuses this chunk' >&2; exit 1;; esac\n\
+             exec {} \"$@\"\n",
+            real.trim()
+        )
+        .as_bytes(),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let t = "name = \"sk\"\non_error = \"skip\"\n[[sources]]\ntype = \"video\"\n\
+             chunks = \"v/{s}/*.mp4\"\n[labels]\nunlabelled = true\n[[outputs]]\n\
+             format = \"recordio\"\n";
+    env.write("sk.toml", t.as_bytes());
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_imgprep"))
+            .args(args)
+            .env("IMGPREP_CACHE_DIR", env.path("cache"))
+            .env("IMGPREP_FFMPEG", &fake)
+            .current_dir(env.dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        out
+    };
+    for i in 0..3 {
+        run(&[
+            "build",
+            "sk.toml",
+            "--out",
+            &format!("p{i}"),
+            "--shard",
+            &format!("{i}/3"),
+        ]);
+    }
+    let merged = run(&[
+        "merge", "sk.toml", "--out", "merged", "p0", "p1", "p2", "--json",
+    ]);
+    let m: Value = serde_json::from_slice(&merged.stdout).unwrap();
+    assert_eq!(m["processed"], 0, "merge decodes nothing");
+    run(&["build", "sk.toml", "--out", "one"]);
+    let one = manifest(&env, "one");
+    let skipped = one["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 20, "{one}");
+    assert!(
+        skipped
+            .iter()
+            .all(|s| s["item"].as_str().unwrap().starts_with("s2/")
+                && s["reason"].as_str().unwrap().contains("decoder refuses")),
+        "{one}"
+    );
+    assert_eq!(one["variants"]["complete"]["splits"]["train"]["items"], 40);
+    for f in [
+        "manifest.json",
+        "items.csv",
+        "video-frames.csv",
+        "complete/recordio/train.rec",
+        "complete/recordio/train.idx",
+        "complete/recordio/train.lst",
+    ] {
+        assert_eq!(
+            env.read(&format!("merged/{f}")),
+            env.read(&format!("one/{f}")),
+            "{f}"
+        );
+    }
+}
+
 /// Chunks in object storage: listed like files, read by ffmpeg through a
 /// signed URL that never shows in messages or outputs.
 #[test]

@@ -299,6 +299,14 @@ fn build_in(
         .flat_map(|m| m.skipped)
         .map(|s| (s.item, s.reason))
         .collect();
+    // why a merge leaves out an item that no shard's cache holds: the
+    // reason its shard gave for skipping it, or that it is missing
+    let merged_skip = |i: usize| -> String {
+        shard_skips
+            .get(&catalog.items[i].rel)
+            .cloned()
+            .unwrap_or_else(|| MISSING_IN_SHARDS.into())
+    };
     let mut prepared = PreparedItems::new(catalog.items.len());
     prepared.done.reserve_exact(needed.len());
     let mut processed = 0u64;
@@ -369,11 +377,7 @@ fn build_in(
                     }
                 }
                 if merging {
-                    let why = shard_skips
-                        .get(&item.rel)
-                        .cloned()
-                        .unwrap_or_else(|| MISSING_IN_SHARDS.into());
-                    return (i, Prepared::Skipped(why), false);
+                    return (i, Prepared::Skipped(merged_skip(i)), false);
                 }
                 let data = match read(&item.path) {
                     Ok(d) => d,
@@ -471,7 +475,7 @@ fn build_in(
             spec,
             &cache,
             &shard_caches,
-            merging,
+            merging.then_some(&merged_skip as &(dyn Fn(usize) -> String + Sync)),
             &transform_key,
             opts.threads,
             &|n| reporter.advance(n),

@@ -772,7 +772,7 @@ pub(super) fn prepare(
     spec: &ImageSpec,
     cache: &Cache,
     shard_caches: &[Cache],
-    merging: bool,
+    merging: Option<&(dyn Fn(usize) -> String + Sync)>,
     transform_key: &str,
     threads: usize,
     progress: &(dyn Fn(u64) + Sync),
@@ -837,9 +837,6 @@ pub(super) fn prepare(
     Ok(out)
 }
 
-/// Reason given to frames a merge finds in no shard's cache.
-pub const MISSING_IN_SHARDS: &str = super::MISSING_IN_SHARDS;
-
 #[allow(clippy::too_many_arguments)]
 fn prepare_chunk(
     c: &Chunk,
@@ -848,7 +845,7 @@ fn prepare_chunk(
     spec: &ImageSpec,
     cache: &Cache,
     shard_caches: &[Cache],
-    merging: bool,
+    merging: Option<&(dyn Fn(usize) -> String + Sync)>,
     transform_key: &str,
     p: &mut Processor,
     progress: &(dyn Fn(u64) + Sync),
@@ -883,8 +880,10 @@ fn prepare_chunk(
             done.push((i, (Prepared::Ok(info, sha, g), true)));
             continue;
         }
-        if merging {
-            done.push((i, (Prepared::Skipped(MISSING_IN_SHARDS.into()), false)));
+        if let Some(why) = merging {
+            // a frame no shard holds: skipped for the reason its shard
+            // gave (a chunk that did not decode there), or missing
+            done.push((i, (Prepared::Skipped(why(i)), false)));
             continue;
         }
         missing.push((i, index, key));
