@@ -89,6 +89,75 @@ fn restart_marker_junk_is_not_harmless() {
     assert!(!harmless_warning("Premature end of JPEG file"));
 }
 
+/// Whether the marker segments after the start of `data` reach a frame
+/// header (SOFn) before the end of the image or of the data, walking them
+/// as libjpeg does (bytes that are not a marker skipped, fill bytes, the
+/// standalone markers). libjpeg-turbo reads a stream without one (a
+/// tables-only JPEG, or one cut before its frame header) as a successful
+/// header read that leaves the previous file's size in the handle.
+fn has_frame_header(data: &[u8]) -> bool {
+    let mut i = 2; // after SOI (libjpeg refuses a file without it)
+    loop {
+        // the next marker: 0xFF, any fill 0xFFs, then a marker byte
+        while i < data.len() && data[i] != 0xFF {
+            i += 1;
+        }
+        while i < data.len() && data[i] == 0xFF {
+            i += 1;
+        }
+        let Some(&m) = data.get(i) else {
+            return false;
+        };
+        i += 1;
+        match m {
+            0xC0..=0xCF if !matches!(m, 0xC4 | 0xC8 | 0xCC) => return true,
+            // a scan before any frame: libjpeg's own error says so
+            0xDA => return true,
+            0xD9 => return false,
+            0x01 | 0xD0..=0xD8 => {}
+            _ => {
+                let Some(len) = data.get(i..i + 2) else {
+                    return false;
+                };
+                i += u16::from_be_bytes([len[0], len[1]]) as usize;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn frame_headers_are_found_as_libjpeg_finds_them() {
+    let seg = |m: u8, body: &[u8]| {
+        let mut v = vec![0xFF, m];
+        v.extend_from_slice(&((body.len() + 2) as u16).to_be_bytes());
+        v.extend_from_slice(body);
+        v
+    };
+    let soi = [0xFF, 0xD8];
+    let tables = [
+        seg(0xE0, b"JFIF\0xx"),
+        seg(0xDB, &[0; 65]),
+        seg(0xC4, &[0; 20]),
+    ]
+    .concat();
+    let sof = seg(0xC0, &[8, 0, 4, 0, 4, 1, 1, 0x11, 0]);
+    let eoi = [0xFF, 0xD9];
+    assert!(has_frame_header(&[&soi[..], &tables, &sof, &eoi].concat()));
+    // fill bytes and junk before a marker, as libjpeg skips them
+    assert!(has_frame_header(
+        &[&soi[..], &tables, &[0x00, 0x12, 0xFF, 0xFF], &sof].concat()
+    ));
+    // tables only, or cut inside the tables
+    assert!(!has_frame_header(&[&soi[..], &tables, &eoi].concat()));
+    assert!(!has_frame_header(&[&soi[..], &tables].concat()));
+    assert!(!has_frame_header(&[&soi[..], &tables[..30]].concat()));
+    // DHT, JPG and DAC are not frame headers
+    assert!(!has_frame_header(
+        &[&soi[..], &seg(0xC8, &[0; 4]), &eoi].concat()
+    ));
+}
+
 /// Scans a progressive JPEG may have before it is refused as a decoding
 /// bomb (libjpeg-turbo's own tools suggest 500).
 pub const MAX_SCANS: i32 = 500;
@@ -149,8 +218,22 @@ impl JpegDecoder {
 
     pub fn read_header(&mut self, data: &[u8]) -> Result<JpegHeader, ImageError> {
         let res = unsafe { raw::tj3DecompressHeader(self.handle, data.as_ptr(), data.len() as _) };
-        if res != 0 && self.error().0 {
+        // A failed read reports "warning" when any warning came before the
+        // error that stopped it (a cut file: "premature end", then a
+        // fatal one), and then the handle still holds the previous file's
+        // header; so only a harmless warning lets the read count, as in
+        // `decode`.
+        if res != 0 && !harmless_warning(&self.error().1) {
             return Err(self.failed());
+        }
+        if !has_frame_header(data) {
+            // nothing was read into the handle: what it holds is the
+            // previous file's header
+            return Err(Self::corrupt(
+                "no image in the file: it ends before its frame header (cut short, or a \
+                 tables-only JPEG)"
+                    .into(),
+            ));
         }
         let get = |p: raw::TJPARAM| unsafe { raw::tj3Get(self.handle, p as i32) };
         let width = get(raw::TJPARAM_TJPARAM_JPEGWIDTH);

@@ -741,6 +741,49 @@ mod tests {
         }
     }
 
+    /// A JPEG with no frame header (tables only, or cut before it) is
+    /// refused with the same reason whatever the worker read before: the
+    /// header read "succeeds" and libjpeg-turbo's handle still holds the
+    /// previous file's size, so a pass-through probe took it for an image
+    /// of that size.
+    #[test]
+    fn a_jpeg_without_a_frame_is_refused_after_any_other() {
+        let mut good = Vec::new();
+        jpeg::JpegEncoder::new(90)
+            .unwrap()
+            .encode(&pattern(64, 48, 3), 64, 48, 3, &mut good)
+            .unwrap();
+        let sof = good.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        let mut tables_only = good[..sof].to_vec();
+        tables_only.extend_from_slice(&[0xFF, 0xD9]);
+        let cut = good[..sof + 3].to_vec();
+        for bad in [tables_only, cut] {
+            let fresh = Processor::new().unwrap().probe(&bad, u64::MAX);
+            let mut p = Processor::new().unwrap();
+            p.probe(&good, u64::MAX).unwrap();
+            let after = p.probe(&bad, u64::MAX);
+            let (Err(a), Err(b)) = (fresh, after) else {
+                panic!("a JPEG without a frame header was accepted");
+            };
+            assert_eq!(a.to_string(), b.to_string());
+            let spec = ImageSpec::default();
+            let fresh = Processor::new()
+                .unwrap()
+                .process(&bad, &spec, &mut Vec::new())
+                .unwrap_err();
+            p.process(&good, &spec, &mut Vec::new()).unwrap();
+            let after = p.process(&bad, &spec, &mut Vec::new()).unwrap_err();
+            assert_eq!(fresh.to_string(), after.to_string());
+        }
+        // the tables-only file says why
+        let mut p = Processor::new().unwrap();
+        p.probe(&good, u64::MAX).unwrap();
+        let mut tables_only = good[..sof].to_vec();
+        tables_only.extend_from_slice(&[0xFF, 0xD9]);
+        let e = p.probe(&tables_only, u64::MAX).unwrap_err().to_string();
+        assert!(e.contains("frame header"), "{e}");
+    }
+
     /// A PNG whose colour profile chunk inflates to hundreds of MB: the
     /// profile (which nothing uses) is not inflated, the pixels are the
     /// same as without it. (The peak memory is this test process's own
