@@ -98,6 +98,48 @@ format = "folders"
     );
 }
 
+/// A group that the CSV's own split column puts in two splits is refused
+/// under every method that keeps the source's splits (it used to pass
+/// under `source`, and under `auto` when every row had a split).
+#[test]
+fn a_group_in_two_source_splits_is_refused() {
+    let env = TestEnv::new();
+    env.synth("p", 2, 3, 32, 24);
+    let mut csv = String::from("path,label,grp,split\n");
+    // driver d0's two images: one in train, one in validation
+    for (k, (class, group, split)) in [
+        ("class_0", "d0", "train"),
+        ("class_0", "d0", "validation"),
+        ("class_0", "d1", "train"),
+        ("class_1", "d2", "train"),
+        ("class_1", "d3", "validation"),
+        ("class_1", "d3", "validation"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        csv += &format!("{class}/img_{:05}.jpg,{class},{group},{split}\n", k % 3);
+    }
+    env.write("idx.csv", csv.as_bytes());
+    for method in ["source", "auto"] {
+        let t = format!(
+            "name = \"g\"\n[[sources]]\ntype = \"csv\"\nfile = \"idx.csv\"\nroot = \"p\"\n\
+             path = \"path\"\nlabel = \"label\"\ngroup = \"grp\"\nsplit_column = \"split\"\n\
+             [split]\nmethod = \"{method}\"\n[[outputs]]\nformat = \"recordio\"\n"
+        );
+        env.write("g.toml", t.as_bytes());
+        let out = env.run(&["build", "g.toml", "--out", method]);
+        assert_eq!(out.status.code(), Some(2), "{method}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("group \"d0\" is in two splits")
+                && stderr(&out).contains("idx.csv:3"),
+            "{method}: {}",
+            stderr(&out)
+        );
+        assert!(!env.path(method).join("manifest.json").exists());
+    }
+}
+
 #[test]
 fn group_split_keeps_every_driver_in_one_split() {
     let env = TestEnv::new();

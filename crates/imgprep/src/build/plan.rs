@@ -220,6 +220,33 @@ fn assign_split(
     out
 }
 
+/// The split each group's items get from their sources (with the first
+/// such item); refuses a group whose items' sources put it in two splits,
+/// whatever the method: a group (a driver, a patient) in two splits leaks
+/// it from train into evaluation.
+fn source_group_splits(c: &Catalog) -> Result<BTreeMap<&str, (&str, usize)>> {
+    let mut group_split: BTreeMap<&str, (&str, usize)> = BTreeMap::new();
+    for (i, item) in c.items.iter().enumerate() {
+        let (Some(sp), Some(g)) = (&item.split, &item.group) else {
+            continue;
+        };
+        match group_split.get(g.as_str()) {
+            Some((other, j)) if *other != sp.as_str() => {
+                return Err(Error::Usage(format!(
+                    "group {g:?} is in two splits by its sources: {} ({}) in {other}, {} ({}) \
+                     in {sp}; a group must stay in one split",
+                    c.items[*j].rel, c.items[*j].origin, item.rel, item.origin
+                )))
+            }
+            Some(_) => {}
+            None => {
+                group_split.insert(g, (sp, i));
+            }
+        }
+    }
+    Ok(group_split)
+}
+
 /// Under `auto`, when only some items get a split from their source (VOC's
 /// ImageSets test.txt beside trainval.txt, a source with `split = "test"`
 /// beside one without): those keep it, so that e.g. test images never go
@@ -228,26 +255,12 @@ fn assign_split(
 /// split and the items left to divide.
 fn keep_source_splits(c: &Catalog) -> Result<(Splits, Vec<usize>)> {
     let mut kept: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    let mut group_split: BTreeMap<&str, (&str, usize)> = BTreeMap::new();
     for (i, item) in c.items.iter().enumerate() {
-        let Some(sp) = &item.split else { continue };
-        kept.entry(sp.clone()).or_default().push(i);
-        if let Some(g) = &item.group {
-            match group_split.get(g.as_str()) {
-                Some((other, j)) if *other != sp.as_str() => {
-                    return Err(Error::Usage(format!(
-                        "group {g:?} is in two splits by its sources: {} ({}) in {other}, {} ({}) \
-                         in {sp}; a group must stay in one split",
-                        c.items[*j].rel, c.items[*j].origin, item.rel, item.origin
-                    )))
-                }
-                Some(_) => {}
-                None => {
-                    group_split.insert(g, (sp, i));
-                }
-            }
+        if let Some(sp) = &item.split {
+            kept.entry(sp.clone()).or_default().push(i);
         }
     }
+    let group_split = source_group_splits(c)?;
     let mut pool = Vec::new();
     for (i, item) in c.items.iter().enumerate() {
         if item.split.is_some() {
@@ -399,6 +412,9 @@ pub fn make_plan(r: &Recipe, c: &Catalog) -> Result<Plan> {
     let kept: BTreeMap<String, usize> = base.iter().map(|(sp, v)| (sp.clone(), v.len())).collect();
     if matches!(method, SplitMethod::Group | SplitMethod::Explicit) {
         check_groups(c, &members, method)?;
+    }
+    if method == SplitMethod::Source {
+        source_group_splits(c)?;
     }
     let mut skipped = Vec::new();
     for (sp, idx) in assign_split(r, c, method, &members, &mut skipped) {
