@@ -268,6 +268,18 @@ pub struct BoxSpec {
     /// Leave out objects marked difficult (VOC `<difficult>1`).
     #[serde(default)]
     pub skip_difficult: bool,
+    /// Crowd regions (COCO `iscrowd = 1`: one box around many objects):
+    /// `drop` them, or `keep` them as boxes. Needed only when there are
+    /// some and an output has no crowd flag (all but COCO and TF Object
+    /// Detection), where they would be ordinary boxes.
+    pub crowd: Option<CrowdPolicy>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CrowdPolicy {
+    Keep,
+    Drop,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]

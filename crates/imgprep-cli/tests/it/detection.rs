@@ -462,6 +462,68 @@ fn pycocotools_loads_our_coco_export() {
     }
 }
 
+/// Crowd regions (COCO `iscrowd = 1`) are never quietly written as
+/// ordinary boxes: outputs with a crowd flag keep it; for the others the
+/// build asks for `boxes.crowd`, then drops them (counted) or keeps them.
+#[test]
+fn crowd_regions_are_asked_about_where_no_flag_can_hold_them() {
+    let env = TestEnv::new();
+    env.synth("img", 1, 1, 64, 48);
+    env.write(
+        "ann.json",
+        br#"{"images": [{"id": 1, "file_name": "class_0/img_00000.jpg", "width": 64, "height": 48}],
+             "annotations": [
+               {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10, 10], "iscrowd": 0, "area": 100},
+               {"id": 2, "image_id": 1, "category_id": 1, "bbox": [20, 20, 30, 20], "iscrowd": 1, "area": 300}],
+             "categories": [{"id": 1, "name": "person"}]}"#,
+    );
+    let src = "type = \"coco\"\nfile = \"ann.json\"\nimages = \"img\"";
+    let pass = "[transform]\nencoding = \"passthrough\"\n";
+    // only outputs with the flag: kept, flagged
+    let r = recipe(&env, "flagged", src, &["format = \"coco\""], pass);
+    env.ok(&["build", &r, "--out", "flagged"]);
+    let doc = json(&env, "flagged/complete/coco/annotations/train.json");
+    let crowd: Vec<u64> = doc["annotations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["iscrowd"].as_u64().unwrap())
+        .collect();
+    assert_eq!(crowd, [0, 1]);
+    // an output without one: asked, nothing written
+    let outputs = ["format = \"coco\"", "format = \"yolo\""];
+    let r = recipe(&env, "ask", src, &outputs, pass);
+    let out = env.run(&["build", &r, "--out", "ask"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_stderr_has(&out, "ann.json: annotation id 2");
+    assert_stderr_has(&out, "boxes.crowd");
+    assert_stderr_has(&out, "yolo");
+    assert!(!env.path("ask/manifest.json").exists());
+    // drop: left out of every output, counted
+    let extra = format!("{pass}[boxes]\ncrowd = \"drop\"\n");
+    let r = recipe(&env, "drop", src, &outputs, &extra);
+    env.ok(&["build", &r, "--out", "drop"]);
+    let yolo = String::from_utf8(env.read("drop/complete/yolo/labels/train/class_0/img_00000.txt"))
+        .unwrap();
+    assert_eq!(yolo.lines().count(), 1, "{yolo}");
+    let doc = json(&env, "drop/complete/coco/annotations/train.json");
+    assert_eq!(doc["annotations"].as_array().unwrap().len(), 1);
+    let m = json(&env, "drop/manifest.json");
+    assert_eq!(
+        m["detection"]["boxes"]["dropped"]["crowd region (boxes.crowd = \"drop\")"], 1,
+        "{m}"
+    );
+    // keep: a box in YOLO, flagged in COCO
+    let extra = format!("{pass}[boxes]\ncrowd = \"keep\"\n");
+    let r = recipe(&env, "keep", src, &outputs, &extra);
+    env.ok(&["build", &r, "--out", "keep"]);
+    let yolo = String::from_utf8(env.read("keep/complete/yolo/labels/train/class_0/img_00000.txt"))
+        .unwrap();
+    assert_eq!(yolo.lines().count(), 2, "{yolo}");
+    let doc = json(&env, "keep/complete/coco/annotations/train.json");
+    assert_eq!(doc["annotations"][1]["iscrowd"], 1);
+}
+
 /// VOC -> COCO -> VOC and VOC -> YOLO -> VOC keep every box: the COCO view
 /// of the round-tripped VOC equals the COCO view of the original.
 #[test]

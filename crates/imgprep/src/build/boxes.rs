@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::image::geometry::{orient_box, Mapping};
 use crate::image::ImageSpec;
 use crate::recipe::{
-    BoxSpec, ExifFrame, LoadedRecipe, OnError, OutsidePolicy, SourceSpec, VocOrigin,
+    BoxSpec, CrowdPolicy, ExifFrame, LoadedRecipe, OnError, OutsidePolicy, SourceSpec, VocOrigin,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -253,6 +253,7 @@ pub mod why {
     pub const DUPLICATE: &str = "duplicate of another box of the same class";
     pub const UNKNOWN: &str = "class not in labels.names";
     pub const DIFFICULT: &str = "difficult (boxes.skip_difficult)";
+    pub const CROWD: &str = "crowd region (boxes.crowd = \"drop\")";
     pub const TURNED: &str = "turned with the image's EXIF orientation";
 }
 
@@ -265,6 +266,33 @@ const EPS: f64 = 1e-6;
 /// width of 0, which trainers divide by.
 const MIN_SIDE: f64 = 1e-3;
 
+/// Refuses crowd regions (COCO `iscrowd = 1`) headed for outputs that
+/// would write them as ordinary boxes (`unflagged`), until `boxes.crowd`
+/// says what to do with them: a box around a crowd of people taught as one
+/// person is a wrong label, and training code usually leaves them out.
+fn check_crowds(catalog: &Catalog, written: &[usize], unflagged: &[String]) -> Result<()> {
+    let crowds = written
+        .iter()
+        .filter_map(|&i| catalog.items[i].annotation.as_deref())
+        .flat_map(|a| a.objects.iter())
+        .filter(|o| o.attrs.iscrowd);
+    let (mut n, mut first) = (0u64, None);
+    for o in crowds {
+        n += 1;
+        first.get_or_insert_with(|| o.origin.to_string());
+    }
+    let Some(first) = first else {
+        return Ok(());
+    };
+    Err(Error::Usage(format!(
+        "{n} crowd region(s) (iscrowd = 1; first: {first}), and the output(s) {} have no crowd \
+         flag: they would be ordinary boxes there. Set boxes.crowd = \"drop\" to leave them out \
+         (as detectron2, MMDetection and torchvision's references train) or \"keep\" to write \
+         them as boxes",
+        unflagged.join(", ")
+    )))
+}
+
 /// Puts every written item's boxes in output pixels, checked; returns the
 /// report and the items that cannot be written (size or frame problems),
 /// with the reason. Items keep only their surviving objects, in
@@ -276,9 +304,13 @@ pub(super) fn resolve(
     spec: Option<&ImageSpec>,
     settings: &BoxSpec,
     on_error: OnError,
+    unflagged: &[String],
 ) -> Result<BoxReport> {
     let mut rep = BoxReport::default();
     let fixed = catalog.fixed_labels();
+    if settings.crowd.is_none() && !unflagged.is_empty() {
+        check_crowds(catalog, written, unflagged)?;
+    }
     for (reason, origin) in &catalog.boxes.unreadable {
         rep.objects_declared += 1;
         *rep.dropped.entry(reason.clone()).or_default() += 1;
@@ -361,6 +393,10 @@ pub(super) fn resolve(
             }
             if settings.skip_difficult && o.attrs.difficult {
                 note(why::DIFFICULT, true, &mut rep);
+                continue;
+            }
+            if o.attrs.iscrowd && settings.crowd == Some(CrowdPolicy::Drop) {
+                note(why::CROWD, true, &mut rep);
                 continue;
             }
             let mut b = o.bbox;

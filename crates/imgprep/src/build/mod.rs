@@ -507,6 +507,13 @@ fn build_in(
             spec.as_ref(),
             &r.recipe.boxes,
             r.recipe.on_error,
+            &r.recipe
+                .outputs
+                .iter()
+                .map(|o| formats::for_output(o, true))
+                .filter(|f| !f.flags_crowd())
+                .map(|f| f.name())
+                .collect::<Vec<_>>(),
         )?;
         written.retain(|i| is_ok(&prepared, i));
         if r.recipe.boxes.empty_images == recipe::EmptyPolicy::Drop {

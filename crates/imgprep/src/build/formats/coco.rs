@@ -38,6 +38,10 @@ pub fn attributes(o: &crate::annotations::Object) -> Map<String, Value> {
 }
 
 impl Format for Coco {
+    fn flags_crowd(&self) -> bool {
+        true
+    }
+
     fn item_name(&self, out_rel: &str, _class: &str) -> Option<String> {
         Some(out_rel.to_string())
     }

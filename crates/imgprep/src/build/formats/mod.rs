@@ -93,6 +93,12 @@ pub(super) trait Format {
         None
     }
 
+    /// Its objects carry a crowd flag (COCO's `iscrowd`), so crowd regions
+    /// can be told from single objects.
+    fn flags_crowd(&self) -> bool {
+        false
+    }
+
     /// The items of all splits share one folder (VOC's JPEGImages).
     fn one_folder(&self) -> bool {
         false

@@ -114,6 +114,11 @@ impl Format for Tfrecord<'_> {
         Some(u32::from(self.o.preset == TfPreset::ObjectDetection))
     }
 
+    fn flags_crowd(&self) -> bool {
+        // `image/object/is_crowd`
+        self.o.preset == TfPreset::ObjectDetection
+    }
+
     fn write_split(
         &self,
         ctx: &Context,
