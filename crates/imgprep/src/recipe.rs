@@ -44,9 +44,25 @@ pub struct Recipe {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HyperparameterSpec {
-    /// `"C,H,W"`, e.g. `"3,224,224"`: the network's input shape, when the
-    /// written images do not all have one size.
+    /// Classification: `"C,H,W"`, e.g. `"3,224,224"`, the network's input
+    /// shape, when the written images do not all have one size. Detection:
+    /// one side of SageMaker's square input, 300 or more (`300`, `"512"`).
+    #[serde(default, deserialize_with = "text_or_integer")]
     pub image_shape: Option<String>,
+}
+
+/// A setting given as text or as a TOML integer, kept as text.
+fn text_or_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum TextOrInteger {
+        Text(String),
+        Integer(i64),
+    }
+    Ok(Some(match TextOrInteger::deserialize(d)? {
+        TextOrInteger::Text(t) => t,
+        TextOrInteger::Integer(n) => n.to_string(),
+    }))
 }
 
 fn default_seed() -> u64 {
@@ -869,7 +885,18 @@ pub fn parse(text: &str) -> std::result::Result<Recipe, (Option<usize>, String)>
         (at(&["transform", key]), m)
     })?;
     if let Some(shape) = &recipe.hyperparameters.image_shape {
-        if parse_image_shape(shape).is_none() {
+        let detection = recipe.sources.iter().any(SourceSpec::has_boxes);
+        let side = shape.trim().parse::<u32>().ok();
+        if detection && side.is_none_or(|s| s < 300) {
+            return Err((
+                at(&["hyperparameters", "image_shape"]),
+                format!(
+                    "image_shape {shape:?}: SageMaker's object detection takes one number, the \
+                     side of its square input, 300 or more (e.g. image_shape = 300 or 512)"
+                ),
+            ));
+        }
+        if !detection && parse_image_shape(shape).is_none() {
             return Err((
                 at(&["hyperparameters", "image_shape"]),
                 format!("image_shape {shape:?}: expected \"C,H,W\" (e.g. \"3,224,224\") with C 1, 3 or 4"),

@@ -462,6 +462,38 @@ fn pycocotools_loads_our_coco_export() {
     }
 }
 
+/// SageMaker's object detection takes `image_shape` as one number (the
+/// side of its square input, 300 or more): that is what a detection recipe
+/// may set, and what hyperparameters.json gets; a C,H,W shape is refused.
+#[test]
+fn detection_image_shape_is_the_algorithms_one_number() {
+    let env = TestEnv::new();
+    synth_voc(&env, "voc", 4, 64, 48);
+    for (value, ok) in [
+        ("512", true),
+        ("\"300\"", true),
+        ("\"3,300,300\"", false),
+        ("200", false),
+    ] {
+        let r = recipe(
+            &env,
+            "hp",
+            "type = \"voc\"\nroot = \"voc\"",
+            &["format = \"sagemaker-detection\""],
+            &format!("[hyperparameters]\nimage_shape = {value}\n"),
+        );
+        let out = env.run(&["build", &r, "--out", "hp"]);
+        if ok {
+            assert!(out.status.success(), "{value}: {}", stderr(&out));
+            let hp = json(&env, "hp/complete/hyperparameters.json");
+            assert_eq!(hp["image_shape"], value.trim_matches('"'), "{hp}");
+        } else {
+            assert_eq!(out.status.code(), Some(2), "{value}: {}", stderr(&out));
+            assert_stderr_has(&out, "300 or more");
+        }
+    }
+}
+
 /// Crowd regions (COCO `iscrowd = 1`) are never quietly written as
 /// ordinary boxes: outputs with a crowd flag keep it; for the others the
 /// build asks for `boxes.crowd`, then drops them (counted) or keeps them.
