@@ -38,11 +38,30 @@ pub fn name_first<T: std::fmt::Display>(
 ) {
     let n = items.len();
     for item in items.take(shown) {
-        text.push_str(&format!("\n  {item}"));
+        text.push_str(&format!("\n  {}", cut(&item.to_string(), LINE_CHARS)));
     }
     if n > shown {
         text.push_str(&format!("\n  ... and {} more{tail}", n - shown));
     }
+}
+
+/// The most characters of one named thing in a message line.
+pub const LINE_CHARS: usize = 400;
+
+/// `text` as a message shows it: whole up to `max` characters, else its
+/// start and its length (a name from the data can be megabytes long).
+pub fn cut(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => text.into(),
+        Some((end, _)) => format!("{}... ({} bytes)", &text[..end], text.len()).into(),
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn long_text_is_cut_at_a_character() {
+    assert_eq!(cut("short", 10), "short");
+    assert_eq!(cut("ééééé", 3), "ééé... (10 bytes)");
 }
 
 /// Collects warnings (for tests and library users who want them as data).

@@ -90,3 +90,49 @@ fn no_matching_list_and_unwritable_output_are_errors() {
     let err = one_line_error(&env.run(&["im2rec", "out/p", "imgs"]));
     assert!(err.contains("out"), "{err}");
 }
+
+/// A class name no file system can hold as a folder is refused before
+/// anything is written (it used to stop the build halfway, "File name too
+/// long"); where it names no path it is fine, and messages show long names
+/// cut, not whole.
+#[test]
+fn names_too_long_for_a_file_system_are_refused_before_writing() {
+    let env = TestEnv::new();
+    env.synth("p", 1, 2, 32, 24);
+    let long = "é".repeat(140); // 280 bytes
+    let huge = "x".repeat(100_000);
+    env.write(
+        "idx.csv",
+        format!("path,label\nclass_0/img_00000.jpg,{long}\nclass_0/img_00001.jpg,{huge}\n")
+            .as_bytes(),
+    );
+    let recipe = |outputs: &str| {
+        format!(
+            "name = \"l\"\n[[sources]]\ntype = \"csv\"\nfile = \"idx.csv\"\nroot = \"p\"\n\
+             path = \"path\"\nlabel = \"label\"\n{outputs}"
+        )
+    };
+    env.write(
+        "folders.toml",
+        recipe("[[outputs]]\nformat = \"folders\"\n").as_bytes(),
+    );
+    let out = env.run(&["build", "folders.toml", "--out", "f"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let e = one_line_error(&out);
+    assert!(e.contains("255") && e.contains("idx.csv:"), "{e}");
+    assert!(e.len() < 1000, "{e}");
+    assert!(!env.path("f").exists(), "nothing written");
+    // RecordIO names no file after a class: built, the summary cuts the name
+    env.write(
+        "rec.toml",
+        recipe("[[outputs]]\nformat = \"recordio\"\n").as_bytes(),
+    );
+    let out = env.ok(&["build", "rec.toml", "--out", "r"]);
+    let text = format!("{}{}", crate::env::stdout(&out), stderr(&out));
+    assert!(
+        text.contains("(100000 bytes)"),
+        "{}",
+        &text[..text.len().min(2000)]
+    );
+    assert!(text.len() < 20_000, "{} bytes of output", text.len());
+}

@@ -966,6 +966,18 @@ fn check_collisions(
                     let Some(name) = f.item_name(&out_rel, class) else {
                         continue;
                     };
+                    if let Some(long) = too_long(&name) {
+                        return Err(Error::Usage(format!(
+                            "{} ({}): the {} output would name a file or folder {:?}, {} \
+                             bytes; file systems take 255 (and a side file's extension needs \
+                             room): rename it. Nothing was written",
+                            crate::report::cut(&item.rel, 200),
+                            item.origin,
+                            f.name(),
+                            crate::report::cut(long, 60),
+                            long.len()
+                        )));
+                    }
                     let scope = if f.one_folder() { "" } else { split.as_str() };
                     let sum = crate::checksum::sha256(format!("{n}\0{scope}\0{name}").as_bytes());
                     let hashed: [u8; 16] = sum[..16].try_into().expect("16 of 32 bytes");
@@ -987,6 +999,22 @@ fn check_collisions(
         }
     }
     Ok(())
+}
+
+/// The part of an output item's name (`/`-separated, from
+/// [`formats::Format::item_name`]) that no file system can hold: over 255
+/// bytes, or over 250 for a last part without an extension (the format
+/// adds one: `.json`, `.xml`, `.txt`, `.jpg`).
+fn too_long(name: &str) -> Option<&str> {
+    let mut parts = name.split('/').peekable();
+    while let Some(p) = parts.next() {
+        let last = parts.peek().is_none();
+        let room = if last && !p.contains('.') { 250 } else { 255 };
+        if p.len() > room {
+            return Some(p);
+        }
+    }
+    None
 }
 
 /// Warnings about what is about to be written: unlabelled items in a

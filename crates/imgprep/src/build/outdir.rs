@@ -37,6 +37,9 @@ pub struct OutGuard {
     out: PathBuf,
     /// Whether the folder is imgprep's (it may clean up after itself there).
     pub owned: bool,
+    /// OUT was made by this build: when the build stops before writing
+    /// anything, the (empty) folder goes too.
+    created: bool,
     /// The previous build's files with their sizes and checksums, from its
     /// manifest.
     previous_sums: super::manifest::FileList,
@@ -180,6 +183,7 @@ pub fn acquire(
     OutGuard,
     Option<(super::Manifest, crate::checksum::Sha256Sum)>,
 )> {
+    let created = std::fs::symlink_metadata(out).is_err();
     std::fs::create_dir_all(out).map_err(Error::io(out))?;
     let lock = std::fs::File::open(out).map_err(Error::io(out))?;
     let holder = out.join(LOCK);
@@ -273,6 +277,7 @@ pub fn acquire(
         _lock: lock,
         out: out.to_path_buf(),
         owned,
+        created,
         previous_sums,
         previous_unlisted,
         fresh: empty,
@@ -407,6 +412,11 @@ impl OutGuard {
 impl Drop for OutGuard {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(self.out.join(LOCK));
+        let wrote = self.marker.get_mut().map_or(true, |m| m.is_some());
+        if self.created && !wrote {
+            // refused before writing: the folder it made, if still empty
+            let _ = std::fs::remove_dir(&self.out);
+        }
     }
 }
 

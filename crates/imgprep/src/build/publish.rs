@@ -191,7 +191,7 @@ pub fn summary_lines(s: &BuildSummary) -> Vec<String> {
             let classes: Vec<String> = c
                 .per_class
                 .iter()
-                .map(|(k, n)| format!("{k}={n}"))
+                .map(|(k, n)| format!("{}={n}", crate::report::cut(k, 80)))
                 .collect();
             let shown = if classes.len() > 8 {
                 format!("{} classes", classes.len())

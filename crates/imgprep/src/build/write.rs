@@ -668,7 +668,11 @@ pub(super) fn manifest(
             "classes with no item in a split (a model is not trained or scored on them there):",
         );
         for (v, split, classes) in &missing {
-            let shown: Vec<&str> = classes.iter().take(8).map(String::as_str).collect();
+            let shown: Vec<_> = classes
+                .iter()
+                .take(8)
+                .map(|c| crate::report::cut(c, 80))
+                .collect();
             let more = if classes.len() > 8 {
                 format!(" (+{} more)", classes.len() - 8)
             } else {
