@@ -247,3 +247,28 @@ def test_convert_a_folder(images, tmp_path):
     assert imgprep.verify(tmp_path / "c", progress=False)["ok"]
     with pytest.raises(imgprep.UsageError):
         imgprep.convert(images, tmp_path / "d", to="recordio", bogus=1)
+
+
+def test_a_push_that_leaves_files_behind_raises(recipe, binary, tmp_path, monkeypatch):
+    """A build into object storage whose push could not replace a file (one
+    of somebody else's at an output's key) raises ProblemError, as the
+    command exits 1; the result is on the error."""
+    from conftest import s3_env
+
+    env = s3_env()
+    if env is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but no Garage server (IMGPREP_S3_*): run scripts/pytest.sh through scripts/test.sh")
+        pytest.skip("no S3 test server: IMGPREP_S3_* unset (scripts/test.sh starts Garage)")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    uri = f"s3://{os.environ['IMGPREP_S3_BUCKET']}/py-push-{os.getpid()}-{tmp_path.name}/ds"
+    theirs = tmp_path / "theirs" / "complete" / "recordio"
+    theirs.mkdir(parents=True)
+    (theirs / "train.rec").write_bytes(b"their records")
+    r = run(binary, "push", tmp_path / "theirs", uri, "--layout", "mirror", "-q")
+    assert r.returncode == 0, r.stderr
+    with pytest.raises(imgprep.ProblemError, match="could not be pushed") as e:
+        imgprep.build(recipe, uri, progress=False)
+    failed = e.value.result.summary["pushed"]["failed"]
+    assert [k for k, _ in failed] == [f"{uri}/complete/recordio/train.rec"], failed

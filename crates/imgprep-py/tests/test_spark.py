@@ -62,6 +62,51 @@ def test_parts_folder_of_someone_else_is_refused(spark, shapes, tmp_path):
     assert (parts / "notes.txt").read_text() == "keep me"
 
 
+def test_parts_and_out_mistakes_are_refused_before_any_task(spark, shapes, tmp_path, monkeypatch):
+    """Parts that hold the output (deleted after the merge: the dataset went
+    with them), a parts folder inside the output, a foreign output folder and
+    a bucket-root output are refused before Spark runs a task."""
+    ran = []
+    real = imgprep.spark._tasks
+    monkeypatch.setattr(imgprep.spark, "_tasks", lambda *a: ran.append(a) or real(*a))
+    job = tmp_path / "job"
+    with pytest.raises(imgprep.UsageError, match="one holds the other"):
+        imgprep.spark.build(spark, shapes, job / "ds", slices=2, parts=job)
+    with pytest.raises(imgprep.UsageError, match="one holds the other"):
+        imgprep.spark.build(spark, shapes, job, slices=2, parts=job / "parts")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("keep me")
+    with pytest.raises(imgprep.UsageError, match="not made by imgprep"):
+        imgprep.spark.build(spark, shapes, theirs, slices=2)
+    with pytest.raises(imgprep.UsageError, match="bucket's root"):
+        imgprep.spark.build(spark, shapes, "s3://some-bucket/", slices=2)
+    assert ran == []
+    assert (theirs / "notes.txt").read_text() == "keep me"
+    assert not os.path.exists(str(theirs) + ".parts")
+
+
+def test_relative_recipe_paths_and_more_slices_than_items(spark, binary, tmp_path, monkeypatch):
+    """A recipe named through `..` builds (tasks and merge see one spelling of
+    the sources), and slices beyond the item count are not empty tasks."""
+    d = tmp_path / "small"
+    imgprep.synth(d / "imgs", classes=2, per_class=3, width=64, height=48, seed=3)
+    recipe = d / "recipe.toml"
+    recipe.write_text(recipe_text("imgs", outputs=("recordio",), resize=32))  # relative to the recipe
+    ref = tmp_path / "ref"
+    assert run(binary, "build", recipe, "--out", ref, "-q").returncode == 0
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    rel = os.path.relpath(recipe, elsewhere)
+    assert rel.startswith("..")
+    out = tmp_path / "out"
+    res = imgprep.spark.build(spark, rel, out, slices=10)
+    assert tree_digest(out) == tree_digest(ref)
+    # 4 train and 2 validation images: 4 slices, none empty
+    assert res.summary["spark"]["slices"] == 4
+
+
 def test_object_storage_parts_and_output(spark, shapes, reference, tmp_path):
     env = s3_env()
     if env is None:

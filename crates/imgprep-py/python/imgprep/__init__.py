@@ -154,7 +154,23 @@ class BuildResult:
 
 def _result(text: str) -> BuildResult:
     v = json.loads(text)
-    return BuildResult(summary=v["summary"], lines=v["lines"])
+    return _pushed(BuildResult(summary=v["summary"], lines=v["lines"]))
+
+
+def _pushed(res: BuildResult) -> BuildResult:
+    """A build or convert into object storage whose push left files behind
+    raises :class:`ProblemError` (the command exits 1): the prefix does not
+    hold the dataset. ``err.result`` is the :class:`BuildResult`."""
+    failed = (res.summary.get("pushed") or {}).get("failed") or []
+    if not failed:
+        return res
+    key, why = failed[0]
+    err = ProblemError(
+        f"{res.out}: {len(failed)} file(s) could not be pushed, so it does not hold the dataset "
+        f"(first: {key}: {why}); summary['pushed']['failed'] lists them"
+    )
+    err.result = res  # type: ignore[attr-defined]
+    raise err
 
 
 class Plan:
@@ -383,7 +399,7 @@ def convert(
             progress=_progress(progress),
         )
     )
-    return BuildResult(summary=v["result"], lines=v["lines"])
+    return _pushed(BuildResult(summary=v["result"], lines=v["lines"]))
 
 
 def verify(path: PathLike, *, threads: Optional[int] = None, progress: Any = None) -> Dict[str, Any]:

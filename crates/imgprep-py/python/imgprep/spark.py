@@ -146,6 +146,47 @@ def _prepare_parts(parts: str) -> None:
         f.write("imgprep Spark build parts: slice outputs and caches, deleted after the merge\n")
 
 
+def _within(a: str, b: str) -> bool:
+    """Whether ``a`` is ``b`` or lies inside it (local paths resolved, URIs by
+    their ``/``-parts)."""
+    if _is_remote(a) != _is_remote(b):
+        return False
+    if _is_remote(a):
+        pa, pb = a.rstrip("/").split("/"), b.rstrip("/").split("/")
+    else:
+        pa = os.path.realpath(a).split(os.sep)
+        pb = os.path.realpath(b).split(os.sep)
+    return pa[: len(pb)] == pb
+
+
+def _check_out(out: str, parts: str, force: bool) -> None:
+    """Before any task: PARTS and OUT apart (PARTS is deleted after the
+    merge), and a local OUT new, empty or imgprep's (as ``imgprep build``
+    requires), so a mistake costs no cluster time."""
+    if _within(parts, out) or _within(out, parts):
+        raise _native.UsageError(
+            f"parts = {parts} and out = {out}: one holds the other, and the parts are deleted "
+            "after the merge; give parts= a folder beside out, not in or around it"
+        )
+    if _is_remote(out) or force or not os.path.isdir(out):
+        return
+    names = os.listdir(out)
+    if not names or ".imgprep-building" in names or ".imgprep-lock" in names:
+        return
+    try:
+        with open(os.path.join(out, "manifest.json"), encoding="utf-8") as f:
+            if json.load(f).get("tool") == "imgprep":
+                return
+    except (OSError, ValueError, AttributeError):
+        pass
+    raise _native.UsageError(
+        f"{out} is not empty and was not made by imgprep (it has no imgprep manifest.json): "
+        "refusing to write into it. Use a new or empty folder, or force=True to build into it "
+        "anyway (imgprep then writes its files there, replacing files of the same names, and "
+        "removes nothing it did not write)"
+    )
+
+
 def _remove_tree(root: str, threads: int = 32) -> None:
     """Deletes a parts folder (ours: see _prepare_parts). Files are unlinked by
     many threads at once: on network and cloud disks an unlink waits on the
@@ -182,33 +223,62 @@ def build(
     parts: Optional[PathLike] = None,
     threads_per_task: Optional[int] = None,
     keep_parts: bool = False,
+    force: bool = False,
     progress: Any = None,
     _fail_slice: Optional[int] = None,
 ) -> BuildResult:
     """Builds ``recipe`` into ``out`` with Spark tasks (see the module text).
 
-    ``slices``: tasks to run (default: twice the default parallelism, at most
-    one per item); more slices than cores lets fast tasks absorb slow ones.
+    ``slices``: tasks to run (default: twice the default parallelism; at most
+    the largest split's item count, as each slice takes a part of every
+    split); more slices than cores lets fast tasks absorb slow ones.
     ``threads_per_task``: default ``spark.task.cpus``. ``keep_parts`` keeps a
     local PARTS folder after the merge (parts in object storage are always
-    kept: imgprep deletes nothing there). ``result.summary["spark"]`` has
-    one row per slice (items, seconds, host, attempt)."""
-    r = recipe if isinstance(recipe, Recipe) else Recipe.load(recipe)
+    kept: imgprep deletes nothing there). ``force``: build into a local
+    ``out`` that is not empty and not imgprep's, as ``imgprep build --force``.
+    ``result.summary["spark"]`` has one row per slice (items, seconds, host,
+    attempt). Everything that can be checked is checked before any task
+    starts: the recipe, the slices, ``out`` and ``parts``."""
+    if isinstance(recipe, Recipe):
+        r = recipe
+        if not _is_remote(r.path) and not os.path.isabs(r.path) and r._text is None:
+            r = Recipe.load(os.path.abspath(r.path))
+    elif isinstance(recipe, Mapping):
+        r = Recipe.load(recipe)
+    else:
+        path = os.fspath(recipe)
+        # one spelling of every source path in the tasks and the merge (the
+        # item caches are keyed by it): the recipe's absolute path
+        r = Recipe.load(path if _is_remote(path) else os.path.abspath(path))
     out = os.fspath(out)
     plan = r.plan(progress=False)
     items = sum(n for splits in plan.counts.values() for n in splits.values())
     n = slices if slices is not None else _default_slices(spark, items)
     if n < 1:
         raise _native.UsageError(f"slices = {n}: need at least 1")
+    # a slice without items has nothing to build (slice i takes part i of
+    # every split): at most as many as the largest split has items
+    largest = max((c for splits in plan.counts.values() for c in splits.values()), default=1)
+    n = min(n, max(largest, 1))
     if threads_per_task is None:
         threads_per_task = int(spark.conf.get("spark.task.cpus", "1"))
-    parts = os.fspath(parts) if parts is not None else out.rstrip("/") + ".parts"
+    if parts is None:
+        if _is_remote(out) and out.rstrip("/").count("/") < 3:
+            raise _native.UsageError(
+                f"out = {out} is a bucket's root: its default parts would be {out.rstrip('/')}.parts, "
+                "another bucket; give parts= (e.g. s3://bucket/imgprep-parts)"
+            )
+        parts = out.rstrip("/") + ".parts"
+    parts = os.fspath(parts)
     if not _is_remote(parts):
         parts = os.path.abspath(parts)
+    if not _is_remote(out):
+        out = os.path.abspath(out)
+    _check_out(out, parts, force)
     _prepare_parts(parts)
     started = time.time()
     df = spark.range(0, n, 1, numPartitions=n).mapInArrow(
-        _tasks(os.path.abspath(r.path) if not _is_remote(r.path) else r.path, r.toml, parts, n, threads_per_task, _fail_slice),
+        _tasks(r.path, r.toml, parts, n, threads_per_task, _fail_slice),
         _SCHEMA,
     )
     rows: List[Dict[str, Any]] = sorted((row.asDict() for row in df.collect()), key=lambda x: x["slice"])
@@ -225,6 +295,7 @@ def build(
                 out,
                 [os.path.join(tmp, x) for x in names],
                 shard_caches=[os.path.join(tmp, x + ".cache") for x in names],
+                force=force,
                 progress=progress,
             )
         finally:
@@ -234,6 +305,7 @@ def build(
             out,
             [os.path.join(parts, x) for x in names],
             shard_caches=[os.path.join(parts, x + ".cache") for x in names],
+            force=force,
             progress=progress,
         )
     merge_s = time.time() - started - tasks_s
