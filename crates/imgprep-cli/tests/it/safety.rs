@@ -401,6 +401,88 @@ fn a_server_that_never_answers_is_given_up_on() {
     assert!(start.elapsed() < Duration::from_secs(60));
 }
 
+/// An S3 endpoint whose listing never ends (every page "truncated", with
+/// the same continuation token and the same object, or with none) is given
+/// up on with a message, not listed for ever.
+#[test]
+fn a_listing_that_loops_is_given_up_on() {
+    use std::io::{BufRead, BufReader, Write};
+    for with_object in [true, false] {
+        let env = TestEnv::new();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for c in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut r = BufReader::new(c.try_clone().unwrap());
+                    let mut c = c;
+                    loop {
+                        // one request: its head (no body on GET)
+                        let mut line = String::new();
+                        let mut got = false;
+                        while r.read_line(&mut line).unwrap_or(0) > 0 {
+                            got = true;
+                            if line == "\r\n" {
+                                break;
+                            }
+                            line.clear();
+                        }
+                        if !got {
+                            return;
+                        }
+                        let contents = if with_object {
+                            "<Contents><Key>src/a/x.jpg</Key><Size>3</Size>\
+                             <LastModified>2026-01-01T00:00:00.000Z</LastModified>\
+                             <ETag>\"e\"</ETag></Contents>"
+                        } else {
+                            ""
+                        };
+                        let body = format!(
+                            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+                             <ListBucketResult><Name>b</Name><Prefix>src/</Prefix>\
+                             <KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys>\
+                             <IsTruncated>true</IsTruncated>{contents}\
+                             <NextContinuationToken>same</NextContinuationToken>\
+                             </ListBucketResult>"
+                        );
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\n\
+                             Content-Length: {}\r\n\r\n",
+                            body.len()
+                        );
+                        if c.write_all(head.as_bytes()).is_err()
+                            || c.write_all(body.as_bytes()).is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        env.write(
+            "r.toml",
+            b"name = \"l\"\n[[sources]]\ntype = \"folders\"\nroot = \"s3://b/src\"\n",
+        );
+        let vars = [
+            ("AWS_ACCESS_KEY_ID", "k"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", &format!("http://127.0.0.1:{port}")),
+            ("AWS_PROFILE", "imgprep-test-none"),
+            ("IMGPREP_IO_TIMEOUT_SECONDS", "2"),
+            ("IMGPREP_S3_RETRY_SECONDS", "2"),
+        ];
+        let out = run_bounded_with(&env, &["build", "r.toml", "--out", "o"], 60, &vars);
+        assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+        let want = if with_object {
+            "twice"
+        } else {
+            "no new object"
+        };
+        assert_stderr_has(&out, want);
+    }
+}
+
 /// Names a folder walk cannot take are listed in `skipped` with a reason,
 /// never dropped without a word.
 #[test]

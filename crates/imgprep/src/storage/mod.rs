@@ -314,6 +314,23 @@ impl Bucket {
         scheme_lists(&self.scheme)
     }
 
+    fn listing_stuck(
+        &self,
+        prefix: &str,
+        listed: usize,
+        wait: std::time::Duration,
+    ) -> StorageError {
+        StorageError {
+            uri: self.uri(prefix),
+            message: format!(
+                "the listing gave no new object in {} s (after {listed}): the server is stuck or \
+                 its pages loop; given up on (IMGPREP_IO_TIMEOUT_SECONDS sets the wait)",
+                wait.as_secs()
+            ),
+            not_found: false,
+        }
+    }
+
     fn no_listing(&self, prefix: &str) -> StorageError {
         StorageError {
             uri: self.uri(prefix),
@@ -332,11 +349,33 @@ impl Bucket {
         }
         let p = self.path(prefix.trim_end_matches('/'))?;
         let prefix_opt = (!prefix.trim_matches('/').is_empty()).then_some(&p);
+        // a listing must name a new object every IMGPREP_IO_TIMEOUT_SECONDS:
+        // a server whose pages trickle, or that answers "truncated" with the
+        // same page or no objects for ever, is given up on
+        let wait = settings::io_timeout();
         let mut out: Vec<ObjectInfo> = block_on(async {
             let mut s = self.store.list(prefix_opt);
             let mut v = Vec::new();
-            while let Some(m) = s.next().await {
-                v.push(info_of(&m.map_err(|e| self.err(prefix, e))?));
+            let mut seen = std::collections::HashSet::new();
+            loop {
+                let next = tokio::time::timeout(wait, s.next())
+                    .await
+                    .map_err(|_| self.listing_stuck(prefix, v.len(), wait))?;
+                let Some(m) = next else { break };
+                let info = info_of(&m.map_err(|e| self.err(prefix, e))?);
+                if !seen.insert(info.key.clone()) {
+                    return Err(StorageError {
+                        uri: self.uri(prefix),
+                        message: format!(
+                            "the listing names {} twice: the server's pages repeat (given up \
+                             on after {} objects)",
+                            info.key,
+                            v.len()
+                        ),
+                        not_found: false,
+                    });
+                }
+                v.push(info);
             }
             Ok::<_, StorageError>(v)
         })?;
@@ -352,10 +391,18 @@ impl Bucket {
         }
         let trimmed = prefix.trim_matches('/');
         let p = self.path(trimmed)?;
-        let r = block_on(
-            self.store
-                .list_with_delimiter((!trimmed.is_empty()).then_some(&p)),
-        )
+        // one call that reads every page: bounded as a whole, by ten times
+        // IMGPREP_IO_TIMEOUT_SECONDS
+        let wait = settings::io_timeout() * 10;
+        let r = block_on(async {
+            tokio::time::timeout(
+                wait,
+                self.store
+                    .list_with_delimiter((!trimmed.is_empty()).then_some(&p)),
+            )
+            .await
+        })
+        .map_err(|_| self.listing_stuck(prefix, 0, wait))?
         .map_err(|e| self.err(prefix, e))?;
         let mut files: Vec<ObjectInfo> = r.objects.iter().map(info_of).collect();
         files.sort_by(|a, b| a.key.cmp(&b.key));
