@@ -207,3 +207,46 @@ fn verify_reads_only_inside_the_folder_and_names_an_unfinished_build() {
     assert_eq!(out.status.code(), Some(1), "{}", crate::env::stderr(&out));
     crate::env::assert_stderr_has(&out, "stopped before it finished");
 }
+
+/// The manifest's own numbers are checked against each other and the files
+/// they describe: a hand-edited num_classes, num_training_samples, split
+/// count, per-class count or class name fails verify (each used to pass,
+/// as only the files' sums and the record counts were compared).
+#[test]
+fn a_manifest_whose_numbers_were_edited_fails() {
+    let env = TestEnv::new();
+    env.synth("p", 3, 6, 32, 24);
+    env.write(
+        "r.toml",
+        b"name = \"m\"\n[[sources]]\ntype = \"folders\"\nroot = \"p\"\n[split]\ntrain = 0.7\nvalidation = 0.3\n\
+          [[outputs]]\nformat = \"recordio\"\n[[outputs]]\nformat = \"tfrecord\"\n",
+    );
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    env.ok(&["verify", "o", "-q"]);
+    let original = env.read("o/manifest.json");
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit); 5] = [
+        ("num_classes", |m| m["num_classes"] = 2.into()),
+        ("num_training_samples", |m| {
+            m["variants"]["complete"]["num_training_samples"] = 5.into()
+        }),
+        ("split items", |m| {
+            m["variants"]["complete"]["splits"]["train"]["items"] = 70.into()
+        }),
+        ("a per-class count", |m| {
+            m["variants"]["complete"]["splits"]["validation"]["per_class"]["class_0"] = 9.into()
+        }),
+        ("a class name", |m| {
+            m["labels"][0]["name"] = "renamed".into()
+        }),
+    ];
+    for (what, edit) in edits {
+        let mut m: serde_json::Value = serde_json::from_slice(&original).unwrap();
+        edit(&mut m);
+        env.write("o/manifest.json", &serde_json::to_vec_pretty(&m).unwrap());
+        let out = env.run(&["verify", "o"]);
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", stdout(&out));
+    }
+    env.write("o/manifest.json", &original);
+    env.ok(&["verify", "o", "-q"]);
+}

@@ -1137,6 +1137,144 @@ pub fn verify_out(out: &Path, threads: usize, reporter: &dyn Reporter) -> Result
                 .push(format!("{f}: {n} records, the manifest says {want}"));
         }
     }
+    check_claims(&m, &at, &mut rep.problems);
     rep.ok = rep.problems.is_empty();
     Ok(rep)
+}
+
+/// The manifest's numbers against each other and against the files they
+/// describe (which the checks above hold to their sums): the class map,
+/// the counts, the hyperparameters (and `hyperparameters.json`), the
+/// records per split, and each `items.csv` row's class names and ids. A
+/// manifest edited by hand, or half restored, fails here rather than
+/// handing a trainer wrong numbers.
+fn check_claims(m: &Manifest, at: &dyn Fn(&str) -> std::path::PathBuf, problems: &mut Vec<String>) {
+    let n = m.num_classes;
+    if m.labels.len() != n {
+        problems.push(format!(
+            "manifest.json: num_classes is {n}, but its labels list {} classes",
+            m.labels.len()
+        ));
+    }
+    let mut ids: Vec<usize> = m.labels.iter().map(|l| l.id).collect();
+    ids.sort_unstable();
+    if ids != (0..m.labels.len()).collect::<Vec<_>>() {
+        problems.push("manifest.json: the labels' ids are not 0 .. N-1, each once".into());
+    }
+    let detection = m.detection.is_some();
+    for (vname, v) in &m.variants {
+        let hp = &v.hyperparameters;
+        let mut want: Vec<(&str, String)> = vec![("num_classes", n.to_string())];
+        if v.splits.contains_key(TRAIN) {
+            want.push(("num_training_samples", v.num_training_samples.to_string()));
+        }
+        if let Some(shape) = &v.image_shape {
+            want.push(("image_shape", shape.clone()));
+        }
+        if detection {
+            want.push(("label_width", v.label_width.to_string()));
+        }
+        for (k, value) in want {
+            if hp.get(k).is_some_and(|h| *h != value) {
+                problems.push(format!(
+                    "manifest.json: variant {vname}: hyperparameters {k} = {}, but the manifest says {value}",
+                    hp[k]
+                ));
+            }
+        }
+        let hp_rel = format!("{vname}/hyperparameters.json");
+        if m.files.contains_key(&hp_rel) {
+            let file: Option<BTreeMap<String, String>> = crate::files::read(&at(&hp_rel))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            if file.as_ref() != Some(hp) {
+                problems.push(format!(
+                    "{hp_rel}: not the hyperparameters the manifest lists for variant {vname}"
+                ));
+            }
+        }
+        for (split, c) in &v.splits {
+            let per_class: u64 = c.per_class.values().sum();
+            if !detection && !m.multi_label && per_class != c.items {
+                problems.push(format!(
+                    "manifest.json: {vname}/{split}: {} items, but its per-class counts add up to {per_class}",
+                    c.items
+                ));
+            }
+            if detection {
+                continue;
+            }
+            if split == TRAIN && v.num_training_samples != c.items {
+                problems.push(format!(
+                    "manifest.json: {vname}: num_training_samples is {}, but {split} has {} items",
+                    v.num_training_samples, c.items
+                ));
+            }
+            // every classification output holds each item of the split once
+            let rec = format!("{vname}/recordio/{split}.rec");
+            if let Some(&r) = m.records.get(&rec) {
+                if r != c.items {
+                    problems.push(format!(
+                        "manifest.json: {vname}/{split}: {} items, but {rec} holds {r} records",
+                        c.items
+                    ));
+                }
+            }
+            let mut shards: BTreeMap<&str, u64> = BTreeMap::new();
+            for (f, &r) in &m.records {
+                let Some(rest) = f.strip_prefix(&format!("{vname}/")) else {
+                    continue;
+                };
+                if let Some((dir, file)) = rest.split_once('/') {
+                    if dir.starts_with("tfrecord-") && file.starts_with(&format!("{split}-")) {
+                        *shards.entry(dir).or_default() += r;
+                    }
+                }
+            }
+            for (dir, r) in shards {
+                if r != c.items {
+                    problems.push(format!(
+                        "manifest.json: {vname}/{split}: {} items, but the {dir} shards hold {r} records",
+                        c.items
+                    ));
+                }
+            }
+        }
+    }
+    // items.csv: each written row's class names and ids as the label map has them
+    if m.files.contains_key(ITEMS_CSV) {
+        let names: HashMap<&str, usize> =
+            m.labels.iter().map(|l| (l.name.as_str(), l.id)).collect();
+        let Ok(mut r) = csv::Reader::from_path(at(ITEMS_CSV)) else {
+            return;
+        };
+        let headers = r.headers().cloned().unwrap_or_default();
+        let col = |name: &str| headers.iter().position(|h| h == name);
+        let (Some(lc), Some(ic), Some(sc)) = (col("labels"), col("label_ids"), col("status"))
+        else {
+            problems.push(format!(
+                "{ITEMS_CSV}: no labels, label_ids or status column"
+            ));
+            return;
+        };
+        for (line, row) in r.records().enumerate() {
+            let Ok(row) = row else { break };
+            if row.get(sc) != Some("written") || row.get(lc).is_none_or(str::is_empty) {
+                continue;
+            }
+            let (ls, is) = (row[lc].split(';'), row[ic].split(';'));
+            if ls.clone().count() != is.clone().count() {
+                continue; // a class name with a `;` in it
+            }
+            for (l, i) in ls.zip(is) {
+                if names.get(l).map(|id| id.to_string()).as_deref() != Some(i) {
+                    problems.push(format!(
+                        "{ITEMS_CSV}:{}: class {l:?} with id {i}, which the manifest's labels do not map so",
+                        line + 2
+                    ));
+                    return;
+                }
+            }
+        }
+    }
 }
