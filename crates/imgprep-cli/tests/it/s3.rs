@@ -681,6 +681,19 @@ fn http_urls_are_read_like_files() {
         failed.starts_with(&format!("{base}/photos/nope.jpg\tnot found")),
         "{failed}"
     );
+    // URLs are percent-encoded: `img%200.jpg` is the file `img 0.jpg` (and
+    // a file named `img%200.jpg` is `img%25200.jpg`), as curl reads them
+    std::fs::create_dir_all(env.path("site/odd/cat é")).unwrap();
+    env.write("site/odd/cat é/img 0.jpg", b"spaced");
+    env.write("site/odd/cat é/img%200.jpg", b"literal");
+    env.write(
+        "odd.txt",
+        format!("{base}/odd/cat%20%C3%A9/img%200.jpg\n{base}/odd/cat%20%C3%A9/img%25200.jpg\n")
+            .as_bytes(),
+    );
+    env.ok(&["pull", "odd.txt", "odd", "-q"]);
+    assert_eq!(env.read("odd/odd/cat é/img 0.jpg"), b"spaced");
+    assert_eq!(env.read("odd/odd/cat é/img%200.jpg"), b"literal");
     // inspect reads a .rec over HTTP
     let rec = files.iter().find(|f| f.ends_with("train.rec")).unwrap();
     std::fs::create_dir_all(env.path("site/out")).unwrap();

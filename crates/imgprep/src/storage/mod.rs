@@ -172,6 +172,16 @@ impl Uri {
                 if http { "host" } else { "bucket name" }
             ));
         }
+        // an http(s) URL's path is percent-encoded (`img%200.jpg` is the file
+        // `img 0.jpg`, as curl and browsers read it); object keys are plain text
+        let key = if http {
+            percent_encoding::percent_decode_str(key)
+                .decode_utf8()
+                .map_err(|_| format!("{s}: its path does not decode to UTF-8 text"))?
+                .into_owned()
+        } else {
+            key.to_string()
+        };
         Ok(Uri {
             scheme: if scheme == "s3a" {
                 "s3".into()
@@ -291,7 +301,23 @@ impl Bucket {
     /// presigned, Azure service SAS, GCS signed) for a store.
     pub fn read_url(&self, key: &str, valid: std::time::Duration) -> Result<String> {
         if self.scheme.starts_with("http") {
-            return Ok(self.uri(key));
+            // the key encoded again, one segment at a time
+            const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+                .add(b' ')
+                .add(b'"')
+                .add(b'#')
+                .add(b'%')
+                .add(b'<')
+                .add(b'>')
+                .add(b'?')
+                .add(b'`')
+                .add(b'{')
+                .add(b'}');
+            let path: Vec<String> = key
+                .split('/')
+                .map(|seg| percent_encoding::utf8_percent_encode(seg, SEGMENT).to_string())
+                .collect();
+            return Ok(self.uri(&path.join("/")));
         }
         let Some(signer) = &self.signer else {
             return Err(StorageError {
@@ -732,6 +758,15 @@ mod tests {
         assert_eq!(h.to_string(), "http://127.0.0.1:8000/data/a.jpg");
         assert!(Uri::parse("https://h/x?sig=1").is_err());
         assert!(is_remote("https://h/x"));
+        // an http(s) path is percent-encoded, a store's key is not
+        let h = Uri::parse("http://h/cat%20%C3%A9/img%200.jpg").unwrap();
+        assert_eq!(h.key, "cat é/img 0.jpg");
+        assert_eq!(
+            Uri::parse("http://h/a b/100%.jpg").unwrap().key,
+            "a b/100%.jpg"
+        );
+        assert!(Uri::parse("http://h/%FF.jpg").is_err());
+        assert_eq!(Uri::parse("s3://b/img%200.jpg").unwrap().key, "img%200.jpg");
     }
 
     #[test]
