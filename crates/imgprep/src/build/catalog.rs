@@ -28,7 +28,10 @@ impl LabelMap {
         if !explicit {
             names.sort();
             names.dedup();
-            if names.iter().all(|n| n.parse::<u64>().is_ok()) {
+            // whole numbers written in digits only (not `+5`, `-3` or `1.5`)
+            let digits =
+                |n: &str| !n.is_empty() && n.len() <= 19 && n.bytes().all(|b| b.is_ascii_digit());
+            if names.iter().all(|n| digits(n)) {
                 names.sort_by_key(|n| n.parse::<u64>().unwrap());
             }
         }
@@ -439,6 +442,23 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn class_names_sort_numerically_only_when_all_are_digits() {
+        let order = |names: &[&str]| -> Vec<String> {
+            let m = LabelMap::new(
+                names.iter().map(|s| s.to_string()).collect(),
+                false,
+                &HashMap::new(),
+            );
+            m.entries.into_iter().map(|e| e.name).collect()
+        };
+        assert_eq!(order(&["10", "2", "1"]), ["1", "2", "10"]);
+        assert_eq!(order(&["10", "2", "+5"]), ["+5", "10", "2"]);
+        assert_eq!(order(&["10", "2", "-3"]), ["-3", "10", "2"]);
+        // too long for a u64: text order, no overflow
+        assert_eq!(order(&["99999999999999999999", "3"]), ["3", "99999999999999999999"]);
+    }
+
     use super::*;
 
     #[test]

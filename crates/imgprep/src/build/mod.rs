@@ -1048,9 +1048,19 @@ fn warn_before_writing(
     ) {
         let first = &catalog.items[first];
         reporter.warn(&format!(
-            "{} of {} items have no label and are written with label -1 (first: {} from {})",
+            "{} of {} items have no label and are written with label -1{} (first: {} from {})",
             unlabelled.len(),
             written.len(),
+            if catalog.multi_label
+                && r.recipe
+                    .outputs
+                    .iter()
+                    .any(|o| matches!(o, recipe::OutputSpec::Recordio { pack_label: true }),)
+            {
+                " (an all-zero vector where labels are packed, pack_label)"
+            } else {
+                ""
+            },
             first.rel,
             first.origin
         ));
