@@ -1145,6 +1145,67 @@ fn pass_through_images_turned_by_exif_have_no_image_shape() {
     assert!(m["variants"]["complete"]["image_shape"].is_null(), "{m}");
 }
 
+/// Shards built one after another with one shared `--cache-dir` keep each
+/// other's cached items (each build used to prune everything the others
+/// had put there), so the merge finds them all; a shard folder that is
+/// gone no longer holds its entries.
+#[test]
+fn shards_sharing_one_cache_dir_keep_each_others_items() {
+    let env = TestEnv::new();
+    env.synth("p", 2, 6, 48, 32);
+    env.write(
+        "r.toml",
+        b"name = \"s\"\n[[sources]]\ntype = \"folders\"\nroot = \"p\"\n[transform]\nresize = 24\n\
+          [[outputs]]\nformat = \"recordio\"\n",
+    );
+    for i in 0..3 {
+        env.ok(&[
+            "build",
+            "r.toml",
+            "--out",
+            &format!("s{i}"),
+            "--shard",
+            &format!("{i}/3"),
+            "--cache-dir",
+            "shared",
+        ]);
+    }
+    let merged = env.ok_json(&[
+        "merge",
+        "r.toml",
+        "--out",
+        "merged",
+        "s0",
+        "s1",
+        "s2",
+        "--shard-cache",
+        "shared",
+        "--json",
+    ]);
+    assert_eq!(merged["processed"], 0, "{merged}");
+    env.ok(&["build", "r.toml", "--out", "one"]);
+    assert_eq!(tree(&env.path("merged")), tree(&env.path("one")));
+    // s0 gone: a rebuild of s1 prunes what only s0 used
+    let entries = |env: &TestEnv| tree(&env.path("shared")).len();
+    let before = entries(&env);
+    std::fs::remove_dir_all(env.path("s0")).unwrap();
+    env.write(
+        "r.toml",
+        &[b"seed = 5\n".to_vec(), env.read("r.toml")].concat(),
+    );
+    env.ok(&[
+        "build",
+        "r.toml",
+        "--out",
+        "s1",
+        "--shard",
+        "1/3",
+        "--cache-dir",
+        "shared",
+    ]);
+    assert!(entries(&env) < before, "{} of {before}", entries(&env));
+}
+
 /// Shards that skipped an item (a file that does not decode) merge into
 /// what one build gives: the item is skipped there too, for the reason the
 /// shard gave.

@@ -11,6 +11,13 @@ use crate::image::{ImageFormat, ImageInfo, SourceColor, SourceGeometry};
 use crate::output::write_atomic;
 use std::path::{Path, PathBuf};
 
+/// The folder of the notes of which outputs use a shared cache folder.
+const OWNERS: &str = "owners";
+
+fn owner_name(out: &Path) -> String {
+    super::reuse::table_name(out, "owner")
+}
+
 const MAGIC: &[u8; 4] = b"IPC4";
 /// magic, format, channels, colour, orientation, width, height, SHA-256,
 /// source upright width and height
@@ -205,18 +212,77 @@ impl Cache {
         let _ = std::fs::remove_file(self.path(key));
     }
 
+    /// Notes the keys the build of `out` uses, in a cache folder that
+    /// several outputs may share (`--cache-dir`): pruning by another
+    /// output's build keeps them (see [`Cache::other_owners`]). Written
+    /// before any entry of this build is, so a build running beside it
+    /// never takes them for stale.
+    pub fn note_owner(&self, out: &Path, keys: &[String]) {
+        let dir = self.dir.join(OWNERS);
+        let _ = std::fs::create_dir_all(&dir);
+        let out = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
+        let mut text = format!("{}\n", out.display());
+        for k in keys {
+            text.push_str(k);
+            text.push('\n');
+        }
+        let _ = write_atomic(&dir.join(owner_name(&out)), text.as_bytes());
+    }
+
+    /// Removes the note of `out`'s keys (a build that keeps nothing), and
+    /// the notes' folder once it is empty.
+    pub fn forget_owner(&self, out: &Path) {
+        let out = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
+        let dir = self.dir.join(OWNERS);
+        let _ = std::fs::remove_file(dir.join(owner_name(&out)));
+        let _ = std::fs::remove_dir(dir);
+    }
+
+    /// The keys the last builds of the other outputs sharing this cache
+    /// folder used, for those outputs that still exist (the notes of the
+    /// others are removed).
+    pub fn other_owners(&self, out: &Path) -> Vec<String> {
+        let me = owner_name(out);
+        let Ok(notes) = std::fs::read_dir(self.dir.join(OWNERS)) else {
+            return Vec::new();
+        };
+        let mut keys = Vec::new();
+        for e in notes.flatten() {
+            if e.file_name().to_string_lossy() == me {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(e.path()) else {
+                continue;
+            };
+            let mut lines = text.lines();
+            match lines.next() {
+                Some(o) if Path::new(o).exists() => keys.extend(lines.map(str::to_string)),
+                _ => {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        keys
+    }
+
     /// Removes every entry whose key is not in `keep` (those of earlier
     /// builds: changed sources, other transforms, removed items), so the
-    /// cache holds no more than the current build. Returns (entries, bytes)
-    /// removed.
-    pub fn retain(&self, keep: &std::collections::HashSet<&str>) -> (u64, u64) {
+    /// cache holds no more than the current build; entries newer than
+    /// `before` (a build running beside this one, in a shared cache folder)
+    /// stay. Returns (entries, bytes) removed.
+    pub fn retain(
+        &self,
+        keep: &std::collections::HashSet<&str>,
+        before: std::time::SystemTime,
+    ) -> (u64, u64) {
         let (mut n, mut bytes) = (0, 0);
         let Ok(subdirs) = std::fs::read_dir(&self.dir) else {
             return (0, 0);
         };
         for d in subdirs.flatten() {
             // the record tables (see `reuse`) are kept by their own rule
-            if d.file_name() == super::reuse::TABLES || d.file_name() == super::STAMPS {
+            let name = d.file_name();
+            if name == super::reuse::TABLES || name == super::STAMPS || name == OWNERS {
                 continue;
             }
             let Ok(entries) = std::fs::read_dir(d.path()) else {
@@ -227,7 +293,15 @@ impl Cache {
                 if keep.contains(name.to_string_lossy().as_ref()) {
                     continue;
                 }
-                let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+                let meta = e.metadata().ok();
+                if meta
+                    .as_ref()
+                    .and_then(|m| m.modified().ok())
+                    .is_some_and(|t| t >= before)
+                {
+                    continue;
+                }
+                let len = meta.map(|m| m.len()).unwrap_or(0);
                 if std::fs::remove_file(e.path()).is_ok() {
                     n += 1;
                     bytes += len;

@@ -442,6 +442,7 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     #[test]
     fn class_names_sort_numerically_only_when_all_are_digits() {
         let order = |names: &[&str]| -> Vec<String> {
@@ -456,10 +457,11 @@ mod tests {
         assert_eq!(order(&["10", "2", "+5"]), ["+5", "10", "2"]);
         assert_eq!(order(&["10", "2", "-3"]), ["-3", "10", "2"]);
         // too long for a u64: text order, no overflow
-        assert_eq!(order(&["99999999999999999999", "3"]), ["3", "99999999999999999999"]);
+        assert_eq!(
+            order(&["99999999999999999999", "3"]),
+            ["3", "99999999999999999999"]
+        );
     }
-
-    use super::*;
 
     #[test]
     fn item_paths_have_one_name() {

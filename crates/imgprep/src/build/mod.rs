@@ -273,6 +273,11 @@ fn build_in(
 
     // Execute: every needed item once, into the cache (pass-through: header check only).
     let cache = Cache::new(cache_dir.clone());
+    // entries older than this are an earlier build's (see `Cache::retain`;
+    // files get their times from a coarser clock, so an entry made just
+    // after it may look a few ms older: the owner notes, written before
+    // any entry, keep those of a build running beside this one)
+    let started = std::time::SystemTime::now();
     // each needed item's cache key, made once (prepare, write and the
     // cache's pruning all look entries up by it)
     let keys: Vec<String> = needed
@@ -282,6 +287,9 @@ fn build_in(
             video::cache_key(&transform_key, &catalog.items[i], size, mtime)
         })
         .collect();
+    if opts.cache_dir.is_some() {
+        cache.note_owner(&opts.out, &keys);
+    }
     let shard_caches: Vec<Cache> = opts
         .merge_from
         .iter()
@@ -600,12 +608,21 @@ fn build_in(
     let pruning = {
         let keys = keys.clone();
         let dir = cache.dir().to_path_buf();
+        let (shared, out) = (opts.cache_dir.is_some(), opts.out.clone());
         std::thread::Builder::new()
             .name("imgprep-prune".into())
             .spawn(move || {
+                let cache = Cache::new(dir);
+                // a folder given with --cache-dir may serve other outputs
+                // (shards) too: what their last builds used stays
+                let others = if shared {
+                    cache.other_owners(&out)
+                } else {
+                    Vec::new()
+                };
                 let keep: std::collections::HashSet<&str> =
-                    keys.iter().map(|k| k.as_str()).collect();
-                Cache::new(dir).retain(&keep).1
+                    keys.iter().chain(&others).map(|k| k.as_str()).collect();
+                cache.retain(&keep, started).1
             })
             .map_err(|e| Error::Usage(format!("cannot start a thread: {e}")))?
     };
@@ -713,6 +730,9 @@ fn build_in(
             &stamp_at,
             format!("{stamp}\n{}\n", manifest_sums.sha256).as_bytes(),
         );
+    } else {
+        // nothing of this build is kept for the next
+        cache.forget_owner(&opts.out);
     }
     let tables = std::mem::take(&mut *ctx.tables.lock().unwrap());
     reuse::prune(cache.dir(), &opts.out, tables.iter().map(|t| t.as_str()));
