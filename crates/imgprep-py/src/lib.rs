@@ -49,7 +49,9 @@ fn py_err(e: imgprep::Error) -> PyErr {
         imgprep::Error::Usage(_) => UsageError::new_err(msg),
         imgprep::Error::Problem(_) => ProblemError::new_err(msg),
         imgprep::Error::Interrupted => return PyKeyboardInterrupt::new_err(msg),
-        _ => ImgprepError::new_err(msg),
+        // a file that cannot be read, a malformed line: what the command
+        // exits 2 for, as for usage errors
+        imgprep::Error::Io { .. } | imgprep::Error::Line { .. } => UsageError::new_err(msg),
     };
     Python::attach(|py| {
         let v = err.value(py);
@@ -294,7 +296,7 @@ fn build(
     text: Option<&str>,
     out: &str,
     shard: Option<(usize, usize)>,
-    threads: Option<usize>,
+    threads: Option<i64>,
     cache_dir: Option<String>,
     force: bool,
     drop_cache: bool,
@@ -309,7 +311,7 @@ fn build(
     }
     let opts = imgprep::build::BuildOptions {
         out: out.into(),
-        threads: threads.filter(|&t| t > 0).unwrap_or_else(all_cores),
+        threads: threads_arg(threads)?,
         shard,
         merge_from: paths(merge_from),
         merge_caches: paths(merge_caches),
@@ -340,6 +342,17 @@ fn all_cores() -> usize {
         .unwrap_or(1)
 }
 
+/// A `threads=` argument: None or 0 for every core, else 1 or more.
+fn threads_arg(t: Option<i64>) -> PyResult<usize> {
+    match t {
+        None | Some(0) => Ok(all_cores()),
+        Some(n) if n > 0 => Ok(n as usize),
+        Some(n) => Err(UsageError::new_err(format!(
+            "threads = {n}: give 1 or more, or None (or 0) for every core"
+        ))),
+    }
+}
+
 /// `convert`: `options` is a JSON object of [`imgprep::convert::ConvertOptions`]
 /// fields (missing ones take their defaults). Returns JSON with the recipe
 /// text, notes and the build summary; `print_recipe` stops after the recipe.
@@ -350,7 +363,7 @@ fn convert(
     py: Python<'_>,
     options: &str,
     out: &str,
-    threads: Option<usize>,
+    threads: Option<i64>,
     cache_dir: Option<String>,
     force: bool,
     print_recipe: bool,
@@ -359,7 +372,7 @@ fn convert(
     let o = convert_options(options)?;
     let opts = imgprep::build::BuildOptions {
         out: out.into(),
-        threads: threads.filter(|&t| t > 0).unwrap_or_else(all_cores),
+        threads: threads_arg(threads)?,
         shard: None,
         merge_from: Vec::new(),
         merge_caches: Vec::new(),
@@ -462,11 +475,11 @@ fn convert_options(text: &str) -> PyResult<imgprep::convert::ConvertOptions> {
 fn verify(
     py: Python<'_>,
     path: &str,
-    threads: Option<usize>,
+    threads: Option<i64>,
     progress: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<String> {
     let path = PathBuf::from(path);
-    let threads = threads.filter(|&t| t > 0).unwrap_or_else(all_cores);
+    let threads = threads_arg(threads)?;
     let v = run_job(py, progress, move |events| {
         let quiet = imgprep::report::Collect::default();
         imgprep::verify::verify_path(&path, threads, events, &quiet)
@@ -481,17 +494,26 @@ fn verify(
 fn synth(
     py: Python<'_>,
     dir: &str,
-    classes: usize,
-    per_class: usize,
-    width: u32,
-    height: u32,
+    classes: i64,
+    per_class: i64,
+    width: i64,
+    height: i64,
     seed: u64,
 ) -> PyResult<Vec<String>> {
+    let count = |what: &str, v: i64, max: i64| {
+        if (0..=max).contains(&v) {
+            Ok(v)
+        } else {
+            Err(UsageError::new_err(format!(
+                "synth: {what} = {v}: give 1 to {max}"
+            )))
+        }
+    };
     let opts = imgprep::synth::SynthOptions {
-        classes,
-        per_class,
-        width,
-        height,
+        classes: count("classes", classes, 100_000)? as usize,
+        per_class: count("per_class", per_class, 10_000_000)? as usize,
+        width: count("width", width, 65_535)? as u32,
+        height: count("height", height, 65_535)? as u32,
         seed,
         ..Default::default()
     };

@@ -123,6 +123,24 @@ def test_errors_are_exceptions_with_the_message_and_file(images, tmp_path):
     # a shard outside 0..n is refused before anything runs
     with pytest.raises(imgprep.UsageError):
         imgprep.build(good, tmp_path / "o2", shard=(3, 3))
+    # what the command exits 2 for is a UsageError: a file that cannot be
+    # read, a malformed .lst line, arguments out of range
+    with pytest.raises(imgprep.UsageError) as e:
+        imgprep.Recipe.load(tmp_path / "nope.toml")
+    assert e.value.path.endswith("nope.toml")
+    lst = tmp_path / "bad.lst"
+    lst.write_text("0\t1.0\n")
+    lrec = tmp_path / "lst.toml"
+    lrec.write_text(f'name = "l"\n[[sources]]\ntype = "lst"\nfile = "{lst}"\nroot = "{images}"\n')
+    with pytest.raises(imgprep.UsageError) as e:
+        imgprep.Recipe.load(lrec).plan()
+    assert e.value.line == 1, str(e.value)
+    with pytest.raises(imgprep.UsageError, match="threads = -1"):
+        imgprep.build(good, tmp_path / "o3", threads=-1, progress=False)
+    with pytest.raises(imgprep.UsageError, match="classes = 0"):
+        imgprep.synth(tmp_path / "s", classes=0)
+    with pytest.raises(imgprep.UsageError, match="per_class = -1"):
+        imgprep.synth(tmp_path / "s", per_class=-1)
 
 
 def test_read_records_gives_labels_and_images(recipe, tmp_path):

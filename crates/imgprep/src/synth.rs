@@ -182,6 +182,18 @@ pub fn synth_image(width: u32, height: u32, class: usize, seed: u64) -> Pixels {
 /// Writes the layout `opts.layout` asks for under `dir`; returns the image
 /// files written.
 pub fn synth_tree(dir: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {
+    for (what, n) in [
+        ("classes", opts.classes as u64),
+        ("per_class", opts.per_class as u64),
+        ("width", opts.width as u64),
+        ("height", opts.height as u64),
+    ] {
+        if n == 0 {
+            return Err(crate::Error::Usage(format!(
+                "synth: {what} = 0: give 1 or more"
+            )));
+        }
+    }
     match opts.layout {
         Layout::Classes => synth_classes(dir, opts),
         Layout::MultiLabel => synth_multilabel(dir, opts),

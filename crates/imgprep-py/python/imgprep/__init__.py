@@ -14,9 +14,11 @@ The same library as the ``imgprep`` command, called in-process::
 
 Long calls release the GIL, show a progress bar in terminals and notebooks
 (``progress=False`` turns it off), and stop with ``KeyboardInterrupt`` on
-Ctrl-C. Errors are :class:`ImgprepError` (``UsageError`` for settings and
-recipes, ``ProblemError`` for bad input data) with the message the command
-prints; ``err.path`` and ``err.line`` name the file where known.
+Ctrl-C. Errors are :class:`ImgprepError` (``UsageError`` for what the command
+exits 2 for: settings, recipes, arguments, unreadable files, malformed lines;
+``ProblemError`` for bad input data and pushes that left files behind) with
+the message the command prints; ``err.path`` and ``err.line`` name the file
+where known.
 """
 
 from __future__ import annotations
