@@ -399,6 +399,27 @@ fn a_server_that_never_answers_is_given_up_on() {
     let out = run_bounded_with(&env, &["pull", "list.txt", "dl"], 40, &vars);
     assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(start.elapsed() < Duration::from_secs(60));
+    // a CSV of 12 such URLs: looked at together, so the build pays about
+    // one wait, not twelve (it took 12 x 2 s here)
+    let mut csv = String::from("path,label\n");
+    for k in 0..12 {
+        csv += &format!("http://127.0.0.1:{port}/data/{k}.jpg,a\n");
+    }
+    env.write("urls.csv", csv.as_bytes());
+    std::fs::create_dir_all(env.path("root")).unwrap();
+    env.write(
+        "u.toml",
+        b"name = \"u\"\non_error = \"skip\"\n[[sources]]\ntype = \"csv\"\nfile = \"urls.csv\"\n\
+          root = \"root\"\npath = \"path\"\nlabel = \"label\"\n",
+    );
+    let start = Instant::now();
+    let out = run_bounded_with(&env, &["build", "u.toml", "--out", "u"], 40, &vars);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        start.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 /// An S3 endpoint whose listing never ends (every page "truncated", with

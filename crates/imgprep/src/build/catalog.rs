@@ -5,6 +5,7 @@ use super::sources::{Item, Sources};
 use crate::error::{Error, Result};
 use crate::recipe::{LoadedRecipe, NamesSpec, OnError};
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LabelEntry {
@@ -155,6 +156,34 @@ impl Catalog {
 
 /// The canonical name of an item path under its source root: `.` parts and
 /// repeated separators dropped, `..` resolved against the parts before it.
+/// Objects a look at them is asked for at once (HEAD requests in flight).
+const LOOKS: usize = 16;
+
+/// Sizes and times of the objects among `paths` (local files are left to
+/// the caller), [`LOOKS`] requests at a time: a server that makes each wait
+/// for its timeout costs one timeout per 16 objects, not one per object.
+fn look_at_objects<'a>(
+    paths: impl Iterator<Item = &'a Path>,
+) -> HashMap<std::path::PathBuf, std::io::Result<(u64, i128)>> {
+    let remote: Vec<&Path> = paths.filter(|p| crate::files::is_remote(p)).collect();
+    if remote.len() < 2 {
+        return HashMap::new();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let found = std::sync::Mutex::new(HashMap::new());
+    std::thread::scope(|s| {
+        for _ in 0..LOOKS.min(remote.len()) {
+            s.spawn(|| loop {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&p) = remote.get(k) else { break };
+                let r = crate::files::fingerprint(p);
+                found.lock().unwrap().insert(p.to_path_buf(), r);
+            });
+        }
+    });
+    found.into_inner().unwrap()
+}
+
 /// `None` for a path that is absolute, empty or leads outside the root.
 /// Symbolic links are not followed: a link and its target are two names.
 pub fn normalize_rel(rel: &str) -> Option<String> {
@@ -319,6 +348,9 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
             }
         }
     };
+    // objects named one by one (URLs in a CSV: no listing to take their
+    // sizes from) are looked at many at a time, not one after another
+    let mut looked = look_at_objects(items.iter().map(|i| i.path.as_path()));
     // each item with its file's size and modification time (one look at the file)
     let mut by_rel: BTreeMap<String, (Item, (u64, i128))> = BTreeMap::new();
     for mut item in items {
@@ -382,7 +414,8 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
             problem(&item, format!("label {bad:?} is not in the label map"))?;
             continue;
         }
-        let print = match crate::files::fingerprint(&item.path) {
+        let looked = looked.remove(&item.path);
+        let print = match looked.unwrap_or_else(|| crate::files::fingerprint(&item.path)) {
             Ok(p) => p,
             Err(e) => {
                 // the item and its origin name the file; the reason says only
