@@ -33,8 +33,8 @@ use super::{
 /// Shapes: `rectangle` -> the box of its points in any drag order;
 /// `polygon` -> the box of its points (`from_polygon`); `circle` (centre,
 /// a point on the rim) -> the circle's bounding square (`from_polygon`,
-/// and `shape=circle` in `extra`); `line`, `linestrip`, `point`, `points`,
-/// `mask` -> dropped ("a line has no area"). Shapes sharing a label and a
+/// and `shape=circle` in `extra`); `line`, `linestrip`, `point`, `points`
+/// -> dropped ("a line has no area"); `mask` (a bitmap) -> dropped, said so. Shapes sharing a label and a
 /// `group_id` are one object: one box around them (see `merge_groups`).
 /// `group_id`, the `flags` that are true (`flag:NAME=true`) and a non-empty `description` go to
 /// `attrs.extra`. Labels are trimmed; a shape without a label is dropped.
@@ -462,11 +462,15 @@ fn shape(s: RawShape, origin: &str, out: &mut Parsed) -> Result<Object, String> 
         Some(Scalar::Str(t)) => t.trim().to_string(),
         Some(other) => return Err(format!("unreadable shape_type {}", other.shown())),
     };
-    if matches!(
-        kind.as_str(),
-        "line" | "linestrip" | "point" | "points" | "mask"
-    ) {
+    if matches!(kind.as_str(), "line" | "linestrip" | "point" | "points") {
         return Err(format!("a {kind} has no area"));
+    }
+    if kind == "mask" {
+        // its points are the bitmap's corners in pixel indices, and the
+        // object is the bitmap's set pixels: not a box read as it is
+        return Err(
+            "a mask (a bitmap; imgprep reads no bitmaps: draw it as a polygon or rectangle)".into(),
+        );
     }
     let class = s
         .label
@@ -798,7 +802,7 @@ mod tests {
                 "a line has no area @shapes[4]",
                 "a point has no area @shapes[5]",
                 "a linestrip has no area @shapes[6]",
-                "a mask has no area @shapes[7]",
+                "a mask (a bitmap; imgprep reads no bitmaps: draw it as a polygon or rectangle) @shapes[7]",
                 "shape without a label @shapes[8]",
                 "unreadable points of a rectangle @shapes[9]",
                 "a rectangle with 1 points @shapes[10]",
