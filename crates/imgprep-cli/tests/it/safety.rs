@@ -373,18 +373,29 @@ fn sizes_are_checked_before_allocation() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 }
 
+/// A TCP server on a free port of 127.0.0.1 that hands every connection
+/// to `answer` on a thread of its own; returns the port.
+fn fake_server(answer: impl Fn(std::net::TcpStream) + Clone + Send + 'static) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in listener.incoming().flatten() {
+            let answer = answer.clone();
+            std::thread::spawn(move || answer(c));
+        }
+    });
+    port
+}
+
 /// An endpoint that accepts connections and never answers: every command
 /// gives up within the I/O timeout and the retry budget, with a message.
 #[test]
 fn a_server_that_never_answers_is_given_up_on() {
     let env = TestEnv::new();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for c in listener.incoming().flatten() {
-            held.push(c); // read nothing, answer nothing, close nothing
-        }
+    // read nothing, answer nothing, close nothing
+    let port = fake_server(|c| {
+        let _held = c;
+        std::thread::sleep(Duration::from_secs(3600));
     });
     let url = format!("http://127.0.0.1:{port}/data/train.rec");
     let vars = [
@@ -430,54 +441,46 @@ fn a_listing_that_loops_is_given_up_on() {
     use std::io::{BufRead, BufReader, Write};
     for with_object in [true, false] {
         let env = TestEnv::new();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        std::thread::spawn(move || {
-            for c in listener.incoming().flatten() {
-                std::thread::spawn(move || {
-                    let mut r = BufReader::new(c.try_clone().unwrap());
-                    let mut c = c;
-                    loop {
-                        // one request: its head (no body on GET)
-                        let mut line = String::new();
-                        let mut got = false;
-                        while r.read_line(&mut line).unwrap_or(0) > 0 {
-                            got = true;
-                            if line == "\r\n" {
-                                break;
-                            }
-                            line.clear();
-                        }
-                        if !got {
-                            return;
-                        }
-                        let contents = if with_object {
-                            "<Contents><Key>src/a/x.jpg</Key><Size>3</Size>\
-                             <LastModified>2026-01-01T00:00:00.000Z</LastModified>\
-                             <ETag>\"e\"</ETag></Contents>"
-                        } else {
-                            ""
-                        };
-                        let body = format!(
-                            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
-                             <ListBucketResult><Name>b</Name><Prefix>src/</Prefix>\
-                             <KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys>\
-                             <IsTruncated>true</IsTruncated>{contents}\
-                             <NextContinuationToken>same</NextContinuationToken>\
-                             </ListBucketResult>"
-                        );
-                        let head = format!(
-                            "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\n\
-                             Content-Length: {}\r\n\r\n",
-                            body.len()
-                        );
-                        if c.write_all(head.as_bytes()).is_err()
-                            || c.write_all(body.as_bytes()).is_err()
-                        {
-                            return;
-                        }
+        let port = fake_server(move |c| {
+            let mut r = BufReader::new(c.try_clone().unwrap());
+            let mut c = c;
+            loop {
+                // one request: its head (no body on GET)
+                let mut line = String::new();
+                let mut got = false;
+                while r.read_line(&mut line).unwrap_or(0) > 0 {
+                    got = true;
+                    if line == "\r\n" {
+                        break;
                     }
-                });
+                    line.clear();
+                }
+                if !got {
+                    return;
+                }
+                let contents = if with_object {
+                    "<Contents><Key>src/a/x.jpg</Key><Size>3</Size>\
+                     <LastModified>2026-01-01T00:00:00.000Z</LastModified>\
+                     <ETag>\"e\"</ETag></Contents>"
+                } else {
+                    ""
+                };
+                let body = format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+                     <ListBucketResult><Name>b</Name><Prefix>src/</Prefix>\
+                     <KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys>\
+                     <IsTruncated>true</IsTruncated>{contents}\
+                     <NextContinuationToken>same</NextContinuationToken>\
+                     </ListBucketResult>"
+                );
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\n\
+                     Content-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                if c.write_all(head.as_bytes()).is_err() || c.write_all(body.as_bytes()).is_err() {
+                    return;
+                }
             }
         });
         env.write(
@@ -997,31 +1000,26 @@ fn a_new_output_does_not_replace_a_users_file() {
 fn a_server_that_trickles_is_given_up_on() {
     use std::io::{BufRead, BufReader, Write};
     let env = TestEnv::new();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for c in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(c.try_clone().unwrap());
-                let mut first = String::new();
-                let _ = r.read_line(&mut first);
-                let mut line = String::new();
-                while r.read_line(&mut line).is_ok_and(|n| n > 2) {
-                    line.clear();
-                }
-                let mut c = c;
-                if first.contains("/e500") {
-                    let _ = c.write_all(b"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n");
-                    return;
-                }
-                let head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\nContent-Type: image/jpeg\r\n\r\n";
-                if c.write_all(head).is_err() || first.starts_with("HEAD") {
-                    return;
-                }
-                while c.write_all(b"x").is_ok() {
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-            });
+    let port = fake_server(|c| {
+        let mut r = BufReader::new(c.try_clone().unwrap());
+        let mut first = String::new();
+        let _ = r.read_line(&mut first);
+        let mut line = String::new();
+        while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+            line.clear();
+        }
+        let mut c = c;
+        if first.contains("/e500") {
+            let _ = c.write_all(b"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n");
+            return;
+        }
+        let head =
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\nContent-Type: image/jpeg\r\n\r\n";
+        if c.write_all(head).is_err() || first.starts_with("HEAD") {
+            return;
+        }
+        while c.write_all(b"x").is_ok() {
+            std::thread::sleep(Duration::from_millis(200));
         }
     });
     let vars = [
