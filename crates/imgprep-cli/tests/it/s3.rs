@@ -694,6 +694,19 @@ fn http_urls_are_read_like_files() {
     env.ok(&["pull", "odd.txt", "odd", "-q"]);
     assert_eq!(env.read("odd/odd/cat é/img 0.jpg"), b"spaced");
     assert_eq!(env.read("odd/odd/cat é/img%200.jpg"), b"literal");
+    // a key line starting with `/` is refused (listed), not fetched as another key
+    env.write(
+        "slash.txt",
+        b"/photos/class_2/img_00004.jpg\nphotos/class_2/img_00004.jpg\n",
+    );
+    let out = env.run(&["pull", "slash.txt", "sl", "--base", base, "-q"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let failed = String::from_utf8(env.read("sl/failed.txt")).unwrap();
+    assert!(failed.contains("starting with `/`"), "{failed}");
+    assert_eq!(
+        env.read("sl/photos/class_2/img_00004.jpg"),
+        env.read("site/photos/class_2/img_00004.jpg")
+    );
     // inspect reads a .rec over HTTP
     let rec = files.iter().find(|f| f.ends_with("train.rec")).unwrap();
     std::fs::create_dir_all(env.path("site/out")).unwrap();

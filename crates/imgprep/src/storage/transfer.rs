@@ -494,7 +494,12 @@ pub fn pull(
             }
             _ => uri.key.clone(),
         };
-        let job = safe_rel(&rel_key)
+        // a key line is relative to --base: a leading `/` would be dropped by
+        // the join and fetch another object than the one written
+        let absolute = (!line.contains("://") && line.starts_with('/'))
+            .then(|| "refused: a key starting with `/` (keys are relative to --base)".to_string());
+        let job = absolute
+            .map_or_else(|| safe_rel(&rel_key), Err)
             .and_then(|rel| match claimed.get(&rel) {
                 Some((other, 0)) => Err(format!(
                     "refused: it would be DEST/{}, which is {other} (rename the object or pull it \
