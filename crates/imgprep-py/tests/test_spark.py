@@ -107,6 +107,20 @@ def test_relative_recipe_paths_and_more_slices_than_items(spark, binary, tmp_pat
     assert res.summary["spark"]["slices"] == 4
 
 
+def test_a_slice_that_fails_every_attempt_raises_imgprep_s_error(spark, tmp_path):
+    """A bad image under on_error = "fail" stops the slice on every attempt:
+    the driver raises the ProblemError a local build raises, naming the file,
+    not Spark's wrapped traceback."""
+    d = tmp_path / "bad"
+    imgprep.synth(d / "imgs", classes=2, per_class=3, width=64, height=48, seed=5)
+    (d / "imgs" / "class_0" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a JPEG")
+    recipe = d / "recipe.toml"
+    recipe.write_text(recipe_text("imgs", outputs=("recordio",), resize=32).replace('on_error = "skip"', 'on_error = "fail"'))
+    with pytest.raises(imgprep.ProblemError, match="broken.jpg") as e:
+        imgprep.spark.build(spark, recipe, tmp_path / "out", slices=2)
+    assert "Traceback" not in str(e.value)
+
+
 def test_object_storage_parts_and_output(spark, shapes, reference, tmp_path):
     env = s3_env()
     if env is None:

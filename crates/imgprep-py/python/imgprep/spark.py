@@ -125,6 +125,26 @@ def _tasks(path: str, toml: str, parts: str, n: int, threads: int, fail_slice: O
     return run
 
 
+def _task_error(e: BaseException) -> BaseException:
+    """A Spark task's failure as the error imgprep would raise in-process: the
+    ``UsageError``/``ProblemError`` a slice raised (its message, without the
+    JVM's traceback around it), or a ``UsageError`` saying how to give the
+    executors a Python with the wheel; anything else as it came."""
+    text = str(e)
+    for line in reversed(text.splitlines()):
+        for cls in (_native.UsageError, _native.ProblemError, _native.ImgprepError):
+            tag = f"{cls.__name__}: "
+            if tag in line:
+                return cls("a Spark task failed: " + line.split(tag, 1)[1].strip())
+        if "No module named" in line:
+            return _native.UsageError(
+                f"a Spark task failed: {line.strip()}: the executors' Python needs the imgprep "
+                "wheel (and pyarrow); set PYSPARK_PYTHON to such a Python (see the README's Spark "
+                "section)"
+            )
+    return e
+
+
 def _default_slices(spark: Any, items: int) -> int:
     try:
         cores = int(spark.sparkContext.defaultParallelism)
@@ -281,7 +301,11 @@ def build(
         _tasks(r.path, r.toml, parts, n, threads_per_task, _fail_slice),
         _SCHEMA,
     )
-    rows: List[Dict[str, Any]] = sorted((row.asDict() for row in df.collect()), key=lambda x: x["slice"])
+    try:
+        collected = df.collect()
+    except Exception as e:  # a task that failed every attempt
+        raise _task_error(e) from e
+    rows: List[Dict[str, Any]] = sorted((row.asDict() for row in collected), key=lambda x: x["slice"])
     tasks_s = time.time() - started
     names = [_slice_name(i) for i in range(n)]
     if _is_remote(parts):
