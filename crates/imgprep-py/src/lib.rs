@@ -554,6 +554,14 @@ fn push_dir(
     json(&r)
 }
 
+/// The text of a file or of an object (`s3://`, `az://`, `gs://`, `http(s)://`).
+#[pyfunction]
+fn read_text(py: Python<'_>, path: &str) -> PyResult<String> {
+    let p = PathBuf::from(path);
+    py.detach(|| imgprep::files::read_to_string(&p))
+        .map_err(|e| py_err(imgprep::Error::Io { path: p, err: e }))
+}
+
 /// Downloads everything under the folder `uri` into the new folder `dir`;
 /// returns (objects, bytes).
 #[pyfunction]
@@ -646,6 +654,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(synth, m)?)?;
     m.add_function(wrap_pyfunction!(push_dir, m)?)?;
     m.add_function(wrap_pyfunction!(pull_prefix, m)?)?;
+    m.add_function(wrap_pyfunction!(read_text, m)?)?;
     m.add_class::<RecordReader>()?;
     Ok(())
 }

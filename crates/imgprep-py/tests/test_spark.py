@@ -131,6 +131,9 @@ def test_object_storage_parts_and_output(spark, shapes, reference, tmp_path):
     uri = f"s3://{bucket}/spark-{os.getpid()}-{tmp_path.name}/ds"
     res = imgprep.spark.build(spark, shapes, uri, slices=3)
     assert res.out == uri
+    # its manifest, read where it is
+    assert res.manifest() == imgprep.read_manifest(uri)
+    assert res.manifest()["files"]
     # pull the dataset back and compare with the local build
     got = tmp_path / "got"
     imgprep._native.pull_prefix(uri, str(got))

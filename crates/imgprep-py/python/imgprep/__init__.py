@@ -144,7 +144,7 @@ class BuildResult:
         return bool(self.summary.get("up_to_date"))
 
     def manifest(self) -> Dict[str, Any]:
-        """The whole ``manifest.json`` of a local output."""
+        """The whole ``manifest.json`` of the output (a folder or an object-store prefix)."""
         return read_manifest(self.out)
 
     def __str__(self) -> str:
@@ -412,8 +412,12 @@ def verify(path: PathLike, *, threads: Optional[int] = None, progress: Any = Non
 
 
 def read_manifest(out: PathLike) -> Dict[str, Any]:
-    """The ``manifest.json`` of a build output folder, as a dict."""
-    with open(os.path.join(_fspath(out), "manifest.json"), encoding="utf-8") as f:
+    """The ``manifest.json`` of a build output: a folder, or an object-store
+    prefix (``s3://bucket/ds``) a build or push wrote it to, as a dict."""
+    out = _fspath(out)
+    if "://" in out:
+        return json.loads(_native.read_text(out.rstrip("/") + "/manifest.json"))
+    with open(os.path.join(out, "manifest.json"), encoding="utf-8") as f:
         return json.load(f)
 
 
