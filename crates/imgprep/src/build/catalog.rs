@@ -166,22 +166,22 @@ fn look_at_objects<'a>(
     paths: impl Iterator<Item = &'a Path>,
 ) -> HashMap<std::path::PathBuf, std::io::Result<(u64, i128)>> {
     let remote: Vec<&Path> = paths.filter(|p| crate::files::is_remote(p)).collect();
+    let mut found = HashMap::new();
     if remote.len() < 2 {
-        return HashMap::new();
+        return found;
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let found = std::sync::Mutex::new(HashMap::new());
-    std::thread::scope(|s| {
-        for _ in 0..LOOKS.min(remote.len()) {
-            s.spawn(|| loop {
-                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(&p) = remote.get(k) else { break };
-                let r = crate::files::fingerprint(p);
-                found.lock().unwrap().insert(p.to_path_buf(), r);
-            });
-        }
-    });
-    found.into_inner().unwrap()
+    let _ = crate::execute::ordered_map(
+        remote.into_iter(),
+        LOOKS,
+        LOOKS,
+        || (),
+        |_, p| (p, crate::files::fingerprint(p)),
+        |(p, r)| {
+            found.insert(p.to_path_buf(), r);
+            Ok::<(), ()>(())
+        },
+    );
+    found
 }
 
 /// `None` for a path that is absolute, empty or leads outside the root.

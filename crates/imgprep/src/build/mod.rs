@@ -227,8 +227,6 @@ fn build_in(
     let catalog_prints = std::mem::take(&mut catalog.prints);
     let prints: Vec<(u64, i128)> = needed.iter().map(|&i| catalog_prints[i]).collect();
     drop(catalog_prints);
-    // the inputs by their files' sizes and times: the same again (and the
-    // manifest written from it unchanged) means up to date
     // each item's boxes as the annotation files give them, digested once
     // (both fingerprints take them)
     let boxes: Vec<Option<[u8; 16]>> = needed
@@ -239,6 +237,8 @@ fn build_in(
             Some(sum[..16].try_into().expect("16 of 32 bytes"))
         })
         .collect();
+    // the inputs by their files' sizes and times: the same again (and the
+    // manifest written from it unchanged) means up to date
     let stamp = inputs_fingerprint(&head, &catalog, &needed, &boxes, &|k, _| {
         format!("{}\t{}", prints[k].0, prints[k].1)
     });
@@ -986,7 +986,7 @@ fn check_collisions(
                     let Some(name) = f.item_name(&out_rel, class) else {
                         continue;
                     };
-                    if let Some(long) = too_long(&name) {
+                    if let Some(long) = too_long(&name, &out_rel) {
                         return Err(Error::Usage(format!(
                             "{} ({}): the {} output would name a file or folder {:?}, {} \
                              bytes; file systems take 255 (and a side file's extension needs \
@@ -1023,13 +1023,14 @@ fn check_collisions(
 
 /// The part of an output item's name (`/`-separated, from
 /// [`formats::Format::item_name`]) that no file system can hold: over 255
-/// bytes, or over 250 for a last part without an extension (the format
-/// adds one: `.json`, `.xml`, `.txt`, `.jpg`).
-fn too_long(name: &str) -> Option<&str> {
+/// bytes; a last part that is not the image's own file name is a stem the
+/// format adds an extension to (`.json`, `.xml`, `.txt`, the image's), so
+/// it may have 250.
+fn too_long<'a>(name: &'a str, out_rel: &str) -> Option<&'a str> {
     let mut parts = name.split('/').peekable();
     while let Some(p) = parts.next() {
-        let last = parts.peek().is_none();
-        let room = if last && !p.contains('.') { 250 } else { 255 };
+        let stem = parts.peek().is_none() && formats::file_name(out_rel) != p;
+        let room = if stem { 250 } else { 255 };
         if p.len() > room {
             return Some(p);
         }
@@ -1038,8 +1039,7 @@ fn too_long(name: &str) -> Option<&str> {
 }
 
 /// Warnings about what is about to be written: unlabelled items in a
-/// labelled set, multi-label items in a RecordIO output without
-/// `pack_label`, and JPEGs re-encoded with nothing else done to them.
+/// labelled set, and JPEGs re-encoded with nothing else done to them.
 fn warn_before_writing(
     r: &recipe::LoadedRecipe,
     catalog: &Catalog,
