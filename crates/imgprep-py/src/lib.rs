@@ -554,6 +554,14 @@ fn push_dir(
     json(&r)
 }
 
+/// Refuses a local output folder a build would refuse (not empty and not
+/// imgprep's, unless `force`) without taking it.
+#[pyfunction]
+#[pyo3(signature = (out, force=false))]
+fn check_out(out: &str, force: bool) -> PyResult<()> {
+    imgprep::build::outdir::check_writable(Path::new(out), force).map_err(py_err)
+}
+
 /// The text of a file or of an object (`s3://`, `az://`, `gs://`, `http(s)://`).
 #[pyfunction]
 fn read_text(py: Python<'_>, path: &str) -> PyResult<String> {
@@ -655,6 +663,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(push_dir, m)?)?;
     m.add_function(wrap_pyfunction!(pull_prefix, m)?)?;
     m.add_function(wrap_pyfunction!(read_text, m)?)?;
+    m.add_function(wrap_pyfunction!(check_out, m)?)?;
     m.add_class::<RecordReader>()?;
     Ok(())
 }

@@ -188,23 +188,8 @@ def _check_out(out: str, parts: str, force: bool) -> None:
             f"parts = {parts} and out = {out}: one holds the other, and the parts are deleted "
             "after the merge; give parts= a folder beside out, not in or around it"
         )
-    if _is_remote(out) or force or not os.path.isdir(out):
-        return
-    names = os.listdir(out)
-    if not names or ".imgprep-building" in names or ".imgprep-lock" in names:
-        return
-    try:
-        with open(os.path.join(out, "manifest.json"), encoding="utf-8") as f:
-            if json.load(f).get("tool") == "imgprep":
-                return
-    except (OSError, ValueError, AttributeError):
-        pass
-    raise _native.UsageError(
-        f"{out} is not empty and was not made by imgprep (it has no imgprep manifest.json): "
-        "refusing to write into it. Use a new or empty folder, or force=True to build into it "
-        "anyway (imgprep then writes its files there, replacing files of the same names, and "
-        "removes nothing it did not write)"
-    )
+    if not _is_remote(out):
+        _native.check_out(out, force)
 
 
 def _remove_tree(root: str, threads: int = 32) -> None:

@@ -170,6 +170,18 @@ fn refuse_foreign(out: &Path, ours_manifest: bool, force: bool) -> Result<(bool,
     Ok((owned, empty))
 }
 
+/// What [`acquire`] refuses before writing, checked without taking the
+/// folder (for a driver that checks before its workers start): a folder
+/// that is not empty and not imgprep's, unless `force`. A folder that is
+/// not there is fine.
+pub fn check_writable(out: &Path, force: bool) -> Result<()> {
+    if std::fs::symlink_metadata(out).is_err() {
+        return Ok(());
+    }
+    let ours = super::holds_a_dataset(out);
+    refuse_foreign(out, ours, force).map(drop)
+}
+
 /// Takes the output folder for a build: creates it (when it is not there),
 /// locks it (a second build into it fails at once, naming the first; the
 /// lock writes nothing), reads the previous build's manifest once, refuses a
