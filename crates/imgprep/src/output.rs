@@ -350,6 +350,69 @@ impl AtomicFile {
     }
 }
 
+/// Writers that can take bytes straight from a file: a rebuild copies the
+/// records that did not change from the previous build's file this way.
+pub trait CopyFrom {
+    /// Writes `len` bytes of `src` from offset `off` on, as `write_all` of
+    /// them would.
+    fn copy_from(&mut self, src: &File, off: u64, len: u64) -> io::Result<()>;
+}
+
+impl CopyFrom for AtomicFile {
+    /// Reads the bytes straight into this file's buffers: one copy fewer
+    /// than reading them into a buffer of the caller's and writing that
+    /// (0.1 s of a core for the 500 MB a 20,000-image rebuild copies).
+    fn copy_from(&mut self, src: &File, mut off: u64, mut len: u64) -> io::Result<()> {
+        while len > 0 {
+            if self.buf.capacity() == 0 {
+                self.buf.reserve_exact(BUF);
+            }
+            // (a buffer is handed on as soon as it holds BUF bytes)
+            let start = self.buf.len();
+            let n = (BUF.saturating_sub(start).max(1) as u64).min(len) as usize;
+            self.buf.resize(start + n, 0);
+            if let Err(e) = read_exact_at(src, &mut self.buf[start..], off) {
+                self.buf.truncate(start);
+                return Err(e);
+            }
+            (off, len) = (off + n as u64, len - n as u64);
+            if self.buf.len() >= BUF {
+                self.hand_on(false)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<T: CopyFrom + ?Sized> CopyFrom for &mut T {
+    fn copy_from(&mut self, src: &File, off: u64, len: u64) -> io::Result<()> {
+        (**self).copy_from(src, off, len)
+    }
+}
+
+/// [`CopyFrom`] for any writer: through a buffer of `CHUNK` bytes at most.
+pub fn copy_through(w: &mut impl Write, src: &File, mut off: u64, mut len: u64) -> io::Result<()> {
+    const CHUNK: u64 = 1 << 20;
+    let mut buf = vec![0u8; len.min(CHUNK) as usize];
+    while len > 0 {
+        let n = len.min(CHUNK) as usize;
+        read_exact_at(src, &mut buf[..n], off)?;
+        w.write_all(&buf[..n])?;
+        (off, len) = (off + n as u64, len - n as u64);
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+pub(crate) fn read_exact_at(f: &File, buf: &mut [u8], off: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(f, buf, off)
+}
+
+#[cfg(not(unix))]
+pub(crate) fn read_exact_at(_: &File, _: &mut [u8], _: u64) -> io::Result<()> {
+    unreachable!("record tables are never trusted without unix file identities")
+}
+
 impl Drop for AtomicFile {
     fn drop(&mut self) {
         // abandoned (an error on the way): the thread ends before the
@@ -455,6 +518,52 @@ mod tests {
         assert_eq!(std::fs::read(&dest).unwrap(), all);
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
         assert_eq!(names.len(), 1, "the old file is gone, nothing left aside");
+    }
+
+    #[test]
+    fn bytes_copied_from_a_file_land_between_the_writes_around_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let src_p = dir.path().join("src");
+        let src: Vec<u8> = (0..3 * BUF + 123)
+            .map(|j| (j * 7 + j / 251) as u8)
+            .collect();
+        std::fs::write(&src_p, &src).unwrap();
+        let src_f = File::open(&src_p).unwrap();
+        let dest = dir.path().join("a.rec");
+        let mut f = AtomicFile::create(&dest).unwrap();
+        let mut all = Vec::new();
+        // copies that start in a part-filled buffer, span several buffers,
+        // end exactly on a buffer's end, and are empty
+        let runs = [
+            (5u64, 10u64),
+            (100, 2 * BUF as u64 + 17),
+            (0, 0),
+            (1, BUF as u64 - 42),
+        ];
+        for (k, &(off, len)) in runs.iter().enumerate() {
+            let head = vec![k as u8; 13 * (k + 1)];
+            f.write_all(&head).unwrap();
+            all.extend_from_slice(&head);
+            f.copy_from(&src_f, off, len).unwrap();
+            all.extend_from_slice(&src[off as usize..(off + len) as usize]);
+        }
+        // past the end of the file: an error, nothing of it written
+        let before = all.len();
+        let err = f.copy_from(&src_f, src.len() as u64 - 5, 10).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        f.write_all(b"end").unwrap();
+        all.extend_from_slice(b"end");
+        let sums = f.commit().unwrap();
+        let written = std::fs::read(&dest).unwrap();
+        assert_eq!(written.len(), before + 3);
+        assert!(written == all, "the copies and writes, in order");
+        let mut want = Summer::default();
+        want.update(&all);
+        assert_eq!(sums, want.finish());
+        // the same through any writer
+        let mut v = Vec::new();
+        copy_through(&mut v, &src_f, 100, 2 * BUF as u64 + 17).unwrap();
+        assert!(v == src[100..100 + 2 * BUF + 17]);
     }
 
     #[test]

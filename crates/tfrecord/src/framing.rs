@@ -39,6 +39,21 @@ impl<W: Write> RecordWriter<W> {
         Ok(start)
     }
 
+    /// Like [`RecordWriter::write_framed`] for `len` bytes that `put` writes
+    /// to the inner writer itself (e.g. read from a file straight into the
+    /// inner writer's buffer, without a copy in between). `put` must write
+    /// exactly `len` bytes of whole framed records.
+    pub fn write_framed_with(
+        &mut self,
+        len: u64,
+        put: impl FnOnce(&mut W) -> io::Result<()>,
+    ) -> io::Result<u64> {
+        let start = self.pos;
+        put(&mut self.inner)?;
+        self.pos += len;
+        Ok(start)
+    }
+
     pub fn position(&self) -> u64 {
         self.pos
     }

@@ -41,8 +41,6 @@ const MAX_NAME: u64 = 4096;
 /// made again, so a table of thousands of shards cannot use up the
 /// process's file descriptors.
 const MAX_OPEN: usize = 256;
-/// Bytes copied at a time from a previous file.
-const CHUNK: usize = 1 << 20;
 
 /// Names everything a record's bytes are made from.
 pub(super) type Key = [u8; 16];
@@ -262,16 +260,11 @@ impl Table {
 pub(super) struct Copier<'a> {
     prev: &'a Previous,
     run: Option<(u32, u64, u64)>,
-    buf: Vec<u8>,
 }
 
 impl<'a> Copier<'a> {
     pub fn new(prev: &'a Previous) -> Self {
-        Copier {
-            prev,
-            run: None,
-            buf: Vec::new(),
-        }
+        Copier { prev, run: None }
     }
 
     /// Bytes gathered and not yet copied.
@@ -280,11 +273,12 @@ impl<'a> Copier<'a> {
     }
 
     /// Adds the record `found` by [`Previous::find`] to the run, copying
-    /// the run first when this record does not follow it.
+    /// the run first when this record does not follow it. `out(file,
+    /// offset, length)` copies a run (see [`crate::output::CopyFrom`]).
     pub fn add(
         &mut self,
         (file, off, len): (u32, u64, u64),
-        out: &mut impl FnMut(&[u8]) -> io::Result<()>,
+        out: &mut impl FnMut(&File, u64, u64) -> io::Result<()>,
     ) -> io::Result<()> {
         match &mut self.run {
             Some((f, start, n)) if *f == file && *start + *n == off => *n += len,
@@ -297,33 +291,18 @@ impl<'a> Copier<'a> {
     }
 
     /// Copies the run gathered so far.
-    pub fn flush(&mut self, out: &mut impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
-        let Some((file, mut off, mut left)) = self.run.take() else {
+    pub fn flush(
+        &mut self,
+        out: &mut impl FnMut(&File, u64, u64) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let Some((file, off, len)) = self.run.take() else {
             return Ok(());
         };
         let f = self.prev.files[file as usize]
             .as_ref()
             .expect("records are found only in trusted files");
-        self.buf.resize(CHUNK, 0);
-        while left > 0 {
-            let n = left.min(CHUNK as u64) as usize;
-            read_exact_at(f, &mut self.buf[..n], off)?;
-            out(&self.buf[..n])?;
-            off += n as u64;
-            left -= n as u64;
-        }
-        Ok(())
+        out(f, off, len)
     }
-}
-
-#[cfg(unix)]
-fn read_exact_at(f: &File, buf: &mut [u8], off: u64) -> io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(f, buf, off)
-}
-
-#[cfg(not(unix))]
-fn read_exact_at(_: &File, _: &mut [u8], _: u64) -> io::Result<()> {
-    unreachable!("tables are never trusted without unix file identities")
 }
 
 #[cfg(test)]
@@ -351,10 +330,7 @@ mod tests {
         assert_eq!(prev.find(&[3; 16]), None);
         let mut copied = Vec::new();
         let mut c = Copier::new(&prev);
-        let mut out = |bytes: &[u8]| {
-            copied.extend_from_slice(bytes);
-            Ok(())
-        };
+        let mut out = |f: &File, off, len| crate::output::copy_through(&mut copied, f, off, len);
         c.add((0, 40, 40), &mut out).unwrap();
         c.add((0, 0, 40), &mut out).unwrap();
         c.flush(&mut out).unwrap();
@@ -415,10 +391,7 @@ mod tests {
         // a run does not span two files
         let mut copied = Vec::new();
         let mut c = Copier::new(&prev);
-        let mut out = |bytes: &[u8]| {
-            copied.extend_from_slice(bytes);
-            Ok(())
-        };
+        let mut out = |f: &File, off, len| crate::output::copy_through(&mut copied, f, off, len);
         c.add(prev.find(&[10; 16]).unwrap(), &mut out).unwrap();
         c.add(prev.find(&[2; 16]).unwrap(), &mut out).unwrap();
         c.add(prev.find(&[12; 16]).unwrap(), &mut out).unwrap();

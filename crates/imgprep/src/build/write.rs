@@ -414,7 +414,7 @@ pub(super) fn write_outputs(
         for output in &ctx.recipe.recipe.outputs {
             let format = super::formats::for_output(output, ctx.catalog.detection);
             let column = format.name();
-            let mut done: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+            let mut splits = Vec::with_capacity(v.splits.len());
             for (split, idx) in &v.splits {
                 let mut items = Vec::with_capacity(idx.len());
                 for &i in idx.iter().filter(|&&i| ctx.ok(i)) {
@@ -426,9 +426,37 @@ pub(super) fn write_outputs(
                         items.push(i);
                     }
                 }
-                format.write_split(ctx, &v.name, split, &items, &mut sink)?;
-                reporter.advance(idx.len() as u64);
-                crate::report::check_cancelled(reporter)?;
+                splits.push((split, idx.len(), items));
+            }
+            // The splits are written side by side, the build's threads
+            // shared among them: a large record file's SHA-256 takes one
+            // core, and the two files of an 80/20 split then hash at once
+            // (what each file holds does not depend on it).
+            let at_once = ctx.threads.clamp(1, splits.len().max(1));
+            let threads = (ctx.threads / at_once).max(1);
+            let mut done: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+            let mut written = splits.iter().map(|(split, seen, _)| (*split, *seen));
+            crate::execute::ordered_map(
+                splits.iter(),
+                at_once,
+                at_once,
+                || (),
+                |_, (split, _, items)| -> Result<super::formats::Sink> {
+                    let mut s = super::formats::Sink {
+                        threads,
+                        ..Default::default()
+                    };
+                    format.write_split(ctx, &v.name, split, items, &mut s)?;
+                    Ok(s)
+                },
+                |made| -> Result<()> {
+                    sink.append(made?);
+                    let (_, seen) = written.next().expect("one result per split");
+                    reporter.advance(seen as u64);
+                    crate::report::check_cancelled(reporter)
+                },
+            )?;
+            for (split, _, items) in splits {
                 done.insert(split.clone(), items);
             }
             format.finish_variant(ctx, &v.name, &done, &mut sink)?;

@@ -28,9 +28,19 @@ pub(super) struct Sink {
     pub records: BTreeMap<String, u64>,
     /// Where each item went: a file, or `file#record`.
     pub places: Vec<(usize, Box<str>)>,
+    /// Worker threads the format may use for this split (the build's
+    /// threads, shared among the splits written at once).
+    pub threads: usize,
 }
 
 impl Sink {
+    /// Adds what `other` (a later split) wrote.
+    pub fn append(&mut self, mut other: Sink) {
+        self.written.append(&mut other.written);
+        self.records.append(&mut other.records);
+        self.places.append(&mut other.places);
+    }
+
     /// Notes a file written at `rel`.
     pub fn file(&mut self, mut rel: String, sums: crate::checksum::FileSums) {
         // held to the end of the build: no slack (`format!` leaves some)
@@ -69,7 +79,7 @@ impl Sink {
 }
 
 /// One output format.
-pub(super) trait Format {
+pub(super) trait Format: Sync {
     /// The format's name: its folder under the variant and its column in `items.csv`.
     fn name(&self) -> String;
 

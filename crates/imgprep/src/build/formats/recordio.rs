@@ -11,7 +11,7 @@ use super::{Format, Sink};
 use crate::build::reuse;
 use crate::build::write::{create_parent, io_err, Context};
 use crate::error::Result;
-use crate::output::AtomicFile;
+use crate::output::{AtomicFile, CopyFrom};
 use recordio::{format_lst_line, write_idx_line, ImageRecord, Labels, LstEntry, RecordWriter};
 use std::io::Write;
 
@@ -144,16 +144,22 @@ fn write(
         let off = rec.position() + copier.as_ref().map_or(0, |c| c.pending());
         match (found, copier.as_mut()) {
             (Some(found), Some(c)) => {
-                c.add(found, &mut |b| rec.write_framed(b).map(drop))
-                    .map_err(io_err(&rec_p))?;
+                c.add(found, &mut |f, off, len| {
+                    rec.write_framed_with(len, |w| w.copy_from(f, off, len))
+                        .map(drop)
+                })
+                .map_err(io_err(&rec_p))?;
                 table.push(key, 0, off, found.2);
                 ctx.reused
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             (_, c) => {
                 if let Some(c) = c {
-                    c.flush(&mut |b| rec.write_framed(b).map(drop))
-                        .map_err(io_err(&rec_p))?;
+                    c.flush(&mut |f, off, len| {
+                        rec.write_framed_with(len, |w| w.copy_from(f, off, len))
+                            .map(drop)
+                    })
+                    .map_err(io_err(&rec_p))?;
                 }
                 payload.extend_from_slice(&ctx.bytes(i)?);
                 rec.write_record(&payload).map_err(io_err(&rec_p))?;
@@ -174,8 +180,11 @@ fn write(
         sink.places.push((i, format!("{rec_rel}#{k}").into()));
     }
     if let Some(c) = copier.as_mut() {
-        c.flush(&mut |b| rec.write_framed(b).map(drop))
-            .map_err(io_err(&rec_p))?;
+        c.flush(&mut |f, off, len| {
+            rec.write_framed_with(len, |w| w.copy_from(f, off, len))
+                .map(drop)
+        })
+        .map_err(io_err(&rec_p))?;
     }
     rec.flush().map_err(io_err(&rec_p))?;
     drop(previous);

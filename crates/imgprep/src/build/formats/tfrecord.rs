@@ -14,7 +14,7 @@ use crate::build::Prepared;
 use crate::error::{Error, Result};
 use crate::execute::ordered_map_batched;
 use crate::image::{ColorMode, ImageSpec, Processor};
-use crate::output::AtomicFile;
+use crate::output::{AtomicFile, CopyFrom};
 use crate::recipe::{TfCompression, TfPreset};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -129,7 +129,7 @@ impl Format for Tfrecord<'_> {
     ) -> Result<()> {
         let dir = format!("{variant}/{}", self.name());
         let mut k = 0;
-        for (rel, sums, n) in write_split(ctx, &dir, split, items, &self.o)? {
+        for (rel, sums, n) in write_split(ctx, &dir, split, items, &self.o, sink.threads)? {
             for r in 0..n as usize {
                 sink.places.push((items[k], format!("{rel}#{r}").into()));
                 k += 1;
@@ -407,6 +407,7 @@ fn write_split(
     split: &str,
     items: &[usize],
     o: &TfOptions,
+    threads: usize,
 ) -> Result<Vec<(String, crate::checksum::FileSums, u64)>> {
     let sizes: Vec<u64> = items
         .iter()
@@ -478,16 +479,19 @@ fn write_split(
         ordered_map_batched(
             items[range].iter().copied(),
             batch,
-            ctx.threads,
-            ctx.threads * 2 * batch,
+            threads,
+            threads * 2 * batch,
             init,
             work,
             |made| -> Result<()> {
                 match (made?, copier.as_mut()) {
                     (Made::Copy(key, found), Some(c)) => {
                         let off = w.position() + c.pending();
-                        c.add(found, &mut |b| w.write_framed(b).map(drop))
-                            .map_err(Error::io(&path))?;
+                        c.add(found, &mut |f, off, len| {
+                            w.write_framed_with(len, |w| w.copy_from(f, off, len))
+                                .map(drop)
+                        })
+                        .map_err(Error::io(&path))?;
                         table.push(key, k as u32, off, found.2);
                         ctx.reused
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -495,8 +499,11 @@ fn write_split(
                     (Made::Copy(..), None) => unreachable!("copies only from a previous file"),
                     (Made::New(key, ex), c) => {
                         if let Some(c) = c {
-                            c.flush(&mut |b| w.write_framed(b).map(drop))
-                                .map_err(Error::io(&path))?;
+                            c.flush(&mut |f, off, len| {
+                                w.write_framed_with(len, |w| w.copy_from(f, off, len))
+                                    .map(drop)
+                            })
+                            .map_err(Error::io(&path))?;
                         }
                         let off = w.write_record(&ex).map_err(Error::io(&path))?;
                         if let Some(key) = key {
@@ -509,8 +516,11 @@ fn write_split(
             },
         )?;
         if let Some(c) = copier.as_mut() {
-            c.flush(&mut |b| w.write_framed(b).map(drop))
-                .map_err(Error::io(&path))?;
+            c.flush(&mut |f, off, len| {
+                w.write_framed_with(len, |w| w.copy_from(f, off, len))
+                    .map(drop)
+            })
+            .map_err(Error::io(&path))?;
         }
         let sums = w
             .into_inner()
@@ -548,6 +558,15 @@ impl Compressed {
             Compressed::Plain(f) => Ok(f),
             Compressed::Gzip(g) => g.finish(),
             Compressed::Zlib(z) => z.finish(),
+        }
+    }
+}
+
+impl CopyFrom for Compressed {
+    fn copy_from(&mut self, src: &std::fs::File, off: u64, len: u64) -> std::io::Result<()> {
+        match self {
+            Compressed::Plain(f) => f.copy_from(src, off, len),
+            other => crate::output::copy_through(other, src, off, len),
         }
     }
 }
