@@ -1047,6 +1047,94 @@ fn the_cache_keeps_only_what_the_last_build_used() {
     assert!(t == recs && t > 0, "{t} tables for {recs} record files");
 }
 
+/// A rebuild takes unchanged items' info from the list of entries the last
+/// build used, not from each entry; an entry removed from the cache since
+/// (by hand) is made again, and a list that is not one of ours is ignored.
+/// Either way the result is a clean build's, in every output (folders read
+/// every entry's bytes; RecordIO and TFRecord copy unchanged records).
+#[test]
+fn rebuilds_make_again_what_the_cache_no_longer_holds() {
+    let env = TestEnv::new();
+    env.synth("photos", 2, 5, 40, 30);
+    env.write(
+        "r.toml",
+        b"name = \"c\"\nseed = 3\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n\
+          [split]\ntrain = 0.6\nvalidation = 0.4\n[transform]\nresize = 24\n\
+          [[outputs]]\nformat = \"recordio\"\n[[outputs]]\nformat = \"tfrecord\"\n\
+          [[outputs]]\nformat = \"folders\"\n",
+    );
+    let first = summary(&env, &["build", "r.toml", "--out", "o"]);
+    assert_eq!(first["processed"], 10, "{first}");
+    let items = std::fs::read_dir(env.path("cache/items"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let entries = || -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(&items)
+            .unwrap()
+            .flatten()
+            .filter(|d| d.file_name().len() == 2)
+            .flat_map(|d| {
+                std::fs::read_dir(d.path())
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.path())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(entries().len(), 10);
+    let known = std::fs::read_dir(items.join("stamps"))
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read(e.path()).unwrap().starts_with(b"IPKNOWN"))
+        .map(|e| e.path())
+        .collect::<Vec<_>>();
+    assert_eq!(known.len(), 1, "one list of the entries used");
+    let change = || {
+        let other = env.read("photos/class_1/img_00002.jpg");
+        env.write("photos/class_0/img_00000.jpg", &other);
+    };
+    let clean = |what: &str| {
+        let _ = std::fs::remove_dir_all(env.path("clean"));
+        env.ok(&["build", "r.toml", "--out", "clean"]);
+        assert_same_tree(&env, "o", "clean", what);
+    };
+    // one entry gone (and the up-to-date stamp, so that the build runs):
+    // that image is made again
+    for e in std::fs::read_dir(items.join("stamps")).unwrap().flatten() {
+        if e.path() != known[0] {
+            std::fs::remove_file(e.path()).unwrap();
+        }
+    }
+    std::fs::remove_file(&entries()[3]).unwrap();
+    let s = summary(&env, &["build", "r.toml", "--out", "o"]);
+    assert_eq!(
+        (s["processed"].as_u64(), s["cached"].as_u64()),
+        (Some(1), Some(9)),
+        "{s}"
+    );
+    clean("an entry removed from the cache");
+    // the list replaced by something else: every entry looked at again
+    std::fs::write(&known[0], b"IPKNOWN1 but then nothing that parses").unwrap();
+    change();
+    let s = summary(&env, &["build", "r.toml", "--out", "o"]);
+    assert_eq!(
+        (s["processed"].as_u64(), s["cached"].as_u64()),
+        (Some(1), Some(9)),
+        "{s}"
+    );
+    clean("a damaged list of entries");
+    assert_eq!(
+        entries().len(),
+        10,
+        "the cache holds what the last build used"
+    );
+}
+
 /// The same data gives the same dataset, manifest included, whenever its
 /// files were copied (new modification times); the up-to-date check that
 /// uses the times lives beside the item cache, not in the manifest.

@@ -53,6 +53,26 @@ pub struct Cache {
     dir: PathBuf,
 }
 
+/// Length of a cache key (hex digits).
+const KEY: usize = 40;
+const KNOWN_MAGIC: &[u8; 8] = b"IPKNOWN1";
+
+/// The files in a cache folder's entry folders (see [`Cache::list`]): what
+/// [`Cache::known`] and [`Cache::retain`] go by, listed once a build.
+pub struct Listing(Vec<(PathBuf, Vec<std::ffi::OsString>)>);
+
+/// Entries of a cache folder whose headers a build knows without opening
+/// them (see [`Cache::known`]).
+pub struct Known(std::collections::HashMap<[u8; KEY], [u8; HEADER]>);
+
+impl Known {
+    /// What [`Cache::info`] would read for `key`, if known.
+    pub fn info(&self, key: &str) -> Option<(ImageInfo, SourceSha, SourceGeometry)> {
+        let h = self.0.get(<&[u8; KEY]>::try_from(key.as_bytes()).ok()?)?;
+        Cache::parse_header(h)
+    }
+}
+
 pub use crate::files::fingerprint;
 
 fn format_code(f: ImageFormat) -> u8 {
@@ -151,6 +171,103 @@ impl Cache {
         m.len().checked_sub(HEADER as u64)
     }
 
+    /// An entry's header: what [`Cache::info`] reads back.
+    fn header(info: &ImageInfo, sha: &SourceSha, geometry: &SourceGeometry) -> [u8; HEADER] {
+        let mut h = [0u8; HEADER];
+        h[..4].copy_from_slice(MAGIC);
+        h[4..8].copy_from_slice(&[
+            format_code(info.format),
+            info.channels,
+            info.source.code(),
+            geometry.orientation,
+        ]);
+        h[8..12].copy_from_slice(&info.width.to_le_bytes());
+        h[12..16].copy_from_slice(&info.height.to_le_bytes());
+        h[16..48].copy_from_slice(sha);
+        h[48..52].copy_from_slice(&geometry.width.to_le_bytes());
+        h[52..56].copy_from_slice(&geometry.height.to_le_bytes());
+        h
+    }
+
+    /// Saves at `at` the headers of the entries `used` (key, and what
+    /// [`Cache::info`] gave or [`Cache::put`] stored), for [`Cache::known`].
+    pub fn save_known<'k>(
+        &self,
+        at: &Path,
+        used: impl Iterator<Item = (&'k str, (ImageInfo, SourceSha, SourceGeometry))>,
+    ) {
+        let mut data = KNOWN_MAGIC.to_vec();
+        for (key, (info, sha, geometry)) in used {
+            if key.len() == KEY {
+                data.extend_from_slice(key.as_bytes());
+                data.extend_from_slice(&Self::header(&info, &sha, &geometry));
+            }
+        }
+        if let Some(d) = at.parent() {
+            let _ = std::fs::create_dir_all(d);
+        }
+        let _ = write_atomic(at, &data);
+    }
+
+    /// The files of this cache folder's entry folders, as they are now.
+    pub fn list(&self) -> Listing {
+        let mut listing = Listing(Vec::new());
+        let Ok(subdirs) = std::fs::read_dir(&self.dir) else {
+            return listing;
+        };
+        for d in subdirs.flatten() {
+            // the record tables (see `reuse`) and the notes are kept by their own rules
+            let name = d.file_name();
+            if name == super::reuse::TABLES || name == super::STAMPS || name == OWNERS {
+                continue;
+            }
+            let Ok(entries) = std::fs::read_dir(d.path()) else {
+                continue;
+            };
+            let names = entries.flatten().map(|e| e.file_name()).collect();
+            listing.0.push((d.path(), names));
+        }
+        listing
+    }
+
+    /// The entries saved at `at` by [`Cache::save_known`] whose files are in
+    /// `listing` (of this cache folder, made by [`Cache::list`]). A rebuild
+    /// takes the info of an unchanged item from here instead of opening its
+    /// entry: 20,000 opens were 0.05 s of a rebuild after a 1 % change. A
+    /// saved entry whose file has gone since (removed by hand, or by a build
+    /// with another recipe) is not known, so it is looked at (or made)
+    /// again. Empty when there is no such file or it is not one of ours.
+    pub fn known(&self, at: &Path, listing: &Listing) -> Known {
+        use std::io::Read;
+        let mut known = Known(std::collections::HashMap::new());
+        let Ok(f) = std::fs::File::open(at) else {
+            return known;
+        };
+        let mut r = std::io::BufReader::with_capacity(1 << 16, f);
+        let mut magic = [0u8; 8];
+        if r.read_exact(&mut magic).is_err() || &magic != KNOWN_MAGIC {
+            return known;
+        }
+        let there: std::collections::HashSet<[u8; KEY]> = listing
+            .0
+            .iter()
+            .flat_map(|(_, names)| names)
+            .filter_map(|n| <[u8; KEY]>::try_from(n.as_encoded_bytes()).ok())
+            .collect();
+        // (what is kept is bounded by the listing, whatever the file's size)
+        let mut entry = [0u8; KEY + HEADER];
+        while r.read_exact(&mut entry).is_ok() {
+            let (key, header) = entry.split_at(KEY);
+            let key: [u8; KEY] = key.try_into().expect("KEY bytes");
+            if there.contains(&key) && Self::parse_header(header).is_some() {
+                known
+                    .0
+                    .insert(key, header.try_into().expect("HEADER bytes"));
+            }
+        }
+        known
+    }
+
     pub fn put(
         &self,
         key: &str,
@@ -162,18 +279,7 @@ impl Cache {
         let p = self.path(key);
         std::fs::create_dir_all(p.parent().unwrap())?;
         let mut data = Vec::with_capacity(HEADER + bytes.len());
-        data.extend_from_slice(MAGIC);
-        data.extend_from_slice(&[
-            format_code(info.format),
-            info.channels,
-            info.source.code(),
-            geometry.orientation,
-        ]);
-        data.extend_from_slice(&info.width.to_le_bytes());
-        data.extend_from_slice(&info.height.to_le_bytes());
-        data.extend_from_slice(sha);
-        data.extend_from_slice(&geometry.width.to_le_bytes());
-        data.extend_from_slice(&geometry.height.to_le_bytes());
+        data.extend_from_slice(&Self::header(info, sha, geometry));
         data.extend_from_slice(bytes);
         write_atomic(&p, &data).map(drop)
     }
@@ -269,31 +375,23 @@ impl Cache {
     /// builds: changed sources, other transforms, removed items), so the
     /// cache holds no more than the current build; entries newer than
     /// `before` (a build running beside this one, in a shared cache folder)
-    /// stay. Returns (entries, bytes) removed.
+    /// stay. Goes by `listing`, made when the build started: what was put
+    /// in the folder since is this build's (kept) or newer than `before`.
+    /// Returns (entries, bytes) removed.
     pub fn retain(
         &self,
         keep: &std::collections::HashSet<&str>,
         before: std::time::SystemTime,
+        listing: &Listing,
     ) -> (u64, u64) {
         let (mut n, mut bytes) = (0, 0);
-        let Ok(subdirs) = std::fs::read_dir(&self.dir) else {
-            return (0, 0);
-        };
-        for d in subdirs.flatten() {
-            // the record tables (see `reuse`) are kept by their own rule
-            let name = d.file_name();
-            if name == super::reuse::TABLES || name == super::STAMPS || name == OWNERS {
-                continue;
-            }
-            let Ok(entries) = std::fs::read_dir(d.path()) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let name = e.file_name();
+        for (dir, names) in &listing.0 {
+            for name in names {
                 if keep.contains(name.to_string_lossy().as_ref()) {
                     continue;
                 }
-                let meta = e.metadata().ok();
+                let p = dir.join(name);
+                let meta = std::fs::symlink_metadata(&p).ok();
                 if meta
                     .as_ref()
                     .and_then(|m| m.modified().ok())
@@ -302,14 +400,88 @@ impl Cache {
                     continue;
                 }
                 let len = meta.map(|m| m.len()).unwrap_or(0);
-                if std::fs::remove_file(e.path()).is_ok() {
+                if std::fs::remove_file(&p).is_ok() {
                     n += 1;
                     bytes += len;
                 }
             }
             // empty sub-folders go too (fails harmlessly when not empty)
-            let _ = std::fs::remove_dir(d.path());
+            let _ = std::fs::remove_dir(dir);
         }
         (n, bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::ImageFormat;
+
+    fn entry(w: u32) -> (ImageInfo, SourceSha, SourceGeometry) {
+        let info = ImageInfo {
+            format: ImageFormat::Jpeg,
+            channels: 3,
+            source: SourceColor::Rgb,
+            width: w,
+            height: 20,
+        };
+        let geometry = SourceGeometry {
+            width: w * 2,
+            height: 40,
+            orientation: 1,
+        };
+        (info, [w as u8; 32], geometry)
+    }
+
+    #[test]
+    fn known_headers_count_only_while_their_entries_are_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().join("c"));
+        let key = |n: u8| format!("{n:02x}{}", "0".repeat(KEY - 2));
+        for n in [1u8, 2, 3] {
+            let (info, sha, geometry) = entry(n as u32);
+            cache.put(&key(n), &info, &sha, &geometry, b"jpeg").unwrap();
+        }
+        let at = dir.path().join("c/stamps/known");
+        let used = [1u8, 2, 3].map(|n| (key(n), entry(n as u32)));
+        cache.save_known(&at, used.iter().map(|(k, e)| (k.as_str(), *e)));
+        // entry 2 removed since: not known, so it is looked at again
+        cache.remove(&key(2));
+        let known = cache.known(&at, &cache.list());
+        let same = |a: Option<(ImageInfo, SourceSha, SourceGeometry)>, n: u32| {
+            let (info, sha, geometry) = a.expect("known");
+            let (i2, s2, g2) = entry(n);
+            assert_eq!(
+                (
+                    info.width,
+                    info.height,
+                    sha,
+                    geometry.width,
+                    geometry.orientation
+                ),
+                (i2.width, i2.height, s2, g2.width, g2.orientation)
+            );
+        };
+        same(known.info(&key(1)), 1);
+        same(known.info(&key(3)), 3);
+        same(cache.info(&key(3)), 3);
+        assert!(known.info(&key(2)).is_none());
+        assert!(known.info("short").is_none());
+        // a file cut short keeps its whole entries; one not ours, none
+        let bytes = std::fs::read(&at).unwrap();
+        std::fs::write(&at, &bytes[..bytes.len() - 10]).unwrap();
+        let known = cache.known(&at, &cache.list());
+        same(known.info(&key(1)), 1);
+        assert!(known.info(&key(3)).is_none());
+        std::fs::write(&at, b"something else entirely, not a list of entries").unwrap();
+        assert!(cache.known(&at, &cache.list()).info(&key(1)).is_none());
+        // pruning goes by the listing: entries not kept go, kept ones stay
+        let kept = key(1);
+        let keep: std::collections::HashSet<&str> = [kept.as_str()].into_iter().collect();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+        let (n, _) = cache.retain(&keep, later, &cache.list());
+        assert_eq!(n, 1);
+        assert!(cache.info(&key(1)).is_some() && cache.info(&key(3)).is_none());
+        assert!(at.exists(), "the notes' folder is not pruned");
     }
 }

@@ -191,6 +191,25 @@ fn build_in(
 ) -> Result<BuildSummary> {
     let start = std::time::Instant::now();
     let spec = r.recipe.transform.image_spec().map_err(Error::Usage)?;
+    let cache_dir = opts
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| cache::cache_dir_for(&opts.out));
+    // the entries the last build of this output used, by their headers
+    // (a listing of the cache folder, made while the catalog is)
+    let known_at = cache_dir
+        .join(STAMPS)
+        .join(reuse::table_name(&opts.out, "known"));
+    let known = {
+        let (cache, at) = (Cache::new(cache_dir.clone()), known_at.clone());
+        std::thread::Builder::new()
+            .name("imgprep-known".into())
+            .spawn(move || {
+                let listing = cache.list();
+                (cache.known(&at, &listing), listing)
+            })
+            .map_err(|e| Error::Usage(format!("cannot start a thread: {e}")))?
+    };
     let sources = read_sources(r)?;
     // before any work: a source (or a folder link in one) must not be or
     // hold the output, or a rebuild would read its own outputs as inputs
@@ -215,10 +234,6 @@ fn build_in(
     }
     let needed = plan.needed();
     let transform_key = transform_key(spec.as_ref());
-    let cache_dir = opts
-        .cache_dir
-        .clone()
-        .unwrap_or_else(|| cache::cache_dir_for(&opts.out));
 
     // Up to date? Same recipe, tool and inputs, and every output still there.
     // (The fingerprint's text is summed as it is made: whole, it was 5 MB
@@ -315,6 +330,10 @@ fn build_in(
             .cloned()
             .unwrap_or_else(|| MISSING_IN_SHARDS.into())
     };
+    let (known, listing) = known
+        .join()
+        .map_err(|_| Error::Usage("the cache listing's thread panicked".into()))?;
+    let info = |key: &str| known.info(key).or_else(|| cache.info(key));
     let mut prepared = PreparedItems::new(catalog.items.len());
     prepared.done.reserve_exact(needed.len());
     let mut processed = 0u64;
@@ -350,7 +369,7 @@ fn build_in(
             // pass-through from object storage: the checked bytes go to the
             // cache, so each object is fetched once (and not again on re-runs)
             None => {
-                if let Some((info, sha, geometry)) = cache.info(key) {
+                if let Some((info, sha, geometry)) = info(key) {
                     return (i, Prepared::Ok(info, sha, geometry), true);
                 }
                 let data = match read(&item.path) {
@@ -367,7 +386,7 @@ fn build_in(
                 }
             }
             Some(spec) => {
-                if let Some((info, sha, geometry)) = cache.info(key) {
+                if let Some((info, sha, geometry)) = info(key) {
                     return (i, Prepared::Ok(info, sha, geometry), true);
                 }
                 for sc in &shard_caches {
@@ -602,30 +621,6 @@ fn build_in(
     warn_before_writing(r, &catalog, &plan, spec.as_ref(), &written, reporter);
 
     guard.begin_writing()?;
-    // the cache keeps what this build used, nothing older: the entries of
-    // earlier builds are removed while the outputs are written (no output
-    // reads them)
-    let pruning = {
-        let keys = keys.clone();
-        let dir = cache.dir().to_path_buf();
-        let (shared, out) = (opts.cache_dir.is_some(), opts.out.clone());
-        std::thread::Builder::new()
-            .name("imgprep-prune".into())
-            .spawn(move || {
-                let cache = Cache::new(dir);
-                // a folder given with --cache-dir may serve other outputs
-                // (shards) too: what their last builds used stays
-                let others = if shared {
-                    cache.other_owners(&out)
-                } else {
-                    Vec::new()
-                };
-                let keep: std::collections::HashSet<&str> =
-                    keys.iter().chain(&others).map(|k| k.as_str()).collect();
-                cache.retain(&keep, started).1
-            })
-            .map_err(|e| Error::Usage(format!("cannot start a thread: {e}")))?
-    };
     let ctx = write::Context {
         guard: &guard,
         recipe: r,
@@ -650,6 +645,30 @@ fn build_in(
         ctx
     };
     let (written, records, locations, left_out) = write::write_outputs(&ctx, reporter)?;
+    // the cache keeps what this build used, nothing older: the entries of
+    // earlier builds are removed while the manifest and the items table are
+    // written (on the core the writing of the outputs kept busy)
+    let pruning = {
+        let keys = keys.clone();
+        let dir = cache.dir().to_path_buf();
+        let (shared, out) = (opts.cache_dir.is_some(), opts.out.clone());
+        std::thread::Builder::new()
+            .name("imgprep-prune".into())
+            .spawn(move || {
+                let cache = Cache::new(dir);
+                // a folder given with --cache-dir may serve other outputs
+                // (shards) too: what their last builds used stays
+                let others = if shared {
+                    cache.other_owners(&out)
+                } else {
+                    Vec::new()
+                };
+                let keep: std::collections::HashSet<&str> =
+                    keys.iter().chain(&others).map(|k| k.as_str()).collect();
+                cache.retain(&keep, started, &listing).1
+            })
+            .map_err(|e| Error::Usage(format!("cannot start a thread: {e}")))?
+    };
     let ctx_reused = ctx.reused.load(std::sync::atomic::Ordering::Relaxed);
     // the inputs by their content (the SHA-256 of every source): the
     // manifest's fingerprint is the same for the same data wherever and
@@ -730,7 +749,18 @@ fn build_in(
             &stamp_at,
             format!("{stamp}\n{}\n", manifest_sums.sha256).as_bytes(),
         );
+        let used = needed.iter().zip(&keys).filter(|(&i, _)| ctx.cached(i));
+        cache.save_known(
+            &known_at,
+            used.filter_map(|(i, k)| match prepared.get(i) {
+                Some(&Prepared::Ok(info, sha, geometry)) => {
+                    Some((k.as_str(), (info, sha, geometry)))
+                }
+                _ => None,
+            }),
+        );
     } else {
+        let _ = std::fs::remove_file(&known_at);
         // nothing of this build is kept for the next
         cache.forget_owner(&opts.out);
     }
