@@ -621,6 +621,30 @@ fn build_in(
     warn_before_writing(r, &catalog, &plan, spec.as_ref(), &written, reporter);
 
     guard.begin_writing()?;
+    // the cache keeps what this build used, nothing older: the entries of
+    // earlier builds are removed while the outputs are written (no output
+    // reads them)
+    let pruning = {
+        let keys = keys.clone();
+        let dir = cache.dir().to_path_buf();
+        let (shared, out) = (opts.cache_dir.is_some(), opts.out.clone());
+        std::thread::Builder::new()
+            .name("imgprep-prune".into())
+            .spawn(move || {
+                let cache = Cache::new(dir);
+                // a folder given with --cache-dir may serve other outputs
+                // (shards) too: what their last builds used stays
+                let others = if shared {
+                    cache.other_owners(&out)
+                } else {
+                    Vec::new()
+                };
+                let keep: std::collections::HashSet<&str> =
+                    keys.iter().chain(&others).map(|k| k.as_str()).collect();
+                cache.retain(&keep, started, &listing).1
+            })
+            .map_err(|e| Error::Usage(format!("cannot start a thread: {e}")))?
+    };
     let ctx = write::Context {
         guard: &guard,
         recipe: r,
@@ -645,30 +669,6 @@ fn build_in(
         ctx
     };
     let (written, records, locations, left_out) = write::write_outputs(&ctx, reporter)?;
-    // the cache keeps what this build used, nothing older: the entries of
-    // earlier builds are removed while the manifest and the items table are
-    // written (on the core the writing of the outputs kept busy)
-    let pruning = {
-        let keys = keys.clone();
-        let dir = cache.dir().to_path_buf();
-        let (shared, out) = (opts.cache_dir.is_some(), opts.out.clone());
-        std::thread::Builder::new()
-            .name("imgprep-prune".into())
-            .spawn(move || {
-                let cache = Cache::new(dir);
-                // a folder given with --cache-dir may serve other outputs
-                // (shards) too: what their last builds used stays
-                let others = if shared {
-                    cache.other_owners(&out)
-                } else {
-                    Vec::new()
-                };
-                let keep: std::collections::HashSet<&str> =
-                    keys.iter().chain(&others).map(|k| k.as_str()).collect();
-                cache.retain(&keep, started, &listing).1
-            })
-            .map_err(|e| Error::Usage(format!("cannot start a thread: {e}")))?
-    };
     let ctx_reused = ctx.reused.load(std::sync::atomic::Ordering::Relaxed);
     // the inputs by their content (the SHA-256 of every source): the
     // manifest's fingerprint is the same for the same data wherever and
