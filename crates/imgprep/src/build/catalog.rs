@@ -184,6 +184,38 @@ fn look_at_objects<'a>(
     found
 }
 
+/// Sizes and times of the local files of `items` (by position; `None` for
+/// objects), looked at on every core when there are many: 20,000 `statx`
+/// calls were 0.045 s of a rebuild's catalog on one.
+fn look_at_files(items: &[Item]) -> Vec<Option<std::io::Result<(u64, i128)>>> {
+    const CHUNK: usize = 1024;
+    let mut found = Vec::with_capacity(items.len());
+    if items.len() < 2 * CHUNK {
+        found.resize_with(items.len(), || None);
+        return found;
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let _ = crate::execute::ordered_map(
+        items.chunks(CHUNK),
+        threads,
+        2 * threads,
+        || (),
+        |_, chunk| {
+            chunk
+                .iter()
+                .map(|i| {
+                    (!crate::files::is_remote(&i.path)).then(|| crate::files::fingerprint(&i.path))
+                })
+                .collect::<Vec<_>>()
+        },
+        |looked| {
+            found.extend(looked);
+            Ok::<(), ()>(())
+        },
+    );
+    found
+}
+
 /// `None` for a path that is absolute, empty or leads outside the root.
 /// Symbolic links are not followed: a link and its target are two names.
 pub fn normalize_rel(rel: &str) -> Option<String> {
@@ -351,9 +383,10 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
     // objects named one by one (URLs in a CSV: no listing to take their
     // sizes from) are looked at many at a time, not one after another
     let mut looked = look_at_objects(items.iter().map(|i| i.path.as_path()));
+    let mut files = look_at_files(&items);
     // each item with its file's size and modification time (one look at the file)
     let mut by_rel: BTreeMap<String, (Item, (u64, i128))> = BTreeMap::new();
-    for mut item in items {
+    for (k, mut item) in items.into_iter().enumerate() {
         // one name per file: `./a`, `a//b` and `x/../a` are `a`, `a/b`, `a`
         if item.rel.contains(['\t', '\n', '\r']) {
             problem(
@@ -414,7 +447,9 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources) -> Result<Catalog> {
             problem(&item, format!("label {bad:?} is not in the label map"))?;
             continue;
         }
-        let looked = looked.remove(&item.path);
+        let looked = looked
+            .remove(&item.path)
+            .or_else(|| files.get_mut(k).and_then(Option::take));
         let print = match looked.unwrap_or_else(|| crate::files::fingerprint(&item.path)) {
             Ok(p) => p,
             Err(e) => {

@@ -195,21 +195,6 @@ fn build_in(
         .cache_dir
         .clone()
         .unwrap_or_else(|| cache::cache_dir_for(&opts.out));
-    // the entries the last build of this output used, by their headers
-    // (a listing of the cache folder, made while the catalog is)
-    let known_at = cache_dir
-        .join(STAMPS)
-        .join(reuse::table_name(&opts.out, "known"));
-    let known = {
-        let (cache, at) = (Cache::new(cache_dir.clone()), known_at.clone());
-        std::thread::Builder::new()
-            .name("imgprep-known".into())
-            .spawn(move || {
-                let listing = cache.list();
-                (cache.known(&at, &listing), listing)
-            })
-            .map_err(|e| Error::Usage(format!("cannot start a thread: {e}")))?
-    };
     let sources = read_sources(r)?;
     // before any work: a source (or a folder link in one) must not be or
     // hold the output, or a rebuild would read its own outputs as inputs
@@ -280,6 +265,21 @@ fn build_in(
             });
         }
     }
+    // the entries the last build of this output used, by their headers
+    // (a listing of the cache folder, made while the keys are)
+    let known_at = cache_dir
+        .join(STAMPS)
+        .join(reuse::table_name(&opts.out, "known"));
+    let known = {
+        let (cache, at) = (Cache::new(cache_dir.clone()), known_at.clone());
+        std::thread::Builder::new()
+            .name("imgprep-known".into())
+            .spawn(move || {
+                let listing = cache.list();
+                (cache.known(&at, &listing), listing)
+            })
+            .map_err(|e| Error::Usage(format!("cannot start a thread: {e}")))?
+    };
     if guard.owned {
         // the cache of builds before 0.2 (inside this output, which is ours)
         let _ = std::fs::remove_dir_all(opts.out.join(OLD_CACHE_DIR));
