@@ -428,34 +428,48 @@ pub(super) fn write_outputs(
                 }
                 splits.push((split, idx.len(), items));
             }
-            // The splits are written side by side, the build's threads
-            // shared among them: a large record file's SHA-256 takes one
-            // core, and the two files of an 80/20 split then hash at once
+            // Record files' splits are written side by side, the build's
+            // threads shared among them: a large record file's SHA-256 takes
+            // one core, and the two files of an 80/20 split then hash at once
             // (what each file holds does not depend on it).
-            let at_once = ctx.threads.clamp(1, splits.len().max(1));
-            let threads = (ctx.threads / at_once).max(1);
+            let at_once = match format.record_files() {
+                true => ctx.threads.clamp(1, splits.len().max(1)),
+                false => 1,
+            };
             let mut done: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-            let mut written = splits.iter().map(|(split, seen, _)| (*split, *seen));
-            crate::execute::ordered_map(
-                splits.iter(),
-                at_once,
-                at_once,
-                || (),
-                |_, (split, _, items)| -> Result<super::formats::Sink> {
-                    let mut s = super::formats::Sink {
-                        threads,
-                        ..Default::default()
-                    };
-                    format.write_split(ctx, &v.name, split, items, &mut s)?;
-                    Ok(s)
-                },
-                |made| -> Result<()> {
-                    sink.append(made?);
-                    let (_, seen) = written.next().expect("one result per split");
-                    reporter.advance(seen as u64);
-                    crate::report::check_cancelled(reporter)
-                },
-            )?;
+            if at_once == 1 {
+                // on this thread, into the one sink (a thread of its own per
+                // split would add its allocator arena to the peak)
+                sink.threads = ctx.threads;
+                for (split, seen, items) in &splits {
+                    format.write_split(ctx, &v.name, split, items, &mut sink)?;
+                    reporter.advance(*seen as u64);
+                    crate::report::check_cancelled(reporter)?;
+                }
+            } else {
+                let threads = (ctx.threads / at_once).max(1);
+                let mut seen = splits.iter().map(|(_, seen, _)| *seen);
+                crate::execute::ordered_map(
+                    splits.iter(),
+                    at_once,
+                    at_once,
+                    || (),
+                    |_, (split, _, items)| -> Result<super::formats::Sink> {
+                        let mut s = super::formats::Sink {
+                            threads,
+                            ..Default::default()
+                        };
+                        format.write_split(ctx, &v.name, split, items, &mut s)?;
+                        Ok(s)
+                    },
+                    |made| -> Result<()> {
+                        sink.append(made?);
+                        let n = seen.next().expect("one result per split");
+                        reporter.advance(n as u64);
+                        crate::report::check_cancelled(reporter)
+                    },
+                )?;
+            }
             for (split, _, items) in splits {
                 done.insert(split.clone(), items);
             }

@@ -114,6 +114,16 @@ pub(super) trait Format: Sync {
         false
     }
 
+    /// It writes each split into a few large record files, whose SHA-256
+    /// takes a core each: its splits are then written side by side. Formats
+    /// of a file per item write one split after the other, on the build's
+    /// thread: side by side, the threads' allocator arenas took the peak RSS
+    /// of a 50,000-image `sagemaker-detection` build from 97 to 110 MB, for
+    /// no gain this disk's noise lets one show.
+    fn record_files(&self) -> bool {
+        false
+    }
+
     /// Writes one split of a variant under `{variant}/{name}/`.
     fn write_split(
         &self,

@@ -26,6 +26,10 @@ pub(super) struct Classes {
 pub(super) struct Detection;
 
 impl Format for Classes {
+    fn record_files(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> String {
         "recordio".into()
     }
@@ -71,6 +75,10 @@ pub fn detection_label(ctx: &Context, i: usize) -> Vec<f64> {
 }
 
 impl Format for Detection {
+    fn record_files(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> String {
         "recordio".into()
     }

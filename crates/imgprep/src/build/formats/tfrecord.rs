@@ -105,6 +105,10 @@ pub fn preset_name(p: TfPreset) -> &'static str {
 }
 
 impl Format for Tfrecord<'_> {
+    fn record_files(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> String {
         format!("tfrecord-{}", preset_name(self.o.preset))
     }
