@@ -59,10 +59,12 @@ const KNOWN_MAGIC: &[u8; 8] = b"IPKNOWN1";
 
 /// The files in a cache folder's entry folders (see [`Cache::list`]): what
 /// [`Cache::known`] and [`Cache::retain`] go by, listed once a build.
+#[derive(Default)]
 pub struct Listing(Vec<(PathBuf, Vec<std::ffi::OsString>)>);
 
 /// Entries of a cache folder whose headers a build knows without opening
 /// them (see [`Cache::known`]).
+#[derive(Default)]
 pub struct Known(std::collections::HashMap<[u8; KEY], [u8; HEADER]>);
 
 impl Known {

@@ -270,15 +270,22 @@ fn build_in(
     let known_at = cache_dir
         .join(STAMPS)
         .join(reuse::table_name(&opts.out, "known"));
-    let known = {
-        let (cache, at) = (Cache::new(cache_dir.clone()), known_at.clone());
-        std::thread::Builder::new()
-            .name("imgprep-known".into())
-            .spawn(move || {
+    // (no cache folder yet, as in a first build: nothing to list)
+    let known = match cache_dir.is_dir() {
+        true => {
+            let (cache, at) = (Cache::new(cache_dir.clone()), known_at.clone());
+            let lists = move || {
                 let listing = cache.list();
                 (cache.known(&at, &listing), listing)
-            })
-            .map_err(|e| Error::Usage(format!("cannot start a thread: {e}")))?
+            };
+            Some(
+                std::thread::Builder::new()
+                    .name("imgprep-known".into())
+                    .spawn(lists)
+                    .map_err(|e| Error::Usage(format!("cannot start a thread: {e}")))?,
+            )
+        }
+        false => None,
     };
     if guard.owned {
         // the cache of builds before 0.2 (inside this output, which is ours)
@@ -330,9 +337,12 @@ fn build_in(
             .cloned()
             .unwrap_or_else(|| MISSING_IN_SHARDS.into())
     };
-    let (known, listing) = known
-        .join()
-        .map_err(|_| Error::Usage("the cache listing's thread panicked".into()))?;
+    let (known, listing) = match known {
+        Some(t) => t
+            .join()
+            .map_err(|_| Error::Usage("the cache listing's thread panicked".into()))?,
+        None => Default::default(),
+    };
     let info = |key: &str| known.info(key).or_else(|| cache.info(key));
     let mut prepared = PreparedItems::new(catalog.items.len());
     prepared.done.reserve_exact(needed.len());
