@@ -1103,6 +1103,11 @@ fn rebuilds_make_again_what_the_cache_no_longer_holds() {
         env.ok(&["build", "r.toml", "--out", "clean"]);
         assert_same_tree(&env, "o", "clean", what);
     };
+    let rebuild_makes_one = || {
+        let s = summary(&env, &["build", "r.toml", "--out", "o"]);
+        let counts = (s["processed"].as_u64(), s["cached"].as_u64());
+        assert_eq!(counts, (Some(1), Some(9)), "{s}");
+    };
     // one entry gone (and the up-to-date stamp, so that the build runs):
     // that image is made again
     for e in std::fs::read_dir(items.join("stamps")).unwrap().flatten() {
@@ -1111,22 +1116,12 @@ fn rebuilds_make_again_what_the_cache_no_longer_holds() {
         }
     }
     std::fs::remove_file(&entries()[3]).unwrap();
-    let s = summary(&env, &["build", "r.toml", "--out", "o"]);
-    assert_eq!(
-        (s["processed"].as_u64(), s["cached"].as_u64()),
-        (Some(1), Some(9)),
-        "{s}"
-    );
+    rebuild_makes_one();
     clean("an entry removed from the cache");
     // the list replaced by something else: every entry looked at again
     std::fs::write(&known[0], b"IPKNOWN1 but then nothing that parses").unwrap();
     change();
-    let s = summary(&env, &["build", "r.toml", "--out", "o"]);
-    assert_eq!(
-        (s["processed"].as_u64(), s["cached"].as_u64()),
-        (Some(1), Some(9)),
-        "{s}"
-    );
+    rebuild_makes_one();
     clean("a damaged list of entries");
     assert_eq!(
         entries().len(),
