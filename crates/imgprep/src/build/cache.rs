@@ -65,13 +65,14 @@ pub struct Listing(Vec<(PathBuf, Vec<std::ffi::OsString>)>);
 /// Entries of a cache folder whose headers a build knows without opening
 /// them (see [`Cache::known`]).
 #[derive(Default)]
-pub struct Known(std::collections::HashMap<[u8; KEY], [u8; HEADER]>);
+pub struct Known(std::collections::HashMap<[u8; KEY], (ImageInfo, SourceSha, SourceGeometry)>);
 
 impl Known {
     /// What [`Cache::info`] would read for `key`, if known.
     pub fn info(&self, key: &str) -> Option<(ImageInfo, SourceSha, SourceGeometry)> {
-        let h = self.0.get(<&[u8; KEY]>::try_from(key.as_bytes()).ok()?)?;
-        Cache::parse_header(h)
+        self.0
+            .get(<&[u8; KEY]>::try_from(key.as_bytes()).ok()?)
+            .copied()
     }
 }
 
@@ -198,17 +199,23 @@ impl Cache {
         at: &Path,
         used: impl Iterator<Item = (&'k str, (ImageInfo, SourceSha, SourceGeometry))>,
     ) {
-        let mut data = KNOWN_MAGIC.to_vec();
-        for (key, (info, sha, geometry)) in used {
-            if key.len() == KEY {
-                data.extend_from_slice(key.as_bytes());
-                data.extend_from_slice(&Self::header(&info, &sha, &geometry));
-            }
-        }
+        use std::io::Write;
         if let Some(d) = at.parent() {
             let _ = std::fs::create_dir_all(d);
         }
-        let _ = write_atomic(at, &data);
+        // streamed (96 bytes an entry: 120 MB for 1.28 M items, never held whole)
+        // (a list not saved only means that the next build opens the entries)
+        let _ = (|| -> std::io::Result<()> {
+            let mut f = crate::output::AtomicFile::create_unsummed(at)?;
+            f.write_all(KNOWN_MAGIC)?;
+            for (key, (info, sha, geometry)) in used {
+                if key.len() == KEY {
+                    f.write_all(key.as_bytes())?;
+                    f.write_all(&Self::header(&info, &sha, &geometry))?;
+                }
+            }
+            f.persist()
+        })();
     }
 
     /// The files of this cache folder's entry folders, as they are now.
@@ -261,10 +268,8 @@ impl Cache {
         while r.read_exact(&mut entry).is_ok() {
             let (key, header) = entry.split_at(KEY);
             let key: [u8; KEY] = key.try_into().expect("KEY bytes");
-            if there.contains(&key) && Self::parse_header(header).is_some() {
-                known
-                    .0
-                    .insert(key, header.try_into().expect("HEADER bytes"));
+            if let Some(info) = Self::parse_header(header).filter(|_| there.contains(&key)) {
+                known.0.insert(key, info);
             }
         }
         known
