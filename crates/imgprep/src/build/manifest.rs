@@ -143,7 +143,16 @@ impl FileList {
         if let Some(w) = list.windows(2).find(|w| w[0].0 == w[1].0) {
             return Err(w[0].0.clone());
         }
-        list.shrink_to_fit();
+        // room for the few files added after (items.csv, frames.csv, each
+        // variant's hyperparameters.json, a convert's recipe): exactly full,
+        // the first insert doubled the list (+6 MB at 100,000 files, the
+        // peak of a 50,000-image build)
+        const ROOM: usize = 64;
+        if list.capacity() >= list.len() + ROOM {
+            list.shrink_to(list.len() + ROOM);
+        } else {
+            list.reserve_exact(ROOM);
+        }
         Ok(FileList(list))
     }
 
@@ -374,5 +383,34 @@ mod tests {
         let back: FileList = serde_json::from_str(&text).unwrap();
         assert_eq!(back, files);
         assert_eq!(back.len(), 4);
+    }
+
+    #[test]
+    fn files_added_after_the_sort_do_not_move_a_large_list() {
+        // a build's list of 100,000 files gets items.csv, frames.csv and
+        // each variant's hyperparameters.json after it is sorted: moving the
+        // list then (doubling it) was the peak of a large build's memory
+        let n = 10_000;
+        let mut list: Vec<(String, FileSums)> = Vec::with_capacity(n + 100);
+        list.extend((0..n).map(|k| (format!("img/{k:05}.jpg"), sums(k as u64))));
+        let mut files = FileList::from_unsorted(list).unwrap();
+        assert!(
+            files.0.capacity() < n + 100,
+            "the slack beyond the room is given back"
+        );
+        let at = files.0.as_ptr();
+        for k in 0..20 {
+            files.insert(format!("v{k}/hyperparameters.json"), sums(0));
+        }
+        files.insert("items.csv".into(), sums(1));
+        files.insert("frames.csv".into(), sums(2));
+        assert_eq!(files.0.as_ptr(), at, "the list moved");
+        assert_eq!(files.len(), n + 22);
+        // a list that came exactly full gets the room too
+        let full: Vec<(String, FileSums)> = vec![("b".into(), sums(1)), ("a".into(), sums(2))];
+        let mut files = FileList::from_unsorted(full).unwrap();
+        let at = files.0.as_ptr();
+        files.insert("items.csv".into(), sums(3));
+        assert_eq!(files.0.as_ptr(), at);
     }
 }

@@ -31,6 +31,10 @@ impl Format for AugmentedManifest {
         DIR.into()
     }
 
+    fn files_per_item(&self) -> usize {
+        1
+    }
+
     fn needs_boxes(&self) -> bool {
         true
     }

@@ -50,6 +50,10 @@ impl Format for Coco {
         "coco".into()
     }
 
+    fn files_per_item(&self) -> usize {
+        1
+    }
+
     fn class_id_base(&self) -> Option<u32> {
         Some(1)
     }

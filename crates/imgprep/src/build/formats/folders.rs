@@ -12,6 +12,10 @@ impl Format for Folders {
         "folders".into()
     }
 
+    fn files_per_item(&self) -> usize {
+        1
+    }
+
     /// `{class}/{file name}`: only the file name is kept.
     fn item_name(&self, out_rel: &str, class: &str) -> Option<String> {
         Some(format!("{class}/{}", file_name(out_rel)))

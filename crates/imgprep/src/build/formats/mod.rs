@@ -124,6 +124,13 @@ pub(super) trait Format: Sync {
         false
     }
 
+    /// How many files it writes per item (images, annotation files): the
+    /// build sizes its list of written files once from it, rather than
+    /// letting it double (at 100,000 files a quarter of that list was slack).
+    fn files_per_item(&self) -> usize {
+        0
+    }
+
     /// Writes one split of a variant under `{variant}/{name}/`.
     fn write_split(
         &self,

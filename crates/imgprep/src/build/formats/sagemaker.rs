@@ -21,6 +21,10 @@ impl Format for ImageClasses {
         "sagemaker-image".into()
     }
 
+    fn files_per_item(&self) -> usize {
+        1
+    }
+
     /// The item's output path, as it is.
     fn item_name(&self, out_rel: &str, _class: &str) -> Option<String> {
         Some(out_rel.to_string())
@@ -109,6 +113,10 @@ fn depth(channels: u8) -> u8 {
 impl Format for Detection {
     fn name(&self) -> String {
         "sagemaker-detection".into()
+    }
+
+    fn files_per_item(&self) -> usize {
+        2
     }
 
     /// The output path without its extension: the image and its annotation JSON

@@ -42,6 +42,10 @@ impl Format for Voc {
         "voc".into()
     }
 
+    fn files_per_item(&self) -> usize {
+        2
+    }
+
     fn class_id_base(&self) -> Option<u32> {
         None
     }

@@ -55,6 +55,10 @@ impl Format for Yolo {
         "yolo".into()
     }
 
+    fn files_per_item(&self) -> usize {
+        2
+    }
+
     fn write_split(
         &self,
         ctx: &Context,
