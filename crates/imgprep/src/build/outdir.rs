@@ -361,7 +361,9 @@ impl OutGuard {
             )));
         }
         if let Some(f) = self.marker.lock().unwrap().as_mut() {
-            writeln!(f, "{rel}").map_err(Error::io(self.out.join(BUILDING)))?;
+            // one write (`writeln!` made two: the name, then the newline)
+            f.write_all(format!("{rel}\n").as_bytes())
+                .map_err(Error::io(self.out.join(BUILDING)))?;
         }
         Ok(())
     }
