@@ -60,6 +60,14 @@ fn temp_stem(dest: &Path) -> String {
 /// of its own: freeing a 390 MB file's blocks and cached pages takes
 /// ~90 ms of the thread that unlinks it. [`finish_removals`] waits for them.
 fn put_in_place(tmp: tempfile::NamedTempFile, dest: &Path) -> io::Result<()> {
+    make_room(dest)?;
+    tmp.persist(dest).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Removes what is at `dest` before a file is renamed there (see
+/// [`put_in_place`]); nothing to do at a free name.
+fn make_room(dest: &Path) -> io::Result<()> {
     match std::fs::symlink_metadata(dest) {
         Ok(m) if m.is_file() && m.len() >= REMOVE_ASIDE => {
             let aside = temp_path(dest);
@@ -71,12 +79,12 @@ fn put_in_place(tmp: tempfile::NamedTempFile, dest: &Path) -> io::Result<()> {
                 })?;
             REMOVALS.lock().unwrap().push(removal);
         }
-        _ => match std::fs::remove_file(dest) {
+        Ok(_) => match std::fs::remove_file(dest) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
         },
+        Err(_) => {}
     }
-    tmp.persist(dest).map_err(|e| e.error)?;
     Ok(())
 }
 
@@ -112,23 +120,22 @@ fn temp_path(dest: &Path) -> PathBuf {
     dir.join(format!(".{stem}.{nonce:06x}.partial"))
 }
 
-/// Puts a hard link to `src` at `dest` without ever removing `dest` first:
-/// the link is made under a temporary name and renamed over `dest`. When
-/// `dest` already is `src` (the same file), nothing changes. Returns false
-/// (and changes nothing) when no hard link can be made (another file system).
+/// Puts a hard link to `src` at `dest` without ever removing `dest` first.
+/// At a free name (a first build) the link is made there, one directory
+/// change; over an existing file it is made under a temporary name and
+/// renamed over `dest`. When `dest` already is `src` (the same file), nothing
+/// changes. A symbolic link is followed: the link is to the file it points
+/// to (a relative link would point elsewhere from the output folder).
+/// Returns false (and changes nothing) when no hard link can be made
+/// (another file system, the file's link limit): the caller copies.
 pub fn link_atomic(src: &Path, dest: &Path) -> io::Result<bool> {
+    match link_following(src, dest) {
+        Ok(()) => return Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(_) => return Ok(false),
+    }
     let tmp = temp_path(dest);
-    // the file a link points to, not the link (a relative link would point
-    // elsewhere from the output folder); resolved only for links, since
-    // canonicalize costs a readlink per path component
-    let resolved;
-    let src = if std::fs::symlink_metadata(src)?.file_type().is_symlink() {
-        resolved = std::fs::canonicalize(src)?;
-        resolved.as_path()
-    } else {
-        src
-    };
-    if std::fs::hard_link(src, &tmp).is_err() {
+    if link_following(src, &tmp).is_err() {
         return Ok(false);
     }
     // rename over an existing link to the same file does nothing and leaves
@@ -136,6 +143,32 @@ pub fn link_atomic(src: &Path, dest: &Path) -> io::Result<bool> {
     let renamed = std::fs::rename(&tmp, dest);
     let _ = std::fs::remove_file(&tmp);
     renamed.map(|_| true)
+}
+
+/// `linkat(2)` with `AT_SYMLINK_FOLLOW`: a hard link at `link` to the file
+/// `src` names, or to the one it points to when `src` is a symbolic link
+/// (`std::fs::hard_link` links the symbolic link itself).
+fn link_following(src: &Path, link: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in a path"))
+    };
+    let (src, link) = (c(src)?, c(link)?);
+    // SAFETY: both are NUL-terminated strings that outlive the call.
+    let r = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            src.as_ptr(),
+            libc::AT_FDCWD,
+            link.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    match r {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
 }
 
 pub struct AtomicFile {
@@ -457,23 +490,65 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> io::Result<FileSums> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let name = temp_stem(dest);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".partial")
-        .tempfile_in(dir)?;
-    // one write of the whole buffer: no buffered writer for small files
-    tmp.as_file_mut().write_all(bytes)?;
-    #[cfg(unix)]
-    {
+    #[cfg(target_os = "linux")]
+    let done = write_unnamed(dir, dest, bytes)?;
+    #[cfg(not(target_os = "linux"))]
+    let done = false;
+    if !done {
+        let name = temp_stem(dest);
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".partial")
+            .tempfile_in(dir)?;
+        // one write of the whole buffer: no buffered writer for small files
+        tmp.as_file_mut().write_all(bytes)?;
         use std::os::unix::fs::PermissionsExt;
         tmp.as_file()
             .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        put_in_place(tmp, dest)?;
     }
-    put_in_place(tmp, dest)?;
     let mut sums = Summer::default();
     sums.update(bytes);
     Ok(sums.finish())
+}
+
+/// Linux: writes `bytes` as a file without a name (`O_TMPFILE`) in `dir`
+/// and links it at `dest` once complete. A process killed before leaves
+/// nothing, and at a free name (a first build) that is one directory change
+/// where a named temporary file takes two (its creation and the rename):
+/// 32 against 44 µs a file on this project's ext4. Over an existing file
+/// the unnamed one is linked under a temporary name and renamed over it, as
+/// [`put_in_place`] does. Returns false, having written nothing, where the
+/// file system or `/proc` cannot do this (the caller then takes a named
+/// temporary file).
+#[cfg(target_os = "linux")]
+fn write_unnamed(dir: &Path, dest: &Path, bytes: &[u8]) -> io::Result<bool> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    use std::os::unix::io::AsRawFd;
+    let Ok(mut f) = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .mode(0o600)
+        .open(dir)
+    else {
+        return Ok(false);
+    };
+    f.write_all(bytes)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    let me = PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()));
+    match link_following(&me, dest) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let tmp = temp_path(dest);
+            link_following(&me, &tmp)?;
+            let placed = make_room(dest).and_then(|()| std::fs::rename(&tmp, dest));
+            if placed.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            placed.map(|()| true)
+        }
+        Err(_) => Ok(false),
+    }
 }
 
 #[cfg(test)]
@@ -498,6 +573,63 @@ mod tests {
         assert_eq!(std::fs::read(&b).unwrap(), b"source");
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 3, "no temporary link left");
+    }
+
+    #[test]
+    fn small_files_and_links_go_to_free_names_and_over_old_files_alike() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // a free name, then over the file just written, then over a link
+        // to another file (which must keep its bytes)
+        let json = d.join("a.json");
+        let sums = write_atomic(&json, b"{}").unwrap();
+        assert_eq!(
+            (sums.size, std::fs::read(&json).unwrap()),
+            (2, b"{}".to_vec())
+        );
+        let mode = std::fs::metadata(&json).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+        write_atomic(&json, b"{\"a\": 1}").unwrap();
+        assert_eq!(std::fs::read(&json).unwrap(), b"{\"a\": 1}");
+        let other = d.join("other");
+        std::fs::write(&other, b"keep").unwrap();
+        std::fs::remove_file(&json).unwrap();
+        std::fs::hard_link(&other, &json).unwrap();
+        write_atomic(&json, b"new").unwrap();
+        assert_eq!(std::fs::read(&json).unwrap(), b"new");
+        assert_eq!(std::fs::read(&other).unwrap(), b"keep");
+        // a source that is a symbolic link (relative, as a dataset's often
+        // are): the output links the file it points to, not the link
+        let sub = d.join("src");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::write(sub.join("real.jpg"), b"jpeg").unwrap();
+        std::os::unix::fs::symlink("real.jpg", sub.join("alias.jpg")).unwrap();
+        let out = d.join("out.jpg");
+        assert!(link_atomic(&sub.join("alias.jpg"), &out).unwrap());
+        let meta = std::fs::symlink_metadata(&out).unwrap();
+        assert!(meta.file_type().is_file());
+        assert_eq!(
+            meta.ino(),
+            std::fs::metadata(sub.join("real.jpg")).unwrap().ino()
+        );
+        // and over an existing file of other bytes
+        assert!(link_atomic(&other, &out).unwrap());
+        assert_eq!(std::fs::read(&out).unwrap(), b"keep");
+        assert_eq!(std::fs::read(sub.join("real.jpg")).unwrap(), b"jpeg");
+        // a source that is not there: no link, nothing made (the caller copies,
+        // and reading the source names it)
+        assert!(!link_atomic(&d.join("gone.jpg"), &d.join("x.jpg")).unwrap());
+        let mut names: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["a.json", "other", "out.jpg", "src"],
+            "nothing temporary left"
+        );
     }
 
     #[test]
