@@ -23,6 +23,12 @@
 # Usage: bench/detection.sh [N ...]   (default: 5000 50000)
 #   CASES="a b c"   which cases to run      IMGPREP=path/to/imgprep
 #   KEEP=1          keep the outputs (in $IMGPREP_CACHE/bench/detection-work-N; GBs at 50,000)
+#   WORK=dir        make the outputs in dir/detection-work-N instead
+# Each run writes into a folder of its own, and the outputs are removed only
+# when the script ends: ext4 without a journal (this VM's root) skips the
+# inodes freed in the last minutes when it creates a file, one lookup each,
+# so right after a 50,000-file output was removed every new file cost
+# 220-650 us instead of 23 us, whichever tool made it.
 #   NICE=-10        run everything at this nice level (needs root), on a machine
 #                   where other jobs (builds) may run; the load average is printed.
 #                   With the kernel's autogroups on (/proc/sys/kernel/sched_autogroup_enabled),
@@ -107,16 +113,25 @@ fi
 
 # --------------------------------------------------------------- measuring
 declare -A wall rss tree held
-best() { # KEY RUNS OUT CMD...: best wall time of RUNS runs (OUT emptied before each), max RSS
-  local key=$1 runs=$2 out=$3 r j w m t
+trash=()
+cleanup() {
+  [ -n "${KEEP:-}" ] || [ ${#trash[@]} -eq 0 ] || rm -rf "${trash[@]}"
+}
+trap cleanup EXIT
+best() { # KEY RUNS OUT CMD...: best wall time of RUNS runs, max RSS. Each run
+  # writes into a new folder (OUT.1, OUT.2, ...: @OUT@ in CMD stands for it),
+  # removed when the script ends (see above)
+  local key=$1 runs=$2 out=$3 r j w m t a args
   shift 3
   wall[$key]="" rss[$key]=0 tree[$key]=0
   for ((r = 1; r <= runs; r++)); do
-    rm -rf "$out" "$work/imgprep-cache"
+    args=()
+    for a in "$@"; do args+=("${a//@OUT@/$out.$r}"); done
+    trash+=("$out.$r" "$out.$r-cache")
     sync   # the last run's writes go to disk now, not during this run
     echo "  $key, run $r/$runs" >&2
     j="$work/$key.$r.json"
-    if ! "$py" bench/peak_mem.py "$j" -- "$@" >&2; then
+    if ! "$py" bench/peak_mem.py "$j" -- "${args[@]}" >&2; then
       echo "detection.sh: $key failed (see $j)" >&2
       return 1
     fi
@@ -127,6 +142,7 @@ print(d["wall_s"], d["max_rss_kb"], d["tree_peak_rss_kb"])' "$j")
     if ((m > rss[$key])); then rss[$key]=$m; fi
     if ((t > tree[$key])); then tree[$key]=$t; fi
   done
+  out="$out.$runs"
   held[$key]="$("$py" - "$out" <<'PY'
 # What an output folder holds: images per split folder, annotation files, boxes.
 import json, os, sys
@@ -158,7 +174,6 @@ parts.append(f"{jsons} annotation JSON{'s' if jsons != 1 else ''}, {boxes} boxes
 print("; ".join(parts))
 PY
 )"
-  [ -n "${KEEP:-}" ] || rm -rf "$out"
 }
 
 row() { # KEY LABEL [IMGPREP_KEY]: one table line for set size $n
@@ -182,25 +197,25 @@ for n in "${sizes[@]}"; do
   voc="$(voc_set "$n")"
   runs=${RUNS_SMALL:-3}
   ((n < 50000)) || runs=${RUNS_LARGE:-1}
-  work="$cache/detection-work-$n"
+  work="${WORK:-$cache}/detection-work-$n"
   rm -rf "$work" && mkdir -p "$work"
   recipes "$voc" "$work"
   objects=$(find "$voc/Annotations" -name '*.xml' -exec cat {} + | grep -c '<object>')
   find "$voc" -type f -exec cat {} + > /dev/null   # warm the page cache
   if [[ $cases == *" a "* ]]; then
-    best "a:$n" "$runs" "$work/out-a" "$py" bench/voc_to_sagemaker.py "$voc" "$work/out-a"
+    best "a:$n" "$runs" "$work/out-a" "$py" bench/voc_to_sagemaker.py "$voc" @OUT@
   fi
   if [[ $cases == *" b "* ]]; then
     best "b:$n" "$runs" "$work/out-b" \
-      "$datum" convert -if voc -i "$voc" -f coco -o "$work/out-b" -- --save-media --tasks instances
+      "$datum" convert -if voc -i "$voc" -f coco -o @OUT@ -- --save-media --tasks instances
     best "b0:$n" "$runs" "$work/out-b0" \
-      "$datum" convert -if voc -i "$voc" -f coco -o "$work/out-b0" -- --tasks instances
+      "$datum" convert -if voc -i "$voc" -f coco -o @OUT@ -- --tasks instances
   fi
   if [ "$imgprep_ok" = yes ]; then
     for format in sagemaker coco; do
       key="c-$format:$n"
-      best "$key" "$runs" "$work/out-c-$format" env IMGPREP_CACHE_DIR="$work/imgprep-cache" \
-        "$bin" build "$work/$format.toml" --out "$work/out-c-$format" -q || unset "wall[$key]"
+      best "$key" "$runs" "$work/out-c-$format" env IMGPREP_CACHE_DIR=@OUT@-cache \
+        "$bin" build "$work/$format.toml" --out @OUT@ -q || unset "wall[$key]"
     done
   fi
 
