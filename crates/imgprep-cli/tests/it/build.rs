@@ -525,6 +525,54 @@ fn rebuilds_are_incremental_and_equal_to_clean_builds() {
     assert_same_tree(&env, "o", "clean", "");
 }
 
+#[test]
+fn many_files_are_looked_at_alike_on_one_thread_and_several() {
+    // 2,200 items: enough for the catalog to look at the files' sizes and
+    // times on --num-thread threads (one thread: one after another)
+    let env = TestEnv::new();
+    env.synth("photos", 2, 1100, 8, 8);
+    env.write(
+        "r.toml",
+        br#"name = "many"
+[[sources]]
+type = "folders"
+root = "photos"
+[split]
+train = 0.8
+validation = 0.2
+[transform]
+encoding = "passthrough"
+[[outputs]]
+format = "recordio"
+"#,
+    );
+    let one = summary(
+        &env,
+        &["build", "r.toml", "--out", "a", "--num-thread", "1"],
+    );
+    let two = summary(
+        &env,
+        &["build", "r.toml", "--out", "b", "--num-thread", "2"],
+    );
+    assert_eq!(
+        (one["processed"].as_u64(), two["processed"].as_u64()),
+        (Some(2200), Some(2200))
+    );
+    assert_same_tree(&env, "a", "b", "outputs depend on the thread count");
+    // a changed file (other bytes, other size) is seen by the threads' look
+    let other = env.read("photos/class_1/img_01000.jpg");
+    env.write("photos/class_0/img_00007.jpg", &other);
+    let again = summary(
+        &env,
+        &["build", "r.toml", "--out", "b", "--num-thread", "2"],
+    );
+    assert_eq!(again["up_to_date"], false, "{again}");
+    // (pass-through items are read again, not cached; their records are copied)
+    assert_eq!(again["records_reused"], 2199, "{again}");
+    env.ok(&["build", "r.toml", "--out", "clean", "--num-thread", "2"]);
+    assert_same_tree(&env, "b", "clean", "");
+}
+
 /// Edits that change outputs without touching an image or a label: a
 /// row's group, the class order of a `labels.names` file. Each must make a
 /// rebuild (not "up to date") equal to a clean build.

@@ -195,14 +195,14 @@ fn build_in(
         .cache_dir
         .clone()
         .unwrap_or_else(|| cache::cache_dir_for(&opts.out));
-    let sources = read_sources(r)?;
+    let sources = read_sources(r, opts.threads)?;
     // before any work: a source (or a folder link in one) must not be or
     // hold the output, or a rebuild would read its own outputs as inputs
     let mut inputs = sources::input_paths(r);
     inputs.extend(sources.linked_folders.iter().cloned());
     inputs.extend(sources.video.label_files.iter().cloned());
     outdir::check_overlap(&opts.out, &inputs)?;
-    let mut catalog = build_catalog(r, sources)?;
+    let mut catalog = build_catalog(r, sources, opts.threads)?;
     check_outputs(r, &catalog)?;
     let mut plan = make_plan(&r.recipe, &catalog)?;
     warn_split_drift(&plan, &catalog, reporter);

@@ -34,8 +34,10 @@ pub struct PlannedItem {
 
 /// Reads the sources and plans the splits, as a build would.
 pub fn preview(r: &LoadedRecipe) -> Result<Preview> {
-    let sources = read_sources(r)?;
-    let catalog = build_catalog(r, sources)?;
+    // (a preview has no thread setting: every core)
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let sources = read_sources(r, threads)?;
+    let catalog = build_catalog(r, sources, threads)?;
     check_outputs(r, &catalog)?;
     let plan = make_plan(&r.recipe, &catalog)?;
     Ok(Preview { catalog, plan })

@@ -63,7 +63,8 @@ pub struct Sources {
     pub video: super::video::VideoSet,
 }
 
-pub fn read_sources(r: &LoadedRecipe) -> Result<Sources> {
+/// `threads`: how many files (video chunks) are looked at at once.
+pub fn read_sources(r: &LoadedRecipe, threads: usize) -> Result<Sources> {
     let mut items = Vec::new();
     let mut human = HumanNames::new();
     let mut declared = Vec::new();
@@ -164,7 +165,7 @@ pub fn read_sources(r: &LoadedRecipe) -> Result<Sources> {
                 )?)
             }
             spec @ SourceSpec::Video { .. } => {
-                super::video::read(r, spec, &mut items, &mut video, &mut walk_skips)?
+                super::video::read(r, spec, &mut items, &mut video, &mut walk_skips, threads)?
             }
             spec if spec.has_boxes() => super::boxes::read(r, spec, &mut items, &mut boxes)?,
             _ => unreachable!("every source type is handled"),

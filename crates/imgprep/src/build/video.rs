@@ -264,6 +264,7 @@ pub fn read(
     items: &mut Vec<Item>,
     set: &mut VideoSet,
     skips: &mut Vec<super::catalog::Skip>,
+    threads: usize,
 ) -> Result<()> {
     let SourceSpec::Video {
         chunks,
@@ -465,7 +466,7 @@ pub fn read(
         .map(|(_, p)| p)
         .filter(|p| !not_chunks.contains_key(*p))
         .collect();
-    let mut probed = probe_all(decoder.as_ref(), &all).into_iter();
+    let mut probed = probe_all(decoder.as_ref(), &all, threads).into_iter();
     let mut tables = sessions
         .values()
         .flatten()
@@ -703,14 +704,14 @@ fn file_stem(rel: &str) -> String {
     }
 }
 
-/// Frame tables of many chunks, a few ffprobe processes at a time.
+/// Frame tables of many chunks, up to `threads` (at most 8) ffprobe
+/// processes at a time.
 fn probe_all(
     decoder: &dyn Decoder,
     paths: &[&PathBuf],
+    threads: usize,
 ) -> Vec<std::result::Result<FrameTable, String>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(8);
+    let threads = threads.clamp(1, 8);
     let mut tables = Vec::with_capacity(paths.len());
     let _ = crate::execute::ordered_map(
         paths.iter(),
