@@ -58,21 +58,85 @@ const KEY: usize = 40;
 const KNOWN_MAGIC: &[u8; 8] = b"IPKNOWN1";
 
 /// The files in a cache folder's entry folders (see [`Cache::list`]): what
-/// [`Cache::known`] and [`Cache::retain`] go by, listed once a build.
+/// [`Cache::known`] and [`Cache::retain`] go by, listed once a build. Entry
+/// names are kept as their 20 bytes, sorted (at 1.28 M entries a name as an
+/// `OsString` took 72 bytes, and a set of them was built beside it).
 #[derive(Default)]
-pub struct Listing(Vec<(PathBuf, Vec<std::ffi::OsString>)>);
+pub struct Listing(Vec<Folder>);
+
+/// One entry folder of a [`Listing`].
+struct Folder {
+    dir: PathBuf,
+    /// Files named as a key (40 lowercase hex digits), as bytes, sorted.
+    keys: Vec<KeyBytes>,
+    /// Any other files (a killed build's temporary files).
+    others: Vec<std::ffi::OsString>,
+}
+
+impl Folder {
+    fn name(&self) -> &[u8] {
+        self.dir
+            .file_name()
+            .map(|n| n.as_encoded_bytes())
+            .unwrap_or_default()
+    }
+}
+
+impl Listing {
+    /// Whether the entry of `key` is where [`Cache::path`] puts it (the
+    /// folders are sorted by name).
+    fn holds(&self, key: &KeyBytes) -> bool {
+        let text = key_text(key);
+        let name = &text[..2];
+        self.0
+            .binary_search_by(|f| f.name().cmp(name))
+            .is_ok_and(|at| self.0[at].keys.binary_search(key).is_ok())
+    }
+}
+
+/// A cache key (40 hex digits) as its 20 bytes.
+type KeyBytes = [u8; KEY / 2];
+
+/// `name` as a key's bytes, when it is a key: 40 lowercase hex digits.
+fn key_bytes(name: &[u8]) -> Option<KeyBytes> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    if name.len() != KEY {
+        return None;
+    }
+    let mut key = [0u8; KEY / 2];
+    for (b, pair) in key.iter_mut().zip(name.chunks_exact(2)) {
+        *b = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(key)
+}
+
+/// A key's bytes as its name (40 lowercase hex digits).
+fn key_text(key: &KeyBytes) -> [u8; KEY] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [0u8; KEY];
+    for (pair, b) in text.chunks_exact_mut(2).zip(key) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 15)];
+    }
+    text
+}
 
 /// Entries of a cache folder whose headers a build knows without opening
-/// them (see [`Cache::known`]).
+/// them (see [`Cache::known`]), sorted by key: 76 bytes an entry (a hash map
+/// keyed by the text took about 160 with its slack).
 #[derive(Default)]
-pub struct Known(std::collections::HashMap<[u8; KEY], (ImageInfo, SourceSha, SourceGeometry)>);
+pub struct Known(Vec<(KeyBytes, (ImageInfo, SourceSha, SourceGeometry))>);
 
 impl Known {
     /// What [`Cache::info`] would read for `key`, if known.
     pub fn info(&self, key: &str) -> Option<(ImageInfo, SourceSha, SourceGeometry)> {
-        self.0
-            .get(<&[u8; KEY]>::try_from(key.as_bytes()).ok()?)
-            .copied()
+        let key = key_bytes(key.as_bytes())?;
+        let at = self.0.binary_search_by(|(k, _)| k.cmp(&key)).ok()?;
+        Some(self.0[at].1)
     }
 }
 
@@ -233,9 +297,23 @@ impl Cache {
             let Ok(entries) = std::fs::read_dir(d.path()) else {
                 continue;
             };
-            let names = entries.flatten().map(|e| e.file_name()).collect();
-            listing.0.push((d.path(), names));
+            let mut folder = Folder {
+                dir: d.path(),
+                keys: Vec::new(),
+                others: Vec::new(),
+            };
+            for e in entries.flatten() {
+                let name = e.file_name();
+                match key_bytes(name.as_encoded_bytes()) {
+                    Some(key) => folder.keys.push(key),
+                    None => folder.others.push(name),
+                }
+            }
+            folder.keys.sort_unstable();
+            folder.keys.shrink_to_fit();
+            listing.0.push(folder);
         }
+        listing.0.sort_by(|a, b| a.name().cmp(b.name()));
         listing
     }
 
@@ -248,7 +326,7 @@ impl Cache {
     /// again. Empty when there is no such file or it is not one of ours.
     pub fn known(&self, at: &Path, listing: &Listing) -> Known {
         use std::io::Read;
-        let mut known = Known(std::collections::HashMap::new());
+        let mut known = Known(Vec::new());
         let Ok(f) = std::fs::File::open(at) else {
             return known;
         };
@@ -257,21 +335,21 @@ impl Cache {
         if r.read_exact(&mut magic).is_err() || &magic != KNOWN_MAGIC {
             return known;
         }
-        let there: std::collections::HashSet<[u8; KEY]> = listing
-            .0
-            .iter()
-            .flat_map(|(_, names)| names)
-            .filter_map(|n| <[u8; KEY]>::try_from(n.as_encoded_bytes()).ok())
-            .collect();
         // (what is kept is bounded by the listing, whatever the file's size)
         let mut entry = [0u8; KEY + HEADER];
         while r.read_exact(&mut entry).is_ok() {
             let (key, header) = entry.split_at(KEY);
-            let key: [u8; KEY] = key.try_into().expect("KEY bytes");
-            if let Some(info) = Self::parse_header(header).filter(|_| there.contains(&key)) {
-                known.0.insert(key, info);
+            let Some(key) = key_bytes(key).filter(|k| listing.holds(k)) else {
+                continue;
+            };
+            if let Some(info) = Self::parse_header(header) {
+                known.0.push((key, info));
             }
         }
+        // (a key listed twice, which a build does not write: the first counts)
+        known.0.sort_by_key(|a| a.0);
+        known.0.dedup_by(|b, a| a.0 == b.0);
+        known.0.shrink_to_fit();
         known
     }
 
@@ -392,12 +470,16 @@ impl Cache {
         listing: &Listing,
     ) -> (u64, u64) {
         let (mut n, mut bytes) = (0, 0);
-        for (dir, names) in &listing.0 {
+        for Folder { dir, keys, others } in &listing.0 {
+            let texts = keys.iter().map(key_text);
+            let names = texts
+                .map(|t| std::ffi::OsString::from(std::str::from_utf8(&t).expect("hex digits")))
+                .chain(others.iter().cloned());
             for name in names {
                 if keep.contains(name.to_string_lossy().as_ref()) {
                     continue;
                 }
-                let p = dir.join(name);
+                let p = dir.join(&name);
                 let meta = std::fs::symlink_metadata(&p).ok();
                 if meta
                     .as_ref()
@@ -490,5 +572,38 @@ mod tests {
         assert_eq!(n, 1);
         assert!(cache.info(&key(1)).is_some() && cache.info(&key(3)).is_none());
         assert!(at.exists(), "the notes' folder is not pruned");
+    }
+
+    #[test]
+    fn listings_keep_keys_as_bytes_and_other_names_as_they_are() {
+        let k = "0123456789abcdef0123456789abcdef01234567";
+        let b = key_bytes(k.as_bytes()).unwrap();
+        assert_eq!(b[0], 0x01);
+        assert_eq!(&key_text(&b)[..], k.as_bytes());
+        // not keys: upper case, other lengths, other characters
+        assert!(key_bytes(k.to_uppercase().as_bytes()).is_none());
+        assert!(key_bytes(&k.as_bytes()[1..]).is_none());
+        assert!(key_bytes(format!("{}g", &k[..39]).as_bytes()).is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().join("c"));
+        let (info, sha, geometry) = entry(5);
+        cache.put(k, &info, &sha, &geometry, b"jpeg").unwrap();
+        let at = dir.path().join("c/stamps/known");
+        cache.save_known(&at, [(k, (info, sha, geometry))].into_iter());
+        // an entry's file in another folder than its key's is not where the
+        // build would read it: not known
+        let moved = dir.path().join("c/ff");
+        std::fs::create_dir_all(&moved).unwrap();
+        std::fs::rename(cache.path(k), moved.join(k)).unwrap();
+        std::fs::write(moved.join(k.to_uppercase()), b"x").unwrap();
+        assert!(cache.known(&at, &cache.list()).info(k).is_none());
+        std::fs::rename(moved.join(k), cache.path(k)).unwrap();
+        assert!(cache.known(&at, &cache.list()).info(k).is_some());
+        // what is neither kept nor new goes, whatever its name
+        let keep: std::collections::HashSet<&str> = [k].into_iter().collect();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+        let (n, _) = cache.retain(&keep, later, &cache.list());
+        assert_eq!(n, 1);
+        assert!(!moved.exists() && cache.info(k).is_some());
     }
 }
