@@ -21,12 +21,37 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 /// Lowercase hex digits of `bytes` (one allocation, not one per byte:
 /// cache keys and every source's SHA-256 go through here).
 pub fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
+    let mut text = vec![0u8; bytes.len() * 2];
+    hex_into(bytes, &mut text);
+    String::from_utf8(text).expect("hex digits")
+}
+
+/// Lowercase hex digits of `bytes` into `text` (twice as long), without
+/// allocating.
+pub fn hex_into(bytes: &[u8], text: &mut [u8]) {
+    assert_eq!(text.len(), 2 * bytes.len(), "two digits a byte");
+    for (pair, &b) in text.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 15)];
     }
-    s
+}
+
+/// The bytes that lowercase hex digits `text` spell, into `bytes` (half as
+/// long); `None` for anything else (upper case, other characters, another
+/// length): names that [`hex_into`] could not have made.
+pub fn unhex_into(text: &[u8], bytes: &mut [u8]) -> Option<()> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    if text.len() != 2 * bytes.len() {
+        return None;
+    }
+    for (b, pair) in bytes.iter_mut().zip(text.chunks_exact(2)) {
+        *b = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(())
 }
 
 const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -47,10 +72,7 @@ pub struct Sha256Sum(pub [u8; 32]);
 impl std::fmt::Display for Sha256Sum {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut text = [0u8; 64];
-        for (pair, &b) in text.chunks_exact_mut(2).zip(&self.0) {
-            pair[0] = DIGITS[usize::from(b >> 4)];
-            pair[1] = DIGITS[usize::from(b & 15)];
-        }
+        hex_into(&self.0, &mut text);
         f.write_str(std::str::from_utf8(&text).expect("hex digits"))
     }
 }
@@ -208,6 +230,13 @@ mod tests {
         assert_eq!(t.len(), 64);
         assert!(t.starts_with("de00") && t.ends_with("0007"), "{t}");
         assert_eq!(t.parse::<Sha256Sum>().unwrap(), Sha256Sum(b));
+        // and back: only what hex_into makes is read
+        let mut back = [0u8; 3];
+        assert_eq!(unhex_into(b"00abff", &mut back), Some(()));
+        assert_eq!(back, [0, 0xab, 0xff]);
+        for bad in [&b"00ABff"[..], b"00abf", b"00abfff", b"00abfg", b"0xabff"] {
+            assert_eq!(unhex_into(bad, &mut back), None, "{bad:?}");
+        }
     }
 
     #[test]

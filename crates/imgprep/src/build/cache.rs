@@ -99,29 +99,14 @@ type KeyBytes = [u8; KEY / 2];
 
 /// `name` as a key's bytes, when it is a key: 40 lowercase hex digits.
 fn key_bytes(name: &[u8]) -> Option<KeyBytes> {
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    if name.len() != KEY {
-        return None;
-    }
     let mut key = [0u8; KEY / 2];
-    for (b, pair) in key.iter_mut().zip(name.chunks_exact(2)) {
-        *b = digit(pair[0])? << 4 | digit(pair[1])?;
-    }
-    Some(key)
+    crate::checksum::unhex_into(name, &mut key).map(|()| key)
 }
 
 /// A key's bytes as its name (40 lowercase hex digits).
 fn key_text(key: &KeyBytes) -> [u8; KEY] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut text = [0u8; KEY];
-    for (pair, b) in text.chunks_exact_mut(2).zip(key) {
-        pair[0] = HEX[usize::from(b >> 4)];
-        pair[1] = HEX[usize::from(b & 15)];
-    }
+    crate::checksum::hex_into(key, &mut text);
     text
 }
 
@@ -471,28 +456,33 @@ impl Cache {
     ) -> (u64, u64) {
         let (mut n, mut bytes) = (0, 0);
         for Folder { dir, keys, others } in &listing.0 {
-            let texts = keys.iter().map(key_text);
-            let names = texts
-                .map(|t| std::ffi::OsString::from(std::str::from_utf8(&t).expect("hex digits")))
-                .chain(others.iter().cloned());
-            for name in names {
-                if keep.contains(name.to_string_lossy().as_ref()) {
-                    continue;
-                }
-                let p = dir.join(&name);
+            // removed unless newer than the build's start
+            let mut prune = |name: &std::ffi::OsStr| {
+                let p = dir.join(name);
                 let meta = std::fs::symlink_metadata(&p).ok();
                 if meta
                     .as_ref()
                     .and_then(|m| m.modified().ok())
                     .is_some_and(|t| t >= before)
                 {
-                    continue;
+                    return;
                 }
                 let len = meta.map(|m| m.len()).unwrap_or(0);
                 if std::fs::remove_file(&p).is_ok() {
                     n += 1;
                     bytes += len;
                 }
+            };
+            for key in keys {
+                let text = key_text(key);
+                let name = std::str::from_utf8(&text).expect("hex digits");
+                if !keep.contains(name) {
+                    prune(name.as_ref());
+                }
+            }
+            // (not keys: never kept)
+            for name in others {
+                prune(name);
             }
             // empty sub-folders go too (fails harmlessly when not empty)
             let _ = std::fs::remove_dir(dir);
