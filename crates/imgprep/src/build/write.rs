@@ -393,10 +393,11 @@ impl Locations {
         self.tables[t].1[i] = Some(at);
     }
 
-    fn get(&self, variant: usize, i: usize, column: &str) -> Option<&str> {
+    /// Each item's place in `column` of variant `variant`, if it wrote any.
+    fn table(&self, variant: usize, column: &str) -> Option<&Places> {
         let c = self.columns.iter().position(|x| x == column)?;
         let (_, table) = self.tables.iter().find(|(k, _)| *k == (variant, c))?;
-        table.get(i)?.as_deref()
+        Some(table)
     }
 }
 
@@ -422,13 +423,15 @@ pub(super) fn write_outputs(
         .map(|v| v.splits.values().map(Vec::len).sum::<usize>())
         .sum::<usize>()
         * ctx.recipe.recipe.outputs.len();
+    let formats: Vec<_> = (ctx.recipe.recipe.outputs.iter())
+        .map(|o| super::formats::for_output(o, ctx.catalog.detection))
+        .collect();
     // the list of files written, sized once: items' files, and a few
     // side files per split and variant (more only makes it grow)
     let mut files = 0;
     for v in &ctx.plan.variants {
-        for output in &ctx.recipe.recipe.outputs {
-            let per_item =
-                super::formats::for_output(output, ctx.catalog.detection).files_per_item();
+        for format in &formats {
+            let per_item = format.files_per_item();
             files += 8 + v
                 .splits
                 .values()
@@ -439,8 +442,7 @@ pub(super) fn write_outputs(
     sink.written.reserve_exact(files);
     reporter.begin("write", Some(total as u64));
     for (vi, v) in ctx.plan.variants.iter().enumerate() {
-        for output in &ctx.recipe.recipe.outputs {
-            let format = super::formats::for_output(output, ctx.catalog.detection);
+        for format in &formats {
             let column = format.name();
             let mut splits = Vec::with_capacity(v.splits.len());
             for (split, idx) in &v.splits {
@@ -460,7 +462,7 @@ pub(super) fn write_outputs(
             // threads shared among them: a large record file's SHA-256 takes
             // one core, and the two files of an 80/20 split then hash at once
             // (what each file holds does not depend on it).
-            let at_once = match format.record_files() {
+            let at_once = match format.files_per_item() == 0 {
                 true => ctx.threads.clamp(1, splits.len().max(1)),
                 false => 1,
             };
@@ -923,6 +925,9 @@ pub(super) fn write_items_table(
         .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?;
     let c = ctx.catalog;
     for (vi, v) in ctx.plan.variants.iter().enumerate() {
+        // (looked up once a variant, not once a row)
+        let places: Vec<Option<&Places>> =
+            columns.iter().map(|col| locations.table(vi, col)).collect();
         for (split, idx) in &v.splits {
             let mut rows: Vec<usize> = idx.iter().copied().filter(|&i| ctx.ok(i)).collect();
             rows.sort_unstable();
@@ -966,9 +971,9 @@ pub(super) fn write_items_table(
                         w.write_field(field).map_err(csv_err)?;
                     }
                 }
-                for col in &columns {
-                    w.write_field(locations.get(vi, i, col).unwrap_or_default())
-                        .map_err(csv_err)?;
+                for table in &places {
+                    let at = table.and_then(|t| t.get(i)?.as_deref());
+                    w.write_field(at.unwrap_or_default()).map_err(csv_err)?;
                 }
                 w.write_record(None::<&[u8]>).map_err(csv_err)?;
             }

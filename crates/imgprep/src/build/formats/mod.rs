@@ -114,22 +114,16 @@ pub(super) trait Format: Sync {
         false
     }
 
-    /// It writes each split into a few large record files, whose SHA-256
-    /// takes a core each: its splits are then written side by side. Formats
-    /// of a file per item write one split after the other, on the build's
-    /// thread: side by side, the threads' allocator arenas took the peak RSS
-    /// of a 50,000-image `sagemaker-detection` build from 97 to 110 MB, for
-    /// no gain this disk's noise lets one show.
-    fn record_files(&self) -> bool {
-        false
-    }
-
     /// How many files it writes per item (images, annotation files): the
     /// build sizes its list of written files once from it, rather than
     /// letting it double (at 100,000 files a quarter of that list was slack).
-    fn files_per_item(&self) -> usize {
-        0
-    }
+    /// 0: the format writes each split into a few large record files, whose
+    /// SHA-256 takes a core each, so its splits are written side by side.
+    /// Formats of a file per item write one split after the other, on the
+    /// build's thread: side by side, the threads' allocator arenas took the
+    /// peak RSS of a 50,000-image `sagemaker-detection` build from 97 to
+    /// 110 MB, for no gain this disk's noise lets one show.
+    fn files_per_item(&self) -> usize;
 
     /// Writes one split of a variant under `{variant}/{name}/`.
     fn write_split(

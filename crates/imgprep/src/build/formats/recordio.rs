@@ -26,12 +26,13 @@ pub(super) struct Classes {
 pub(super) struct Detection;
 
 impl Format for Classes {
-    fn record_files(&self) -> bool {
-        true
-    }
-
     fn name(&self) -> String {
         "recordio".into()
+    }
+
+    /// None: a few record files per split.
+    fn files_per_item(&self) -> usize {
+        0
     }
 
     fn write_split(
@@ -75,12 +76,13 @@ pub fn detection_label(ctx: &Context, i: usize) -> Vec<f64> {
 }
 
 impl Format for Detection {
-    fn record_files(&self) -> bool {
-        true
-    }
-
     fn name(&self) -> String {
         "recordio".into()
+    }
+
+    /// None: a few record files per split.
+    fn files_per_item(&self) -> usize {
+        0
     }
 
     fn needs_boxes(&self) -> bool {

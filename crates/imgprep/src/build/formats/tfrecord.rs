@@ -105,12 +105,13 @@ pub fn preset_name(p: TfPreset) -> &'static str {
 }
 
 impl Format for Tfrecord<'_> {
-    fn record_files(&self) -> bool {
-        true
-    }
-
     fn name(&self) -> String {
         format!("tfrecord-{}", preset_name(self.o.preset))
+    }
+
+    /// None: a few record files per split.
+    fn files_per_item(&self) -> usize {
+        0
     }
 
     fn class_id_base(&self) -> Option<u32> {
