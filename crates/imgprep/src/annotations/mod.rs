@@ -410,7 +410,15 @@ pub(crate) fn list_dir(dir: &Path) -> Result<Vec<String>, ParseError> {
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };
-        if is_file(&entry.path()) {
+        // the listing's own file type, where it has one: a `stat` of every
+        // entry was 0.2 s of a 50,000-image VOC set's catalog; links are
+        // followed to see what they name
+        let file = match entry.file_type() {
+            Ok(t) if t.is_file() => true,
+            Ok(t) if t.is_dir() => false,
+            _ => is_file(&entry.path()),
+        };
+        if file {
             out.push(name);
         }
     }
@@ -441,7 +449,9 @@ pub(crate) fn walk_files(
                 .map_err(|e| io_error(&entry.path(), "read it", &e))?;
             if kind.is_dir() {
                 stack.push(entry.path());
-            } else if keep(name) && !std::fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()) {
+            } else if keep(name)
+                && (kind.is_file() || !std::fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()))
+            {
                 // files, and what only looks like one (a FIFO, a device, a
                 // dangling link): reading those fails with a reason, said
                 out.push(entry.path());
