@@ -229,14 +229,7 @@ fn build_in(
     drop(catalog_prints);
     // each item's boxes as the annotation files give them, digested once
     // (both fingerprints take them)
-    let boxes: Vec<Option<[u8; 16]>> = needed
-        .iter()
-        .map(|&i| {
-            let a = catalog.items[i].annotation.as_ref()?;
-            let sum = checksum::sha256(format!("{a:?}").as_bytes());
-            Some(sum[..16].try_into().expect("16 of 32 bytes"))
-        })
-        .collect();
+    let boxes = digest_boxes(&catalog, &needed, opts.threads);
     // the inputs by their files' sizes and times: the same again (and the
     // manifest written from it unchanged) means up to date
     let stamp = inputs_fingerprint(&head, &catalog, &needed, &boxes, &|k, _| {
@@ -793,6 +786,37 @@ fn build_in(
 /// and by a plan preview alike, so a Spark driver fails before its tasks):
 /// pass-through for video frames, box formats for class labels,
 /// class-label formats for boxes.
+/// The digest of each needed item's annotation (its `Debug` text, which
+/// fingerprints have always taken), `None` for items without one. Made on
+/// `threads` threads for many items (0.2 s of a 50,000-image VOC build on
+/// one); each thread writes its part in place, with one text buffer.
+fn digest_boxes(catalog: &Catalog, needed: &[usize], threads: usize) -> Vec<Option<[u8; 16]>> {
+    use std::fmt::Write;
+    let mut boxes = vec![None; needed.len()];
+    let digest = |needed: &[usize], boxes: &mut [Option<[u8; 16]>]| {
+        let mut text = String::new();
+        for (&i, d) in needed.iter().zip(boxes) {
+            if let Some(a) = &catalog.items[i].annotation {
+                text.clear();
+                write!(text, "{a:?}").expect("a String takes any text");
+                let sum = checksum::sha256(text.as_bytes());
+                *d = Some(sum[..16].try_into().expect("16 of 32 bytes"));
+            }
+        }
+    };
+    if threads < 2 || needed.len() < 2048 {
+        digest(needed, &mut boxes);
+        return boxes;
+    }
+    let per = needed.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        for (needed, boxes) in needed.chunks(per).zip(boxes.chunks_mut(per)) {
+            scope.spawn(move || digest(needed, boxes));
+        }
+    });
+    boxes
+}
+
 fn check_outputs(r: &recipe::LoadedRecipe, catalog: &Catalog) -> Result<()> {
     use recipe::{OutputSpec, TfPreset};
     let spec = r.recipe.transform.image_spec().map_err(Error::Usage)?;
