@@ -642,6 +642,26 @@ mod tests {
         }
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn listings_take_files_and_links_to_files_only() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        std::fs::write(d.join("b.jpg"), b"x").unwrap();
+        std::fs::create_dir(d.join("sub.jpg")).unwrap();
+        std::os::unix::fs::symlink(d.join("b.jpg"), d.join("a.jpg")).unwrap();
+        std::os::unix::fs::symlink(d.join("sub.jpg"), d.join("c.jpg")).unwrap();
+        std::os::unix::fs::symlink(d.join("gone.jpg"), d.join("d.jpg")).unwrap();
+        assert_eq!(list_dir(d).unwrap(), ["a.jpg", "b.jpg"]);
+        let names: Vec<String> = walk_files(d, &|n| n.ends_with(".jpg"))
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        // a dangling link is kept by the walk (reading it fails with a reason)
+        assert_eq!(names, ["a.jpg", "b.jpg", "d.jpg"]);
+    }
+
     #[test]
     fn images_by_stem_prefer_jpg_and_ignore_other_files() {
         let names: Vec<String> = ["a.PNG", "a.jpg", "a.txt", "ab.jpg", "a.b.jpg", "b.txt"]
