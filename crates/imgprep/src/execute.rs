@@ -141,9 +141,50 @@ where
     )
 }
 
+/// Below this many items, cheap per-item work (a `statx`, a digest) is not
+/// worth starting threads for.
+pub const FEW_ITEMS: usize = 2048;
+
+/// Runs `work` over `inputs` and their places in `out` (as long), in one
+/// part per thread on `threads` threads (inline for fewer than 2): for
+/// uniform, cheap per-item work whose results are written in place, with no
+/// hand-off per item.
+pub fn in_parts<T: Sync, R: Send>(
+    inputs: &[T],
+    out: &mut [R],
+    threads: usize,
+    work: impl Fn(&[T], &mut [R]) + Sync,
+) {
+    assert_eq!(inputs.len(), out.len(), "one place per input");
+    if threads < 2 || inputs.len() < 2 {
+        return work(inputs, out);
+    }
+    let per = inputs.len().div_ceil(threads);
+    let work = &work;
+    std::thread::scope(|scope| {
+        for (inputs, out) in inputs.chunks(per).zip(out.chunks_mut(per)) {
+            scope.spawn(move || work(inputs, out));
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parts_fill_every_place_whatever_the_thread_count() {
+        let inputs: Vec<u64> = (0..1001).collect();
+        for threads in [0, 1, 2, 3, 8, 2000] {
+            let mut out = vec![0u64; inputs.len()];
+            in_parts(&inputs, &mut out, threads, |i, o| {
+                for (i, o) in i.iter().zip(o) {
+                    *o = i * 3;
+                }
+            });
+            assert_eq!(out, inputs.iter().map(|i| i * 3).collect::<Vec<_>>());
+        }
+    }
 
     #[test]
     fn results_arrive_in_order_whatever_the_timing() {

@@ -192,25 +192,20 @@ fn look_at_objects<'a>(
 /// `NOT_LOOKED` for objects, files that could not be looked at (looked at
 /// again, for the error) and times outside an `i64`.
 fn look_at_files(items: &[Item], threads: usize) -> Vec<(u64, i64)> {
-    if items.len() < 2048 || threads < 2 {
+    if items.len() < crate::execute::FEW_ITEMS || threads < 2 {
         return Vec::new();
     }
     let mut found = vec![NOT_LOOKED; items.len()];
-    let per = items.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        for (items, found) in items.chunks(per).zip(found.chunks_mut(per)) {
-            scope.spawn(move || {
-                for (i, f) in items.iter().zip(found) {
-                    if crate::files::is_remote(&i.path) {
-                        continue;
-                    }
-                    if let Ok((size, t)) = crate::files::fingerprint(&i.path) {
-                        if let Ok(t) = i64::try_from(t) {
-                            *f = (size, t);
-                        }
-                    }
+    crate::execute::in_parts(items, &mut found, threads, |items, found| {
+        for (i, f) in items.iter().zip(found) {
+            if crate::files::is_remote(&i.path) {
+                continue;
+            }
+            if let Ok((size, t)) = crate::files::fingerprint(&i.path) {
+                if let Ok(t) = i64::try_from(t) {
+                    *f = (size, t);
                 }
-            });
+            }
         }
     });
     found

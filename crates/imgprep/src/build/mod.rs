@@ -782,10 +782,6 @@ fn build_in(
     })
 }
 
-/// Settings that cannot work together, refused before any work (by a build
-/// and by a plan preview alike, so a Spark driver fails before its tasks):
-/// pass-through for video frames, box formats for class labels,
-/// class-label formats for boxes.
 /// The digest of each needed item's annotation (its `Debug` text, which
 /// fingerprints have always taken), `None` for items without one. Made on
 /// `threads` threads for many items (0.2 s of a 50,000-image VOC build on
@@ -793,7 +789,12 @@ fn build_in(
 fn digest_boxes(catalog: &Catalog, needed: &[usize], threads: usize) -> Vec<Option<[u8; 16]>> {
     use std::fmt::Write;
     let mut boxes = vec![None; needed.len()];
-    let digest = |needed: &[usize], boxes: &mut [Option<[u8; 16]>]| {
+    let threads = if needed.len() < crate::execute::FEW_ITEMS {
+        1
+    } else {
+        threads
+    };
+    crate::execute::in_parts(needed, &mut boxes, threads, |needed, boxes| {
         let mut text = String::new();
         for (&i, d) in needed.iter().zip(boxes) {
             if let Some(a) = &catalog.items[i].annotation {
@@ -803,20 +804,14 @@ fn digest_boxes(catalog: &Catalog, needed: &[usize], threads: usize) -> Vec<Opti
                 *d = Some(sum[..16].try_into().expect("16 of 32 bytes"));
             }
         }
-    };
-    if threads < 2 || needed.len() < 2048 {
-        digest(needed, &mut boxes);
-        return boxes;
-    }
-    let per = needed.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        for (needed, boxes) in needed.chunks(per).zip(boxes.chunks_mut(per)) {
-            scope.spawn(move || digest(needed, boxes));
-        }
     });
     boxes
 }
 
+/// Settings that cannot work together, refused before any work (by a build
+/// and by a plan preview alike, so a Spark driver fails before its tasks):
+/// pass-through for video frames, box formats for class labels,
+/// class-label formats for boxes.
 fn check_outputs(r: &recipe::LoadedRecipe, catalog: &Catalog) -> Result<()> {
     use recipe::{OutputSpec, TfPreset};
     let spec = r.recipe.transform.image_spec().map_err(Error::Usage)?;
