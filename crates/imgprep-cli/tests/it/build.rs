@@ -528,7 +528,8 @@ fn rebuilds_are_incremental_and_equal_to_clean_builds() {
 #[test]
 fn many_files_are_looked_at_alike_on_one_thread_and_several() {
     // 2,200 items: enough for the catalog to look at the files' sizes and
-    // times on --num-thread threads (one thread: one after another)
+    // times on --num-thread threads (one thread: one after another); with
+    // two, the first build also prepares images beside the catalog
     let env = TestEnv::new();
     env.synth("photos", 2, 1100, 8, 8);
     env.write(

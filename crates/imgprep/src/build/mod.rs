@@ -8,6 +8,7 @@ mod formats;
 mod manifest;
 pub mod outdir;
 pub mod plan;
+mod prefetch;
 pub mod preview;
 pub mod publish;
 mod reuse;
@@ -195,6 +196,19 @@ fn build_in(
         .cache_dir
         .clone()
         .unwrap_or_else(|| cache::cache_dir_for(&opts.out));
+    // a first pass-through build from local folders: the images' prepare
+    // step starts now, on the core the catalog leaves idle
+    let prefetch = match spec.is_none()
+        && opts.threads >= 2
+        && opts.shard.is_none()
+        && opts.merge_from.is_empty()
+        && !opts.out.join(MANIFEST).exists()
+    {
+        true => {
+            prefetch::Prefetch::start(prefetch::image_folders(r), r.recipe.transform.max_pixels)
+        }
+        false => None,
+    };
     let sources = read_sources(r, opts.threads)?;
     // before any work: a source (or a folder link in one) must not be or
     // hold the output, or a rebuild would read its own outputs as inputs
@@ -343,9 +357,11 @@ fn build_in(
     let mut cached = 0u64;
     let color_policy = r.recipe.transform.color_policy;
     let mut excluded: BTreeMap<&str, u64> = BTreeMap::new();
+    let early = prefetch.map(prefetch::Prefetch::finish).unwrap_or_default();
     reporter.begin("prepare", Some(needed.len() as u64));
+    let max_pixels = r.recipe.transform.max_pixels;
     let work = |p: &mut Processor,
-                (i, (size, _mtime), key): (usize, (u64, i128), &str)|
+                (i, (size, mtime), key): (usize, (u64, i128), &str)|
      -> (usize, Prepared, bool) {
         let item = &catalog.items[i];
         let read = |p: &Path| crate::files::read_sized(p, size).map_err(|e| e.to_string());
@@ -359,16 +375,12 @@ fn build_in(
             };
         match &spec {
             // pass-through, local: a header check now, the bytes at write time
-            None if !crate::files::is_remote(&item.path) => match read(&item.path) {
-                Ok(d) => match p.probe(&d, r.recipe.transform.max_pixels) {
-                    Ok(info) => {
-                        let geometry = crate::image::source_geometry(&d, &info);
-                        (i, Prepared::Ok(info, checksum::sha256(&d), geometry), false)
-                    }
-                    Err(e) => (i, Prepared::Skipped(e.to_string()), false),
-                },
-                Err(e) => (i, Prepared::Skipped(e), false),
-            },
+            None if !crate::files::is_remote(&item.path) => {
+                let done = early.get(&item.path, (size, mtime)).cloned();
+                let prepared =
+                    done.unwrap_or_else(|| prefetch::passthrough(p, &item.path, size, max_pixels));
+                (i, prepared, false)
+            }
             // pass-through from object storage: the checked bytes go to the
             // cache, so each object is fetched once (and not again on re-runs)
             None => {
@@ -492,6 +504,8 @@ fn build_in(
         work,
         |(i, prep, hit)| consume((i, prep, hit, true)),
     )?;
+    // (its memory is not kept through the writing)
+    drop(early);
     if let Some(spec) = spec.as_ref().filter(|_| !catalog.video.is_empty()) {
         let frames: Vec<(usize, (u64, i128))> = needed
             .iter()
