@@ -47,23 +47,10 @@ pub(super) fn passthrough(p: &mut Processor, path: &Path, size: u64, max_pixels:
 }
 
 /// The local folders that hold a recipe's source images (not videos, not
-/// object storage).
+/// object storage), each once.
 pub(super) fn image_folders(r: &crate::recipe::LoadedRecipe) -> Vec<PathBuf> {
-    use crate::recipe::SourceSpec;
-    let mut v = Vec::new();
-    for s in &r.recipe.sources {
-        let folder = match s {
-            SourceSpec::Folders { root, .. }
-            | SourceSpec::Csv { root, .. }
-            | SourceSpec::Lst { root, .. }
-            | SourceSpec::Metadata { root, .. }
-            | SourceSpec::Voc { root, .. }
-            | SourceSpec::Yolo { root, .. }
-            | SourceSpec::Labelme { root, .. } => root,
-            SourceSpec::Coco { images, .. } => images,
-            SourceSpec::Video { .. } => continue,
-        };
-        let folder = r.resolve(folder);
+    let mut v: Vec<PathBuf> = Vec::new();
+    for folder in super::sources::image_roots(r) {
         if !crate::files::is_remote(&folder) && folder.is_dir() && !v.contains(&folder) {
             v.push(folder);
         }
@@ -95,9 +82,13 @@ pub(super) struct Prefetch {
 
 impl Prefetch {
     /// Starts on `folders` (each walked in name order, depth first; paths
-    /// that are not folders are passed over). `None` when the thread cannot
-    /// be started: the prepare step then does everything, as without it.
+    /// that are not folders are passed over). `None` when there are none or
+    /// the thread cannot be started: the prepare step then does everything,
+    /// as without it.
     pub fn start(folders: Vec<PathBuf>, max_pixels: u64) -> Option<Prefetch> {
+        if folders.is_empty() {
+            return None;
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let thread = std::thread::Builder::new()
@@ -286,10 +277,26 @@ mod tests {
         for i in 0..50 {
             std::fs::write(t.path().join(format!("{i:03}.png")), png(16, 16)).unwrap();
         }
-        let pre = Prefetch::start(vec![t.path().to_path_buf()], 1 << 30).unwrap();
-        let done = pre.finish();
-        assert!(done.len() <= 50);
+        let folders = vec![t.path().to_path_buf()];
+        // asked to stop before it starts: nothing done
+        assert!(run(&folders, 1 << 30, &AtomicBool::new(true)).is_empty());
+        assert_eq!(run(&folders, 1 << 30, &AtomicBool::new(false)).len(), 50);
+        // stopped at once: whatever it did is right
+        let done = Prefetch::start(folders.clone(), 1 << 30).unwrap().finish();
+        let mut p = Processor::new().unwrap();
+        for i in 0..50 {
+            let path = t.path().join(format!("{i:03}.png"));
+            let print = crate::files::fingerprint(&path).unwrap();
+            if let Some(Prepared::Ok(_, sha, _)) = done.get(&path, print) {
+                let Prepared::Ok(_, want, _) = passthrough(&mut p, &path, print.0, 1 << 30) else {
+                    panic!("{i:03}.png does not prepare");
+                };
+                assert_eq!(sha, &want);
+            }
+        }
         // dropped unfinished: the thread is stopped and joined, not left running
-        drop(Prefetch::start(vec![t.path().to_path_buf()], 1 << 30).unwrap());
+        drop(Prefetch::start(folders, 1 << 30).unwrap());
+        // nothing to walk: no thread
+        assert!(Prefetch::start(Vec::new(), 1 << 30).is_none());
     }
 }

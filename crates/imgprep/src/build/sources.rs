@@ -193,33 +193,43 @@ pub fn read_sources(r: &LoadedRecipe, threads: usize) -> Result<Sources> {
     })
 }
 
+/// The folder each image source's images are under (a COCO source's
+/// `images`), as the recipe resolves it; video sources have none.
+pub fn image_roots(r: &LoadedRecipe) -> Vec<PathBuf> {
+    r.recipe
+        .sources
+        .iter()
+        .filter_map(|s| match s {
+            SourceSpec::Folders { root, .. }
+            | SourceSpec::Csv { root, .. }
+            | SourceSpec::Lst { root, .. }
+            | SourceSpec::Metadata { root, .. }
+            | SourceSpec::Voc { root, .. }
+            | SourceSpec::Yolo { root, .. }
+            | SourceSpec::Labelme { root, .. } => Some(r.resolve(root)),
+            SourceSpec::Coco { images, .. } => Some(r.resolve(images)),
+            SourceSpec::Video { .. } => None,
+        })
+        .collect()
+}
+
 /// Every folder and index file the recipe's sources read (for checking
 /// that the output does not overlap them).
 pub fn input_paths(r: &LoadedRecipe) -> Vec<PathBuf> {
-    let mut v = Vec::new();
+    let mut v = image_roots(r);
     for s in &r.recipe.sources {
         match s {
-            SourceSpec::Folders { root, .. } => v.push(r.resolve(root)),
-            SourceSpec::Csv { file, root, .. } | SourceSpec::Lst { file, root, .. } => {
-                v.push(r.resolve(file));
-                v.push(r.resolve(root));
-            }
-            SourceSpec::Metadata {
-                root, class_ids, ..
-            } => {
-                v.push(r.resolve(root));
-                v.push(r.resolve(class_ids));
-            }
-            SourceSpec::Voc { root, .. }
-            | SourceSpec::Yolo { root, .. }
-            | SourceSpec::Labelme { root, .. } => v.push(r.resolve(root)),
-            SourceSpec::Coco { file, images, .. } => {
-                v.push(r.resolve(file));
-                v.push(r.resolve(images));
-            }
+            SourceSpec::Csv { file, .. }
+            | SourceSpec::Lst { file, .. }
+            | SourceSpec::Coco { file, .. } => v.push(r.resolve(file)),
+            SourceSpec::Metadata { class_ids, .. } => v.push(r.resolve(class_ids)),
             SourceSpec::Video { chunks, labels, .. } => {
                 v.extend(super::video::input_paths(r, chunks, labels.as_deref()))
             }
+            SourceSpec::Folders { .. }
+            | SourceSpec::Voc { .. }
+            | SourceSpec::Yolo { .. }
+            | SourceSpec::Labelme { .. } => {}
         }
     }
     v
