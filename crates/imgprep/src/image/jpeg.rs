@@ -23,6 +23,57 @@ pub struct JpegHeader {
     pub width: u32,
     pub height: u32,
     pub color: JpegColor,
+    /// For a three-component YCbCr file with a subsampling TurboJPEG knows:
+    /// how many luma samples each chroma sample spans across and down
+    /// ((2, 2) for 4:2:0). Such a file can be decoded to its planes.
+    pub chroma: Option<(u32, u32)>,
+}
+
+/// TurboJPEG's subsampling code for chroma factors (see [`JpegHeader::chroma`]).
+fn subsamp_code(chroma: (u32, u32)) -> i32 {
+    match chroma {
+        (1, 1) => raw::TJSAMP_TJSAMP_444,
+        (2, 1) => raw::TJSAMP_TJSAMP_422,
+        (2, 2) => raw::TJSAMP_TJSAMP_420,
+        (1, 2) => raw::TJSAMP_TJSAMP_440,
+        (4, 1) => raw::TJSAMP_TJSAMP_411,
+        _ => raw::TJSAMP_TJSAMP_441,
+    }
+}
+
+/// A picture as its three colour planes, Y then Cb then Cr, each stored
+/// without padding (`stride` = width) one after the other in one buffer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct YuvPlanes {
+    /// Luma size (the picture's size).
+    pub width: u32,
+    pub height: u32,
+    /// Each plane's width and height.
+    pub dims: [(u32, u32); 3],
+    pub data: Vec<u8>,
+}
+
+impl YuvPlanes {
+    /// Plane `i`'s bytes.
+    pub fn plane(&self, i: usize) -> &[u8] {
+        self.plane_run(i, 1)
+    }
+
+    /// The bytes of `count` planes from plane `first` on.
+    pub fn plane_run(&self, first: usize, count: usize) -> &[u8] {
+        let size = |&(w, h): &(u32, u32)| w as usize * h as usize;
+        let start: usize = self.dims[..first].iter().map(size).sum();
+        let len: usize = self.dims[first..first + count].iter().map(size).sum();
+        &self.data[start..start + len]
+    }
+
+    /// Plane sizes of a 4:2:0 picture of `width` x `height`, as TurboJPEG
+    /// lays them out: luma padded to even sizes (the padding repeats the
+    /// last column and row), chroma of half that.
+    pub fn dims_420(width: u32, height: u32) -> [(u32, u32); 3] {
+        let c = (width.div_ceil(2), height.div_ceil(2));
+        [(c.0 * 2, c.1 * 2), c, c]
+    }
 }
 
 /// What the decoder should produce.
@@ -252,15 +303,27 @@ impl JpegDecoder {
             0
         };
         unsafe { raw::tj3Set(self.handle, raw::TJPARAM_TJPARAM_SCANLIMIT as i32, limit) };
-        let color = match get(raw::TJPARAM_TJPARAM_COLORSPACE) as u32 {
+        let colorspace = get(raw::TJPARAM_TJPARAM_COLORSPACE) as u32;
+        let color = match colorspace {
             raw::TJCS_TJCS_GRAY => JpegColor::Gray,
             raw::TJCS_TJCS_CMYK | raw::TJCS_TJCS_YCCK => JpegColor::Cmyk,
             _ => JpegColor::Color,
+        };
+        let chroma = match get(raw::TJPARAM_TJPARAM_SUBSAMP) {
+            _ if colorspace != raw::TJCS_TJCS_YCbCr => None,
+            s if s == raw::TJSAMP_TJSAMP_444 => Some((1, 1)),
+            s if s == raw::TJSAMP_TJSAMP_422 => Some((2, 1)),
+            s if s == raw::TJSAMP_TJSAMP_420 => Some((2, 2)),
+            s if s == raw::TJSAMP_TJSAMP_440 => Some((1, 2)),
+            s if s == raw::TJSAMP_TJSAMP_411 => Some((4, 1)),
+            s if s == raw::TJSAMP_TJSAMP_441 => Some((1, 4)),
+            _ => None,
         };
         Ok(JpegHeader {
             width: width as u32,
             height: height as u32,
             color,
+            chroma,
         })
     }
 
@@ -274,19 +337,7 @@ impl JpegDecoder {
         format: JpegOut,
         out: &mut Vec<u8>,
     ) -> Result<(u32, u32), ImageError> {
-        // TurboJPEG only accepts reduced fractions (1/2, not 4/8).
-        let g = gcd(scale_num, 8);
-        let sf = raw::tjscalingfactor {
-            num: (scale_num / g) as i32,
-            denom: (8 / g) as i32,
-        };
-        if unsafe { raw::tj3SetScalingFactor(self.handle, sf) } != 0 {
-            let msg = self.error().1;
-            self.reset();
-            return Err(ImageError::Codec(msg));
-        }
-        let w = (header.width * scale_num).div_ceil(8);
-        let h = (header.height * scale_num).div_ceil(8);
+        let (w, h) = self.set_scale(header, scale_num)?;
         let pitch = w as usize * format.channels();
         // Every byte is overwritten: a reused buffer of the same size is not cleared.
         out.resize(pitch * h as usize, 0);
@@ -305,6 +356,31 @@ impl JpegDecoder {
                 pf,
             )
         };
+        self.check_decoded(res)?;
+        Ok((w, h))
+    }
+
+    /// Sets the `num/8` scale for the next decode; returns the scaled size.
+    fn set_scale(&mut self, header: &JpegHeader, scale_num: u32) -> Result<(u32, u32), ImageError> {
+        // TurboJPEG only accepts reduced fractions (1/2, not 4/8).
+        let g = gcd(scale_num, 8);
+        let sf = raw::tjscalingfactor {
+            num: (scale_num / g) as i32,
+            denom: (8 / g) as i32,
+        };
+        if unsafe { raw::tj3SetScalingFactor(self.handle, sf) } != 0 {
+            let msg = self.error().1;
+            self.reset();
+            return Err(ImageError::Codec(msg));
+        }
+        Ok((
+            (header.width * scale_num).div_ceil(8),
+            (header.height * scale_num).div_ceil(8),
+        ))
+    }
+
+    /// A decode's result: a warning that leaves the picture whole passes.
+    fn check_decoded(&mut self, res: i32) -> Result<(), ImageError> {
         if res != 0 {
             let (fatal, msg) = self.error();
             if fatal || !harmless_warning(&msg) {
@@ -312,7 +388,61 @@ impl JpegDecoder {
                 return Err(Self::corrupt(msg));
             }
         }
-        Ok((w, h))
+        Ok(())
+    }
+
+    /// Decodes at `num/8` scale to the file's own Y, Cb and Cr planes (at
+    /// its own subsampling), with no upsampling and no colour conversion:
+    /// what a JPEG-to-JPEG transform needs. Only for a header with
+    /// [`JpegHeader::chroma`]; `buf` is reused for the planes.
+    pub fn decode_planes(
+        &mut self,
+        data: &[u8],
+        header: &JpegHeader,
+        scale_num: u32,
+        mut buf: Vec<u8>,
+    ) -> Result<YuvPlanes, ImageError> {
+        let Some(chroma) = header.chroma else {
+            return Err(ImageError::Codec(
+                "not a YCbCr JPEG with a known subsampling".into(),
+            ));
+        };
+        let (w, h) = self.set_scale(header, scale_num)?;
+        let subsamp = subsamp_code(chroma);
+        let mut dims = [(0u32, 0u32); 3];
+        for (i, d) in dims.iter_mut().enumerate() {
+            let pw = unsafe { raw::tj3YUVPlaneWidth(i as i32, w as i32, subsamp) };
+            let ph = unsafe { raw::tj3YUVPlaneHeight(i as i32, h as i32, subsamp) };
+            if pw <= 0 || ph <= 0 {
+                return Err(ImageError::Codec(format!(
+                    "no YUV plane size for {w}x{h} (subsampling {subsamp})"
+                )));
+            }
+            *d = (pw as u32, ph as u32);
+        }
+        let sizes = dims.map(|(pw, ph)| pw as usize * ph as usize);
+        // Every byte is overwritten: a reused buffer is not cleared.
+        buf.resize(sizes.iter().sum(), 0);
+        let (y, rest) = buf.split_at_mut(sizes[0]);
+        let (u, v) = rest.split_at_mut(sizes[1]);
+        let mut planes = [y.as_mut_ptr(), u.as_mut_ptr(), v.as_mut_ptr()];
+        let mut strides = dims.map(|(pw, _)| pw as i32);
+        let res = unsafe {
+            raw::tj3DecompressToYUVPlanes8(
+                self.handle,
+                data.as_ptr(),
+                data.len() as _,
+                planes.as_mut_ptr(),
+                strides.as_mut_ptr(),
+            )
+        };
+        self.check_decoded(res)?;
+        Ok(YuvPlanes {
+            width: w,
+            height: h,
+            dims,
+            data: buf,
+        })
     }
 }
 
@@ -381,9 +511,10 @@ impl JpegEncoder {
 }
 
 impl JpegEncoder {
-    /// Encodes full-range BT.601 YUV 4:2:0 planes (Y, then U, then V, no
-    /// padding; even width and height), as ffmpeg's `yuvj420p` frames come:
-    /// JPEG's own colour space, so nothing is converted. `gray` keeps only Y.
+    /// Encodes full-range BT.601 YUV 4:2:0 planes (Y, then U, then V, one
+    /// after the other, sized as [`YuvPlanes::dims_420`] says: for even
+    /// sizes, as ffmpeg's `yuvj420p` frames come): JPEG's own colour space,
+    /// so nothing is converted. `gray` keeps only Y.
     pub fn encode_yuv420(
         &mut self,
         planes: &[u8],
@@ -393,7 +524,8 @@ impl JpegEncoder {
         out: &mut Vec<u8>,
     ) -> Result<(), ImageError> {
         let (w, h) = (width as usize, height as usize);
-        if w % 2 != 0 || h % 2 != 0 || planes.len() != w * h * 3 / 2 {
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        if planes.len() != 6 * cw * ch {
             return Err(ImageError::Codec(format!(
                 "YUV 4:2:0 frame of {width}x{height}: {} bytes",
                 planes.len()
@@ -405,9 +537,9 @@ impl JpegEncoder {
                 .set_subsamp(turbojpeg::Subsamp::Gray)
                 .map_err(enc)?;
             let image = turbojpeg::Image {
-                pixels: &planes[..w * h],
+                pixels: &planes[..4 * cw * ch],
                 width: w,
-                pitch: w,
+                pitch: 2 * cw,
                 height: h,
                 format: turbojpeg::PixelFormat::GRAY,
             };

@@ -1,6 +1,8 @@
 //! The image pipeline: decode (JPEG at reduced DCT scale when the target
 //! allows), apply EXIF orientation, convert colour, centre-crop, resize with
 //! SIMD, encode (JPEG or PNG) or pass the file through after a header check.
+//! A YCbCr JPEG made into a JPEG with no rotation or colour change skips the
+//! RGB round trip: its planes are cropped, resized and encoded as they are.
 //!
 //! One [`Processor`] per worker thread holds the reusable codec state.
 
@@ -14,7 +16,7 @@ mod other;
 use std::fmt;
 
 pub use geometry::SourceGeometry;
-pub use jpeg::{has_eoi, JpegColor, JpegDecoder, JpegEncoder, JpegHeader, JpegOut};
+pub use jpeg::{has_eoi, JpegColor, JpegDecoder, JpegEncoder, JpegHeader, JpegOut, YuvPlanes};
 
 /// Default decompression-bomb guard: 100 megapixels.
 pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
@@ -223,7 +225,7 @@ pub enum Encoding {
 /// libjpeg-turbo, `fast_image_resize` or `image` that decodes or encodes
 /// differently. The test `tests::pixels_revision_pins_the_output` fails
 /// when the bytes change and the revision did not.
-pub const PIXELS_REVISION: u32 = 1;
+pub const PIXELS_REVISION: u32 = 2;
 
 /// Everything that decides what one output image looks like.
 #[derive(Debug, Clone, PartialEq)]
@@ -409,6 +411,8 @@ pub struct Processor {
     jpeg_enc: Option<JpegEncoder>,
     resizer: fast_image_resize::Resizer,
     pool: Vec<Vec<u8>>,
+    /// [`ops::resize_plane`]'s rows between its passes.
+    plane_scratch: [Vec<u8>; 3],
 }
 
 impl Processor {
@@ -418,6 +422,7 @@ impl Processor {
             jpeg_enc: None,
             resizer: fast_image_resize::Resizer::new(),
             pool: Vec::new(),
+            plane_scratch: Default::default(),
         })
     }
 
@@ -458,7 +463,16 @@ impl Processor {
         spec: &ImageSpec,
         out: &mut Vec<u8>,
     ) -> Result<(ImageInfo, SourceGeometry), ImageError> {
-        let mut decoded = self.decode(data, spec)?;
+        let mut decoded = match sniff(data) {
+            Some(ImageFormat::Jpeg) => {
+                let src = self.jpeg_source(data, spec)?;
+                if let Some(quality) = planar_quality(&src, spec) {
+                    return self.process_planar(&src, spec, quality, out);
+                }
+                self.decode_jpeg(src, spec)?
+            }
+            _ => self.decode(data, spec)?,
+        };
         let source = decoded.source;
         let geometry = SourceGeometry {
             width: decoded.full_w,
@@ -498,11 +512,40 @@ impl Processor {
                 permit: Some(permit),
             });
         }
+        let src = self.jpeg_source(data, spec)?;
+        self.decode_jpeg(src, spec)
+    }
+
+    /// A JPEG's header, read once for either decode path: its size checked
+    /// against the pixel limit, and its upright size.
+    fn jpeg_source<'a>(
+        &mut self,
+        data: &'a [u8],
+        spec: &ImageSpec,
+    ) -> Result<JpegSource<'a>, ImageError> {
         let data = &data[exif::find_soi(data).unwrap_or(0)..];
         let header = self.jpeg_dec.read_header(data)?;
         check_pixels(header.width as u64, header.height as u64, spec.max_pixels)?;
         let orientation = exif::jpeg_orientation(data);
         let (full_w, full_h) = ops::oriented_dims(header.width, header.height, orientation);
+        Ok(JpegSource {
+            data,
+            header,
+            orientation,
+            full_w,
+            full_h,
+        })
+    }
+
+    /// [`Processor::decode`] of a JPEG whose header was read.
+    fn decode_jpeg(&mut self, src: JpegSource, spec: &ImageSpec) -> Result<Decoded, ImageError> {
+        let JpegSource {
+            data,
+            header,
+            orientation,
+            full_w,
+            full_h,
+        } = src;
         let (cw, ch) = crop_dims(full_w, full_h, spec.center_crop);
         let (tw, th) = spec.resize.target(cw, ch);
         check_output(tw, th, spec.max_pixels)?;
@@ -610,6 +653,107 @@ impl Processor {
         Ok(out)
     }
 
+    /// JPEG to JPEG through the file's own colour planes: decoded at the
+    /// DCT scale [`Processor::decode`] would use, each plane cropped and
+    /// resized on its own (luma to the target size, chroma to 4:2:0 at
+    /// half of it), encoded from the planes. No chroma upsampling, no
+    /// colour conversion either way, and half the pixels to resize that
+    /// RGB has; the crop and the output size are the same as through RGB.
+    fn process_planar(
+        &mut self,
+        src: &JpegSource,
+        spec: &ImageSpec,
+        quality: u8,
+        out: &mut Vec<u8>,
+    ) -> Result<(ImageInfo, SourceGeometry), ImageError> {
+        let chroma = src.header.chroma.expect("planar_quality checked it");
+        let map = geometry::Mapping::new(src.full_w, src.full_h, Some(spec));
+        let (cx, cy, cw, ch) = map.crop;
+        let (tw, th) = map.target;
+        check_output(tw, th, spec.max_pixels)?;
+        let scale = dct_scale(cw, ch, tw, th);
+        // held as by the RGB path's decode: no more than it
+        let scaled = |v: u32| (v as u64 * scale as u64).div_ceil(8);
+        let _permit = budget::acquire(
+            scaled(src.header.width) * scaled(src.header.height) * 7 + tw as u64 * th as u64 * 4,
+        );
+        let buf = self.take_buf();
+        let planes = self
+            .jpeg_dec
+            .decode_planes(src.data, &src.header, scale, buf)?;
+        let s = scale as f64 / 8.0;
+        // the crop in decoded luma pixels (a last row or column may be part
+        // of a source pixel: 427 rows at 1/2 = 213.5)
+        let luma = ops::Rect {
+            x: cx as f64 * s,
+            y: cy as f64 * s,
+            w: cw as f64 * s,
+            h: ch as f64 * s,
+        };
+        let dims = YuvPlanes::dims_420(tw, th);
+        let mut resized = self.take_buf();
+        resized.resize(dims.iter().map(|&(w, h)| w as usize * h as usize).sum(), 0);
+        // luma, then both chroma planes together (same size in and out)
+        let chroma_start = dims[0].0 as usize * dims[0].1 as usize;
+        let (y_out, c_out) = resized.split_at_mut(chroma_start);
+        let planes_in = [(0usize, 1usize), (1, 2)];
+        for ((first, count), dst) in planes_in.into_iter().zip([y_out, c_out]) {
+            // luma is resized to the picture's size (and padded after)
+            let (dw, dh) = if first == 0 { (tw, th) } else { dims[first] };
+            // luma samples per sample of this plane, in the source and out
+            let (fx, fy) = if first == 0 { (1, 1) } else { chroma };
+            let (ox, oy) = if first == 0 { (1, 1) } else { (2, 2) };
+            // An output chroma plane of an odd size spans one luma column or
+            // row past the picture, and its source rectangle as far past
+            // the source's (into its repeated edge).
+            let (pw, ph) = planes.dims[first];
+            let rect = ops::Rect {
+                x: luma.x / fx as f64,
+                y: luma.y / fy as f64,
+                w: luma.w * (ox * dw) as f64 / tw as f64 / fx as f64,
+                h: luma.h * (oy * dh) as f64 / th as f64 / fy as f64,
+            };
+            // Luma with the RGB path's filter. The chroma planes come from
+            // a reduced IDCT (4x4 of each 8x8 block at a 1/2 scale), already
+            // smooth: Lanczos keeps more of them than Catmull-Rom did (with
+            // it the JPEGs measured against a float Lanczos resize came out
+            // as close as the RGB path's; with Catmull-Rom up to 0.9 dB
+            // further in chroma on a real photo).
+            let filter = match first {
+                0 => fast_image_resize::FilterType::CatmullRom,
+                _ => fast_image_resize::FilterType::Lanczos3,
+            };
+            ops::resize_planes(
+                &mut self.resizer,
+                planes.plane_run(first, count),
+                (pw, ph),
+                count,
+                rect,
+                (dw, dh),
+                filter,
+                dst,
+                &mut self.plane_scratch,
+            )?;
+            if first == 0 {
+                ops::pad_plane(dst, (tw, th), dims[0]);
+            }
+        }
+        self.recycle(planes.data);
+        let info = self.encode_yuv420(&resized, tw, th, quality, false, out)?;
+        self.recycle(resized);
+        Ok((
+            ImageInfo {
+                source: SourceColor::of_jpeg(src.header.color),
+                ..info
+            },
+            SourceGeometry {
+                width: src.full_w,
+                height: src.full_h,
+                orientation: src.orientation,
+            },
+        ))
+    }
+
     /// Encodes pixels, appending to `out`.
     /// JPEG from full-range YUV 4:2:0 planes (video frames): see
     /// [`jpeg::JpegEncoder::encode_yuv420`].
@@ -676,6 +820,34 @@ impl Processor {
                 })
             }
         }
+    }
+}
+
+/// A JPEG whose header was read (see [`Processor::jpeg_source`]).
+struct JpegSource<'a> {
+    /// From the SOI marker on.
+    data: &'a [u8],
+    header: JpegHeader,
+    orientation: u8,
+    /// Upright full-resolution size.
+    full_w: u32,
+    full_h: u32,
+}
+
+/// The JPEG quality to use when `src` can go JPEG to JPEG through its
+/// colour planes ([`Processor::process_planar`]): a YCbCr file, upright as
+/// stored, kept in colour, written as JPEG. Rotations, grayscale and other
+/// colour models take the RGB path.
+fn planar_quality(src: &JpegSource, spec: &ImageSpec) -> Option<u8> {
+    match spec.encoding {
+        Encoding::Jpeg { quality }
+            if src.header.chroma.is_some()
+                && src.orientation == 1
+                && spec.color != ColorMode::Grayscale =>
+        {
+            Some(quality)
+        }
+        _ => None,
     }
 }
 
@@ -911,6 +1083,9 @@ mod tests {
         .unwrap();
         let rotated = with_orientation(&jpeg, 6);
         assert_eq!(exif::jpeg_orientation(&rotated), 6);
+        // 4:4:4 and 4:2:2 files through the planes, to odd sizes
+        let jpeg444 = jpeg_with(&pattern(203, 151, 3), 203, 151, turbojpeg::Subsamp::None);
+        let jpeg422 = jpeg_with(&pattern(203, 151, 3), 203, 151, turbojpeg::Subsamp::Sub2x1);
         let mut png = Vec::new();
         image::DynamicImage::ImageRgba8(
             image::RgbaImage::from_raw(97, 61, pattern(97, 61, 4)).unwrap(),
@@ -947,6 +1122,14 @@ mod tests {
             (
                 &rotated,
                 spec(Resize::Area(150 * 150), ColorMode::Color, true, q95),
+            ),
+            (
+                &jpeg444,
+                spec(Resize::ShorterEdge(101), ColorMode::Color, false, q95),
+            ),
+            (
+                &jpeg422,
+                spec(Resize::Exact(97, 71), ColorMode::Unchanged, true, q95),
             ),
             (&png, spec(Resize::None, ColorMode::Unchanged, false, png9)),
             (
@@ -1004,8 +1187,8 @@ mod tests {
             assert_eq!(
                 (PIXELS_REVISION, digest.as_str()),
                 (
-                    1,
-                    "a00e0dbb0780e9b9be2971762b3d7f26c30354a9c61f15261ce8bb68488bd05b"
+                    2,
+                    "281e48e7c20a38f18bb0cc1da70628bc1f61a63d021d12c4edcbfb56202a515b"
                 ),
                 "with the {ext:?} resize path, the images imgprep makes have changed: bump \
                  PIXELS_REVISION and pin the new digest (or, if only one CPU path differs, \
@@ -1014,6 +1197,202 @@ mod tests {
             tried.push(ext);
         }
         assert!(tried.len() >= 2, "only {tried:?} could be tried");
+    }
+
+    /// A 4:1:1 JPEG (chroma a quarter of the width, as DV cameras write),
+    /// which the `turbojpeg` wrapper cannot ask for.
+    fn jpeg_411(px: &[u8], w: u32, h: u32) -> Vec<u8> {
+        use turbojpeg::raw;
+        unsafe {
+            let handle = raw::tj3Init(raw::TJINIT_TJINIT_COMPRESS as i32);
+            assert!(!handle.is_null());
+            raw::tj3Set(handle, raw::TJPARAM_TJPARAM_QUALITY as i32, 100);
+            raw::tj3Set(
+                handle,
+                raw::TJPARAM_TJPARAM_SUBSAMP as i32,
+                raw::TJSAMP_TJSAMP_411,
+            );
+            let (mut buf, mut len) = (std::ptr::null_mut(), 0);
+            let res = raw::tj3Compress8(
+                handle,
+                px.as_ptr(),
+                w as i32,
+                w as i32 * 3,
+                h as i32,
+                raw::TJPF_TJPF_RGB,
+                &mut buf,
+                &mut len,
+            );
+            assert_eq!(res, 0);
+            let out = std::slice::from_raw_parts(buf, len as usize).to_vec();
+            raw::tj3Free(buf as *mut _);
+            raw::tj3Destroy(handle);
+            out
+        }
+    }
+
+    /// A JPEG of `w` x `h` RGB pixels at quality 100 with this chroma subsampling.
+    fn jpeg_with(px: &[u8], w: u32, h: u32, subsamp: turbojpeg::Subsamp) -> Vec<u8> {
+        let mut c = turbojpeg::Compressor::new().unwrap();
+        c.set_quality(100).unwrap();
+        c.set_subsamp(subsamp).unwrap();
+        c.compress_to_vec(turbojpeg::Image {
+            pixels: px,
+            width: w as usize,
+            pitch: w as usize * 3,
+            height: h as usize,
+            format: turbojpeg::PixelFormat::RGB,
+        })
+        .unwrap()
+    }
+
+    /// JPEG to JPEG through the file's own planes makes the picture the RGB
+    /// path makes, for every subsampling TurboJPEG writes, odd output sizes
+    /// (chroma planes that span a column past the picture), a centre crop,
+    /// DCT-scaled decodes and no resize at all: a red rectangle on grey
+    /// lands where the crop and resize put it (its colour centre within 0.2
+    /// pixel of the RGB path's and of the exact place), and the two
+    /// pictures agree pixel by pixel.
+    #[test]
+    fn planes_make_the_picture_the_rgb_path_makes() {
+        let (w, h) = (403u32, 301u32);
+        // a red one (R - G is all chroma) and a white one (seen in luma)
+        let red = (121u32, 80u32, 123u32, 111u32);
+        let white = (291u32, 171u32, 77u32, 93u32);
+        let mut px = vec![100u8; (w * h * 3) as usize];
+        for ((rx, ry, rw, rh), colour) in [(red, [230, 30, 40]), (white, [250, 250, 250])] {
+            for y in ry..ry + rh {
+                for x in rx..rx + rw {
+                    let i = ((y * w + x) * 3) as usize;
+                    px[i..i + 3].copy_from_slice(&colour);
+                }
+            }
+        }
+        let redness = |c: &[u8]| (c[0] as f64 - c[1] as f64 - 60.0).max(0.0);
+        let whiteness = |c: &[u8]| (*c.iter().min().unwrap() as f64 - 175.0).max(0.0);
+        // where a colour is: the centroid of its weight
+        let centre = |p: &Pixels, weight: &dyn Fn(&[u8]) -> f64| {
+            let (mut sx, mut sy, mut n) = (0.0, 0.0, 0.0);
+            for (i, c) in p.data.chunks_exact(3).enumerate() {
+                let wgt = weight(c);
+                sx += wgt * ((i as u32 % p.width) as f64 + 0.5);
+                sy += wgt * ((i as u32 / p.width) as f64 + 0.5);
+                n += wgt;
+            }
+            (sx / n, sy / n)
+        };
+        let plain = ImageSpec::default();
+        let q95 = Encoding::Jpeg { quality: 95 };
+        let specs = [
+            (Resize::Exact(97, 71), false),
+            (Resize::ShorterEdge(101), false),
+            (Resize::ShorterEdge(64), true),
+            (Resize::Area(250 * 150), false),
+            (Resize::None, false),
+            (Resize::None, true),
+        ];
+        let mut p = Processor::new().unwrap();
+        let sources = [
+            turbojpeg::Subsamp::None,
+            turbojpeg::Subsamp::Sub2x1,
+            turbojpeg::Subsamp::Sub2x2,
+            turbojpeg::Subsamp::Sub1x2,
+        ]
+        .map(|s| (format!("{s:?}"), jpeg_with(&px, w, h, s)));
+        for (subsamp, jpeg) in sources
+            .into_iter()
+            .chain([("4:1:1".to_string(), jpeg_411(&px, w, h))])
+        {
+            let src = p.jpeg_source(&jpeg, &ImageSpec::default()).unwrap();
+            assert!(src.header.chroma.is_some(), "{subsamp}");
+            for (resize, center_crop) in specs {
+                let spec = ImageSpec {
+                    resize,
+                    center_crop,
+                    encoding: q95,
+                    ..ImageSpec::default()
+                };
+                let what = format!("{subsamp} {resize:?} crop {center_crop}");
+                let src = p.jpeg_source(&jpeg, &spec).unwrap();
+                assert!(planar_quality(&src, &spec).is_some(), "{what}");
+                let mut planar = Vec::new();
+                p.process(&jpeg, &spec, &mut planar).unwrap();
+                let decoded = p.decode(&jpeg, &spec).unwrap();
+                let rgb_px = p.transform(decoded, &spec).unwrap();
+                let mut rgb = Vec::new();
+                p.encode(rgb_px, q95, &mut rgb).unwrap();
+                let a = p.decode(&planar, &plain).unwrap().pixels;
+                let b = p.decode(&rgb, &plain).unwrap().pixels;
+                assert_eq!((a.width, a.height), (b.width, b.height), "{what}");
+                // the exact place: the rectangle's centre through the mapping
+                let map = geometry::Mapping::new(w, h, Some(&spec));
+                let (cx, cy, cw, ch) = map.crop;
+                for ((rx, ry, rw, rh), weight, colour) in [
+                    (red, &redness as &dyn Fn(&[u8]) -> f64, "red"),
+                    (white, &whiteness, "white"),
+                ] {
+                    let (ex, ey) = (rx as f64 + rw as f64 / 2.0, ry as f64 + rh as f64 / 2.0);
+                    let exact = (
+                        (ex - cx as f64) * map.target.0 as f64 / cw as f64,
+                        (ey - cy as f64) * map.target.1 as f64 / ch as f64,
+                    );
+                    if rx < cx || rx + rw > cx + cw || ry < cy || ry + rh > cy + ch {
+                        continue; // (partly) cropped away
+                    }
+                    let (ca, cb) = (centre(&a, weight), centre(&b, weight));
+                    for (got, name) in [(ca, "planes"), (cb, "rgb")] {
+                        assert!(
+                            (got.0 - exact.0).abs() < 0.2 && (got.1 - exact.1).abs() < 0.2,
+                            "{what}: {name} {colour} centre {got:?}, exact {exact:?}"
+                        );
+                    }
+                    assert!(
+                        (ca.0 - cb.0).abs() < 0.2 && (ca.1 - cb.1).abs() < 0.2,
+                        "{what}: {colour} planes {ca:?}, rgb {cb:?}"
+                    );
+                }
+                let diff: f64 = a
+                    .data
+                    .iter()
+                    .zip(&b.data)
+                    .map(|(&x, &y)| (x as f64 - y as f64).abs())
+                    .sum::<f64>()
+                    / a.data.len() as f64;
+                assert!(diff < 1.5, "{what}: mean difference {diff}");
+            }
+        }
+    }
+
+    /// Grayscale output, EXIF rotations, and files that are not YCbCr take
+    /// the RGB path.
+    #[test]
+    fn what_the_planes_do_not_take() {
+        let px = pattern(64, 48, 3);
+        let jpeg = jpeg_with(&px, 64, 48, turbojpeg::Subsamp::Sub2x2);
+        let mut gray = Vec::new();
+        JpegEncoder::new(90)
+            .unwrap()
+            .encode(&pattern(64, 48, 1), 64, 48, 1, &mut gray)
+            .unwrap();
+        let mut p = Processor::new().unwrap();
+        let color = ImageSpec::default();
+        let grayscale = ImageSpec {
+            color: ColorMode::Grayscale,
+            ..ImageSpec::default()
+        };
+        let png = ImageSpec {
+            encoding: Encoding::Png { compression: 6 },
+            ..ImageSpec::default()
+        };
+        let takes = |p: &mut Processor, data: &[u8], spec: &ImageSpec| {
+            let src = p.jpeg_source(data, spec).unwrap();
+            planar_quality(&src, spec).is_some()
+        };
+        assert!(takes(&mut p, &jpeg, &color));
+        assert!(!takes(&mut p, &jpeg, &grayscale));
+        assert!(!takes(&mut p, &jpeg, &png));
+        assert!(!takes(&mut p, &with_orientation(&jpeg, 6), &color));
+        assert!(!takes(&mut p, &gray, &color));
     }
 
     #[test]

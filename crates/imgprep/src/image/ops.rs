@@ -128,6 +128,159 @@ pub fn resize(
     })
 }
 
+/// `count` 8-bit planes of `sw` x `sh`, stored one after the other in
+/// `src`, each resized from its sub-pixel rectangle `rect` into `dst`
+/// (`dw` x `dh` each, one after the other) with `filter`. Planes already
+/// of the wanted size and rectangle are copied.
+///
+/// The horizontal pass runs on four rows at once, interleaved as the four
+/// channels of one picture of a quarter of the height: `fast_image_resize`
+/// convolves a row of one-byte pixels one output pixel at a time with a
+/// short kernel (about 5 taps after a DCT-scaled decode), which took
+/// longer than the same pass over all three channels of an RGB picture.
+/// Rows do not mix in that pass, so the planes share it. `scratch` holds
+/// the rows between the passes.
+///
+/// `rect` may reach past the planes' right and bottom edges (an output
+/// chroma plane of an odd-sized picture spans a column or row more than
+/// the picture): what lies past them repeats the last column and row.
+#[allow(clippy::too_many_arguments)]
+pub fn resize_planes(
+    resizer: &mut fr::Resizer,
+    src: &[u8],
+    (sw, sh): (u32, u32),
+    count: usize,
+    rect: Rect,
+    (dw, dh): (u32, u32),
+    filter: fr::FilterType,
+    dst: &mut [u8],
+    scratch: &mut [Vec<u8>; 3],
+) -> Result<(), ImageError> {
+    let (dw_, dh_) = (dw as usize, dh as usize);
+    let dst = &mut dst[..dw_ * dh_ * count];
+    let whole = rect.x == 0.0 && rect.y == 0.0 && rect.w == sw as f64 && rect.h == sh as f64;
+    if whole && (sw, sh) == (dw, dh) {
+        dst.copy_from_slice(&src[..dst.len()]);
+        return Ok(());
+    }
+    // A rectangle reaching past the planes reads their last column and
+    // row repeated, as an encoder pads a picture to whole blocks.
+    let [quads, wide, padded] = scratch;
+    let over = |end: f64, size: u32| (end - size as f64).max(0.0).ceil() as u32;
+    let (ex, ey) = (over(rect.x + rect.w, sw), over(rect.y + rect.h, sh));
+    let (src, sw, sh) = if ex > 0 || ey > 0 {
+        let (nw, nh) = (sw + ex, sh + ey);
+        let plane = sw as usize * sh as usize;
+        let padded_plane = nw as usize * nh as usize;
+        padded.resize(padded_plane * count, 0);
+        for k in 0..count {
+            let out = &mut padded[k * padded_plane..][..padded_plane];
+            out[..plane].copy_from_slice(&src[k * plane..][..plane]);
+            pad_plane(out, (sw, sh), (nw, nh));
+        }
+        (&padded[..], nw, nh)
+    } else {
+        (src, sw, sh)
+    };
+    let (sw_, sh_) = (sw as usize, sh as usize);
+    let err = |e: &dyn std::fmt::Display| ImageError::Codec(format!("resize: {e}"));
+    let opts = |x: f64, y: f64, w: f64, h: f64| {
+        fr::ResizeOptions::new()
+            .resize_alg(fr::ResizeAlg::Convolution(filter))
+            .use_alpha(false)
+            .crop(x, y, w, h)
+    };
+    let horizontal = !(rect.w == dw as f64 && rect.x == rect.x.round());
+    // the rows after the horizontal pass (or the source), `mid_w` wide,
+    // and the part of them the vertical pass reads across
+    let (mid, mid_w, x, w): (&[u8], usize, f64, f64) = if horizontal {
+        let rows = sh_ * count;
+        let bands = rows.div_ceil(4);
+        // rows 4b..4b+4 as the channels of row b (the last band padded
+        // with the last row)
+        quads.resize(sw_ * bands * 4, 0);
+        let row = |r: usize| &src[r.min(rows - 1) * sw_..][..sw_];
+        for (b, band) in quads.chunks_exact_mut(sw_ * 4).enumerate() {
+            let (r0, r1, r2, r3) = (row(4 * b), row(4 * b + 1), row(4 * b + 2), row(4 * b + 3));
+            for ((((px, &a), &b), &c), &d) in
+                band.chunks_exact_mut(4).zip(r0).zip(r1).zip(r2).zip(r3)
+            {
+                px.copy_from_slice(&[a, b, c, d]);
+            }
+        }
+        wide.resize(dw_ * bands * 4, 0);
+        let src_view = fr::images::ImageRef::new(sw, bands as u32, quads, fr::PixelType::U8x4)
+            .map_err(|e| err(&e))?;
+        let mut dst_view =
+            fr::images::Image::from_slice_u8(dw, bands as u32, wide, fr::PixelType::U8x4)
+                .map_err(|e| err(&e))?;
+        resizer
+            .resize(
+                &src_view,
+                &mut dst_view,
+                &opts(rect.x, 0.0, rect.w, bands as f64),
+            )
+            .map_err(|e| err(&e))?;
+        // back to rows (into `quads`, free again)
+        quads.resize(dw_ * bands * 4, 0);
+        for (band, out) in wide
+            .chunks_exact(dw_ * 4)
+            .zip(quads.chunks_exact_mut(dw_ * 4))
+        {
+            let (o0, rest) = out.split_at_mut(dw_);
+            let (o1, rest) = rest.split_at_mut(dw_);
+            let (o2, o3) = rest.split_at_mut(dw_);
+            for ((((px, a), b), c), d) in band
+                .chunks_exact(4)
+                .zip(o0.iter_mut())
+                .zip(o1.iter_mut())
+                .zip(o2.iter_mut())
+                .zip(o3.iter_mut())
+            {
+                (*a, *b, *c, *d) = (px[0], px[1], px[2], px[3]);
+            }
+        }
+        (&quads[..dw_ * rows], dw_, 0.0, dw as f64)
+    } else {
+        (src, sw_, rect.x, rect.w)
+    };
+    let vertical = !(rect.y == 0.0 && rect.h == sh as f64 && dh == sh);
+    for k in 0..count {
+        let plane = &mid[k * mid_w * sh_..][..mid_w * sh_];
+        let out = &mut dst[k * dw_ * dh_..][..dw_ * dh_];
+        if !vertical && mid_w == dw_ {
+            out.copy_from_slice(plane);
+            continue;
+        }
+        let src_view = fr::images::ImageRef::new(mid_w as u32, sh, plane, fr::PixelType::U8)
+            .map_err(|e| err(&e))?;
+        let mut dst_view = fr::images::Image::from_slice_u8(dw, dh, out, fr::PixelType::U8)
+            .map_err(|e| err(&e))?;
+        resizer
+            .resize(&src_view, &mut dst_view, &opts(x, rect.y, w, rect.h))
+            .map_err(|e| err(&e))?;
+    }
+    Ok(())
+}
+
+/// A plane of `w` x `h` stored densely at the start of `buf`, spread to
+/// `pw` x `ph` (at least as large) in place, the new columns and rows
+/// repeating the last ones.
+pub fn pad_plane(buf: &mut [u8], (w, h): (u32, u32), (pw, ph): (u32, u32)) {
+    let (w, h, pw, ph) = (w as usize, h as usize, pw as usize, ph as usize);
+    if (w, h) == (pw, ph) {
+        return;
+    }
+    for r in (0..h).rev() {
+        buf.copy_within(r * w..r * w + w, r * pw);
+        let last = buf[r * pw + w - 1];
+        buf[r * pw + w..r * pw + pw].fill(last);
+    }
+    for r in h..ph {
+        buf.copy_within((h - 1) * pw..h * pw, r * pw);
+    }
+}
+
 /// BT.601 luma, the weights OpenCV's `cvtColor(RGB2GRAY)` uses (fixed point).
 #[inline]
 pub fn luma(r: u8, g: u8, b: u8) -> u8 {
