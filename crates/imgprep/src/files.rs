@@ -262,7 +262,7 @@ pub fn list_files(dir: &Path) -> std::io::Result<Vec<String>> {
         return Ok(files
             .into_iter()
             .map(|o| {
-                l.insert(b.uri(&o.key), (o.size, o.modified_ns));
+                l.insert(b.uri(&o.key), object_print(&o));
                 o.key.rsplit('/').next().unwrap_or(&o.key).to_string()
             })
             .collect());
@@ -305,7 +305,7 @@ pub fn list_remote(prefix: &str) -> std::io::Result<Vec<(String, String)>> {
             continue;
         };
         let u = bucket.uri(&o.key);
-        l.insert(u.clone(), (o.size, o.modified_ns));
+        l.insert(u.clone(), object_print(&o));
         out.push((u, rel.to_string()));
     }
     listed_prefixes().lock().unwrap().push(bucket.uri(&base));
@@ -324,7 +324,40 @@ pub fn read_url(path: &Path, valid: std::time::Duration) -> std::io::Result<std:
     }
 }
 
-/// What identifies a source's content cheaply: size and modification time.
+/// A modification time (ns since the epoch) and `more` (what else names
+/// this version of the file) mixed into 63 bits: a stamp that is only ever
+/// compared, and fits the catalog's 8 bytes.
+fn stamp(modified_ns: i128, more: &[u64]) -> i128 {
+    // splitmix64's finaliser over the words: stable across builds and
+    // toolchains (std's hashers are not promised to be)
+    let words = [modified_ns as u64, (modified_ns >> 64) as u64];
+    let mix = words.iter().chain(more).fold(0u64, |h, &w| {
+        let mut z = (h ^ w).wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    });
+    (mix >> 1) as i128
+}
+
+/// An object's size and stamp: its time (whole seconds on S3) and its
+/// ETag, which changes with its bytes.
+fn object_print(o: &crate::storage::ObjectInfo) -> (u64, i128) {
+    // FNV-1a over the tag's bytes
+    let tag = o.etag.as_deref().map_or(0, |t| {
+        t.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        })
+    });
+    (o.size, stamp(o.modified_ns, &[tag]))
+}
+
+/// What identifies a source's content cheaply: its size and a stamp of its
+/// modification time and what changes with every write even when the time
+/// is kept (`cp -p`, `tar x`, `rsync -t`, a file put in another's place):
+/// for a local file its change time (ctime, which no tool can set back)
+/// and its device and inode; for an object its ETag. Equal prints are
+/// trusted as equal bytes, as `make` and `git` do.
 pub fn fingerprint(path: &Path) -> std::io::Result<(u64, i128)> {
     if let Some(u) = remote(path) {
         if let Some(&f) = listed().lock().unwrap().get(u) {
@@ -340,11 +373,9 @@ pub fn fingerprint(path: &Path) -> std::io::Result<(u64, i128)> {
             return Err(not_found());
         }
         let o = b.head(&uri.key).map_err(io_err)?.ok_or_else(not_found)?;
-        listed()
-            .lock()
-            .unwrap()
-            .insert(u.to_string(), (o.size, o.modified_ns));
-        return Ok((o.size, o.modified_ns));
+        let print = object_print(&o);
+        listed().lock().unwrap().insert(u.to_string(), print);
+        return Ok(print);
     }
     let m = std::fs::metadata(path)?;
     if !m.is_file() {
@@ -355,7 +386,19 @@ pub fn fingerprint(path: &Path) -> std::io::Result<(u64, i128)> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i128)
         .unwrap_or(0);
-    Ok((m.len(), mtime))
+    Ok((m.len(), stamp(mtime, &identity(&m))))
+}
+
+#[cfg(unix)]
+fn identity(m: &std::fs::Metadata) -> [u64; 4] {
+    use std::os::unix::fs::MetadataExt;
+    [m.dev(), m.ino(), m.ctime() as u64, m.ctime_nsec() as u64]
+}
+
+#[cfg(not(unix))]
+fn identity(_: &std::fs::Metadata) -> [u64; 4] {
+    // no inode or change time here: size and modification time only
+    [0; 4]
 }
 
 /// Whether any of these paths is an object-store URI.

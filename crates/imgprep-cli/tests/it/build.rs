@@ -525,6 +525,102 @@ fn rebuilds_are_incremental_and_equal_to_clean_builds() {
     assert_same_tree(&env, "o", "clean", "");
 }
 
+/// A 24-bit BMP of `w` x `h` pixels of one colour: files of one size
+/// whatever their pixels.
+fn bmp(w: u32, h: u32, rgb: [u8; 3]) -> Vec<u8> {
+    let row = (w * 3).div_ceil(4) * 4;
+    let size = 54 + row * h;
+    let mut v = b"BM".to_vec();
+    for x in [size, 0, 54, 40, w, h] {
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.extend_from_slice(&1u16.to_le_bytes());
+    v.extend_from_slice(&24u16.to_le_bytes());
+    for x in [0u32, row * h, 2835, 2835, 0, 0] {
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    for _ in 0..h {
+        let mut line: Vec<u8> = (0..w).flat_map(|_| [rgb[2], rgb[1], rgb[0]]).collect();
+        line.resize(row as usize, 0);
+        v.extend(line);
+    }
+    v
+}
+
+/// A source rewritten with other bytes but its old size and modification
+/// time (as `cp -p`, `tar x` or `rsync -t` leave a file, or another file of
+/// the same size moved into its place) is made again: its change time and
+/// inode are part of what the item cache and "up to date" go by.
+#[test]
+fn a_source_rewritten_with_its_old_size_and_time_is_made_again() {
+    let env = TestEnv::new();
+    for (class, colours) in [
+        ("a", [[200, 30, 30], [210, 40, 40]]),
+        ("b", [[30, 30, 200], [40, 40, 210]]),
+    ] {
+        for (i, c) in colours.iter().enumerate() {
+            env.write(&format!("photos/{class}/{i}.bmp"), &bmp(16, 12, *c));
+        }
+    }
+    env.write(
+        "r.toml",
+        br#"name = "same-size"
+[[sources]]
+type = "folders"
+root = "photos"
+exts = [".bmp"]
+[split]
+train = 1.0
+[transform]
+resize = "8x6"
+[[outputs]]
+format = "folders"
+"#,
+    );
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    let path = env.path("photos/a/0.bmp");
+    let before = std::fs::metadata(&path).unwrap();
+    // other pixels, same size, the old modification time put back
+    env.write("photos/a/0.bmp", &bmp(16, 12, [20, 220, 20]));
+    let f = std::fs::File::options().write(true).open(&path).unwrap();
+    f.set_times(std::fs::FileTimes::new().set_modified(before.modified().unwrap()))
+        .unwrap();
+    drop(f);
+    let after = std::fs::metadata(&path).unwrap();
+    assert_eq!(
+        (after.len(), after.modified().unwrap()),
+        (before.len(), before.modified().unwrap())
+    );
+    let again = summary(&env, &["build", "r.toml", "--out", "o"]);
+    assert_eq!(again["up_to_date"], false, "{again}");
+    assert_eq!(again["processed"], 1, "{again}");
+    env.ok(&["build", "r.toml", "--out", "clean"]);
+    assert_same_tree(&env, "o", "clean", "after a same-size, same-time rewrite");
+    // a file of the same size and time moved into another's place
+    let other = env.path("photos/b/1.bmp");
+    let t = std::fs::metadata(&other).unwrap().modified().unwrap();
+    let f = std::fs::File::options()
+        .write(true)
+        .open(env.path("photos/b/0.bmp"))
+        .unwrap();
+    f.set_times(std::fs::FileTimes::new().set_modified(t))
+        .unwrap();
+    drop(f);
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    std::fs::rename(&other, env.path("photos/b/0.bmp")).unwrap();
+    env.write("photos/b/1.bmp", &bmp(16, 12, [40, 40, 210]));
+    let again = summary(&env, &["build", "r.toml", "--out", "o"]);
+    assert_eq!(again["up_to_date"], false, "{again}");
+    let _ = std::fs::remove_dir_all(env.path("clean"));
+    env.ok(&["build", "r.toml", "--out", "clean"]);
+    assert_same_tree(
+        &env,
+        "o",
+        "clean",
+        "after a file moved into another's place",
+    );
+}
+
 #[test]
 fn many_files_are_looked_at_alike_on_one_thread_and_several() {
     // 2,200 items: enough for the catalog to look at the files' sizes and
