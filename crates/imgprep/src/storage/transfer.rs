@@ -619,12 +619,9 @@ pub fn pull_prefix(src: &Uri, dest: &Path, threads: usize) -> Result<(u64, u64)>
     let prefix = format!("{}/", src.key.trim_end_matches('/'));
     let prefix = if prefix == "/" { String::new() } else { prefix };
     let objects = b.list(&prefix).map_err(|e| Error::Usage(e.to_string()))?;
-    let mut jobs = Vec::with_capacity(objects.len());
-    for o in objects {
-        let rel = o.key.strip_prefix(&prefix).unwrap_or(&o.key);
-        let rel = safe_rel(rel).map_err(|why| Error::Usage(format!("{}: {why}", b.uri(&o.key))))?;
-        jobs.push((o.key, dest.join(rel)));
-    }
+    let jobs = prefix_jobs(objects.into_iter().map(|o| o.key), &prefix, dest, &|k| {
+        b.uri(k)
+    })?;
     let (mut count, mut bytes) = (0u64, 0u64);
     crate::execute::ordered_map(
         jobs.into_iter(),
@@ -643,6 +640,50 @@ pub fn pull_prefix(src: &Uri, dest: &Path, threads: usize) -> Result<(u64, u64)>
         },
     )?;
     Ok((count, bytes))
+}
+
+/// Where each object under `prefix` goes in `dest`, or why the pull is
+/// refused: a key that would escape `dest`, two keys that name one file
+/// (`a//b.jpg` and `a/b.jpg`: one would silently replace the other), or a
+/// key that is a folder of another's (`a` and `a/b.jpg`). `uri` names a key
+/// in the messages.
+fn prefix_jobs(
+    keys: impl Iterator<Item = String>,
+    prefix: &str,
+    dest: &Path,
+    uri: &dyn Fn(&str) -> String,
+) -> Result<Vec<(String, PathBuf)>> {
+    let mut jobs = Vec::new();
+    let mut claimed: BTreeMap<PathBuf, String> = BTreeMap::new();
+    for key in keys {
+        let rel = key.strip_prefix(prefix).unwrap_or(&key);
+        let rel = safe_rel(rel).map_err(|why| Error::Usage(format!("{}: {why}", uri(&key))))?;
+        if let Some(other) = claimed.get(&rel) {
+            return Err(Error::Usage(format!(
+                "{} and {} would both be {}: rename one of them, or pull the objects one by one",
+                uri(other),
+                uri(&key),
+                dest.join(&rel).display()
+            )));
+        }
+        claimed.insert(rel.clone(), key.clone());
+        jobs.push((key, rel));
+    }
+    for (key, rel) in &jobs {
+        if let Some(folder) = rel.ancestors().skip(1).find(|a| claimed.contains_key(*a)) {
+            return Err(Error::Usage(format!(
+                "{} would be a file where {} needs a folder ({}): rename one of them, or pull \
+                 the objects one by one",
+                uri(&claimed[folder]),
+                uri(key),
+                dest.join(folder).display()
+            )));
+        }
+    }
+    Ok(jobs
+        .into_iter()
+        .map(|(k, rel)| (k, dest.join(rel)))
+        .collect())
 }
 
 #[cfg(test)]
@@ -672,6 +713,31 @@ mod tests {
             "complete/tfrecord-object-detection/label_map.pbtxt"
         );
         assert_eq!(channel_key("manifest.json"), "manifest.json");
+    }
+
+    #[test]
+    fn keys_that_name_one_file_are_refused() {
+        let uri = |k: &str| format!("s3://b/{k}");
+        let jobs = |keys: &[&str]| {
+            prefix_jobs(
+                keys.iter().map(|k| k.to_string()),
+                "p/",
+                Path::new("/d"),
+                &uri,
+            )
+        };
+        let ok = jobs(&["p/a/b.jpg", "p/a/c.jpg", "p/x.jpg"]).unwrap();
+        assert_eq!(ok[0], ("p/a/b.jpg".into(), PathBuf::from("/d/a/b.jpg")));
+        let e = jobs(&["p/a/b.jpg", "p/a//b.jpg"]).unwrap_err().to_string();
+        assert!(e.contains("s3://b/p/a/b.jpg and s3://b/p/a//b.jpg"), "{e}");
+        let e = jobs(&["p/a/./b.jpg", "p/a/b.jpg"]).unwrap_err().to_string();
+        assert!(e.contains("would both be /d/a/b.jpg"), "{e}");
+        let e = jobs(&["p/a/b.jpg", "p/a"]).unwrap_err().to_string();
+        assert!(
+            e.contains("s3://b/p/a would be a file where s3://b/p/a/b.jpg needs a folder"),
+            "{e}"
+        );
+        assert!(jobs(&["p/../x"]).is_err());
     }
 
     #[test]
