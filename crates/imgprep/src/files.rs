@@ -343,11 +343,9 @@ fn stamp(modified_ns: i128, more: &[u64]) -> i128 {
 /// An object's size and stamp: its time (whole seconds on S3) and its
 /// ETag, which changes with its bytes.
 fn object_print(o: &crate::storage::ObjectInfo) -> (u64, i128) {
-    // FNV-1a over the tag's bytes
     let tag = o.etag.as_deref().map_or(0, |t| {
-        t.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-        })
+        let sum = crate::checksum::sha256(t.as_bytes());
+        u64::from_le_bytes(sum[..8].try_into().expect("8 bytes"))
     });
     (o.size, stamp(o.modified_ns, &[tag]))
 }

@@ -29,50 +29,56 @@ pub struct JpegHeader {
     pub chroma: Option<(u32, u32)>,
 }
 
-/// TurboJPEG's subsampling code for chroma factors (see [`JpegHeader::chroma`]).
-fn subsamp_code(chroma: (u32, u32)) -> i32 {
-    match chroma {
-        (1, 1) => raw::TJSAMP_TJSAMP_444,
-        (2, 1) => raw::TJSAMP_TJSAMP_422,
-        (2, 2) => raw::TJSAMP_TJSAMP_420,
-        (1, 2) => raw::TJSAMP_TJSAMP_440,
-        (4, 1) => raw::TJSAMP_TJSAMP_411,
-        _ => raw::TJSAMP_TJSAMP_441,
+/// TurboJPEG's subsampling codes and the chroma factors they stand for
+/// (see [`JpegHeader::chroma`]).
+const SUBSAMPLINGS: [(raw::TJSAMP, (u32, u32)); 6] = [
+    (raw::TJSAMP_TJSAMP_444, (1, 1)),
+    (raw::TJSAMP_TJSAMP_422, (2, 1)),
+    (raw::TJSAMP_TJSAMP_420, (2, 2)),
+    (raw::TJSAMP_TJSAMP_440, (1, 2)),
+    (raw::TJSAMP_TJSAMP_411, (4, 1)),
+    (raw::TJSAMP_TJSAMP_441, (1, 4)),
+];
+
+/// The sizes of the Y, Cb and Cr planes of a `width` x `height` picture at
+/// TurboJPEG subsampling `subsamp`, as TurboJPEG lays them out (luma padded
+/// to whole chroma samples).
+pub fn plane_dims(width: u32, height: u32, subsamp: raw::TJSAMP) -> Option<[(u32, u32); 3]> {
+    let mut dims = [(0u32, 0u32); 3];
+    for (i, d) in dims.iter_mut().enumerate() {
+        let pw = unsafe { raw::tj3YUVPlaneWidth(i as i32, width as i32, subsamp) };
+        let ph = unsafe { raw::tj3YUVPlaneHeight(i as i32, height as i32, subsamp) };
+        if pw <= 0 || ph <= 0 {
+            return None;
+        }
+        *d = (pw as u32, ph as u32);
     }
+    Some(dims)
+}
+
+/// The planes of a 4:2:0 picture of `width` x `height` (what
+/// [`JpegEncoder::encode_yuv420`] takes): luma padded to even sizes.
+pub fn dims_420(width: u32, height: u32) -> [(u32, u32); 3] {
+    plane_dims(width, height, raw::TJSAMP_TJSAMP_420).expect("4:2:0 planes of a checked size")
 }
 
 /// A picture as its three colour planes, Y then Cb then Cr, each stored
-/// without padding (`stride` = width) one after the other in one buffer.
+/// without padding between rows (`stride` = width) one after the other in
+/// one buffer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct YuvPlanes {
-    /// Luma size (the picture's size).
-    pub width: u32,
-    pub height: u32,
     /// Each plane's width and height.
     pub dims: [(u32, u32); 3],
     pub data: Vec<u8>,
 }
 
 impl YuvPlanes {
-    /// Plane `i`'s bytes.
-    pub fn plane(&self, i: usize) -> &[u8] {
-        self.plane_run(i, 1)
-    }
-
     /// The bytes of `count` planes from plane `first` on.
     pub fn plane_run(&self, first: usize, count: usize) -> &[u8] {
         let size = |&(w, h): &(u32, u32)| w as usize * h as usize;
         let start: usize = self.dims[..first].iter().map(size).sum();
         let len: usize = self.dims[first..first + count].iter().map(size).sum();
         &self.data[start..start + len]
-    }
-
-    /// Plane sizes of a 4:2:0 picture of `width` x `height`, as TurboJPEG
-    /// lays them out: luma padded to even sizes (the padding repeats the
-    /// last column and row), chroma of half that.
-    pub fn dims_420(width: u32, height: u32) -> [(u32, u32); 3] {
-        let c = (width.div_ceil(2), height.div_ceil(2));
-        [(c.0 * 2, c.1 * 2), c, c]
     }
 }
 
@@ -309,16 +315,11 @@ impl JpegDecoder {
             raw::TJCS_TJCS_CMYK | raw::TJCS_TJCS_YCCK => JpegColor::Cmyk,
             _ => JpegColor::Color,
         };
-        let chroma = match get(raw::TJPARAM_TJPARAM_SUBSAMP) {
-            _ if colorspace != raw::TJCS_TJCS_YCbCr => None,
-            s if s == raw::TJSAMP_TJSAMP_444 => Some((1, 1)),
-            s if s == raw::TJSAMP_TJSAMP_422 => Some((2, 1)),
-            s if s == raw::TJSAMP_TJSAMP_420 => Some((2, 2)),
-            s if s == raw::TJSAMP_TJSAMP_440 => Some((1, 2)),
-            s if s == raw::TJSAMP_TJSAMP_411 => Some((4, 1)),
-            s if s == raw::TJSAMP_TJSAMP_441 => Some((1, 4)),
-            _ => None,
-        };
+        let subsamp = get(raw::TJPARAM_TJPARAM_SUBSAMP);
+        let chroma = SUBSAMPLINGS
+            .iter()
+            .find(|&&(code, _)| code == subsamp && colorspace == raw::TJCS_TJCS_YCbCr)
+            .map(|&(_, factors)| factors);
         Ok(JpegHeader {
             width: width as u32,
             height: height as u32,
@@ -408,18 +409,15 @@ impl JpegDecoder {
             ));
         };
         let (w, h) = self.set_scale(header, scale_num)?;
-        let subsamp = subsamp_code(chroma);
-        let mut dims = [(0u32, 0u32); 3];
-        for (i, d) in dims.iter_mut().enumerate() {
-            let pw = unsafe { raw::tj3YUVPlaneWidth(i as i32, w as i32, subsamp) };
-            let ph = unsafe { raw::tj3YUVPlaneHeight(i as i32, h as i32, subsamp) };
-            if pw <= 0 || ph <= 0 {
-                return Err(ImageError::Codec(format!(
-                    "no YUV plane size for {w}x{h} (subsampling {subsamp})"
-                )));
-            }
-            *d = (pw as u32, ph as u32);
-        }
+        let subsamp = SUBSAMPLINGS
+            .iter()
+            .find(|&&(_, factors)| factors == chroma)
+            .map_or(raw::TJSAMP_TJSAMP_UNKNOWN, |&(code, _)| code);
+        let dims = plane_dims(w, h, subsamp).ok_or_else(|| {
+            ImageError::Codec(format!(
+                "no YUV plane size for {w}x{h} (subsampling {subsamp})"
+            ))
+        })?;
         let sizes = dims.map(|(pw, ph)| pw as usize * ph as usize);
         // Every byte is overwritten: a reused buffer is not cleared.
         buf.resize(sizes.iter().sum(), 0);
@@ -437,12 +435,7 @@ impl JpegDecoder {
             )
         };
         self.check_decoded(res)?;
-        Ok(YuvPlanes {
-            width: w,
-            height: h,
-            dims,
-            data: buf,
-        })
+        Ok(YuvPlanes { dims, data: buf })
     }
 }
 
@@ -512,7 +505,7 @@ impl JpegEncoder {
 
 impl JpegEncoder {
     /// Encodes full-range BT.601 YUV 4:2:0 planes (Y, then U, then V, one
-    /// after the other, sized as [`YuvPlanes::dims_420`] says: for even
+    /// after the other, sized as [`dims_420`] says: for even
     /// sizes, as ffmpeg's `yuvj420p` frames come): JPEG's own colour space,
     /// so nothing is converted. `gray` keeps only Y.
     pub fn encode_yuv420(
@@ -524,8 +517,9 @@ impl JpegEncoder {
         out: &mut Vec<u8>,
     ) -> Result<(), ImageError> {
         let (w, h) = (width as usize, height as usize);
-        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-        if planes.len() != 6 * cw * ch {
+        let [(yw, yh), (cw, ch), _] =
+            dims_420(width, height).map(|(a, b)| (a as usize, b as usize));
+        if planes.len() != yw * yh + 2 * cw * ch {
             return Err(ImageError::Codec(format!(
                 "YUV 4:2:0 frame of {width}x{height}: {} bytes",
                 planes.len()
@@ -537,9 +531,9 @@ impl JpegEncoder {
                 .set_subsamp(turbojpeg::Subsamp::Gray)
                 .map_err(enc)?;
             let image = turbojpeg::Image {
-                pixels: &planes[..4 * cw * ch],
+                pixels: &planes[..yw * yh],
                 width: w,
-                pitch: 2 * cw,
+                pitch: yw,
                 height: h,
                 format: turbojpeg::PixelFormat::GRAY,
             };

@@ -16,7 +16,7 @@ mod other;
 use std::fmt;
 
 pub use geometry::SourceGeometry;
-pub use jpeg::{has_eoi, JpegColor, JpegDecoder, JpegEncoder, JpegHeader, JpegOut, YuvPlanes};
+pub use jpeg::{has_eoi, JpegColor, JpegDecoder, JpegEncoder, JpegHeader, JpegOut};
 
 /// Default decompression-bomb guard: 100 megapixels.
 pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
@@ -411,7 +411,7 @@ pub struct Processor {
     jpeg_enc: Option<JpegEncoder>,
     resizer: fast_image_resize::Resizer,
     pool: Vec<Vec<u8>>,
-    /// [`ops::resize_plane`]'s rows between its passes.
+    /// [`ops::resize_planes`]'s rows between its passes.
     plane_scratch: [Vec<u8>; 3],
 }
 
@@ -555,12 +555,7 @@ impl Processor {
             (ColorMode::Grayscale, _) | (ColorMode::Unchanged, JpegColor::Gray) => JpegOut::Gray,
             _ => JpegOut::Rgb,
         };
-        // what this decode holds at once: the scaled decode (CMYK: 4 bytes a
-        // pixel), its RGB conversion, and the resized output
-        let scaled = |v: u32| (v as u64 * scale as u64).div_ceil(8);
-        let permit = budget::acquire(
-            scaled(header.width) * scaled(header.height) * 7 + tw as u64 * th as u64 * 4,
-        );
+        let permit = decode_budget(&header, scale, (tw, th));
         let mut buf = Vec::new();
         let (w, h) = self
             .jpeg_dec
@@ -672,11 +667,8 @@ impl Processor {
         let (tw, th) = map.target;
         check_output(tw, th, spec.max_pixels)?;
         let scale = dct_scale(cw, ch, tw, th);
-        // held as by the RGB path's decode: no more than it
-        let scaled = |v: u32| (v as u64 * scale as u64).div_ceil(8);
-        let _permit = budget::acquire(
-            scaled(src.header.width) * scaled(src.header.height) * 7 + tw as u64 * th as u64 * 4,
-        );
+        // (the planes and their resize hold less than the RGB path's share)
+        let _permit = decode_budget(&src.header, scale, (tw, th));
         let buf = self.take_buf();
         let planes = self
             .jpeg_dec
@@ -690,7 +682,7 @@ impl Processor {
             w: cw as f64 * s,
             h: ch as f64 * s,
         };
-        let dims = YuvPlanes::dims_420(tw, th);
+        let dims = jpeg::dims_420(tw, th);
         let mut resized = self.take_buf();
         resized.resize(dims.iter().map(|&(w, h)| w as usize * h as usize).sum(), 0);
         // luma, then both chroma planes together (same size in and out)
@@ -821,6 +813,14 @@ impl Processor {
             }
         }
     }
+}
+
+/// A JPEG decode's share of the memory budget: at `scale`/8, the scaled
+/// decode (CMYK: 4 bytes a pixel), its RGB conversion, and the `target`
+/// output, held at once.
+fn decode_budget(header: &JpegHeader, scale: u32, (tw, th): (u32, u32)) -> budget::Permit {
+    let scaled = |v: u32| (v as u64 * scale as u64).div_ceil(8);
+    budget::acquire(scaled(header.width) * scaled(header.height) * 7 + tw as u64 * th as u64 * 4)
 }
 
 /// A JPEG whose header was read (see [`Processor::jpeg_source`]).
@@ -1084,8 +1084,18 @@ mod tests {
         let rotated = with_orientation(&jpeg, 6);
         assert_eq!(exif::jpeg_orientation(&rotated), 6);
         // 4:4:4 and 4:2:2 files through the planes, to odd sizes
-        let jpeg444 = jpeg_with(&pattern(203, 151, 3), 203, 151, turbojpeg::Subsamp::None);
-        let jpeg422 = jpeg_with(&pattern(203, 151, 3), 203, 151, turbojpeg::Subsamp::Sub2x1);
+        let jpeg444 = jpeg_with(
+            &pattern(203, 151, 3),
+            203,
+            151,
+            turbojpeg::raw::TJSAMP_TJSAMP_444,
+        );
+        let jpeg422 = jpeg_with(
+            &pattern(203, 151, 3),
+            203,
+            151,
+            turbojpeg::raw::TJSAMP_TJSAMP_422,
+        );
         let mut png = Vec::new();
         image::DynamicImage::ImageRgba8(
             image::RgbaImage::from_raw(97, 61, pattern(97, 61, 4)).unwrap(),
@@ -1199,19 +1209,16 @@ mod tests {
         assert!(tried.len() >= 2, "only {tried:?} could be tried");
     }
 
-    /// A 4:1:1 JPEG (chroma a quarter of the width, as DV cameras write),
-    /// which the `turbojpeg` wrapper cannot ask for.
-    fn jpeg_411(px: &[u8], w: u32, h: u32) -> Vec<u8> {
+    /// A JPEG of `w` x `h` RGB pixels at quality 100 with TurboJPEG
+    /// subsampling `subsamp` (the raw API: the `turbojpeg` wrapper cannot
+    /// ask for 4:1:1, as DV cameras write it).
+    fn jpeg_with(px: &[u8], w: u32, h: u32, subsamp: turbojpeg::raw::TJSAMP) -> Vec<u8> {
         use turbojpeg::raw;
         unsafe {
             let handle = raw::tj3Init(raw::TJINIT_TJINIT_COMPRESS as i32);
             assert!(!handle.is_null());
             raw::tj3Set(handle, raw::TJPARAM_TJPARAM_QUALITY as i32, 100);
-            raw::tj3Set(
-                handle,
-                raw::TJPARAM_TJPARAM_SUBSAMP as i32,
-                raw::TJSAMP_TJSAMP_411,
-            );
+            raw::tj3Set(handle, raw::TJPARAM_TJPARAM_SUBSAMP as i32, subsamp);
             let (mut buf, mut len) = (std::ptr::null_mut(), 0);
             let res = raw::tj3Compress8(
                 handle,
@@ -1229,21 +1236,6 @@ mod tests {
             raw::tj3Destroy(handle);
             out
         }
-    }
-
-    /// A JPEG of `w` x `h` RGB pixels at quality 100 with this chroma subsampling.
-    fn jpeg_with(px: &[u8], w: u32, h: u32, subsamp: turbojpeg::Subsamp) -> Vec<u8> {
-        let mut c = turbojpeg::Compressor::new().unwrap();
-        c.set_quality(100).unwrap();
-        c.set_subsamp(subsamp).unwrap();
-        c.compress_to_vec(turbojpeg::Image {
-            pixels: px,
-            width: w as usize,
-            pitch: w as usize * 3,
-            height: h as usize,
-            format: turbojpeg::PixelFormat::RGB,
-        })
-        .unwrap()
     }
 
     /// JPEG to JPEG through the file's own planes makes the picture the RGB
@@ -1292,19 +1284,17 @@ mod tests {
             (Resize::None, true),
         ];
         let mut p = Processor::new().unwrap();
-        let sources = [
-            turbojpeg::Subsamp::None,
-            turbojpeg::Subsamp::Sub2x1,
-            turbojpeg::Subsamp::Sub2x2,
-            turbojpeg::Subsamp::Sub1x2,
-        ]
-        .map(|s| (format!("{s:?}"), jpeg_with(&px, w, h, s)));
-        for (subsamp, jpeg) in sources
-            .into_iter()
-            .chain([("4:1:1".to_string(), jpeg_411(&px, w, h))])
-        {
+        use turbojpeg::raw;
+        for (subsamp, code, factors) in [
+            ("4:4:4", raw::TJSAMP_TJSAMP_444, (1, 1)),
+            ("4:2:2", raw::TJSAMP_TJSAMP_422, (2, 1)),
+            ("4:2:0", raw::TJSAMP_TJSAMP_420, (2, 2)),
+            ("4:4:0", raw::TJSAMP_TJSAMP_440, (1, 2)),
+            ("4:1:1", raw::TJSAMP_TJSAMP_411, (4, 1)),
+        ] {
+            let jpeg = jpeg_with(&px, w, h, code);
             let src = p.jpeg_source(&jpeg, &ImageSpec::default()).unwrap();
-            assert!(src.header.chroma.is_some(), "{subsamp}");
+            assert_eq!(src.header.chroma, Some(factors), "{subsamp}");
             for (resize, center_crop) in specs {
                 let spec = ImageSpec {
                     resize,
@@ -1368,7 +1358,7 @@ mod tests {
     #[test]
     fn what_the_planes_do_not_take() {
         let px = pattern(64, 48, 3);
-        let jpeg = jpeg_with(&px, 64, 48, turbojpeg::Subsamp::Sub2x2);
+        let jpeg = jpeg_with(&px, 64, 48, turbojpeg::raw::TJSAMP_TJSAMP_420);
         let mut gray = Vec::new();
         JpegEncoder::new(90)
             .unwrap()
