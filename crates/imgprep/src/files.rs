@@ -253,31 +253,37 @@ pub fn is_file(path: &Path) -> bool {
     }
 }
 
-/// The names of the files (objects) directly in a folder (prefix), sorted.
-pub fn list_files(dir: &Path) -> std::io::Result<Vec<String>> {
+/// The names of the files (objects) directly in a folder (prefix), sorted,
+/// and the paths of files whose names are not UTF-8 (which no index, class
+/// map or output name can hold: the caller says so, never drops them
+/// unsaid).
+pub fn list_files(dir: &Path) -> std::io::Result<(Vec<String>, Vec<PathBuf>)> {
     if let Some(u) = remote(dir) {
         let (b, uri) = object(u)?;
         let (files, _) = b.list_dir(&uri.key).map_err(io_err)?;
         let mut l = listed().lock().unwrap();
-        return Ok(files
+        let names = files
             .into_iter()
             .map(|o| {
                 l.insert(b.uri(&o.key), object_print(&o));
                 o.key.rsplit('/').next().unwrap_or(&o.key).to_string()
             })
-            .collect());
+            .collect();
+        return Ok((names, Vec::new()));
     }
-    let mut names = Vec::new();
+    let (mut names, mut not_utf8) = (Vec::new(), Vec::new());
     for e in std::fs::read_dir(dir)? {
         let e = e?;
         if e.path().is_file() {
-            if let Ok(n) = e.file_name().into_string() {
-                names.push(n);
+            match e.file_name().into_string() {
+                Ok(n) => names.push(n),
+                Err(_) => not_utf8.push(e.path()),
             }
         }
     }
     names.sort();
-    Ok(names)
+    not_utf8.sort();
+    Ok((names, not_utf8))
 }
 
 fn io_err(e: crate::storage::StorageError) -> std::io::Error {

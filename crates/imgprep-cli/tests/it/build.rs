@@ -389,6 +389,36 @@ encoding = "passthrough"
         .as_str()
         .unwrap()
         .contains("not listed in"));
+    // on Unix a backslash is part of a name (it used to become a folder
+    // separator in the item's name), and a name that is not UTF-8 is a
+    // skip that says so (it used to be passed over without a word)
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let train = env.path("tiny/train/n01443537/images");
+        let src = env.read("tiny/val/images/val_0.JPEG");
+        std::fs::write(train.join("a\\b.JPEG"), &src).unwrap();
+        std::fs::write(
+            train.join(std::ffi::OsStr::from_bytes(b"bad\xff.JPEG")),
+            &src,
+        )
+        .unwrap();
+        let out = env.ok(&["build", "tiny.toml", "--out", "o"]);
+        let items = String::from_utf8(env.read("o/items.csv")).unwrap();
+        assert!(
+            items.contains("train/n01443537/images/a\\b.JPEG"),
+            "{items}"
+        );
+        let skipped = &manifest(&env, "o")["skipped"];
+        let bad = skipped
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["item"].as_str().unwrap().contains("bad"))
+            .unwrap_or_else(|| panic!("{skipped}"));
+        assert_eq!(bad["reason"], "the name is not UTF-8", "{skipped}");
+        assert!(stderr(&out).contains("not UTF-8"), "{}", stderr(&out));
+    }
 }
 
 /// Multi-label lists for SageMaker: given multi-label lists, packed, with num_classes from the data.

@@ -309,7 +309,7 @@ pub struct Survey {
 /// Looks at a folder (or an object-store prefix) before converting it.
 pub fn survey(dir: &Path, exts: &[String]) -> Result<Survey> {
     let exts: Vec<String> = exts.iter().map(|e| e.to_lowercase()).collect();
-    let top = crate::files::list_files(dir).unwrap_or_default();
+    let (top, _) = crate::files::list_files(dir).unwrap_or_default();
     let has = |name: &str| top.iter().any(|f| f == name);
     let tinyimagenet =
         has("wnids.txt") && (crate::files::is_remote(dir) || dir.join("train").is_dir());
@@ -781,8 +781,15 @@ fn read_lines(path: &Path) -> Result<Vec<(usize, String)>> {
         .collect())
 }
 
-fn image_files(dir: &Path) -> Result<Vec<String>> {
-    crate::files::list_files(dir).map_err(Error::io(dir))
+/// The files in `dir`; a name that is not UTF-8 is a skip, said.
+fn image_files(dir: &Path, skips: &mut Vec<super::catalog::Skip>) -> Result<Vec<String>> {
+    let (names, not_utf8) = crate::files::list_files(dir).map_err(Error::io(dir))?;
+    skips.extend(not_utf8.into_iter().map(|p| super::catalog::Skip {
+        item: p.display().to_string(),
+        reason: "the name is not UTF-8".into(),
+        origin: Some(dir.display().to_string()),
+    }));
+    Ok(names)
 }
 
 /// `rel` under `base` (a folder or an object-store prefix).
@@ -790,11 +797,15 @@ fn at(base: &Path, rel: impl AsRef<Path>) -> PathBuf {
     crate::files::join(base, rel.as_ref())
 }
 
+/// `p` under `root`, with `/` between folders. On Unix a backslash is part
+/// of a file's name, not a separator, and stays.
 fn rel_to(root: &Path, p: &Path) -> String {
-    p.strip_prefix(root)
-        .unwrap_or(p)
-        .to_string_lossy()
-        .replace('\\', "/")
+    let rel = p.strip_prefix(root).unwrap_or(p).to_string_lossy();
+    if cfg!(windows) {
+        rel.replace('\\', "/")
+    } else {
+        rel.into_owned()
+    }
 }
 
 fn metadata(
@@ -826,7 +837,7 @@ fn metadata(
         if let Some(pattern) = &s.folders {
             for id in &ids {
                 let dir = at(root, pattern.replace("{class}", id));
-                for f in image_files(&dir)? {
+                for f in image_files(&dir, skips)? {
                     let path = at(&dir, &f);
                     out.push(Item {
                         annotation: None,
@@ -875,7 +886,7 @@ fn metadata(
                 }
                 // images in the folder the list does not name: said, not
                 // dropped without a word
-                let on_disk = match image_files(&dir) {
+                let on_disk = match image_files(&dir, skips) {
                     Ok(files) => files,
                     Err(_) if !crate::files::is_remote(&dir) && !dir.is_dir() => Vec::new(),
                     Err(e) => return Err(e),
@@ -892,7 +903,7 @@ fn metadata(
             }
             (None, Some(images)) if s.folders.is_none() => {
                 let dir = at(root, images);
-                for f in image_files(&dir)? {
+                for f in image_files(&dir, skips)? {
                     let path = at(&dir, &f);
                     out.push(Item {
                         annotation: None,
