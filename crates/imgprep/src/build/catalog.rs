@@ -162,15 +162,19 @@ const LOOKS: usize = 16;
 /// Sizes and times of the objects among `paths` (local files are left to
 /// the caller), [`LOOKS`] requests at a time: a server that makes each wait
 /// for its timeout costs one timeout per 16 objects, not one per object.
+/// `stop` is asked after each answer: true ends the looks (the requests in
+/// flight are waited for, each bounded by its timeout) with
+/// [`Error::Interrupted`].
 fn look_at_objects<'a>(
     paths: impl Iterator<Item = &'a Path>,
-) -> HashMap<std::path::PathBuf, std::io::Result<(u64, i128)>> {
+    stop: &dyn Fn() -> bool,
+) -> Result<HashMap<std::path::PathBuf, std::io::Result<(u64, i128)>>> {
     let remote: Vec<&Path> = paths.filter(|p| crate::files::is_remote(p)).collect();
     let mut found = HashMap::new();
     if remote.len() < 2 {
-        return found;
+        return Ok(found);
     }
-    let _ = crate::execute::ordered_map(
+    crate::execute::ordered_map(
         remote.into_iter(),
         LOOKS,
         LOOKS,
@@ -178,10 +182,13 @@ fn look_at_objects<'a>(
         |_, p| (p, crate::files::fingerprint(p)),
         |(p, r)| {
             found.insert(p.to_path_buf(), r);
-            Ok::<(), ()>(())
+            match stop() {
+                true => Err(Error::Interrupted),
+                false => Ok(()),
+            }
         },
-    );
-    found
+    )?;
+    Ok(found)
 }
 
 /// Sizes and times (ns) of the local files of `items`, by position, looked
@@ -264,7 +271,15 @@ fn read_names(path: &std::path::Path) -> Result<Vec<String>> {
 }
 
 /// `threads`: how many threads look at the local files (`--num-thread`).
-pub fn build_catalog(r: &LoadedRecipe, sources: Sources, threads: usize) -> Result<Catalog> {
+/// The catalog of the items `sources` read. `stop` is asked between the
+/// looks at objects in storage (a long wait on a slow server): true ends
+/// the catalog with [`Error::Interrupted`].
+pub fn build_catalog(
+    r: &LoadedRecipe,
+    sources: Sources,
+    threads: usize,
+    stop: &dyn Fn() -> bool,
+) -> Result<Catalog> {
     let Sources {
         items,
         human,
@@ -380,7 +395,7 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources, threads: usize) -> Resu
     };
     // objects named one by one (URLs in a CSV: no listing to take their
     // sizes from) are looked at many at a time, not one after another
-    let mut looked = look_at_objects(items.iter().map(|i| i.path.as_path()));
+    let mut looked = look_at_objects(items.iter().map(|i| i.path.as_path()), stop)?;
     let files = look_at_files(&items, threads);
     // each item with its file's size and modification time (one look at the file)
     let mut by_rel: BTreeMap<String, (Item, (u64, i128))> = BTreeMap::new();
@@ -510,6 +525,37 @@ pub fn build_catalog(r: &LoadedRecipe, sources: Sources, threads: usize) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Asked to stop (Ctrl-C in a notebook), the looks at objects end after
+    /// the answers in flight, not after every object of a long list.
+    #[test]
+    fn looks_at_objects_stop_when_asked() {
+        // a server that answers every request with 404 at once
+        let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            for mut c in server.incoming().flatten() {
+                let mut buf = [0u8; 4096];
+                let _ = c.read(&mut buf);
+                let _ = c.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        let urls: Vec<std::path::PathBuf> = (0..200)
+            .map(|k| format!("http://127.0.0.1:{port}/img_{k}.jpg").into())
+            .collect();
+        let asked = std::sync::atomic::AtomicUsize::new(0);
+        let stop = || asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= 2;
+        let r = look_at_objects(urls.iter().map(|p| p.as_path()), &stop);
+        assert!(matches!(r, Err(Error::Interrupted)), "{r:?}");
+        assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), 3);
+        let all = look_at_objects(urls.iter().map(|p| p.as_path()), &|| false).unwrap();
+        assert_eq!(all.len(), 200);
+        assert!(all.values().all(|r| r.is_err()));
+    }
+
     #[test]
     fn class_names_sort_numerically_only_when_all_are_digits() {
         let order = |names: &[&str]| -> Vec<String> {

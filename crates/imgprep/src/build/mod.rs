@@ -216,7 +216,7 @@ fn build_in(
     inputs.extend(sources.linked_folders.iter().cloned());
     inputs.extend(sources.video.label_files.iter().cloned());
     outdir::check_overlap(&opts.out, &inputs)?;
-    let mut catalog = build_catalog(r, sources, opts.threads)?;
+    let mut catalog = build_catalog(r, sources, opts.threads, &|| reporter.cancelled())?;
     check_outputs(r, &catalog)?;
     let mut plan = make_plan(&r.recipe, &catalog)?;
     warn_split_drift(&plan, &catalog, reporter);

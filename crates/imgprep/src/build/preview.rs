@@ -37,7 +37,7 @@ pub fn preview(r: &LoadedRecipe) -> Result<Preview> {
     // (a preview has no thread setting: every core)
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let sources = read_sources(r, threads)?;
-    let catalog = build_catalog(r, sources, threads)?;
+    let catalog = build_catalog(r, sources, threads, &|| false)?;
     check_outputs(r, &catalog)?;
     let plan = make_plan(&r.recipe, &catalog)?;
     Ok(Preview { catalog, plan })
