@@ -493,8 +493,8 @@ pub fn read(
         "max_per_range": max_per_range,
         "frame_numbering": "per chunk from 0, presentation order (sorted pts), after the edit list; \
                             sessions number on across chunks",
-        "time_rule": "time ranges hold frames with start <= t < end (half-open); frame ranges are \
-                      inclusive at both ends",
+        "time_rule": "time ranges hold frames with start <= t < end (half-open; a frame within 1 us \
+                      of a boundary is on it); frame ranges are inclusive at both ends",
         "session_time": match time_reference {
             TimeReference::Video => "each chunk starts where the previous chunk's video ends",
             TimeReference::Concat => "each chunk starts at the sum of the previous files' durations \

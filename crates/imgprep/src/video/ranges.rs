@@ -4,7 +4,8 @@
 //! Rules (also written to the manifest):
 //! - times (seconds, milliseconds) select frames whose session time `t`
 //!   has `start <= t < end` (half-open: a frame at a boundary between two
-//!   consecutive ranges belongs to the later one only);
+//!   consecutive ranges belongs to the later one only; a frame within a
+//!   microsecond of a boundary is on it, whatever the float rounding);
 //! - frame numbers are inclusive at both ends and counted from the
 //!   declared base (0 or 1), over the session's presented frames.
 
@@ -265,6 +266,12 @@ pub struct Assignment {
     pub warnings: Vec<String>,
 }
 
+/// How close (seconds) a frame's time must be to a range's start or end to
+/// count as on it. Float rounding is below a nanosecond for times of days;
+/// stream clocks tick in 1 ms (Matroska) to 11 µs (MPEG-TS) steps, so no
+/// frame that is not on a boundary comes this close to one.
+pub const ON_BOUNDARY: f64 = 1e-6;
+
 /// Frame span `[lo, hi)` a range covers.
 fn span(r: &Range, f: &SessionFrames) -> (usize, usize) {
     let n = f.times.len();
@@ -280,11 +287,15 @@ fn span(r: &Range, f: &SessionFrames) -> (usize, usize) {
         }
         Unit::Seconds | Unit::Milliseconds => {
             let k = if f.unit == Unit::Milliseconds {
-                1e-3
+                1000.0
             } else {
                 1.0
             };
-            let (s, e) = (r.start * k, r.end * k);
+            // a frame within ON_BOUNDARY of a range's start or end is on it:
+            // times are sums and products of floats (1400 ms, 68.96 s, a
+            // chunk's offset plus pts x time base), which land a frame that
+            // is exactly on a boundary a hair to either side of it
+            let (s, e) = (r.start / k - ON_BOUNDARY, r.end / k - ON_BOUNDARY);
             let lo = f.times.partition_point(|&t| t < s);
             let hi = f.times.partition_point(|&t| t < e).max(lo);
             (lo, hi)
@@ -645,6 +656,44 @@ mod tests {
             ]
         );
         assert_eq!(a.covered, vec![3, 3]);
+    }
+
+    /// A frame exactly on a boundary belongs to the later range, however the
+    /// float arithmetic rounds: 1400 ms, clock times, and frames after a
+    /// chunk's offset.
+    #[test]
+    fn frames_on_a_boundary_go_to_the_later_range_whatever_the_rounding() {
+        // 25 fps, as pts x time base: 35 x 512 / 12800 and so on
+        let t: Vec<f64> = (0..2000).map(|i| (i * 512) as f64 / 12800.0).collect();
+        let f = sf(&t, Unit::Milliseconds, 0);
+        let mut wrong = Vec::new();
+        for k in 1..1999 {
+            // a boundary on frame k, written in milliseconds
+            let b = (k * 40) as f64;
+            let ranges = [r("a", 0.0, b, 2), r("b", b, 80_000.0, 3)];
+            let a = plain(&ranges, &f).unwrap();
+            if a.picks[k] != (k, Some(1)) || a.picks[k - 1] != (k - 1, Some(0)) {
+                wrong.push(k);
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "frames on a boundary mislabelled: {wrong:?}"
+        );
+        // a clock time (00:01:08.960 = 60 + 8.96) and a chunk offset
+        // (session time = 4.0 + chunk time)
+        let b = clock_seconds("00:01:08.960").unwrap();
+        assert_eq!(t.partition_point(|&x| x < b - ON_BOUNDARY), 1724);
+        let chunked: Vec<f64> = (0..100).map(|i| 4.0 + (i * 512) as f64 / 12800.0).collect();
+        let f = sf(&chunked, Unit::Seconds, 0);
+        let ranges = [r("a", 0.0, 5.44, 2), r("b", 5.44, 9.0, 3)];
+        let a = plain(&ranges, &f).unwrap();
+        assert_eq!(
+            a.picks[36],
+            (36, Some(1)),
+            "5.44 s is frame 36 of the chunk"
+        );
+        assert_eq!(a.picks[35], (35, Some(0)));
     }
 
     #[test]
