@@ -816,7 +816,9 @@ pub fn parse(text: &str) -> std::result::Result<Recipe, (Option<usize>, String)>
             "method = \"explicit\" needs [split.assign]".into(),
         ));
     }
-    for split in s.assign.keys() {
+    // a group listed twice would be quietly put in one of its splits
+    let mut listed: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for (split, groups) in &s.assign {
         if !is_safe_component(split) {
             return Err((
                 at(&["split", "assign", split]),
@@ -824,6 +826,19 @@ pub fn parse(text: &str) -> std::result::Result<Recipe, (Option<usize>, String)>
                     "split name {split:?} cannot be a folder name (empty, `.`, `..` or a slash)"
                 ),
             ));
+        }
+        for g in groups {
+            if let Some(first) = listed.insert(g, split) {
+                let r#where = if first == split {
+                    format!("twice in {split}")
+                } else {
+                    format!("in {first} and in {split}")
+                };
+                return Err((
+                    at(&["split", "assign", split]),
+                    format!("group {g:?} is listed {where}: a group belongs to one split"),
+                ));
+            }
         }
     }
     let mut seen = std::collections::HashSet::new();

@@ -268,8 +268,11 @@ format = "folders"
     assert_same_tree(&env, "a", "b", "outputs depend on the thread count");
 }
 
+/// `method = "explicit"`: each group goes where `[split.assign]` lists it;
+/// a group listed twice is refused, naming both splits (it used to land
+/// quietly in one of them), and a name no item has is said.
 #[test]
-fn explicit_assignment_like_seed_001() {
+fn explicit_assignment_puts_each_group_where_listed() {
     let env = TestEnv::new();
     env.synth("frames", 2, 7, 32, 32);
     let mut csv = String::from("file\tprocedure\tsubject\n");
@@ -307,6 +310,31 @@ test = ["7"]
             s["test"]["items"].as_u64()
         ),
         (Some(10), Some(2), Some(2))
+    );
+    let text = String::from_utf8(env.read("r.toml")).unwrap();
+    env.write(
+        "twice.toml",
+        text.replace(r#"validation = ["6"]"#, r#"validation = ["6", "3"]"#)
+            .as_bytes(),
+    );
+    let out = env.run(&["build", "twice.toml", "--out", "t"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("twice.toml:")
+            && err.contains(r#"group "3" is listed in train and in validation"#),
+        "{err}"
+    );
+    env.write(
+        "typo.toml",
+        text.replace(r#"test = ["7"]"#, r#"test = ["07"]"#)
+            .as_bytes(),
+    );
+    let out = env.ok(&["build", "typo.toml", "--out", "y"]);
+    assert!(
+        stderr(&out).contains(r#"split.assign.test lists group "07", which no item has"#),
+        "{}",
+        stderr(&out)
     );
 }
 

@@ -219,7 +219,7 @@ fn build_in(
     let mut catalog = build_catalog(r, sources, opts.threads, &|| reporter.cancelled())?;
     check_outputs(r, &catalog)?;
     let mut plan = make_plan(&r.recipe, &catalog)?;
-    warn_split_drift(&plan, &catalog, reporter);
+    warn_split_drift(&r.recipe, &plan, &catalog, reporter);
     if let Some((i, n)) = opts.shard {
         if n == 0 || i >= n {
             return Err(Error::Usage(format!("--shard {i}/{n}: need 0 <= I < N")));
@@ -944,7 +944,31 @@ fn report_boxes(rep: &boxes::BoxReport, reporter: &dyn Reporter) {
 
 /// A split that got a share of the items far from its ratio (few groups,
 /// tiny classes) is worth a warning: the user asked for something else.
-fn warn_split_drift(plan: &Plan, catalog: &Catalog, reporter: &dyn Reporter) {
+fn warn_split_drift(r: &recipe::Recipe, plan: &Plan, catalog: &Catalog, reporter: &dyn Reporter) {
+    // names in [split.assign] that no item's group has (a typo, or another
+    // case): their items would only show up as "not assigned"
+    if plan.method == recipe::SplitMethod::Explicit {
+        let have: std::collections::HashSet<&str> = catalog
+            .items
+            .iter()
+            .filter_map(|i| i.group.as_deref())
+            .collect();
+        for (split, groups) in &r.split.assign {
+            for g in groups.iter().filter(|g| !have.contains(g.as_str())) {
+                let like: Vec<&&str> = have
+                    .iter()
+                    .filter(|h| h.eq_ignore_ascii_case(g) || h.trim() == g.trim())
+                    .collect();
+                let hint = match like.first() {
+                    Some(h) => format!(" (did you mean {h:?}? groups are matched exactly)"),
+                    None => String::new(),
+                };
+                reporter.warn(&format!(
+                    "split.assign.{split} lists group {g:?}, which no item has{hint}"
+                ));
+            }
+        }
+    }
     if !plan.kept.is_empty() {
         let n: usize = plan.kept.values().sum();
         let shown: Vec<String> = plan
