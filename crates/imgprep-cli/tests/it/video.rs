@@ -204,13 +204,21 @@ fn every_frame_carries_its_own_number_and_label_across_chunks_and_b_frames() {
     let ranges = [("a", 0.0, 0.5), ("b", 0.5, 1.7), ("c", 2.0, 2.9)];
     env.write("l/s1.csv", ranges_csv(&ranges).as_bytes());
     env.write("l/s2.csv", ranges_csv(&ranges).as_bytes());
+    // ranges of a session whose recordings are not there: said (its
+    // classes would otherwise just be missing)
+    env.write("l/s3.csv", ranges_csv(&[("z", 0.0, 1.0)]).as_bytes());
     let r = recipe(
         &env,
         "v",
         "chunks = \"v/{subject}/*.mp4\"\nlabels = \"l/{subject}.csv\"\nunit = \"seconds\"",
         "[split]\nmethod = \"explicit\"\n[split.assign]\ntrain = [\"s1\"]\nvalidation = [\"s2\"]",
     );
-    env.ok(&["build", &r, "--out", "out"]);
+    let out = env.ok(&["build", &r, "--out", "out"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("ranges for 1 session(s) with no recordings") && err.contains("\"s3\""),
+        "{err}"
+    );
     let w = written(&env, "out");
     // every frame in a range, once, with its own number and the range's label
     let mut seen = std::collections::HashSet::new();

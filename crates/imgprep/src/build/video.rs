@@ -158,6 +158,30 @@ struct Walked {
     unreadable: Vec<(String, String)>,
 }
 
+/// The ranges files that `labels` (a path with a `{name}` part in its file
+/// name) would read for sessions not in `sessions`: (the pattern, the
+/// session names). `None` when the pattern's folder cannot be listed.
+fn ranges_files_without_sessions(
+    r: &LoadedRecipe,
+    labels: &str,
+    name: &str,
+    sessions: &BTreeMap<String, Vec<(String, PathBuf)>>,
+) -> Option<(String, Vec<String>)> {
+    let (dir, file) = labels.rsplit_once('/').unwrap_or((".", labels));
+    let (pre, post) = file.split_once(&format!("{{{name}}}"))?;
+    if dir.contains('{') || post.contains('{') {
+        return None;
+    }
+    let (names, _) = crate::files::list_files(&r.resolve(Path::new(dir))).ok()?;
+    let ids = names
+        .iter()
+        .filter_map(|f| f.strip_prefix(pre)?.strip_suffix(post))
+        .filter(|id| !id.is_empty() && !sessions.contains_key(*id))
+        .map(String::from)
+        .collect();
+    Some((r.resolve(Path::new(labels)).display().to_string(), ids))
+}
+
 /// Folders deeper than this under a pattern's base are not entered.
 const MAX_DEPTH: usize = 32;
 
@@ -458,6 +482,31 @@ pub fn read(
     }
     for files in sessions.values_mut() {
         files.sort_by(|a, b| crate::video::natural_cmp(&a.0, &b.0));
+    }
+    // ranges for sessions that have no recordings: said, not passed over
+    // (a missing folder of videos would otherwise just lose its classes)
+    let placeholder = pattern.placeholder.as_deref().unwrap_or("name");
+    let orphans = match (labels.as_deref(), label_kind, &json) {
+        (_, Some("activitynet"), Some((v, file))) => {
+            v.get("database").and_then(|d| d.as_object()).map(|db| {
+                let ids: Vec<&String> = db.keys().filter(|k| !sessions.contains_key(*k)).collect();
+                (
+                    file.display().to_string(),
+                    ids.into_iter().cloned().collect(),
+                )
+            })
+        }
+        (Some(l), Some("csv"), _) => ranges_files_without_sessions(r, l, placeholder, &sessions),
+        _ => None,
+    };
+    if let Some((file, ids)) = orphans.filter(|(_, ids): &(String, Vec<String>)| !ids.is_empty()) {
+        let mut text = format!(
+            "{file}: ranges for {} session(s) with no recordings under chunks = {chunks:?}, not \
+             used:",
+            ids.len()
+        );
+        crate::report::name_first(&mut text, ids.iter().map(|s| format!("{s:?}")), 5, "");
+        set.warnings.push(text);
     }
     // Frame tables, several chunks at a time.
     let all: Vec<&PathBuf> = sessions
