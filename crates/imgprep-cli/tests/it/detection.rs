@@ -1303,3 +1303,90 @@ fn unreadable_annotation_files_are_items_on_error_decides() {
         );
     }
 }
+
+/// Sample variants of a detection set keep their share of every class's
+/// objects in every split (they used to count each image under its first
+/// class only, so rarer classes thinned out or vanished), and `count`
+/// keeps that many images holding each class.
+#[test]
+fn sample_variants_keep_every_class() {
+    let env = TestEnv::new();
+    synth_voc(&env, "voc", 160, 64, 48);
+    let mut names: Vec<String> = std::fs::read_dir(env.path("voc/JPEGImages"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 160);
+    // every image holds "common"; one in four "mid", one in sixteen "rare"
+    let mut classes_of: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for (k, f) in names.iter().enumerate() {
+        let mut classes = vec!["common"];
+        if k % 4 == 0 {
+            classes.push("mid");
+        }
+        if k % 16 == 0 {
+            classes.push("rare");
+        }
+        let objects: String = classes
+            .iter()
+            .map(|c| format!("<object><name>{c}</name><bndbox><xmin>4</xmin><ymin>4</ymin><xmax>30</xmax><ymax>30</ymax></bndbox></object>"))
+            .collect();
+        let stem = f.trim_end_matches(".jpg");
+        env.write(
+            &format!("voc/Annotations/{stem}.xml"),
+            format!("<annotation><filename>{f}</filename><size><width>64</width><height>48</height></size>{objects}</annotation>").as_bytes(),
+        );
+        classes_of.insert(f.clone(), classes);
+    }
+    let r = recipe(
+        &env,
+        "v",
+        "type = \"voc\"\nroot = \"voc\"",
+        &["format = \"coco\""],
+        "[split]\nmethod = \"stratified\"\ntrain = 0.6\nvalidation = 0.2\ntest = 0.2\n\
+         [transform]\nencoding = \"passthrough\"\n\
+         [[variants]]\nname = \"complete\"\n[[variants]]\nname = \"half\"\nfraction = 0.5\n\
+         [[variants]]\nname = \"two\"\ncount = 2\n",
+    );
+    env.ok(&["build", &r, "--out", "o"]);
+    // objects of each class per (variant, split)
+    let items = String::from_utf8(env.read("o/items.csv")).unwrap();
+    let mut n: BTreeMap<(String, String, &str), usize> = BTreeMap::new();
+    let mut images: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for line in items.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (variant, split, item) = (f[0].to_string(), f[1].to_string(), f[3]);
+        *images.entry((variant.clone(), split.clone())).or_default() += 1;
+        for c in &classes_of[item] {
+            *n.entry((variant.clone(), split.clone(), c)).or_default() += 1;
+        }
+    }
+    let count = |v: &str, sp: &str, c: &str| {
+        n.get(&(v.to_string(), sp.to_string(), c))
+            .copied()
+            .unwrap_or(0)
+    };
+    for sp in ["train", "validation", "test"] {
+        for c in ["common", "mid", "rare"] {
+            let all = count("complete", sp, c);
+            assert!(all > 0, "{sp} {c}: none in the complete split");
+            let half = count("half", sp, c) as f64;
+            assert!(
+                (half - all as f64 / 2.0).abs() <= 1.0,
+                "half {sp} {c}: {half} of {all}"
+            );
+            assert!(
+                count("two", sp, c) >= 2.min(all),
+                "two {sp} {c}: {}",
+                count("two", sp, c)
+            );
+        }
+        // few more images than the rarest classes need
+        assert!(
+            images[&("two".to_string(), sp.to_string())] <= 6,
+            "two {sp}: {} images",
+            images[&("two".to_string(), sp.to_string())]
+        );
+    }
+}

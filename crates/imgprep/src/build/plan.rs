@@ -274,6 +274,162 @@ fn keep_source_splits(c: &Catalog) -> Result<(Splits, Vec<usize>)> {
     Ok((kept, pool))
 }
 
+/// The objects of catalog item `i` per class.
+fn objects_of(c: &Catalog, idx: &[usize]) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for &i in idx {
+        for o in c.items[i].annotation.iter().flat_map(|a| &a.objects) {
+            *m.entry(o.class.to_string()).or_default() += 1;
+        }
+    }
+    m
+}
+
+/// Iterative stratification (Sechidis et al., 2011) of `units` (an image,
+/// or every image of a group) into parts of the given `share`s (summing to
+/// 1): take the class with the fewest objects still to place; each unit
+/// holding it goes to the part that still wants the most of that class
+/// (then the most images; ties: the part listed first). Units in `rng`'s
+/// order. Returns each part's items in the order placed, and the units
+/// without objects, left to the caller.
+fn stratify_objects(
+    c: &Catalog,
+    units: impl IntoIterator<Item = Vec<usize>>,
+    share: &[f64],
+    mut rng: Rng,
+) -> (Vec<Vec<usize>>, Vec<Vec<usize>>) {
+    let mut total: BTreeMap<String, u64> = BTreeMap::new();
+    let mut with: Vec<(Vec<usize>, BTreeMap<String, u64>)> = Vec::new();
+    let mut background: Vec<Vec<usize>> = Vec::new();
+    for idx in units {
+        let m = objects_of(c, &idx);
+        if m.is_empty() {
+            background.push(idx);
+            continue;
+        }
+        for (k, v) in &m {
+            *total.entry(k.clone()).or_default() += v;
+        }
+        with.push((idx, m));
+    }
+    rng.shuffle(&mut with);
+    let images: usize = with.iter().map(|(idx, _)| idx.len()).sum();
+    let mut want: Vec<BTreeMap<String, f64>> = share
+        .iter()
+        .map(|&s| {
+            total
+                .iter()
+                .map(|(c, &t)| (c.clone(), s * t as f64))
+                .collect()
+        })
+        .collect();
+    let mut want_images: Vec<f64> = share.iter().map(|&s| s * images as f64).collect();
+    let mut left: BTreeMap<String, u64> = total.clone();
+    let mut placed = vec![false; with.len()];
+    let mut out: Vec<Vec<usize>> = vec![Vec::new(); share.len()];
+    while let Some(class) = left
+        .iter()
+        .filter(|(_, &n)| n > 0)
+        .min_by_key(|(c, &n)| (n, (*c).clone()))
+        .map(|(c, _)| c.clone())
+    {
+        for u in 0..with.len() {
+            if placed[u] || !with[u].1.contains_key(&class) {
+                continue;
+            }
+            let best = (0..share.len())
+                .max_by(|&a, &b| {
+                    let key = |k: usize| (want[k][&class], want_images[k]);
+                    let (ka, kb) = (key(a), key(b));
+                    ka.0.total_cmp(&kb.0)
+                        .then(ka.1.total_cmp(&kb.1))
+                        .then(b.cmp(&a))
+                })
+                .unwrap_or(0);
+            placed[u] = true;
+            let (idx, m) = &with[u];
+            for (c, &n) in m {
+                *want[best].get_mut(c).unwrap() -= n as f64;
+                *left.get_mut(c).unwrap() -= n;
+            }
+            want_images[best] -= idx.len() as f64;
+            out[best].extend(idx);
+        }
+    }
+    (out, background)
+}
+
+/// A detection variant's share of one split: by `fraction`, the images that
+/// keep that share of each class's objects (iterative stratification), and
+/// that share of the images without objects; by `count`, images taken in a
+/// seeded order for each class, rarest first, until that many images hold
+/// it (or the split has no more), and that many images without objects.
+fn sample_objects(
+    c: &Catalog,
+    idx: &[usize],
+    fraction: Option<f64>,
+    count: Option<usize>,
+    seed: u64,
+    scope: &str,
+) -> std::collections::HashSet<usize> {
+    let mut keep = std::collections::HashSet::new();
+    let mut background: Vec<usize> = Vec::new();
+    let n_background = |n: usize| match (fraction, count) {
+        (Some(f), _) => ((n as f64) * f).round() as usize,
+        (_, Some(k)) => k.min(n),
+        _ => n,
+    };
+    if let Some(f) = fraction {
+        let (placed, bg) = stratify_objects(
+            c,
+            idx.iter().map(|&i| vec![i]),
+            &[f, 1.0 - f],
+            Rng::new(seed, &format!("{scope}/objects")),
+        );
+        keep.extend(&placed[0]);
+        background = bg.into_iter().flatten().collect();
+    } else if let Some(n) = count {
+        let mut order: Vec<usize> = idx.to_vec();
+        Rng::new(seed, &format!("{scope}/objects")).shuffle(&mut order);
+        let classes: Vec<(usize, BTreeMap<String, u64>)> = order
+            .into_iter()
+            .map(|i| (i, objects_of(c, &[i])))
+            .collect();
+        let mut total: BTreeMap<&str, u64> = BTreeMap::new();
+        for (_, m) in &classes {
+            for (k, v) in m {
+                *total.entry(k.as_str()).or_default() += v;
+            }
+        }
+        let mut rarest: Vec<(&str, u64)> = total.into_iter().collect();
+        rarest.sort_by_key(|&(k, n)| (n, k));
+        for (class, _) in rarest {
+            let mut have = classes
+                .iter()
+                .filter(|(i, m)| keep.contains(i) && m.contains_key(class))
+                .count();
+            for (i, m) in &classes {
+                if have >= n {
+                    break;
+                }
+                if m.contains_key(class) && keep.insert(*i) {
+                    have += 1;
+                }
+            }
+        }
+        background = classes
+            .iter()
+            .filter(|(_, m)| m.is_empty())
+            .map(|(i, _)| *i)
+            .collect();
+    }
+    background.sort_unstable();
+    Rng::new(seed, &format!("{scope}/background")).shuffle(&mut background);
+    let k = n_background(background.len());
+    keep.extend(background.into_iter().take(k));
+    keep
+}
+
 /// Detection splits: whole images (or whole groups) go to the split that
 /// most needs the objects they hold, so every class, rare ones too, is
 /// spread by the ratios in object counts, and the image counts follow the
@@ -297,79 +453,17 @@ fn balance_objects(
         };
         units.entry(key).or_default().push(i);
     }
-    let objects_of = |idx: &[usize]| -> BTreeMap<String, u64> {
-        let mut m = BTreeMap::new();
-        for &i in idx {
-            for o in c.items[i].annotation.iter().flat_map(|a| &a.objects) {
-                *m.entry(o.class.to_string()).or_default() += 1;
-            }
-        }
-        m
-    };
-    let mut total: BTreeMap<String, u64> = BTreeMap::new();
-    let mut with: Vec<(Vec<usize>, BTreeMap<String, u64>)> = Vec::new();
-    let mut background: Vec<Vec<usize>> = Vec::new();
-    for idx in units.into_values() {
-        let m = objects_of(&idx);
-        if m.is_empty() {
-            background.push(idx);
-            continue;
-        }
-        for (k, v) in &m {
-            *total.entry(k.clone()).or_default() += v;
-        }
-        with.push((idx, m));
-    }
-    // Iterative stratification (Sechidis et al., 2011): take the class with
-    // the fewest objects still to place; each unit holding it goes to the
-    // split that still wants the most of that class (then the most images).
-    Rng::new(r.seed, "split/objects").shuffle(&mut with);
-    let images: usize = with.iter().map(|(idx, _)| idx.len()).sum();
-    let share = |k: usize| splits[k].1 / sum;
-    let mut want: Vec<BTreeMap<String, f64>> = (0..splits.len())
-        .map(|k| {
-            total
-                .iter()
-                .map(|(c, &t)| (c.clone(), share(k) * t as f64))
-                .collect()
-        })
-        .collect();
-    let mut want_images: Vec<f64> = (0..splits.len())
-        .map(|k| share(k) * images as f64)
-        .collect();
-    let mut left: BTreeMap<String, u64> = total.clone();
-    let mut placed = vec![false; with.len()];
+    let share: Vec<f64> = splits.iter().map(|(_, w)| w / sum).collect();
+    let (placed, mut background) = stratify_objects(
+        c,
+        units.into_values(),
+        &share,
+        Rng::new(r.seed, "split/objects"),
+    );
     let mut out: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    while let Some(class) = left
-        .iter()
-        .filter(|(_, &n)| n > 0)
-        .min_by_key(|(c, &n)| (n, (*c).clone()))
-        .map(|(c, _)| c.clone())
-    {
-        for u in 0..with.len() {
-            if placed[u] || !with[u].1.contains_key(&class) {
-                continue;
-            }
-            let best = (0..splits.len())
-                .max_by(|&a, &b| {
-                    let key = |k: usize| (want[k][&class], want_images[k]);
-                    let (ka, kb) = (key(a), key(b));
-                    ka.0.total_cmp(&kb.0)
-                        .then(ka.1.total_cmp(&kb.1))
-                        // ties: the split listed first (train, validation, test)
-                        .then(b.cmp(&a))
-                })
-                .unwrap_or(0);
-            placed[u] = true;
-            let (idx, m) = &with[u];
-            for (c, &n) in m {
-                *want[best].get_mut(c).unwrap() -= n as f64;
-                *left.get_mut(c).unwrap() -= n;
-            }
-            want_images[best] -= idx.len() as f64;
-            out.entry(splits[best].0.to_string())
-                .or_default()
-                .extend(idx);
+    for (k, idx) in placed.into_iter().enumerate() {
+        if !idx.is_empty() {
+            out.insert(splits[k].0.to_string(), idx);
         }
     }
     Rng::new(r.seed, "split/background").shuffle(&mut background);
@@ -473,6 +567,14 @@ pub fn make_plan(r: &Recipe, c: &Catalog) -> Result<Plan> {
                 .map(|(sp, idx)| {
                     if v.fraction.is_none() && v.count.is_none() {
                         return (sp.clone(), idx.clone());
+                    }
+                    if c.detection {
+                        let scope = format!("variant/{}/{sp}", v.name);
+                        let keep = sample_objects(c, idx, v.fraction, v.count, r.seed, &scope);
+                        return (
+                            sp.clone(),
+                            idx.iter().copied().filter(|i| keep.contains(i)).collect(),
+                        );
                     }
                     let mut by_class: BTreeMap<String, Vec<usize>> = BTreeMap::new();
                     for &i in idx {
