@@ -732,9 +732,12 @@ fn bad_boxes_are_counted_with_their_place_and_background_images_handled() {
         format!("<xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax>")
     };
     let xml = format!(
-        "<annotation><filename>bad.jpg</filename><size><width>100</width><height>80</height></size>\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n</annotation>",
+        "<annotation><filename>bad.jpg</filename><size><width>100</width><height>80</height></size>\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n</annotation>",
         obj("D00", &coords("10", "10", "50.5", "40")),
         obj("D00", &coords("10", "10", "50.5", "40")),
+        obj("D10", &coords("60", "60", "140", "79")),
+        // a duplicate that reaches past the edge too: counted as a
+        // duplicate only, not also as clipped
         obj("D10", &coords("60", "60", "140", "79")),
         obj("D10", &coords("30", "30", "20", "50")),
         obj("D20", &coords("nan", "1", "5", "5")),
@@ -775,7 +778,7 @@ fn bad_boxes_are_counted_with_their_place_and_background_images_handled() {
     let m = json(&env, "out/manifest.json");
     let b = &m["detection"]["boxes"];
     assert_eq!(
-        b["dropped"]["duplicate of another box of the same class"], 1,
+        b["dropped"]["duplicate of another box of the same class"], 2,
         "{b}"
     );
     assert_eq!(b["dropped"]["zero or negative width or height"], 2, "{b}");
@@ -1389,4 +1392,61 @@ fn sample_variants_keep_every_class() {
             images[&("two".to_string(), sp.to_string())]
         );
     }
+}
+
+/// A VOC `<part>` (head, hand) moves with the resize and the crop like its
+/// object's box (it used to keep the source's pixels), is left out when the
+/// crop cuts it away, and is written back as a `<part>` by the VOC output.
+#[test]
+fn parts_move_with_their_object() {
+    let env = TestEnv::new();
+    synth_voc(&env, "voc", 1, 300, 200);
+    let xml = "<annotation><filename>seg00_00000.jpg</filename><size><width>300</width><height>200</height></size>\
+        <object><name>person</name><bndbox><xmin>100</xmin><ymin>50</ymin><xmax>200</xmax><ymax>190</ymax></bndbox>\
+        <part><name>head</name><bndbox><xmin>120</xmin><ymin>50</ymin><xmax>160</xmax><ymax>90</ymax></bndbox></part>\
+        <part><name>hand</name><bndbox><xmin>10</xmin><ymin>100</ymin><xmax>30</xmax><ymax>120</ymax></bndbox></part>\
+        </object></annotation>";
+    for f in std::fs::read_dir(env.path("voc/Annotations")).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    env.write("voc/Annotations/seg00_00000.xml", xml.as_bytes());
+    // short side 100 after a centre crop to 200x200 from x = 50: x' = (x - 50) / 2
+    let r = recipe(
+        &env,
+        "p",
+        "type = \"voc\"\nroot = \"voc\"",
+        &["format = \"coco\"", "format = \"voc\""],
+        "[split]\nmethod = \"stratified\"\ntrain = 1.0\nvalidation = 0.0\n\
+         [transform]\nresize = 100\ncenter_crop = true\n",
+    );
+    env.ok(&["build", &r, "--out", "o"]);
+    let coco = json(&env, "o/complete/coco/annotations/train.json");
+    let a = &coco["annotations"][0];
+    assert_eq!(a["bbox"], serde_json::json!([25, 25, 50, 70]), "{a}");
+    assert_eq!(a["attributes"]["part:head"], "35,25,55,45", "{a}");
+    // the hand lay left of the crop
+    assert!(a["attributes"].get("part:hand").is_none(), "{a}");
+    let xml: Vec<std::path::PathBuf> = walkdir(&env.path("o/complete/voc"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "xml"))
+        .collect();
+    assert_eq!(xml.len(), 1, "{xml:?}");
+    let voc = std::fs::read_to_string(&xml[0]).unwrap();
+    assert!(
+        voc.contains("<part>\n      <name>head</name>\n      <bndbox>\n        <xmin>35</xmin>"),
+        "{voc}"
+    );
+}
+
+fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walkdir(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

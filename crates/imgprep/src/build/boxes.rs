@@ -399,6 +399,9 @@ pub(super) fn resolve(
                 note(why::CROWD, true, &mut rep);
                 continue;
             }
+            // what changed an object is counted once it is kept (a
+            // duplicate dropped after its clip counts as dropped only)
+            let mut changes: Vec<&str> = Vec::new();
             let mut b = o.bbox;
             if [b.xmin, b.ymin, b.xmax, b.ymax]
                 .iter()
@@ -416,7 +419,7 @@ pub(super) fn resolve(
                 };
             } else if turned {
                 b = orient_box(&b, sw, sh, geom.orientation);
-                note(why::TURNED, false, &mut rep);
+                changes.push(why::TURNED);
             }
             if b.xmax <= b.xmin || b.ymax <= b.ymin {
                 note(why::EMPTY, true, &mut rep);
@@ -426,18 +429,22 @@ pub(super) fn resolve(
             let inside = b.xmin >= -EPS && b.ymin >= -EPS && b.xmax <= w + EPS && b.ymax <= h + EPS;
             let c = clip(&b, w, h);
             if !inside {
-                if settings.outside == OutsidePolicy::Drop || c.xmax <= c.xmin || c.ymax <= c.ymin {
+                // float noise of relative coordinates (1.0000005) is
+                // clipped without a word, whatever the policy
+                let noise = ann.units == Units::Relative
+                    && b.xmin >= -1e-3 * w.max(1.0)
+                    && b.ymin >= -1e-3 * h.max(1.0)
+                    && b.xmax <= w * (1.0 + 1e-3)
+                    && b.ymax <= h * (1.0 + 1e-3);
+                if (settings.outside == OutsidePolicy::Drop && !noise)
+                    || c.xmax <= c.xmin
+                    || c.ymax <= c.ymin
+                {
                     note(why::OUTSIDE, true, &mut rep);
                     continue;
                 }
-                // float noise (1.0000005) is not worth a word
-                let noise = b.xmin >= -1e-3 * w.max(1.0)
-                    && b.ymin >= -1e-3 * h.max(1.0)
-                    && b.xmax <= w * (1.0 + 1e-3)
-                    && b.ymax <= h * (1.0 + 1e-3)
-                    && ann.units == Units::Relative;
                 if !noise {
-                    note(why::CLIPPED, false, &mut rep);
+                    changes.push(why::CLIPPED);
                 }
             }
             b = c;
@@ -451,7 +458,7 @@ pub(super) fn resolve(
                     note(why::CUT, true, &mut rep);
                     continue;
                 }
-                note(why::CUT_CLIPPED, false, &mut rep);
+                changes.push(why::CUT_CLIPPED);
             }
             if mc.xmax - mc.xmin < MIN_SIDE || mc.ymax - mc.ymin < MIN_SIDE {
                 note(why::EMPTY, true, &mut rep);
@@ -464,6 +471,23 @@ pub(super) fn resolve(
             if !seen.insert(key) {
                 note(why::DUPLICATE, true, &mut rep);
                 continue;
+            }
+            for what in changes {
+                note(what, false, &mut rep);
+            }
+            // a VOC <part>'s boxes (attribute `part:NAME`, pixels of the
+            // annotation's frame) go where the object's box goes; a part
+            // the crop cuts away is left out
+            if spec.is_some() || turned {
+                move_parts(&mut o.attrs, |p| {
+                    let p = if turned {
+                        orient_box(&p, sw, sh, geom.orientation)
+                    } else {
+                        p
+                    };
+                    let p = clip(&map.map_box(&clip(&p, w, h)), tw, th);
+                    (p.xmax > p.xmin && p.ymax > p.ymin).then_some(p)
+                });
             }
             o.bbox = mc;
             kept.push(o);
@@ -482,6 +506,42 @@ pub(super) fn resolve(
         item.labels = labels;
     }
     Ok(rep)
+}
+
+/// Moves the boxes of a VOC `<part>` (attribute `part:NAME` =
+/// `xmin,ymin,xmax,ymax`, `;` between several) with `f`; a part `f` gives
+/// no box for is left out, and a name with no part left is removed.
+fn move_parts(attrs: &mut crate::annotations::Attributes, f: impl Fn(BBox) -> Option<BBox>) {
+    let names: Vec<String> = attrs
+        .extra()
+        .keys()
+        .filter(|k| k.starts_with("part:"))
+        .cloned()
+        .collect();
+    for name in names {
+        let extra = attrs.extra_mut();
+        let moved: Vec<String> = extra[&name]
+            .split(';')
+            .filter_map(|v| {
+                let n: Vec<f64> = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+                let [xmin, ymin, xmax, ymax] = n[..] else {
+                    return None;
+                };
+                let b = f(BBox {
+                    xmin,
+                    ymin,
+                    xmax,
+                    ymax,
+                })?;
+                Some(format!("{},{},{},{}", b.xmin, b.ymin, b.xmax, b.ymax))
+            })
+            .collect();
+        if moved.is_empty() {
+            extra.remove(&name);
+        } else {
+            extra.insert(name, moved.join(";"));
+        }
+    }
 }
 
 fn clip(b: &BBox, w: f64, h: f64) -> BBox {

@@ -84,7 +84,7 @@ impl Format for Voc {
                      <truncated>{}</truncated>\n    <difficult>{}</difficult>\n    \
                      <occluded>{}</occluded>\n    <bndbox>\n      <xmin>{}</xmin>\n      \
                      <ymin>{}</ymin>\n      <xmax>{}</xmax>\n      <ymax>{}</ymax>\n    \
-                     </bndbox>\n  </object>\n",
+                     </bndbox>\n",
                     esc(&o.class),
                     esc(a.pose().unwrap_or("Unspecified")),
                     a.truncated as u8,
@@ -95,6 +95,26 @@ impl Format for Voc {
                     num(b.xmax),
                     num(b.ymax)
                 ));
+                // the person layout's parts, where the build moved them
+                for (k, v) in a.extra().iter().filter(|(k, _)| k.starts_with("part:")) {
+                    for part in v.split(';') {
+                        let n: Vec<f64> = part.split(',').filter_map(|x| x.parse().ok()).collect();
+                        if let [x0, y0, x1, y1] = n[..] {
+                            x.push_str(&format!(
+                                "    <part>\n      <name>{}</name>\n      <bndbox>\n        \
+                                 <xmin>{}</xmin>\n        <ymin>{}</ymin>\n        \
+                                 <xmax>{}</xmax>\n        <ymax>{}</ymax>\n      </bndbox>\n    \
+                                 </part>\n",
+                                esc(&k["part:".len()..]),
+                                num(x0),
+                                num(y0),
+                                num(x1),
+                                num(y1)
+                            ));
+                        }
+                    }
+                }
+                x.push_str("  </object>\n");
             }
             x.push_str("</annotation>\n");
             let rel = format!("{dir}/Annotations/{}", with_extension(&file, "xml"));
