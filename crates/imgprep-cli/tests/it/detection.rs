@@ -1450,3 +1450,51 @@ fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// COCO's `area` (a segment's) is kept through a re-encode and scaled with
+/// a resize (it became the box's area whenever the image was re-encoded);
+/// an object the crop cuts gets its box's area.
+#[test]
+fn coco_areas_follow_the_geometry_not_the_encoding() {
+    let env = TestEnv::new();
+    env.synth("img", 1, 1, 300, 200);
+    env.write(
+        "ann.json",
+        br#"{"images": [{"id": 1, "file_name": "class_0/img_00000.jpg", "width": 300, "height": 200}],
+             "annotations": [
+               {"id": 1, "image_id": 1, "category_id": 1, "bbox": [60, 10, 50, 40], "iscrowd": 0, "area": 1234.5},
+               {"id": 2, "image_id": 1, "category_id": 1, "bbox": [30, 10, 40, 40], "iscrowd": 0, "area": 999}],
+             "categories": [{"id": 1, "name": "pothole"}]}"#,
+    );
+    let src = "type = \"coco\"\nfile = \"ann.json\"\nimages = \"img\"";
+    let areas = |name: &str, transform: &str| -> Vec<f64> {
+        let r = recipe(&env, name, src, &["format = \"coco\""], transform);
+        env.ok(&["build", &r, "--out", name]);
+        let doc = json(
+            &env,
+            &format!("{name}/complete/coco/annotations/train.json"),
+        );
+        doc["annotations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["area"].as_f64().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        areas("pass", "[transform]\nencoding = \"passthrough\"\n"),
+        [1234.5, 999.0]
+    );
+    assert_eq!(areas("jpg", "[transform]\nquality = 90\n"), [1234.5, 999.0]);
+    // short side 200 -> 100: a quarter of the pixels
+    assert_eq!(
+        areas("half", "[transform]\nresize = 100\n"),
+        [308.625, 249.75]
+    );
+    // a centre crop (x from 50) cuts the second box: its box's area after
+    // the crop and the resize (x 50..70, y 10..50 -> 10 x 20)
+    assert_eq!(
+        areas("crop", "[transform]\nresize = 100\ncenter_crop = true\n"),
+        [308.625, 200.0]
+    );
+}

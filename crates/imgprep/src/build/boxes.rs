@@ -452,6 +452,14 @@ pub(super) fn resolve(
             let (tw, th) = (map.target.0 as f64, map.target.1 as f64);
             let m = map.map_box(&b);
             let mc = clip(&m, tw, th);
+            // a segment's area (COCO's `area`) scales with the resize; the
+            // area of a segment the crop cuts is not known: the box's is
+            // written then
+            if let Some(a) = o.attrs.area() {
+                let (_, _, cw, ch) = map.crop;
+                let scale = (tw / cw as f64) * (th / ch as f64);
+                o.attrs.set_area((mc == m).then_some(a * scale));
+            }
             if mc != m {
                 let visible = mc.xmax > mc.xmin && mc.ymax > mc.ymin;
                 if !visible || settings.outside == OutsidePolicy::Drop {

@@ -91,13 +91,9 @@ impl Format for Coco {
                 let image_id = i as u64 + 1;
                 for o in ctx.objects(i) {
                     let b = &o.bbox;
-                    // a segment's area from the source holds while the pixels
-                    // are the source's; after a resize or crop the box's area
-                    // is given
-                    let area = match (ctx.spec, o.attrs.area()) {
-                        (None, Some(a)) => a,
-                        _ => b.width() * b.height(),
-                    };
+                    // the source's segment area (scaled with the image), or
+                    // the box's
+                    let area = o.attrs.area().unwrap_or(b.width() * b.height());
                     let mut a = Map::new();
                     ann_id += 1;
                     a.insert("id".into(), json!(ann_id));

@@ -365,7 +365,7 @@ fn features(ctx: &Context, i: usize, o: &TfOptions) -> Result<(Example, Image)> 
             );
             ex.insert(
                 "image/object/area".into(),
-                floats(&|o| o.bbox.width() * o.bbox.height()),
+                floats(&|o| o.attrs.area().unwrap_or(o.bbox.width() * o.bbox.height())),
             );
             encoded
         }
