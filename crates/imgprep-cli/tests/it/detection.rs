@@ -1498,3 +1498,41 @@ fn coco_areas_follow_the_geometry_not_the_encoding() {
         [308.625, 200.0]
     );
 }
+
+/// `convert` and `init` on a detection tree say what it is and which source
+/// reads it (they made a classification set of its folders: one class,
+/// `JPEGImages`, for a VOC tree).
+#[test]
+fn convert_and_init_point_detection_trees_to_their_source() {
+    let env = TestEnv::new();
+    synth_voc(&env, "voc", 4, 64, 48);
+    for args in [
+        vec!["convert", "voc", "out", "--to", "recordio"],
+        vec!["init", "voc", "--output", "r.toml"],
+    ] {
+        let out = env.run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("looks like a detection dataset (Annotations/")
+                && err.contains("type = \"voc\""),
+            "{err}"
+        );
+        assert!(!env.path("out").exists() && !env.path("r.toml").exists());
+    }
+    // a YOLO tree and a COCO file are named too
+    env.synth("y/images/train", 1, 2, 16, 16);
+    env.write("y/labels/train/img_00000.txt", b"0 0.5 0.5 0.2 0.2\n");
+    let err = stderr(&env.run(&["convert", "y", "yo", "--to", "recordio"]));
+    assert!(err.contains("type = \"yolo\""), "{err}");
+    env.synth("c/images", 1, 2, 16, 16);
+    env.write(
+        "c/annotations/instances_train.json",
+        br#"{"images": [], "annotations": [], "categories": []}"#,
+    );
+    let err = stderr(&env.run(&["convert", "c", "co", "--to", "recordio"]));
+    assert!(
+        err.contains("annotations/instances_train.json") && err.contains("type = \"coco\""),
+        "{err}"
+    );
+}

@@ -928,6 +928,88 @@ fn metadata(
 /// TinyImageNet-like tree, and notes worth a warning. Refuses, with what to
 /// do instead, a folder whose images would all come out unlabelled (no
 /// class sub-folders) unless `unlabelled` says that is the point.
+/// The box source type a local folder's layout looks like, and what gives
+/// it away: Pascal VOC (`Annotations/*.xml`, or labelImg's XML beside the
+/// images), YOLO (`data.yaml`, or `labels/` beside `images/`), COCO (a JSON
+/// with `images` and `annotations`) or labelme (JSONs with `shapes`).
+pub fn detection_layout(dir: &Path) -> Option<(&'static str, String)> {
+    if crate::files::is_remote(dir) {
+        return None;
+    }
+    let files = |d: &Path| -> Vec<String> {
+        crate::files::list_files(d)
+            .map(|(names, _)| names)
+            .unwrap_or_default()
+    };
+    let with_ext = |names: &[String], ext: &str| {
+        names
+            .iter()
+            .find(|n| n.to_lowercase().ends_with(ext))
+            .cloned()
+    };
+    if let Some(x) = with_ext(&files(&dir.join("Annotations")), ".xml") {
+        return Some(("voc", format!("Annotations/{x}")));
+    }
+    if dir.join("data.yaml").is_file() {
+        return Some(("yolo", "data.yaml".into()));
+    }
+    // labels/ (or labels/SPLIT/) holding .txt files beside images/
+    let labels = dir.join("labels");
+    if dir.join("images").is_dir() && labels.is_dir() {
+        let mut folders = vec![labels.clone()];
+        if let Ok(rd) = std::fs::read_dir(&labels) {
+            folders.extend(
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .take(8),
+            );
+        }
+        if folders
+            .iter()
+            .any(|d| with_ext(&files(d), ".txt").is_some())
+        {
+            return Some(("yolo", "images/ and labels/*.txt".into()));
+        }
+    }
+    // JSONs at the top or in annotations/, XML beside images (labelImg)
+    let head = |p: &Path| -> String {
+        let mut buf = Vec::new();
+        let _ = std::fs::File::open(p).and_then(|f| {
+            std::io::Read::read_to_end(&mut std::io::Read::take(f, 1 << 20), &mut buf)
+        });
+        String::from_utf8_lossy(&buf).into_owned()
+    };
+    for sub in ["", "annotations"] {
+        let d = dir.join(sub);
+        for n in files(&d)
+            .iter()
+            .filter(|n| n.to_lowercase().ends_with(".json"))
+            .take(8)
+        {
+            let text = head(&d.join(n));
+            let shown = if sub.is_empty() {
+                n.clone()
+            } else {
+                format!("{sub}/{n}")
+            };
+            if text.contains("\"shapes\"") && text.contains("\"imagePath\"") {
+                return Some(("labelme", shown));
+            }
+            if text.contains("\"annotations\"") && text.contains("\"images\"") {
+                return Some(("coco", shown));
+            }
+        }
+    }
+    let top = files(dir);
+    if let Some(x) = with_ext(&top, ".xml") {
+        if head(&dir.join(&x)).contains("<bndbox>") {
+            return Some(("voc", x));
+        }
+    }
+    None
+}
+
 pub fn convert_layout(
     dir: &Path,
     exts: &[String],
@@ -944,6 +1026,17 @@ pub fn convert_layout(
                  from wnids.txt in its order, splits from the layout (train, validation, test unlabelled)"
             )],
         ));
+    }
+    if let Some((source, evidence)) = detection_layout(dir) {
+        return Err(Error::Usage(format!(
+            "{shown} looks like a detection dataset ({evidence}): its folders are not classes. \
+             Describe it in a recipe with a {source} source (README: Detection datasets), e.g. \
+             [[sources]] type = \"{source}\" {}",
+            match source {
+                "coco" => format!("file = \"{shown}/annotations/instances_train.json\" images = \"{shown}/images\""),
+                _ => format!("root = \"{shown}\""),
+            }
+        )));
     }
     let indexes = if s.indexes.is_empty() {
         String::new()
