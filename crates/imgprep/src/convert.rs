@@ -99,7 +99,7 @@ pub fn make_recipe(o: &ConvertOptions) -> Result<ConvertRecipe> {
     let chunks = if crate::files::is_remote(&root) {
         None
     } else {
-        crate::build::video::convert_pattern(&root)
+        crate::build::video::convert_pattern(&root)?
     };
     let video = match chunks {
         Some(chunks) => {
@@ -194,12 +194,20 @@ pub fn convert(
     let target = crate::build::publish::Target::for_out(&opts.out)?;
     // the recipe is kept in OUT by the build itself (under its lock, listed
     // in the manifest, sent along by a push)
-    let recipe = recipe::from_text(&made.text, &target.local.join(RECIPE_FILE))?;
+    let path = target.local.join(RECIPE_FILE);
+    let recipe = recipe::from_text(&made.text, &path)?;
     let opts = BuildOptions {
         extra_files: vec![(RECIPE_FILE.to_string(), made.text.clone().into_bytes())],
         ..opts.clone()
     };
-    build_to(&recipe, &opts, reporter, push_reporter)
+    // the recipe is in OUT only once built: an error names it as what it is
+    let named = path.display().to_string();
+    let rename = |m: String| m.replace(&named, "the recipe convert made");
+    build_to(&recipe, &opts, reporter, push_reporter).map_err(|e| match e {
+        Error::Usage(m) => Error::Usage(rename(m)),
+        Error::Problem(m) => Error::Problem(rename(m)),
+        e => e,
+    })
 }
 
 /// Relative to where the program runs, as every path it takes.

@@ -1009,6 +1009,77 @@ fn convert_takes_a_folder_of_recordings() {
     assert_eq!(split_of.len(), 3);
     let recipe = String::from_utf8(env.read("out/imgprep-convert.toml")).unwrap();
     assert!(recipe.contains("type = \"video\""), "{recipe}");
+    // a camera's upper-case .MP4 is a chunk like the others (it was left out
+    // without a word); recordings of two kinds are refused, not half taken
+    clip(&env, "rec/s3/b.MP4", 5, 10, 220, "", &[]);
+    env.ok(&[
+        "convert",
+        "rec",
+        "upper",
+        "--to",
+        "folders",
+        "--labels",
+        "labels/{session}.csv",
+        "--unit",
+        "seconds",
+    ]);
+    let m = manifest(&env, "upper");
+    assert_eq!(
+        m["video"]["chunks"].as_array().unwrap().len(),
+        4,
+        "{}",
+        m["video"]
+    );
+    std::fs::copy(env.path("rec/s1/a.mp4"), env.path("rec/s1/z.mov")).unwrap();
+    let out = env.run(&[
+        "convert",
+        "rec",
+        "mixed",
+        "--to",
+        "folders",
+        "--labels",
+        "labels/{session}.csv",
+        "--unit",
+        "seconds",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_stderr_has(&out, "more than one kind (1 .mov, 4 .mp4)");
+    // one file per session: `{session}` in --labels is filled in (the made
+    // pattern had no placeholder, and every build asked for labels/{session}.csv)
+    for (s, base) in [("s1", 0), ("s2", 100)] {
+        clip(&env, &format!("flat/{s}.mp4"), 20, 10, base, "", &[]);
+    }
+    let out = env.ok(&[
+        "convert",
+        "flat",
+        "flatout",
+        "--to",
+        "folders",
+        "--labels",
+        "labels/{session}.csv",
+        "--unit",
+        "seconds",
+    ]);
+    assert_eq!(written(&env, "flatout").len(), 2 * 15, "{}", stderr(&out));
+    // an error of the build names the recipe as convert's, not as a file in
+    // OUT that was never written
+    let out = env.run(&[
+        "convert",
+        "flat",
+        "bad",
+        "--to",
+        "folders",
+        "--labels",
+        "nolabels/{session}.csv",
+        "--unit",
+        "seconds",
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        !stderr(&out).contains("imgprep-convert.toml"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -109,6 +109,15 @@ fn compile_pattern(r: &LoadedRecipe, pattern: &str) -> Result<Pattern> {
             re.push_str(if last { ".*" } else { "(?:[^/]+/)*" });
             continue;
         }
+        // a literal extension at the end of the last part matches in any
+        // case (cameras write .MP4, .MOV)
+        let ext_at = part
+            .rfind('.')
+            .filter(|&i| last && !part[i..].contains(['*', '?', '{', '}']));
+        let (part, ext) = match ext_at {
+            Some(i) => (&part[..i], Some(&part[i..])),
+            None => (*part, None),
+        };
         let mut chars = part.chars();
         while let Some(c) = chars.next() {
             match c {
@@ -131,6 +140,12 @@ fn compile_pattern(r: &LoadedRecipe, pattern: &str) -> Result<Pattern> {
                     re.push_str("(?P<session>[^/]+)");
                 }
                 c => re.push_str(&regex::escape(&c.to_string())),
+            }
+        }
+        for c in ext.unwrap_or("").chars() {
+            match (c.to_ascii_lowercase(), c.to_ascii_uppercase()) {
+                (l, u) if l != u => re.push_str(&format!("[{l}{u}]")),
+                _ => re.push_str(&regex::escape(&c.to_string())),
             }
         }
         if !last {
@@ -156,6 +171,21 @@ fn compile_pattern(r: &LoadedRecipe, pattern: &str) -> Result<Pattern> {
 struct Walked {
     files: Vec<(String, PathBuf, Option<String>)>,
     unreadable: Vec<(String, String)>,
+}
+
+/// The `{...}` name in a ranges file pattern that a session's name fills:
+/// the chunks pattern's, or (when every file is a session of its own, and
+/// the chunks pattern has none) the one the labels pattern has.
+fn labels_placeholder<'a>(pattern: &'a Pattern, labels: &'a str) -> &'a str {
+    if let Some(p) = pattern.placeholder.as_deref() {
+        return p;
+    }
+    labels
+        .split_once('{')
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .map(|(name, _)| name)
+        .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_alphanumeric() || c == '_'))
+        .unwrap_or("name")
 }
 
 /// The ranges files that `labels` (a path with a `{name}` part in its file
@@ -485,7 +515,9 @@ pub fn read(
     }
     // ranges for sessions that have no recordings: said, not passed over
     // (a missing folder of videos would otherwise just lose its classes)
-    let placeholder = pattern.placeholder.as_deref().unwrap_or("name");
+    let placeholder = labels
+        .as_deref()
+        .map_or("name", |l| labels_placeholder(&pattern, l));
     let orphans = match (labels.as_deref(), label_kind, &json) {
         (_, Some("activitynet"), Some((v, file))) => {
             v.get("database").and_then(|d| d.as_object()).map(|db| {
@@ -674,7 +706,7 @@ pub fn read(
                     })?
             }
             (Some(l), _) => {
-                let name = pattern.placeholder.as_deref().unwrap_or("name");
+                let name = labels_placeholder(&pattern, l);
                 let file = r.resolve(Path::new(&l.replace(&format!("{{{name}}}"), session)));
                 if !file.is_file() {
                     return Err(Error::Usage(format!(
@@ -1125,7 +1157,7 @@ pub const VIDEO_EXTS: &[&str] = &[
 /// is one. Recordings in sub-folders make one session per sub-folder
 /// (`DIR/{session}/*.EXT`); recordings directly in it are a session each
 /// (`DIR/*.EXT`). EXT is the most common video extension found.
-pub fn convert_pattern(dir: &Path) -> Option<String> {
+pub fn convert_pattern(dir: &Path) -> Result<Option<String>> {
     let ext_of = |p: &Path| {
         p.extension()
             .map(|e| e.to_string_lossy().to_lowercase())
@@ -1133,7 +1165,10 @@ pub fn convert_pattern(dir: &Path) -> Option<String> {
     };
     let mut top: BTreeMap<String, usize> = BTreeMap::new();
     let mut nested: BTreeMap<String, usize> = BTreeMap::new();
-    for e in std::fs::read_dir(dir).ok()?.flatten() {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Ok(None);
+    };
+    for e in rd.flatten() {
         let p = e.path();
         if p.is_dir() {
             for f in std::fs::read_dir(&p).into_iter().flatten().flatten() {
@@ -1145,12 +1180,27 @@ pub fn convert_pattern(dir: &Path) -> Option<String> {
             *top.entry(x).or_default() += 1;
         }
     }
-    let most =
-        |m: &BTreeMap<String, usize>| m.iter().max_by_key(|(_, n)| **n).map(|(e, _)| e.clone());
     let base = dir.to_string_lossy().trim_end_matches('/').to_string();
-    if let Some(x) = most(&nested) {
-        Some(format!("{base}/{{session}}/*.{x}"))
+    // a folder per session (its files joined), or a file per session
+    let (kinds, form): (_, fn(&str) -> String) = if !nested.is_empty() {
+        (nested, |x| format!("{{session}}/*.{x}"))
     } else {
-        most(&top).map(|x| format!("{base}/*.{x}"))
+        (top, |x| format!("{{session}}.{x}"))
+    };
+    match kinds.len() {
+        0 => Ok(None),
+        1 => {
+            let x = kinds.keys().next().expect("one");
+            Ok(Some(format!("{base}/{}", form(x))))
+        }
+        _ => Err(Error::Usage(format!(
+            "{base}: recordings of more than one kind ({}): convert takes one kind of file per \
+             folder; write a recipe with a video source whose chunks pattern names the files",
+            kinds
+                .iter()
+                .map(|(x, n)| format!("{n} .{x}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
     }
 }
