@@ -38,6 +38,18 @@ fn malformed_lst_line_names_file_and_line() {
     );
     env.write("p.lst", b"0\tclass_0/img_00000.jpg\n");
     assert!(one_line_error(&env.run(&["im2rec", "p", "imgs"])).contains("p.lst:1:"));
+    // one index on two lines: the .idx would hold it twice (im2rec.py packs
+    // it, and a reader by index finds one of the two records)
+    env.write(
+        "p.lst",
+        b"0\t1\tclass_0/img_00000.jpg\n5\t0\tclass_0/img_00000.jpg\n0\t2\tclass_0/img_00000.jpg\n",
+    );
+    let err = one_line_error(&env.run(&["im2rec", "p", "imgs"]));
+    assert!(
+        err.contains("p.lst:3:") && err.contains("index 0 is also on line 1"),
+        "{err}"
+    );
+    assert!(!env.path("p.rec").exists());
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! `imgprep im2rec`: lists, packing, determinism, bad input.
 
-use crate::env::{patch_jpeg_dims, shared_data, stderr, stdout, TestEnv};
+use crate::env::{assert_stderr_has, patch_jpeg_dims, shared_data, stderr, stdout, TestEnv};
 use recordio::{ImageRecord, Labels, RecordReader};
 
 /// (id, labels, image bytes) of every record, in file order.
@@ -146,6 +146,17 @@ fn pack_label_stores_every_label() {
     // without --pack-label only the first label is kept
     env.ok(&["im2rec", "m", "imgs"]);
     assert_eq!(records(&env, "m.rec")[0].1, Labels::Scalar(1.0));
+    // packed labels of two widths: said (a reader takes one label_width)
+    let out = env.ok(&["im2rec", "m", "imgs", "--pack-label"]);
+    assert_stderr_has(&out, "lines have 1 to 3 labels (line 2: 1, line 1: 3)");
+    // a detection list's widths differ by design: not said
+    env.write(
+        "d.lst",
+        b"0\t2\t5\t1\t0.1\t0.1\t0.5\t0.5\tclass_0/img_00000.jpg\n\
+          1\t2\t5\t1\t0.1\t0.1\t0.5\t0.5\t0\t0.2\t0.2\t0.4\t0.4\tclass_0/img_00001.jpg\n",
+    );
+    let out = env.ok(&["im2rec", "d", "imgs", "--pack-label"]);
+    assert!(!stderr(&out).contains("labels (line"), "{}", stderr(&out));
 }
 
 #[test]

@@ -129,15 +129,69 @@ impl LstReader {
 }
 
 /// Checks a whole `.lst` before anything is written; returns its entry count.
+/// An index on two lines is refused, naming both: the `.idx` would hold it
+/// twice, and a reader by index would find only one of the two records.
 pub fn validate_list(path: &Path) -> Result<ListStats> {
     let mut r = LstReader::open(path)?;
     let mut s = ListStats::default();
+    // 8 bytes a line, for the duplicate check
+    let mut ids: Vec<u64> = Vec::new();
     while let Some((line, e)) = r.next_entry()? {
         s.entries += 1;
-        if e.labels.len() > 1 {
+        ids.push(e.index);
+        let n = e.labels.len();
+        // a detection list's line: header width A, object width B, then A - 2
+        // more header values and whole objects (widths differ by design)
+        let detection = match e.labels[..] {
+            [a, b, ..] => {
+                a.fract() == 0.0
+                    && b.fract() == 0.0
+                    && a >= 2.0
+                    && b >= 5.0
+                    && n >= a as usize
+                    && (n - a as usize) % b as usize == 0
+            }
+            _ => false,
+        };
+        s.detection_lines += u64::from(detection);
+        if n > 1 {
             s.multi_label_lines += 1;
-            s.first_multi_label.get_or_insert((line, e.labels.len()));
+            s.first_multi_label.get_or_insert((line, n));
         }
+        match s.label_widths {
+            None => s.label_widths = Some(((line, n), (line, n))),
+            Some((ref mut lo, ref mut hi)) => {
+                if n < lo.1 {
+                    *lo = (line, n);
+                }
+                if n > hi.1 {
+                    *hi = (line, n);
+                }
+            }
+        }
+    }
+    ids.sort_unstable();
+    if let Some(dup) = ids.windows(2).find(|w| w[0] == w[1]).map(|w| w[0]) {
+        drop(ids);
+        let mut r = LstReader::open(path)?;
+        let mut lines = Vec::new();
+        while let Some((line, e)) = r.next_entry()? {
+            if e.index == dup {
+                lines.push(line);
+                if lines.len() == 2 {
+                    break;
+                }
+            }
+        }
+        return Err(Error::Line {
+            path: path.to_path_buf(),
+            line: lines[1],
+            message: format!(
+                "index {dup} is also on line {}: each line needs its own index (the .idx \
+                 would list it twice, and a reader by index would find only one of the records)",
+                lines[0]
+            ),
+        });
     }
     Ok(s)
 }
@@ -150,6 +204,11 @@ pub struct ListStats {
     pub multi_label_lines: u64,
     /// The first of them: line number and label count.
     pub first_multi_label: Option<(usize, usize)>,
+    /// The fewest and the most label columns, each with the first line
+    /// that has them.
+    pub label_widths: Option<((usize, usize), (usize, usize))>,
+    /// Lines shaped as a detection list's (`A B header... objects...`).
+    pub detection_lines: u64,
 }
 
 /// Output of one worker for one list entry.

@@ -60,6 +60,21 @@ pub fn pack_prefix(
                 stats.entries
             ));
         }
+        // packed labels of several widths: a reader takes one label_width
+        match stats.label_widths {
+            Some(((l0, n0), (l1, n1)))
+                if opts.pack_label && n0 != n1 && stats.detection_lines < stats.entries =>
+            {
+                reporter.warn(&format!(
+                    "{}: lines have {n0} to {n1} labels (line {l0}: {n0}, line {l1}: {n1}); \
+                     --pack-label stores each line's own, but ImageRecordIter reads one \
+                     label_width and stops at a record of another. Pad the lists to one width \
+                     (e.g. with -1)",
+                    shown(remote.as_ref(), l).display(),
+                ));
+            }
+            _ => {}
+        }
     }
     let mut summaries = Vec::new();
     for l in &lists {
