@@ -149,7 +149,7 @@ pub fn validate_list(path: &Path) -> Result<ListStats> {
                     && a >= 2.0
                     && b >= 5.0
                     && n >= a as usize
-                    && (n - a as usize) % b as usize == 0
+                    && (n - a as usize).is_multiple_of(b as usize)
             }
             _ => false,
         };
