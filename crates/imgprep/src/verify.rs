@@ -198,9 +198,12 @@ pub fn verify_rec_files(
     if crate::files::is_file(&lst) {
         let mut r = LstReader::open(&lst)?;
         let mut wanted: HashMap<u64, Vec<f64>> = HashMap::new();
+        // (index, line, path) in list order, to name the lines without a record
+        let mut lines: Vec<(u64, usize, String)> = Vec::new();
         let mut n = 0u64;
         while let Some((line, e)) = r.next_entry()? {
             n += 1;
+            lines.push((e.index, line, e.path.clone()));
             if wanted.insert(e.index, e.labels).is_some() {
                 report.problem(format!(
                     "{}:{line}: index {} is listed more than once",
@@ -211,12 +214,32 @@ pub fn verify_rec_files(
         }
         report.lst_entries = Some(n);
         if n != report.records {
-            report.problem(format!(
+            let have: std::collections::HashSet<u64> = seen.iter().map(|(_, id, _)| *id).collect();
+            let missing: Vec<&(u64, usize, String)> = lines
+                .iter()
+                .filter(|(id, _, _)| !have.contains(id))
+                .collect();
+            let mut text = format!(
                 "{} has {n} entries but {} has {} records",
                 lst.display(),
                 rec.display(),
                 report.records
-            ));
+            );
+            if !missing.is_empty() {
+                let shown: Vec<String> = missing
+                    .iter()
+                    .take(5)
+                    .map(|(id, line, path)| format!("line {line} (index {id}, {path})"))
+                    .collect();
+                text.push_str(&format!(
+                    "; {} lines have no record (images skipped when packing, if im2rec said \
+                     so): {}{}",
+                    missing.len(),
+                    shown.join(", "),
+                    if missing.len() > 5 { ", ..." } else { "" }
+                ));
+            }
+            report.problem(text);
         }
         for (_, id, labels) in &seen {
             match wanted.get(id) {

@@ -261,6 +261,14 @@ fn bad_images_are_skipped_with_reasons_and_counted() {
     assert_eq!(summary[0]["images"], 2);
     assert_eq!(summary[0]["skipped"], 6);
     assert_eq!(summary[0]["skip_reasons"]["too-large"], 1);
+    // verify names the list lines that have no record
+    let out = env.run(&["verify", "b"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        text.contains("6 lines have no record") && text.contains("line 1 (index 0, bad/bomb.jpg)"),
+        "{text}"
+    );
     // --strict turns skips into exit 1, still writing the good records
     let out = env.run(&["im2rec", "b", "imgs", "--strict", "-q"]);
     assert_eq!(out.status.code(), Some(1));
