@@ -768,11 +768,13 @@ fn broken_and_stuck_videos_are_reported_not_hung_on() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert_stderr_has(&out, "apt-get install ffmpeg");
-    // a decoder that stops answering is stopped after the stall time
+    // a decoder that stops answering is stopped after the stall time, with
+    // what it started (a wrapper script's child held the pipes, and the
+    // build waited for it)
     let fake = env.path("fake-ffmpeg");
     env.write(
         "fake-ffmpeg",
-        b"#!/bin/sh\ncase \"$1\" in -version) echo 'ffmpeg version 5.1.9 fake';; *) exec sleep 60;; esac\n",
+        b"#!/bin/sh\ncase \"$1\" in -version) echo 'ffmpeg version 5.1.9 fake';; *) sleep 60;; esac\n",
     );
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();

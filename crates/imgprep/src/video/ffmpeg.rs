@@ -264,6 +264,20 @@ impl Finished {
     }
 }
 
+/// Kills `child` and every process of its group (it leads one: see
+/// [`run_with`]).
+fn kill_group(child: &mut Child) {
+    #[cfg(unix)]
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: kill(2) with a negative pid signals that process group;
+        // it touches no memory of ours
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+    let _ = child.kill();
+}
+
 /// Runs `cmd`, hands its stdout to `read`, keeps the last stderr lines
 /// (and gives every stderr line to `on_err`), and kills it when neither
 /// stream moves for `stall`.
@@ -285,6 +299,10 @@ where
     })
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
+    // its own process group, so that stopping it stops whatever it started
+    // (a wrapper script's ffmpeg would keep the pipes open, and the wait)
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(cmd, 0);
     let mut child: Child = cmd
         .spawn()
         .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
@@ -314,8 +332,13 @@ where
                     std::thread::sleep(Duration::from_millis(100));
                     let idle = start.elapsed().as_millis() as u64 - last.load(Ordering::Relaxed);
                     if idle > stall.as_millis() as u64 {
-                        stalled.store(true, Ordering::Relaxed);
-                        let _ = child.lock().unwrap().kill();
+                        // (under the lock, and not once the child is reaped:
+                        // its group id could be another's by then)
+                        let mut c = child.lock().unwrap();
+                        if !done.load(Ordering::Relaxed) {
+                            stalled.store(true, Ordering::Relaxed);
+                            kill_group(&mut c);
+                        }
                         return;
                     }
                 }
@@ -355,23 +378,20 @@ where
         let read_result = read(&mut counting);
         // whatever it still writes is not wanted (and must not block it)
         if read_result.is_err() {
-            let _ = child.lock().unwrap().kill();
+            kill_group(&mut child.lock().unwrap());
         }
         let _ = std::io::copy(&mut out, &mut std::io::sink());
         let tail = err_thread.join().unwrap_or_default();
         let status = loop {
             // the watchdog may hold the lock for a moment
-            if let Some(st) = child
-                .lock()
-                .unwrap()
-                .try_wait()
-                .map_err(|e| e.to_string())?
-            {
+            let mut c = child.lock().unwrap();
+            if let Some(st) = c.try_wait().map_err(|e| e.to_string())? {
+                done.store(true, Ordering::Relaxed);
                 break st;
             }
+            drop(c);
             std::thread::sleep(Duration::from_millis(5));
         };
-        done.store(true, Ordering::Relaxed);
         let _ = watchdog.join();
         read_result?;
         Ok(Finished {
