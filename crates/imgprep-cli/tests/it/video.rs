@@ -513,6 +513,43 @@ fn chunks_joined_across_a_gap_follow_the_chosen_timeline() {
     ));
     let m = manifest(&env, "concat");
     assert!(m["video"]["chunks"][0]["tail_gap"].as_f64().unwrap() > 0.3);
+    // a file whose video starts 0.2 s after its audio: "video" time counts
+    // from the first frame, a player from the file's start; said
+    std::fs::create_dir_all(env.path("lead/rec")).unwrap();
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-itsoffset", "0.2", "-i"])
+        .arg(env.path("v/rec/c1.mp4"))
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=2.2",
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+        ])
+        .args(["-c:v", "copy", "-c:a", "aac"])
+        .arg(env.path("lead/rec/a.mp4"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let src = "chunks = \"lead/{s}/*.mp4\"\nlabels = \"l/{s}.csv\"\nunit = \"seconds\"";
+    let r = recipe(&env, "lead", src, "");
+    let out = env.ok(&["build", &r, "--out", "lead-out"]);
+    assert_stderr_has(&out, "its video starts 0.2");
+    let r = recipe(
+        &env,
+        "lead2",
+        &format!("{src}\ntime_reference = \"concat\""),
+        "",
+    );
+    let out = env.ok(&["build", &r, "--out", "lead-concat"]);
+    assert!(
+        !stderr(&out).contains("its video starts"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

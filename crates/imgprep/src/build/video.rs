@@ -660,6 +660,23 @@ pub fn read(
             offset += step;
         }
         let chunks_of = &set.chunks[first_chunk..];
+        // a lead-in: the file starts before its video (audio first); in
+        // "video" time the ranges count from the first frame, in a player's
+        // from the file's start
+        if *time_reference == TimeReference::Video {
+            for c in chunks_of {
+                let lead = c.table.lead_in();
+                if lead > (c.table.frame_interval() / 2.0).max(0.001) {
+                    set.warnings.push(format!(
+                        "{}: its video starts {lead:.3} s after the file does (audio first?); with \
+                         time_reference = \"video\" time 0 is its first video frame, so ranges read \
+                         off a player that counts from the file's start are {lead:.3} s late: set \
+                         time_reference = \"concat\" to count from the file's start",
+                        c.path.display()
+                    ));
+                }
+            }
+        }
         // gaps at joins: the file runs on past its video
         for c in &chunks_of[..chunks_of.len().saturating_sub(1)] {
             let half = c.table.frame_interval() / 2.0;
