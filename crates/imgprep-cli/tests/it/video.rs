@@ -1435,3 +1435,50 @@ fn many_empty_ranges_are_counted_not_each_printed() {
     assert!(said <= 20, "{said} lines: {err}");
     assert_stderr_has(&out, "and 480 more warnings");
 }
+
+/// An AVI whose index counts frames dropped while recording (empty chunks)
+/// is whole: its frames are read, not refused as cut short. A file that is
+/// cut short still is (see above).
+#[test]
+fn an_avi_with_dropped_frames_is_not_cut_short() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.path("v/s")).unwrap();
+    let st = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=160x120:r=25:d=3",
+        ])
+        .args([
+            "-vf",
+            "select='not(between(n,20,29))'",
+            "-fps_mode",
+            "passthrough",
+        ])
+        .args(["-c:v", "mpeg4"])
+        .arg(env.path("v/s/gap.avi"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let r = recipe(
+        &env,
+        "gap",
+        "chunks = \"v/{s}/*.avi\"",
+        "[labels]\nunlabelled = true",
+    );
+    let out = env.ok(&["build", &r, "--out", "o"]);
+    let m = manifest(&env, "o");
+    assert_eq!(
+        m["video"]["chunks"][0]["frames"],
+        65,
+        "{}\n{}",
+        m["video"],
+        stderr(&out)
+    );
+}

@@ -559,12 +559,27 @@ impl Decoder for Ffmpeg {
         if pts.is_empty() {
             return Err("the video stream has no frames".into());
         }
-        if let Some(n) = info.nb_frames.filter(|&n| n > packets) {
-            return Err(format!(
-                "the file is cut short: its index lists {n} frames, only {packets} are there"
-            ));
-        }
         pts.sort_unstable();
+        if let Some(n) = info.nb_frames.filter(|&n| n > packets) {
+            // fewer packets than the header counts: cut short, unless the
+            // timestamps still span that many frame steps (an AVI's empty
+            // chunks for frames dropped while recording are holes, not frames)
+            let mut steps: Vec<i64> = pts
+                .windows(2)
+                .map(|w| w[1] - w[0])
+                .filter(|&d| d > 0)
+                .collect();
+            steps.sort_unstable();
+            let span = match steps.get(steps.len() / 2) {
+                Some(&step) => ((pts[pts.len() - 1] - pts[0]) / step) as u64 + 1,
+                None => packets,
+            };
+            if span < n {
+                return Err(format!(
+                    "the file is cut short: its index lists {n} frames, only {packets} are there"
+                ));
+            }
+        }
         if let Some(w) = pts.windows(2).find(|w| w[0] == w[1]) {
             return Err(format!(
                 "two frames share the timestamp {} (time base {}/{}): their order is not defined",
