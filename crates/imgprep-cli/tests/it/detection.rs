@@ -601,6 +601,25 @@ fn round_trips_through_coco_and_yolo_keep_every_box() {
         pass,
     );
     env.ok(&["build", &d, "--out", "d"]);
+    // YOLO -> YOLO keeps the ultralytics layout: images/train/NAME and
+    // labels/train/NAME.txt (the tree's own images/train/ was nested in it)
+    let y = recipe(
+        &env,
+        "y2",
+        "type = \"yolo\"\nroot = \"a/complete/yolo\"",
+        &["format = \"yolo\""],
+        pass,
+    );
+    env.ok(&["build", &y, "--out", "y2"]);
+    let labels: Vec<String> = std::fs::read_dir(env.path("y2/complete/yolo/labels/train"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        !labels.is_empty() && labels.iter().all(|f| f.ends_with(".txt")),
+        "{labels:?}"
+    );
+    assert!(!env.path("y2/complete/yolo/images/train/images").exists());
     let e = recipe(
         &env,
         "e",

@@ -36,6 +36,19 @@ pub fn label_path(image: &str) -> String {
     with_extension(&parts.join("/"), "txt")
 }
 
+/// An item's path under `images/{split}/`: its output path, less a YOLO
+/// tree's own `images/` and split folder (`images/train/a.jpg` is `a.jpg`,
+/// not `images/train/images/train/a.jpg`, which only ultralytics finds).
+fn file_in_split(out_rel: &str) -> &str {
+    let Some(rest) = out_rel.strip_prefix("images/") else {
+        return out_rel;
+    };
+    match rest.split_once('/') {
+        Some(("train" | "val" | "valid" | "validation" | "test", file)) => file,
+        _ => rest,
+    }
+}
+
 /// The folder and data.yaml key of a split (`validation` is `val` there).
 fn key(split: &str) -> &str {
     match split {
@@ -48,7 +61,7 @@ impl Format for Yolo {
     /// The output path without its extension: the image and its label file
     /// share it.
     fn item_name(&self, out_rel: &str, _class: &str) -> Option<String> {
-        Some(super::without_extension(out_rel).to_string())
+        Some(super::without_extension(file_in_split(out_rel)).to_string())
     }
 
     fn name(&self) -> String {
@@ -70,7 +83,8 @@ impl Format for Yolo {
         let dir = format!("{variant}/yolo");
         for &i in items {
             let item = &ctx.catalog.items[i];
-            let file = ctx.out_rel(item);
+            let out_rel = ctx.out_rel(item);
+            let file = file_in_split(&out_rel);
             let rel = format!("{dir}/images/{split}/{file}");
             sink.image(ctx, i, &rel)?;
             let info = ctx.info(i);
@@ -132,6 +146,10 @@ mod tests {
             label_path("images/train/images/val/a.jpg"),
             "images/train/labels/val/a.txt"
         );
+        assert_eq!(file_in_split("images/train/a.jpg"), "a.jpg");
+        assert_eq!(file_in_split("images/val/x/a.jpg"), "x/a.jpg");
+        assert_eq!(file_in_split("images/a.jpg"), "a.jpg");
+        assert_eq!(file_in_split("class_0/a.jpg"), "class_0/a.jpg");
         assert_eq!(frac(0.5), "0.5");
         assert_eq!(frac(1.0 / 3.0), "0.333333333");
         assert_eq!(frac(0.0), "0");
