@@ -1058,9 +1058,30 @@ fn exif_orientation_turns_boxes_drawn_on_the_stored_pixels() {
         &["format = \"coco\""],
         "",
     );
+    // a question for a setting (exit 2), whatever on_error says: skipping
+    // would drop every such image
     let out = env.run(&["build", &r, "--out", "out-s"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert_stderr_has(&out, "boxes.exif_frame");
+    env.write(
+        "s1.toml",
+        b"name = \"s1\"\non_error = \"skip\"\n[[sources]]\ntype = \"voc\"\nroot = \"sq\"\n\
+          [[outputs]]\nformat = \"coco\"\n",
+    );
+    let out = env.run(&["build", "s1.toml", "--out", "out-s1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_stderr_has(&out, "boxes.exif_frame");
+    // a missing root is a usage error, as for other sources
+    let r = recipe(
+        &env,
+        "gone",
+        "type = \"voc\"\nroot = \"nowhere\"",
+        &["format = \"coco\""],
+        "",
+    );
+    let out = env.run(&["build", &r, "--out", "out-g"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_stderr_has(&out, "nowhere: is not a folder");
     let r = recipe(
         &env,
         "s2",

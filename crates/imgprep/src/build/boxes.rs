@@ -52,6 +52,17 @@ fn local(r: &LoadedRecipe, p: &std::path::Path, what: &str) -> Result<std::path:
     Ok(p)
 }
 
+/// A source's folder or file that is not there is a usage error (exit 2),
+/// as a missing ROOT is for every other source.
+fn present(p: std::path::PathBuf, folder: bool) -> Result<std::path::PathBuf> {
+    let ok = if folder { p.is_dir() } else { p.is_file() };
+    if !ok {
+        let what = if folder { "a folder" } else { "a file" };
+        return Err(Error::Usage(format!("{}: is not {what}", p.display())));
+    }
+    Ok(p)
+}
+
 /// Reads one detection source into items (one per annotated image).
 pub fn read(
     r: &LoadedRecipe,
@@ -69,16 +80,19 @@ pub fn read(
             group,
         } => {
             if b.voc_origin.is_some_and(|o| o != *voc_origin) {
-                return Err(Error::Usage(
-                    "two voc sources with different voc_origin settings".into(),
-                ));
+                return Err(Error::Usage(format!(
+                    "{}: two voc sources with different voc_origin settings: one convention \
+                     for all of them",
+                    r.path.display()
+                )));
             }
             b.voc_origin = Some(*voc_origin);
             let opts = annotations::voc::VocOptions {
                 one_based: *voc_origin == VocOrigin::OneBased,
             };
             (
-                annotations::voc::read_layout(&local(r, root, "voc")?, &opts).map_err(perr)?,
+                annotations::voc::read_layout(&present(local(r, root, "voc")?, true)?, &opts)
+                    .map_err(perr)?,
                 split,
                 group,
             )
@@ -89,18 +103,22 @@ pub fn read(
             split,
             group,
         } => (
-            annotations::coco::read(&local(r, file, "coco")?, &local(r, images, "coco")?)
-                .map_err(perr)?,
+            annotations::coco::read(
+                &present(local(r, file, "coco")?, false)?,
+                &present(local(r, images, "coco")?, true)?,
+            )
+            .map_err(perr)?,
             split,
             group,
         ),
         SourceSpec::Yolo { root, split, group } => (
-            annotations::yolo::read(&local(r, root, "yolo")?).map_err(perr)?,
+            annotations::yolo::read(&present(local(r, root, "yolo")?, true)?).map_err(perr)?,
             split,
             group,
         ),
         SourceSpec::Labelme { root, split, group } => (
-            annotations::labelme::read(&local(r, root, "labelme")?).map_err(perr)?,
+            annotations::labelme::read(&present(local(r, root, "labelme")?, true)?)
+                .map_err(perr)?,
             split,
             group,
         ),
@@ -346,7 +364,13 @@ pub(super) fn resolve(
         // which picture the boxes are on
         let turned = match frame(ann, &geom, spec.is_none(), settings.exif_frame) {
             Ok(t) => t,
-            Err(why) => {
+            Err(Unsure::Ask(why)) => {
+                return Err(Error::Usage(format!(
+                    "{}: {} ({why})",
+                    ann.origin, item.rel
+                )))
+            }
+            Err(Unsure::Bad(why)) => {
                 if on_error == OnError::Fail {
                     return Err(Error::Problem(format!(
                         "{}: {} ({why})",
@@ -564,22 +588,30 @@ fn clip(b: &BBox, w: f64, h: f64) -> BBox {
 /// Whether the boxes were drawn on the stored pixels and must be turned
 /// with the EXIF orientation (`Ok(true)`), are on the upright image
 /// (`Ok(false)`), or the item cannot be used (`Err`, the reason).
+/// Why an item's boxes cannot be placed: bad input (an error under
+/// `on_error = "fail"`, else a counted skip), or a question only a setting
+/// answers (always an error: skipping would drop every such image).
+enum Unsure {
+    Bad(String),
+    Ask(String),
+}
+
 fn frame(
     ann: &ImageAnnotation,
     geom: &crate::image::SourceGeometry,
     pass_through: bool,
     setting: Option<ExifFrame>,
-) -> std::result::Result<bool, String> {
+) -> std::result::Result<bool, Unsure> {
     let upright = (geom.width, geom.height);
     let stored = geom.stored();
     let oriented = geom.orientation > 1 && geom.orientation <= 8;
     if oriented && pass_through {
-        return Err(format!(
+        return Err(Unsure::Bad(format!(
             "EXIF orientation {} in an image that is passed through: readers disagree on \
              whether to turn it (OpenCV does, TensorFlow does not), so its boxes would be wrong \
              for some; set transform.encoding = \"jpg\" to store it upright",
             geom.orientation
-        ));
+        )));
     }
     let declared = ann.declared_size;
     if ann.units == Units::Relative {
@@ -591,36 +623,36 @@ fn frame(
             if d == upright {
                 Ok(false)
             } else {
-                Err(format!(
+                Err(Unsure::Bad(format!(
                     "the annotation says the image is {}x{}, the file is {}x{}",
                     d.0, d.1, upright.0, upright.1
-                ))
+                )))
             }
         }
         Some(d) if d == upright && d != stored => Ok(false),
         Some(d) if d == stored && d != upright => Ok(true),
         Some(d) if d == stored => match setting {
             Some(f) => Ok(f == ExifFrame::Stored),
-            None => Err(format!(
+            None => Err(Unsure::Ask(format!(
                 "EXIF orientation {} and the declared size {}x{} fit both the stored and the \
                  upright picture: set boxes.exif_frame = \"upright\" or \"stored\" to say which \
                  one the boxes were drawn on",
                 geom.orientation, d.0, d.1
-            )),
+            ))),
         },
-        Some(d) => Err(format!(
+        Some(d) => Err(Unsure::Bad(format!(
             "the annotation says the image is {}x{}, the file is {}x{} (EXIF orientation {}: \
              {}x{} as stored)",
             d.0, d.1, upright.0, upright.1, geom.orientation, stored.0, stored.1
-        )),
+        ))),
         None if !oriented => Ok(false),
         None => match setting {
             Some(f) => Ok(f == ExifFrame::Stored),
-            None => Err(format!(
+            None => Err(Unsure::Ask(format!(
                 "EXIF orientation {} and no declared size: set boxes.exif_frame = \"upright\" \
                  or \"stored\" to say which picture the boxes were drawn on",
                 geom.orientation
-            )),
+            ))),
         },
     }
 }
