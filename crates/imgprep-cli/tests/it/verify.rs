@@ -142,11 +142,18 @@ fn an_undecodable_record_is_one_problem_not_an_idx_one() {
 fn an_id_listed_twice_is_a_problem() {
     let env = TestEnv::new();
     env.synth("imgs", 1, 2, 32, 24);
+    // (im2rec refuses such a list: the files are made from two packs)
+    env.write("a.lst", b"1\t0\tclass_0/img_00000.jpg\n");
+    env.write("b.lst", b"1\t0\tclass_0/img_00001.jpg\n");
+    env.ok(&["im2rec", "a", "imgs"]);
+    env.ok(&["im2rec", "b", "imgs"]);
+    let (a, b) = (env.read("a.rec"), env.read("b.rec"));
+    env.write("d.rec", &[a.clone(), b].concat());
+    env.write("d.idx", format!("1\t0\n1\t{}\n", a.len()).as_bytes());
     env.write(
         "d.lst",
         b"1\t0\tclass_0/img_00000.jpg\n1\t0\tclass_0/img_00001.jpg\n",
     );
-    env.ok(&["im2rec", "d", "imgs"]);
     let (code, v) = verify_json(&env);
     assert_eq!(code, Some(1), "{v}");
     let text = v["first_problems"].to_string();
