@@ -272,6 +272,29 @@ pub struct Assignment {
 /// frame that is not on a boundary comes this close to one.
 pub const ON_BOUNDARY: f64 = 1e-6;
 
+/// Whether a range ends more than a frame past the session's last frame
+/// (a wrong unit, or ranges made on a longer recording).
+fn past_end(r: &Range, f: &SessionFrames) -> bool {
+    let n = f.times.len();
+    match f.unit {
+        Unit::Frames => r.end - f.frame_base as f64 >= n as f64,
+        Unit::Seconds | Unit::Milliseconds => {
+            let k = if f.unit == Unit::Milliseconds {
+                1000.0
+            } else {
+                1.0
+            };
+            let (first, last) = (f.times[0], f.times[n - 1]);
+            let step = if n > 1 {
+                (last - first) / (n - 1) as f64
+            } else {
+                0.0
+            };
+            r.end / k > last + step + ON_BOUNDARY
+        }
+    }
+}
+
 /// Frame span `[lo, hi)` a range covers.
 fn span(r: &Range, f: &SessionFrames) -> (usize, usize) {
     let n = f.times.len();
@@ -377,6 +400,15 @@ pub fn assign(
                 "{}: the range {} to {}{unit_name} holds no frame (the session has {n} frames, \
                  the last at {last_time:.3} s)",
                 r.origin, r.start, r.end
+            ));
+        } else if past_end(r, frames) {
+            a.warnings.push(format!(
+                "{}: the range {} to {}{unit_name} runs past the session's end (it has {n} \
+                 frames, the last at {last_time:.3} s): its {} frames up to the end are taken",
+                r.origin,
+                r.start,
+                r.end,
+                hi - lo
             ));
         }
         for (f, o) in owner.iter_mut().enumerate().take(hi).skip(lo) {
@@ -656,6 +688,27 @@ mod tests {
             ]
         );
         assert_eq!(a.covered, vec![3, 3]);
+    }
+
+    #[test]
+    fn a_range_past_the_end_is_said() {
+        let t = times(10, 10.0); // 0.0 .. 0.9
+        let f = sf(&t, Unit::Seconds, 0);
+        // ends one frame after the last: fine
+        let a = plain(&[r("a", 0.0, 1.0, 2)], &f).unwrap();
+        assert!(a.warnings.is_empty(), "{:?}", a.warnings);
+        let a = plain(&[r("a", 0.5, 9.0, 2)], &f).unwrap();
+        assert_eq!(a.covered, [5]);
+        assert!(a.warnings[0].contains("l.csv:2") && a.warnings[0].contains("runs past"));
+        let f = sf(&t, Unit::Frames, 1);
+        assert!(plain(&[r("a", 1.0, 10.0, 2)], &f)
+            .unwrap()
+            .warnings
+            .is_empty());
+        assert!(!plain(&[r("a", 1.0, 11.0, 2)], &f)
+            .unwrap()
+            .warnings
+            .is_empty());
     }
 
     /// A frame exactly on a boundary belongs to the later range, however the
