@@ -1481,4 +1481,13 @@ fn an_avi_with_dropped_frames_is_not_cut_short() {
         m["video"],
         stderr(&out)
     );
+    // frames of one recording spread over the splits: said
+    let r = recipe(
+        &env,
+        "strat",
+        "chunks = \"v/{s}/*.avi\"",
+        "[labels]\nunlabelled = true\n[split]\nmethod = \"stratified\"\ntrain = 0.8\nvalidation = 0.2",
+    );
+    let out = env.ok(&["build", &r, "--out", "st"]);
+    assert_stderr_has(&out, "neighbouring frames are near copies");
 }

@@ -969,6 +969,17 @@ fn warn_split_drift(r: &recipe::Recipe, plan: &Plan, catalog: &Catalog, reporter
             }
         }
     }
+    // frames of one recording in several splits: neighbours are near
+    // copies of each other, so evaluation would be optimistic
+    if plan.method == recipe::SplitMethod::Stratified
+        && catalog.items.iter().any(|i| i.frame.is_some())
+    {
+        reporter.warn(
+            "split.method = \"stratified\" divides the frames of each recording among the splits: \
+             neighbouring frames are near copies, so validation scores will be optimistic. \
+             method = \"group\" keeps each session (its group) in one split",
+        );
+    }
     if !plan.kept.is_empty() {
         let n: usize = plan.kept.values().sum();
         let shown: Vec<String> = plan

@@ -148,6 +148,13 @@ pub fn read_csv(path: &Path, unit: Unit) -> Result<Vec<Range>, String> {
             cols = (l, s, e);
             continue;
         }
+        let need = cols.0.max(cols.1).max(cols.2) + 1;
+        if rec.len() < need {
+            return Err(format!(
+                "{at}: {} column(s), {need} needed (label, start, end)",
+                rec.len()
+            ));
+        }
         let label = cell(cols.0);
         if label.is_empty() {
             return Err(format!("{at}: the label is empty"));
@@ -887,6 +894,10 @@ mod tests {
             e.contains("r.csv:2: start \"1:2:3:4\" is not a number"),
             "{e}"
         );
+        // a row short of a column says so (it said the end "" was no number)
+        std::fs::write(&p, "label,start,end\na,1,2\nb,3\n").unwrap();
+        let e = read_csv(&p, Unit::Seconds).unwrap_err();
+        assert!(e.contains("r.csv:3: 2 column(s), 3 needed"), "{e}");
     }
 
     #[test]
