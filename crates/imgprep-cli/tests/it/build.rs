@@ -447,6 +447,18 @@ encoding = "passthrough"
         assert_eq!(bad["reason"], "the name is not UTF-8", "{skipped}");
         assert!(stderr(&out).contains("not UTF-8"), "{}", stderr(&out));
     }
+    // a class id with no folder of images: named with the file that lists it
+    let mut wnids = String::from_utf8(env.read("tiny/wnids.txt")).unwrap();
+    wnids.push_str("\nn09999999\n");
+    env.write("tiny/wnids.txt", wnids.as_bytes());
+    let out = env.run(&["build", "tiny.toml", "--out", "o"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no such folder for class \"n09999999\", which")
+            && stderr(&out).contains("wnids.txt lists"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// Multi-label lists for SageMaker: given multi-label lists, packed, with num_classes from the data.

@@ -837,6 +837,13 @@ fn metadata(
         if let Some(pattern) = &s.folders {
             for id in &ids {
                 let dir = at(root, pattern.replace("{class}", id));
+                if !crate::files::is_remote(&dir) && !dir.is_dir() {
+                    return Err(Error::Usage(format!(
+                        "{}: no such folder for class {id:?}, which {} lists (folders = {pattern:?})",
+                        dir.display(),
+                        class_ids.display()
+                    )));
+                }
                 for f in image_files(&dir, skips)? {
                     let path = at(&dir, &f);
                     out.push(Item {
