@@ -41,6 +41,18 @@ fn recursive_list_labels_folders_in_sorted_walk_order() {
     assert_eq!(lines[1], "1\t1.000000\tclass_0/img_00000.jpg");
     assert_eq!(lines[5], "5\t3.000000\tclass_1/deeper/x.png");
     assert_eq!(lines.len(), 8);
+    // extensions without their dot match nothing (as in im2rec.py): said
+    let out = env.run(&[
+        "im2rec",
+        "data/none",
+        "data",
+        "--list",
+        "--recursive",
+        "--exts",
+        "jpg",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--exts .jpg"), "{}", stderr(&out));
 }
 
 #[test]

@@ -300,6 +300,19 @@ pub fn make_lists(opts: &ListOptions) -> Result<ListSummary> {
         return Err(Error::Usage("--chunks must be at least 1".into()));
     }
     let listing = list_images(&opts.root, &opts.exts, opts.recursive)?;
+    // im2rec.py compares with the dot: `--exts jpg` lists nothing, said
+    let dotless: Vec<&String> = opts.exts.iter().filter(|e| !e.starts_with('.')).collect();
+    if listing.items.is_empty() && !dotless.is_empty() {
+        return Err(Error::Usage(format!(
+            "--exts {}: no file matched; extensions are compared with their dot (--exts .{})",
+            dotless
+                .iter()
+                .map(|e| e.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            dotless[0]
+        )));
+    }
     let mut summary = ListSummary {
         files: Vec::new(),
         classes: listing.classes,
