@@ -123,11 +123,21 @@ pub struct Im2recArgs {
     /// Number of chunks.
     #[arg(long, default_value_t = 1, help_heading = "Making lists")]
     pub chunks: usize,
-    /// Ratio of images to use for training.
-    #[arg(long, default_value_t = 1.0, help_heading = "Making lists")]
+    /// Ratio of images to use for training (0 to 1).
+    #[arg(
+        long,
+        default_value_t = 1.0,
+        allow_negative_numbers = true,
+        help_heading = "Making lists"
+    )]
     pub train_ratio: f64,
-    /// Ratio of images to use for testing.
-    #[arg(long, default_value_t = 0.0, help_heading = "Making lists")]
+    /// Ratio of images to use for testing (0 to 1; with --train-ratio at most 1).
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        allow_negative_numbers = true,
+        help_heading = "Making lists"
+    )]
     pub test_ratio: f64,
     /// Walk sub-folders; each folder holding images gets the next label.
     #[arg(long, help_heading = "Making lists")]

@@ -82,6 +82,32 @@ fn ratios_and_chunks_split_like_im2rec() {
         // chunk of 10: test 2, train 6, val the rest
         assert_eq!((count("test"), count("train"), count("val")), (2, 6, 2));
     }
+    // shares out of 0..1, or over 1 together, are refused (im2rec.py
+    // writes other shares than asked); a negative one is read as a number
+    for (train, test) in [("-0.5", "0"), ("1.5", "0"), ("0.8", "0.5")] {
+        let out = env.run(&[
+            "im2rec",
+            "bad",
+            "imgs",
+            "--list",
+            "--recursive",
+            "--train-ratio",
+            train,
+            "--test-ratio",
+            test,
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{train} {test}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("each is a share from 0 to 1"),
+            "{}",
+            stderr(&out)
+        );
+    }
 }
 
 #[test]

@@ -299,6 +299,15 @@ pub fn make_lists(opts: &ListOptions) -> Result<ListSummary> {
     if opts.chunks == 0 {
         return Err(Error::Usage("--chunks must be at least 1".into()));
     }
+    // shares of the images: im2rec.py slices past the list with others and
+    // quietly writes other shares than asked
+    let (tr, te) = (opts.train_ratio, opts.test_ratio);
+    if !(0.0..=1.0).contains(&tr) || !(0.0..=1.0).contains(&te) || tr + te > 1.0 + 1e-9 {
+        return Err(Error::Usage(format!(
+            "--train-ratio {tr} and --test-ratio {te}: each is a share from 0 to 1, and \
+             together at most 1 (the rest is validation)"
+        )));
+    }
     let listing = list_images(&opts.root, &opts.exts, opts.recursive)?;
     // im2rec.py compares with the dot: `--exts jpg` lists nothing, said
     let dotless: Vec<&String> = opts.exts.iter().filter(|e| !e.starts_with('.')).collect();
