@@ -1435,10 +1435,11 @@ fn many_empty_ranges_are_counted_not_each_printed() {
 }
 
 /// An AVI whose index counts frames dropped while recording (empty chunks)
-/// is whole: its frames are read, not refused as cut short. A file that is
-/// cut short still is (see above).
+/// is whole: its frames are read, not refused as cut short (a file that is
+/// cut short still is, see above). Stratified splits of its frames are
+/// warned about; a raw H.264 stream is refused with a way to read it.
 #[test]
-fn an_avi_with_dropped_frames_is_not_cut_short() {
+fn dropped_frame_avis_are_read_and_raw_streams_refused_with_a_way_out() {
     if !have_ffmpeg() {
         return;
     }
@@ -1481,4 +1482,28 @@ fn an_avi_with_dropped_frames_is_not_cut_short() {
     );
     let out = env.ok(&["build", &r, "--out", "st"]);
     assert_stderr_has(&out, "neighbouring frames are near copies");
+    // a raw H.264 stream has no timestamps: refused, saying how to make a
+    // file that is read
+    std::fs::create_dir_all(env.path("raw/s")).unwrap();
+    let raw = env.path("raw/s/a.h264");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=160x120:r=25:d=1",
+        "-c:v",
+        "libx264",
+        "-f",
+        "h264",
+        raw.to_str().unwrap(),
+    ]);
+    let r = recipe(
+        &env,
+        "raw",
+        "chunks = \"raw/{s}/*.h264\"",
+        "[labels]\nunlabelled = true",
+    );
+    let out = env.run(&["build", &r, "--out", "rawout"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert_stderr_has(&out, "encode it into a container at its frame rate first");
 }

@@ -553,7 +553,10 @@ impl Decoder for Ffmpeg {
         }
         if let Some(no) = bad {
             return Err(format!(
-                "packet {no} of the video stream has no timestamp, so frames cannot be placed in time"
+                "packet {no} of the video stream has no timestamp, so frames cannot be placed in \
+                 time (a raw stream such as .h264 has none; encode it into a container at its \
+                 frame rate first, e.g. ffmpeg -framerate 25 -i x.h264 -crf 12 x.mp4: a copy \
+                 with -c copy keeps no B-frame order and is refused)"
             ));
         }
         if pts.is_empty() {
