@@ -327,6 +327,31 @@ fn is_cvat_attributes(n: Node) -> bool {
         .all(|c| c.has_tag_name("attribute"))
 }
 
+/// The attribute key prefix of a `<part>`'s boxes: `part:NAME`.
+pub const PART: &str = "part:";
+
+/// A `part:NAME` attribute's boxes (`xmin,ymin,xmax,ymax`, `;` between
+/// several); a piece that is not four numbers is passed over.
+pub fn part_boxes(value: &str) -> impl Iterator<Item = BBox> + '_ {
+    value.split(';').filter_map(|v| {
+        let n: Vec<f64> = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+        match n[..] {
+            [xmin, ymin, xmax, ymax] => Some(BBox {
+                xmin,
+                ymin,
+                xmax,
+                ymax,
+            }),
+            _ => None,
+        }
+    })
+}
+
+/// One box as a `part:NAME` attribute holds it.
+pub fn part_value(b: &BBox) -> String {
+    format!("{},{},{},{}", b.xmin, b.ymin, b.xmax, b.ymax)
+}
+
 /// A `<part>` (VOC person layout: head, hand, foot) is kept with its
 /// object as `part:NAME = xmin,ymin,xmax,ymax` (`;` between several parts
 /// of one name), never as an object of its own.
@@ -344,10 +369,10 @@ fn read_part(
     match (name.is_empty(), b) {
         (false, Some(Ok(b))) => {
             quirks.add("<part> kept as attribute", at(part));
-            let v = format!("{},{},{},{}", b.xmin, b.ymin, b.xmax, b.ymax);
+            let v = part_value(&b);
             attrs
                 .extra_mut()
-                .entry(format!("part:{name}"))
+                .entry(format!("{PART}{name}"))
                 .and_modify(|e| {
                     e.push(';');
                     e.push_str(&v);

@@ -540,33 +540,21 @@ pub(super) fn resolve(
     Ok(rep)
 }
 
-/// Moves the boxes of a VOC `<part>` (attribute `part:NAME` =
-/// `xmin,ymin,xmax,ymax`, `;` between several) with `f`; a part `f` gives
-/// no box for is left out, and a name with no part left is removed.
+/// Moves the boxes of a VOC `<part>` (attribute `part:NAME`) with `f`; a
+/// part `f` gives no box for is left out, and a name with no part left is
+/// removed.
 fn move_parts(attrs: &mut crate::annotations::Attributes, f: impl Fn(BBox) -> Option<BBox>) {
+    use crate::annotations::voc::{part_boxes, part_value, PART};
     let names: Vec<String> = attrs
         .extra()
         .keys()
-        .filter(|k| k.starts_with("part:"))
+        .filter(|k| k.starts_with(PART))
         .cloned()
         .collect();
     for name in names {
         let extra = attrs.extra_mut();
-        let moved: Vec<String> = extra[&name]
-            .split(';')
-            .filter_map(|v| {
-                let n: Vec<f64> = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
-                let [xmin, ymin, xmax, ymax] = n[..] else {
-                    return None;
-                };
-                let b = f(BBox {
-                    xmin,
-                    ymin,
-                    xmax,
-                    ymax,
-                })?;
-                Some(format!("{},{},{},{}", b.xmin, b.ymin, b.xmax, b.ymax))
-            })
+        let moved: Vec<String> = part_boxes(&extra[&name])
+            .filter_map(|b| f(b).map(|b| part_value(&b)))
             .collect();
         if moved.is_empty() {
             extra.remove(&name);
@@ -585,9 +573,6 @@ fn clip(b: &BBox, w: f64, h: f64) -> BBox {
     }
 }
 
-/// Whether the boxes were drawn on the stored pixels and must be turned
-/// with the EXIF orientation (`Ok(true)`), are on the upright image
-/// (`Ok(false)`), or the item cannot be used (`Err`, the reason).
 /// Why an item's boxes cannot be placed: bad input (an error under
 /// `on_error = "fail"`, else a counted skip), or a question only a setting
 /// answers (always an error: skipping would drop every such image).
@@ -596,6 +581,9 @@ enum Unsure {
     Ask(String),
 }
 
+/// Whether the boxes were drawn on the stored pixels and must be turned
+/// with the EXIF orientation (`Ok(true)`), are on the upright image
+/// (`Ok(false)`), or the item cannot be used (`Err`, why).
 fn frame(
     ann: &ImageAnnotation,
     geom: &crate::image::SourceGeometry,

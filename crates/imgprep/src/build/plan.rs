@@ -274,7 +274,7 @@ fn keep_source_splits(c: &Catalog) -> Result<(Splits, Vec<usize>)> {
     Ok((kept, pool))
 }
 
-/// The objects of catalog item `i` per class.
+/// The objects of the catalog items `idx`, counted per class.
 fn objects_of(c: &Catalog, idx: &[usize]) -> BTreeMap<String, u64> {
     let mut m = BTreeMap::new();
     for &i in idx {

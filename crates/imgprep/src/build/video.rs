@@ -521,11 +521,8 @@ pub fn read(
     let orphans = match (labels.as_deref(), label_kind, &json) {
         (_, Some("activitynet"), Some((v, file))) => {
             v.get("database").and_then(|d| d.as_object()).map(|db| {
-                let ids: Vec<&String> = db.keys().filter(|k| !sessions.contains_key(*k)).collect();
-                (
-                    file.display().to_string(),
-                    ids.into_iter().cloned().collect(),
-                )
+                let ids = db.keys().filter(|k| !sessions.contains_key(*k)).cloned();
+                (file.display().to_string(), ids.collect())
             })
         }
         (Some(l), Some("csv"), _) => ranges_files_without_sessions(r, l, placeholder, &sessions),

@@ -96,22 +96,23 @@ impl Format for Voc {
                     num(b.ymax)
                 ));
                 // the person layout's parts, where the build moved them
-                for (k, v) in a.extra().iter().filter(|(k, _)| k.starts_with("part:")) {
-                    for part in v.split(';') {
-                        let n: Vec<f64> = part.split(',').filter_map(|x| x.parse().ok()).collect();
-                        if let [x0, y0, x1, y1] = n[..] {
-                            x.push_str(&format!(
-                                "    <part>\n      <name>{}</name>\n      <bndbox>\n        \
-                                 <xmin>{}</xmin>\n        <ymin>{}</ymin>\n        \
-                                 <xmax>{}</xmax>\n        <ymax>{}</ymax>\n      </bndbox>\n    \
-                                 </part>\n",
-                                esc(&k["part:".len()..]),
-                                num(x0),
-                                num(y0),
-                                num(x1),
-                                num(y1)
-                            ));
-                        }
+                use crate::annotations::voc::{part_boxes, PART};
+                for (k, v) in a.extra() {
+                    let Some(name) = k.strip_prefix(PART) else {
+                        continue;
+                    };
+                    for p in part_boxes(v) {
+                        x.push_str(&format!(
+                            "    <part>\n      <name>{}</name>\n      <bndbox>\n        \
+                             <xmin>{}</xmin>\n        <ymin>{}</ymin>\n        \
+                             <xmax>{}</xmax>\n        <ymax>{}</ymax>\n      </bndbox>\n    \
+                             </part>\n",
+                            esc(name),
+                            num(p.xmin),
+                            num(p.ymin),
+                            num(p.xmax),
+                            num(p.ymax)
+                        ));
                     }
                 }
                 x.push_str("  </object>\n");
