@@ -1,6 +1,6 @@
 //! `imgprep build`, `init`, `merge` and `verify OUT` on the seed stories' layouts.
 
-use crate::env::{stderr, TestEnv};
+use crate::env::{stderr, stdout, TestEnv};
 use recordio::{ImageRecord, Labels, RecordReader};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -1530,4 +1530,83 @@ fn shards_that_skipped_an_item_merge_like_one_build() {
     assert_eq!(tree(&env.path("merged")), tree(&env.path("one")));
     let m = manifest(&env, "one");
     assert_eq!(m["skipped"].as_array().unwrap().len(), 1, "{m}");
+}
+
+/// Each shard's outputs give a class the id the whole dataset gives it,
+/// also when the shard holds only some of the classes (its records, its
+/// `.lst` lines and its manifest's class map), so shards agree with each
+/// other and with one build.
+#[test]
+fn shards_give_every_class_the_whole_datasets_id() {
+    let env = TestEnv::new();
+    env.synth("p", 6, 2, 32, 32);
+    env.write(
+        "r.toml",
+        b"name = \"s\"\n[[sources]]\ntype = \"folders\"\nroot = \"p\"\n[[outputs]]\nformat = \"recordio\"\n",
+    );
+    env.ok(&["build", "r.toml", "--out", "one"]);
+    let one = manifest(&env, "one");
+    // items.csv: item -> (record id, label ids)
+    let ids = |out: &str| -> BTreeMap<String, (String, String)> {
+        let csv = String::from_utf8(env.read(&format!("{out}/items.csv"))).unwrap();
+        let mut lines = csv.lines();
+        let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let col = |n: &str| head.iter().position(|h| *h == n).unwrap();
+        let (id, item, label_ids) = (col("id"), col("item"), col("label_ids"));
+        lines
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (
+                    f[item].to_string(),
+                    (f[id].to_string(), f[label_ids].to_string()),
+                )
+            })
+            .collect()
+    };
+    let whole = ids("one");
+    let mut seen = 0;
+    for i in 0..3 {
+        let out = format!("s{i}");
+        env.ok(&[
+            "build",
+            "r.toml",
+            "--out",
+            &out,
+            "--shard",
+            &format!("{i}/3"),
+        ]);
+        let m = manifest(&env, &out);
+        assert_eq!(m["labels"], one["labels"], "shard {i}");
+        assert_eq!(m["num_classes"], 6, "shard {i}");
+        let part = ids(&out);
+        // fewer than 6 classes in this shard, so the ids were at stake
+        let classes: BTreeSet<&String> = part.values().map(|v| &v.1).collect();
+        assert!(classes.len() < 6, "{part:?}");
+        let mut label_of = BTreeMap::new();
+        for (item, (id, label)) in &part {
+            assert_eq!(label, &whole[item].1, "shard {i}: {item}");
+            label_of.insert(id.clone(), label.clone());
+        }
+        // the records hold the same ids as items.csv
+        let out = env.ok(&[
+            "inspect",
+            &format!("{out}/complete/recordio/train.rec"),
+            "--json",
+        ]);
+        let records = stdout(&out);
+        for line in records.lines() {
+            let r: serde_json::Value = serde_json::from_str(line).unwrap();
+            let label = r["labels"][0].as_f64().unwrap();
+            assert_eq!(
+                format!("{label}"),
+                label_of[&r["id"].to_string()],
+                "shard {i}: {r}"
+            );
+        }
+        assert_eq!(records.lines().count(), part.len());
+        seen += part.len();
+    }
+    assert_eq!(seen, whole.len());
+    env.ok(&["merge", "r.toml", "--out", "merged", "s0", "s1", "s2"]);
+    assert_eq!(tree(&env.path("merged")), tree(&env.path("one")));
 }

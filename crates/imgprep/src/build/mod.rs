@@ -220,6 +220,8 @@ fn build_in(
     check_outputs(r, &catalog)?;
     let mut plan = make_plan(&r.recipe, &catalog)?;
     warn_split_drift(&r.recipe, &plan, &catalog, reporter);
+    // a shard's class map is the whole dataset's (see finalize_labels below)
+    let whole = opts.shard.map(|_| plan.needed());
     if let Some((i, n)) = opts.shard {
         if n == 0 || i >= n {
             return Err(Error::Usage(format!("--shard {i}/{n}: need 0 <= I < N")));
@@ -594,7 +596,17 @@ fn build_in(
     } else {
         None
     };
-    catalog.finalize_labels(written.iter().copied());
+    match &whole {
+        // a shard: the classes of every shard's items (those of the others
+        // as catalogued; they are prepared elsewhere), so that a class has
+        // the same id in each shard's outputs, as in the merged one
+        Some(all) => catalog.finalize_labels(all.iter().copied().filter(|i| {
+            prepared
+                .get(i)
+                .is_none_or(|p| matches!(p, Prepared::Ok(..)))
+        })),
+        None => catalog.finalize_labels(written.iter().copied()),
+    }
     if catalog.detection && written.iter().all(|&i| catalog.items[i].labels.is_empty()) {
         let first = prepared.iter().find_map(|(i, p)| match p {
             Prepared::Skipped(why) | Prepared::Excluded(why) => {
