@@ -1610,3 +1610,38 @@ fn shards_give_every_class_the_whole_datasets_id() {
     env.ok(&["merge", "r.toml", "--out", "merged", "s0", "s1", "s2"]);
     assert_eq!(tree(&env.path("merged")), tree(&env.path("one")));
 }
+
+/// More shards than items: the empty slices are shard outputs too (no
+/// record, the dataset's class map), and the merge is one build's result.
+#[test]
+fn empty_shards_merge_like_one_build() {
+    let env = TestEnv::new();
+    env.synth("p", 2, 2, 32, 32);
+    env.write(
+        "r.toml",
+        b"name = \"s\"\n[[sources]]\ntype = \"folders\"\nroot = \"p\"\n[[outputs]]\nformat = \"recordio\"\n",
+    );
+    let mut parts = Vec::new();
+    for i in 0..6 {
+        let out = format!("s{i}");
+        env.ok(&[
+            "build",
+            "r.toml",
+            "--out",
+            &out,
+            "--shard",
+            &format!("{i}/6"),
+        ]);
+        parts.push(out);
+    }
+    let empty = parts
+        .iter()
+        .filter(|p| manifest(&env, p)["variants"]["complete"]["splits"]["train"]["items"] == 0)
+        .count();
+    assert_eq!(empty, 2);
+    let mut args = vec!["merge", "r.toml", "--out", "merged"];
+    args.extend(parts.iter().map(String::as_str));
+    env.ok(&args);
+    env.ok(&["build", "r.toml", "--out", "one"]);
+    assert_eq!(tree(&env.path("merged")), tree(&env.path("one")));
+}
