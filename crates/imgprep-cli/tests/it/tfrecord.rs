@@ -350,3 +350,48 @@ fn tensorflow_reads_a_rebuild_made_of_copied_records() {
         );
     }
 }
+
+/// Pass-through into raw pixels: a JPEG whose header is fine but whose scan
+/// is cut short is skipped when the sources are prepared (by `on_error`, as
+/// a re-encoding build skips it), not found broken while the records are
+/// written, which stopped the build and left a half-made output.
+#[test]
+fn passthrough_into_raw_pixels_skips_a_source_that_does_not_decode() {
+    let env = TestEnv::new();
+    env.synth("photos", 2, 3, 64, 64);
+    let good = env.read("photos/class_0/img_00000.jpg");
+    env.write("photos/class_1/cut.jpg", &good[..good.len() * 2 / 3]);
+    let args = |out: &'static str, extra: &[&'static str]| {
+        let mut a = vec![
+            "convert",
+            "photos",
+            out,
+            "--to",
+            "tfrecord",
+            "--preset",
+            "raw",
+            "--encoding",
+            "passthrough",
+        ];
+        a.extend(extra);
+        a
+    };
+    let out = env.ok(&args("skip", &[]));
+    assert!(
+        stderr(&out).contains("class_1/cut.jpg") && stderr(&out).contains("JPEG"),
+        "{}",
+        stderr(&out)
+    );
+    let m: serde_json::Value = serde_json::from_slice(&env.read("skip/manifest.json")).unwrap();
+    assert_eq!(m["skipped"].as_array().unwrap().len(), 1, "{m}");
+    assert_eq!(
+        m["records"]["complete/tfrecord-raw/train-00000-of-00001.tfrecord"],
+        6
+    );
+    env.ok(&["verify", "skip"]);
+    // told to fail: it fails before any record file is made, naming the file
+    let out = env.run(&args("fail", &["--fail-on-error"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cut.jpg"), "{}", stderr(&out));
+    assert!(!env.path("fail/complete").exists());
+}

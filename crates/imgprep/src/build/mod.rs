@@ -25,7 +25,7 @@ pub use write::{verify_out, OutReport};
 use crate::checksum;
 use crate::error::{Error, Result};
 use crate::execute::ordered_map_batched;
-use crate::image::{ImageInfo, Processor, SourceColor, SourceGeometry};
+use crate::image::{ImageInfo, ImageSpec, Processor, SourceColor, SourceGeometry};
 use crate::recipe::{self, ColorPolicy, OnError};
 use crate::report::Reporter;
 use cache::{Cache, SourceSha};
@@ -362,6 +362,23 @@ fn build_in(
     let early = prefetch.map(prefetch::Prefetch::finish).unwrap_or_default();
     reporter.begin("prepare", Some(needed.len() as u64));
     let max_pixels = r.recipe.transform.max_pixels;
+    // pass-through with an output of decoded pixels: each source decoded in
+    // full now, as that output's writer will (see Format::decodes_sources)
+    let full_decode = spec.is_none()
+        && r.recipe
+            .outputs
+            .iter()
+            .any(|o| formats::for_output(o, catalog.detection).decodes_sources());
+    let decodes = |p: &mut Processor, data: &[u8]| -> std::result::Result<(), String> {
+        let s = ImageSpec {
+            max_pixels,
+            ..ImageSpec::default()
+        };
+        p.decode(data, &s)
+            .and_then(|d| p.transform(d, &s))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    };
     let work = |p: &mut Processor,
                 (i, (size, mtime), key): (usize, (u64, i128), &str)|
      -> (usize, Prepared, bool) {
@@ -379,8 +396,13 @@ fn build_in(
             // pass-through, local: a header check now, the bytes at write time
             None if !crate::files::is_remote(&item.path) => {
                 let done = early.get(&item.path, (size, mtime)).cloned();
-                let prepared =
+                let mut prepared =
                     done.unwrap_or_else(|| prefetch::passthrough(p, &item.path, size, max_pixels));
+                if full_decode && matches!(prepared, Prepared::Ok(..)) {
+                    if let Err(e) = read(&item.path).and_then(|d| decodes(p, &d)) {
+                        prepared = Prepared::Skipped(e);
+                    }
+                }
                 (i, prepared, false)
             }
             // pass-through from object storage: the checked bytes go to the
@@ -395,6 +417,11 @@ fn build_in(
                 };
                 match p.probe(&data, r.recipe.transform.max_pixels) {
                     Ok(info) => {
+                        if full_decode {
+                            if let Err(e) = decodes(p, &data) {
+                                return (i, Prepared::Skipped(e), false);
+                            }
+                        }
                         let geometry = crate::image::source_geometry(&data, &info);
                         let sha = checksum::sha256(&data);
                         (i, store(key, info, sha, geometry, &data), false)

@@ -109,6 +109,15 @@ pub(super) trait Format: Sync {
         false
     }
 
+    /// Its records hold each source's decoded pixels, not a stored image
+    /// (TFRecord's `raw` preset). With `encoding = "passthrough"` the
+    /// prepare step then decodes every source in full, so an image whose
+    /// header is fine but whose data is not is skipped there, by `on_error`,
+    /// instead of failing the write.
+    fn decodes_sources(&self) -> bool {
+        false
+    }
+
     /// The items of all splits share one folder (VOC's JPEGImages).
     fn one_folder(&self) -> bool {
         false

@@ -114,6 +114,10 @@ impl Format for Tfrecord<'_> {
         0
     }
 
+    fn decodes_sources(&self) -> bool {
+        self.o.preset == TfPreset::Raw
+    }
+
     fn class_id_base(&self) -> Option<u32> {
         // the Object Detection API keeps 0 for the background
         Some(u32::from(self.o.preset == TfPreset::ObjectDetection))
