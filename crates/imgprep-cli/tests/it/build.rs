@@ -1645,3 +1645,105 @@ fn empty_shards_merge_like_one_build() {
     env.ok(&["build", "r.toml", "--out", "one"]);
     assert_eq!(tree(&env.path("merged")), tree(&env.path("one")));
 }
+
+/// Pass-through stores only what each output's readers decode: a WebP is
+/// skipped for RecordIO (MXNet's decoder has no WebP) and TFRecord, a TIFF
+/// for TFRecord (TensorFlow reads none) and SageMaker (JPEG and PNG only),
+/// each with the reason; class folders take both. It passed `verify` and
+/// failed in the trainer's reader. The im2rec drop-in does the same.
+#[test]
+fn pass_through_skips_formats_the_outputs_readers_cannot_decode() {
+    let Some(data) = crate::env::shared_data() else {
+        return;
+    };
+    let env = TestEnv::new();
+    env.synth("p", 2, 2, 32, 32);
+    let edge = data.join("edge_cases");
+    for (from, to) in [
+        (
+            "exif_orientation/hopper_orientation_3.webp",
+            "p/class_0/w.webp",
+        ),
+        ("cmyk/tiff_strip_cmyk_jpeg.tif", "p/class_1/t.tif"),
+    ] {
+        env.write(to, &std::fs::read(edge.join(from)).unwrap());
+    }
+    let skipped = |to: &str| -> Vec<String> {
+        let out = format!("o-{to}");
+        env.ok(&[
+            "convert",
+            "p",
+            &out,
+            "--to",
+            to,
+            "--encoding",
+            "passthrough",
+            "--exts",
+            ".jpg",
+            ".webp",
+            ".tif",
+        ]);
+        env.ok(&["verify", &out]);
+        let m = manifest(&env, &out);
+        let mut v: Vec<String> = m["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| format!("{} {}", s["item"], s["reason"]))
+            .collect();
+        v.sort();
+        v
+    };
+    let r = skipped("recordio");
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(
+        r[0].contains("w.webp") && r[0].contains("a WEBP file") && r[0].contains("MXNet"),
+        "{r:?}"
+    );
+    let t = skipped("tfrecord");
+    assert_eq!(t.len(), 2, "{t:?}");
+    assert!(
+        t[0].contains("w.webp") && t[0].contains("TensorFlow"),
+        "{t:?}"
+    );
+    assert!(
+        t[1].contains("t.tif") && t[1].contains("a TIFF file"),
+        "{t:?}"
+    );
+    let s = skipped("sagemaker-image");
+    assert_eq!(s.len(), 2, "{s:?}");
+    assert!(s.iter().all(|r| r.contains("SageMaker")), "{s:?}");
+    assert!(skipped("folders").is_empty());
+    // re-encoded, every one is in
+    env.ok(&[
+        "convert", "p", "enc", "--to", "recordio", "--exts", ".jpg", ".webp", ".tif",
+    ]);
+    assert!(manifest(&env, "enc")["skipped"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    // the im2rec drop-in
+    env.ok(&[
+        "im2rec",
+        "l",
+        "p",
+        "--list",
+        "--recursive",
+        "--exts",
+        ".jpg",
+        ".webp",
+        ".tif",
+    ]);
+    let out = env.ok(&["im2rec", "l", "p", "--pass-through"]);
+    assert!(
+        stderr(&out).contains("w.webp")
+            && stderr(&out).contains("MXNet's image decoder cannot read"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("5 images, 1 skipped"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -25,7 +25,7 @@ pub use write::{verify_out, OutReport};
 use crate::checksum;
 use crate::error::{Error, Result};
 use crate::execute::ordered_map_batched;
-use crate::image::{ImageInfo, ImageSpec, Processor, SourceColor, SourceGeometry};
+use crate::image::{ImageFormat, ImageInfo, ImageSpec, Processor, SourceColor, SourceGeometry};
 use crate::recipe::{self, ColorPolicy, OnError};
 use crate::report::Reporter;
 use cache::{Cache, SourceSha};
@@ -482,7 +482,26 @@ fn build_in(
     } else {
         (opts.threads, ITEM_BATCH)
     };
+    // pass-through: the stored formats each output's readers decode
+    let readers: Vec<(&[ImageFormat], &str)> = match spec {
+        Some(_) => Vec::new(),
+        None => r
+            .recipe
+            .outputs
+            .iter()
+            .filter_map(|o| formats::for_output(o, catalog.detection).stored_formats())
+            .collect(),
+    };
     let mut consume = |(i, mut prep, hit, advance): (usize, Prepared, bool, bool)| -> Result<()> {
+        if let Prepared::Ok(info, ..) = &prep {
+            if let Some((_, reader)) = readers.iter().find(|(ok, _)| !ok.contains(&info.format)) {
+                prep = Prepared::Skipped(format!(
+                    "a {} file, stored as it is (encoding = \"passthrough\"), which {reader} \
+                     cannot decode: re-encode it (encoding = \"jpg\" or \"png\")",
+                    info.format.name().to_uppercase()
+                ));
+            }
+        }
         if let Prepared::Ok(info, ..) = &prep {
             if color_policy == ColorPolicy::Skip && info.source != SourceColor::Rgb {
                 *excluded.entry(info.source.name()).or_insert(0u64) += 1;

@@ -272,8 +272,20 @@ fn pack_one(
             Ok(n) => n,
             Err(e) => return skip("unreadable", e.to_string()),
         };
-        if let Err(e) = proc.probe(&payload[header.header_len()..], opts.spec.max_pixels) {
-            return skip(e.kind(), e.to_string());
+        match proc.probe(&payload[header.header_len()..], opts.spec.max_pixels) {
+            Err(e) => return skip(e.kind(), e.to_string()),
+            // stored as it is, it would fail in ImageRecordIter, not here
+            Ok(info) if !crate::image::MXNET_DECODES.contains(&info.format) => {
+                return skip(
+                    "format",
+                    format!(
+                        "a {} file, which MXNet's image decoder cannot read (it reads JPEG, PNG, \
+                         BMP and TIFF): leave out --pass-through to re-encode it",
+                        info.format.name().to_uppercase()
+                    ),
+                )
+            }
+            Ok(_) => {}
         }
         return Packed::Record {
             id: entry.index,

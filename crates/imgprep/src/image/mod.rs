@@ -52,6 +52,15 @@ impl fmt::Display for ImageFormat {
     }
 }
 
+/// The formats MXNet's image decoder reads: OpenCV as built into the mxnet
+/// wheel, without GIF or WebP (checked with `mx.image.imdecode`).
+pub const MXNET_DECODES: &[ImageFormat] = &[
+    ImageFormat::Jpeg,
+    ImageFormat::Png,
+    ImageFormat::Bmp,
+    ImageFormat::Tiff,
+];
+
 /// Recognises a format from the first bytes. JPEGs with a little junk before
 /// the SOI marker are recognised too (the decoder starts at the marker).
 pub fn sniff(data: &[u8]) -> Option<ImageFormat> {

@@ -12,6 +12,7 @@
 use super::{Format, Sink};
 use crate::build::write::Context;
 use crate::error::Result;
+use crate::image::ImageFormat;
 use serde_json::{json, Map, Value};
 
 pub(super) struct AugmentedManifest {
@@ -29,6 +30,10 @@ impl Format for AugmentedManifest {
 
     fn name(&self) -> String {
         DIR.into()
+    }
+
+    fn stored_formats(&self) -> Option<(&'static [ImageFormat], &'static str)> {
+        Some(super::SAGEMAKER_READS)
     }
 
     fn files_per_item(&self) -> usize {

@@ -16,6 +16,7 @@ mod yolo;
 
 use super::write::Context;
 use crate::error::Result;
+use crate::image::ImageFormat;
 use crate::recipe::OutputSpec;
 use std::collections::BTreeMap;
 
@@ -109,6 +110,16 @@ pub(super) trait Format: Sync {
         false
     }
 
+    /// The stored image formats its readers decode, and who they are, when
+    /// that is not every format imgprep reads: with `encoding =
+    /// "passthrough"` a source in another format is skipped (by `on_error`)
+    /// with that reason, since stored as it is it would pass `verify` and
+    /// fail in training. None: any (the files are read by whatever the user
+    /// picks, or decoded by imgprep).
+    fn stored_formats(&self) -> Option<(&'static [ImageFormat], &'static str)> {
+        None
+    }
+
     /// Its records hold each source's decoded pixels, not a stored image
     /// (TFRecord's `raw` preset). With `encoding = "passthrough"` the
     /// prepare step then decodes every source in full, so an image whose
@@ -156,6 +167,18 @@ pub(super) trait Format: Sync {
         Ok(())
     }
 }
+
+/// What MXNet's image decoder takes.
+pub(super) const MXNET_READS: (&[ImageFormat], &str) = (
+    crate::image::MXNET_DECODES,
+    "MXNet's image decoder (it reads JPEG, PNG, BMP and TIFF)",
+);
+
+/// What SageMaker's built-in image algorithms take.
+pub(super) const SAGEMAKER_READS: (&[ImageFormat], &str) = (
+    &[ImageFormat::Jpeg, ImageFormat::Png],
+    "SageMaker's built-in algorithms (they read JPEG and PNG)",
+);
 
 /// The writer of one `[[outputs]]` entry.
 pub(super) fn for_output(o: &OutputSpec, detection: bool) -> Box<dyn Format + '_> {

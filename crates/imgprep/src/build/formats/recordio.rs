@@ -11,6 +11,7 @@ use super::{Format, Sink};
 use crate::build::reuse;
 use crate::build::write::{create_parent, io_err, Context};
 use crate::error::Result;
+use crate::image::ImageFormat;
 use crate::output::{AtomicFile, CopyFrom};
 use recordio::{format_lst_line, write_idx_line, ImageRecord, Labels, LstEntry, RecordWriter};
 use std::io::Write;
@@ -28,6 +29,10 @@ pub(super) struct Detection;
 impl Format for Classes {
     fn name(&self) -> String {
         "recordio".into()
+    }
+
+    fn stored_formats(&self) -> Option<(&'static [ImageFormat], &'static str)> {
+        Some(super::MXNET_READS)
     }
 
     /// None: a few record files per split.
@@ -78,6 +83,10 @@ pub fn detection_label(ctx: &Context, i: usize) -> Vec<f64> {
 impl Format for Detection {
     fn name(&self) -> String {
         "recordio".into()
+    }
+
+    fn stored_formats(&self) -> Option<(&'static [ImageFormat], &'static str)> {
+        Some(super::MXNET_READS)
     }
 
     /// None: a few record files per split.

@@ -10,6 +10,7 @@
 use super::{with_extension, Format, Sink};
 use crate::build::write::Context;
 use crate::error::Result;
+use crate::image::ImageFormat;
 use recordio::{format_lst_line, LstEntry};
 use serde_json::{json, Value};
 
@@ -19,6 +20,10 @@ pub(super) struct Detection;
 impl Format for ImageClasses {
     fn name(&self) -> String {
         "sagemaker-image".into()
+    }
+
+    fn stored_formats(&self) -> Option<(&'static [ImageFormat], &'static str)> {
+        Some(super::SAGEMAKER_READS)
     }
 
     fn files_per_item(&self) -> usize {
@@ -113,6 +118,10 @@ fn depth(channels: u8) -> u8 {
 impl Format for Detection {
     fn name(&self) -> String {
         "sagemaker-detection".into()
+    }
+
+    fn stored_formats(&self) -> Option<(&'static [ImageFormat], &'static str)> {
+        Some(super::SAGEMAKER_READS)
     }
 
     fn files_per_item(&self) -> usize {

@@ -13,7 +13,7 @@ use crate::build::write::Context;
 use crate::build::Prepared;
 use crate::error::{Error, Result};
 use crate::execute::ordered_map_batched;
-use crate::image::{ColorMode, ImageSpec, Processor};
+use crate::image::{ColorMode, ImageFormat, ImageSpec, Processor};
 use crate::output::{AtomicFile, CopyFrom};
 use crate::recipe::{TfCompression, TfPreset};
 use std::collections::BTreeMap;
@@ -112,6 +112,24 @@ impl Format for Tfrecord<'_> {
     /// None: a few record files per split.
     fn files_per_item(&self) -> usize {
         0
+    }
+
+    fn stored_formats(&self) -> Option<(&'static [ImageFormat], &'static str)> {
+        match self.o.preset {
+            TfPreset::Raw => None,
+            // tf.io.decode_image gives GIF and WebP as a stack of frames
+            // (4-D), an animated WebP crashes TensorFlow 2.21's decoder, and
+            // TIFF is not read at all
+            TfPreset::Tfds => Some((
+                &[ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::Bmp],
+                "TensorFlow's tf.io.decode_image as image pipelines use it (it reads JPEG, PNG and \
+                 BMP as one image; GIF and WebP as a stack of frames, TIFF not at all)",
+            )),
+            TfPreset::ObjectDetection => Some((
+                &[ImageFormat::Jpeg, ImageFormat::Png],
+                "the TF Object Detection API (its image/format is JPEG or PNG)",
+            )),
+        }
     }
 
     fn decodes_sources(&self) -> bool {
