@@ -174,7 +174,7 @@ pub struct Im2recArgs {
     /// Skip images with more pixels than this (decompression-bomb guard).
     #[arg(long, default_value_t = imgprep::image::DEFAULT_MAX_PIXELS, help_heading = "Packing")]
     pub max_pixels: u64,
-    /// Exit 1 if any image was skipped.
+    /// Exit 1 if any image was skipped (each skip is then printed, also with -q).
     #[arg(long)]
     pub strict: bool,
     /// Print a JSON summary on stdout instead of text.
@@ -192,7 +192,7 @@ pub struct InspectArgs {
     /// One JSON object per line instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Stop after this many records (default: all).
+    /// Stop after this many records (default: all; 0 prints none).
     #[arg(long)]
     pub limit: Option<u64>,
 }

@@ -162,7 +162,8 @@ fn im2rec(a: Im2recArgs) -> Result<u8> {
         pack_label: a.pack_label,
         threads: threads(a.num_thread),
     };
-    let progress = Progress::new(a.quiet || a.json).silent(a.quiet);
+    // under --strict a skip is a problem: said even with -q
+    let progress = Progress::new(a.quiet || a.json).silent(a.quiet && !a.strict);
     let summaries = pack_prefix(&a.prefix, &opts, &progress)?;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&summaries)?);
@@ -238,6 +239,9 @@ fn inspect_tfrecord(a: &InspectArgs) -> Result<u8> {
 fn inspect(a: InspectArgs) -> Result<u8> {
     use std::io::Write;
     imgprep::inspect::check_input(&a.rec, imgprep::inspect::Wanted::RecordFile)?;
+    if a.limit == Some(0) {
+        return Ok(0);
+    }
     if imgprep::tfcheck::is_tfrecord(&a.rec) {
         return inspect_tfrecord(&a);
     }

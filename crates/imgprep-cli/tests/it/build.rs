@@ -1747,3 +1747,37 @@ fn pass_through_skips_formats_the_outputs_readers_cannot_decode() {
         stderr(&out)
     );
 }
+
+/// A source added after the shards were built: the merge says so (it
+/// advised looking for the shards' caches, which were where they belong).
+#[test]
+fn merge_names_a_source_newer_than_the_shards() {
+    let env = TestEnv::new();
+    env.synth("p", 2, 2, 32, 32);
+    env.write(
+        "r.toml",
+        b"name = \"s\"\n[[sources]]\ntype = \"folders\"\nroot = \"p\"\n[[outputs]]\nformat = \"recordio\"\n",
+    );
+    for i in 0..2 {
+        let out = format!("s{i}");
+        env.ok(&[
+            "build",
+            "r.toml",
+            "--out",
+            &out,
+            "--shard",
+            &format!("{i}/2"),
+        ]);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let img = env.read("p/class_0/img_00000.jpg");
+    env.write("p/class_0/new.jpg", &img);
+    let out = env.run(&["merge", "r.toml", "--out", "m", "s0", "s1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("new.jpg")
+            && stderr(&out).contains("changed or added after the shards were built"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -406,3 +406,36 @@ fn shared_edge_cases_are_packed_or_skipped_with_reasons() {
         assert_eq!(v["images_ok"].as_u64(), Some(expect_ok), "{v}");
     }
 }
+
+/// `--strict` makes skips problems: they are printed even with `-q`, and
+/// `--json` names them; `inspect --limit 0` prints no record.
+#[test]
+fn strict_skips_are_said_with_quiet_and_named_in_json() {
+    let env = TestEnv::new();
+    env.synth("imgs", 1, 3, 40, 30);
+    env.write("imgs/class_0/bad.jpg", b"\xff\xd8\xff\xe0 not a JPEG");
+    env.ok(&[
+        "im2rec",
+        "p",
+        "imgs",
+        "--list",
+        "--recursive",
+        "--no-shuffle",
+    ]);
+    let out = env.run(&["im2rec", "p", "imgs", "--strict", "-q"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("class_0/bad.jpg"), "{}", stderr(&out));
+    let out = env.run(&["im2rec", "p", "imgs", "--json", "-q"]);
+    let s: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let items = s[0]["skipped_items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{s}");
+    assert!(
+        items[0].as_str().unwrap().contains("bad.jpg (")
+            && items[0].as_str().unwrap().contains("p.lst:"),
+        "{s}"
+    );
+    let out = env.ok(&["inspect", "p.rec", "--limit", "0", "--json"]);
+    assert_eq!(stdout(&out), "");
+    let out = env.ok(&["inspect", "p.rec", "--limit", "1", "--json"]);
+    assert_eq!(stdout(&out).lines().count(), 1);
+}

@@ -518,11 +518,30 @@ fn build_in(
             (Prepared::Skipped(why), _) => {
                 let item = &catalog.items[i];
                 if why == MISSING_IN_SHARDS {
+                    // a file written after the last shard was built: the
+                    // shards are older than the sources, not lost
+                    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+                    let built = opts
+                        .merge_from
+                        .iter()
+                        .filter_map(|d| modified(&d.join(MANIFEST)))
+                        .max();
+                    if let (Some(changed), Some(built)) = (modified(&item.path), built) {
+                        if changed > built {
+                            return Err(Error::Usage(format!(
+                                "{} ({}): in none of the shards' item caches, and changed or added \
+                                 after the shards were built: build the shards again from the \
+                                 sources as they are now, then merge",
+                                item.path.display(),
+                                item.origin,
+                            )));
+                        }
+                    }
                     return Err(Error::Usage(format!(
                         "{} ({}): in none of the shards' item caches (give every shard's output \
                          folder; shards are merged on the machine that built them, from the folders \
                          they were built in, with the same IMGPREP_CACHE_DIR, as their caches live \
-                         under {})",
+                         under {}; or the file changed since its shard was built)",
                         item.path.display(),
                         item.origin,
                         cache::cache_root().join("items").display()

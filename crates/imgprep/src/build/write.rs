@@ -664,8 +664,9 @@ pub(super) fn manifest(
             (None, Some(_)) if turned > 0 => {
                 reporter.warn(&format!(
                     "variant {}: {turned} pass-through image(s) carry an EXIF rotation by 90 \
-                     degrees: readers that apply it (TensorFlow, OpenCV) see height and width \
-                     swapped, readers that do not (MXNet's decoder) see them as stored, so \
+                     degrees: readers that apply it (OpenCV's imread, PIL's exif_transpose) see \
+                     height and width swapped, readers that do not (MXNet's decoder, TensorFlow's \
+                     decode_image) see them as stored, so \
                      image_shape is left out; set encoding = \"jpg\" to store them upright",
                     v.name
                 ));

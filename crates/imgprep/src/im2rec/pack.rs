@@ -33,10 +33,15 @@ pub struct PackSummary {
     pub skipped: u64,
     /// Skips counted by kind (`missing`, `corrupt`, `too-large`, ...).
     pub skip_reasons: BTreeMap<String, u64>,
+    /// The first [`SKIPS_LISTED`] skips: file, `.lst` line and reason.
+    pub skipped_items: Vec<String>,
     pub bytes_read: u64,
     pub bytes_written: u64,
     pub seconds: f64,
 }
+
+/// Skips listed by name in a [`PackSummary`] (the rest are counted).
+pub const SKIPS_LISTED: usize = 1000;
 
 /// The `.lst` files im2rec.py would convert for PREFIX: every regular file in
 /// PREFIX's folder (or in PREFIX, if it is a folder) whose path starts with
@@ -381,6 +386,10 @@ fn pack_list_in(lst: &Path, opts: &PackOptions, reporter: &dyn Reporter) -> Resu
                 }
                 Packed::Skipped { kind, message } => {
                     reporter.warn(&message);
+                    if summary.skipped_items.len() < SKIPS_LISTED {
+                        let item = message.strip_prefix("skipped ").unwrap_or(&message);
+                        summary.skipped_items.push(item.to_string());
+                    }
                     summary.skipped += 1;
                     *summary.skip_reasons.entry(kind.to_string()).or_default() += 1;
                 }
