@@ -189,6 +189,16 @@ fn build_from_s3_sources_to_s3_outputs_and_push_channels() {
             .as_bytes(),
     );
     env.ok(&["build", "local.toml", "--out", "ref"]);
+    // an output under the source prefix: refused before anything is read
+    // (each re-run read the last one's outputs as new images)
+    let inside = s3.uri("t-build/photos/out");
+    let out = env.run_s3(&s3, &["build", "r.toml", "--out", &inside]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is inside the input"),
+        "{}",
+        stderr(&out)
+    );
     let out = env.ok_s3(&s3, &["build", "r.toml", "--out", &s3.uri("t-build/out")]);
     assert!(
         stderr(&out).contains("10 uploaded") || stderr(&out).contains("uploaded"),

@@ -154,6 +154,43 @@ pub fn check_overlap(out: &Path, inputs: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
+/// [`check_overlap`] for an OUT in object storage: an input under the same
+/// store and bucket whose key is OUT's, below it or above it (as folders:
+/// `data/out` is inside `data`, not inside `data/o`).
+pub fn check_overlap_remote(out: &crate::storage::Uri, inputs: &[PathBuf]) -> Result<()> {
+    let o = out.key.trim_matches('/');
+    for input in inputs {
+        if !crate::files::is_remote(input) {
+            continue;
+        }
+        let Ok(i) = crate::storage::Uri::parse(&input.to_string_lossy()) else {
+            continue;
+        };
+        if i.scheme != out.scheme || i.bucket != out.bucket {
+            continue;
+        }
+        let k = i.key.trim_matches('/');
+        let under = |a: &str, b: &str| {
+            b.is_empty() || a.strip_prefix(b).is_some_and(|r| r.starts_with('/'))
+        };
+        let what = if o == k {
+            "is"
+        } else if under(o, k) {
+            "is inside"
+        } else if under(k, o) {
+            "holds"
+        } else {
+            continue;
+        };
+        return Err(Error::Usage(format!(
+            "the output {out} {what} the input {}: outputs and inputs must not overlap (a rebuild \
+             would read its own outputs as inputs; choose an output prefix outside the inputs)",
+            input.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Refuses a non-empty folder that is not imgprep's, unless `force`.
 /// Returns (owned, empty).
 fn refuse_foreign(out: &Path, ours_manifest: bool, force: bool) -> Result<(bool, bool)> {
@@ -477,5 +514,37 @@ mod utc_tests {
         assert_eq!(super::utc_text(951_782_400), "2000-02-29 00:00:00 UTC");
         assert_eq!(super::utc_text(1_796_579_939), "2026-12-06 17:58:59 UTC");
         assert_eq!(super::utc_text(4_107_542_399), "2100-02-28 23:59:59 UTC");
+    }
+}
+
+#[cfg(test)]
+mod overlap_tests {
+    use super::check_overlap_remote;
+    use crate::storage::Uri;
+    use std::path::PathBuf;
+
+    #[test]
+    fn object_store_outputs_must_not_overlap_inputs() {
+        let out = Uri::parse("s3://b/data/out").unwrap();
+        let check = |input: &str| check_overlap_remote(&out, &[PathBuf::from(input)]);
+        for (input, what) in [
+            ("s3://b/data", "is inside"),
+            ("s3://b/data/", "is inside"),
+            ("s3://b", "is inside"),
+            ("s3://b/data/out", "is"),
+            ("s3://b/data/out/x/index.csv", "holds"),
+        ] {
+            let e = check(input).unwrap_err().to_string();
+            assert!(e.contains(what), "{input}: {e}");
+        }
+        for input in [
+            "s3://b/data/o",
+            "s3://b/data/out2",
+            "s3://other/data",
+            "/local/data",
+            "https://b/data",
+        ] {
+            assert!(check(input).is_ok(), "{input}");
+        }
     }
 }

@@ -61,6 +61,10 @@ pub fn build_to(
     push_reporter: &dyn Reporter,
 ) -> Result<Published> {
     let target = Target::for_out(&opts.out)?;
+    if let Some(uri) = &target.remote {
+        // (the local check of the build sees only the staging folder)
+        super::outdir::check_overlap_remote(uri, &super::sources::input_paths(r))?;
+    }
     let local = BuildOptions {
         out: target.local.clone(),
         ..opts.clone()
