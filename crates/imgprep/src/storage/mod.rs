@@ -482,6 +482,14 @@ impl Bucket {
         }
     }
 
+    /// Removes one object (none there is not an error).
+    pub fn delete(&self, key: &str) -> Result<()> {
+        match block_on(self.store.delete(&self.path(key)?)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(key, e)),
+        }
+    }
+
     pub fn get(&self, key: &str) -> Result<Bytes> {
         block_on(async {
             let r = self

@@ -305,6 +305,22 @@ pub fn push(
     let (last, rest): (Vec<_>, Vec<_>) = files
         .into_iter()
         .partition(|(rel, _, _)| rel == crate::build::MANIFEST);
+    // A dataset that replaces another one at the destination: the old
+    // manifest goes first, so that while objects change (or after a push
+    // stopped half-way) the prefix does not look like a finished dataset,
+    // the old manifest beside the new files; the new one comes last.
+    if is_dataset && may_replace && !o.dry_run {
+        if let Some((rel, key, size)) = last.first() {
+            let key = dest.join(key).key;
+            let remote = bucket.head(&key).map_err(storage_err)?;
+            if let Some(remote) = remote {
+                let mine = file_etag(&dir.join(rel), o.part_size).ok();
+                if remote.size != *size || remote.etag.is_none() || remote.etag != mine {
+                    bucket.delete(&key).map_err(storage_err)?;
+                }
+            }
+        }
+    }
     parallel(&rest, o.concurrency, one);
     // the manifest only once everything it lists is there
     if report.lock().unwrap().failed.is_empty() {
