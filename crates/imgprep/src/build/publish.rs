@@ -61,10 +61,17 @@ pub fn build_to(
     push_reporter: &dyn Reporter,
 ) -> Result<Published> {
     let target = Target::for_out(&opts.out)?;
-    if let Some(uri) = &target.remote {
-        // (the local check of the build sees only the staging folder)
-        super::outdir::check_overlap_remote(uri, &super::sources::input_paths(r))?;
-    }
+    // one build (and its push) at a time per object-store OUT on this
+    // machine: the staging folder's lock is let go when the build ends,
+    // while the push still reads it
+    let _pushing = match &target.remote {
+        Some(uri) => {
+            // (the local check of the build sees only the staging folder)
+            super::outdir::check_overlap_remote(uri, &super::sources::input_paths(r))?;
+            Some(lock_remote(&target.local, uri)?)
+        }
+        None => None,
+    };
     let local = BuildOptions {
         out: target.local.clone(),
         ..opts.clone()
@@ -82,6 +89,27 @@ pub fn build_to(
         summary,
         pushed: Some(pushed),
     })
+}
+
+/// Locks the staging folder `local` of `uri` for a build and its push (a
+/// lock file beside it, `flock`ed; released when the process ends, however).
+/// Another process building or pushing the same OUT here: an error at once.
+fn lock_remote(local: &Path, uri: &crate::storage::Uri) -> Result<std::fs::File> {
+    let path = local.with_extension("lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(crate::error::Error::io(&path))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Usage(format!(
+            "{uri} is being built or pushed by another imgprep process on this machine; wait \
+             for it to finish"
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path)(e)),
+    }
 }
 
 /// Sends a staged build output to its object-store OUT, same relative paths
