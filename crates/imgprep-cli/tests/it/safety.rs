@@ -426,8 +426,76 @@ fn a_server_that_never_answers_is_given_up_on() {
     let start = Instant::now();
     let out = run_bounded_with(&env, &["build", "u.toml", "--out", "u"], 40, &vars);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_stderr_has(&out, "the server did not answer; nothing was built");
     assert!(
         start.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// A push to an S3 endpoint that answers the listing and then stops
+/// answering: after the first upload that gets no answer the others are not
+/// tried (each would wait out the same timeouts: 20 files took 20 waits),
+/// and the push says how many were not sent.
+#[test]
+fn a_push_stops_at_the_first_upload_the_server_does_not_answer() {
+    use std::io::{Read, Write};
+    let env = TestEnv::new();
+    env.synth("p", 2, 10, 16, 16);
+    env.write(
+        "r.toml",
+        b"name = \"p\"\n[[sources]]\ntype = \"folders\"\nroot = \"p\"\n[[outputs]]\nformat = \"sagemaker-image\"\n",
+    );
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    let port = fake_server(|mut c| {
+        let mut buf = vec![0u8; 1 << 16];
+        let n = c.read(&mut buf).unwrap_or(0);
+        let req = String::from_utf8_lossy(&buf[..n]).to_string();
+        let reply = |c: &mut std::net::TcpStream, status: &str, body: &str| {
+            let _ = write!(
+                c,
+                "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            );
+        };
+        if req.starts_with("GET") && req.contains("list-type=2") {
+            reply(
+                &mut c,
+                "200 OK",
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult><Name>b</Name>\
+                 <Prefix>ds/</Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys>\
+                 <IsTruncated>false</IsTruncated></ListBucketResult>",
+            );
+        } else if req.starts_with("HEAD") {
+            reply(&mut c, "404 Not Found", "");
+        } else {
+            // an upload: read nothing more, answer nothing
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    });
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let vars = [
+        ("IMGPREP_IO_TIMEOUT_SECONDS", "1"),
+        ("IMGPREP_S3_RETRY_SECONDS", "2"),
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "k"),
+        ("AWS_SECRET_ACCESS_KEY", "s"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let start = Instant::now();
+    let out = run_bounded_with(
+        &env,
+        &["push", "o", "s3://b/ds", "--concurrency", "2"],
+        60,
+        &vars,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_stderr_has(&out, "files not sent: the server stopped answering");
+    assert_stderr_has(&out, "no answer from the server");
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
         "{:?}",
         start.elapsed()
     );

@@ -181,6 +181,16 @@ fn look_at_objects<'a>(
         || (),
         |_, p| (p, crate::files::fingerprint(p)),
         |(p, r)| {
+            // a server that stopped answering: the looks after this one
+            // would each wait out the same timeouts
+            if let Err(e) = &r {
+                if crate::storage::is_unreachable(&e.to_string()) {
+                    return Err(Error::Problem(format!(
+                        "{}: {e}: the server did not answer; nothing was built",
+                        p.display()
+                    )));
+                }
+            }
             found.insert(p.to_path_buf(), r);
             match stop() {
                 true => Err(Error::Interrupted),

@@ -54,6 +54,59 @@ pub struct StorageError {
 
 type Result<T> = std::result::Result<T, StorageError>;
 
+/// Whether a storage error's message says the server was not reached or
+/// stopped answering (no HTTP status came back), rather than an answer
+/// about one object.
+pub fn is_unreachable(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "error sending request",
+        "timed out",
+        "timeout",
+        "connection refused",
+        "connection reset",
+        "connection closed",
+        "broken pipe",
+        "dns error",
+        "tcp connect error",
+    ]
+    .iter()
+    .any(|s| m.contains(s))
+}
+
+/// How the requests an [`Outage`] stopped begin their failure.
+pub const NOT_TRIED: &str = "not tried:";
+
+/// The first failure to reach the server in a batch of transfers. The
+/// requests after it are not made (each would wait out the same timeouts:
+/// at 60 s a request, a push of 1,000 files to a stopped server took
+/// hours) and fail with its reason.
+#[derive(Default)]
+pub struct Outage(std::sync::Mutex<Option<String>>);
+
+impl Outage {
+    /// Err: an earlier request found the server gone; don't try.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        match &*self.0.lock().unwrap() {
+            Some(first) => Err(format!(
+                "{NOT_TRIED} the server stopped answering an earlier request ({first})"
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Notes a request's failure; the first that says the server was not
+    /// reached stops the batch.
+    pub fn note(&self, message: &str) {
+        if is_unreachable(message) {
+            self.0
+                .lock()
+                .unwrap()
+                .get_or_insert_with(|| message.to_string());
+        }
+    }
+}
+
 fn rt() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
@@ -76,7 +129,15 @@ fn one_line(e: &object_store::Error) -> (String, bool) {
     if not_found {
         return ("not found".into(), true);
     }
-    (first_line(&e.to_string()), false)
+    let line = first_line(&e.to_string());
+    if is_unreachable(&line) {
+        // no answer at all: say so before object_store's retry details
+        return (
+            format!("no answer from the server (refused, timed out or cut off): {line}"),
+            false,
+        );
+    }
+    (line, false)
 }
 
 fn between<'a>(s: &'a str, open: &str, close: &str) -> Option<&'a str> {

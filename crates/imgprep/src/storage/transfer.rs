@@ -1,7 +1,7 @@
 //! `push` (a build's outputs, or any folder, to `s3://`) and `pull` (a list
 //! of keys to a folder): parallel, resumable, skipping what is already there.
 
-use super::{bucket_for, etag_matches, Bucket, ObjectInfo, Uri};
+use super::{bucket_for, etag_matches, Bucket, ObjectInfo, Uri, NOT_TRIED};
 use crate::checksum::file_etag;
 use crate::error::{Error, Result};
 use crate::report::Reporter;
@@ -262,10 +262,16 @@ pub fn push(
     let total: u64 = files.iter().map(|f| f.2).sum();
     reporter.begin("push", Some(total));
     let report = Mutex::new(TransferReport::default());
+    let outage = crate::storage::Outage::default();
     let one = |(rel, key, size): &(String, String, u64)| {
         let local = dir.join(rel);
         let key = dest.join(key).key;
-        let action = push_one(&bucket, &local, &key, *size, o, may_replace);
+        let action = outage
+            .check()
+            .and_then(|()| push_one(&bucket, &local, &key, *size, o, may_replace));
+        if let Err(e) = &action {
+            outage.note(e);
+        }
         let mut r = report.lock().unwrap();
         let name = match &action {
             Ok(a @ (Sent::New | Sent::Replaced)) => {
@@ -297,8 +303,11 @@ pub fn push(
             });
         }
         drop(r);
-        if let Err(e) = action {
-            reporter.warn(&format!("{}: {e}", bucket.uri(&key)));
+        match action {
+            // (counted once below)
+            Err(e) if e.starts_with(NOT_TRIED) => {}
+            Err(e) => reporter.warn(&format!("{}: {e}", bucket.uri(&key))),
+            Ok(_) => {}
         }
         reporter.advance(*size);
     };
@@ -327,6 +336,19 @@ pub fn push(
         last.iter().for_each(one);
     }
     reporter.end();
+    let untried = report
+        .lock()
+        .unwrap()
+        .failed
+        .iter()
+        .filter(|f| f.1.starts_with(NOT_TRIED))
+        .count();
+    if untried > 0 {
+        reporter.warn(&format!(
+            "{untried} files not sent: the server stopped answering (run the push again once it \
+             answers; what is there already is not sent again)"
+        ));
+    }
     let mut r = report.into_inner().unwrap();
     r.not_in_dataset = not_in_dataset;
     r.plan.sort_by(|a, b| a.uri.cmp(&b.uri));
@@ -561,8 +583,12 @@ pub fn pull(
     let report = Mutex::new(TransferReport::default());
     let done: Mutex<Vec<(usize, String)>> = Mutex::new(Vec::new());
     let indexed: Vec<(usize, &(String, PullJob))> = jobs.iter().enumerate().collect();
+    let outage = crate::storage::Outage::default();
     parallel(&indexed, o.concurrency, |(i, (shown, job))| {
-        let result = job.clone().and_then(|(uri, path)| pull_one(&uri, &path));
+        let result = job.clone().and_then(|(uri, path)| {
+            outage.check()?;
+            pull_one(&uri, &path).inspect_err(|e| outage.note(e))
+        });
         let mut r = report.lock().unwrap();
         match result {
             Ok((true, size)) => {
