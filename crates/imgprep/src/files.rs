@@ -138,6 +138,48 @@ pub fn read(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// The most bytes an image source of at most `max_pixels` pixels is read
+/// into memory for: 8 bytes a pixel (16-bit RGBA, uncompressed) and 64 MiB
+/// of metadata. A larger file is refused before it is read: a stray 12 GB
+/// object named `.jpg` would otherwise take 12 GB (or twice that) of memory
+/// only to be found not to decode.
+pub fn max_image_bytes(max_pixels: u64) -> u64 {
+    max_pixels.saturating_mul(8).saturating_add(64 << 20)
+}
+
+/// Err when `size` is over [`max_image_bytes`]: the reason, in words.
+pub fn check_image_size(size: u64, max_pixels: u64) -> std::io::Result<()> {
+    let max = max_image_bytes(max_pixels);
+    if size <= max {
+        return Ok(());
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!(
+            "{size} bytes, more than an image of at most {max_pixels} pixels (max_pixels) can \
+             take ({max} bytes): not read (raise max_pixels if it is one)"
+        ),
+    ))
+}
+
+/// [`read`] of an image source: refused when over [`max_image_bytes`]
+/// before its bytes are read (an object's from the answer's length).
+pub fn read_image(path: &Path, max_pixels: u64) -> std::io::Result<Vec<u8>> {
+    if let Some(u) = remote(path) {
+        let (b, uri) = object(u)?;
+        return match b.get_at_most(&uri.key, max_image_bytes(max_pixels)) {
+            Ok(Ok(bytes)) => Ok(bytes.to_vec()),
+            Ok(Err(size)) => check_image_size(size, max_pixels).map(|()| Vec::new()),
+            Err(e) => Err(io_err(e)),
+        };
+    }
+    let (mut f, len) = open_regular_len(path)?;
+    check_image_size(len, max_pixels)?;
+    let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0).saturating_add(1));
+    f.read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
 /// Opens a local file for reading only if it is a regular file (after
 /// symlinks): a FIFO, a device such as `/dev/zero` or a folder is refused
 /// instead of blocking forever or being read without end. The file is

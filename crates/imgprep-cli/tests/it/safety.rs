@@ -1110,3 +1110,26 @@ fn a_server_that_trickles_is_given_up_on() {
         }
     }
 }
+
+/// A source far larger than any image of `max_pixels` pixels is skipped by
+/// its size, before it is read (a stray 1.5 GB object named `.jpg` took
+/// 3 GB of memory only to be found not to decode).
+#[test]
+fn a_source_larger_than_any_image_is_not_read() {
+    let env = TestEnv::new();
+    env.synth("p", 1, 2, 16, 16);
+    // sparse: 200 MB on paper, nothing on disk
+    let f = std::fs::File::create(env.path("p/class_0/huge.jpg")).unwrap();
+    f.set_len(200 << 20).unwrap();
+    drop(f);
+    env.write(
+        "r.toml",
+        b"name = \"h\"\non_error = \"skip\"\n[[sources]]\ntype = \"folders\"\nroot = \"p\"\n[transform]\nmax_pixels = 1000000\n[[outputs]]\nformat = \"recordio\"\n",
+    );
+    let out = env.ok(&["build", "r.toml", "--out", "o"]);
+    assert_stderr_has(&out, "huge.jpg");
+    assert_stderr_has(&out, "more than an image of at most 1000000 pixels");
+    env.ok(&["im2rec", "l", "p", "--list", "--recursive"]);
+    let out = env.ok(&["im2rec", "l", "p", "--max-pixels", "1000000"]);
+    assert_stderr_has(&out, "more than an image of at most 1000000 pixels");
+}

@@ -383,7 +383,11 @@ fn build_in(
                 (i, (size, mtime), key): (usize, (u64, i128), &str)|
      -> (usize, Prepared, bool) {
         let item = &catalog.items[i];
-        let read = |p: &Path| crate::files::read_sized(p, size).map_err(|e| e.to_string());
+        let read = |p: &Path| {
+            crate::files::check_image_size(size, max_pixels)
+                .and_then(|()| crate::files::read_sized(p, size))
+                .map_err(|e| e.to_string())
+        };
         // into the cache: the item is ready, or skipped when the cache cannot be written
         let store =
             |key: &str, info: ImageInfo, sha: SourceSha, geometry: SourceGeometry, bytes: &[u8]| {

@@ -34,7 +34,9 @@ pub type Print = (u64, i128);
 /// check (`max_pixels` included), the upright geometry and the SHA-256.
 /// `size`: its size as last seen.
 pub(super) fn passthrough(p: &mut Processor, path: &Path, size: u64, max_pixels: u64) -> Prepared {
-    match crate::files::read_sized(path, size) {
+    match crate::files::check_image_size(size, max_pixels)
+        .and_then(|()| crate::files::read_sized(path, size))
+    {
         Ok(d) => match p.probe(&d, max_pixels) {
             Ok(info) => {
                 let geometry = crate::image::source_geometry(&d, &info);

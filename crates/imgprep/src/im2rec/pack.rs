@@ -237,13 +237,14 @@ fn labels_for(entry: &LstEntry, pack_label: bool) -> Labels {
     }
 }
 
-fn read_into(path: &Path, out: &mut Vec<u8>) -> std::io::Result<u64> {
+fn read_into(path: &Path, out: &mut Vec<u8>, max_pixels: u64) -> std::io::Result<u64> {
     if crate::files::is_remote(path) {
-        let data = crate::files::read(path)?;
+        let data = crate::files::read_image(path, max_pixels)?;
         out.extend_from_slice(&data);
         return Ok(data.len() as u64);
     }
     let (mut f, len) = crate::files::open_regular_len(path)?;
+    crate::files::check_image_size(len, max_pixels)?;
     // room for one byte more: the read that finds the end needs no new buffer
     out.reserve(usize::try_from(len).unwrap_or(usize::MAX).saturating_add(1));
     Ok(f.read_to_end(out)? as u64)
@@ -273,7 +274,7 @@ fn pack_one(
     let mut payload = Vec::new();
     header.write_header(&mut payload);
     if opts.pass_through {
-        let bytes_read = match read_into(&path, &mut payload) {
+        let bytes_read = match read_into(&path, &mut payload, opts.spec.max_pixels) {
             Ok(n) => n,
             Err(e) => return skip("unreadable", e.to_string()),
         };
@@ -299,7 +300,7 @@ fn pack_one(
         };
     }
     let mut data = Vec::new();
-    let bytes_read = match read_into(&path, &mut data) {
+    let bytes_read = match read_into(&path, &mut data, opts.spec.max_pixels) {
         Ok(n) => n,
         Err(e) => return skip("unreadable", e.to_string()),
     };

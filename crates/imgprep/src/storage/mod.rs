@@ -552,12 +552,22 @@ impl Bucket {
     }
 
     pub fn get(&self, key: &str) -> Result<Bytes> {
+        Ok(self.get_at_most(key, u64::MAX)?.unwrap_or_default())
+    }
+
+    /// [`Bucket::get`] of an object of at most `max` bytes: `Ok(Err(size))`
+    /// for a larger one, known from the answer's length before its body is
+    /// read.
+    pub fn get_at_most(&self, key: &str, max: u64) -> Result<std::result::Result<Bytes, u64>> {
         block_on(async {
             let r = self
                 .store
                 .get(&self.path(key)?)
                 .await
                 .map_err(|e| self.err(key, e))?;
+            if r.meta.size > max {
+                return Ok(Err(r.meta.size));
+            }
             // sized from the listing, within reason (a header can claim anything)
             let mut all = bytes::BytesMut::with_capacity(r.meta.size.min(64 << 20) as usize);
             let mut stream = r.into_stream();
@@ -565,7 +575,7 @@ impl Bucket {
             while let Some(chunk) = floor.next(&mut stream).await {
                 all.extend_from_slice(&chunk.map_err(|e| self.err(key, e))?);
             }
-            Ok(all.freeze())
+            Ok(Ok(all.freeze()))
         })
     }
 
