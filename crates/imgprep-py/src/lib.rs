@@ -18,19 +18,19 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 create_exception!(
-    _native,
+    imgprep,
     ImgprepError,
     PyException,
     "A job stopped: the message names the file (and line) it is about."
 );
 create_exception!(
-    _native,
+    imgprep,
     UsageError,
     ImgprepError,
     "A setting or recipe is wrong (the binary's exit code 2)."
 );
 create_exception!(
-    _native,
+    imgprep,
     ProblemError,
     ImgprepError,
     "Bad input data met under on_error = \"fail\" (the binary's exit code 1)."

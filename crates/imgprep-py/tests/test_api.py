@@ -135,6 +135,14 @@ def test_errors_are_exceptions_with_the_message_and_file(images, tmp_path):
     with pytest.raises(imgprep.UsageError) as e:
         imgprep.Recipe.load(lrec).plan()
     assert e.value.line == 1, str(e.value)
+    # the exceptions are imgprep's by name and survive pickling (a worker
+    # process of a pool hands them back to its caller), attributes too
+    import pickle
+
+    assert imgprep.UsageError.__module__ == "imgprep"
+    back = pickle.loads(pickle.dumps(e.value))
+    assert type(back) is imgprep.UsageError
+    assert str(back) == str(e.value) and back.line == 1 and back.path == e.value.path
     with pytest.raises(imgprep.UsageError, match="threads = -1"):
         imgprep.build(good, tmp_path / "o3", threads=-1, progress=False)
     with pytest.raises(imgprep.UsageError, match="classes = 0"):
