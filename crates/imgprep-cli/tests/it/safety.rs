@@ -781,6 +781,27 @@ fn changed_files_of_an_earlier_build_are_kept_and_named() {
     std::fs::remove_file(env.path(&edited)).unwrap();
     let v = env.run(&["verify", "o"]);
     assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
+    // an output the recipe no longer has: its edited file is in a folder
+    // no output uses now, and verify still reports it (it said OK)
+    env.write(
+        "r.toml",
+        recipe(6)
+            .replace("format = \"tfrecord\"\nshard_records = 6", "format = \"recordio\"")
+            .as_bytes(),
+    );
+    let edited = "o/complete/tfrecord-tfds/train-00000-of-00002.tfrecord";
+    let mut bytes = env.read(edited);
+    bytes.truncate(100);
+    env.write(edited, &bytes);
+    let out = env.ok(&["build", "r.toml", "--out", "o"]);
+    assert_stderr_has(&out, "1 file left in place");
+    let v = env.run(&["verify", "o"]);
+    assert_eq!(v.status.code(), Some(1), "{}", stderr(&v));
+    assert!(
+        stderr(&v).contains("train-00000-of-00002.tfrecord: not in the manifest"),
+        "{}",
+        stderr(&v)
+    );
 }
 
 /// Items an output would write to one file are refused before anything is

@@ -382,6 +382,11 @@ fn build_in(
     let work = |p: &mut Processor,
                 (i, (size, mtime), key): (usize, (u64, i128), &str)|
      -> (usize, Prepared, bool) {
+        // asked to stop: the items handed out already are not made (a
+        // window of large images took seconds); consume returns at once
+        if reporter.cancelled() {
+            return (i, Prepared::Skipped("interrupted".into()), false);
+        }
         let item = &catalog.items[i];
         let read = |p: &Path| {
             crate::files::check_image_size(size, max_pixels)
@@ -497,6 +502,7 @@ fn build_in(
             .collect(),
     };
     let mut consume = |(i, mut prep, hit, advance): (usize, Prepared, bool, bool)| -> Result<()> {
+        crate::report::check_cancelled(reporter)?;
         if let Prepared::Ok(info, ..) = &prep {
             if let Some((_, reader)) = readers.iter().find(|(ok, _)| !ok.contains(&info.format)) {
                 prep = Prepared::Skipped(format!(
@@ -760,6 +766,7 @@ fn build_in(
         evict: None,
         reused: Default::default(),
         tables: Default::default(),
+        reporter,
     };
     let ctx = if opts.drop_cache {
         write::with_eviction(ctx)

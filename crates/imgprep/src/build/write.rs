@@ -44,6 +44,10 @@ pub(super) struct Context<'a> {
     pub reused: std::sync::atomic::AtomicU64,
     /// The record tables this build keeps (see `record_table`).
     pub tables: std::sync::Mutex<Vec<String>>,
+    /// Asked at each item's bytes whether the caller wants the build to
+    /// stop (Ctrl-C in a notebook): a split of thousands of items is not
+    /// written to its end first.
+    pub reporter: &'a dyn crate::report::Reporter,
 }
 
 /// Counts, for every item, the outputs that will read its cached image, so
@@ -152,6 +156,7 @@ impl Context<'_> {
     /// The source file's own bytes (for outputs of decoded pixels, which
     /// must not go through the encoded image).
     pub fn source_bytes(&self, i: usize) -> Result<Vec<u8>> {
+        crate::report::check_cancelled(self.reporter)?;
         let item = &self.catalog.items[i];
         let (size, _) = self.print(i);
         if self.spec.is_none() || item.frame.is_some() {
@@ -170,6 +175,7 @@ impl Context<'_> {
 
     /// The bytes that go into outputs for item `i`.
     pub fn bytes(&self, i: usize) -> Result<Vec<u8>> {
+        crate::report::check_cancelled(self.reporter)?;
         let item = &self.catalog.items[i];
         let k = self.at(i);
         if !self.cached(i) {
@@ -257,6 +263,7 @@ impl Context<'_> {
     /// a hard link to the source when it is passed through and local (never
     /// removing what is at the path first), else the bytes.
     pub(super) fn put_image(&self, i: usize, rel: &str) -> Result<FileSums> {
+        crate::report::check_cancelled(self.reporter)?;
         let p = self.path(rel)?;
         self.create_parent_once(rel, &p)?;
         let item = &self.catalog.items[i];
@@ -1039,12 +1046,14 @@ pub struct OutReport {
     pub ok: bool,
 }
 
-/// Files in the output's data folders (every folder below `out` that holds
-/// a listed file) that the manifest does not list: an earlier build's file
-/// changed since, a killed build's temporary, or someone else's (in object
-/// storage: an earlier push's). Readers that list a folder
-/// (`train-*.tfrecord`, class folders, a SageMaker channel) would read them.
-/// Stores that cannot be listed (HTTP) are not looked at.
+/// Files in the output's folders (every folder below `out`, also those of
+/// outputs a later build no longer makes) that the manifest does not list:
+/// an earlier build's file changed since (the build leaves it and says so),
+/// a killed build's temporary, or someone else's (in object storage: an
+/// earlier push's). Readers that list a folder (`train-*.tfrecord`, class
+/// folders) or a prefix (a SageMaker channel) would read them. Files at the
+/// top of `out` beside the manifest are not looked at. Stores that cannot be
+/// listed (HTTP) are not looked at.
 fn unlisted_files(
     out: &Path,
     files: &super::manifest::FileList,
@@ -1068,23 +1077,34 @@ fn unlisted_files(
                 .filter_map(|o| uri.relative(&o.key).map(String::from)),
         );
     } else {
-        let folders: std::collections::BTreeSet<&str> = listed
-            .iter()
-            .filter_map(|f| f.rsplit_once('/').map(|(d, _)| d))
-            .collect();
-        for d in folders {
-            let Ok(entries) = std::fs::read_dir(out.join(d)) else {
+        // every folder below OUT, without following links
+        let mut folders: Vec<String> = std::fs::read_dir(out)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        while let Some(d) = folders.pop() {
+            let Ok(entries) = std::fs::read_dir(out.join(&d)) else {
                 continue;
             };
-            present.extend(
-                entries
-                    .flatten()
-                    .filter(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
-                    .map(|e| format!("{d}/{}", e.file_name().to_string_lossy())),
-            );
+            for e in entries.flatten() {
+                let rel = format!("{d}/{}", e.file_name().to_string_lossy());
+                match e.file_type() {
+                    Ok(t) if t.is_dir() => folders.push(rel),
+                    Ok(_) => present.push(rel),
+                    Err(_) => {}
+                }
+            }
         }
     }
-    let found = crate::files::strays(&listed, present);
+    let mut found: Vec<String> = present
+        .into_iter()
+        .filter(|f| f.contains('/') && !listed.contains(f))
+        .collect();
+    found.sort();
     let n = found.len();
     let mut problems: Vec<String> = found
         .into_iter()
