@@ -212,7 +212,20 @@ fn recipe_toml(path: &str, text: Option<&str>) -> imgprep::Result<String> {
 fn load_recipe(path: &str, text: Option<&str>) -> imgprep::Result<imgprep::recipe::LoadedRecipe> {
     match text {
         None => imgprep::recipe::load(Path::new(path)),
-        Some(_) => imgprep::recipe::from_text(&recipe_toml(path, text)?, Path::new(path)),
+        Some(t) => {
+            let toml = recipe_toml(path, text)?;
+            // a dict: its mistakes named by key, not by a line of the TOML
+            // text made from it
+            if t.trim_start().starts_with('{') {
+                if let Err((offset, message)) = imgprep::recipe::parse(&toml) {
+                    let at = offset
+                        .and_then(|o| imgprep::recipe::key_path_at(&toml, o))
+                        .unwrap_or_default();
+                    return Err(imgprep::Error::Usage(format!("recipe{at}: {message}")));
+                }
+            }
+            imgprep::recipe::from_text(&toml, Path::new(path))
+        }
     }
 }
 

@@ -116,6 +116,12 @@ def test_errors_are_exceptions_with_the_message_and_file(images, tmp_path):
         for r in imgprep.read_records(rec):
             got.append(r)
     assert "train.rec" in str(e.value) and len(got) == 41
+    # a dict recipe's mistakes are named by key, not by a line of a file
+    # that is not there
+    with pytest.raises(imgprep.UsageError, match=r"^recipe\['transform'\]\['quality'\]: invalid type") as e:
+        imgprep.Recipe.load({"name": "x", "sources": [{"type": "folders", "root": str(images)}],
+                             "transform": {"quality": "high"}})
+    assert ".toml" not in str(e.value)
     # a dict recipe with a number that is not finite: refused, naming the key
     with pytest.raises(imgprep.UsageError, match=r"recipe\['split'\]\['train'\] = nan"):
         imgprep.Recipe.load({"name": "x", "sources": [{"type": "folders", "root": str(images)}],

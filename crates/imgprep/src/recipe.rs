@@ -765,6 +765,51 @@ pub fn span_of(text: &str, path: &[&str]) -> Option<usize> {
     best
 }
 
+/// The key path of the innermost value of TOML `text` that holds byte
+/// `offset`, as Python writes it: `['transform']['quality']`,
+/// `['sources'][0]['type']` (for recipes given as a dict, whose TOML text
+/// the user never sees). None when no value holds it.
+pub fn key_path_at(text: &str, offset: usize) -> Option<String> {
+    use toml::de::{DeTable, DeValue};
+    // every value with its path (tables' spans need not hold their
+    // contents: a `[table]` header's is the header), then the smallest
+    // that holds the offset
+    fn walk(
+        v: &DeValue,
+        span: std::ops::Range<usize>,
+        path: String,
+        all: &mut Vec<(String, std::ops::Range<usize>)>,
+    ) {
+        match v {
+            DeValue::Table(t) => {
+                for (k, v) in t.iter() {
+                    let key = format!("{path}['{}']", k.get_ref());
+                    all.push((key.clone(), k.span().start..v.span().end.max(k.span().end)));
+                    walk(v.get_ref(), v.span(), key, all);
+                }
+            }
+            DeValue::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    walk(v.get_ref(), v.span(), format!("{path}[{i}]"), all);
+                }
+            }
+            _ => all.push((path, span)),
+        }
+    }
+    let root = DeTable::parse(text).ok()?;
+    let mut all = Vec::new();
+    walk(
+        &DeValue::Table(root.get_ref().clone()),
+        0..text.len(),
+        String::new(),
+        &mut all,
+    );
+    all.into_iter()
+        .filter(|(p, span)| !p.is_empty() && span.contains(&offset))
+        .min_by_key(|(_, span)| span.len())
+        .map(|(p, _)| p)
+}
+
 /// Whether `name` can be one path component of an output: not empty, not
 /// `.` or `..`, no separator or NUL.
 pub fn is_safe_component(name: &str) -> bool {
@@ -1246,6 +1291,21 @@ format = "sagemaker-image"        # train/, validation/, train_lst/, validation_
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_paths_of_offsets_are_python_subscripts() {
+        let text = "name = \"x\"\n[[sources]]\ntype = \"folders\"\nroot = \"a\"\n\
+                    [[sources]]\ntype = \"lst\"\nfile = \"i.lst\"\nroot = \"a\"\n[transform]\nquality = \"high\"\n";
+        let at = |needle: &str| key_path_at(text, text.find(needle).unwrap());
+        assert_eq!(at("\"high\"").as_deref(), Some("['transform']['quality']"));
+        assert_eq!(at("\"lst\"").as_deref(), Some("['sources'][1]['type']"));
+        assert_eq!(at("\"x\"").as_deref(), Some("['name']"));
+        let (offset, _) = parse(text).unwrap_err();
+        assert_eq!(
+            key_path_at(text, offset.unwrap()).as_deref(),
+            Some("['transform']['quality']")
+        );
+    }
 
     const DRIVERS: &str = r#"
 name = "drivers"

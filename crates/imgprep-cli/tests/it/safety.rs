@@ -786,7 +786,10 @@ fn changed_files_of_an_earlier_build_are_kept_and_named() {
     env.write(
         "r.toml",
         recipe(6)
-            .replace("format = \"tfrecord\"\nshard_records = 6", "format = \"recordio\"")
+            .replace(
+                "format = \"tfrecord\"\nshard_records = 6",
+                "format = \"recordio\"",
+            )
             .as_bytes(),
     );
     let edited = "o/complete/tfrecord-tfds/train-00000-of-00002.tfrecord";

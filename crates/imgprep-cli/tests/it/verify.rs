@@ -1,6 +1,6 @@
 //! `imgprep verify` and `inspect` catch what is wrong.
 
-use crate::env::{stdout, TestEnv};
+use crate::env::{stderr, stdout, TestEnv};
 
 fn packed() -> TestEnv {
     let env = TestEnv::new();
@@ -254,6 +254,17 @@ fn a_manifest_whose_numbers_were_edited_fails() {
         let out = env.run(&["verify", "o"]);
         assert_eq!(out.status.code(), Some(1), "{what}: {}", stdout(&out));
     }
+    // a flipped bit in a key: the manifest no longer parses, which is
+    // damage found (exit 1), not a usage error
+    let text = String::from_utf8(original.clone()).unwrap();
+    env.write(
+        "o/manifest.json",
+        text.replacen("\"num_classes\"", "\"num_clastes\"", 1)
+            .as_bytes(),
+    );
+    let out = env.run(&["verify", "o"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("damaged"), "{}", stderr(&out));
     env.write("o/manifest.json", &original);
     env.ok(&["verify", "o", "-q"]);
 }

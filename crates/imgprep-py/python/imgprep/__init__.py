@@ -261,7 +261,8 @@ class Recipe:
         file and line of a mistake)."""
         if isinstance(source, Mapping):
             base = os.path.abspath(_fspath(base_dir) if base_dir is not None else os.getcwd())
-            path = os.path.join(base, "recipe.toml")
+            # (no such file: messages about the recipe name it so)
+            path = os.path.join(base, "<recipe dict>")
             text = json.dumps(_plain(source))
             toml, sha = _native.recipe_info(path, text)
             return cls(path, text, toml, sha)

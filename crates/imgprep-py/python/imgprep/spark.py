@@ -238,8 +238,10 @@ def build(
     the largest split's item count, as each slice takes a part of every
     split); more slices than cores lets fast tasks absorb slow ones.
     ``threads_per_task``: default ``spark.task.cpus``. ``keep_parts`` keeps a
-    local PARTS folder after the merge (parts in object storage are always
-    kept: imgprep deletes nothing there). ``force``: build into a local
+    local PARTS folder after the merge, and with it the slices' item caches,
+    so that a re-run decodes only what changed (without it every task
+    decodes its slice again); parts in object storage are always kept:
+    imgprep deletes nothing there. ``force``: build into a local
     ``out`` that is not empty and not imgprep's, as ``imgprep build --force``.
     ``result.summary["spark"]`` has one row per slice (items, seconds, host,
     attempt). Everything that can be checked is checked before any task

@@ -1130,8 +1130,14 @@ fn unlisted_files(
 pub fn verify_out(out: &Path, threads: usize, reporter: &dyn Reporter) -> Result<OutReport> {
     let mp = crate::files::join(out, Path::new(MANIFEST));
     let text = crate::files::read_to_string(&mp).map_err(io_err(&mp))?;
-    let m: Manifest =
-        serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{}: {e}", mp.display())))?;
+    // a manifest that does not parse is damage found (exit 1), as a changed
+    // byte elsewhere is, not a usage error
+    let m: Manifest = serde_json::from_str(&text).map_err(|e| {
+        Error::Problem(format!(
+            "{}: {e}: damaged, or not an imgprep manifest (nothing else was checked)",
+            mp.display()
+        ))
+    })?;
     // a manifest imgprep wrote names plain paths inside the folder only;
     // nothing outside it is read on a manifest's word
     let plain = |f: &str| super::catalog::normalize_rel(f).as_deref() == Some(f);
