@@ -1540,10 +1540,7 @@ fn shards_that_skipped_an_item_merge_like_one_build() {
 fn shards_give_every_class_the_whole_datasets_id() {
     let env = TestEnv::new();
     env.synth("p", 6, 2, 32, 32);
-    env.write(
-        "r.toml",
-        b"name = \"s\"\n[[sources]]\ntype = \"folders\"\nroot = \"p\"\n[[outputs]]\nformat = \"recordio\"\n",
-    );
+    folders_to_recordio(&env);
     env.ok(&["build", "r.toml", "--out", "one"]);
     let one = manifest(&env, "one");
     // items.csv: item -> (record id, label ids)
@@ -1617,10 +1614,7 @@ fn shards_give_every_class_the_whole_datasets_id() {
 fn empty_shards_merge_like_one_build() {
     let env = TestEnv::new();
     env.synth("p", 2, 2, 32, 32);
-    env.write(
-        "r.toml",
-        b"name = \"s\"\n[[sources]]\ntype = \"folders\"\nroot = \"p\"\n[[outputs]]\nformat = \"recordio\"\n",
-    );
+    folders_to_recordio(&env);
     let mut parts = Vec::new();
     for i in 0..6 {
         let out = format!("s{i}");
@@ -1754,10 +1748,7 @@ fn pass_through_skips_formats_the_outputs_readers_cannot_decode() {
 fn merge_names_a_source_newer_than_the_shards() {
     let env = TestEnv::new();
     env.synth("p", 2, 2, 32, 32);
-    env.write(
-        "r.toml",
-        b"name = \"s\"\n[[sources]]\ntype = \"folders\"\nroot = \"p\"\n[[outputs]]\nformat = \"recordio\"\n",
-    );
+    folders_to_recordio(&env);
     for i in 0..2 {
         let out = format!("s{i}");
         env.ok(&[
@@ -1779,5 +1770,13 @@ fn merge_names_a_source_newer_than_the_shards() {
             && stderr(&out).contains("changed or added after the shards were built"),
         "{}",
         stderr(&out)
+    );
+}
+
+/// `r.toml`: the class folders under `p` to RecordIO, nothing else.
+fn folders_to_recordio(env: &TestEnv) {
+    env.write(
+        "r.toml",
+        b"name = \"s\"\n[[sources]]\ntype = \"folders\"\nroot = \"p\"\n[[outputs]]\nformat = \"recordio\"\n",
     );
 }

@@ -379,6 +379,8 @@ fn build_in(
             .map(drop)
             .map_err(|e| e.to_string())
     };
+    // re-encoded sources of several frames: each becomes its first frame
+    let animated: std::sync::Mutex<(u64, Vec<String>)> = Default::default();
     let work = |p: &mut Processor,
                 (i, (size, mtime), key): (usize, (u64, i128), &str)|
      -> (usize, Prepared, bool) {
@@ -466,6 +468,13 @@ fn build_in(
                 let mut out = Vec::new();
                 match p.process_with_geometry(&data, spec, &mut out) {
                     Ok((info, geometry)) => {
+                        if crate::image::is_animated(&data) {
+                            let mut a = animated.lock().unwrap();
+                            a.0 += 1;
+                            if a.1.len() < SKIPS_SHOWN {
+                                a.1.push(item.rel.clone());
+                            }
+                        }
                         let sha = checksum::sha256(&data);
                         (i, store(key, info, sha, geometry, &out), false)
                     }
@@ -606,6 +615,18 @@ fn build_in(
         }
     }
     reporter.end();
+    let (n, names) = animated.into_inner().unwrap();
+    if n > 0 {
+        let mut text = format!(
+            "{n} animated source(s) (GIF, WebP or APNG of several frames): each is stored as its \
+             first frame:"
+        );
+        crate::report::name_first(&mut text, names.iter(), SKIPS_SHOWN, "");
+        if n as usize > names.len() {
+            text.push_str(&format!("\n  ... and {} more", n as usize - names.len()));
+        }
+        reporter.warn(&text);
+    }
     for (kind, n) in &excluded {
         reporter.warn(&format!(
             "skipped {n} {kind} source(s) (transform.color_policy = \"skip\"); listed in the manifest"

@@ -61,6 +61,84 @@ pub const MXNET_DECODES: &[ImageFormat] = &[
     ImageFormat::Tiff,
 ];
 
+/// Whether an image file holds more than one frame: an animated GIF (two
+/// image descriptors or more), an animated WebP (the VP8X animation flag) or
+/// an APNG (an `acTL` chunk before the image data). Decoding takes the
+/// first frame; stored as it is, readers differ (TensorFlow gives a stack).
+pub fn is_animated(data: &[u8]) -> bool {
+    match sniff(data) {
+        Some(ImageFormat::Webp) => {
+            data.len() > 20 && &data[12..16] == b"VP8X" && data[20] & 0x02 != 0
+        }
+        Some(ImageFormat::Png) => {
+            // chunks: length, type, data, CRC; acTL must come before IDAT
+            let mut at = 8usize;
+            while at + 8 <= data.len() {
+                let len = u32::from_be_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+                match &data[at + 4..at + 8] {
+                    b"acTL" => return true,
+                    b"IDAT" | b"IEND" => return false,
+                    _ => {}
+                }
+                at = at.saturating_add(12).saturating_add(len);
+            }
+            false
+        }
+        Some(ImageFormat::Gif) => gif_frames(data) > 1,
+        _ => false,
+    }
+}
+
+/// Image descriptors in a GIF, counted by walking its blocks (2 at most:
+/// enough to tell an animation).
+fn gif_frames(data: &[u8]) -> usize {
+    let mut at = 13usize;
+    if data.len() < at {
+        return 0;
+    }
+    let flags = data[10];
+    if flags & 0x80 != 0 {
+        at += 3 << ((flags & 0x07) + 1);
+    }
+    // data sub-blocks: a length byte, then that many bytes, until 0
+    let skip_blocks = |mut at: usize| -> Option<usize> {
+        loop {
+            let n = *data.get(at)? as usize;
+            at += 1 + n;
+            if n == 0 {
+                return Some(at);
+            }
+        }
+    };
+    let mut frames = 0;
+    while let Some(&b) = data.get(at) {
+        match b {
+            0x2C => {
+                frames += 1;
+                if frames > 1 {
+                    return frames;
+                }
+                let Some(&f) = data.get(at + 9) else { break };
+                at += 10;
+                if f & 0x80 != 0 {
+                    at += 3 << ((f & 0x07) + 1);
+                }
+                at += 1; // LZW minimum code size
+                match skip_blocks(at) {
+                    Some(next) => at = next,
+                    None => break,
+                }
+            }
+            0x21 => match skip_blocks(at + 2) {
+                Some(next) => at = next,
+                None => break,
+            },
+            _ => break,
+        }
+    }
+    frames
+}
+
 /// Recognises a format from the first bytes. JPEGs with a little junk before
 /// the SOI marker are recognised too (the decoder starts at the marker).
 pub fn sniff(data: &[u8]) -> Option<ImageFormat> {
@@ -879,6 +957,53 @@ pub fn dct_scale(w: u32, h: u32, tw: u32, th: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn animations_are_told_from_single_frames() {
+        use ::image::codecs::gif::GifEncoder;
+        use ::image::{Frame, RgbaImage};
+        let gif = |frames: usize| {
+            let mut out = Vec::new();
+            let mut e = GifEncoder::new(&mut out);
+            for k in 0..frames {
+                let img = RgbaImage::from_pixel(8, 6, ::image::Rgba([k as u8 * 80, 0, 0, 255]));
+                e.encode_frame(Frame::new(img)).unwrap();
+            }
+            drop(e);
+            out
+        };
+        assert!(!is_animated(&gif(1)));
+        assert!(is_animated(&gif(2)));
+        assert!(is_animated(&gif(3)));
+        // WebP: the VP8X chunk's animation flag
+        let mut webp = b"RIFF\0\0\0\0WEBPVP8X\x0a\0\0\0\0\0\0\0\0\0\0\0\0\0".to_vec();
+        assert!(!is_animated(&webp));
+        webp[20] = 0x02;
+        assert!(is_animated(&webp));
+        // PNG: acTL before IDAT
+        let chunk = |kind: &[u8], body: &[u8]| {
+            let mut c = (body.len() as u32).to_be_bytes().to_vec();
+            c.extend_from_slice(kind);
+            c.extend_from_slice(body);
+            c.extend_from_slice(&[0; 4]);
+            c
+        };
+        let png = |extra: &[u8]| {
+            let mut p = b"\x89PNG\r\n\x1a\n".to_vec();
+            p.extend(chunk(b"IHDR", &[0; 13]));
+            p.extend_from_slice(extra);
+            p.extend(chunk(b"IDAT", &[0; 4]));
+            p.extend(chunk(b"IEND", &[]));
+            p
+        };
+        assert!(!is_animated(&png(&[])));
+        assert!(is_animated(&png(&chunk(b"acTL", &[0; 8]))));
+        // cut files are not animations, and do not panic
+        let g = gif(2);
+        for n in 0..g.len() {
+            let _ = is_animated(&g[..n]);
+        }
+    }
 
     #[test]
     fn resize_targets_match_im2rec() {
