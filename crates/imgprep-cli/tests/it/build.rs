@@ -1760,6 +1760,14 @@ fn merge_names_a_source_newer_than_the_shards() {
             &format!("{i}/2"),
         ]);
     }
+    // a folder that is not there is said so (it read "not a shard output")
+    let out = env.run(&["merge", "r.toml", "--out", "m", "s0", "s9"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("s9: no such folder"),
+        "{}",
+        stderr(&out)
+    );
     std::thread::sleep(std::time::Duration::from_millis(20));
     let img = env.read("p/class_0/img_00000.jpg");
     env.write("p/class_0/new.jpg", &img);

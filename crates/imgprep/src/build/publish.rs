@@ -145,6 +145,12 @@ pub fn merge_to(
     // every shard of one build of this recipe, each once
     let mut shards: Vec<(u64, u64, &std::path::Path)> = Vec::new();
     for d in &opts.merge_from {
+        if !crate::files::is_remote(d) && std::fs::symlink_metadata(d).is_err() {
+            return Err(Error::Usage(format!(
+                "{}: no such folder (give the shard outputs' folders)",
+                d.display()
+            )));
+        }
         let m = read_manifest(d)
             .filter(|m| m.shard.is_some())
             .ok_or_else(|| {
