@@ -68,6 +68,13 @@ pub fn build_to(
         Some(uri) => {
             // (the local check of the build sees only the staging folder)
             super::outdir::check_overlap_remote(uri, &super::sources::input_paths(r))?;
+            // a bucket that is not there, or credentials that do not reach
+            // it: said before the build, not after it (one listing request)
+            if uri.can_list() {
+                crate::storage::bucket_for(uri)
+                    .and_then(|b| b.list_dir(&uri.key))
+                    .map_err(|e| Error::Usage(e.to_string()))?;
+            }
             Some(lock_remote(&target.local, uri)?)
         }
         None => None,
