@@ -199,6 +199,14 @@ fn build_from_s3_sources_to_s3_outputs_and_push_channels() {
         "{}",
         stderr(&out)
     );
+    // a bucket that is not there: said before anything is built
+    let out = env.run_s3(
+        &s3,
+        &["build", "r.toml", "--out", "s3://no-such-bucket-here/x"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("NoSuchBucket"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("processed"), "{}", stderr(&out));
     let out = env.ok_s3(&s3, &["build", "r.toml", "--out", &s3.uri("t-build/out")]);
     assert!(
         stderr(&out).contains("10 uploaded") || stderr(&out).contains("uploaded"),
