@@ -89,8 +89,9 @@ pub enum Command {
           imgprep pull s3-paths.txt images/\n  \
           imgprep pull keys.txt images/ --base s3://my-bucket/raw/images\n\n\
           One key or URI per line; blank lines and # comments are ignored. A file already in DEST with the\n\
-          object's size and ETag is not downloaded again. Keys that would escape DEST (.., absolute) are\n\
-          refused. Exit 1 when anything failed (see DEST/failed.txt).")]
+          object's size and ETag is not downloaded again; one that differs is replaced only when an earlier\n\
+          pull into DEST wrote it (DEST/downloaded.txt lists it) or with --overwrite. Keys that would escape\n\
+          DEST (.., absolute) are refused. Exit 1 when anything failed (see DEST/failed.txt).")]
     Pull(PullArgs),
     /// Combine shard outputs (`build --shard I/N`) into the same result as one build, without decoding.
     #[command(
@@ -372,6 +373,10 @@ pub struct PullArgs {
     /// Downloads at a time.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// Replace files in DEST that differ from their objects even when no earlier pull wrote them
+    /// (by default those keys fail and the files are left as they are).
+    #[arg(long)]
+    pub overwrite: bool,
     /// Print a JSON report on stdout.
     #[arg(long)]
     pub json: bool,

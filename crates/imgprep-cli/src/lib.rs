@@ -484,6 +484,7 @@ fn pull(a: PullArgs) -> Result<u8> {
     let o = PullOptions {
         base,
         concurrency: a.concurrency.max(1),
+        overwrite: a.overwrite,
     };
     let progress = Progress::new(a.quiet || a.json)
         .silent(a.quiet)

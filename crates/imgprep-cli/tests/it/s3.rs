@@ -103,6 +103,23 @@ fn push_skips_by_etag_multipart_and_pull_resumes_with_failures() {
     let r = json(&env.run_s3(&s3, &["pull", "list.txt", "dl", "--base", &base, "--json"]));
     assert_eq!(r["downloaded"], 1);
     assert_eq!(env.read("dl/img/05.jpg"), env.read("data/img/05.jpg"));
+    // a different file that no pull wrote is the user's: left as it is, the
+    // key failed with the reason, unless --overwrite
+    env.write("mine/img/05.jpg", b"my own edit");
+    env.write("one.txt", b"img/05.jpg\n");
+    let out = env.run_s3(&s3, &["pull", "one.txt", "mine", "--base", &base]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(env.read("mine/img/05.jpg"), b"my own edit");
+    let failed = String::from_utf8(env.read("mine/failed.txt")).unwrap();
+    assert!(
+        failed.contains("no earlier pull into this folder wrote it"),
+        "{failed}"
+    );
+    assert!(stderr(&out).contains("--overwrite"), "{}", stderr(&out));
+    let args = ["pull", "one.txt", "mine", "--base", &base, "--json"];
+    let r = json(&env.ok_s3(&s3, &[&args[..], &["--overwrite"]].concat()));
+    assert_eq!(r["downloaded"], 1);
+    assert_eq!(env.read("mine/img/05.jpg"), env.read("data/img/05.jpg"));
     // keys that would write pull's reports, the same file twice, or through a
     // symbolic link in DEST are refused, each with its reason
     env.write("outside/keep.jpg", b"keep");

@@ -436,6 +436,10 @@ pub struct PullOptions {
     /// Base for plain keys, and the prefix stripped from URIs under it.
     pub base: Option<Uri>,
     pub concurrency: usize,
+    /// Replace a file in DEST that differs from its object although no
+    /// earlier pull into DEST wrote it (by default such a file is left as
+    /// it is and the key counts as failed).
+    pub overwrite: bool,
 }
 
 /// A key's path under DEST, or why it is refused.
@@ -486,7 +490,10 @@ fn no_links_below(dest: &Path, rel: &Path) -> std::result::Result<(), String> {
 /// Downloads every key/URI listed in `list` (one per line; blank lines and
 /// `#` comments ignored) into `dest`, writing `downloaded.txt` and
 /// `failed.txt` (key, tab, reason) there. An existing file with the
-/// object's size and ETag is kept, so a re-run resumes.
+/// object's size and ETag is kept, so a re-run resumes. An existing file
+/// that differs is replaced only when an earlier pull into DEST wrote it
+/// (its `downloaded.txt` lists the key) or with [`PullOptions::overwrite`]:
+/// anything else in DEST is the user's.
 pub fn pull(
     list: &Path,
     dest: &Path,
@@ -557,6 +564,14 @@ pub fn pull(
         jobs.push((uri.to_string(), job));
     }
     std::fs::create_dir_all(dest).map_err(Error::io(dest))?;
+    // what earlier pulls into DEST wrote (theirs to replace when the
+    // object changed); anything else already there is the user's
+    let ours: std::collections::HashSet<String> = match o.overwrite {
+        true => Default::default(),
+        false => std::fs::read_to_string(dest.join(PULL_REPORTS[0]))
+            .map(|t| t.lines().map(str::to_string).collect())
+            .unwrap_or_default(),
+    };
     // partial files of a killed earlier run
     let dirs: std::collections::BTreeSet<&Path> = jobs
         .iter()
@@ -587,7 +602,8 @@ pub fn pull(
     parallel(&indexed, o.concurrency, |(i, (shown, job))| {
         let result = job.clone().and_then(|(uri, path)| {
             outage.check()?;
-            pull_one(&uri, &path).inspect_err(|e| outage.note(e))
+            let replace = o.overwrite || ours.contains(shown);
+            pull_one(&uri, &path, replace).inspect_err(|e| outage.note(e))
         });
         let mut r = report.lock().unwrap();
         match result {
@@ -627,19 +643,35 @@ pub fn pull(
     Ok(r)
 }
 
-/// Ok((true, size)) downloaded, Ok((false, size)) already there.
-fn pull_one(uri: &Uri, path: &Path) -> std::result::Result<(bool, u64), String> {
+/// Ok((true, size)) downloaded, Ok((false, size)) already there. A file at
+/// `path` that differs from the object is replaced only when `replace`.
+fn pull_one(uri: &Uri, path: &Path, replace: bool) -> std::result::Result<(bool, u64), String> {
     let b = bucket_for(uri).map_err(|e| e.message)?;
-    if let Ok(m) = std::fs::metadata(path) {
-        if let Some(remote) = b.head(&uri.key).map_err(|e| e.message)? {
-            let same = remote.size == m.len()
-                && remote
-                    .etag
+    if let Ok(m) = std::fs::symlink_metadata(path) {
+        if !m.is_file() {
+            return Err(format!(
+                "refused: {} is there and is not a file (left as it is)",
+                path.display()
+            ));
+        }
+        // (no object: the download below says so)
+        let remote = b.head(&uri.key).map_err(|e| e.message)?;
+        let same = remote.as_ref().map(|r| {
+            r.size == m.len()
+                && r.etag
                     .as_deref()
-                    .is_some_and(|e| etag_matches(path, m.len(), e));
-            if same {
-                return Ok((false, m.len()));
-            }
+                    .is_some_and(|e| etag_matches(path, m.len(), e))
+        });
+        if same == Some(true) {
+            return Ok((false, m.len()));
+        }
+        if same == Some(false) && !replace {
+            return Err(format!(
+                "refused: {} is there, differs from the object, and no earlier pull into this \
+                 folder wrote it (left as it is: remove it, pull into another folder, or give \
+                 --overwrite)",
+                path.display()
+            ));
         }
     }
     let (size, _) = b.download(&uri.key, path).map_err(|e| e.message)?;
