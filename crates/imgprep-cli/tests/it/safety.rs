@@ -1157,3 +1157,138 @@ fn a_source_larger_than_any_image_is_not_read() {
     let out = env.ok(&["im2rec", "l", "p", "--max-pixels", "1000000"]);
     assert_stderr_has(&out, "more than an image of at most 1000000 pixels");
 }
+
+/// A multipart upload whose part the server refuses: the push names the
+/// part's error (not the clean-up's), and the unfinished upload is removed
+/// (`DELETE ?uploadId=`), so the store does not keep its parts. When the
+/// removal fails too, both are said.
+#[test]
+fn a_failed_multipart_upload_is_removed_and_names_its_own_error() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::{Arc, Mutex};
+    for delete_fails in [false, true] {
+        let env = TestEnv::new();
+        // 11 MiB: parts of 5 MiB, 5 MiB and 1 MiB
+        env.write("d/big.bin", &vec![7u8; 11 << 20]);
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let log = seen.clone();
+        let port = fake_server(move |c| {
+            let mut r = BufReader::new(c.try_clone().unwrap());
+            let mut c = c;
+            loop {
+                let mut first = String::new();
+                if r.read_line(&mut first).unwrap_or(0) == 0 {
+                    return;
+                }
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0u8; length];
+                if r.read_exact(&mut body).is_err() {
+                    return;
+                }
+                let req = first.trim().to_string();
+                log.lock().unwrap().push(req.clone());
+                let (status, extra, body) = if req.starts_with("GET") {
+                    (
+                        "200 OK",
+                        "",
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult><Name>b</Name>\
+                         <Prefix>ds/</Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys>\
+                         <IsTruncated>false</IsTruncated></ListBucketResult>"
+                            .to_string(),
+                    )
+                } else if req.starts_with("HEAD") {
+                    ("404 Not Found", "", String::new())
+                } else if req.starts_with("POST") && req.contains("uploads") {
+                    (
+                        "200 OK",
+                        "",
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><InitiateMultipartUploadResult>\
+                         <Bucket>b</Bucket><Key>ds/big.bin</Key><UploadId>up1</UploadId>\
+                         </InitiateMultipartUploadResult>"
+                            .to_string(),
+                    )
+                } else if req.starts_with("PUT") && req.contains("partNumber=2") {
+                    (
+                        "403 Forbidden",
+                        "",
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied\
+                         </Code><Message>part two is not welcome</Message></Error>"
+                            .to_string(),
+                    )
+                } else if req.starts_with("PUT") {
+                    ("200 OK", "ETag: \"p\"\r\n", String::new())
+                } else if req.starts_with("DELETE") && delete_fails {
+                    (
+                        "403 Forbidden",
+                        "",
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied\
+                         </Code><Message>no deleting</Message></Error>"
+                            .to_string(),
+                    )
+                } else if req.starts_with("DELETE") {
+                    ("204 No Content", "", String::new())
+                } else {
+                    ("500 Internal Server Error", "", String::new())
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\n{extra}\
+                     Content-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                if c.write_all(head.as_bytes()).is_err() || c.write_all(body.as_bytes()).is_err() {
+                    return;
+                }
+            }
+        });
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let vars = [
+            ("IMGPREP_IO_TIMEOUT_SECONDS", "5"),
+            ("IMGPREP_S3_RETRY_SECONDS", "2"),
+            ("AWS_ENDPOINT_URL", endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "k"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+            ("AWS_REGION", "us-east-1"),
+        ];
+        let out = run_bounded_with(
+            &env,
+            &[
+                "push",
+                "d",
+                "s3://b/ds",
+                "--layout",
+                "mirror",
+                "--part-size-mib",
+                "5",
+            ],
+            60,
+            &vars,
+        );
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("part two is not welcome"), "{err}");
+        let seen = seen.lock().unwrap();
+        assert!(
+            seen.iter()
+                .any(|r| r.starts_with("DELETE") && r.contains("uploadId=up1")),
+            "{seen:?}"
+        );
+        assert!(!seen
+            .iter()
+            .any(|r| r.starts_with("POST") && r.contains("uploadId")));
+        assert_eq!(
+            err.contains("unfinished upload was not removed"),
+            delete_fails,
+            "{err}"
+        );
+    }
+}

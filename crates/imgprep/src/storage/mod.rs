@@ -17,7 +17,7 @@ use futures::StreamExt;
 use object_store::path::Path as ObjPath;
 use object_store::{
     Attribute, Attributes, GetOptions, ObjectStore, ObjectStoreExt, PutMultipartOptions,
-    PutOptions, PutPayload, WriteMultipart,
+    PutOptions, PutPayload,
 };
 use std::collections::HashMap;
 use std::io::Read;
@@ -659,28 +659,58 @@ impl Bucket {
                 .map_err(|e| self.err(key, e))?;
             return Ok(returned(r));
         }
+        // the parts are put by hand (not with object_store's `WriteMultipart`,
+        // whose `finish` returns the abort's error in place of the one that
+        // made it abort, and which leaves the upload when a part fails)
         block_on(async {
-            let up = self
+            let mut up = self
                 .store
                 .put_multipart_opts(&path, PutMultipartOptions::from(attrs))
                 .await
                 .map_err(|e| self.err(key, e))?;
-            let mut w = WriteMultipart::new_with_chunk_size(up, part_size as usize);
-            let mut buf = vec![0u8; (part_size as usize).min(8 << 20)];
-            loop {
-                w.wait_for_capacity(4).await.map_err(|e| self.err(key, e))?;
-                let n = match f.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) => {
-                        w.abort().await.ok();
-                        return Err(io(e));
+            let sent = async {
+                let mut inflight: futures::stream::FuturesUnordered<object_store::UploadPart> =
+                    Default::default();
+                loop {
+                    let mut part = Vec::with_capacity(part_size.min(size) as usize);
+                    (&mut f)
+                        .take(part_size)
+                        .read_to_end(&mut part)
+                        .map_err(io)?;
+                    let last = (part.len() as u64) < part_size;
+                    if !part.is_empty() {
+                        // four parts in flight at most
+                        while inflight.len() >= 4 {
+                            if let Some(r) = inflight.next().await {
+                                r.map_err(|e| self.err(key, e))?;
+                            }
+                        }
+                        inflight.push(up.put_part(PutPayload::from(part)));
                     }
-                };
-                w.write(&buf[..n]);
+                    if last {
+                        break;
+                    }
+                }
+                while let Some(r) = inflight.next().await {
+                    r.map_err(|e| self.err(key, e))?;
+                }
+                drop(inflight);
+                up.complete().await.map_err(|e| self.err(key, e))
             }
-            let r = w.finish().await.map_err(|e| self.err(key, e))?;
-            Ok(returned(r))
+            .await;
+            match sent {
+                Ok(r) => Ok(returned(r)),
+                // the parts sent so far are removed (a store keeps, and
+                // bills, an unfinished upload's parts until then)
+                Err(mut e) => {
+                    if let Err(a) = up.abort().await {
+                        let (why, _) = one_line(&a);
+                        e.message
+                            .push_str(&format!(" (its unfinished upload was not removed: {why})"));
+                    }
+                    Err(e)
+                }
+            }
         })
     }
 }
