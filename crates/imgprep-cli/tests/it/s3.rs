@@ -1307,3 +1307,24 @@ fn verify_of_an_empty_prefix_says_what_it_looked_for() {
         stderr(&out)
     );
 }
+
+/// A `folders` source under a prefix with no object (a misspelt path) is a
+/// usage error naming it, as a missing local folder is, not "no labelled
+/// item" after an empty build.
+#[test]
+fn a_source_prefix_with_nothing_under_it_is_named() {
+    let Some(s3) = s3() else { return };
+    let env = TestEnv::new();
+    let uri = s3.uri("t-nothing/imagse");
+    env.write(
+        "r.toml",
+        format!("name = \"e\"\n[[sources]]\ntype = \"folders\"\nroot = \"{uri}\"\n").as_bytes(),
+    );
+    let out = env.run_s3(&s3, &["build", "r.toml", "--out", "o"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{uri}: no object under this prefix")),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -393,6 +393,13 @@ fn remote_folders(
         path: prefix.into(),
         err: e,
     })?;
+    // an object store has no folders: a prefix with nothing under it is the
+    // missing folder of a local root (a misspelt path, most often)
+    if objects.is_empty() {
+        return Err(Error::Usage(format!(
+            "{prefix}: no object under this prefix (is the path right?)"
+        )));
+    }
     let objects: Vec<(String, String)> = objects
         .into_iter()
         .filter(|(_, rel)| {
