@@ -426,6 +426,9 @@ pub struct InitArgs {
     /// Overwrite an existing recipe.
     #[arg(long)]
     pub force: bool,
+    /// No notes and no summary line (errors still go to stderr).
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -487,6 +490,9 @@ pub struct SynthArgs {
     /// Video layout: frames per second.
     #[arg(long, default_value_t = 30, help_heading = "Video layout")]
     pub fps: u32,
+    /// No summary line (errors still go to stderr).
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[cfg(test)]

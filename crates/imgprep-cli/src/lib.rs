@@ -398,7 +398,8 @@ fn synth(a: SynthArgs) -> Result<u8> {
         fps: a.fps,
     };
     let files = imgprep::synth::synth_tree(&a.dir, &opts)?;
-    if a.layout == imgprep::synth::Layout::Video {
+    if a.quiet {
+    } else if a.layout == imgprep::synth::Layout::Video {
         eprintln!(
             "wrote {} files (videos, labels) under {}",
             files.len(),
@@ -656,7 +657,7 @@ fn init(a: InitArgs) -> Result<u8> {
         false,
         "for an unlabelled set write a recipe with [labels] unlabelled = true",
     )?;
-    for n in &notes {
+    for n in notes.iter().filter(|_| !a.quiet) {
         eprintln!("note: {n}");
     }
     let survey = imgprep::build::sources::survey(&a.dir, &exts)?;
@@ -679,15 +680,19 @@ fn init(a: InitArgs) -> Result<u8> {
         survey.classes.len()
     };
     let text = imgprep::recipe::starter(&name, &root, survey.images, classes, tinyimagenet);
-    std::fs::write(&a.output, text)?;
-    eprintln!(
-        "wrote {} ({} images in {} classes under {}); build it with: imgprep build {}",
-        a.output.display(),
-        survey.images,
-        classes,
-        a.dir.display(),
-        a.output.display()
-    );
+    imgprep::output::write_atomic(&a.output, text.as_bytes())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", a.output.display()))?;
+    if !a.quiet {
+        // (files by their names: whether each decodes is the build's to say)
+        eprintln!(
+            "wrote {} ({} image files in {} classes under {}); build it with: imgprep build {}",
+            a.output.display(),
+            survey.images,
+            classes,
+            a.dir.display(),
+            a.output.display()
+        );
+    }
     Ok(0)
 }
 

@@ -414,6 +414,10 @@ fn convert(
     json(&v)
 }
 
+/// What `convert(resize=...)` takes.
+const RESIZE_FORMS: &str =
+    "210 (shorter edge), (224, 224) or \"224x224\" (width, height), or \"area=50176\"";
+
 fn convert_options(text: &str) -> PyResult<imgprep::convert::ConvertOptions> {
     let v: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(text).map_err(|e| usage(e.to_string()))?;
@@ -452,9 +456,18 @@ fn convert_options(text: &str) -> PyResult<imgprep::convert::ConvertOptions> {
             "test" => o.split.2 = f(v, k)?,
             "seed" => o.seed = u(v, k)?,
             "resize" => {
+                let whole = |x: &serde_json::Value| x.as_u64().filter(|&n| n > 0);
                 o.resize = Some(match v {
                     serde_json::Value::Number(n) => n.to_string(),
-                    _ => s(v, k)?,
+                    serde_json::Value::String(x) => x.clone(),
+                    // (width, height), as PIL's resize takes it
+                    serde_json::Value::Array(a) if a.len() == 2 => {
+                        match (whole(&a[0]), whole(&a[1])) {
+                            (Some(w), Some(h)) => format!("{w}x{h}"),
+                            _ => return Err(bad(k, RESIZE_FORMS)),
+                        }
+                    }
+                    _ => return Err(bad(k, RESIZE_FORMS)),
                 })
             }
             "center_crop" => o.center_crop = b(v, k)?,

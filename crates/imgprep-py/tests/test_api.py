@@ -279,6 +279,14 @@ def test_convert_a_folder(images, tmp_path):
     assert imgprep.verify(tmp_path / "c", progress=False)["ok"]
     with pytest.raises(imgprep.UsageError):
         imgprep.convert(images, tmp_path / "d", to="recordio", bogus=1)
+    # (width, height) as PIL takes it
+    res = imgprep.convert(images, tmp_path / "e", to="folders", resize=(40, 30), progress=False)
+    assert res.dataset["variants"]["complete"]["image_shape"] == "3,30,40"
+    with pytest.raises(imgprep.UsageError, match=r"\(224, 224\)"):
+        imgprep.convert(images, tmp_path / "f", to="folders", resize=(40, 30, 3))
+    # a TFRecord setting with no TFRecord output is not dropped unsaid
+    with pytest.raises(imgprep.UsageError, match="for TFRecord output"):
+        imgprep.convert(images, tmp_path / "g", to="recordio", preset="raw")
 
 
 def test_a_push_that_leaves_files_behind_raises(recipe, binary, tmp_path, monkeypatch):

@@ -144,6 +144,26 @@ pub fn make_recipe(o: &ConvertOptions) -> Result<ConvertRecipe> {
             "pass --unlabelled to build an unlabelled set",
         )?
     };
+    // TFRecord's settings with no TFRecord output would be dropped unsaid
+    if !o.to.iter().any(|t| t == "tfrecord") {
+        let set: Vec<&str> = [
+            ("--preset", o.preset != "tfds"),
+            ("--compression", o.compression != "none"),
+            ("--shard-records", o.shard_records.is_some()),
+            ("--shard-mib", o.shard_mib.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect();
+        if !set.is_empty() {
+            return Err(Error::Usage(format!(
+                "{} {} for TFRecord output: add --to tfrecord, or drop {}",
+                set.join(", "),
+                if set.len() == 1 { "is" } else { "are" },
+                if set.len() == 1 { "it" } else { "them" }
+            )));
+        }
+    }
     let (train, validation, test) = o.split;
     if tinyimagenet && (validation > 0.0 || test > 0.0 || train != 1.0) {
         return Err(Error::Usage(format!(

@@ -139,3 +139,42 @@ fn user_facing_text_has_no_internal_names() {
         }
     }
 }
+
+/// `-q` is quiet: a successful `synth`, `init`, `build`, `verify` and
+/// `im2rec` print nothing on stderr, so a script's log holds only what
+/// failed (stdout keeps what scripts read: `im2rec --list` prints the class
+/// ids, as im2rec.py does).
+#[test]
+fn quiet_commands_print_nothing_when_they_succeed() {
+    let env = TestEnv::new();
+    let runs: [&[&str]; 6] = [
+        &[
+            "synth",
+            "p",
+            "--classes",
+            "2",
+            "--per-class",
+            "3",
+            "--width",
+            "32",
+            "--height",
+            "24",
+            "-q",
+        ],
+        &["init", "p", "--output", "r.toml", "-q"],
+        &["build", "r.toml", "--out", "o", "-q"],
+        &["verify", "o", "-q"],
+        &["im2rec", "l", "p", "--list", "--recursive", "-q"],
+        &["im2rec", "l", "p", "-q"],
+    ];
+    for args in runs {
+        let out = env.ok(args);
+        let listing = args.contains(&"--list");
+        assert!(
+            out.stdout.is_empty() != listing && out.stderr.is_empty(),
+            "{args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -243,6 +243,25 @@ fn convert_is_a_recipe_build_kept_in_the_output() {
         "4",
     ];
     env.ok(&args);
+    // TFRecord's settings with no TFRecord output: said, not dropped
+    let out = env.run(&[
+        "convert",
+        "photos",
+        "o3",
+        "--to",
+        "recordio",
+        "--preset",
+        "raw",
+        "--shard-mib",
+        "8",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--preset, --shard-mib are for TFRecord output"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.path("o3").exists());
     // the recipe it ran is kept; building it gives the same bytes
     env.ok(&["build", "o/imgprep-convert.toml", "--out", "o2"]);
     let m: serde_json::Value = serde_json::from_slice(&env.read("o/manifest.json")).unwrap();
