@@ -516,7 +516,8 @@ fn verify(
 /// Makes a synthetic class-folder tree (for examples and tests); returns
 /// the files written.
 #[pyfunction]
-#[pyo3(signature = (dir, classes=3, per_class=20, width=320, height=240, seed=1))]
+#[pyo3(signature = (dir, classes=3, per_class=20, width=320, height=240, seed=1, layout="classes", format="jpg"))]
+#[allow(clippy::too_many_arguments)]
 fn synth(
     py: Python<'_>,
     dir: &str,
@@ -525,7 +526,17 @@ fn synth(
     width: i64,
     height: i64,
     seed: u64,
+    layout: &str,
+    format: &str,
 ) -> PyResult<Vec<String>> {
+    let layout: imgprep::synth::Layout = layout
+        .parse()
+        .map_err(|e| UsageError::new_err(format!("synth: {e}")))?;
+    if !matches!(format, "jpg" | "png") {
+        return Err(UsageError::new_err(format!(
+            "synth: format = {format:?}: give \"jpg\" or \"png\""
+        )));
+    }
     let count = |what: &str, v: i64, max: i64| {
         if (0..=max).contains(&v) {
             Ok(v)
@@ -541,6 +552,8 @@ fn synth(
         width: count("width", width, 65_535)? as u32,
         height: count("height", height, 65_535)? as u32,
         seed,
+        layout,
+        format: format.to_string(),
         ..Default::default()
     };
     let dir = PathBuf::from(dir);

@@ -155,6 +155,11 @@ def test_errors_are_exceptions_with_the_message_and_file(images, tmp_path):
         imgprep.synth(tmp_path / "s", classes=0)
     with pytest.raises(imgprep.UsageError, match="per_class = -1"):
         imgprep.synth(tmp_path / "s", per_class=-1)
+    with pytest.raises(imgprep.UsageError, match="unknown layout"):
+        imgprep.synth(tmp_path / "s", layout="coco")
+    files = imgprep.synth(tmp_path / "voc", layout="voc", per_class=2, width=64, height=48, format="png")
+    assert files and all(f.endswith(".png") for f in files)
+    assert len(list((tmp_path / "voc" / "Annotations").glob("*.xml"))) == len(files)
 
 
 def test_read_records_gives_labels_and_images(recipe, tmp_path):

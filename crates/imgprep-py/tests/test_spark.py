@@ -154,6 +154,21 @@ def test_spark_submit_form(shapes, reference, tmp_path):
     assert tree_digest(out) == reference
 
 
+def test_executors_without_the_wheel_are_named_and_leave_no_parts(shapes, tmp_path):
+    """Executors whose Python lacks imgprep (PYSPARK_PYTHON unset or wrong): a
+    UsageError saying how to fix it, and no empty parts folder left behind."""
+    out = tmp_path / "out"
+    env = dict(os.environ, PYSPARK_SUBMIT_ARGS="--master local[2] pyspark-shell", PYSPARK_PYTHON="/usr/bin/python3")
+    r = subprocess.run(
+        [sys.executable, "-m", "imgprep.spark", str(shapes), "--out", str(out), "--slices", "2"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert "set PYSPARK_PYTHON" in r.stderr, r.stderr[-3000:]
+    assert not (tmp_path / "out.parts").exists()
+    assert not out.exists()
+
+
 def test_spark_connect(shapes, reference, tmp_path):
     """Spark Connect (no RDDs, no SparkContext: Databricks shared and serverless
     compute): a local Connect server, in its own process."""

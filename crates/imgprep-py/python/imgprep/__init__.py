@@ -422,9 +422,15 @@ def read_manifest(out: PathLike) -> Dict[str, Any]:
         return json.load(f)
 
 
-def synth(dir: PathLike, *, classes: int = 3, per_class: int = 20, width: int = 320, height: int = 240, seed: int = 1) -> List[str]:
-    """Writes a small synthetic class-folder tree of JPEGs (for trying things out)."""
-    return _native.synth(_fspath(dir), classes=classes, per_class=per_class, width=width, height=height, seed=seed)
+def synth(dir: PathLike, *, classes: int = 3, per_class: int = 20, width: int = 320, height: int = 240, seed: int = 1,
+          layout: str = "classes", format: str = "jpg") -> List[str]:
+    """Writes a small synthetic dataset (for trying things out), as ``imgprep
+    synth``: ``layout`` is ``"classes"`` (class folders and an index CSV),
+    ``"multilabel"``, ``"tinyimagenet"``, ``"voc"`` (boxes) or ``"video"``
+    (needs ffmpeg; the command's defaults for sessions, chunks and length);
+    ``format`` is ``"jpg"`` or ``"png"``. Returns the image files written."""
+    return _native.synth(_fspath(dir), classes=classes, per_class=per_class, width=width, height=height, seed=seed,
+                         layout=layout, format=format)
 
 
 @dataclass

@@ -291,6 +291,10 @@ def build(
     try:
         collected = df.collect()
     except Exception as e:  # a task that failed every attempt
+        # no slice got as far as its output (the executors' Python lacks
+        # the wheel, say): the parts folder holds only our marker
+        if not _is_remote(parts) and not keep_parts and os.listdir(parts) == [PARTS_MARKER]:
+            _remove_tree(parts)
         raise _task_error(e) from e
     rows: List[Dict[str, Any]] = sorted((row.asDict() for row in collected), key=lambda x: x["slice"])
     tasks_s = time.time() - started
