@@ -1788,3 +1788,58 @@ fn folders_to_recordio(env: &TestEnv) {
         b"name = \"s\"\n[[sources]]\ntype = \"folders\"\nroot = \"p\"\n[[outputs]]\nformat = \"recordio\"\n",
     );
 }
+
+/// `--cache-dir` naming a folder that is not an item cache (a project
+/// folder, `.`) is refused before anything is built: a build prunes its
+/// cache folder, and the user's files there were removed. A folder that
+/// only looks like one inside keeps what is not the cache's.
+#[test]
+fn a_cache_folder_of_somebody_else_is_refused_and_never_pruned() {
+    let env = TestEnv::new();
+    env.synth("p", 2, 4, 32, 24);
+    folders_to_recordio(&env);
+    env.write("proj/notes.txt", b"mine");
+    env.write("proj/docs/thesis.tex", b"mine too");
+    let out = env.run(&["build", "r.toml", "--out", "o", "--cache-dir", "proj"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not empty and not an imgprep item cache"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.path("o").exists());
+    // an entry folder's name with somebody's file in it: not the cache's
+    env.write("c2/ab/notes.txt", b"mine");
+    env.ok(&["build", "r.toml", "--out", "o", "--cache-dir", "c2", "-q"]);
+    env.write(
+        "r.toml",
+        &[env.read("r.toml"), b"[transform]\nquality = 80\n".to_vec()].concat(),
+    );
+    env.ok(&["build", "r.toml", "--out", "o", "--cache-dir", "c2", "-q"]);
+    assert_eq!(env.read("c2/ab/notes.txt"), b"mine");
+    assert_eq!(env.read("proj/docs/thesis.tex"), b"mine too");
+    assert!(env.path("c2/CACHEDIR.TAG").is_file());
+}
+
+/// Two outputs sharing one cache folder keep each other's record tables: a
+/// rebuild of the first after the second was built still copies its
+/// unchanged records (the second's build removed the first's tables).
+#[test]
+fn outputs_sharing_a_cache_folder_keep_each_others_record_tables() {
+    let env = TestEnv::new();
+    env.synth("p", 2, 10, 32, 24);
+    folders_to_recordio(&env);
+    env.write(
+        "r2.toml",
+        &[env.read("r.toml"), b"[transform]\nquality = 80\n".to_vec()].concat(),
+    );
+    env.ok(&["build", "r.toml", "--out", "a", "--cache-dir", "c", "-q"]);
+    env.ok(&["build", "r2.toml", "--out", "b", "--cache-dir", "c", "-q"]);
+    env.write(
+        "p/class_0/img_00000.jpg",
+        &env.read("p/class_1/img_00001.jpg"),
+    );
+    let again = summary(&env, &["build", "r.toml", "--out", "a", "--cache-dir", "c"]);
+    assert_eq!(again["processed"], 1, "{again}");
+    assert_eq!(again["records_reused"], 19, "{again}");
+}

@@ -18,6 +18,67 @@ fn owner_name(out: &Path) -> String {
     super::reuse::table_name(out, "owner")
 }
 
+/// The file that marks a folder as an imgprep item cache (the Cache
+/// Directory Tagging convention, which backup tools honour).
+pub const TAG: &str = "CACHEDIR.TAG";
+const TAG_TEXT: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+# This file is a cache directory tag created by imgprep (its item cache).\n\
+# For information about cache directory tags see https://bford.info/cachedir/\n";
+
+/// An entry folder's name: the first two hex digits of its keys.
+fn is_entry_folder(name: &str) -> bool {
+    name.len() == 2 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Checks that `dir` may be used (and pruned) as an item cache: missing,
+/// empty, tagged ([`TAG`]), or holding nothing but what an imgprep cache
+/// holds (an untagged cache of an earlier version, tagged now). Anything
+/// else is somebody's folder, refused: a build removes what it finds in
+/// its cache folder that it no longer needs.
+pub fn claim(dir: &Path) -> Result<(), String> {
+    if dir.join(TAG).is_file() {
+        return Ok(());
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            return Err(format!("{}: not a folder (the item cache)", dir.display()))
+        }
+        Err(e) => return Err(format!("{}: {e} (the item cache)", dir.display())),
+    };
+    let mut any = false;
+    for e in entries.flatten() {
+        any = true;
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let ours = e.file_type().is_ok_and(|t| t.is_dir())
+            && (is_entry_folder(&name)
+                || name == super::reuse::TABLES
+                || name == super::STAMPS
+                || name == OWNERS);
+        if !ours {
+            return Err(format!(
+                "{}: not empty and not an imgprep item cache (it holds {name:?}); a build removes \
+                 what it no longer needs from its cache folder, so give --cache-dir a new or \
+                 empty folder",
+                dir.display()
+            ));
+        }
+    }
+    if any {
+        tag(dir);
+    }
+    Ok(())
+}
+
+/// Marks `dir` (when it exists) as an item cache: see [`claim`].
+pub fn tag(dir: &Path) {
+    if dir.is_dir() && !dir.join(TAG).is_file() {
+        let _ = write_atomic(&dir.join(TAG), TAG_TEXT.as_bytes());
+    }
+}
+
 const MAGIC: &[u8; 4] = b"IPC4";
 /// magic, format, channels, colour, orientation, width, height, SHA-256,
 /// source upright width and height
@@ -275,8 +336,9 @@ impl Cache {
         };
         for d in subdirs.flatten() {
             // the record tables (see `reuse`) and the notes are kept by their own rules
-            let name = d.file_name();
-            if name == super::reuse::TABLES || name == super::STAMPS || name == OWNERS {
+            // only the entry folders (the record tables and the notes are
+            // kept by their own rules; anything else is not the cache's)
+            if !is_entry_folder(&d.file_name().to_string_lossy()) {
                 continue;
             }
             let Ok(entries) = std::fs::read_dir(d.path()) else {
@@ -291,7 +353,11 @@ impl Cache {
                 let name = e.file_name();
                 match key_bytes(name.as_encoded_bytes()) {
                     Some(key) => folder.keys.push(key),
-                    None => folder.others.push(name),
+                    // a killed build's temporary file (nothing else is ours)
+                    None if crate::output::is_partial_name(&name.to_string_lossy()) => {
+                        folder.others.push(name)
+                    }
+                    None => {}
                 }
             }
             folder.keys.sort_unstable();

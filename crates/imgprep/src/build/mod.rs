@@ -196,6 +196,8 @@ fn build_in(
         .cache_dir
         .clone()
         .unwrap_or_else(|| cache::cache_dir_for(&opts.out));
+    // (before anything is read or written: nothing of somebody else's is pruned)
+    cache::claim(&cache_dir).map_err(Error::Usage)?;
     // a first pass-through build from local folders: the images' prepare
     // step starts now, on the core the catalog leaves idle
     let prefetch = match spec.is_none()
@@ -869,6 +871,7 @@ fn build_in(
     // the stamp that makes the next identical build "up to date", and the
     // record tables of the files written (neither after --drop-cache, whose
     // next build starts from scratch)
+    cache::tag(cache.dir());
     if ctx.evict.is_none() {
         let _ = std::fs::create_dir_all(cache.dir().join(STAMPS));
         let _ = crate::output::write_atomic(

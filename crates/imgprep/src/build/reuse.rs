@@ -61,7 +61,16 @@ pub(super) fn key(kind: &str, header: &[u8], bytes_key: &str) -> Key {
 /// for a set of shards the name they share) of the output folder `out` is
 /// kept, under the item cache folder `cache_dir`.
 pub(super) fn table_path(cache_dir: &Path, out: &Path, id: &str) -> PathBuf {
-    cache_dir.join(TABLES).join(table_name(out, id))
+    cache_dir
+        .join(TABLES)
+        .join(format!("{}-{}", out_tag(out), table_name(out, id)))
+}
+
+/// What the names of `out`'s record tables start with (before a `-`): the
+/// tables of other outputs sharing the cache folder are told apart by it.
+fn out_tag(out: &Path) -> String {
+    let abs = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
+    crate::checksum::sha256_hex(abs.as_os_str().as_encoded_bytes())[..12].to_string()
 }
 
 /// The folder of record tables in an item cache.
@@ -73,15 +82,29 @@ pub(super) fn table_name(out: &Path, id: &str) -> String {
     h[..24].to_string()
 }
 
-/// Removes the tables this build did not keep (outputs no longer made, or
-/// made by a build with another recipe).
+/// Removes the tables of `out` this build did not keep (outputs no longer
+/// made, or made by a build with another recipe). The tables of other
+/// outputs sharing the cache folder stay; so does anything not named as a
+/// table.
 pub(super) fn prune<'a>(cache_dir: &Path, out: &Path, kept: impl Iterator<Item = &'a str>) {
-    let keep: std::collections::HashSet<String> = kept.map(|r| table_name(out, r)).collect();
-    let Ok(entries) = std::fs::read_dir(cache_dir.join(TABLES)) else {
+    let dir = cache_dir.join(TABLES);
+    let keep: std::collections::HashSet<PathBuf> =
+        kept.map(|r| table_path(cache_dir, out, r)).collect();
+    let mine = format!("{}-", out_tag(out));
+    let Ok(entries) = std::fs::read_dir(&dir) else {
         return;
     };
     for e in entries.flatten() {
-        if !keep.contains(e.file_name().to_string_lossy().as_ref()) {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let hex = |t: &str| t.bytes().all(|b| b.is_ascii_hexdigit());
+        // (24 hex digits alone: a table of an earlier version, never read now)
+        let stale = name.len() == 24 && hex(&name);
+        let own = name
+            .strip_prefix(&mine)
+            .is_some_and(|t| t.len() == 24 && hex(t));
+        let partial = crate::output::is_partial_name(&name);
+        if (own && !keep.contains(&e.path())) || stale || partial {
             let _ = std::fs::remove_file(e.path());
         }
     }
