@@ -1843,3 +1843,38 @@ fn outputs_sharing_a_cache_folder_keep_each_others_record_tables() {
     assert_eq!(again["processed"], 1, "{again}");
     assert_eq!(again["records_reused"], 19, "{again}");
 }
+
+/// After a killed build, the next one removes what the killed one wrote
+/// (files it named in its marker, put there before its last note), but not
+/// a file somebody put at such a path afterwards: that one is left as it is.
+#[test]
+fn after_a_killed_build_files_put_there_since_are_left_alone() {
+    let env = TestEnv::new();
+    env.synth("p", 2, 3, 32, 24);
+    folders_to_recordio(&env);
+    env.ok(&["build", "r.toml", "--out", "o", "-q"]);
+    // what a build killed while writing a `folders` output leaves: a file it
+    // wrote, its marker (naming it and one it had not written yet), and no
+    // manifest (removed before its first write)
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(50));
+    env.write(
+        "o/complete/folders/train/a.jpg",
+        b"written by the killed build",
+    );
+    pause();
+    // (the marker starts with the files of the build before, with their sums)
+    let m = manifest(&env, "o");
+    let mut marker = String::new();
+    for (f, s) in m["files"].as_object().unwrap() {
+        marker += &format!("{f}\t{}\t{}\n", s["size"], s["sha256"].as_str().unwrap());
+    }
+    marker += "complete/folders/train/a.jpg\ncomplete/folders/train/b.jpg\n";
+    env.write("o/.imgprep-building", marker.as_bytes());
+    std::fs::remove_file(env.path("o/manifest.json")).unwrap();
+    pause();
+    // the user's own file at the path the killed build had not written
+    env.write("o/complete/folders/train/b.jpg", b"mine");
+    env.ok(&["build", "r.toml", "--out", "o", "-q"]);
+    assert!(!env.path("o/complete/folders/train/a.jpg").exists());
+    assert_eq!(env.read("o/complete/folders/train/b.jpg"), b"mine");
+}

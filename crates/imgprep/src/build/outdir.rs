@@ -297,6 +297,7 @@ pub fn acquire(
             // their sums (a user's edit of one is seen as at the end of a
             // finished build), then the files it wrote itself
             let mut sums = std::collections::HashMap::new();
+            let mut named = BTreeSet::new();
             for line in text.lines().filter(|l| !l.is_empty()) {
                 if previous_sums.contains_key(line) {
                     continue;
@@ -307,7 +308,34 @@ pub fn acquire(
                     }
                     None => {
                         sums.remove(line);
-                        previous_unlisted.insert(line.to_string());
+                        named.insert(line);
+                    }
+                }
+            }
+            // what the stopped build wrote is known only by name: a file at
+            // such a path is its own when it was put there before the
+            // build's last note (a change time no later than the marker's
+            // last write; a change time cannot be set back); then it counts
+            // with its sums as they are now, like a finished build's file.
+            // One made or changed later is somebody's: never removed or
+            // replaced (without --force)
+            let stopped = std::fs::metadata(out.join(BUILDING))
+                .map(|m| modified_ns(&m))
+                .unwrap_or(i128::MIN);
+            for rel in named {
+                let Ok(p) = super::write::under(out, rel) else {
+                    continue;
+                };
+                match std::fs::symlink_metadata(&p) {
+                    Ok(m) if m.is_file() && changed_ns(&m) <= stopped => {
+                        if let Ok(s) = crate::checksum::file_sums(&p) {
+                            sums.insert(rel.to_string(), s);
+                        }
+                    }
+                    Ok(_) => {}
+                    // not there: nothing to remove, and nobody's to replace
+                    Err(_) => {
+                        previous_unlisted.insert(rel.to_string());
                     }
                 }
             }
@@ -469,6 +497,29 @@ impl Drop for OutGuard {
             let _ = std::fs::remove_dir(&self.out);
         }
     }
+}
+
+#[cfg(unix)]
+fn changed_ns(m: &std::fs::Metadata) -> i128 {
+    use std::os::unix::fs::MetadataExt;
+    m.ctime() as i128 * 1_000_000_000 + m.ctime_nsec() as i128
+}
+
+#[cfg(unix)]
+fn modified_ns(m: &std::fs::Metadata) -> i128 {
+    use std::os::unix::fs::MetadataExt;
+    m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128
+}
+
+#[cfg(not(unix))]
+fn changed_ns(_: &std::fs::Metadata) -> i128 {
+    // no change time: nothing the stopped build named is taken for its own
+    i128::MAX
+}
+
+#[cfg(not(unix))]
+fn modified_ns(_: &std::fs::Metadata) -> i128 {
+    i128::MIN
 }
 
 /// A line of the marker naming a file of the build before, with its size
