@@ -158,12 +158,13 @@ fn foreign_and_overlapping_output_folders_are_refused() {
     // a re-run there is ours now
     env.ok(&["build", "r.toml", "--out", "other"]);
     // output inside an input, input inside the output
-    for out_dir in ["photos/out", "photos", "."] {
+    // (also through `..` after a folder that does not exist yet)
+    for out_dir in ["photos/out", "photos", ".", "missing/../photos/out"] {
         let out = env.run(&["build", "r.toml", "--out", out_dir, "--force"]);
         assert_eq!(out.status.code(), Some(2), "{out_dir}");
         assert_stderr_has(&out, "must not overlap");
     }
-    assert!(!env.path("photos/out").exists());
+    assert!(!env.path("photos/out").exists() && !env.path("missing").exists());
     // a folder link in a source that leads to the output: a rebuild would
     // read the outputs as new classes, so it is refused before any work
     env.ok(&["build", "r.toml", "--out", "linked"]);

@@ -106,21 +106,26 @@ pub fn unfinished(dir: &Path) -> Option<String> {
 /// A path made absolute with symlinks resolved as far as it exists (the
 /// rest appended), for comparing folders.
 fn real(p: &Path) -> PathBuf {
+    use std::path::Component;
     let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let mut existing = abs.clone();
-    let mut rest = Vec::new();
-    while !existing.exists() {
-        match (existing.file_name(), existing.parent()) {
-            (Some(n), Some(parent)) => {
-                rest.push(n.to_os_string());
-                existing = parent.to_path_buf();
+    // one part at a time: links resolved where the path exists, `..` taken
+    // against what was resolved (after a part that does not exist yet,
+    // `missing/../x` is `x`, as the folders a build makes would be)
+    let mut r = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::Prefix(_) | Component::RootDir => r.push(c.as_os_str()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                r.pop();
             }
-            _ => break,
+            Component::Normal(n) => {
+                r.push(n);
+                if let Ok(resolved) = std::fs::canonicalize(&r) {
+                    r = resolved;
+                }
+            }
         }
-    }
-    let mut r = std::fs::canonicalize(&existing).unwrap_or(existing);
-    for n in rest.into_iter().rev() {
-        r.push(n);
     }
     r
 }
