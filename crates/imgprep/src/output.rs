@@ -134,6 +134,12 @@ pub fn link_atomic(src: &Path, dest: &Path) -> io::Result<bool> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(_) => return Ok(false),
     }
+    // already a link to the file: left as it is (a link made and removed
+    // again would change the source's change time, and with it the
+    // source's print: the next build would take it for changed)
+    if same_file(src, dest) {
+        return Ok(true);
+    }
     let tmp = temp_path(dest);
     if link_following(src, &tmp).is_err() {
         return Ok(false);
@@ -143,6 +149,21 @@ pub fn link_atomic(src: &Path, dest: &Path) -> io::Result<bool> {
     let renamed = std::fs::rename(&tmp, dest);
     let _ = std::fs::remove_file(&tmp);
     renamed.map(|_| true)
+}
+
+/// Whether `dest` (not followed) is the file `src` names (followed).
+#[cfg(unix)]
+fn same_file(src: &Path, dest: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(src), std::fs::symlink_metadata(dest)) {
+        (Ok(a), Ok(b)) => b.is_file() && (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &Path, _: &Path) -> bool {
+    false
 }
 
 /// `linkat(2)` with `AT_SYMLINK_FOLLOW`: a hard link at `link` to the file

@@ -1878,3 +1878,44 @@ fn after_a_killed_build_files_put_there_since_are_left_alone() {
     assert!(!env.path("o/complete/folders/train/a.jpg").exists());
     assert_eq!(env.read("o/complete/folders/train/b.jpg"), b"mine");
 }
+
+/// Pass-through into an output of image files links the sources: a new
+/// link changes a source's change time, which the next run took for a
+/// changed source (every run made everything again, and changed every
+/// source's ctime again). Now the next run is up to date and touches none.
+#[test]
+fn linked_pass_through_sources_are_up_to_date_on_the_next_run() {
+    use std::os::unix::fs::MetadataExt;
+    let env = TestEnv::new();
+    env.synth("p", 2, 4, 32, 24);
+    env.write(
+        "r.toml",
+        b"name = \"s\"\n[[sources]]\ntype = \"folders\"\nroot = \"p\"\n[transform]\n\
+          encoding = \"passthrough\"\n[[outputs]]\nformat = \"recordio\"\n\
+          [[outputs]]\nformat = \"sagemaker-image\"\n",
+    );
+    env.ok(&["build", "r.toml", "--out", "o", "-q"]);
+    let ctime = || {
+        std::fs::metadata(env.path("p/class_0/img_00000.jpg"))
+            .unwrap()
+            .ctime_nsec()
+    };
+    let before = ctime();
+    let again = summary(&env, &["build", "r.toml", "--out", "o"]);
+    assert_eq!(again["up_to_date"], true, "{again}");
+    // a changed recipe (one more output) rebuilds, and finds the links in place
+    env.write(
+        "r.toml",
+        &[
+            env.read("r.toml"),
+            b"[[outputs]]\nformat = \"tfrecord\"\n".to_vec(),
+        ]
+        .concat(),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let rebuilt = summary(&env, &["build", "r.toml", "--out", "o"]);
+    assert_eq!(rebuilt["up_to_date"], false, "{rebuilt}");
+    assert_eq!(ctime(), before);
+    let again = summary(&env, &["build", "r.toml", "--out", "o"]);
+    assert_eq!(again["up_to_date"], true, "{again}");
+}

@@ -786,6 +786,7 @@ fn build_in(
         out: &opts.out,
         threads: opts.threads,
         made_dirs: Default::default(),
+        relinked: Default::default(),
         evict: None,
         reused: Default::default(),
         tables: Default::default(),
@@ -873,6 +874,18 @@ fn build_in(
     // next build starts from scratch)
     cache::tag(cache.dir());
     if ctx.evict.is_none() {
+        // sources this build linked into outputs, by their prints after the link
+        let relinked: HashMap<usize, (u64, i128)> =
+            std::mem::take(&mut *ctx.relinked.lock().unwrap())
+                .into_iter()
+                .collect();
+        let stamp = match relinked.is_empty() {
+            true => stamp,
+            false => inputs_fingerprint(&head, &catalog, &needed, &boxes, &|k, _| {
+                let p = relinked.get(&k).unwrap_or(&prints[k]);
+                format!("{}\t{}", p.0, p.1)
+            }),
+        };
         let _ = std::fs::create_dir_all(cache.dir().join(STAMPS));
         let _ = crate::output::write_atomic(
             &stamp_at,

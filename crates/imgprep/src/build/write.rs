@@ -37,6 +37,11 @@ pub(super) struct Context<'a> {
     pub threads: usize,
     /// Folders of OUT this build has made (or found) already.
     pub made_dirs: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Sources whose print changed when this build linked them into an
+    /// output (a new hard link changes the file's change time): by their
+    /// place in `needed`, the print after the link, for the "up to date"
+    /// stamp (else the next run, with nothing changed, made everything again).
+    pub relinked: std::sync::Mutex<Vec<(usize, (u64, i128))>>,
     /// With `drop_cache`: reads of each item's cached image still to come;
     /// at 0 the entry is removed.
     pub evict: Option<std::sync::Mutex<HashMap<usize, u32>>>,
@@ -269,6 +274,17 @@ impl Context<'_> {
         let item = &self.catalog.items[i];
         let linked =
             !self.cached(i) && crate::output::link_atomic(&item.path, &p).map_err(io_err(&p))?;
+        if linked {
+            let k = self.at(i);
+            let before = self.prints[k];
+            // (only the change time may differ: same size, else it is left
+            // as it was and the next build looks at the file again)
+            if let Ok(after) = crate::files::fingerprint(&item.path) {
+                if after != before && after.0 == before.0 {
+                    self.relinked.lock().unwrap().push((k, after));
+                }
+            }
+        }
         // a link is the source: its size and SHA-256 are known from the
         // prepare stage, no second read
         match (linked, self.source_sha(i)) {
