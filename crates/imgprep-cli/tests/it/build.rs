@@ -1919,3 +1919,25 @@ fn linked_pass_through_sources_are_up_to_date_on_the_next_run() {
     let again = summary(&env, &["build", "r.toml", "--out", "o"]);
     assert_eq!(again["up_to_date"], true, "{again}");
 }
+
+/// An output file edited in place with its size kept (a label flipped in a
+/// `.lst`) is not "up to date": the re-run makes it again, equal to a clean
+/// build. It said up to date, and the folder failed `verify`.
+#[test]
+fn an_output_edited_with_its_size_kept_is_made_again() {
+    let env = TestEnv::new();
+    env.synth("p", 2, 3, 32, 24);
+    folders_to_recordio(&env);
+    env.ok(&["build", "r.toml", "--out", "o", "-q"]);
+    let clean = env.read("o/complete/recordio/train.lst");
+    let mut edited = clean.clone();
+    let at = edited.iter().position(|&b| b == b'\t').unwrap() + 1;
+    edited[at] = if edited[at] == b'0' { b'1' } else { b'0' };
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(env.path("o/complete/recordio/train.lst"), &edited).unwrap();
+    let again = summary(&env, &["build", "r.toml", "--out", "o"]);
+    assert_eq!(again["up_to_date"], false, "{again}");
+    assert_eq!(env.read("o/complete/recordio/train.lst"), clean);
+    let again = summary(&env, &["build", "r.toml", "--out", "o"]);
+    assert_eq!(again["up_to_date"], true, "{again}");
+}

@@ -631,7 +631,7 @@ mod tests {
     }
 
     #[test]
-    fn listings_keep_keys_as_bytes_and_other_names_as_they_are() {
+    fn listings_keep_keys_as_bytes_and_prune_only_the_caches_names() {
         let k = "0123456789abcdef0123456789abcdef01234567";
         let b = key_bytes(k.as_bytes()).unwrap();
         assert_eq!(b[0], 0x01);
@@ -655,11 +655,20 @@ mod tests {
         assert!(cache.known(&at, &cache.list()).info(k).is_none());
         std::fs::rename(moved.join(k), cache.path(k)).unwrap();
         assert!(cache.known(&at, &cache.list()).info(k).is_some());
-        // what is neither kept nor new goes, whatever its name
+        // what is neither kept nor new goes when it is named as the cache
+        // names its files (a key, or a killed build's partial file); any
+        // other name is not the cache's and stays, and so do folders that
+        // are not entry folders
+        std::fs::write(moved.join(".x.abc123.partial"), b"x").unwrap();
+        let other = dir.path().join("c/notes");
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join(k), b"x").unwrap();
         let keep: std::collections::HashSet<&str> = [k].into_iter().collect();
         let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
         let (n, _) = cache.retain(&keep, later, &cache.list());
         assert_eq!(n, 1);
-        assert!(!moved.exists() && cache.info(k).is_some());
+        assert!(!moved.join(".x.abc123.partial").exists());
+        assert!(moved.join(k.to_uppercase()).exists() && other.join(k).exists());
+        assert!(cache.info(k).is_some());
     }
 }

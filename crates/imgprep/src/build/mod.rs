@@ -256,13 +256,14 @@ fn build_in(
     let (guard, previous) = outdir::acquire(&opts.out, opts.force)?;
     let stamp_at = stamp_path(&cache_dir, &opts.out);
     if let Some((m, sha)) = previous {
-        let intact = m
-            .files
-            .iter()
-            .all(|(f, s)| std::fs::metadata(opts.out.join(f)).is_ok_and(|md| md.len() == s.size));
-        let stamped =
-            std::fs::read_to_string(&stamp_at).is_ok_and(|t| t == format!("{stamp}\n{sha}\n"));
-        if stamped && intact {
+        // every output file still the one the build left (an edit of the
+        // same size, or a file put back, changes its identity)
+        let now = outputs_identity(&opts.out, &m.files);
+        let stamped = now.is_some_and(|now| {
+            std::fs::read_to_string(&stamp_at)
+                .is_ok_and(|t| t == format!("{stamp}\n{sha}\n{now}\n"))
+        });
+        if stamped {
             return Ok(BuildSummary {
                 out: opts.out.clone(),
                 up_to_date: true,
@@ -872,8 +873,8 @@ fn build_in(
     // the stamp that makes the next identical build "up to date", and the
     // record tables of the files written (neither after --drop-cache, whose
     // next build starts from scratch)
-    cache::tag(cache.dir());
     if ctx.evict.is_none() {
+        cache::tag(cache.dir());
         // sources this build linked into outputs, by their prints after the link
         let relinked: HashMap<usize, (u64, i128)> =
             std::mem::take(&mut *ctx.relinked.lock().unwrap())
@@ -887,10 +888,12 @@ fn build_in(
             }),
         };
         let _ = std::fs::create_dir_all(cache.dir().join(STAMPS));
-        let _ = crate::output::write_atomic(
-            &stamp_at,
-            format!("{stamp}\n{}\n", manifest_sums.sha256).as_bytes(),
-        );
+        if let Some(files) = outputs_identity(&opts.out, &manifest.files) {
+            let _ = crate::output::write_atomic(
+                &stamp_at,
+                format!("{stamp}\n{}\n{files}\n", manifest_sums.sha256).as_bytes(),
+            );
+        }
         let used = needed.iter().zip(&keys).filter(|(&i, _)| ctx.cached(i));
         cache.save_known(
             &known_at,
@@ -1470,6 +1473,35 @@ pub(super) const STAMPS: &str = "stamps";
 /// Where a build of `out` notes what its inputs' files were (sizes and
 /// times) and the manifest it wrote from them: beside the item cache, not
 /// in the dataset, whose manifest names the inputs by content only.
+/// A digest of the identity of every file `files` lists in `out` (size,
+/// device, inode, modification and change times), None when one is not
+/// there: any write to one, or a file put in its place, changes it.
+fn outputs_identity(out: &Path, files: &manifest::FileList) -> Option<String> {
+    let mut sum = checksum::Summer::default();
+    for (f, s) in files.iter() {
+        let m = std::fs::metadata(out.join(f)).ok()?;
+        if m.len() != s.size {
+            return None;
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            for v in [
+                m.dev(),
+                m.ino(),
+                m.mtime() as u64,
+                m.mtime_nsec() as u64,
+                m.ctime() as u64,
+                m.ctime_nsec() as u64,
+            ] {
+                sum.update(&v.to_le_bytes());
+            }
+        }
+        sum.update(&m.len().to_le_bytes());
+    }
+    Some(sum.finish().sha256.to_string())
+}
+
 fn stamp_path(cache_dir: &Path, out: &Path) -> std::path::PathBuf {
     cache_dir.join(STAMPS).join(reuse::table_name(out, "stamp"))
 }

@@ -21,6 +21,16 @@ fn shown(remote: Option<&RemotePrefix>, p: &Path) -> PathBuf {
 pub fn list_prefix(opts: &ListOptions) -> Result<ListSummary> {
     let remote = RemotePrefix::parse(&opts.prefix)?;
     let Some(r) = &remote else {
+        // as im2rec.py's `os.path.abspath(prefix)`: `out/` is `out`, whose
+        // lists are `out.lst` beside the folder (not `out/.lst`)
+        let text = opts.prefix.to_string_lossy();
+        let trimmed = text.trim_end_matches('/');
+        if trimmed.len() < text.len() && !trimmed.is_empty() {
+            return make_lists(&ListOptions {
+                prefix: PathBuf::from(trimmed),
+                ..opts.clone()
+            });
+        }
         return make_lists(opts);
     };
     let local = ListOptions {

@@ -18,8 +18,11 @@ use std::fmt;
 pub use geometry::SourceGeometry;
 pub use jpeg::{has_eoi, JpegColor, JpegDecoder, JpegEncoder, JpegHeader, JpegOut};
 
-/// Default decompression-bomb guard: 100 megapixels.
-pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
+/// Default decompression-bomb guard: 2^28 pixels, about 268 megapixels
+/// (the largest camera sensors, 200 MP, fit; 100 MP left out 108 MP phone
+/// photos, which im2rec.py packs). A decode of that many RGB pixels takes
+/// 805 MB.
+pub const DEFAULT_MAX_PIXELS: u64 = 1 << 28;
 
 /// Container formats we recognise by their first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -418,6 +421,25 @@ pub struct ImageInfo {
     pub source: SourceColor,
 }
 
+/// A JPEG that ends without its end-of-image marker, with the marker put
+/// back (a copy). Decoded as it is, libjpeg warns "Premature end of JPEG
+/// file" whether the data is complete or cut short, and such a file was
+/// skipped as truncated although it decodes whole (scraped and camera files
+/// often lack the marker; im2rec.py packs them). With the marker, a file
+/// whose image data is complete decodes without a warning, and one cut short
+/// still meets the marker inside its data ("premature end of data
+/// segment"): skipped, as before.
+fn with_eoi(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let jpeg = sniff(data) == Some(ImageFormat::Jpeg);
+    if !jpeg || data.ends_with(&[0xFF, 0xD9]) || has_eoi(data) {
+        return std::borrow::Cow::Borrowed(data);
+    }
+    let mut fixed = Vec::with_capacity(data.len() + 2);
+    fixed.extend_from_slice(data);
+    fixed.extend_from_slice(&[0xFF, 0xD9]);
+    std::borrow::Cow::Owned(fixed)
+}
+
 /// Reads format and dimensions from the header, checks the pixel limit and
 /// that the file is complete (JPEG EOI, PNG IEND), without decoding pixels.
 /// This is the check used for `--pass-through`.
@@ -550,6 +572,7 @@ impl Processor {
         spec: &ImageSpec,
         out: &mut Vec<u8>,
     ) -> Result<(ImageInfo, SourceGeometry), ImageError> {
+        let data: &[u8] = &with_eoi(data);
         let mut decoded = match sniff(data) {
             Some(ImageFormat::Jpeg) => {
                 let src = self.jpeg_source(data, spec)?;
@@ -580,6 +603,7 @@ impl Processor {
         if data.is_empty() {
             return Err(ImageError::Empty);
         }
+        let data: &[u8] = &with_eoi(data);
         let format = sniff(data).ok_or_else(|| ImageError::Unsupported(describe_unknown(data)))?;
         if format != ImageFormat::Jpeg {
             // the header's size, as 16-bit RGBA at worst, before decoding
