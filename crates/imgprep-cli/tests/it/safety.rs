@@ -1077,6 +1077,11 @@ fn a_new_output_does_not_replace_a_users_file() {
         env.read("out/complete/sagemaker/train_lst/train.lst"),
         b"my own list\n"
     );
+    // refused before anything was written: the dataset is as it was (its
+    // manifest was removed and files rewritten before the refusal came)
+    assert!(env.path("out/manifest.json").is_file());
+    assert!(!env.path("out/.imgprep-building").exists());
+    assert!(!env.path("out/complete/sagemaker/train").exists());
     env.ok(&["build", "r.toml", "--out", "out", "--force"]);
     assert_ne!(
         env.read("out/complete/sagemaker/train_lst/train.lst"),

@@ -747,6 +747,20 @@ fn build_in(
     check_names(r, &catalog, &written)?;
     check_collisions(r, &catalog, &plan, spec.as_ref(), &written)?;
     warn_before_writing(r, &catalog, &plan, spec.as_ref(), &written, reporter);
+    let folders: Vec<String> = plan
+        .variants
+        .iter()
+        .flat_map(|v| {
+            r.recipe.outputs.iter().map(|o| {
+                format!(
+                    "{}/{}",
+                    v.name,
+                    formats::for_output(o, catalog.detection).folder()
+                )
+            })
+        })
+        .collect();
+    guard.refuse_files_in_new_folders(&folders)?;
 
     guard.begin_writing()?;
     // the cache keeps what this build used, nothing older: the entries of

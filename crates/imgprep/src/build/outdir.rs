@@ -378,6 +378,36 @@ impl OutGuard {
         self.previous_sums.keys().chain(&self.previous_unlisted)
     }
 
+    /// Before anything is written: a file already in one of `folders` (the
+    /// outputs' folders, relative to OUT) that no earlier build wrote there,
+    /// in a folder no earlier build wrote into, is somebody's: refused now
+    /// (a new output's folder holding a user's file was found only when its
+    /// file came to be written, after the old manifest had been removed and
+    /// other files rewritten, which left a good dataset half-made).
+    pub fn refuse_files_in_new_folders(&self, folders: &[String]) -> Result<()> {
+        if self.fresh || self.force {
+            return Ok(());
+        }
+        for f in folders {
+            let inside = format!("{f}/");
+            if self.previous().any(|p| p.starts_with(&inside)) {
+                continue;
+            }
+            let Ok(dir) = super::write::under(&self.out, f) else {
+                continue;
+            };
+            if let Some(found) = first_file(&dir) {
+                return Err(Error::Usage(format!(
+                    "{} is there already and no imgprep build wrote it: refusing to replace it \
+                     (move it away, or use --force to let the build replace files of its outputs' \
+                     names)",
+                    found.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Before the first output is written: the marker (with the previous
     /// files) goes in, the old manifest goes out.
     pub fn begin_writing(&self) -> Result<()> {
@@ -502,6 +532,22 @@ impl Drop for OutGuard {
             let _ = std::fs::remove_dir(&self.out);
         }
     }
+}
+
+/// The first file (or link) found below `dir`, folders in listing order;
+/// None when there is none or `dir` is not there.
+fn first_file(dir: &Path) -> Option<PathBuf> {
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).ok()?.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => todo.push(e.path()),
+                Ok(_) => return Some(e.path()),
+                Err(_) => {}
+            }
+        }
+    }
+    None
 }
 
 #[cfg(unix)]

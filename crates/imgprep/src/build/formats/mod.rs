@@ -81,8 +81,14 @@ impl Sink {
 
 /// One output format.
 pub(super) trait Format: Sync {
-    /// The format's name: its folder under the variant and its column in `items.csv`.
+    /// The format's name: its column in `items.csv` and (unless
+    /// [`Format::folder`] says otherwise) its folder under the variant.
     fn name(&self) -> String;
+
+    /// Its folder under the variant: everything it writes is below it.
+    fn folder(&self) -> String {
+        self.name()
+    }
 
     /// Its readers cannot take an image without boxes (MXNet's detection
     /// iterators, SageMaker's algorithm): such images are left out of this

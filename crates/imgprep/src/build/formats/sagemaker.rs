@@ -22,6 +22,10 @@ impl Format for ImageClasses {
         "sagemaker-image".into()
     }
 
+    fn folder(&self) -> String {
+        "sagemaker".into()
+    }
+
     fn stored_formats(&self) -> Option<(&'static [ImageFormat], &'static str)> {
         Some(super::SAGEMAKER_READS)
     }
@@ -43,7 +47,7 @@ impl Format for ImageClasses {
         items: &[usize],
         sink: &mut Sink,
     ) -> Result<()> {
-        let dir = format!("{variant}/sagemaker");
+        let dir = format!("{variant}/{}", self.folder());
         let mut lst = String::new();
         for &i in items {
             let item = &ctx.catalog.items[i];
