@@ -563,7 +563,7 @@ fn im2rec_inspect_verify_and_convert_take_s3_uris() {
     // init writes a starter recipe for a tree in the bucket; it builds as is
     let init = env.ok_s3(&s3, &["init", &images, "--output", "started.toml"]);
     assert!(
-        stderr(&init).contains("18 images in 3 classes"),
+        stderr(&init).contains("18 image files in 3 classes"),
         "{}",
         stderr(&init)
     );
