@@ -801,7 +801,9 @@ fn build_in(
         out: &opts.out,
         threads: opts.threads,
         made_dirs: Default::default(),
-        relinked: Default::default(),
+        relinked: (0..needed.len().div_ceil(64))
+            .map(|_| Default::default())
+            .collect(),
         evict: None,
         reused: Default::default(),
         tables: Default::default(),
@@ -890,14 +892,26 @@ fn build_in(
     if ctx.evict.is_none() {
         cache::tag(cache.dir());
         // sources this build linked into outputs, by their prints after the link
-        let relinked: HashMap<usize, (u64, i128)> =
-            std::mem::take(&mut *ctx.relinked.lock().unwrap())
-                .into_iter()
-                .collect();
-        let stamp = match relinked.is_empty() {
-            true => stamp,
-            false => inputs_fingerprint(&head, &catalog, &needed, &boxes, &|k, _| {
-                let p = relinked.get(&k).unwrap_or(&prints[k]);
+        let linked = |k: usize| {
+            ctx.relinked[k / 64].load(std::sync::atomic::Ordering::Relaxed) & (1 << (k % 64)) != 0
+        };
+        let any = ctx
+            .relinked
+            .iter()
+            .any(|b| b.load(std::sync::atomic::Ordering::Relaxed) != 0);
+        let stamp = match any {
+            false => stamp,
+            true => inputs_fingerprint(&head, &catalog, &needed, &boxes, &|k, i| {
+                let before = prints[k];
+                // only the change time may differ (same size, else the
+                // print stays as it was and the next build looks again)
+                let p = match linked(k) {
+                    true => crate::files::fingerprint(&catalog.items[i].path)
+                        .ok()
+                        .filter(|after| after.0 == before.0)
+                        .unwrap_or(before),
+                    false => before,
+                };
                 format!("{}\t{}", p.0, p.1)
             }),
         };
