@@ -1808,6 +1808,13 @@ fn a_cache_folder_of_somebody_else_is_refused_and_never_pruned() {
         stderr(&out)
     );
     assert!(!env.path("o").exists());
+    // another program's cache folder, tagged by it: not ours either
+    env.write(
+        "theirs/CACHEDIR.TAG",
+        b"Signature: 8a477f597d28d172789f06886806bc55\n# theirs\n",
+    );
+    let out = env.run(&["build", "r.toml", "--out", "o", "--cache-dir", "theirs"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     // an entry folder's name with somebody's file in it: not the cache's
     env.write("c2/ab/notes.txt", b"mine");
     env.ok(&["build", "r.toml", "--out", "o", "--cache-dir", "c2", "-q"]);

@@ -36,7 +36,8 @@ fn is_entry_folder(name: &str) -> bool {
 /// else is somebody's folder, refused: a build removes what it finds in
 /// its cache folder that it no longer needs.
 pub fn claim(dir: &Path) -> Result<(), String> {
-    if dir.join(TAG).is_file() {
+    // (another program's tag does not make the folder ours)
+    if std::fs::read_to_string(dir.join(TAG)).is_ok_and(|t| t == TAG_TEXT) {
         return Ok(());
     }
     let entries = match std::fs::read_dir(dir) {
@@ -52,6 +53,7 @@ pub fn claim(dir: &Path) -> Result<(), String> {
         any = true;
         let name = e.file_name();
         let name = name.to_string_lossy();
+        // (a tag that is not imgprep's is another program's folder)
         let ours = e.file_type().is_ok_and(|t| t.is_dir())
             && (is_entry_folder(&name)
                 || name == super::reuse::TABLES
@@ -74,7 +76,7 @@ pub fn claim(dir: &Path) -> Result<(), String> {
 
 /// Marks `dir` (when it exists) as an item cache: see [`claim`].
 pub fn tag(dir: &Path) {
-    if dir.is_dir() && !dir.join(TAG).is_file() {
+    if dir.is_dir() && !std::fs::read_to_string(dir.join(TAG)).is_ok_and(|t| t == TAG_TEXT) {
         let _ = write_atomic(&dir.join(TAG), TAG_TEXT.as_bytes());
     }
 }
