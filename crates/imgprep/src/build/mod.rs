@@ -1511,21 +1511,9 @@ fn outputs_identity(out: &Path, files: &manifest::FileList) -> Option<String> {
         if m.len() != s.size {
             return None;
         }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt;
-            for v in [
-                m.dev(),
-                m.ino(),
-                m.mtime() as u64,
-                m.mtime_nsec() as u64,
-                m.ctime() as u64,
-                m.ctime_nsec() as u64,
-            ] {
-                sum.update(&v.to_le_bytes());
-            }
+        for v in reuse::identity(&m) {
+            sum.update(&v.to_le_bytes());
         }
-        sum.update(&m.len().to_le_bytes());
     }
     Some(sum.finish().sha256.to_string())
 }

@@ -110,8 +110,10 @@ pub(super) fn prune<'a>(cache_dir: &Path, out: &Path, kept: impl Iterator<Item =
     }
 }
 
+/// A file's identity: device, inode, size, modification and change times
+/// (any write, replacement or restore changes one of them).
 #[cfg(unix)]
-fn identity(m: &std::fs::Metadata) -> [u64; IDENTITY] {
+pub(super) fn identity(m: &std::fs::Metadata) -> [u64; IDENTITY] {
     use std::os::unix::fs::MetadataExt;
     [
         m.dev(),
@@ -125,7 +127,7 @@ fn identity(m: &std::fs::Metadata) -> [u64; IDENTITY] {
 }
 
 #[cfg(not(unix))]
-fn identity(_: &std::fs::Metadata) -> [u64; IDENTITY] {
+pub(super) fn identity(_: &std::fs::Metadata) -> [u64; IDENTITY] {
     // no inode or change time: a table is never trusted
     [u64::MAX; IDENTITY]
 }
