@@ -1662,6 +1662,9 @@ fn pass_through_skips_formats_the_outputs_readers_cannot_decode() {
     ] {
         env.write(to, &std::fs::read(edge.join(from)).unwrap());
     }
+    // an uncompressed 2x2 gray TIFF: MXNet reads it (the JPEG-compressed one
+    // above it does not)
+    env.write("p/class_1/plain.tif", &plain_tiff());
     let skipped = |to: &str| -> Vec<String> {
         let out = format!("o-{to}");
         env.ok(&[
@@ -1689,23 +1692,27 @@ fn pass_through_skips_formats_the_outputs_readers_cannot_decode() {
         v
     };
     let r = skipped("recordio");
-    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r.len(), 2, "{r:?}");
     assert!(
         r[0].contains("w.webp") && r[0].contains("a WEBP file") && r[0].contains("MXNet"),
         "{r:?}"
     );
+    assert!(
+        r[1].contains("t.tif") && r[1].contains("compression") && r[1].contains("MXNet"),
+        "{r:?}"
+    );
     let t = skipped("tfrecord");
-    assert_eq!(t.len(), 2, "{t:?}");
+    assert_eq!(t.len(), 3, "{t:?}");
     assert!(
         t[0].contains("w.webp") && t[0].contains("TensorFlow"),
         "{t:?}"
     );
     assert!(
-        t[1].contains("t.tif") && t[1].contains("a TIFF file"),
+        t[1].contains("plain.tif") && t[2].contains("t.tif") && t[2].contains("a TIFF file"),
         "{t:?}"
     );
     let s = skipped("sagemaker-image");
-    assert_eq!(s.len(), 2, "{s:?}");
+    assert_eq!(s.len(), 3, "{s:?}");
     assert!(s.iter().all(|r| r.contains("SageMaker")), "{s:?}");
     assert!(skipped("folders").is_empty());
     // re-encoded, every one is in
@@ -1736,10 +1743,48 @@ fn pass_through_skips_formats_the_outputs_readers_cannot_decode() {
         stderr(&out)
     );
     assert!(
-        stderr(&out).contains("5 images, 1 skipped"),
+        stderr(&out).contains("t.tif") && stderr(&out).contains("compression"),
         "{}",
         stderr(&out)
     );
+    assert!(
+        stderr(&out).contains("5 images, 2 skipped"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A 2x2 8-bit gray TIFF, uncompressed (one strip).
+fn plain_tiff() -> Vec<u8> {
+    let mut t = b"II*\0".to_vec();
+    t.extend_from_slice(&8u32.to_le_bytes());
+    // (tag, type SHORT = 3 or LONG = 4, value)
+    let entries: [(u16, u16, u32); 8] = [
+        (256, 3, 2),
+        (257, 3, 2),
+        (258, 3, 8),
+        (259, 3, 1),
+        (262, 3, 1),
+        (273, 4, 8 + 2 + 8 * 12 + 4),
+        (278, 3, 2),
+        (279, 4, 4),
+    ];
+    t.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    for (tag, ty, v) in entries {
+        t.extend_from_slice(&tag.to_le_bytes());
+        t.extend_from_slice(&ty.to_le_bytes());
+        t.extend_from_slice(&1u32.to_le_bytes());
+        match ty {
+            3 => {
+                t.extend_from_slice(&(v as u16).to_le_bytes());
+                t.extend_from_slice(&[0, 0]);
+            }
+            _ => t.extend_from_slice(&v.to_le_bytes()),
+        }
+    }
+    t.extend_from_slice(&0u32.to_le_bytes());
+    t.extend_from_slice(&[0, 85, 170, 255]);
+    t
 }
 
 /// A source added after the shards were built: the merge says so (it

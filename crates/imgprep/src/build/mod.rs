@@ -513,6 +513,19 @@ fn build_in(
             .filter_map(|o| formats::for_output(o, catalog.detection).stored_formats())
             .collect(),
     };
+    // a pass-through TIFF's first IFD: from the file, or from the cache
+    // entry of an object (fetched once, into the cache)
+    let tiff_for_mxnet = |i: usize| -> bool {
+        let path = &catalog.items[i].path;
+        match crate::files::is_remote(path) {
+            false => crate::image::mxnet_reads_tiff_file(path),
+            true => needed
+                .binary_search(&i)
+                .ok()
+                .and_then(|k| cache.get(&keys[k]))
+                .is_some_and(|(.., bytes)| crate::image::mxnet_reads_tiff_bytes(&bytes)),
+        }
+    };
     let mut consume = |(i, mut prep, hit, advance): (usize, Prepared, bool, bool)| -> Result<()> {
         crate::report::check_cancelled(reporter)?;
         if let Prepared::Ok(info, ..) = &prep {
@@ -522,6 +535,18 @@ fn build_in(
                      cannot decode: re-encode it (encoding = \"jpg\" or \"png\")",
                     info.format.name().to_uppercase()
                 ));
+            }
+        }
+        // of TIFF, MXNet reads only some compressions (its first IFD says)
+        if let Prepared::Ok(info, ..) = &prep {
+            let mxnet = readers.iter().any(|r| r.0 == crate::image::MXNET_DECODES);
+            if mxnet && info.format == ImageFormat::Tiff && !tiff_for_mxnet(i) {
+                prep = Prepared::Skipped(
+                    "a TIFF file, stored as it is (encoding = \"passthrough\"), whose compression \
+                     MXNet's image decoder cannot read (it reads uncompressed, LZW and PackBits \
+                     TIFFs): re-encode it (encoding = \"jpg\" or \"png\")"
+                        .into(),
+                );
             }
         }
         if let Prepared::Ok(info, ..) = &prep {

@@ -291,6 +291,17 @@ fn pack_one(
                     ),
                 )
             }
+            Ok(info)
+                if info.format == crate::image::ImageFormat::Tiff
+                    && !crate::image::mxnet_reads_tiff_bytes(&payload[header.header_len()..]) =>
+            {
+                return skip(
+                    "format",
+                    "a TIFF file whose compression MXNet's image decoder cannot read (it reads \
+                     uncompressed, LZW and PackBits TIFFs): leave out --pass-through to re-encode it"
+                        .into(),
+                )
+            }
             Ok(_) => {}
         }
         return Packed::Record {
