@@ -90,7 +90,7 @@ pub enum Command {
           imgprep pull keys.txt images/ --base s3://my-bucket/raw/images\n\n\
           One key or URI per line; blank lines and # comments are ignored. A file already in DEST with the\n\
           object's size and ETag is not downloaded again; one that differs is replaced only when an earlier\n\
-          pull into DEST wrote it (DEST/downloaded.txt lists it) or with --overwrite. Keys that would escape\n\
+          pull into DEST wrote it (DEST/.imgprep-pulled lists it) or with --overwrite. Keys that would escape\n\
           DEST (.., absolute) are refused. Exit 1 when anything failed (see DEST/failed.txt).")]
     Pull(PullArgs),
     /// Combine shard outputs (`build --shard I/N`) into the same result as one build, without decoding.

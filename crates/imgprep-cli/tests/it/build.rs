@@ -1860,15 +1860,32 @@ fn a_cache_folder_of_somebody_else_is_refused_and_never_pruned() {
     );
     let out = env.run(&["build", "r.toml", "--out", "o", "--cache-dir", "theirs"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    // an entry folder's name with somebody's file in it: not the cache's
-    env.write("c2/ab/notes.txt", b"mine");
+    // folders named like entry folders (months 01-12) holding somebody's
+    // files, or only such folders: not a cache either
+    env.write("months/01/photo.jpg", b"mine");
+    std::fs::create_dir_all(env.path("months/02")).unwrap();
+    env.write(
+        "months/03/0123456789abcdef0123456789abcdef01234567",
+        b"mine",
+    );
+    for d in ["months/01", "months"] {
+        let out = env.run(&["build", "r.toml", "--out", "o", "--cache-dir", d]);
+        assert_eq!(out.status.code(), Some(2), "{d}: {}", stderr(&out));
+    }
+    std::fs::remove_dir_all(env.path("months/01")).unwrap();
+    let out = env.run(&["build", "r.toml", "--out", "o", "--cache-dir", "months"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(env.path("months/02").is_dir() && !env.path("months/CACHEDIR.TAG").exists());
+    // what a file system or a file browser leaves is no obstacle
+    std::fs::create_dir_all(env.path("c2/lost+found")).unwrap();
+    env.write("c2/.DS_Store", b"x");
     env.ok(&["build", "r.toml", "--out", "o", "--cache-dir", "c2", "-q"]);
     env.write(
         "r.toml",
         &[env.read("r.toml"), b"[transform]\nquality = 80\n".to_vec()].concat(),
     );
     env.ok(&["build", "r.toml", "--out", "o", "--cache-dir", "c2", "-q"]);
-    assert_eq!(env.read("c2/ab/notes.txt"), b"mine");
+    assert!(env.path("c2/lost+found").is_dir());
     assert_eq!(env.read("proj/docs/thesis.tex"), b"mine too");
     assert!(env.path("c2/CACHEDIR.TAG").is_file());
 }
@@ -1929,6 +1946,29 @@ fn after_a_killed_build_files_put_there_since_are_left_alone() {
     env.ok(&["build", "r.toml", "--out", "o", "-q"]);
     assert!(!env.path("o/complete/folders/train/a.jpg").exists());
     assert_eq!(env.read("o/complete/folders/train/b.jpg"), b"mine");
+    // the killed build's last file, finished after its last note, at a path
+    // the re-run writes: the plain re-run is not refused (it was, exit 2)
+    let m = manifest(&env, "o");
+    let mut marker = String::new();
+    for (f, s) in m["files"].as_object().unwrap() {
+        marker += &format!("{f}\t{}\t{}\n", s["size"], s["sha256"].as_str().unwrap());
+    }
+    marker += "complete/folders/train/class_0/img_00000.jpg\n";
+    env.write("o/.imgprep-building", marker.as_bytes());
+    std::fs::remove_file(env.path("o/manifest.json")).unwrap();
+    pause();
+    env.write("o/complete/folders/train/class_0/img_00000.jpg", b"half");
+    env.write(
+        "r2.toml",
+        &[
+            env.read("r.toml"),
+            b"[[outputs]]\nformat = \"folders\"\n".to_vec(),
+        ]
+        .concat(),
+    );
+    env.ok(&["build", "r2.toml", "--out", "o", "-q"]);
+    std::fs::remove_file(env.path("o/complete/folders/train/b.jpg")).unwrap();
+    env.ok(&["verify", "o"]);
 }
 
 /// Pass-through into an output of image files links the sources: a new

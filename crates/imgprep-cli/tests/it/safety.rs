@@ -1072,7 +1072,8 @@ fn a_new_output_does_not_replace_a_users_file() {
     );
     let refused = env.run(&["build", "r.toml", "--out", "out"]);
     assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
-    assert_stderr_has(&refused, "train_lst/train.lst is there already");
+    assert_stderr_has(&refused, "train_lst/train.lst is in");
+    assert_stderr_has(&refused, "the folder of an output new to this build");
     assert_eq!(
         env.read("out/complete/sagemaker/train_lst/train.lst"),
         b"my own list\n"

@@ -48,30 +48,52 @@ pub fn claim(dir: &Path) -> Result<(), String> {
         }
         Err(e) => return Err(format!("{}: {e} (the item cache)", dir.display())),
     };
-    let mut any = false;
+    let refuse = |name: &str| {
+        Err(format!(
+            "{}: not empty and not an imgprep item cache (it holds {name:?}); a build removes \
+             what it no longer needs from its cache folder, so give --cache-dir a new or empty \
+             folder",
+            dir.display()
+        ))
+    };
+    // an untagged cache of an earlier version: entry folders holding only
+    // entries, and the notes a finished build leaves (without them, folders
+    // named 00-ff of somebody's could pass for entry folders)
+    let (mut any, mut notes) = (false, false);
     for e in entries.flatten() {
-        any = true;
         let name = e.file_name();
         let name = name.to_string_lossy();
-        // (a tag that is not imgprep's is another program's folder)
-        let ours = e.file_type().is_ok_and(|t| t.is_dir())
-            && (is_entry_folder(&name)
-                || name == super::reuse::TABLES
-                || name == super::STAMPS
-                || name == OWNERS);
-        if !ours {
-            return Err(format!(
-                "{}: not empty and not an imgprep item cache (it holds {name:?}); a build removes \
-                 what it no longer needs from its cache folder, so give --cache-dir a new or \
-                 empty folder",
-                dir.display()
-            ));
+        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+        // what a file system or a file browser puts in any folder
+        if (name == "lost+found" && is_dir) || name == ".DS_Store" {
+            continue;
+        }
+        any = true;
+        if is_dir && (name == super::reuse::TABLES || name == super::STAMPS || name == OWNERS) {
+            notes = true;
+            continue;
+        }
+        let only_entries = is_dir
+            && is_entry_folder(&name)
+            && std::fs::read_dir(e.path()).is_ok_and(|d| {
+                d.flatten().all(|f| {
+                    let n = f.file_name();
+                    key_bytes(n.as_encoded_bytes()).is_some()
+                        || crate::output::is_partial_name(&n.to_string_lossy())
+                })
+            });
+        if !only_entries {
+            return refuse(&name);
         }
     }
-    if any {
-        tag(dir);
+    match (any, notes) {
+        (false, _) => Ok(()),
+        (true, true) => {
+            tag(dir);
+            Ok(())
+        }
+        (true, false) => refuse("entry-like folders, but no notes of a build"),
     }
-    Ok(())
 }
 
 /// Marks `dir` (when it exists) as an item cache: see [`claim`].

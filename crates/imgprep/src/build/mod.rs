@@ -157,6 +157,13 @@ impl PreparedItems {
 /// item cache key and of the build fingerprint, so a cache entry or an
 /// earlier build's record is only reused when it would come out the same.
 pub fn transform_key(spec: Option<&crate::image::ImageSpec>) -> String {
+    // the pixel limit decides which images are made, not their bytes:
+    // left out, so a new limit (or default) keeps every cache entry
+    // (the build's stamp has it, see `build_in`)
+    let spec = spec.map(|s| crate::image::ImageSpec {
+        max_pixels: 0,
+        ..s.clone()
+    });
     format!(
         "{}|px{}|{spec:?}",
         env!("CARGO_PKG_VERSION"),
@@ -241,7 +248,10 @@ fn build_in(
     // Up to date? Same recipe, tool and inputs, and every output still there.
     // (The fingerprint's text is summed as it is made: whole, it was 5 MB
     // at 50,000 items.)
-    let head = format!("{}\n{}\n{:?}\n", transform_key, r.hash, opts.shard);
+    let head = format!(
+        "{}\n{}\n{:?}\nmax_pixels {}\n",
+        transform_key, r.hash, opts.shard, r.recipe.transform.max_pixels
+    );
     let catalog_prints = std::mem::take(&mut catalog.prints);
     let prints: Vec<(u64, i128)> = needed.iter().map(|&i| catalog_prints[i]).collect();
     drop(catalog_prints);
@@ -1527,8 +1537,8 @@ pub(super) const STAMPS: &str = "stamps";
 /// times) and the manifest it wrote from them: beside the item cache, not
 /// in the dataset, whose manifest names the inputs by content only.
 /// A digest of the identity of every file `files` lists in `out` (size,
-/// device, inode, modification and change times), None when one is not
-/// there: any write to one, or a file put in its place, changes it.
+/// device, inode, modification time), None when one is not there: a write
+/// to one, or a file put in its place, changes it.
 fn outputs_identity(out: &Path, files: &manifest::FileList) -> Option<String> {
     let mut sum = checksum::Summer::default();
     for (f, s) in files.iter() {
@@ -1536,7 +1546,11 @@ fn outputs_identity(out: &Path, files: &manifest::FileList) -> Option<String> {
         if m.len() != s.size {
             return None;
         }
-        for v in reuse::identity(&m) {
+        // device, inode, size, modification time: not the change time,
+        // which a hard-link snapshot (`cp -al`, rsnapshot), `chmod` or
+        // `chown` of the folder changes, and a rebuild would then write
+        // every file anew (ending the snapshots' sharing of the data)
+        for v in &reuse::identity(&m)[..5] {
             sum.update(&v.to_le_bytes());
         }
     }

@@ -322,8 +322,10 @@ pub fn acquire(
             // build's last note (a change time no later than the marker's
             // last write; a change time cannot be set back); then it counts
             // with its sums as they are now, like a finished build's file.
-            // One made or changed later is somebody's: never removed or
-            // replaced (without --force)
+            // One made or changed later may be somebody's, or the stopped
+            // build's last file (finished after its last note): this build
+            // may write it again (the stopped build had claimed the path),
+            // but never removes it if it does not
             let stopped = std::fs::metadata(out.join(BUILDING))
                 .map(|m| modified_ns(&m))
                 .unwrap_or(i128::MIN);
@@ -337,9 +339,7 @@ pub fn acquire(
                             sums.insert(rel.to_string(), s);
                         }
                     }
-                    Ok(_) => {}
-                    // not there: nothing to remove, and nobody's to replace
-                    Err(_) => {
+                    _ => {
                         previous_unlisted.insert(rel.to_string());
                     }
                 }
@@ -398,10 +398,11 @@ impl OutGuard {
             };
             if let Some(found) = first_file(&dir) {
                 return Err(Error::Usage(format!(
-                    "{} is there already and no imgprep build wrote it: refusing to replace it \
-                     (move it away, or use --force to let the build replace files of its outputs' \
-                     names)",
-                    found.display()
+                    "{} is in {}, the folder of an output new to this build, and no imgprep build \
+                     wrote it: refusing to build that output there (move it away, or use --force: \
+                     the build then replaces only files of its outputs' names)",
+                    found.display(),
+                    dir.display()
                 )));
             }
         }
@@ -487,6 +488,13 @@ impl OutGuard {
             let Ok(p) = super::write::under(&self.out, f) else {
                 continue;
             };
+            // named by a stopped build, not known to be its own (see acquire)
+            if !self.previous_sums.contains_key(f) {
+                if std::fs::symlink_metadata(&p).is_ok() {
+                    left.push(f.clone());
+                }
+                continue;
+            }
             if let Some(want) = self.previous_sums.get(f) {
                 if crate::checksum::file_sums(&p).ok().as_ref() != Some(want) {
                     match std::fs::symlink_metadata(&p) {

@@ -497,15 +497,61 @@ pub struct ImageInfo {
 /// whose image data is complete decodes without a warning, and one cut short
 /// still meets the marker inside its data ("premature end of data
 /// segment"): skipped, as before.
+///
+/// Only for a sequential JPEG whose components are all in one scan: a
+/// progressive file (or one of several scans) cut at a scan's end decodes
+/// the scans that arrived without a warning, a blurred or partial picture.
 fn with_eoi(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     let jpeg = sniff(data) == Some(ImageFormat::Jpeg);
-    if !jpeg || data.ends_with(&[0xFF, 0xD9]) || has_eoi(data) {
+    if !jpeg
+        || data.ends_with(&[0xFF, 0xD9])
+        || has_eoi(data)
+        || !one_sequential_scan(&data[exif::find_soi(data).unwrap_or(0)..])
+    {
         return std::borrow::Cow::Borrowed(data);
     }
     let mut fixed = Vec::with_capacity(data.len() + 2);
     fixed.extend_from_slice(data);
     fixed.extend_from_slice(&[0xFF, 0xD9]);
     std::borrow::Cow::Owned(fixed)
+}
+
+/// Whether a JPEG (from its SOI) is baseline or extended sequential (SOF0,
+/// SOF1) with all its components in its first scan, and no marker after that
+/// scan's data begins (restart markers aside): one scan, so a file cut short
+/// ends inside it.
+fn one_sequential_scan(d: &[u8]) -> bool {
+    let mut at = 2;
+    let mut components = None;
+    while at + 4 <= d.len() {
+        if d[at] != 0xFF {
+            return false;
+        }
+        let marker = d[at + 1];
+        if marker == 0xFF {
+            at += 1;
+            continue;
+        }
+        let len = u16::from_be_bytes([d[at + 2], d[at + 3]]) as usize;
+        match marker {
+            0xC0 | 0xC1 => components = d.get(at + 9).copied(),
+            // progressive, lossless, arithmetic: not taken
+            0xC2 | 0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => return false,
+            0xDA => {
+                if components.is_none() || d.get(at + 4).copied() != components {
+                    return false;
+                }
+                // the scan's data: any marker but RSTn (and stuffed 00) ends it
+                let data = d.get(at + 2 + len..).unwrap_or(&[]);
+                return !data
+                    .windows(2)
+                    .any(|w| w[0] == 0xFF && !matches!(w[1], 0x00 | 0xD0..=0xD7 | 0xFF));
+            }
+            _ => {}
+        }
+        at += 2 + len;
+    }
+    false
 }
 
 /// Reads format and dimensions from the header, checks the pixel limit and

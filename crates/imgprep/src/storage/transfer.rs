@@ -466,6 +466,10 @@ type PullJob = std::result::Result<(Uri, PathBuf), String>;
 
 /// `pull`'s reports in DEST; no object is written under these names.
 const PULL_REPORTS: [&str; 2] = ["downloaded.txt", "failed.txt"];
+/// In DEST: every file a pull wrote there (its path below DEST, a line
+/// each), added to as each download completes, so that a killed pull's
+/// files, and those of a pull of another list, are known as pulls' own.
+const PULLED: &str = ".imgprep-pulled";
 
 /// Refuses a download whose path under `dest` goes through a symbolic link
 /// (a folder or the file itself): it would write wherever the link points.
@@ -492,7 +496,7 @@ fn no_links_below(dest: &Path, rel: &Path) -> std::result::Result<(), String> {
 /// `failed.txt` (key, tab, reason) there. An existing file with the
 /// object's size and ETag is kept, so a re-run resumes. An existing file
 /// that differs is replaced only when an earlier pull into DEST wrote it
-/// (its `downloaded.txt` lists the key) or with [`PullOptions::overwrite`]:
+/// (DEST/.imgprep-pulled lists every file a pull wrote) or with [`PullOptions::overwrite`]:
 /// anything else in DEST is the user's.
 pub fn pull(
     list: &Path,
@@ -505,7 +509,7 @@ pub fn pull(
     let mut jobs: Vec<(String, PullJob)> = Vec::new();
     // where each local path comes from: two keys never write one file
     let mut claimed: BTreeMap<PathBuf, (String, usize)> = BTreeMap::new();
-    for report in PULL_REPORTS {
+    for report in PULL_REPORTS.into_iter().chain([PULLED]) {
         claimed.insert(PathBuf::from(report), (format!("pull's own {report}"), 0));
     }
     for (n, line) in text.lines().enumerate() {
@@ -566,11 +570,24 @@ pub fn pull(
     std::fs::create_dir_all(dest).map_err(Error::io(dest))?;
     // what earlier pulls into DEST wrote (theirs to replace when the
     // object changed); anything else already there is the user's
-    let ours: std::collections::HashSet<String> = match o.overwrite {
+    let ours: std::collections::HashSet<PathBuf> = match o.overwrite {
         true => Default::default(),
-        false => std::fs::read_to_string(dest.join(PULL_REPORTS[0]))
-            .map(|t| t.lines().map(str::to_string).collect())
+        false => std::fs::read_to_string(dest.join(PULLED))
+            .map(|t| t.lines().map(|l| dest.join(l)).collect())
             .unwrap_or_default(),
+    };
+    let pulled = Mutex::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dest.join(PULLED))
+            .map_err(Error::io(dest.join(PULLED)))?,
+    );
+    let note_pulled = |path: &Path| {
+        use std::io::Write;
+        if let Ok(rel) = path.strip_prefix(dest) {
+            let _ = writeln!(pulled.lock().unwrap(), "{}", rel.display());
+        }
     };
     // partial files of a killed earlier run
     let dirs: std::collections::BTreeSet<&Path> = jobs
@@ -602,8 +619,12 @@ pub fn pull(
     parallel(&indexed, o.concurrency, |(i, (shown, job))| {
         let result = job.clone().and_then(|(uri, path)| {
             outage.check()?;
-            let replace = o.overwrite || ours.contains(shown);
-            pull_one(&uri, &path, replace).inspect_err(|e| outage.note(e))
+            let replace = o.overwrite || ours.contains(&path);
+            let r = pull_one(&uri, &path, replace).inspect_err(|e| outage.note(e));
+            if let Ok((true, _)) = r {
+                note_pulled(&path);
+            }
+            r
         });
         let mut r = report.lock().unwrap();
         match result {
