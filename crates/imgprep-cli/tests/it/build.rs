@@ -2033,3 +2033,36 @@ fn an_output_edited_with_its_size_kept_is_made_again() {
     let again = summary(&env, &["build", "r.toml", "--out", "o"]);
     assert_eq!(again["up_to_date"], true, "{again}");
 }
+
+/// `--drop-cache` into a cache folder another output shares removes only
+/// what no other output's last build used: it removed every entry, and the
+/// other output's next build decoded everything again.
+#[test]
+fn drop_cache_keeps_what_other_outputs_sharing_the_folder_use() {
+    let env = TestEnv::new();
+    env.synth("p", 2, 5, 32, 24);
+    folders_to_recordio(&env);
+    env.write(
+        "r.toml",
+        &[env.read("r.toml"), b"[transform]\nquality = 80\n".to_vec()].concat(),
+    );
+    env.ok(&["build", "r.toml", "--out", "a", "--cache-dir", "c", "-q"]);
+    let args = [
+        "build",
+        "r.toml",
+        "--out",
+        "b",
+        "--cache-dir",
+        "c",
+        "--drop-cache",
+        "-q",
+    ];
+    env.ok(&args);
+    env.write(
+        "p/class_0/img_00000.jpg",
+        &env.read("p/class_1/img_00001.jpg"),
+    );
+    let again = summary(&env, &["build", "r.toml", "--out", "a", "--cache-dir", "c"]);
+    assert_eq!(again["processed"], 1, "{again}");
+    assert_eq!(again["cached"], 9, "{again}");
+}

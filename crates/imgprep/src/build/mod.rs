@@ -845,7 +845,14 @@ fn build_in(
         reporter,
     };
     let ctx = if opts.drop_cache {
-        write::with_eviction(ctx)
+        // entries the last builds of other outputs sharing the folder used
+        // stay (their next builds would make them again)
+        let others = match opts.cache_dir.is_some() {
+            true => cache.other_owners(&opts.out),
+            false => Vec::new(),
+        };
+        let others: std::collections::HashSet<&str> = others.iter().map(String::as_str).collect();
+        write::with_eviction(ctx, &others)
     } else {
         ctx
     };

@@ -59,13 +59,18 @@ pub(super) struct Context<'a> {
 
 /// Counts, for every item, the outputs that will read its cached image, so
 /// each entry goes as soon as the last one has it (see `BuildOptions::drop_cache`).
-pub(super) fn with_eviction(mut ctx: Context) -> Context {
+pub(super) fn with_eviction<'a>(
+    mut ctx: Context<'a>,
+    kept: &std::collections::HashSet<&str>,
+) -> Context<'a> {
     let mut uses: HashMap<usize, u32> = HashMap::new();
     for v in &ctx.plan.variants {
         for output in &ctx.recipe.recipe.outputs {
             let format = super::formats::for_output(output, ctx.catalog.detection);
             for idx in v.splits.values() {
-                for &i in idx.iter().filter(|&&i| ctx.ok(i) && ctx.cached(i)) {
+                let evicted =
+                    |i: &usize| ctx.ok(*i) && ctx.cached(*i) && !kept.contains(ctx.bytes_key(*i));
+                for &i in idx.iter().filter(|i| evicted(i)) {
                     if !(format.needs_boxes() && ctx.objects(i).is_empty()) {
                         *uses.entry(i).or_default() += 1;
                     }
