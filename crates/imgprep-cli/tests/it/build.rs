@@ -1886,6 +1886,22 @@ fn a_cache_folder_of_somebody_else_is_refused_and_never_pruned() {
     );
     env.ok(&["build", "r.toml", "--out", "o", "--cache-dir", "c2", "-q"]);
     assert!(env.path("c2/lost+found").is_dir());
+    // a first build stopped before its notes were written: the folder was
+    // tagged when the build began, so the next one takes it
+    std::fs::remove_dir_all(env.path("c2/stamps")).unwrap();
+    env.ok(&["build", "r.toml", "--out", "o2", "--cache-dir", "c2", "-q"]);
+    // the default cache folder, under imgprep's own root, is not checked: a
+    // first build stopped with entries and no notes or tag there is no
+    // obstacle (the next build into that output was refused)
+    env.ok(&["build", "r.toml", "--out", "o3", "-q"]);
+    let items = env.path("cache/items");
+    for d in std::fs::read_dir(&items).unwrap().flatten() {
+        for notes in ["stamps", "records"] {
+            let _ = std::fs::remove_dir_all(d.path().join(notes));
+        }
+        let _ = std::fs::remove_file(d.path().join("CACHEDIR.TAG"));
+    }
+    env.ok(&["build", "r.toml", "--out", "o3", "-q"]);
     assert_eq!(env.read("proj/docs/thesis.tex"), b"mine too");
     assert!(env.path("c2/CACHEDIR.TAG").is_file());
 }

@@ -30,19 +30,29 @@ fn is_entry_folder(name: &str) -> bool {
     name.len() == 2 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// Checks that `dir` may be used (and pruned) as an item cache: missing,
-/// empty, tagged ([`TAG`]), or holding nothing but what an imgprep cache
-/// holds (an untagged cache of an earlier version, tagged now). Anything
-/// else is somebody's folder, refused: a build removes what it finds in
-/// its cache folder that it no longer needs.
+/// Checks that `dir`, a cache folder the user named, may be used (and
+/// pruned) as an item cache: missing or empty (made and tagged now), tagged
+/// ([`TAG`]), or holding nothing but what an imgprep cache holds (an
+/// untagged cache of an earlier version, tagged now). Anything else is
+/// somebody's folder, refused: a build removes what it finds in its cache
+/// folder that it no longer needs. (The default folder, under imgprep's
+/// own cache root, is not checked.)
 pub fn claim(dir: &Path) -> Result<(), String> {
     // (another program's tag does not make the folder ours)
     if std::fs::read_to_string(dir.join(TAG)).is_ok_and(|t| t == TAG_TEXT) {
         return Ok(());
     }
+    // a new folder is tagged at once: a first build stopped half-way
+    // leaves entries and no notes, and the next build takes the folder
+    // for its own by the tag
+    let new = |dir: &Path| {
+        std::fs::create_dir_all(dir)
+            .map(|()| tag(dir))
+            .map_err(|e| format!("{}: {e} (the item cache)", dir.display()))
+    };
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return new(dir),
         Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
             return Err(format!("{}: not a folder (the item cache)", dir.display()))
         }
@@ -87,7 +97,7 @@ pub fn claim(dir: &Path) -> Result<(), String> {
         }
     }
     match (any, notes) {
-        (false, _) => Ok(()),
+        (false, _) => new(dir),
         (true, true) => {
             tag(dir);
             Ok(())

@@ -203,8 +203,11 @@ fn build_in(
         .cache_dir
         .clone()
         .unwrap_or_else(|| cache::cache_dir_for(&opts.out));
-    // (before anything is read or written: nothing of somebody else's is pruned)
-    cache::claim(&cache_dir).map_err(Error::Usage)?;
+    // a folder the user named: before anything is read or written, so that
+    // nothing of somebody else's is pruned
+    if opts.cache_dir.is_some() {
+        cache::claim(&cache_dir).map_err(Error::Usage)?;
+    }
     // a first pass-through build from local folders: the images' prepare
     // step starts now, on the core the catalog leaves idle
     let prefetch = match spec.is_none()
