@@ -536,7 +536,9 @@ fn build_in(
                 .binary_search(&i)
                 .ok()
                 .and_then(|k| cache.get(&keys[k]))
-                .is_some_and(|(.., bytes)| crate::image::mxnet_reads_tiff_bytes(&bytes)),
+                .is_some_and(|(.., bytes)| {
+                    crate::image::mxnet_reads_tiff(std::io::Cursor::new(&bytes))
+                }),
         }
     };
     let mut consume = |(i, mut prep, hit, advance): (usize, Prepared, bool, bool)| -> Result<()> {
@@ -552,8 +554,10 @@ fn build_in(
         }
         // of TIFF, MXNet reads only some compressions (its first IFD says)
         if let Prepared::Ok(info, ..) = &prep {
-            let mxnet = readers.iter().any(|r| r.0 == crate::image::MXNET_DECODES);
-            if mxnet && info.format == ImageFormat::Tiff && !tiff_for_mxnet(i) {
+            if info.format == ImageFormat::Tiff
+                && readers.iter().any(|r| r.0 == crate::image::MXNET_DECODES)
+                && !tiff_for_mxnet(i)
+            {
                 prep = Prepared::Skipped(
                     "a TIFF file, stored as it is (encoding = \"passthrough\"), whose compression \
                      MXNet's image decoder cannot read (it reads uncompressed, LZW and PackBits \

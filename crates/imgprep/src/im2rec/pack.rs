@@ -293,7 +293,9 @@ fn pack_one(
             }
             Ok(info)
                 if info.format == crate::image::ImageFormat::Tiff
-                    && !crate::image::mxnet_reads_tiff_bytes(&payload[header.header_len()..]) =>
+                    && !crate::image::mxnet_reads_tiff(std::io::Cursor::new(
+                        &payload[header.header_len()..],
+                    )) =>
             {
                 return skip(
                     "format",

@@ -65,71 +65,22 @@ pub const MXNET_DECODES: &[ImageFormat] = &[
     ImageFormat::Tiff,
 ];
 
-/// Whether MXNet's decoder reads the TIFF whose first bytes and first IFD
-/// `read_at(offset, len)` gives: uncompressed, LZW or PackBits (checked with
-/// `mx.image.imdecode` on Pillow's TIFFs: Deflate and JPEG compression fail,
-/// as does a JPEG-compressed CMYK file of the shared edge cases). A file
-/// whose IFD cannot be read is not taken either.
-pub fn mxnet_reads_tiff(read_at: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>) -> bool {
-    tiff_compression(read_at).is_some_and(|c| matches!(c, 1 | 5 | 32773))
+/// Whether MXNet's decoder reads this TIFF (its first IFD is read, with the
+/// `tiff` crate image-rs decodes with): uncompressed, LZW or PackBits
+/// (checked with `mx.image.imdecode` on Pillow's TIFFs: Deflate and JPEG
+/// compression fail, as does a JPEG-compressed CMYK file of the shared edge
+/// cases). A file whose IFD cannot be read is not taken either.
+pub fn mxnet_reads_tiff(tiff: impl std::io::Read + std::io::Seek) -> bool {
+    let compression = tiff::decoder::Decoder::new(tiff).and_then(|mut d| {
+        d.find_tag_unsigned::<u16>(tiff::tags::Tag::Compression)
+            .map(|c| c.unwrap_or(1))
+    });
+    compression.is_ok_and(|c| matches!(c, 1 | 5 | 32773))
 }
 
-/// The Compression tag (259) of a TIFF's first IFD (1 when absent).
-fn tiff_compression(read_at: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>) -> Option<u16> {
-    let head = read_at(0, 8)?;
-    let little = match head.get(..4)? {
-        [b'I', b'I', 42, 0] => true,
-        [b'M', b'M', 0, 42] => false,
-        _ => return None,
-    };
-    let u16_at = |b: &[u8], o: usize| -> Option<u16> {
-        let v: [u8; 2] = b.get(o..o + 2)?.try_into().ok()?;
-        Some(if little {
-            u16::from_le_bytes(v)
-        } else {
-            u16::from_be_bytes(v)
-        })
-    };
-    let u32_at = |b: &[u8], o: usize| -> Option<u32> {
-        let v: [u8; 4] = b.get(o..o + 4)?.try_into().ok()?;
-        Some(if little {
-            u32::from_le_bytes(v)
-        } else {
-            u32::from_be_bytes(v)
-        })
-    };
-    let ifd = u32_at(&head, 4)? as u64;
-    let count = u16_at(&read_at(ifd, 2)?, 0)? as usize;
-    let entries = read_at(ifd + 2, count.min(4096) * 12)?;
-    for e in entries.chunks_exact(12) {
-        // tag 259, type SHORT: the value in the entry's first two bytes
-        if u16_at(e, 0)? == 259 {
-            return u16_at(e, 8);
-        }
-    }
-    Some(1)
-}
-
-/// [`mxnet_reads_tiff`] of a TIFF held whole.
-pub fn mxnet_reads_tiff_bytes(data: &[u8]) -> bool {
-    mxnet_reads_tiff(&mut |o, n| {
-        let o = usize::try_from(o).ok()?;
-        data.get(o..o.checked_add(n)?).map(<[u8]>::to_vec)
-    })
-}
-
-/// [`mxnet_reads_tiff`] of a TIFF file (its header and first IFD read).
+/// [`mxnet_reads_tiff`] of a TIFF file.
 pub fn mxnet_reads_tiff_file(path: &std::path::Path) -> bool {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return false;
-    };
-    mxnet_reads_tiff(&mut |o, n| {
-        let mut b = vec![0u8; n];
-        f.seek(SeekFrom::Start(o)).ok()?;
-        f.read_exact(&mut b).ok()?;
-        Some(b)
-    })
+    std::fs::File::open(path).is_ok_and(|f| mxnet_reads_tiff(std::io::BufReader::new(f)))
 }
 
 /// Whether an image file holds more than one frame: an animated GIF (two
