@@ -1299,3 +1299,105 @@ fn a_failed_multipart_upload_is_removed_and_names_its_own_error() {
         );
     }
 }
+
+/// A user's file at the path where a rebuild would put a new item's file
+/// (in a folder earlier builds wrote into) is refused before anything is
+/// written, for every file every per-item format writes: found while
+/// writing, it left the dataset without its manifest, half of it replaced.
+#[test]
+fn a_rebuild_refuses_a_users_file_at_a_new_items_path_before_writing() {
+    let env = TestEnv::new();
+    env.ok(&[
+        "synth",
+        "voc",
+        "--layout",
+        "voc",
+        "--classes",
+        "1",
+        "--per-class",
+        "9",
+        "--width",
+        "64",
+        "--height",
+        "48",
+    ]);
+    env.synth("cls", 2, 5, 64, 48);
+    let cases = [
+        (
+            "type = \"voc\"\nroot = \"voc\"",
+            vec![
+                "sagemaker-detection",
+                "coco",
+                "yolo",
+                "voc",
+                "augmented-manifest",
+            ],
+            vec![
+                "voc/JPEGImages/seg02_00008.jpg",
+                "voc/Annotations/seg02_00008.xml",
+            ],
+            "seg02_00008.",
+        ),
+        (
+            "type = \"folders\"\nroot = \"cls\"",
+            vec!["sagemaker-image", "folders"],
+            vec!["cls/class_0/img_00004.jpg", "cls/class_1/img_00004.jpg"],
+            "img_00004.",
+        ),
+    ];
+    for (source, formats, held_back, stem) in cases {
+        let mut r = format!(
+            "name = \"n\"\n[[sources]]\n{source}\n[split]\ntrain = 0.6\nvalidation = 0.4\n\
+             [transform]\nencoding = \"passthrough\"\n"
+        );
+        for f in &formats {
+            r.push_str(&format!("[[outputs]]\nformat = \"{f}\"\n"));
+        }
+        env.write("r.toml", r.as_bytes());
+        // where each of the new item's files goes: a build with the item
+        for dir in ["ref", "out"] {
+            let _ = std::fs::remove_dir_all(env.path(dir));
+        }
+        env.ok(&["build", "r.toml", "--out", "ref", "-q"]);
+        let new_files: Vec<String> = walk(&env.path("ref"))
+            .into_iter()
+            .filter(|p| p.rsplit('/').next().unwrap().starts_with(stem))
+            .collect();
+        assert!(
+            new_files.len() >= formats.len(),
+            "{formats:?}: {new_files:?}"
+        );
+        // the dataset without it
+        let aside = env.path("aside");
+        std::fs::create_dir_all(&aside).unwrap();
+        for (k, f) in held_back.iter().enumerate() {
+            std::fs::rename(env.path(f), aside.join(k.to_string()))
+                .unwrap_or_else(|e| panic!("{f}: {e}"));
+        }
+        env.ok(&["build", "r.toml", "--out", "out", "-q"]);
+        for (k, f) in held_back.iter().enumerate() {
+            std::fs::rename(aside.join(k.to_string()), env.path(f)).unwrap();
+        }
+        let manifest = env.read("out/manifest.json");
+        for rel in &new_files {
+            let mine = format!("out/{rel}");
+            env.write(&mine, b"the user's own file\n");
+            let refused = env.run(&["build", "r.toml", "--out", "out"]);
+            assert_eq!(
+                refused.status.code(),
+                Some(2),
+                "{rel}: {}",
+                stderr(&refused)
+            );
+            assert_stderr_has(&refused, "no imgprep build wrote it");
+            assert_stderr_has(&refused, "Nothing was written");
+            assert_eq!(env.read(&mine), b"the user's own file\n", "{rel}");
+            assert_eq!(env.read("out/manifest.json"), manifest, "{rel}");
+            assert!(!env.path("out/.imgprep-building").exists(), "{rel}");
+            std::fs::remove_file(env.path(&mine)).unwrap();
+        }
+        env.ok(&["build", "r.toml", "--out", "out", "-q"]);
+        env.ok(&["verify", "out"]);
+        assert_eq!(walk(&env.path("out")), walk(&env.path("ref")));
+    }
+}

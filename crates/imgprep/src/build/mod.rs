@@ -787,7 +787,7 @@ fn build_in(
         )));
     }
     check_names(r, &catalog, &written)?;
-    check_collisions(r, &catalog, &plan, spec.as_ref(), &written)?;
+    check_collisions(r, &catalog, &plan, spec.as_ref(), &written, &guard)?;
     warn_before_writing(r, &catalog, &plan, spec.as_ref(), &written, reporter);
     let folders: Vec<String> = plan
         .variants
@@ -1269,12 +1269,18 @@ fn check_names(r: &recipe::LoadedRecipe, catalog: &Catalog, written: &[usize]) -
 /// beside one `a.json` or `a.txt`) are refused before anything is written,
 /// naming both (the writers' own check would stop halfway). Each format
 /// says how it names an item's files ([`formats::Format::item_name`]).
+///
+/// In a folder that held files before the build, an item's file whose
+/// path holds a file no imgprep build wrote (a user's) is refused here as
+/// well: found while writing, it left the previous dataset half-replaced
+/// and without its manifest.
 fn check_collisions(
     r: &recipe::LoadedRecipe,
     catalog: &Catalog,
     plan: &Plan,
     spec: Option<&crate::image::ImageSpec>,
     written: &[usize],
+    guard: &outdir::OutGuard,
 ) -> Result<()> {
     let outputs: Vec<Box<dyn formats::Format + '_>> = r
         .recipe
@@ -1310,6 +1316,23 @@ fn check_collisions(
                             crate::report::cut(long, 60),
                             long.len()
                         )));
+                    }
+                    if !guard.replaces_freely() {
+                        for file in f.item_files(split, &out_rel, class) {
+                            let rel = format!("{}/{}/{file}", v.name, f.folder());
+                            if guard.somebodys(&rel) {
+                                return Err(Error::Usage(format!(
+                                    "{} is there already and no imgprep build wrote it: the {} \
+                                     output would replace it with {} ({}); refusing (move it \
+                                     away, or use --force to let the build replace files of its \
+                                     outputs' names). Nothing was written",
+                                    guard.path(&rel).display(),
+                                    f.name(),
+                                    item.rel,
+                                    item.origin
+                                )));
+                            }
+                        }
                     }
                     let scope = if f.one_folder() { "" } else { split.as_str() };
                     let sum = crate::checksum::sha256(format!("{n}\0{scope}\0{name}").as_bytes());

@@ -409,6 +409,27 @@ impl OutGuard {
         Ok(())
     }
 
+    /// Whether a file is at `rel` that no imgprep build wrote there (so
+    /// not to be replaced without `--force`).
+    pub fn somebodys(&self, rel: &str) -> bool {
+        !self.fresh
+            && !self.force
+            && !self.previous_sums.contains_key(rel)
+            && !self.previous_unlisted.contains(rel)
+            && std::fs::symlink_metadata(self.out.join(rel)).is_ok()
+    }
+
+    /// Where `rel` is in OUT.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.out.join(rel)
+    }
+
+    /// Whether every file this build may write can be replaced: OUT was
+    /// empty or new when the build began, or `--force`.
+    pub fn replaces_freely(&self) -> bool {
+        self.fresh || self.force
+    }
+
     /// Before the first output is written: the marker (with the previous
     /// files) goes in, the old manifest goes out.
     pub fn begin_writing(&self) -> Result<()> {
@@ -439,12 +460,7 @@ impl OutGuard {
     /// `train_lst` next to SageMaker's `train_lst/`) is an error before the
     /// second write.
     pub fn record(&self, rel: &str) -> Result<()> {
-        if !self.fresh
-            && !self.force
-            && !self.previous_sums.contains_key(rel)
-            && !self.previous_unlisted.contains(rel)
-            && std::fs::symlink_metadata(self.out.join(rel)).is_ok()
-        {
+        if self.somebodys(rel) {
             return Err(Error::Usage(format!(
                 "{} is there already and no imgprep build wrote it: refusing to replace it \
                  (move it away, or use --force to let the build replace files of its outputs' \

@@ -28,6 +28,10 @@ impl Format for AugmentedManifest {
         Some(out_rel.to_string())
     }
 
+    fn item_files(&self, split: &str, out_rel: &str, _class: &str) -> Vec<String> {
+        vec![format!("{split}/{out_rel}")]
+    }
+
     fn name(&self) -> String {
         DIR.into()
     }
@@ -63,7 +67,9 @@ impl Format for AugmentedManifest {
         let mut lines = String::new();
         for &i in items {
             let item = &ctx.catalog.items[i];
-            let file = format!("{split}/{}", ctx.out_rel(item));
+            let [file] = &self.item_files(split, &ctx.out_rel(item), "")[..] else {
+                unreachable!("one file an item")
+            };
             let rel = format!("{dir}/{file}");
             sink.image(ctx, i, &rel)?;
             let (size, anns) = super::sagemaker::boxes_json(ctx, i);

@@ -46,6 +46,10 @@ impl Format for Coco {
         Some(out_rel.to_string())
     }
 
+    fn item_files(&self, split: &str, out_rel: &str, _class: &str) -> Vec<String> {
+        vec![format!("{split}/{out_rel}")]
+    }
+
     fn name(&self) -> String {
         "coco".into()
     }
@@ -69,8 +73,11 @@ impl Format for Coco {
         let dir = format!("{variant}/coco");
         let px = super::sagemaker::px;
         for &i in items {
-            let rel = format!("{dir}/{split}/{}", ctx.out_rel(&ctx.catalog.items[i]));
-            sink.image(ctx, i, &rel)?;
+            let out_rel = ctx.out_rel(&ctx.catalog.items[i]);
+            let [image] = &self.item_files(split, &out_rel, "")[..] else {
+                unreachable!("one file an item")
+            };
+            sink.image(ctx, i, &format!("{dir}/{image}"))?;
         }
         let categories: Vec<Value> = ctx
             .catalog

@@ -21,6 +21,10 @@ impl Format for Folders {
         Some(format!("{class}/{}", file_name(out_rel)))
     }
 
+    fn item_files(&self, split: &str, out_rel: &str, class: &str) -> Vec<String> {
+        vec![format!("{split}/{class}/{}", file_name(out_rel))]
+    }
+
     fn write_split(
         &self,
         ctx: &Context,
@@ -38,11 +42,10 @@ impl Format for Folders {
                 .first()
                 .map(String::as_str)
                 .unwrap_or("unlabelled");
-            let name = self
-                .item_name(&ctx.out_rel(item), class)
-                .expect("one per item");
-            let rel = format!("{variant}/folders/{split}/{name}");
-            sink.image(ctx, i, &rel)?;
+            let [image] = &self.item_files(split, &ctx.out_rel(item), class)[..] else {
+                unreachable!("one file an item")
+            };
+            sink.image(ctx, i, &format!("{variant}/{}/{image}", self.folder()))?;
         }
         Ok(())
     }

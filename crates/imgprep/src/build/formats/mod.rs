@@ -110,6 +110,15 @@ pub(super) trait Format: Sync {
         None
     }
 
+    /// For formats with files of their own per item: the paths, under
+    /// `{variant}/{folder}`, of the files it writes for an item of `split`
+    /// with this output path and first class, the image first. The writer
+    /// takes its paths from here, so a build can check every one of them
+    /// before anything is written.
+    fn item_files(&self, _split: &str, _out_rel: &str, _class: &str) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Its objects carry a crowd flag (COCO's `iscrowd`), so crowd regions
     /// can be told from single objects.
     fn flags_crowd(&self) -> bool {

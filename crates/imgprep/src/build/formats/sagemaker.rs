@@ -39,6 +39,10 @@ impl Format for ImageClasses {
         Some(out_rel.to_string())
     }
 
+    fn item_files(&self, split: &str, out_rel: &str, _class: &str) -> Vec<String> {
+        vec![format!("{split}/{out_rel}")]
+    }
+
     fn write_split(
         &self,
         ctx: &Context,
@@ -52,8 +56,10 @@ impl Format for ImageClasses {
         for &i in items {
             let item = &ctx.catalog.items[i];
             let path = ctx.out_rel(item);
-            let rel = format!("{dir}/{split}/{path}");
-            sink.image(ctx, i, &rel)?;
+            let [image] = &self.item_files(split, &path, "")[..] else {
+                unreachable!("one file an item")
+            };
+            sink.image(ctx, i, &format!("{dir}/{image}"))?;
             lst.push_str(&format_lst_line(&LstEntry {
                 index: i as u64,
                 labels: ctx.labels(item, true),
@@ -138,6 +144,13 @@ impl Format for Detection {
         Some(super::without_extension(out_rel).to_string())
     }
 
+    fn item_files(&self, split: &str, out_rel: &str, _class: &str) -> Vec<String> {
+        vec![
+            format!("{split}/{out_rel}"),
+            format!("{split}_annotation/{}", with_extension(out_rel, "json")),
+        ]
+    }
+
     fn needs_boxes(&self) -> bool {
         true
     }
@@ -155,8 +168,10 @@ impl Format for Detection {
         for &i in items {
             let item = &ctx.catalog.items[i];
             let file = ctx.out_rel(item);
-            let rel = format!("{dir}/{split}/{file}");
-            sink.image(ctx, i, &rel)?;
+            let [image, annotation] = &self.item_files(split, &file, "")[..] else {
+                unreachable!("two files an item")
+            };
+            sink.image(ctx, i, &format!("{dir}/{image}"))?;
             let (size, anns) = boxes_json(ctx, i);
             let doc = json!({
                 "file": file,
@@ -164,9 +179,8 @@ impl Format for Detection {
                 "annotations": anns,
                 "categories": cats,
             });
-            let rel = format!("{dir}/{split}_annotation/{}", with_extension(&file, "json"));
             let text = serde_json::to_string(&doc).expect("JSON of plain values") + "\n";
-            sink.put(ctx, rel, text.as_bytes())?;
+            sink.put(ctx, format!("{dir}/{annotation}"), text.as_bytes())?;
         }
         Ok(())
     }

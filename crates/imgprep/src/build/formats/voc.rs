@@ -34,6 +34,14 @@ impl Format for Voc {
         Some(super::without_extension(&flat(out_rel)).to_string())
     }
 
+    fn item_files(&self, _split: &str, out_rel: &str, _class: &str) -> Vec<String> {
+        let file = flat(out_rel);
+        vec![
+            format!("JPEGImages/{file}"),
+            format!("Annotations/{}", with_extension(&file, "xml")),
+        ]
+    }
+
     fn one_folder(&self) -> bool {
         true
     }
@@ -62,9 +70,12 @@ impl Format for Voc {
         let mut list = String::new();
         for &i in items {
             let item = &ctx.catalog.items[i];
-            let file = flat(&ctx.out_rel(item));
-            let rel = format!("{dir}/JPEGImages/{file}");
-            sink.image(ctx, i, &rel)?;
+            let out_rel = ctx.out_rel(item);
+            let file = flat(&out_rel);
+            let [image, annotation] = &self.item_files(split, &out_rel, "")[..] else {
+                unreachable!("two files an item")
+            };
+            sink.image(ctx, i, &format!("{dir}/{image}"))?;
             let info = ctx.info(i);
             let depth = if info.channels == 0 { 3 } else { info.channels };
             let name = super::file_name(&file);
@@ -118,8 +129,7 @@ impl Format for Voc {
                 x.push_str("  </object>\n");
             }
             x.push_str("</annotation>\n");
-            let rel = format!("{dir}/Annotations/{}", with_extension(&file, "xml"));
-            sink.put(ctx, rel, x.as_bytes())?;
+            sink.put(ctx, format!("{dir}/{annotation}"), x.as_bytes())?;
             list.push_str(super::without_extension(&file));
             list.push('\n');
         }

@@ -64,6 +64,12 @@ impl Format for Yolo {
         Some(super::without_extension(file_in_split(out_rel)).to_string())
     }
 
+    fn item_files(&self, split: &str, out_rel: &str, _class: &str) -> Vec<String> {
+        let image = format!("images/{split}/{}", file_in_split(out_rel));
+        let labels = label_path(&image);
+        vec![image, labels]
+    }
+
     fn name(&self) -> String {
         "yolo".into()
     }
@@ -83,10 +89,10 @@ impl Format for Yolo {
         let dir = format!("{variant}/yolo");
         for &i in items {
             let item = &ctx.catalog.items[i];
-            let out_rel = ctx.out_rel(item);
-            let file = file_in_split(&out_rel);
-            let rel = format!("{dir}/images/{split}/{file}");
-            sink.image(ctx, i, &rel)?;
+            let [image, labels] = &self.item_files(split, &ctx.out_rel(item), "")[..] else {
+                unreachable!("two files an item")
+            };
+            sink.image(ctx, i, &format!("{dir}/{image}"))?;
             let info = ctx.info(i);
             let (w, h) = (info.width as f64, info.height as f64);
             let mut text = String::new();
@@ -101,8 +107,7 @@ impl Format for Yolo {
                     frac(b.height() / h),
                 ));
             }
-            let rel = format!("{dir}/{}", label_path(&format!("images/{split}/{file}")));
-            sink.put(ctx, rel, text.as_bytes())?;
+            sink.put(ctx, format!("{dir}/{labels}"), text.as_bytes())?;
         }
         Ok(())
     }
