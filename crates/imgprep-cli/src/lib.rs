@@ -1,6 +1,17 @@
 //! The `imgprep` command line: flags in, library calls, messages and exit
 //! codes out. The binary (`main.rs`) and the Python module both call [`run`].
 
+/// Messages on stderr: a reader that went away (`2>&1 | head`) loses
+/// them, and the command goes on to its own end (std's `eprintln!` panics
+/// there, exit 101, in the middle of a build). Defined before the modules
+/// so it is the one they use.
+macro_rules! eprintln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 mod cli;
 mod progress;
 

@@ -148,3 +148,37 @@ fn names_too_long_for_a_file_system_are_refused_before_writing() {
     );
     assert!(text.len() < 20_000, "{} bytes of output", text.len());
 }
+
+/// Messages to a stderr whose reader went away (`2>&1 | head -0`) are lost,
+/// not a panic: the build goes on to its end and its own exit code, and so
+/// does `verify` (std's `eprintln!` panicked there, exit 101, the build
+/// stopped before writing anything).
+#[test]
+fn a_closed_stderr_neither_stops_nor_fails_a_command() {
+    use std::process::{Command, Stdio};
+    let env = TestEnv::new();
+    env.synth("p", 2, 3, 64, 48);
+    // a warning is printed before anything is written (the split is too
+    // small for the ratios)
+    env.write(
+        "r.toml",
+        b"name = \"c\"\n[[sources]]\ntype = \"folders\"\nroot = \"p\"\n[split]\ntrain = 0.9\nvalidation = 0.1\n[[outputs]]\nformat = \"recordio\"\n",
+    );
+    let closed = |args: &[&str]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_imgprep"))
+            .args(args)
+            .env("IMGPREP_CACHE_DIR", env.path("cache"))
+            .current_dir(env.path(""))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stderr.take());
+        child.wait().unwrap().code()
+    };
+    assert_eq!(closed(&["build", "r.toml", "--out", "out"]), Some(0));
+    assert!(env.path("out/manifest.json").is_file());
+    env.ok(&["verify", "out"]);
+    assert_eq!(closed(&["verify", "out"]), Some(0));
+    assert_eq!(closed(&["build", "missing.toml", "--out", "o2"]), Some(2));
+}
