@@ -241,13 +241,23 @@ fn not_regular(kind: std::fs::FileType) -> std::io::Error {
     )
 }
 
-/// A whole file or object as UTF-8 text.
+/// A whole file or object as UTF-8 text, without the byte-order mark
+/// Windows editors put first (it would be part of the first name, column
+/// or key).
 pub fn read_to_string(path: &Path) -> std::io::Result<String> {
-    String::from_utf8(read(path)?)
+    utf8_text(read(path)?)
+}
+
+fn utf8_text(mut buf: Vec<u8>) -> std::io::Result<String> {
+    if buf.starts_with(b"\xEF\xBB\xBF") {
+        buf.drain(..3);
+    }
+    String::from_utf8(buf)
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
-/// A whole file or object as UTF-8 text, refused when larger than `cap` bytes.
+/// A whole file or object as UTF-8 text (as [`read_to_string`]), refused
+/// when larger than `cap` bytes.
 pub fn read_text_capped(path: &Path, cap: u64) -> std::io::Result<String> {
     let (r, size) = open_sized(path)?;
     if size > cap {
@@ -264,8 +274,7 @@ pub fn read_text_capped(path: &Path, cap: u64) -> std::io::Result<String> {
             format!("more than the {cap} bytes this file may have"),
         ));
     }
-    String::from_utf8(buf)
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+    utf8_text(buf)
 }
 
 /// The files of `present` that lie in a folder holding a `listed` file

@@ -1576,3 +1576,43 @@ fn convert_and_init_point_detection_trees_to_their_source() {
         "{err}"
     );
 }
+
+/// Files saved by Windows editors start with a byte-order mark and end
+/// lines with CR LF: a class list saved so names the same classes (its
+/// first class was `\u{feff}D00`, and every D00 box was dropped as a class
+/// not in the list), and a COCO file saved so is read.
+#[test]
+fn files_with_a_byte_order_mark_read_as_without() {
+    let env = TestEnv::new();
+    synth_voc(&env, "voc", 6, 64, 48);
+    env.write("classes.txt", "\u{feff}D00\r\nD10\r\nD20\r\n".as_bytes());
+    let r = recipe(
+        &env,
+        "n",
+        "type = \"voc\"\nroot = \"voc\"",
+        &["format = \"coco\""],
+        "[labels]\nnames = \"classes.txt\"\n",
+    );
+    env.ok(&["build", &r, "--out", "out"]);
+    let m = json(&env, "out/manifest.json");
+    let boxes = &m["detection"]["boxes"];
+    assert_eq!(boxes["objects_declared"], boxes["objects_kept"], "{boxes}");
+    assert_eq!(boxes["dropped"], serde_json::json!({}), "{boxes}");
+    assert_eq!(m["labels"][0]["name"], "D00");
+    // the COCO export, saved with a mark, read back as a source
+    let coco = env.read("out/complete/coco/annotations/train.json");
+    env.write("marked.json", &[b"\xEF\xBB\xBF".as_slice(), &coco].concat());
+    let r2 = recipe(
+        &env,
+        "c",
+        "type = \"coco\"\nfile = \"marked.json\"\nimages = \"out/complete/coco/train\"",
+        &["format = \"coco\""],
+        "",
+    );
+    env.ok(&["build", &r2, "--out", "out2"]);
+    let back = json(&env, "out2/manifest.json");
+    assert_eq!(
+        back["detection"]["boxes"]["objects_kept"],
+        boxes["objects_kept"]
+    );
+}

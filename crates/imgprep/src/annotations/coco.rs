@@ -38,7 +38,17 @@ use super::{
 /// category ids or names, and malformed JSON are errors.
 pub fn read(file: &Path, images_root: &Path) -> Result<Parsed, ParseError> {
     let shown = show(file);
-    let reader = BufReader::with_capacity(1 << 16, open_limited(file, MAX_COCO_BYTES)?);
+    let mut reader = BufReader::with_capacity(1 << 16, open_limited(file, MAX_COCO_BYTES)?);
+    // a byte-order mark (Windows editors write one) is not JSON: passed over
+    {
+        use std::io::BufRead;
+        let start = reader
+            .fill_buf()
+            .map_err(|e| ParseError::new(&shown, format!("cannot read it: {e}")))?;
+        if start.starts_with(b"\xEF\xBB\xBF") {
+            reader.consume(3);
+        }
+    }
     let raw: RawFile = serde_json::from_reader(reader).map_err(|e| {
         if e.is_io() {
             ParseError::new(&shown, format!("cannot read it: {e}"))
