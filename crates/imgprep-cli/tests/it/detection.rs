@@ -1616,3 +1616,78 @@ fn files_with_a_byte_order_mark_read_as_without() {
         boxes["objects_kept"]
     );
 }
+
+/// An image two annotation files claim (a labelImg XML copied under
+/// another name, a COCO file_name listed twice) is an item declared twice:
+/// under on_error = "fail" the build stops naming it; under "skip" one
+/// declaration is left out and listed: the later one, but never the file
+/// named after the image in favour of a stray copy (the copy, sorted first,
+/// won and the build went on, exit 0, with its stale box).
+#[test]
+fn an_image_two_files_annotate_is_declared_twice() {
+    let env = TestEnv::new();
+    env.synth("p", 1, 1, 100, 80);
+    let img = env.read("p/class_0/img_00000.jpg");
+    env.write("s/b.jpg", &img);
+    let xml = |xmin: u32| {
+        format!(
+            "<annotation><filename>b.jpg</filename><size><width>100</width><height>80</height>\
+             <depth>3</depth></size><object><name>car</name><bndbox><xmin>{xmin}</xmin>\
+             <ymin>10</ymin><xmax>40</xmax><ymax>30</ymax></bndbox></object></annotation>"
+        )
+    };
+    env.write("s/b.xml", xml(10).as_bytes());
+    env.write("s/a.xml", xml(5).as_bytes());
+    let r = recipe(
+        &env,
+        "d",
+        "type = \"voc\"\nroot = \"s\"",
+        &["format = \"coco\""],
+        "",
+    );
+    let out = env.run(&["build", &r, "--out", "out"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_stderr_has(&out, "b.jpg is annotated by");
+    assert!(!env.path("out/manifest.json").exists());
+    let skip = |name: &str, source: &str| {
+        let file = format!("{name}.toml");
+        env.write(
+            &file,
+            format!(
+                "on_error = \"skip\"\nname = \"{name}\"\n[[sources]]\n{source}\n\
+                 [[outputs]]\nformat = \"coco\"\n"
+            )
+            .as_bytes(),
+        );
+        env.ok(&["build", &file, "--out", name]);
+        json(
+            &env,
+            &format!("{name}/complete/coco/annotations/train.json"),
+        )
+    };
+    let coco = skip("voc", "type = \"voc\"\nroot = \"s\"");
+    assert_eq!(coco["annotations"].as_array().unwrap().len(), 1);
+    assert_eq!(coco["annotations"][0]["bbox"][0], 10.0, "{coco}");
+    // COCO: an image listed twice under one file_name, the later left out
+    env.write(
+        "c.json",
+        br#"{"images": [{"id": 1, "file_name": "b.jpg", "width": 100, "height": 80},
+                       {"id": 2, "file_name": "b.jpg", "width": 100, "height": 80}],
+             "categories": [{"id": 1, "name": "car"}],
+             "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 20]},
+                             {"id": 2, "image_id": 2, "category_id": 1, "bbox": [5, 10, 35, 20]}]}"#,
+    );
+    let r = recipe(
+        &env,
+        "c",
+        "type = \"coco\"\nfile = \"c.json\"\nimages = \"s\"",
+        &["format = \"coco\""],
+        "",
+    );
+    let out = env.run(&["build", &r, "--out", "out"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_stderr_has(&out, "is also image id 1's");
+    let coco = skip("coco", "type = \"coco\"\nfile = \"c.json\"\nimages = \"s\"");
+    assert_eq!(coco["annotations"].as_array().unwrap().len(), 1);
+    assert_eq!(coco["annotations"][0]["bbox"][0], 10.0, "{coco}");
+}

@@ -586,10 +586,14 @@ fn convert(file: &str, raw: RawFile, images_root: &Path) -> Result<Parsed, Parse
             continue;
         };
         if let Some(other) = paths.get(&image) {
-            return Err(ParseError::new(
-                origin,
+            // one image declared twice: the later declaration is left out
+            // (on_error decides whether that stops the build)
+            out.dropped_images.push((
                 format!("file_name {image:?} is also image id {other}'s"),
+                origin,
             ));
+            index.insert(key, None);
+            continue;
         }
         let (declared_size, q) = declared_size(im.width.as_ref(), im.height.as_ref());
         if let Some(kind) = q {
@@ -915,11 +919,19 @@ mod tests {
             e(r#"{"images": [{"id": 1, "file_name": "a.jpg"}, {"id": 1, "file_name": "b.jpg"}]}"#),
             "c.json: image id 1: image id 1 appears twice (images[1] is the second)"
         );
+        // one file declared by two images: the later one is left out, said
+        // (the build's on_error decides whether that stops it)
+        let p = parse(
+            r#"{"images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "./a.jpg"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(p.images.len(), 1);
         assert_eq!(
-            e(
-                r#"{"images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "./a.jpg"}]}"#
-            ),
-            "c.json: image id 2: file_name \"a.jpg\" is also image id 1's"
+            p.dropped_images,
+            [(
+                "file_name \"a.jpg\" is also image id 1's".to_string(),
+                "c.json: image id 2".to_string()
+            )]
         );
         assert_eq!(
             e(r#"{"images": [], "categories": [{"id": 1, "name": "a"}, {"id": 1, "name": "b"}]}"#),

@@ -49,7 +49,7 @@ pub fn read(root: &Path) -> Result<Parsed, ParseError> {
         image_root: root.to_path_buf(),
         ..Parsed::default()
     };
-    let mut owner: HashMap<String, String> = HashMap::new();
+    let mut owner: HashMap<String, (String, usize)> = HashMap::new();
     for f in &files {
         let shown = show(f);
         let raw = match read_file(f, &shown) {
@@ -74,12 +74,25 @@ pub fn read(root: &Path) -> Result<Parsed, ParseError> {
         let Some(image) = image_for(&dir, &image_path, &shown, &mut out) else {
             continue;
         };
-        if let Some(first) = owner.get(&image) {
-            out.dropped_images
-                .push((format!("{image} is already annotated by {first}"), shown));
-            continue;
+        // a second file for one image: the first kept, unless only the
+        // second is named after the image (a stray copy does not outrank
+        // the image's own file)
+        let mut replaces = None;
+        if let Some((first, at)) = owner.get(&image) {
+            if super::named_after(&shown, &image) && !super::named_after(first, &image) {
+                out.dropped_images.push((
+                    format!("{image} is annotated by {shown}, named after it"),
+                    first.clone(),
+                ));
+                replaces = Some(*at);
+            } else {
+                out.dropped_images
+                    .push((format!("{image} is already annotated by {first}"), shown));
+                continue;
+            }
         }
-        owner.insert(image.clone(), shown.clone());
+        let at = replaces.unwrap_or(out.images.len());
+        owner.insert(image.clone(), (shown.clone(), at));
         let (size, q) = declared_size(raw.width.as_ref(), raw.height.as_ref());
         if let Some(kind) = q {
             out.quirks.push(quirk(kind, &shown));
@@ -100,7 +113,10 @@ pub fn read(root: &Path) -> Result<Parsed, ParseError> {
             }
         }
         merge_groups(&mut ann.objects, &mut out);
-        out.images.push(ann);
+        match replaces {
+            Some(at) => out.images[at] = ann,
+            None => out.images.push(ann),
+        }
     }
     out.images.sort_by(|a, b| a.image.cmp(&b.image));
     Ok(out)

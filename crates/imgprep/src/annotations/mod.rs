@@ -391,6 +391,20 @@ pub(crate) fn read_text(path: &Path, limit: u64) -> Result<String, ParseError> {
     })
 }
 
+/// Whether the annotation file `file` (a path as shown) is named after
+/// the image `image` (`a/b.xml` for `x/b.jpg`): its own file, not a copy
+/// left under another name.
+pub(crate) fn named_after(file: &str, image: &str) -> bool {
+    let stem = |p: &str| {
+        let name = p.rsplit(['/', '\\']).next().unwrap_or(p);
+        match name.rfind('.') {
+            Some(d) if d > 0 => name[..d].to_string(),
+            _ => name.to_string(),
+        }
+    };
+    stem(file) == stem(image)
+}
+
 /// Whether a path names an existing regular file (following links).
 pub(crate) fn is_file(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file())

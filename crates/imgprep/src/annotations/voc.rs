@@ -509,10 +509,12 @@ fn looked_for(dir: &str, stem: &str) -> String {
 }
 
 /// Adds one annotation whose image was found as `image`, checking the
-/// `<filename>` against it and refusing a second annotation of one image.
+/// `<filename>` against it and refusing a second annotation of one image
+/// (the first kept, unless only the second file is named after the image:
+/// a stray copy that names it does not outrank the image's own file).
 fn add_found(
     out: &mut Parsed,
-    owner: &mut HashMap<String, Origin>,
+    owner: &mut HashMap<String, (Origin, usize)>,
     mut ann: ImageAnnotation,
     image: String,
 ) {
@@ -524,14 +526,23 @@ fn add_found(
             ann.origin.to_string(),
         ));
     }
-    if let Some(first) = owner.get(&image) {
-        out.dropped_images.push((
-            format!("{image} is already annotated by {first}"),
-            ann.origin.to_string(),
-        ));
+    if let Some((first, at)) = owner.get(&image).cloned() {
+        let origin = ann.origin.to_string();
+        if super::named_after(&origin, &image) && !super::named_after(&first.to_string(), &image) {
+            out.dropped_images.push((
+                format!("{image} is annotated by {origin}, named after it"),
+                first.to_string(),
+            ));
+            owner.insert(image.clone(), (ann.origin.clone(), at));
+            ann.image = image;
+            out.images[at] = ann;
+            return;
+        }
+        out.dropped_images
+            .push((format!("{image} is already annotated by {first}"), origin));
         return;
     }
-    owner.insert(image.clone(), ann.origin.clone());
+    owner.insert(image.clone(), (ann.origin.clone(), out.images.len()));
     ann.image = image;
     out.images.push(ann);
 }

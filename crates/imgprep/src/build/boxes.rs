@@ -172,6 +172,19 @@ pub fn read(
         e.0 += 1;
     }
     b.unreadable.extend(parsed.dropped);
+    // an image two files annotate, or one named outside the image folder:
+    // bad input, which on_error decides about like a missing image
+    if r.recipe.on_error == OnError::Fail {
+        if let Some((why, origin)) = parsed.dropped_images.first() {
+            return Err(Error::Problem(format!(
+                "{origin}: {why} (set on_error = \"skip\" to leave it out and go on){}",
+                match parsed.dropped_images.len() {
+                    1 => String::new(),
+                    n => format!("; {} more such annotation files", n - 1),
+                }
+            )));
+        }
+    }
     b.unusable_images.extend(parsed.dropped_images);
     for c in parsed.declared_classes {
         if !b.declared_classes.contains(&c) {
