@@ -1691,3 +1691,53 @@ fn an_image_two_files_annotate_is_declared_twice() {
     assert_eq!(coco["annotations"].as_array().unwrap().len(), 1);
     assert_eq!(coco["annotations"][0]["bbox"][0], 10.0, "{coco}");
 }
+
+/// A YOLO label file whose image is gone is an annotation without its
+/// image, as a VOC or labelme file is (it was passed over without a word,
+/// its boxes not even counted); one whose image is there but not in the
+/// dataset's lists is not.
+#[test]
+fn a_yolo_label_file_without_its_image_is_a_missing_item() {
+    let env = TestEnv::new();
+    synth_voc(&env, "voc", 4, 64, 48);
+    let r = recipe(
+        &env,
+        "y",
+        "type = \"voc\"\nroot = \"voc\"",
+        &["format = \"yolo\""],
+        "[transform]\nencoding = \"passthrough\"\n",
+    );
+    env.ok(&["build", &r, "--out", "y"]);
+    let yolo = env.path("y/complete/yolo");
+    let label = walkdir(&yolo.join("labels"))
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "txt"))
+        .unwrap();
+    let rel = label
+        .strip_prefix(&yolo)
+        .unwrap()
+        .to_string_lossy()
+        .replace("labels/", "images/");
+    let image = yolo.join(rel.replace(".txt", ".jpg"));
+    std::fs::rename(&image, env.path("aside.jpg")).unwrap();
+    let src = "type = \"yolo\"\nroot = \"y/complete/yolo\"";
+    let r = recipe(&env, "back", src, &["format = \"coco\""], "");
+    let out = env.run(&["build", &r, "--out", "back"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_stderr_has(&out, "no image for this annotation");
+    assert_stderr_has(&out, label.file_name().unwrap().to_str().unwrap());
+    let file = "skip.toml";
+    env.write(
+        file,
+        format!("on_error = \"skip\"\nname = \"s\"\n[[sources]]\n{src}\n[[outputs]]\nformat = \"coco\"\n")
+            .as_bytes(),
+    );
+    env.ok(&["build", file, "--out", "skipped"]);
+    let m = json(&env, "skipped/manifest.json");
+    let skipped = m["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert!(skipped[0]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("no image for this annotation"));
+}

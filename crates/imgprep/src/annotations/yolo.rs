@@ -62,7 +62,8 @@ const FAR_ABOVE: f64 = 2.0;
 /// when there is no `images` folder. A missing label file is a background
 /// image (quirk); an empty one is too, without a quirk. Boxes are
 /// [`Units::Relative`]. Lines that cannot be read are dropped with a reason
-/// and `file:line`.
+/// and `file:line`. A label file in a `labels` folder with no image is an
+/// annotation without its image ("no image for this annotation").
 pub fn read(root: &Path) -> Result<Parsed, ParseError> {
     if !root.is_dir() {
         return Err(ParseError::new(show(root), "is not a folder"));
@@ -80,6 +81,7 @@ pub fn read(root: &Path) -> Result<Parsed, ParseError> {
         Some(splits) => listed_images(&cfg, splits, &mut out)?,
         None => found_images(&base)?,
     };
+    orphan_labels(&base, &entries, cfg.splits.is_none(), &mut out)?;
     for (image, split) in entries {
         let label = base.join(label_path(&image));
         let label_shown = show(&label);
@@ -117,6 +119,79 @@ pub fn read(root: &Path) -> Result<Parsed, ParseError> {
         out.images.push(ann);
     }
     Ok(out)
+}
+
+/// Label files in a `labels` folder with no image of their name in the
+/// matching `images` folder: annotations whose image is missing, dropped
+/// as such (the build's on_error decides; they were passed over without a
+/// word, their boxes not even counted). Looked for in the folders of the
+/// dataset's label files and, when the images were found under
+/// `images/` (`whole_tree`), everywhere under `labels/`. A label file whose
+/// image is there but not in the dataset's lists is not the dataset's
+/// business. Labels beside their images (no `labels` folder) are not
+/// looked at: other text files live there.
+fn orphan_labels(
+    base: &Path,
+    entries: &[(String, Option<String>)],
+    whole_tree: bool,
+    out: &mut Parsed,
+) -> Result<(), ParseError> {
+    let used: std::collections::HashSet<String> =
+        entries.iter().map(|(image, _)| label_path(image)).collect();
+    let mut dirs: std::collections::BTreeSet<String> = used
+        .iter()
+        .filter_map(|l| l.rsplit_once('/').map(|(d, _)| d.to_string()))
+        .filter(|d| d.split('/').any(|p| p == "labels"))
+        .collect();
+    let labels = base.join("labels");
+    if whole_tree && base.join("images").is_dir() && labels.is_dir() {
+        for f in walk_files(&labels, &|n| n.ends_with(".txt"))? {
+            if let Some(rel) = rel_slash(base, &f) {
+                if let Some((d, _)) = rel.rsplit_once('/') {
+                    dirs.insert(d.to_string());
+                }
+            }
+        }
+    }
+    for dir in dirs {
+        let images_dir = {
+            let mut parts: Vec<&str> = dir.split('/').collect();
+            let Some(k) = parts.iter().rposition(|p| *p == "labels") else {
+                continue;
+            };
+            parts[k] = "images";
+            parts.join("/")
+        };
+        let names = list_dir(&base.join(&dir))?;
+        let mut image_stems: Option<std::collections::HashSet<String>> = None;
+        for name in names.iter().filter(|n| n.ends_with(".txt")) {
+            let rel = format!("{dir}/{name}");
+            if used.contains(&rel) || (name == "classes.txt" && dir == "labels") {
+                continue;
+            }
+            let stem = &name[..name.len() - 4];
+            let stems = image_stems.get_or_insert_with(|| {
+                list_dir(&base.join(&images_dir))
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|n| is_image_name(n))
+                    .filter_map(|n| n.rsplit_once('.').map(|(s, _)| s.to_string()))
+                    .collect()
+            });
+            if stems.contains(stem) {
+                continue;
+            }
+            out.dropped.push((
+                format!(
+                    "no image for this annotation (looked for {}/{images_dir}/{stem}.{{{}}})",
+                    show(base),
+                    super::IMAGE_EXTENSIONS.join(",")
+                ),
+                show(&base.join(&rel)),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What the class names file and data.yaml say.
