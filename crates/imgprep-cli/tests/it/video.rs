@@ -204,8 +204,8 @@ fn every_frame_carries_its_own_number_and_label_across_chunks_and_b_frames() {
     let ranges = [("a", 0.0, 0.5), ("b", 0.5, 1.7), ("c", 2.0, 2.9)];
     env.write("l/s1.csv", ranges_csv(&ranges).as_bytes());
     env.write("l/s2.csv", ranges_csv(&ranges).as_bytes());
-    // ranges of a session whose recordings are not there: said (its
-    // classes would otherwise just be missing)
+    // ranges of a session whose recordings are not there: a missing input
+    // (a warning, hidden by -q, lost its frames and classes)
     env.write("l/s3.csv", ranges_csv(&[("z", 0.0, 1.0)]).as_bytes());
     let r = recipe(
         &env,
@@ -213,12 +213,14 @@ fn every_frame_carries_its_own_number_and_label_across_chunks_and_b_frames() {
         "chunks = \"v/{subject}/*.mp4\"\nlabels = \"l/{subject}.csv\"\nunit = \"seconds\"",
         "[split]\nmethod = \"explicit\"\n[split.assign]\ntrain = [\"s1\"]\nvalidation = [\"s2\"]",
     );
-    let out = env.ok(&["build", &r, "--out", "out"]);
-    let err = stderr(&out);
-    assert!(
-        err.contains("ranges for 1 session(s) with no recordings") && err.contains("\"s3\""),
-        "{err}"
+    let out = env.run(&["build", &r, "--out", "out"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_stderr_has(
+        &out,
+        "l/s3.csv: ranges for session \"s3\", which has no recordings",
     );
+    std::fs::remove_file(env.path("l/s3.csv")).unwrap();
+    env.ok(&["build", &r, "--out", "out"]);
     let w = written(&env, "out");
     // every frame in a range, once, with its own number and the range's label
     let mut seen = std::collections::HashSet::new();
@@ -1510,4 +1512,69 @@ fn dropped_frame_avis_are_read_and_raw_streams_refused_with_a_way_out() {
     let out = env.run(&["build", &r, "--out", "rawout"]);
     assert_ne!(out.status.code(), Some(0));
     assert_stderr_has(&out, "encode it into a container at its frame rate first");
+}
+
+/// One ranges file for several videos names each row's video in a column
+/// (every row labelled every video when the column was not read); without
+/// such a column, one file for several sessions is refused; a row naming a
+/// video that is not there is a missing input, which on_error decides about.
+#[test]
+fn one_ranges_file_for_several_videos_names_each_rows_video() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let env = TestEnv::new();
+    clip(&env, "v/a.mp4", 30, 10, 0, "", &[]);
+    clip(&env, "v/b.mp4", 30, 10, 0, "", &[]);
+    env.write(
+        "ranges.csv",
+        b"video,start,end,label\na.mp4,0,1,walk\nb,2,3,run\n",
+    );
+    let src = "chunks = \"v/{video}.mp4\"\nlabels = \"ranges.csv\"\nunit = \"seconds\"";
+    let r = recipe(&env, "one", src, "");
+    env.ok(&["build", &r, "--out", "out"]);
+    let w = written(&env, "out");
+    assert_eq!(w.len(), 20);
+    for f in &w {
+        let (video, t) = (&f.item[..1], f.session_time);
+        let want = match video {
+            "a" => (t < 1.0).then_some("walk"),
+            _ => (2.0..3.0).contains(&t).then_some("run"),
+        };
+        assert_eq!(Some(f.label.as_str()), want, "{} at {t}", f.item);
+    }
+    // a row of a video that is not there
+    env.write(
+        "ranges.csv",
+        b"video,start,end,label\na.mp4,0,1,walk\nb,2,3,run\nc.mp4,0,1,sit\n",
+    );
+    let out = env.run(&["build", &r, "--out", "out2"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_stderr_has(&out, "ranges.csv:4: ranges for session \"c.mp4\"");
+    let r2 = recipe(&env, "skip", src, "on_error = \"skip\"");
+    env.ok(&["build", &r2, "--out", "out2"]);
+    let m: Value = serde_json::from_slice(&env.read("out2/manifest.json")).unwrap();
+    let skipped = m["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert!(skipped[0]["origin"]
+        .as_str()
+        .unwrap()
+        .ends_with("ranges.csv:4"));
+    // no video column: which video a row is about is not said
+    env.write("ranges.csv", b"label,start,end\nwalk,0,1\n");
+    let out = env.run(&["build", &r, "--out", "out3"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_stderr_has(&out, "no column says which video a row is about");
+    // a file per session naming another video: a mix-up
+    env.write("l/a.csv", b"video,start,end,label\nb.mp4,0,1,walk\n");
+    env.write("l/b.csv", b"video,start,end,label\nb.mp4,0,1,run\n");
+    let r3 = recipe(
+        &env,
+        "per",
+        "chunks = \"v/{video}.mp4\"\nlabels = \"l/{video}.csv\"\nunit = \"seconds\"",
+        "",
+    );
+    let out = env.run(&["build", &r3, "--out", "out4"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_stderr_has(&out, "l/a.csv:2: names video \"b.mp4\"");
 }

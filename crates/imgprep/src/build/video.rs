@@ -518,24 +518,85 @@ pub fn read(
     let placeholder = labels
         .as_deref()
         .map_or("name", |l| labels_placeholder(&pattern, l));
+    // one CSV for all sessions (no `{name}` in its path): each row names
+    // its video, or there is one session
+    let mut shared: Option<(PathBuf, BTreeMap<String, Vec<Range>>)> = None;
+    let mut orphan_rows: Vec<(String, String)> = Vec::new();
+    if let (Some(l), Some("csv")) = (labels.as_deref(), label_kind) {
+        if !l.contains(&format!("{{{placeholder}}}")) {
+            let file = r.resolve(Path::new(l));
+            if !file.is_file() {
+                return Err(Error::Usage(format!(
+                    "{}: the ranges file is missing (labels = {l:?})",
+                    file.display()
+                )));
+            }
+            let rows = ranges::read_csv(&file, unit).map_err(Error::Usage)?;
+            let mut by_session: BTreeMap<String, Vec<Range>> = BTreeMap::new();
+            if rows.iter().any(|row| row.video.is_some()) {
+                for row in rows {
+                    let video = row
+                        .video
+                        .clone()
+                        .expect("a video column: every row has one");
+                    match session_named(&video, &sessions) {
+                        Some(s) => by_session.entry(s.to_string()).or_default().push(row),
+                        None => orphan_rows.push((video, row.origin)),
+                    }
+                }
+            } else if sessions.len() > 1 {
+                let mut names: Vec<String> =
+                    sessions.keys().take(3).map(|s| format!("{s:?}")).collect();
+                if sessions.len() > 3 {
+                    names.push("...".into());
+                }
+                return Err(Error::Usage(format!(
+                    "{}: one ranges file for {} sessions ({}), and no column says which video a \
+                     row is about, so every range would label every video: add a header with a \
+                     video column (video,start,end,label), or give a file per session with \
+                     {{{placeholder}}} in labels",
+                    file.display(),
+                    sessions.len(),
+                    names.join(", ")
+                )));
+            } else if let Some(only) = sessions.keys().next() {
+                by_session.insert(only.clone(), rows);
+            }
+            shared = Some((file, by_session));
+        }
+    }
     let orphans = match (labels.as_deref(), label_kind, &json) {
         (_, Some("activitynet"), Some((v, file))) => {
             v.get("database").and_then(|d| d.as_object()).map(|db| {
-                let ids = db.keys().filter(|k| !sessions.contains_key(*k)).cloned();
-                (file.display().to_string(), ids.collect())
+                let ids = db.keys().filter(|k| !sessions.contains_key(*k));
+                let at = |k: &String| format!("{}: database/{k}", file.display());
+                ids.map(|k| (k.clone(), at(k))).collect()
             })
         }
-        (Some(l), Some("csv"), _) => ranges_files_without_sessions(r, l, placeholder, &sessions),
+        (Some(_), Some("csv"), _) if shared.is_some() => Some(orphan_rows),
+        (Some(l), Some("csv"), _) => ranges_files_without_sessions(r, l, placeholder, &sessions)
+            .map(|(file, ids)| {
+                let at = |id: &String| file.replace(&format!("{{{placeholder}}}"), id);
+                ids.iter().map(|id| (id.clone(), at(id))).collect()
+            }),
         _ => None,
     };
-    if let Some((file, ids)) = orphans.filter(|(_, ids): &(String, Vec<String>)| !ids.is_empty()) {
-        let mut text = format!(
-            "{file}: ranges for {} session(s) with no recordings under chunks = {chunks:?}, not \
-             used:",
-            ids.len()
+    // ranges of a video that is not there: a missing input, which on_error
+    // decides about (a warning, hidden by -q, lost its frames and classes)
+    for (session, origin) in orphans.unwrap_or_default() {
+        let why = format!(
+            "ranges for session {session:?}, which has no recordings under chunks = {chunks:?}"
         );
-        crate::report::name_first(&mut text, ids.iter().map(|s| format!("{s:?}")), 5, "");
-        set.warnings.push(text);
+        if r.recipe.on_error == crate::recipe::OnError::Fail {
+            return Err(Error::Problem(format!(
+                "{origin}: {why} (set on_error = \"skip\" to leave them out)"
+            )));
+        }
+        skips.push(super::catalog::Skip {
+            item: session,
+            reason: why,
+            origin: Some(origin),
+        });
     }
     // Frame tables, several chunks at a time.
     let all: Vec<&PathBuf> = sessions
@@ -719,6 +780,13 @@ pub fn read(
                         ))
                     })?
             }
+            (Some(_), _) if shared.is_some() => {
+                let (file, by_session) = shared.as_mut().expect("checked");
+                if !set.label_files.contains(file) {
+                    set.label_files.push(file.clone());
+                }
+                by_session.remove(session).unwrap_or_default()
+            }
             (Some(l), _) => {
                 let name = labels_placeholder(&pattern, l);
                 let file = r.resolve(Path::new(&l.replace(&format!("{{{name}}}"), session)));
@@ -729,6 +797,18 @@ pub fn read(
                     )));
                 }
                 let ranges = ranges::read_csv(&file, unit).map_err(Error::Usage)?;
+                // a file of this session's naming another video: a mix-up
+                if let Some(row) = ranges.iter().find(|row| {
+                    row.video.as_deref().is_some_and(|v| {
+                        session_named(v, &sessions).map(String::as_str) != Some(session.as_str())
+                    })
+                }) {
+                    return Err(Error::Usage(format!(
+                        "{}: names video {:?}, but this file holds the ranges of session {session:?}",
+                        row.origin,
+                        row.video.as_deref().unwrap_or_default()
+                    )));
+                }
                 set.label_files.push(file);
                 ranges
             }
@@ -789,6 +869,25 @@ pub fn read(
     rule["first_chunk"] = base_chunk.into();
     set.rules.push(rule);
     Ok(())
+}
+
+/// The session a ranges row's video cell names: the session's name, or a
+/// path or file name of it with an extension (`a.mp4`, `clips/a.mp4` for
+/// session `a`; `sub/a.mp4` for the file-per-session `sub-a`).
+fn session_named<'a>(
+    video: &str,
+    sessions: &'a BTreeMap<String, Vec<(String, PathBuf)>>,
+) -> Option<&'a String> {
+    let v = video.trim().replace('\\', "/");
+    let bare = super::formats::without_extension(&v).to_string();
+    [
+        v.clone(),
+        bare.clone(),
+        bare.replace('/', "-"),
+        file_stem(&v),
+    ]
+    .into_iter()
+    .find_map(|c| sessions.get_key_value(&c).map(|(k, _)| k))
 }
 
 fn file_stem(rel: &str) -> String {

@@ -29,6 +29,9 @@ pub struct Range {
     pub end: f64,
     /// `file:line` (or `file: database/ID/annotations/K`).
     pub origin: String,
+    /// The video a row of a CSV with a video column names (one file for
+    /// several sessions).
+    pub video: Option<String>,
 }
 
 /// Frames in no range.
@@ -102,9 +105,25 @@ fn clock_seconds(c: &str) -> Option<f64> {
     Some(total as f64 * 60.0 + secs)
 }
 
+/// The names a header may give the column naming each row's video (a
+/// ranges file for several sessions).
+const VIDEO_COLUMN: [&str; 9] = [
+    "video",
+    "video_id",
+    "video_name",
+    "session",
+    "file",
+    "filename",
+    "file_name",
+    "clip",
+    "recording",
+];
+
 /// Reads `label,start,end` rows (a header row is optional; with one,
-/// columns are found by name and others are ignored). Times are numbers in
-/// `unit`, or clock times (`00:01:02.5`) with a time unit.
+/// columns are found by name, a video column among them when there is one,
+/// and others are ignored; without one, a row of more than three cells is
+/// refused: a fourth would be lost). Times are numbers in `unit`, or clock
+/// times (`00:01:02.5`) with a time unit.
 pub fn read_csv(path: &Path, unit: Unit) -> Result<Vec<Range>, String> {
     let text = crate::files::read_text_capped(path, 256 << 20)
         .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -121,6 +140,9 @@ pub fn read_csv(path: &Path, unit: Unit) -> Result<Vec<Range>, String> {
         .from_reader(text.as_bytes());
     let mut out = Vec::new();
     let mut cols = (0usize, 1usize, 2usize);
+    // cells a row may have: as many as the header names, or three
+    let mut header: Option<usize> = None;
+    let mut video_col: Option<usize> = None;
     for (k, rec) in r.records().enumerate() {
         let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
         let line = rec.position().map_or(k as u64 + 1, |p| p.line());
@@ -146,7 +168,31 @@ pub fn read_csv(path: &Path, unit: Unit) -> Result<Vec<Range>, String> {
                 ));
             };
             cols = (l, s, e);
+            header = Some(rec.len());
+            video_col = find(&VIDEO_COLUMN);
             continue;
+        }
+        // a cell past the columns would be lost (an unquoted 00:00:01,500
+        // shifts the rest of its row)
+        if let Some(extra) = (header.unwrap_or(3)..rec.len()).find(|&i| !cell(i).is_empty()) {
+            let (columns, fix) = match header {
+                None => (
+                    "without a header row a ranges row is label,start,end".to_string(),
+                    "add a header row naming the columns (label, start, end, and video when one \
+                     file holds several videos' ranges)",
+                ),
+                Some(n) => (
+                    format!("the header names {n} columns"),
+                    "name its column in the header",
+                ),
+            };
+            return Err(format!(
+                "{at}: {} cells, and {columns}: cell {} ({:?}) would be lost; {fix}, and write a \
+                 time with a dot (00:00:01.500)",
+                rec.len(),
+                extra + 1,
+                cell(extra)
+            ));
         }
         let need = cols.0.max(cols.1).max(cols.2) + 1;
         if rec.len() < need {
@@ -159,6 +205,10 @@ pub fn read_csv(path: &Path, unit: Unit) -> Result<Vec<Range>, String> {
         if label.is_empty() {
             return Err(format!("{at}: the label is empty"));
         }
+        let video = match video_col.map(cell) {
+            Some("") => return Err(format!("{at}: the video is empty")),
+            v => v.map(str::to_string),
+        };
         let num = |i: usize, what: &str| -> Result<f64, String> {
             let c = cell(i);
             if let Some(v) = c.parse::<f64>().ok().filter(|v| v.is_finite()) {
@@ -180,6 +230,7 @@ pub fn read_csv(path: &Path, unit: Unit) -> Result<Vec<Range>, String> {
             start: num(cols.1, "start")?,
             end: num(cols.2, "end")?,
             origin: at,
+            video,
         });
     }
     Ok(out)
@@ -242,6 +293,7 @@ pub fn activitynet(
             start: n(&seg[0])?,
             end: n(&seg[1])?,
             origin: at,
+            video: None,
         });
     }
     Ok(Some(out))
@@ -634,6 +686,7 @@ pub fn label_studio(
                 start: (s - 1.0) / frame_rate,
                 end: e / frame_rate,
                 origin: format!("{at} range {q}"),
+                video: None,
             });
         }
     }
@@ -650,6 +703,7 @@ mod tests {
             start,
             end,
             origin: format!("l.csv:{line}"),
+            video: None,
         }
     }
 
@@ -898,6 +952,46 @@ mod tests {
         std::fs::write(&p, "label,start,end\na,1,2\nb,3\n").unwrap();
         let e = read_csv(&p, Unit::Seconds).unwrap_err();
         assert!(e.contains("r.csv:3: 2 column(s), 3 needed"), "{e}");
+    }
+
+    #[test]
+    fn a_cell_past_the_columns_is_refused_and_a_video_column_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.csv");
+        let err = |text: &str| {
+            std::fs::write(&p, text).unwrap();
+            read_csv(&p, Unit::Seconds).unwrap_err()
+        };
+        // video,start,end,label without a header: the label was lost and
+        // the video's name became the class
+        let e = err("a,0,1,walk\n");
+        assert!(
+            e.contains("r.csv:1: 4 cells") && e.contains("(\"walk\") would be lost"),
+            "{e}"
+        );
+        // an unquoted time with a comma shifts its row
+        let e = err("label,start,end\nwalk,00:00:00,500,00:00:01,500\n");
+        assert!(
+            e.contains("r.csv:2: 5 cells, and the header names 3 columns"),
+            "{e}"
+        );
+        // empty cells past the columns are nothing lost
+        std::fs::write(&p, "walk,0,1,,\n").unwrap();
+        assert_eq!(read_csv(&p, Unit::Seconds).unwrap()[0].label, "walk");
+        // a header with a video column: each row names its video
+        std::fs::write(
+            &p,
+            "video,start,end,label,note\na.mp4,0,1,walk,x\nb,2,3,run,\n",
+        )
+        .unwrap();
+        let r = read_csv(&p, Unit::Seconds).unwrap();
+        let got: Vec<(Option<&str>, &str, f64)> = r
+            .iter()
+            .map(|r| (r.video.as_deref(), r.label.as_str(), r.start))
+            .collect();
+        assert_eq!(got, [(Some("a.mp4"), "walk", 0.0), (Some("b"), "run", 2.0)]);
+        let e = err("video,start,end,label\n,0,1,walk\n");
+        assert!(e.contains("r.csv:2: the video is empty"), "{e}");
     }
 
     #[test]
