@@ -1578,3 +1578,79 @@ fn one_ranges_file_for_several_videos_names_each_rows_video() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_stderr_has(&out, "l/a.csv:2: names video \"b.mp4\"");
 }
+
+/// A recording with damaged bytes that ffmpeg decodes anyway, patching
+/// the damage over with pixels of other frames ("error while decoding MB",
+/// "concealing"): its frames are not written as if they were right (they
+/// were, exit 0, without a word); the chunk is bad input, which on_error
+/// decides about.
+#[test]
+fn frames_the_decoder_patched_over_are_not_written() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.path("v")).unwrap();
+    let good = env.path("v/a.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=160x120:rate=25:duration=8",
+        "-c:v",
+        "libx264",
+        "-threads",
+        "1",
+        "-bf",
+        "3",
+        "-g",
+        "50",
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "+faststart",
+        good.to_str().unwrap(),
+    ]);
+    env.write("l/a.csv", b"label,start,end\nwalk,0,8\n");
+    let r = recipe(
+        &env,
+        "d",
+        "chunks = \"v/{s}.mp4\"\nlabels = \"l/{s}.csv\"\nunit = \"seconds\"",
+        "",
+    );
+    env.ok(&["build", &r, "--out", "clean"]);
+    // a second recording, undamaged
+    std::fs::copy(&good, env.path("v/b.mp4")).unwrap();
+    env.write("l/b.csv", b"label,start,end\nrun,0,8\n");
+    // 40 bytes in the middle of the stream overwritten
+    let mut bytes = std::fs::read(&good).unwrap();
+    let at = bytes.len() * 55 / 100;
+    let mut x = 12345u32;
+    for b in &mut bytes[at..at + 40] {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        *b = (x >> 16) as u8;
+    }
+    std::fs::write(&good, &bytes).unwrap();
+    let out = env.run(&["build", &r, "--out", "out"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_stderr_has(&out, "damaged data: the decoder reported");
+    assert_stderr_has(&out, "h264: ");
+    let r2 = recipe(
+        &env,
+        "s",
+        "chunks = \"v/{s}.mp4\"\nlabels = \"l/{s}.csv\"\nunit = \"seconds\"",
+        "on_error = \"skip\"",
+    );
+    env.ok(&["build", &r2, "--out", "out2"]);
+    let m: Value = serde_json::from_slice(&env.read("out2/manifest.json")).unwrap();
+    assert_eq!(m["skipped"].as_array().unwrap().len(), 200);
+    assert!(m["skipped"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("chunk a of session a: damaged data"));
+    let w = written(&env, "out2");
+    assert_eq!(w.len(), 200);
+    assert!(w
+        .iter()
+        .all(|f| f.item.starts_with("b/") && f.label == "run"));
+}

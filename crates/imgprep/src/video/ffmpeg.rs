@@ -457,6 +457,36 @@ fn showinfo_frame(line: &str) -> Option<(u64, Option<i64>)> {
     Some((n, pts))
 }
 
+/// Whether an ffmpeg log line is a decoder's report of damaged data that
+/// it decoded anyway (H.264/HEVC/MPEG error concealment, MPEG-4's "Error
+/// at MB"): the picture it gives then holds pixels of other frames.
+fn is_damage_report(line: &str) -> bool {
+    line.contains(" @ 0x")
+        && !line.contains("Parsed_")
+        && [
+            "error while decoding",
+            "concealing ",
+            "Error at MB",
+            "corrupted macroblock",
+            "damaged",
+        ]
+        .iter()
+        .any(|t| line.contains(t))
+}
+
+/// `[h264 @ 0x55d0] error ...` -> `h264: error ...` (the address says
+/// nothing to a reader).
+fn without_context(line: &str) -> String {
+    let line = line.trim();
+    match (line.strip_prefix('['), line.find("] ")) {
+        (Some(rest), Some(end)) if rest[..end - 1].contains(" @ 0x") => {
+            let codec = rest[..end - 1].split(" @ ").next().unwrap_or("");
+            format!("{codec}: {}", &line[end + 2..])
+        }
+        _ => line.to_string(),
+    }
+}
+
 /// `config in time_base: 1/15360, ...` -> (1, 15360).
 fn showinfo_time_base(line: &str) -> Option<(i64, i64)> {
     let rest = &line[line.find("config in time_base:")? + 20..];
@@ -656,6 +686,9 @@ impl Decoder for Ffmpeg {
             .args(["-filter_script:v", "pipe:0"])
             .args(["-fps_mode", "passthrough", "-f", "rawvideo", "pipe:1"]);
         let seen: Mutex<Shown> = Mutex::new((None, Vec::new()));
+        // the decoder's reports of damaged data: (frames shown before the
+        // first, its line, how many)
+        let damaged: Mutex<Option<(usize, String, usize)>> = Mutex::new(None);
         let mut got = 0usize;
         let frame_bytes = shape.frame_bytes();
         let status = run_with(
@@ -690,11 +723,25 @@ impl Decoder for Ffmpeg {
                     }
                 } else if let Some(tb) = showinfo_time_base(line) {
                     s.0.get_or_insert(tb);
+                } else if is_damage_report(line) {
+                    let mut d = damaged.lock().unwrap();
+                    match d.as_mut() {
+                        Some(d) => d.2 += 1,
+                        None => *d = Some((s.1.len(), without_context(line), 1)),
+                    }
                 }
             },
         )?;
         if !status.ok {
             return Err(input.scrub(format!("ffmpeg failed: {}", status.tail())));
+        }
+        if let Some((at, first, n)) = damaged.into_inner().unwrap() {
+            // concealed, its frames would look like video and be wrong
+            return Err(input.scrub(format!(
+                "damaged data: the decoder reported {n} error(s) from about frame {at} on \
+                 ({}); the frames it patched over would be written as if they were right",
+                crate::report::cut(&first, 200)
+            )));
         }
         let (tb, shown) = seen.into_inner().unwrap();
         check_frames(table, tb, &shown)?;
@@ -782,6 +829,24 @@ fn check_frames(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn damage_reports_are_told_from_other_lines() {
+        use super::{is_damage_report, without_context};
+        let line = "[h264 @ 0x55de1535fd80] error while decoding MB 0 4, bytestream 626";
+        assert!(is_damage_report(line));
+        assert_eq!(
+            without_context(line),
+            "h264: error while decoding MB 0 4, bytestream 626"
+        );
+        assert!(is_damage_report(
+            "[h264 @ 0x55de1535fd80] concealing 120 DC, 120 AC, 120 MV errors in P frame"
+        ));
+        assert!(!is_damage_report(
+            "[Parsed_showinfo_0 @ 0x55ec2] n:   3 pts:  3 pts_time:0.3"
+        ));
+        assert!(!is_damage_report("Stream mapping:"));
+    }
+
     #[test]
     fn log_lines_lose_their_addresses() {
         assert_eq!(
