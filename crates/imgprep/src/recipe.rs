@@ -235,6 +235,10 @@ pub enum SourceSpec {
         fps: Option<f64>,
         /// Keep at most this many frames per range, evenly spread.
         max_per_range: Option<usize>,
+        /// Videos with non-square pixels: `display` (stretched to the
+        /// shape players show) or `stored` (the pixels as stored). Asked
+        /// for when a video has them.
+        pixel_aspect: Option<crate::video::PixelAspect>,
         split: Option<String>,
     },
 }

@@ -1654,3 +1654,49 @@ fn frames_the_decoder_patched_over_are_not_written() {
         .iter()
         .all(|f| f.item.starts_with("b/") && f.label == "run"));
 }
+
+/// A video with non-square pixels (sample aspect ratio 2:1, which players
+/// show twice as wide) asks whether its frames are to be the shape shown or
+/// the pixels stored (its frames came out squashed, without a word); both
+/// give the right frames.
+#[test]
+fn non_square_pixels_ask_which_shape_frames_take() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let env = TestEnv::new();
+    clip(&env, "v/a.mp4", 12, 12, 0, "setsar=2/1", &[]);
+    env.write("l/a.csv", b"label,start,end\nwalk,0,1\n");
+    let src = "chunks = \"v/{s}.mp4\"\nlabels = \"l/{s}.csv\"\nunit = \"seconds\"";
+    let r = recipe(&env, "ask", src, "[transform]\nencoding = \"png\"");
+    let out = env.run(&["build", &r, "--out", "out"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_stderr_has(
+        &out,
+        "its pixels are not square (sample aspect ratio 2:1: stored 128x96, shown 256x96)",
+    );
+    let mut p = Processor::new().unwrap();
+    for (setting, width) in [("display", 256), ("stored", 128)] {
+        let r = recipe(
+            &env,
+            setting,
+            &format!("{src}\npixel_aspect = \"{setting}\""),
+            "[transform]\nencoding = \"png\"",
+        );
+        env.ok(&["build", &r, "--out", setting]);
+        let w = written(&env, setting);
+        assert_eq!(w.len(), 12);
+        for f in &w {
+            assert_eq!(f.painted as u64, f.session_frame, "{setting}: {}", f.item);
+        }
+        let png = walk_files(&env.path(setting))
+            .into_iter()
+            .find(|f| f.extension().is_some_and(|e| e == "png"))
+            .unwrap();
+        let px = p
+            .decode(&std::fs::read(png).unwrap(), &ImageSpec::default())
+            .unwrap()
+            .pixels;
+        assert_eq!((px.width, px.height), (width, 96), "{setting}");
+    }
+}

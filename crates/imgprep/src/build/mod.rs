@@ -331,7 +331,13 @@ fn build_in(
         .iter()
         .zip(&prints)
         .map(|(&i, &(size, mtime))| {
-            video::cache_key(&transform_key, &catalog.items[i], size, mtime)
+            video::cache_key(
+                &transform_key,
+                &catalog.video,
+                &catalog.items[i],
+                size,
+                mtime,
+            )
         })
         .collect();
     if opts.cache_dir.is_some() {

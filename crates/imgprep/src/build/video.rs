@@ -334,6 +334,7 @@ pub fn read(
         every,
         fps,
         max_per_range,
+        pixel_aspect,
         split,
     } = spec
     else {
@@ -630,6 +631,7 @@ pub fn read(
         "every": every,
         "fps": fps,
         "max_per_range": max_per_range,
+        "pixel_aspect": pixel_aspect,
         "frame_numbering": "per chunk from 0, presentation order (sorted pts), after the edit list; \
                             sessions number on across chunks",
         "time_rule": "time ranges hold frames with start <= t < end (half-open; a frame within 1 us \
@@ -678,7 +680,30 @@ pub fn read(
         let first_chunk = set.chunks.len();
         let mut names = std::collections::HashSet::new();
         for (rel, path) in files {
-            let table = session_tables.next().expect("one table per file");
+            let mut table = session_tables.next().expect("one table per file");
+            if table.sar != (1, 1) {
+                let (w, h) = table.display_size();
+                match pixel_aspect {
+                    None => {
+                        return Err(Error::Usage(format!(
+                            "{}: its pixels are not square (sample aspect ratio {}:{}: stored \
+                             {}x{}, shown {w}x{h}): set pixel_aspect = \"display\" to make frames \
+                             of the shape players show, or \"stored\" to keep the stored pixels \
+                             (as OpenCV reads them)",
+                            path.display(),
+                            table.sar.0,
+                            table.sar.1,
+                            table.width,
+                            table.height
+                        )))
+                    }
+                    Some(crate::video::PixelAspect::Stored) => {}
+                    Some(crate::video::PixelAspect::Display) => {
+                        table.stretched_from = Some((table.width, table.height));
+                        (table.width, table.height) = (w, h);
+                    }
+                }
+            }
             let name = file_stem(rel);
             if !names.insert(name.clone()) {
                 return Err(Error::Usage(format!(
@@ -940,10 +965,16 @@ pub fn frame_shape(table: &FrameTable, spec: &ImageSpec) -> FrameShape {
 }
 
 /// The item cache's key for an item (a frame's includes its number).
-pub fn cache_key(transform_key: &str, item: &Item, size: u64, mtime: i128) -> String {
+pub fn cache_key(
+    transform_key: &str,
+    set: &VideoSet,
+    item: &Item,
+    size: u64,
+    mtime: i128,
+) -> String {
     match &item.frame {
         Some(f) => Cache::key(
-            &frame_transform_key(transform_key, f),
+            &frame_transform_key(transform_key, f, &set.chunks[f.chunk as usize].table),
             &item.path,
             size,
             mtime,
@@ -952,9 +983,16 @@ pub fn cache_key(transform_key: &str, item: &Item, size: u64, mtime: i128) -> St
     }
 }
 
-/// The transform part of a frame item's cache key.
-pub fn frame_transform_key(transform_key: &str, f: &FrameRef) -> String {
-    format!("{transform_key}#frame{}", f.index)
+/// The transform part of a frame item's cache key (with the shape its
+/// frames are stretched to, for non-square pixels shown as players do).
+pub fn frame_transform_key(transform_key: &str, f: &FrameRef, table: &FrameTable) -> String {
+    match table.stretched_from {
+        None => format!("{transform_key}#frame{}", f.index),
+        Some(_) => format!(
+            "{transform_key}#shown{}x{}#frame{}",
+            table.width, table.height, f.index
+        ),
+    }
 }
 
 /// Prepare stage for frame items: per chunk, frames missing from the cache
@@ -1052,7 +1090,7 @@ fn prepare_chunk(
     };
     let key_of = |index: u32, (size, mtime): (u64, i128)| {
         Cache::key(
-            &frame_transform_key(transform_key, &FrameRef { chunk: 0, index }),
+            &frame_transform_key(transform_key, &FrameRef { chunk: 0, index }, &c.table),
             &c.path,
             size,
             mtime,

@@ -137,7 +137,8 @@ impl Ffmpeg {
         let mut cmd = Command::new(&self.ffprobe);
         cmd.args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
             .arg(
-                "stream=codec_name,width,height,time_base,nb_frames:stream_side_data=rotation:\
+                "stream=codec_name,width,height,sample_aspect_ratio,time_base,nb_frames:\
+                 stream_side_data=rotation:\
                  stream_tags=rotate:format=start_time,duration",
             )
             .args(["-of", "json"])
@@ -183,12 +184,21 @@ impl Ffmpeg {
             return Err("the video stream has no frame size".into());
         }
         let turned = rotation == 90 || rotation == 270;
+        // "N:M"; "0:1" or none: not declared (square)
+        let sar = s["sample_aspect_ratio"]
+            .as_str()
+            .and_then(|t| t.split_once(':'))
+            .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
+            .filter(|&(a, b)| a > 0 && b > 0 && a <= 100 * b && b <= 100 * a)
+            .map(|(a, b)| if a == b { (1, 1) } else { (a, b) })
+            .unwrap_or((1, 1));
         Ok(StreamInfo {
             codec: s["codec_name"].as_str().unwrap_or("?").to_string(),
             time_base: tb,
             width: if turned { h } else { w },
             height: if turned { w } else { h },
             rotation: rotation as i32,
+            sar: if turned { (sar.1, sar.0) } else { sar },
             start: num(&v["format"]["start_time"]).unwrap_or(0.0),
             nb_frames: num(&s["nb_frames"]).map(|n| n as u64),
             duration: num(&v["format"]["duration"]),
@@ -202,6 +212,8 @@ struct StreamInfo {
     width: u32,
     height: u32,
     rotation: i32,
+    /// Sample aspect ratio of the upright frame.
+    sar: (u32, u32),
     start: f64,
     duration: Option<f64>,
     /// Frames the container's index lists (MP4, AVI), discarded ones included.
@@ -629,6 +641,8 @@ impl Decoder for Ffmpeg {
             width: info.width,
             height: info.height,
             rotation: info.rotation,
+            sar: info.sar,
+            stretched_from: None,
         })
     }
 
@@ -644,6 +658,13 @@ impl Decoder for Ffmpeg {
             return Ok(());
         }
         let mut graph = format!("showinfo=checksum=0,select='{}'", select_expr(frames));
+        if table.stretched_from.is_some() {
+            // non-square pixels shown as players show them, first
+            graph.push_str(&format!(
+                ",scale={}:{}:flags=bicubic,setsar=1",
+                table.width, table.height
+            ));
+        }
         if let Some((x, y, w, h)) = shape.crop {
             graph.push_str(&format!(",crop={w}:{h}:{x}:{y}"));
         }
@@ -917,6 +938,8 @@ mod tests {
             width: 2,
             height: 2,
             rotation: 0,
+            sar: (1, 1),
+            stretched_from: None,
         }
     }
 

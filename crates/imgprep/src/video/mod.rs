@@ -34,9 +34,28 @@ pub struct FrameTable {
     pub height: u32,
     /// Declared display rotation in degrees (0, 90, 180, 270).
     pub rotation: i32,
+    /// The upright frame's sample (pixel) aspect ratio, width:height
+    /// (1:1 when square or not declared).
+    pub sar: (u32, u32),
+    /// With `pixel_aspect = "display"`: the decoded size, stretched to
+    /// `width` x `height` before anything else.
+    pub stretched_from: Option<(u32, u32)>,
 }
 
 impl FrameTable {
+    /// The size players show a frame at: the sample aspect ratio applied by
+    /// growing the smaller side (no pixel lost), when it is not 1:1.
+    pub fn display_size(&self) -> (u32, u32) {
+        let (n, d) = self.sar;
+        let grow =
+            |v: u32, a: u32, b: u32| ((v as u64 * a as u64 + b as u64 / 2) / b as u64) as u32;
+        match n.cmp(&d) {
+            std::cmp::Ordering::Greater => (grow(self.width, n, d), self.height),
+            std::cmp::Ordering::Less => (self.width, grow(self.height, d, n)),
+            std::cmp::Ordering::Equal => (self.width, self.height),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.pts.len()
     }
@@ -94,6 +113,17 @@ impl FrameTable {
         d.sort_unstable();
         self.seconds(d[d.len() / 2])
     }
+}
+
+/// What a frame of a video with non-square pixels becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PixelAspect {
+    /// Stretched to the shape players show (the smaller side of the
+    /// sample aspect ratio grown), before any crop or resize.
+    Display,
+    /// The stored pixels as they are (OpenCV's and decord's frames).
+    Stored,
 }
 
 /// How session time runs across chunk joins.
@@ -220,6 +250,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_shown_size_grows_the_smaller_side() {
+        let t = |w, h, sar| FrameTable {
+            codec: "h264".into(),
+            time_base: (1, 25),
+            pts: vec![0],
+            last_duration: 1,
+            container_start: 0.0,
+            container_duration: None,
+            width: w,
+            height: h,
+            rotation: 0,
+            sar,
+            stretched_from: None,
+        };
+        assert_eq!(t(160, 120, (2, 1)).display_size(), (320, 120));
+        // DV NTSC: 720x480 at 8:9 is shown 720x540
+        assert_eq!(t(720, 480, (8, 9)).display_size(), (720, 540));
+        // rounded to the nearest pixel: 101 x 4/3 = 134.67
+        assert_eq!(t(101, 50, (4, 3)).display_size(), (135, 50));
+        assert_eq!(t(64, 48, (1, 1)).display_size(), (64, 48));
+    }
+
+    #[test]
     fn runs_group_strides() {
         assert_eq!(runs(&[]), vec![]);
         assert_eq!(runs(&[3]), vec![(3, 3, 1)]);
@@ -255,6 +308,8 @@ mod tests {
             width: 4,
             height: 4,
             rotation: 0,
+            sar: (1, 1),
+            stretched_from: None,
         };
         assert_eq!(t.time(0), 0.0);
         assert!((t.time(3) - 0.13333).abs() < 1e-4);
