@@ -405,7 +405,8 @@ pub const UNREADABLE: &str = "unreadable annotation file";
 /// ImageSets/Main lists, left out", and a listed id without its XML file is
 /// dropped. An id in two lists used is an error naming both.
 ///
-/// (b) Otherwise (labelImg): every `*.xml` under `root` (recursive, sorted;
+/// (b) Otherwise (labelImg, or `Annotations/` beside `images/` with no
+/// `JPEGImages/`): every `*.xml` under `root` (recursive, sorted;
 /// hidden folders skipped), `image_root = root`, `image` relative to it.
 /// XML files whose root is not `<annotation>` are skipped (quirk "not a VOC
 /// file").
@@ -422,7 +423,11 @@ pub const UNREADABLE: &str = "unreadable annotation file";
 /// from the recipe).
 pub fn read_layout(root: &Path, opts: &VocOptions) -> Result<Parsed, ParseError> {
     let ann_dir = root.join("Annotations");
-    let mut out = if ann_dir.is_dir() {
+    // `Annotations/` beside `images/` (no `JPEGImages/`): XML files with
+    // their images in a sibling folder, as (b) reads them
+    let devkit = ann_dir.is_dir()
+        && (root.join("JPEGImages").is_dir() || !root.join("images").is_dir());
+    let mut out = if devkit {
         read_devkit(root, &ann_dir, opts)?
     } else if root.is_dir() {
         read_beside(root, opts)?
@@ -1158,7 +1163,18 @@ mod tests {
         std::fs::remove_dir_all(r.join("ImageSets")).unwrap();
         let p = read_layout(r, &AS_IS).unwrap();
         assert_eq!(p.images.len(), 5);
-        std::fs::remove_dir_all(r.join("JPEGImages")).unwrap();
+        let images: Vec<String> = p.images.iter().map(|a| a.image.clone()).collect();
+        std::fs::rename(r.join("JPEGImages"), r.join("images")).unwrap();
+        // Annotations/ beside images/: the images found there
+        let p = read_layout(r, &AS_IS).unwrap();
+        let found: Vec<String> = p
+            .images
+            .iter()
+            .map(|a| a.image.trim_start_matches("images/").to_string())
+            .collect();
+        assert_eq!(found, images);
+        assert!(p.dropped.is_empty(), "{:?}", p.dropped);
+        std::fs::remove_dir_all(r.join("images")).unwrap();
         let e = read_layout(r, &AS_IS).unwrap_err().to_string();
         assert!(e.contains("no JPEGImages/"), "{e}");
     }
