@@ -822,13 +822,73 @@ pub fn is_safe_component(name: &str) -> bool {
 
 /// Parses recipe text; errors carry a byte offset when known.
 pub fn parse(text: &str) -> std::result::Result<Recipe, (Option<usize>, String)> {
-    let recipe: Recipe = toml::from_str(text)
-        .map_err(|e| (e.span().map(|s| s.start), e.message().trim().to_string()))?;
+    let recipe: Recipe = toml::from_str(text).map_err(|e| {
+        let message = e.message().trim().to_string();
+        let start = e.span().map(|s| s.start);
+        // a source's value is checked after its whole table was read (its
+        // `type` picks the kind), so the error points at the table: the
+        // value it names is found after that
+        let named = message
+            .strip_prefix("unknown variant `")
+            .and_then(|r| r.split_once('`'))
+            .and_then(|(v, _)| {
+                let from = start.unwrap_or(0);
+                [format!("\"{v}\""), format!("'{v}'")]
+                    .iter()
+                    .filter_map(|q| text.get(from..)?.find(q.as_str()).map(|k| from + k))
+                    .min()
+            });
+        (named.or(start), message)
+    })?;
     let at = |path: &[&str]| span_of(text, path);
     if recipe.sources.is_empty() {
         return Err((
             at(&["sources"]),
             "at least one [[sources]] entry is needed".into(),
+        ));
+    }
+    for (k, source) in recipe.sources.iter().enumerate() {
+        let k = k.to_string();
+        if let SourceSpec::Video {
+            every,
+            fps,
+            max_per_range,
+            outside,
+            background_class,
+            ..
+        } = source
+        {
+            let key = if every == &Some(0) {
+                Some("every")
+            } else if fps.is_some_and(|f| !(f > 0.0 && f.is_finite())) {
+                Some("fps")
+            } else if max_per_range == &Some(0) {
+                Some("max_per_range")
+            } else {
+                None
+            };
+            if let Some(key) = key {
+                return Err((at(&["sources", &k, key]), format!("{key} must be above 0")));
+            }
+            let background = *outside == crate::video::ranges::Outside::Background;
+            if background
+                && background_class
+                    .as_deref()
+                    .is_none_or(|c| c.trim().is_empty())
+            {
+                return Err((
+                    at(&["sources", &k, "outside"]),
+                    "outside = \"background\" needs background_class = \"NAME\"".into(),
+                ));
+            }
+        }
+    }
+    if span_of(text, &["boxes"]).is_some() && !recipe.sources.iter().any(SourceSpec::has_boxes) {
+        return Err((
+            at(&["boxes"]),
+            "[boxes] applies to sources with boxes (voc, coco, yolo, labelme); this recipe's \
+             sources give class labels"
+                .into(),
         ));
     }
     let s = &recipe.split;

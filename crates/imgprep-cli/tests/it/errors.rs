@@ -182,3 +182,40 @@ fn a_closed_stderr_neither_stops_nor_fails_a_command() {
     assert_eq!(closed(&["verify", "out"]), Some(0));
     assert_eq!(closed(&["build", "missing.toml", "--out", "o2"]), Some(2));
 }
+
+/// A bad value in a source's table is reported at its own line (the
+/// table's first line was given for a bad `unit`, and no line at all for a
+/// zero `every`); a `[boxes]` table in a recipe without box sources is
+/// refused (it was ignored).
+#[test]
+fn bad_recipe_values_are_reported_at_their_line() {
+    let env = TestEnv::new();
+    env.synth("p", 2, 2, 32, 24);
+    let case = |body: &str, want: &str| {
+        env.write("r.toml", body.as_bytes());
+        let out = env.run(&["build", "r.toml", "--out", "out"]);
+        let err = one_line_error(&out);
+        assert!(err.contains(want), "{body}\n{err}");
+    };
+    let video = "name = \"v\"\n[[sources]]\ntype = \"video\"\nchunks = \"v/{s}.mp4\"\nlabels = \"l/{s}.csv\"\n";
+    case(
+        &format!("{video}unit = \"minutes\"\n"),
+        "r.toml:6:8: unknown variant `minutes`",
+    );
+    case(
+        &format!("{video}unit = \"seconds\"\nevery = 0\n"),
+        "r.toml:7:9: every must be above 0",
+    );
+    case(
+        &format!("{video}unit = \"seconds\"\nfps = -2.0\n"),
+        "r.toml:7:7: fps must be above 0",
+    );
+    case(
+        &format!("{video}unit = \"seconds\"\noutside = \"background\"\n"),
+        "r.toml:7:11: outside = \"background\" needs background_class",
+    );
+    case(
+        "name = \"c\"\n[[sources]]\ntype = \"folders\"\nroot = \"p\"\n[boxes]\noutside = \"drop\"\n",
+        "r.toml:5:1: [boxes] applies to sources with boxes",
+    );
+}

@@ -425,8 +425,8 @@ pub fn read_layout(root: &Path, opts: &VocOptions) -> Result<Parsed, ParseError>
     let ann_dir = root.join("Annotations");
     // `Annotations/` beside `images/` (no `JPEGImages/`): XML files with
     // their images in a sibling folder, as (b) reads them
-    let devkit = ann_dir.is_dir()
-        && (root.join("JPEGImages").is_dir() || !root.join("images").is_dir());
+    let devkit =
+        ann_dir.is_dir() && (root.join("JPEGImages").is_dir() || !root.join("images").is_dir());
     let mut out = if devkit {
         read_devkit(root, &ann_dir, opts)?
     } else if root.is_dir() {
