@@ -765,7 +765,8 @@ pub fn read(
             let half = c.table.frame_interval() / 2.0;
             if c.tail_gap > half.max(0.001) {
                 set.warnings.push(format!(
-                    "{}: the file runs {:.3} s past its last video frame (audio longer than video?); \
+                    "{}: the file's duration runs {:.3} s past its last video frame (a longer audio \
+                     track, or video timestamps that start late); \
                      {}",
                     c.path.display(),
                     c.tail_gap,
