@@ -671,6 +671,13 @@ fn annotation(
     }
     let bbox = match (a.bbox, a.segmentation) {
         (Some(b), _) if b.n == 4 && !b.bad => BBox::from_xywh(b.v[0], b.v[1], b.v[2], b.v[3]),
+        (Some(b), _) if b.n == 4 => {
+            return Err(
+                "unreadable bbox (a value is not a finite number; want 4 numbers x, y, width, \
+                 height)"
+                    .into(),
+            )
+        }
         (Some(b), _) if b.n != 0 => {
             return Err(format!(
                 "unreadable bbox ({} values; want 4 numbers x, y, width, height)",

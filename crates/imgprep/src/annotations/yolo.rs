@@ -266,7 +266,8 @@ fn config(root: &Path, quirks: &mut Vec<Quirk>) -> Result<Config, ParseError> {
             };
             let b = root.join(s);
             if b.is_dir() {
-                cfg.base = b;
+                // (`path: .` is the folder itself, not `root/.` in messages)
+                cfg.base = lexical(&b);
             } else {
                 quirks.push(quirk("data.yaml path: not found, using its folder", &shown));
             }

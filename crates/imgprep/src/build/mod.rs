@@ -1143,7 +1143,11 @@ fn report_boxes(rep: &boxes::BoxReport, reporter: &dyn Reporter) {
     let lines = rep
         .objects
         .iter()
-        .map(|o| format!("{}: {} {}", o.origin, o.class, o.what));
+        .map(|o| match o.class.as_str() {
+            // (an object that could not be read may have no class)
+            "" => format!("{}: {}", o.origin, o.what),
+            class => format!("{}: {class} {}", o.origin, o.what),
+        });
     crate::report::name_first(
         &mut text,
         lines,
