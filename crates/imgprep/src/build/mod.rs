@@ -1140,14 +1140,11 @@ fn report_boxes(rep: &boxes::BoxReport, reporter: &dyn Reporter) {
     for (kind, n) in &rep.quirks {
         text.push_str(&format!("\n  accepted {n}: {kind}"));
     }
-    let lines = rep
-        .objects
-        .iter()
-        .map(|o| match o.class.as_str() {
-            // (an object that could not be read may have no class)
-            "" => format!("{}: {}", o.origin, o.what),
-            class => format!("{}: {class} {}", o.origin, o.what),
-        });
+    let lines = rep.objects.iter().map(|o| match o.class.as_str() {
+        // (an object that could not be read may have no class)
+        "" => format!("{}: {}", o.origin, o.what),
+        class => format!("{}: {class} {}", o.origin, o.what),
+    });
     crate::report::name_first(
         &mut text,
         lines,
@@ -1216,7 +1213,13 @@ fn warn_split_drift(r: &recipe::Recipe, plan: &Plan, catalog: &Catalog, reporter
         .iter()
         .filter_map(|i| i.group.as_deref())
         .collect();
-    for (split, ratio) in &plan.ratios {
+    // nothing to divide: the build says so itself (no ratio to warn about)
+    let divided = plan.ratios.is_empty()
+        || plan
+            .variants
+            .iter()
+            .any(|v| v.splits.values().any(|s| !s.is_empty()));
+    for (split, ratio) in plan.ratios.iter().filter(|_| divided) {
         let Some(want) = ratio.requested else {
             continue;
         };
