@@ -847,11 +847,18 @@ fn the_real_videos_give_every_frame_ffmpeg_counts() {
         ("bigbuckbunny", 132),
         ("vtest", 795),
     ];
+    let extra = "[labels]\nunlabelled = true\n[transform]\nresize = 48\nquality = 80";
+    let chunks = format!("chunks = \"{}/**/*.*\"", dir.display());
+    // the QCIF test sequence has non-square pixels (128:117): asked about
+    let r = recipe(&env, "ask", &chunks, extra);
+    let out = env.run(&["build", &r, "--out", "out"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_stderr_has(&out, "carphone_pristine.mp4: its pixels are not square (sample aspect ratio 128:117: stored 176x144, shown 193x144)");
     let r = recipe(
         &env,
         "real",
-        &format!("chunks = \"{}/**/*.*\"", dir.display()),
-        "[labels]\nunlabelled = true\n[transform]\nresize = 48\nquality = 80",
+        &format!("{chunks}\npixel_aspect = \"display\""),
+        extra,
     );
     env.ok(&["build", &r, "--out", "out"]);
     let m = manifest(&env, "out");
