@@ -505,6 +505,36 @@ impl Write for AtomicFile {
     }
 }
 
+/// Whether the regular file at `p` (a symbolic link there is not
+/// followed, nor anything but a file read) holds exactly `bytes`.
+#[cfg(unix)]
+pub fn holds_exactly(p: &Path, bytes: &[u8]) -> bool {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(p)
+    else {
+        return false;
+    };
+    if !f
+        .metadata()
+        .is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64)
+    {
+        return false;
+    }
+    let mut have = Vec::with_capacity(bytes.len() + 1);
+    f.take(bytes.len() as u64 + 1)
+        .read_to_end(&mut have)
+        .is_ok_and(|_| have == bytes)
+}
+
+#[cfg(not(unix))]
+pub fn holds_exactly(_: &Path, _: &[u8]) -> bool {
+    false
+}
+
 /// Writes a whole file atomically; returns its size and SHA-256.
 pub fn write_atomic(dest: &Path, bytes: &[u8]) -> io::Result<FileSums> {
     let dir = match dest.parent() {

@@ -1741,3 +1741,75 @@ fn a_yolo_label_file_without_its_image_is_a_missing_item() {
         .unwrap()
         .starts_with("no image for this annotation"));
 }
+
+/// A rebuild after one box moved rewrites that image's annotation file
+/// only: the others already hold what it would write and stay as they are
+/// (the same files), as do the re-encoded images; the result is a clean
+/// build's.
+#[test]
+fn a_rebuild_rewrites_only_the_files_that_change() {
+    use std::os::unix::fs::MetadataExt;
+    let env = TestEnv::new();
+    synth_voc(&env, "voc", 6, 160, 120);
+    let r = recipe(
+        &env,
+        "one",
+        "type = \"voc\"\nroot = \"voc\"",
+        &["format = \"sagemaker-detection\""],
+        "[transform]\nresize = \"80x60\"\n",
+    );
+    env.ok(&["build", &r, "--out", "out"]);
+    let inodes = || -> BTreeMap<String, u64> {
+        walkdir(&env.path("out/complete"))
+            .into_iter()
+            .map(|p| {
+                let rel = p
+                    .strip_prefix(env.path("out"))
+                    .unwrap()
+                    .display()
+                    .to_string();
+                (rel, std::fs::metadata(&p).unwrap().ino())
+            })
+            .collect()
+    };
+    let before = inodes();
+    let xml = env.path("voc/Annotations/seg01_00001.xml");
+    let text = std::fs::read_to_string(&xml).unwrap();
+    let xmin = text
+        .split("<xmin>")
+        .nth(1)
+        .unwrap()
+        .split("</xmin>")
+        .next()
+        .unwrap();
+    let moved = text.replacen(
+        &format!("<xmin>{xmin}</xmin>"),
+        &format!(
+            "<xmin>{}</xmin>",
+            xmin.trim().parse::<f64>().unwrap() - 10.0
+        ),
+        1,
+    );
+    std::fs::write(&xml, moved).unwrap();
+    env.ok(&["build", &r, "--out", "out"]);
+    let after = inodes();
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
+    let changed: Vec<&String> = after.keys().filter(|k| before[*k] != after[*k]).collect();
+    assert_eq!(
+        changed,
+        ["complete/sagemaker-detection/train_annotation/seg01_00001.json"],
+        "only the moved box's file is new"
+    );
+    env.ok(&["build", &r, "--out", "clean"]);
+    for rel in after.keys() {
+        assert_eq!(
+            env.read(&format!("out/{rel}")),
+            env.read(&format!("clean/{rel}")),
+            "{rel}"
+        );
+    }
+    env.ok(&["verify", "out"]);
+}

@@ -419,6 +419,12 @@ impl OutGuard {
             && std::fs::symlink_metadata(self.out.join(rel)).is_ok()
     }
 
+    /// The size an earlier build's file at `rel` had, by its manifest (or
+    /// the marker of a stopped build, for what it is known to have written).
+    pub fn previous_size(&self, rel: &str) -> Option<u64> {
+        self.previous_sums.get(rel).map(|s| s.size)
+    }
+
     /// Where `rel` is in OUT.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.out.join(rel)

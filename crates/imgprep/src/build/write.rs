@@ -292,7 +292,7 @@ impl Context<'_> {
                 size: self.print(i).0,
                 sha256: crate::checksum::Sha256Sum(*sha),
             }),
-            _ => write_atomic(&p, &self.bytes(i)?).map_err(io_err(&p)),
+            _ => write_unless_there(self.guard, rel, &p, &self.bytes(i)?),
         }
     }
 
@@ -307,11 +307,15 @@ impl Context<'_> {
         Ok(())
     }
 
-    /// Writes `bytes` at `rel` (noted in the marker first).
+    /// Writes `bytes` at `rel` (noted in the marker first). A small file
+    /// an earlier build wrote there that already holds exactly these bytes
+    /// stays as it is: a rebuild after one box changed rewrote all 50,000
+    /// annotation files of a detection set (a temporary file and a rename
+    /// each: 10 s of the 15 s rebuild), now it reads them.
     pub(super) fn put_file(&self, rel: &str, bytes: &[u8]) -> Result<FileSums> {
         let p = self.path(rel)?;
         self.create_parent_once(rel, &p)?;
-        write_atomic(&p, bytes).map_err(io_err(&p))
+        write_unless_there(self.guard, rel, &p, bytes)
     }
 
     /// Writes the file at `rel` (noted in the marker first) as `write`
@@ -1028,6 +1032,27 @@ pub(super) fn write_items_table(
     f.commit().map_err(io_err(&p))
 }
 
+/// Writes `bytes` at `p` (`rel` in OUT), unless an earlier build's file
+/// there (at most 1 MiB) holds exactly them: reading it back costs less than
+/// a new file and a rename, and leaves what did not change as it was.
+fn write_unless_there(
+    guard: &super::outdir::OutGuard,
+    rel: &str,
+    p: &Path,
+    bytes: &[u8],
+) -> Result<FileSums> {
+    const COMPARED: usize = 1 << 20;
+    if bytes.len() <= COMPARED
+        && guard.previous_size(rel) == Some(bytes.len() as u64)
+        && crate::output::holds_exactly(p, bytes)
+    {
+        let mut sums = crate::checksum::Summer::default();
+        sums.update(bytes);
+        return Ok(sums.finish());
+    }
+    write_atomic(p, bytes).map_err(io_err(p))
+}
+
 /// Writes `{variant}/hyperparameters.json` (listed in the manifest) and, last, `manifest.json`.
 pub(super) fn write_manifest(
     out: &Path,
@@ -1040,7 +1065,7 @@ pub(super) fn write_manifest(
         guard.record(&rel)?;
         create_parent(&p)?;
         let text = serde_json::to_string_pretty(&v.hyperparameters).unwrap() + "\n";
-        let sums = write_atomic(&p, text.as_bytes()).map_err(io_err(&p))?;
+        let sums = write_unless_there(guard, &rel, &p, text.as_bytes())?;
         m.files.insert(rel, sums);
     }
     // streamed: as one string it was the largest single allocation of a
