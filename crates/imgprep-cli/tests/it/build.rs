@@ -2082,3 +2082,52 @@ fn drop_cache_keeps_what_other_outputs_sharing_the_folder_use() {
     assert_eq!(again["processed"], 1, "{again}");
     assert_eq!(again["cached"], 9, "{again}");
 }
+
+/// The pixel limit is not part of the item cache's keys (a new limit keeps
+/// every entry), so an image from the cache is held to today's limit as
+/// its decode would be: lowering `max_pixels` skipped nothing when the
+/// images came from the cache, where a clean build refused them. Both the
+/// source's size and a resize's output size count.
+#[test]
+fn a_lower_pixel_limit_counts_for_images_from_the_cache() {
+    let env = TestEnv::new();
+    env.synth("p", 2, 3, 64, 48);
+    let recipe = |resize: u32, limit: Option<u64>| {
+        let limit = limit.map_or(String::new(), |l| format!("max_pixels = {l}\n"));
+        env.write(
+            "r.toml",
+            format!(
+                "name = \"m\"\n[[sources]]\ntype = \"folders\"\nroot = \"p\"\n\
+                 [transform]\nresize = {resize}\n{limit}[[outputs]]\nformat = \"folders\"\n"
+            )
+            .as_bytes(),
+        );
+    };
+    for (resize, limit, why) in [
+        (32, 2000, "64x48 is 3072 pixels, over the limit of 2000"),
+        (
+            100,
+            5000,
+            "resized it would be 133x100 = 13300 pixels, over the limit of 5000",
+        ),
+    ] {
+        recipe(resize, None);
+        env.ok(&["build", "r.toml", "--out", "out", "-q"]);
+        recipe(resize, Some(limit));
+        let run = env.run(&["build", "r.toml", "--out", "out"]);
+        // (a clean build: its own empty cache)
+        let clean = std::process::Command::new(env!("CARGO_BIN_EXE_imgprep"))
+            .args(["build", "r.toml", "--out", "clean"])
+            .env("IMGPREP_CACHE_DIR", env.path("clean-cache"))
+            .current_dir(env.path(""))
+            .output()
+            .unwrap();
+        assert_eq!(clean.status.code(), Some(1), "{}", stderr(&clean));
+        assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
+        assert!(stderr(&clean).contains(why), "{}", stderr(&clean));
+        assert!(stderr(&run).contains(why), "{}", stderr(&run));
+        for dir in ["out", "clean", "clean-cache"] {
+            let _ = std::fs::remove_dir_all(env.path(dir));
+        }
+    }
+}

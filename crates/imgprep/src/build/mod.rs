@@ -375,6 +375,16 @@ fn build_in(
         None => Default::default(),
     };
     let info = |key: &str| known.info(key).or_else(|| cache.info(key));
+    // an image made before is held to today's pixel limit (not part of the
+    // cache keys) as its decode would be: a lower limit skipped nothing
+    // when the images came from the cache, where a clean build failed
+    let hit = |info: ImageInfo, sha: SourceSha, geometry: SourceGeometry| -> Prepared {
+        let output = spec.as_ref().map(|_| (info.width, info.height));
+        match crate::image::check_limits(geometry.stored(), output, r.recipe.transform.max_pixels) {
+            Ok(()) => Prepared::Ok(info, sha, geometry),
+            Err(e) => Prepared::Skipped(e.to_string()),
+        }
+    };
     let mut prepared = PreparedItems::new(catalog.items.len());
     prepared.done.reserve_exact(needed.len());
     let mut processed = 0u64;
@@ -442,7 +452,7 @@ fn build_in(
             // cache, so each object is fetched once (and not again on re-runs)
             None => {
                 if let Some((info, sha, geometry)) = info(key) {
-                    return (i, Prepared::Ok(info, sha, geometry), true);
+                    return (i, hit(info, sha, geometry), true);
                 }
                 let data = match read(&item.path) {
                     Ok(d) => d,
@@ -464,7 +474,7 @@ fn build_in(
             }
             Some(spec) => {
                 if let Some((info, sha, geometry)) = info(key) {
-                    return (i, Prepared::Ok(info, sha, geometry), true);
+                    return (i, hit(info, sha, geometry), true);
                 }
                 for sc in &shard_caches {
                     // the shard's entry as it is (a link, not a copy: merges of

@@ -245,6 +245,22 @@ fn check_output(width: u32, height: u32, limit: u64) -> Result<(), ImageError> {
     Ok(())
 }
 
+/// The pixel limit's checks of a decode, for an image made before (an
+/// item cache entry): the source's stored size, then the output's when
+/// the image was transformed. Same errors as the decode's, so a build
+/// from the cache skips what a clean build skips.
+pub fn check_limits(
+    stored: (u32, u32),
+    output: Option<(u32, u32)>,
+    limit: u64,
+) -> Result<(), ImageError> {
+    check_pixels(stored.0 as u64, stored.1 as u64, limit)?;
+    match output {
+        Some((w, h)) => check_output(w, h, limit),
+        None => Ok(()),
+    }
+}
+
 fn check_pixels(width: u64, height: u64, limit: u64) -> Result<(), ImageError> {
     let pixels = width.saturating_mul(height);
     if pixels > limit {
