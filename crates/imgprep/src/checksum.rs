@@ -148,6 +148,13 @@ fn read_chunks(path: &Path, mut f: impl FnMut(&[u8])) -> std::io::Result<()> {
 }
 
 /// Size and SHA-256 of a file or object.
+/// The size and SHA-256 of `bytes` held whole.
+pub fn sums_of(bytes: &[u8]) -> FileSums {
+    let mut s = Summer::default();
+    s.update(bytes);
+    s.finish()
+}
+
 pub fn file_sums(path: &Path) -> std::io::Result<FileSums> {
     let mut s = Summer::default();
     read_chunks(path, |c| s.update(c))?;

@@ -558,9 +558,7 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> io::Result<FileSums> {
             .set_permissions(std::fs::Permissions::from_mode(0o644))?;
         put_in_place(tmp, dest)?;
     }
-    let mut sums = Summer::default();
-    sums.update(bytes);
-    Ok(sums.finish())
+    Ok(crate::checksum::sums_of(bytes))
 }
 
 /// Linux: writes `bytes` as a file without a name (`O_TMPFILE`) in `dir`

@@ -1553,7 +1553,7 @@ fn one_ranges_file_for_several_videos_names_each_rows_video() {
     // a row of a video that is not there
     env.write(
         "ranges.csv",
-        b"video,start,end,label\na.mp4,0,1,walk\nb,2,3,run\nc.mp4,0,1,sit\n",
+        b"video,start,end,label\na.mp4,0,1,walk\nb,2,3,run\nc.mp4,0,1,sit\nc.mp4,1,2,stand\n",
     );
     let out = env.run(&["build", &r, "--out", "out2"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));

@@ -49,7 +49,7 @@ pub fn read(root: &Path) -> Result<Parsed, ParseError> {
         image_root: root.to_path_buf(),
         ..Parsed::default()
     };
-    let mut owner: HashMap<String, (String, usize)> = HashMap::new();
+    let mut owners = super::Owners::default();
     for f in &files {
         let shown = show(f);
         let raw = match read_file(f, &shown) {
@@ -74,25 +74,10 @@ pub fn read(root: &Path) -> Result<Parsed, ParseError> {
         let Some(image) = image_for(&dir, &image_path, &shown, &mut out) else {
             continue;
         };
-        // a second file for one image: the first kept, unless only the
-        // second is named after the image (a stray copy does not outrank
-        // the image's own file)
-        let mut replaces = None;
-        if let Some((first, at)) = owner.get(&image) {
-            if super::named_after(&shown, &image) && !super::named_after(first, &image) {
-                out.dropped_images.push((
-                    format!("{image} is annotated by {shown}, named after it"),
-                    first.clone(),
-                ));
-                replaces = Some(*at);
-            } else {
-                out.dropped_images
-                    .push((format!("{image} is already annotated by {first}"), shown));
-                continue;
-            }
-        }
-        let at = replaces.unwrap_or(out.images.len());
-        owner.insert(image.clone(), (shown.clone(), at));
+        let next = out.images.len();
+        let Some(at) = owners.claim(&image, &shown, next, &mut out.dropped_images) else {
+            continue;
+        };
         let (size, q) = declared_size(raw.width.as_ref(), raw.height.as_ref());
         if let Some(kind) = q {
             out.quirks.push(quirk(kind, &shown));
@@ -113,9 +98,9 @@ pub fn read(root: &Path) -> Result<Parsed, ParseError> {
             }
         }
         merge_groups(&mut ann.objects, &mut out);
-        match replaces {
-            Some(at) => out.images[at] = ann,
-            None => out.images.push(ann),
+        match at == next {
+            true => out.images.push(ann),
+            false => out.images[at] = ann,
         }
     }
     out.images.sort_by(|a, b| a.image.cmp(&b.image));

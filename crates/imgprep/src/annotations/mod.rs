@@ -394,15 +394,51 @@ pub(crate) fn read_text(path: &Path, limit: u64) -> Result<String, ParseError> {
 /// Whether the annotation file `file` (a path as shown) is named after
 /// the image `image` (`a/b.xml` for `x/b.jpg`): its own file, not a copy
 /// left under another name.
-pub(crate) fn named_after(file: &str, image: &str) -> bool {
-    let stem = |p: &str| {
-        let name = p.rsplit(['/', '\\']).next().unwrap_or(p);
-        match name.rfind('.') {
-            Some(d) if d > 0 => name[..d].to_string(),
-            _ => name.to_string(),
+fn named_after(file: &str, image: &str) -> bool {
+    Path::new(file).file_stem() == Path::new(image).file_stem()
+}
+
+/// Which annotation file each image takes where several files can name
+/// one image (VOC's `<filename>`, labelme's `imagePath`): the first,
+/// unless only a later one is named after the image (a stray copy that
+/// names it does not outrank the image's own file). The file that loses is
+/// noted in `dropped_images`.
+#[derive(Default)]
+pub(crate) struct Owners(HashMap<String, (String, usize)>);
+
+impl Owners {
+    /// `file` annotates `image`; `next` is where a new annotation goes in
+    /// the reader's list. Some(place): put it there (`next`, or the place
+    /// of the copy it takes over); None: it is dropped.
+    pub fn claim(
+        &mut self,
+        image: &str,
+        file: &str,
+        next: usize,
+        dropped_images: &mut Vec<(String, String)>,
+    ) -> Option<usize> {
+        match self.0.get_mut(image) {
+            None => {
+                self.0.insert(image.to_string(), (file.to_string(), next));
+                Some(next)
+            }
+            Some((first, at)) if named_after(file, image) && !named_after(first, image) => {
+                let stray = std::mem::replace(first, file.to_string());
+                dropped_images.push((
+                    format!("{image} is annotated by {file}, named after it"),
+                    stray,
+                ));
+                Some(*at)
+            }
+            Some((first, _)) => {
+                dropped_images.push((
+                    format!("{image} is already annotated by {first}"),
+                    file.to_string(),
+                ));
+                None
+            }
         }
-    };
-    stem(file) == stem(image)
+    }
 }
 
 /// Whether a path names an existing regular file (following links).

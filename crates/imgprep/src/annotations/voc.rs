@@ -519,7 +519,7 @@ fn looked_for(dir: &str, stem: &str) -> String {
 /// a stray copy that names it does not outrank the image's own file).
 fn add_found(
     out: &mut Parsed,
-    owner: &mut HashMap<String, (Origin, usize)>,
+    owners: &mut super::Owners,
     mut ann: ImageAnnotation,
     image: String,
 ) {
@@ -531,25 +531,16 @@ fn add_found(
             ann.origin.to_string(),
         ));
     }
-    if let Some((first, at)) = owner.get(&image).cloned() {
-        let origin = ann.origin.to_string();
-        if super::named_after(&origin, &image) && !super::named_after(&first.to_string(), &image) {
-            out.dropped_images.push((
-                format!("{image} is annotated by {origin}, named after it"),
-                first.to_string(),
-            ));
-            owner.insert(image.clone(), (ann.origin.clone(), at));
-            ann.image = image;
-            out.images[at] = ann;
-            return;
-        }
-        out.dropped_images
-            .push((format!("{image} is already annotated by {first}"), origin));
+    let next = out.images.len();
+    let origin = ann.origin.to_string();
+    let Some(at) = owners.claim(&image, &origin, next, &mut out.dropped_images) else {
         return;
-    }
-    owner.insert(image.clone(), (ann.origin.clone(), out.images.len()));
+    };
     ann.image = image;
-    out.images.push(ann);
+    match at == next {
+        true => out.images.push(ann),
+        false => out.images[at] = ann,
+    }
 }
 
 fn read_devkit(root: &Path, ann_dir: &Path, opts: &VocOptions) -> Result<Parsed, ParseError> {
@@ -572,7 +563,7 @@ fn read_devkit(root: &Path, ann_dir: &Path, opts: &VocOptions) -> Result<Parsed,
         image_root: jpeg_dir.clone(),
         ..Parsed::default()
     };
-    let mut owner = HashMap::new();
+    let mut owners = super::Owners::default();
     let mut classes = ClassNames::default();
     let mut seen_ids = std::collections::HashSet::new();
     for xml in &xmls {
@@ -606,7 +597,7 @@ fn read_devkit(root: &Path, ann_dir: &Path, opts: &VocOptions) -> Result<Parsed,
             .map(str::to_string)
             .or_else(|| normalize_rel(&ann.image).filter(|n| super::is_file(&jpeg_dir.join(n))));
         match image {
-            Some(image) => add_found(&mut out, &mut owner, ann, image),
+            Some(image) => add_found(&mut out, &mut owners, ann, image),
             None => {
                 let mut reason = format!(
                     "no image for this annotation (looked for {}",
@@ -642,7 +633,7 @@ fn read_beside(root: &Path, opts: &VocOptions) -> Result<Parsed, ParseError> {
         image_root: root.to_path_buf(),
         ..Parsed::default()
     };
-    let mut owner = HashMap::new();
+    let mut owners = super::Owners::default();
     let mut classes = ClassNames::default();
     let mut listings: HashMap<PathBuf, ImagesByStem> = HashMap::new();
     for xml in &xmls {
@@ -685,7 +676,7 @@ fn read_beside(root: &Path, opts: &VocOptions) -> Result<Parsed, ParseError> {
             }
         }
         match found.and_then(|p| rel_slash(root, &p)) {
-            Some(image) => add_found(&mut out, &mut owner, ann, image),
+            Some(image) => add_found(&mut out, &mut owners, ann, image),
             None => {
                 let mut reason = format!(
                     "no image for this annotation (looked for {}",

@@ -542,6 +542,8 @@ pub fn read(
                         .expect("a video column: every row has one");
                     match session_named(&video, &sessions) {
                         Some(s) => by_session.entry(s.to_string()).or_default().push(row),
+                        // one missing input per video, named at its first row
+                        None if orphan_rows.iter().any(|(v, _)| *v == video) => {}
                         None => orphan_rows.push((video, row.origin)),
                     }
                 }
@@ -975,7 +977,7 @@ pub fn cache_key(
 ) -> String {
     match &item.frame {
         Some(f) => Cache::key(
-            &frame_transform_key(transform_key, f, &set.chunks[f.chunk as usize].table),
+            &frame_transform_key(transform_key, f.index, &set.chunks[f.chunk as usize].table),
             &item.path,
             size,
             mtime,
@@ -986,12 +988,12 @@ pub fn cache_key(
 
 /// The transform part of a frame item's cache key (with the shape its
 /// frames are stretched to, for non-square pixels shown as players do).
-pub fn frame_transform_key(transform_key: &str, f: &FrameRef, table: &FrameTable) -> String {
+pub fn frame_transform_key(transform_key: &str, index: u32, table: &FrameTable) -> String {
     match table.stretched_from {
-        None => format!("{transform_key}#frame{}", f.index),
+        None => format!("{transform_key}#frame{index}"),
         Some(_) => format!(
-            "{transform_key}#shown{}x{}#frame{}",
-            table.width, table.height, f.index
+            "{transform_key}#shown{}x{}#frame{index}",
+            table.width, table.height
         ),
     }
 }
@@ -1091,7 +1093,7 @@ fn prepare_chunk(
     };
     let key_of = |index: u32, (size, mtime): (u64, i128)| {
         Cache::key(
-            &frame_transform_key(transform_key, &FrameRef { chunk: 0, index }, &c.table),
+            &frame_transform_key(transform_key, index, &c.table),
             &c.path,
             size,
             mtime,

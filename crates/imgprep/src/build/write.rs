@@ -1046,9 +1046,7 @@ fn write_unless_there(
         && guard.previous_size(rel) == Some(bytes.len() as u64)
         && crate::output::holds_exactly(p, bytes)
     {
-        let mut sums = crate::checksum::Summer::default();
-        sums.update(bytes);
-        return Ok(sums.finish());
+        return Ok(crate::checksum::sums_of(bytes));
     }
     write_atomic(p, bytes).map_err(io_err(p))
 }
