@@ -738,6 +738,57 @@ fn crop_and_resize_move_boxes_with_the_pixels() {
     assert!(checked > 20, "only {checked} boxes checked");
 }
 
+/// The box counts are of the images written: an image the split leaves
+/// out takes its objects with it, readable or not, and an object that
+/// cannot be read counts with its image.
+#[test]
+fn box_counts_are_of_the_images_written() {
+    let env = TestEnv::new();
+    let obj = |x0: &str| {
+        format!(
+            "<object><name>car</name><bndbox><xmin>{x0}</xmin><ymin>10</ymin><xmax>40</xmax><ymax>30</ymax></bndbox></object>"
+        )
+    };
+    synth_voc(&env, "voc", 1, 100, 80);
+    let jpeg = env.read("voc/JPEGImages/seg00_00000.jpg");
+    for (dir, name, objs) in [
+        ("g1", "a", vec![obj("10")]),
+        ("g2", "b", vec![obj("10"), obj("nan")]),
+        ("g3", "c", vec![obj("12"), obj("x")]),
+    ] {
+        env.write(&format!("s/{dir}/{name}.jpg"), &jpeg);
+        env.write(
+            &format!("s/{dir}/{name}.xml"),
+            format!(
+                "<annotation><filename>{name}.jpg</filename><size><width>100</width><height>80</height></size>{}</annotation>",
+                objs.concat()
+            )
+            .as_bytes(),
+        );
+    }
+    env.write(
+        "b.toml",
+        b"name = \"b\"\non_error = \"skip\"\n[[sources]]\ntype = \"voc\"\nroot = \"s\"\n\
+          group = \"^(g.)/\"\n[split]\nmethod = \"explicit\"\n[split.assign]\n\
+          train = [\"g1\"]\nval = [\"g3\"]\n[[outputs]]\nformat = \"coco\"\n",
+    );
+    env.ok(&["build", "b.toml", "--out", "out"]);
+    let b = &json(&env, "out/manifest.json")["detection"]["boxes"];
+    // a (1) and c (2, one unreadable); b and its two objects are not written
+    assert_eq!(b["objects_declared"], 3, "{b}");
+    assert_eq!(b["objects_kept"], 2, "{b}");
+    let dropped = b["dropped"].as_object().unwrap();
+    assert_eq!(dropped.len(), 1, "{b}");
+    assert!(dropped.keys().all(|k| k.contains("\"x\"")), "{b}");
+    let listed = b["objects"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{b}");
+    assert_eq!(listed[0]["class"], "car", "{b}");
+    assert!(
+        listed[0]["origin"].as_str().unwrap().contains("c.xml:"),
+        "{b}"
+    );
+}
+
 /// Bad boxes are dropped or clipped and counted, each listed with its
 /// file:line; an image left without boxes is kept for COCO and left out of
 /// RecordIO (counted), and num_training_samples counts the records.
@@ -816,6 +867,12 @@ fn bad_boxes_are_counted_with_their_place_and_background_images_handled() {
             .all(|o| o["origin"].as_str().unwrap().contains(".xml:")),
         "{b}"
     );
+    // an object that cannot be read is listed with the class its file names
+    let nan = listed
+        .iter()
+        .find(|o| o["what"].as_str().unwrap().contains("nan"))
+        .unwrap();
+    assert_eq!(nan["class"], "D20", "{b}");
     // the clipped box ends at the image's edge
     let coco = coco_boxes(&json(&env, "out/complete/coco/annotations/train.json"));
     assert!(

@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use super::{
     normalize_rel, open_limited, quirk, show, Attributes, BBox, ImageAnnotation, Object,
-    ParseError, Parsed, QuirksOnce, Units, MAX_COCO_BYTES,
+    ParseError, Parsed, QuirksOnce, Units, Unreadable, MAX_COCO_BYTES,
 };
 
 /// Reads a COCO instances file. `images_root` is where the images'
@@ -608,6 +608,7 @@ fn convert(file: &str, raw: RawFile, images_root: &Path) -> Result<Parsed, Parse
             objects: Vec::new(),
             split: None,
             origin: origin.into(),
+            unreadable: Vec::new(),
         });
     }
 
@@ -620,13 +621,21 @@ fn convert(file: &str, raw: RawFile, images_root: &Path) -> Result<Parsed, Parse
         };
         match annotation(a, &cats, &index, &origin, &mut out, &mut once) {
             Ok((at, obj)) => out.images[at].objects.push(obj),
-            Err(reason) => out.dropped.push((reason, origin)),
+            // an object of a known image goes with its image
+            Err((Some((at, class)), reason)) => out.images[at]
+                .unreadable
+                .push(Unreadable::new(reason, origin, class)),
+            Err((None, reason)) => out.dropped.push((reason, origin)),
         }
     }
     out.quirks.extend(once.list);
     out.declared_classes = cats.into_values().collect();
     Ok(out)
 }
+
+/// Why an annotation is dropped, with its image's index and its class
+/// when they are known.
+type Refused = (Option<(usize, String)>, String);
 
 /// One annotation: the index of its image and the object, or why it is
 /// dropped.
@@ -637,8 +646,25 @@ fn annotation(
     origin: &str,
     out: &mut Parsed,
     once: &mut QuirksOnce,
-) -> Result<(usize, Object), String> {
-    let image = match a.image_id.as_ref().map(|s| (s, ImageKey::from(s))) {
+) -> Result<(usize, Object), Refused> {
+    let image = image_of(&a, index, origin, once).map_err(|why| (None, why))?;
+    let class = match a.category_id.as_ref().map(|s| (s, s.int())) {
+        Some((_, Some((id, _)))) => cats.get(&id).cloned().unwrap_or_default(),
+        _ => String::new(),
+    };
+    object(a, cats, origin, out, once)
+        .map(|o| (image, o))
+        .map_err(|why| (Some((image, class)), why))
+}
+
+/// The index of an annotation's image.
+fn image_of(
+    a: &RawAnn,
+    index: &HashMap<ImageKey, Option<usize>>,
+    origin: &str,
+    once: &mut QuirksOnce,
+) -> Result<usize, String> {
+    Ok(match a.image_id.as_ref().map(|s| (s, ImageKey::from(s))) {
         None => return Err("annotation without image_id".into()),
         Some((s, None)) => return Err(format!("unreadable image_id {}", s.shown())),
         Some((_, Some((key, texty)))) => {
@@ -651,7 +677,17 @@ fn annotation(
                 Some(Some(at)) => *at,
             }
         }
-    };
+    })
+}
+
+/// An annotation's object, or why it cannot be read.
+fn object(
+    a: RawAnn,
+    cats: &BTreeMap<i64, String>,
+    origin: &str,
+    out: &mut Parsed,
+    once: &mut QuirksOnce,
+) -> Result<Object, String> {
     let class = match a.category_id.as_ref().map(|s| (s, s.int())) {
         None => return Err("annotation without category_id".into()),
         Some((s, None)) => return Err(format!("unreadable category_id {}", s.shown())),
@@ -723,15 +759,12 @@ fn annotation(
             }
         },
     });
-    Ok((
-        image,
-        Object {
-            class: class.into(),
-            bbox,
-            attrs,
-            origin: origin.into(),
-        },
-    ))
+    Ok(Object {
+        class: class.into(),
+        bbox,
+        attrs,
+        origin: origin.into(),
+    })
 }
 
 #[cfg(test)]
@@ -831,16 +864,23 @@ mod tests {
         assert_eq!(o.attrs.area(), Some(1200.0));
         assert_eq!(o.origin.to_string(), "c.json: annotation id 1");
         assert!(p.images[1].objects.is_empty());
+        // objects of a known image go with it; the others are the source's
         let d: Vec<(&str, &str)> = p
             .dropped
             .iter()
             .map(|(r, o)| (r.as_str(), o.as_str()))
             .collect();
+        assert_eq!(d, [("image id 9 not in images", "c.json: annotation id 3")]);
+        let d: Vec<(&str, &str)> = p
+            .images
+            .iter()
+            .flat_map(|a| &a.unreadable)
+            .map(|u| (u.reason.as_str(), u.origin.as_str()))
+            .collect();
         assert_eq!(
             d,
             [
                 ("category id 2 not in categories", "c.json: annotation id 2"),
-                ("image id 9 not in images", "c.json: annotation id 3"),
                 ("unreadable category_id \"x\"", "c.json: annotations[3]"),
             ]
         );
@@ -907,7 +947,9 @@ mod tests {
                 ("unreadable area", "c.json: annotation id 8"),
             ]
         );
-        let d: Vec<&str> = p.dropped.iter().map(|(r, _)| r.as_str()).collect();
+        assert!(p.dropped.is_empty());
+        let d: Vec<&str> = a.unreadable.iter().map(|u| u.reason.as_str()).collect();
+        assert!(a.unreadable.iter().all(|u| u.class == "person"), "{a:?}");
         assert_eq!(
             d,
             [

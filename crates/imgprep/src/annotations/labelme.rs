@@ -20,7 +20,7 @@ use super::coco::{declared_size, Scalar};
 use super::voc::UNREADABLE;
 use super::{
     normalize_rel, open_limited, quirk, rel_slash, show, walk_files, Attributes, BBox,
-    ImageAnnotation, Object, ParseError, Parsed, Units, MAX_FILE_BYTES,
+    ImageAnnotation, Object, ParseError, Parsed, Units, Unreadable, MAX_FILE_BYTES,
 };
 
 /// Reads every labelme `*.json` under `root` (recursive, sorted; hidden
@@ -89,12 +89,14 @@ pub fn read(root: &Path) -> Result<Parsed, ParseError> {
             objects: Vec::new(),
             split: None,
             origin: shown.clone().into(),
+            unreadable: Vec::new(),
         };
         for (i, s) in shapes.into_iter().enumerate() {
             let origin = format!("{shown}: shapes[{i}]");
+            let class = label_of(&s);
             match shape(s, &origin, &mut out) {
                 Ok(o) => ann.objects.push(o),
-                Err(reason) => out.dropped.push((reason, origin)),
+                Err(reason) => ann.unreadable.push(Unreadable::new(reason, origin, class)),
             }
         }
         merge_groups(&mut ann.objects, &mut out);
@@ -454,6 +456,15 @@ fn merge_groups(objects: &mut Vec<Object>, out: &mut Parsed) {
     objects.retain(|_| keep.next().unwrap_or(true));
 }
 
+/// A shape's label, trimmed ("" when it has none).
+fn label_of(s: &RawShape) -> String {
+    s.label
+        .as_ref()
+        .and_then(Scalar::text)
+        .map(|l| l.trim().to_string())
+        .unwrap_or_default()
+}
+
 fn shape(s: RawShape, origin: &str, out: &mut Parsed) -> Result<Object, String> {
     if s.not_object {
         return Err("a shape that is not a JSON object".into());
@@ -473,12 +484,7 @@ fn shape(s: RawShape, origin: &str, out: &mut Parsed) -> Result<Object, String> 
             "a mask (a bitmap; imgprep reads no bitmaps: draw it as a polygon or rectangle)".into(),
         );
     }
-    let class = s
-        .label
-        .as_ref()
-        .and_then(Scalar::text)
-        .map(|l| l.trim().to_string())
-        .unwrap_or_default();
+    let class = label_of(&s);
     if class.is_empty() {
         return Err("shape without a label".into());
     }
@@ -792,10 +798,11 @@ mod tests {
                 "rectangle with more than 2 points"
             ]
         );
-        let d: Vec<String> = p
-            .dropped
+        assert!(p.dropped.is_empty());
+        let lost = &p.images[0].unreadable;
+        let d: Vec<String> = lost
             .iter()
-            .map(|(r, o)| format!("{r} @{}", o.rsplit(' ').next().unwrap()))
+            .map(|u| format!("{} @{}", u.reason, u.origin.rsplit(' ').next().unwrap()))
             .collect();
         assert_eq!(
             d,
@@ -811,7 +818,10 @@ mod tests {
                 "a shape that is not a JSON object @shapes[13]",
             ]
         );
-        assert!(p.dropped[0].1.ends_with("sub/a.json: shapes[4]"));
+        assert!(lost[0].origin.ends_with("sub/a.json: shapes[4]"));
+        // each with its label, when it has one
+        assert_eq!(lost[0].class, "edge");
+        assert_eq!(lost[4].class, "");
     }
 
     #[test]

@@ -270,6 +270,30 @@ pub struct ImageAnnotation {
     pub split: Option<String>,
     /// Where the annotation is (`file`, or `file:line`).
     pub origin: Origin,
+    /// Objects the file declares for this image that cannot be read: they
+    /// are counted as dropped when the image is written, and go with it
+    /// when it is not.
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// An object of an image that its file declares but that cannot be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unreadable {
+    pub reason: String,
+    /// `file:line` or another place in the file.
+    pub origin: String,
+    /// Its class, when the file names one ("" when not).
+    pub class: String,
+}
+
+impl Unreadable {
+    pub fn new(reason: String, origin: String, class: impl Into<String>) -> Unreadable {
+        Unreadable {
+            reason,
+            origin,
+            class: class.into(),
+        }
+    }
 }
 
 /// A reader's result: annotations, counted quirks, and per-object problems
@@ -281,8 +305,10 @@ pub struct Parsed {
     pub image_root: std::path::PathBuf,
     pub images: Vec<ImageAnnotation>,
     pub quirks: Vec<Quirk>,
-    /// Objects the file declares but that cannot be read (reason, origin):
-    /// counted as dropped, never silently lost.
+    /// Annotations that belong to no usable image (reason, origin): a file
+    /// that cannot be read, an image that is missing, a COCO annotation of
+    /// no known image. An image's own unreadable objects travel with it, in
+    /// `ImageAnnotation::unreadable`.
     pub dropped: Vec<(String, String)>,
     /// Images the files name that cannot be used, with whatever objects
     /// they hold (reason, origin): counted apart from objects.

@@ -19,7 +19,7 @@ use roxmltree::{Document, Node};
 use super::{
     list_dir, normalize_rel, parse_num, quirk, read_text, rel_slash, show, walk_files, Attributes,
     BBox, ClassNames, ImageAnnotation, ImagesByStem, Object, Origin, ParseError, Parsed, Quirk,
-    QuirksOnce, Units, IMAGE_EXTENSIONS, MAX_FILE_BYTES,
+    QuirksOnce, Units, Unreadable, IMAGE_EXTENSIONS, MAX_FILE_BYTES,
 };
 
 /// How to read VOC coordinates.
@@ -38,16 +38,16 @@ pub struct VocOptions {
     pub one_based: bool,
 }
 
-/// What [`parse_file`] returns: the image's annotation, its quirks, and
-/// the objects dropped as `(reason, origin)`.
-pub type VocFile = (ImageAnnotation, Vec<Quirk>, Vec<(String, String)>);
+/// What [`parse_file`] returns: the image's annotation (with the objects
+/// that cannot be read in its `unreadable`) and its quirks.
+pub type VocFile = (ImageAnnotation, Vec<Quirk>);
 
 /// Reads one VOC XML document. `file` is the path shown in origins
 /// (`file:line`).
 ///
 /// Returns the image's annotation (`image` = the `<filename>` text, which
-/// [`read_layout`] replaces by the image it finds), the tolerated quirks,
-/// and the objects dropped as `(reason, file:line)`.
+/// [`read_layout`] replaces by the image it finds; the objects that cannot
+/// be read in `unreadable`) and the tolerated quirks.
 pub fn parse_file(file: &str, text: &str, opts: &VocOptions) -> Result<VocFile, ParseError> {
     match parse(file, text, opts, &mut ClassNames::default()) {
         Ok(r) => Ok(r),
@@ -95,7 +95,7 @@ fn parse(
         )));
     }
     let mut quirks = QuirksOnce::default();
-    let mut dropped = Vec::new();
+    let mut unreadable = Vec::new();
 
     let image = match child(root, "filename").map(text_of) {
         Some(t) if !t.trim().is_empty() => t.trim().to_string(),
@@ -111,7 +111,10 @@ fn parse(
         let origin = Origin::line(&shared_file, line(obj));
         match read_object(obj, origin, &at, opts, &mut quirks, classes) {
             Ok(o) => objects.push(o),
-            Err((reason, origin)) => dropped.push((reason, origin)),
+            Err((reason, origin)) => {
+                let class = child(obj, "name").map(text_of).unwrap_or_default();
+                unreadable.push(Unreadable::new(reason, origin, class.trim()));
+            }
         }
     }
     // (held for the whole build, one per image: no growth slack)
@@ -123,8 +126,9 @@ fn parse(
         objects,
         split: None,
         origin: Origin::File(shared_file),
+        unreadable,
     };
-    Ok((ann, quirks.list, dropped))
+    Ok((ann, quirks.list))
 }
 
 /// The first child element named `name`.
@@ -580,7 +584,7 @@ fn read_devkit(root: &Path, ann_dir: &Path, opts: &VocOptions) -> Result<Parsed,
             None => None,
         };
         seen_ids.insert(stem.clone());
-        let (mut ann, quirks, dropped) = match parse_path(xml, opts, &mut classes)? {
+        let (mut ann, quirks) = match parse_path(xml, opts, &mut classes)? {
             Ok(r) => r,
             // one broken file is one unreadable item, not the end of the source
             Err(Failure::Malformed(e) | Failure::NotVoc(e)) => {
@@ -590,7 +594,6 @@ fn read_devkit(root: &Path, ann_dir: &Path, opts: &VocOptions) -> Result<Parsed,
             }
         };
         out.quirks.extend(quirks);
-        out.dropped.extend(dropped);
         ann.split = split;
         let image = images
             .get(&stem)
@@ -637,7 +640,7 @@ fn read_beside(root: &Path, opts: &VocOptions) -> Result<Parsed, ParseError> {
     let mut classes = ClassNames::default();
     let mut listings: HashMap<PathBuf, ImagesByStem> = HashMap::new();
     for xml in &xmls {
-        let (ann, quirks, dropped) = match parse_path(xml, opts, &mut classes)? {
+        let (ann, quirks) = match parse_path(xml, opts, &mut classes)? {
             Ok(r) => r,
             Err(Failure::NotVoc(_)) => {
                 out.quirks.push(quirk("not a VOC file", show(xml)));
@@ -650,7 +653,6 @@ fn read_beside(root: &Path, opts: &VocOptions) -> Result<Parsed, ParseError> {
             }
         };
         out.quirks.extend(quirks);
-        out.dropped.extend(dropped);
         let stem = stem_of(xml);
         let dir = xml.parent().unwrap_or(root).to_path_buf();
         let mut dirs = vec![dir.clone()];
@@ -786,8 +788,8 @@ mod tests {
     #[test]
     fn float_coordinates_are_kept_and_reported_once() {
         let obj = "<object><name>dog</name><bndbox><xmin>292.33</xmin><ymin>1e1</ymin><xmax>300.5</xmax><ymax>40</ymax></bndbox></object>\n";
-        let (a, q, d) = one(&voc(&format!("{obj}{obj}")));
-        assert!(d.is_empty());
+        let (a, q) = one(&voc(&format!("{obj}{obj}")));
+        assert!(a.unreadable.is_empty());
         assert_eq!(a.objects.len(), 2);
         assert_eq!(a.objects[0].bbox.xmin, 292.33);
         assert_eq!(a.objects[0].bbox.ymin, 10.0);
@@ -797,7 +799,7 @@ mod tests {
 
     #[test]
     fn flags_empty_missing_and_unreadable() {
-        let (a, q, _) = one(&voc(
+        let (a, q) = one(&voc(
             "<object><name>a</name><difficult/><truncated>1</truncated><occluded>true</occluded>\
              <bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></object>\n\
              <object><name>b</name><difficult>2</difficult><truncated>yes</truncated><occluded> </occluded>\
@@ -836,7 +838,7 @@ mod tests {
         let body = "<object><name>a</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></object>";
         let case = |size: &str| {
             let t = format!("<annotation><filename>a.jpg</filename>{size}{body}</annotation>");
-            let (a, q, _) = one(&t);
+            let (a, q) = one(&t);
             (a.declared_size, kinds(&q).join("|"))
         };
         assert_eq!(case(""), (None, "missing <size>".to_string()));
@@ -868,7 +870,7 @@ mod tests {
 
     #[test]
     fn parts_are_attributes_not_objects() {
-        let (a, q, d) = one(&voc(
+        let (a, q) = one(&voc(
             "<object><name>person</name>\
              <bndbox><xmin>10</xmin><ymin>20</ymin><xmax>100</xmax><ymax>200</ymax></bndbox>\
              <part><name>head</name><bndbox><xmin>40</xmin><ymin>20</ymin><xmax>60</xmax><ymax>45</ymax></bndbox></part>\
@@ -877,7 +879,7 @@ mod tests {
              <part><name>foot</name></part>\
              </object>\n",
         ));
-        assert!(d.is_empty());
+        assert!(a.unreadable.is_empty());
         assert_eq!(a.objects.len(), 1);
         let e = a.objects[0].attrs.extra();
         assert_eq!(e["part:head"], "40,20,60,45");
@@ -895,7 +897,7 @@ mod tests {
 
     #[test]
     fn children_in_any_order_and_extra_attributes() {
-        let (a, q, d) = one(&voc(
+        let (a, q) = one(&voc(
             "<object>\n<bndbox><ymax>4</ymax><xmax>3</xmax><ymin>2</ymin><xmin>1</xmin></bndbox>\n\
              <difficult>1</difficult><pose>Left</pose><name>  cat\n</name>\
              <occluded>0</occluded><note>from CVAT</note><empty/>\
@@ -905,7 +907,7 @@ mod tests {
              <object><pose>Unspecified</pose><name>dog</name>\
              <bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></object>\n",
         ));
-        assert!(d.is_empty());
+        assert!(a.unreadable.is_empty());
         let o = &a.objects[0];
         assert_eq!(&*o.class, "cat");
         assert_eq!(
@@ -932,7 +934,7 @@ mod tests {
     #[test]
     fn one_based_moves_xmin_and_ymin_only() {
         let t = voc("<object><name>a</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>500</xmax><ymax>375</ymax></bndbox></object>");
-        let (a, _, _) = parse_file("a.xml", &t, &VocOptions { one_based: true }).unwrap();
+        let (a, _) = parse_file("a.xml", &t, &VocOptions { one_based: true }).unwrap();
         assert_eq!(
             a.objects[0].bbox,
             BBox {
@@ -942,13 +944,13 @@ mod tests {
                 ymax: 375.0
             }
         );
-        let (a, _, _) = parse_file("a.xml", &t, &AS_IS).unwrap();
+        let (a, _) = parse_file("a.xml", &t, &AS_IS).unwrap();
         assert_eq!(a.objects[0].bbox.xmin, 1.0);
     }
 
     #[test]
     fn unreadable_objects_are_dropped_with_file_and_line() {
-        let (a, _, d) = one(&voc(
+        let (a, _) = one(&voc(
             "<object><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></object>\n\
              <object><name> </name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></object>\n\
              <object><name>a</name><bndbox><xmin>1</xmin><ymin>2</ymin>\n<xmax>3,5</xmax><ymax>4</ymax></bndbox></object>\n\
@@ -960,17 +962,21 @@ mod tests {
         ));
         assert_eq!(a.objects.len(), 1);
         assert_eq!(&*a.objects[0].class, "ok");
-        let d: Vec<(&str, &str)> = d.iter().map(|(r, o)| (r.as_str(), o.as_str())).collect();
+        let d: Vec<(&str, &str, &str)> = a
+            .unreadable
+            .iter()
+            .map(|u| (u.reason.as_str(), u.origin.as_str(), u.class.as_str()))
+            .collect();
         assert_eq!(
             d,
             [
-                ("object without <name>", "a.xml:4"),
-                ("object without <name>", "a.xml:5"),
-                ("unreadable <xmax> \"3,5\" in <bndbox>", "a.xml:7"),
-                ("<bndbox> without <xmax>", "a.xml:8"),
-                ("unreadable <xmin> \"nan\" in <bndbox>", "a.xml:9"),
-                ("empty <xmin> in <bndbox>", "a.xml:10"),
-                ("object without <bndbox>", "a.xml:11"),
+                ("object without <name>", "a.xml:4", ""),
+                ("object without <name>", "a.xml:5", ""),
+                ("unreadable <xmax> \"3,5\" in <bndbox>", "a.xml:7", "a"),
+                ("<bndbox> without <xmax>", "a.xml:8", "a"),
+                ("unreadable <xmin> \"nan\" in <bndbox>", "a.xml:9", "a"),
+                ("empty <xmin> in <bndbox>", "a.xml:10", "a"),
+                ("object without <bndbox>", "a.xml:11", "a"),
             ]
         );
     }
@@ -995,7 +1001,7 @@ mod tests {
         let bomb = "<?xml version=\"1.0\"?><!DOCTYPE a [<!ENTITY x \"xxxxxxxx\">]><annotation>&x;</annotation>";
         assert!(parse_file("a.xml", bomb, &AS_IS).is_err());
         // missing <filename>: a quirk, the image is found by the layout
-        let (a, q, _) = one("<annotation/>");
+        let (a, q) = one("<annotation/>");
         assert_eq!(a.image, "");
         assert_eq!(kinds(&q), ["missing <filename>", "missing <size>"]);
     }

@@ -19,7 +19,8 @@ use serde_yaml_ng::Value;
 use super::voc::UNREADABLE;
 use super::{
     is_file, is_image_name, list_dir, parse_num, quirk, read_text, rel_slash, show, walk_files,
-    Attributes, BBox, ImageAnnotation, Object, ParseError, Parsed, Quirk, Units, MAX_FILE_BYTES,
+    Attributes, BBox, ImageAnnotation, Object, ParseError, Parsed, Quirk, Units, Unreadable,
+    MAX_FILE_BYTES,
 };
 
 /// Largest data.yaml / classes.txt read.
@@ -92,6 +93,7 @@ pub fn read(root: &Path) -> Result<Parsed, ParseError> {
             objects: Vec::new(),
             split,
             origin: label_shown.clone().into(),
+            unreadable: Vec::new(),
         };
         if !label.exists() {
             out.quirks
@@ -112,7 +114,16 @@ pub fn read(root: &Path) -> Result<Parsed, ParseError> {
                 match parse_line(line, &cfg, &origin, &mut out.quirks) {
                     Ok(Some(o)) => ann.objects.push(o),
                     Ok(None) => {}
-                    Err(reason) => out.dropped.push((reason, origin)),
+                    Err(reason) => {
+                        let class = line
+                            .split_whitespace()
+                            .next()
+                            .and_then(|t| t.parse::<usize>().ok())
+                            .and_then(|c| cfg.names.get(c))
+                            .map(|c| c.to_string())
+                            .unwrap_or_default();
+                        ann.unreadable.push(Unreadable::new(reason, origin, class))
+                    }
                 }
             }
         }
@@ -990,10 +1001,12 @@ mod tests {
                 ("coordinate outside 0..1", "x.txt:11"),
             ]
         );
+        assert!(p.dropped.is_empty());
         let d: Vec<(&str, &str)> = p
-            .dropped
+            .images
             .iter()
-            .map(|(r, o)| (r.as_str(), o.rsplit('/').next().unwrap()))
+            .flat_map(|a| &a.unreadable)
+            .map(|u| (u.reason.as_str(), u.origin.rsplit('/').next().unwrap()))
             .collect();
         assert_eq!(
             d,

@@ -29,7 +29,9 @@ pub struct SourceBoxes {
     pub any: bool,
     /// Tolerated quirks: kind -> (count, first place).
     pub quirks: BTreeMap<String, (u64, String)>,
-    /// Objects a source could not read: (reason, where).
+    /// Annotations that belong to no image and cannot be read (a COCO
+    /// annotation of an image id not in `images`): (reason, where). The
+    /// objects of an image that cannot be read go with their image.
     pub unreadable: Vec<(String, String)>,
     /// Images the annotation files name that cannot be used (reason, origin).
     pub unusable_images: Vec<(String, String)>,
@@ -138,14 +140,19 @@ pub fn read(
     // converters leave them out): never a class
     if matches!(spec, SourceSpec::Labelme { .. }) {
         for ann in &mut parsed.images {
+            let mut ignored = Vec::new();
             ann.objects.retain(|o| {
                 let ignore = &*o.class == "__ignore__";
                 if ignore {
-                    b.unreadable
-                        .push(("labelme __ignore__ region".into(), o.origin.to_string()));
+                    ignored.push(annotations::Unreadable::new(
+                        "labelme __ignore__ region".into(),
+                        o.origin.to_string(),
+                        "",
+                    ));
                 }
                 !ignore
             });
+            ann.unreadable.append(&mut ignored);
         }
     }
     // an annotation whose image is missing is a missing item, not a lost box
@@ -373,7 +380,15 @@ pub(super) fn resolve(
         let Some(ann) = item.annotation.as_deref_mut() else {
             continue;
         };
-        rep.objects_declared += ann.objects.len() as u64;
+        rep.objects_declared += (ann.objects.len() + ann.unreadable.len()) as u64;
+        for u in std::mem::take(&mut ann.unreadable) {
+            *rep.dropped.entry(u.reason.clone()).or_default() += 1;
+            rep.objects.push(ObjectNote {
+                origin: u.origin,
+                class: u.class,
+                what: u.reason,
+            });
+        }
         // which picture the boxes are on
         let turned = match frame(ann, &geom, spec.is_none(), settings.exif_frame) {
             Ok(t) => t,
