@@ -617,6 +617,84 @@ fn bmp(w: u32, h: u32, rgb: [u8; 3]) -> Vec<u8> {
     v
 }
 
+/// A pass-through rebuild reads only the sources that changed: the header
+/// check and SHA-256 of the others come from the last build's notes, by
+/// their prints after the build linked them into its outputs. What it
+/// writes is a clean build's, also when a file is rewritten with its old
+/// size and time, and when the pixel limit is lowered.
+#[test]
+fn passthrough_rebuilds_read_only_the_sources_that_changed() {
+    let env = TestEnv::new();
+    for class in ["a", "b"] {
+        for i in 0..4u8 {
+            let big = if i == 0 { 40 } else { 16 };
+            env.write(
+                &format!("photos/{class}/{i}.bmp"),
+                &bmp(big, 12, [200, 30 * i, 30]),
+            );
+        }
+    }
+    let recipe = |limit: &str| {
+        format!(
+            "name = \"pt\"\non_error = \"skip\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n\
+             exts = [\".bmp\"]\n[split]\ntrain = 1.0\n[transform]\nencoding = \"passthrough\"\n{limit}\
+             [[outputs]]\nformat = \"folders\"\n[[outputs]]\nformat = \"recordio\"\n"
+        )
+    };
+    env.write("r.toml", recipe("").as_bytes());
+    let first = summary(&env, &["build", "r.toml", "--out", "o"]);
+    assert_eq!(first["processed"], 8, "{first}");
+    // the class folders hold links to the sources (which changes their
+    // change times): the next build still knows them
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(env.path("photos/a/1.bmp"))
+            .unwrap()
+            .nlink(),
+        2
+    );
+    env.write("photos/a/1.bmp", &bmp(16, 12, [1, 2, 3]));
+    let second = summary(&env, &["build", "r.toml", "--out", "o"]);
+    assert_eq!(
+        (second["processed"].as_u64(), second["cached"].as_u64()),
+        (Some(1), Some(7)),
+        "{second}"
+    );
+    env.ok(&["build", "r.toml", "--out", "clean1"]);
+    assert_same_tree(&env, "o", "clean1", "after one source changed");
+    // (the clean build linked the sources too, which changed their change
+    // times: the next build of o reads them all again, and notes them)
+    let relinked = summary(&env, &["build", "r.toml", "--out", "o"]);
+    assert_eq!(relinked["processed"], 8, "{relinked}");
+    // other bytes, the old size and modification time
+    let path = env.path("photos/b/2.bmp");
+    let before = std::fs::metadata(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    env.write("photos/b/2.bmp", &bmp(16, 12, [9, 9, 9]));
+    let f = std::fs::File::options().write(true).open(&path).unwrap();
+    f.set_times(std::fs::FileTimes::new().set_modified(before.modified().unwrap()))
+        .unwrap();
+    drop(f);
+    let third = summary(&env, &["build", "r.toml", "--out", "o"]);
+    assert_eq!(third["processed"], 1, "{third}");
+    env.ok(&["build", "r.toml", "--out", "clean2"]);
+    assert_same_tree(&env, "o", "clean2", "after a same-size, same-time rewrite");
+    env.ok(&["build", "r.toml", "--out", "o"]);
+    // a lower pixel limit leaves out the larger images, as a clean build does
+    env.write("r.toml", recipe("max_pixels = 300\n").as_bytes());
+    let fourth = summary(&env, &["build", "r.toml", "--out", "o"]);
+    assert_eq!(fourth["processed"], 0, "{fourth}");
+    env.ok(&["build", "r.toml", "--out", "clean3"]);
+    assert_same_tree(&env, "o", "clean3", "after max_pixels was lowered");
+    let m: serde_json::Value = serde_json::from_slice(&env.read("o/manifest.json")).unwrap();
+    assert_eq!(
+        m["skipped"].as_array().unwrap().len(),
+        2,
+        "{}",
+        m["skipped"]
+    );
+}
+
 /// A source rewritten with other bytes but its old size and modification
 /// time (as `cp -p`, `tar x` or `rsync -t` leave a file, or another file of
 /// the same size moved into its place) is made again: its change time and

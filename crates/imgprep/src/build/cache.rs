@@ -338,10 +338,10 @@ impl Cache {
 
     /// Saves at `at` the headers of the entries `used` (key, and what
     /// [`Cache::info`] gave or [`Cache::put`] stored), for [`Cache::known`].
-    pub fn save_known<'k>(
+    pub fn save_known<K: AsRef<str>>(
         &self,
         at: &Path,
-        used: impl Iterator<Item = (&'k str, (ImageInfo, SourceSha, SourceGeometry))>,
+        used: impl Iterator<Item = (K, (ImageInfo, SourceSha, SourceGeometry))>,
     ) {
         use std::io::Write;
         if let Some(d) = at.parent() {
@@ -353,6 +353,7 @@ impl Cache {
             let mut f = crate::output::AtomicFile::create_unsummed(at)?;
             f.write_all(KNOWN_MAGIC)?;
             for (key, (info, sha, geometry)) in used {
+                let key = key.as_ref();
                 if key.len() == KEY {
                     f.write_all(key.as_bytes())?;
                     f.write_all(&Self::header(&info, &sha, &geometry))?;
@@ -410,6 +411,21 @@ impl Cache {
     /// with another recipe) is not known, so it is looked at (or made)
     /// again. Empty when there is no such file or it is not one of ours.
     pub fn known(&self, at: &Path, listing: &Listing) -> Known {
+        Self::read_known(at, &|k| listing.holds(k), usize::MAX)
+    }
+
+    /// The headers of local pass-through sources saved at `at` by
+    /// [`Cache::save_known`]: such items have no entry (their bytes are
+    /// read from the source when written), and these notes of the last
+    /// build carry their header check and SHA-256 to the next one, keyed
+    /// as an entry would be (source path, size and print after the build,
+    /// transform), so that a rebuild reads only the sources that changed.
+    /// At most `most` entries are read (the build's number of items).
+    pub fn sources_known(at: &Path, most: usize) -> Known {
+        Self::read_known(at, &|_| true, most)
+    }
+
+    fn read_known(at: &Path, keep: &dyn Fn(&KeyBytes) -> bool, most: usize) -> Known {
         use std::io::Read;
         let mut known = Known(Vec::new());
         let Ok(f) = std::fs::File::open(at) else {
@@ -420,11 +436,12 @@ impl Cache {
         if r.read_exact(&mut magic).is_err() || &magic != KNOWN_MAGIC {
             return known;
         }
-        // (what is kept is bounded by the listing, whatever the file's size)
+        // (what is kept is bounded by the listing, or by `most`, whatever
+        // the file's size)
         let mut entry = [0u8; KEY + HEADER];
-        while r.read_exact(&mut entry).is_ok() {
+        while known.0.len() < most && r.read_exact(&mut entry).is_ok() {
             let (key, header) = entry.split_at(KEY);
-            let Some(key) = key_bytes(key).filter(|k| listing.holds(k)) else {
+            let Some(key) = key_bytes(key).filter(|k| keep(k)) else {
                 continue;
             };
             if let Some(info) = Self::parse_header(header) {

@@ -295,13 +295,24 @@ fn build_in(
     let known_at = cache_dir
         .join(STAMPS)
         .join(reuse::table_name(&opts.out, "known"));
+    // and the local pass-through sources it read (they have no entries)
+    let sources_known_at = cache_dir
+        .join(STAMPS)
+        .join(reuse::table_name(&opts.out, "sources"));
+    let local_passthrough = spec.is_none();
     // (no cache folder yet, as in a first build: nothing to list)
     let known = match cache_dir.is_dir() {
         true => {
             let (cache, at) = (Cache::new(cache_dir.clone()), known_at.clone());
+            let sources_at = sources_known_at.clone();
+            let most = needed.len();
             let lists = move || {
                 let listing = cache.list();
-                (cache.known(&at, &listing), listing)
+                let sources = match local_passthrough {
+                    true => Cache::sources_known(&sources_at, most),
+                    false => Default::default(),
+                };
+                (cache.known(&at, &listing), listing, sources)
             };
             Some(
                 std::thread::Builder::new()
@@ -368,7 +379,7 @@ fn build_in(
             .cloned()
             .unwrap_or_else(|| MISSING_IN_SHARDS.into())
     };
-    let (known, listing) = match known {
+    let (known, listing, sources_known) = match known {
         Some(t) => t
             .join()
             .map_err(|_| Error::Usage("the cache listing's thread panicked".into()))?,
@@ -439,14 +450,24 @@ fn build_in(
             // pass-through, local: a header check now, the bytes at write time
             None if !crate::files::is_remote(&item.path) => {
                 let done = early.get(&item.path, (size, mtime)).cloned();
-                let mut prepared =
-                    done.unwrap_or_else(|| prefetch::passthrough(p, &item.path, size, max_pixels));
+                // the file as the last build left it: its header check and
+                // SHA-256 from then
+                let (mut prepared, hit) = match done {
+                    Some(done) => (done, false),
+                    None => match sources_known.info(key) {
+                        Some((info, sha, geometry)) => (hit(info, sha, geometry), true),
+                        None => (
+                            prefetch::passthrough(p, &item.path, size, max_pixels),
+                            false,
+                        ),
+                    },
+                };
                 if full_decode && matches!(prepared, Prepared::Ok(..)) {
                     if let Err(e) = read(&item.path).and_then(|d| decodes(p, &d)) {
                         prepared = Prepared::Skipped(e);
                     }
                 }
-                (i, prepared, false)
+                (i, prepared, hit)
             }
             // pass-through from object storage: the checked bytes go to the
             // cache, so each object is fetched once (and not again on re-runs)
@@ -964,19 +985,30 @@ fn build_in(
             .relinked
             .iter()
             .any(|b| b.load(std::sync::atomic::Ordering::Relaxed) != 0);
+        // only the change time may differ (same size, else the print stays
+        // as it was and the next build looks again)
+        let after: Vec<(u64, i128)> = match any {
+            false => Vec::new(),
+            true => needed
+                .iter()
+                .enumerate()
+                .map(|(k, &i)| {
+                    let before = prints[k];
+                    match linked(k) {
+                        true => crate::files::fingerprint(&catalog.items[i].path)
+                            .ok()
+                            .filter(|after| after.0 == before.0)
+                            .unwrap_or(before),
+                        false => before,
+                    }
+                })
+                .collect(),
+        };
+        let print_after = |k: usize| after.get(k).copied().unwrap_or(prints[k]);
         let stamp = match any {
             false => stamp,
-            true => inputs_fingerprint(&head, &catalog, &needed, &boxes, &|k, i| {
-                let before = prints[k];
-                // only the change time may differ (same size, else the
-                // print stays as it was and the next build looks again)
-                let p = match linked(k) {
-                    true => crate::files::fingerprint(&catalog.items[i].path)
-                        .ok()
-                        .filter(|after| after.0 == before.0)
-                        .unwrap_or(before),
-                    false => before,
-                };
+            true => inputs_fingerprint(&head, &catalog, &needed, &boxes, &|k, _| {
+                let p = print_after(k);
                 format!("{}\t{}", p.0, p.1)
             }),
         };
@@ -997,8 +1029,40 @@ fn build_in(
                 _ => None,
             }),
         );
+        // local pass-through sources, keyed by their prints as this build
+        // leaves them (after its links)
+        match local_passthrough {
+            true => {
+                let local = needed
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &i)| !ctx.cached(i) && catalog.items[i].frame.is_none());
+                let keys_after = local.filter_map(|(k, &i)| match prepared.get(&i) {
+                    Some(&Prepared::Ok(info, sha, geometry)) => {
+                        let (size, print) = print_after(k);
+                        let key = match after.is_empty() {
+                            true => std::borrow::Cow::Borrowed(keys[k].as_str()),
+                            false => std::borrow::Cow::Owned(video::cache_key(
+                                &transform_key,
+                                &catalog.video,
+                                &catalog.items[i],
+                                size,
+                                print,
+                            )),
+                        };
+                        Some((key, (info, sha, geometry)))
+                    }
+                    _ => None,
+                });
+                cache.save_known(&sources_known_at, keys_after);
+            }
+            false => {
+                let _ = std::fs::remove_file(&sources_known_at);
+            }
+        }
     } else {
         let _ = std::fs::remove_file(&known_at);
+        let _ = std::fs::remove_file(&sources_known_at);
         // nothing of this build is kept for the next
         cache.forget_owner(&opts.out);
     }
