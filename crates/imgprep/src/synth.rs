@@ -246,15 +246,42 @@ impl Painter {
         if let Some(d) = path.parent() {
             std::fs::create_dir_all(d).map_err(Error::io(d))?;
         }
-        write_atomic(path, &out).map_err(Error::io(path))?;
-        Ok(())
+        put(path, &out)
     }
 }
 
 fn write_text(path: &Path, text: &str) -> Result<()> {
-    write_atomic(path, text.as_bytes())
-        .map(drop)
-        .map_err(Error::io(path))
+    put(path, text.as_bytes())
+}
+
+/// Writes a file synth makes, never over somebody else's: a file already at
+/// `path` is left as it is when it holds exactly these bytes (the same synth
+/// run again), and refused otherwise.
+fn put(path: &Path, bytes: &[u8]) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => {
+            let same = m.is_file()
+                && m.len() == bytes.len() as u64
+                && std::fs::read(path).is_ok_and(|b| b == bytes);
+            match same {
+                true => Ok(()),
+                false => Err(taken(path)),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            write_atomic(path, bytes).map(drop).map_err(Error::io(path))
+        }
+        Err(e) => Err(Error::io(path)(e)),
+    }
+}
+
+/// A file of somebody else's where synth would write one.
+fn taken(path: &Path) -> Error {
+    Error::Usage(format!(
+        "{}: a file is there that synth did not make (or made with other settings); synth \
+         writes only new files: give a new or empty folder",
+        path.display()
+    ))
 }
 
 /// The colour a class's rectangles are painted in (saturated, far from the
@@ -437,8 +464,7 @@ fn synth_classes(dir: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {
             written.push(path);
         }
     }
-    let p = dir.join("index.csv");
-    write_atomic(&p, index.as_bytes()).map_err(Error::io(&p))?;
+    write_text(&dir.join("index.csv"), &index)?;
     Ok(written)
 }
 
@@ -522,7 +548,21 @@ fn synth_video(dir: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {
                     String::from_utf8_lossy(&out.stderr).trim()
                 )));
             }
-            std::fs::rename(&tmp, &path).map_err(Error::io(&path))?;
+            // (a video already there: the same made again, or somebody's)
+            match std::fs::symlink_metadata(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    std::fs::rename(&tmp, &path).map_err(Error::io(&path))?
+                }
+                _ => {
+                    let same = std::fs::read(&tmp)
+                        .ok()
+                        .is_some_and(|made| std::fs::read(&path).is_ok_and(|there| there == made));
+                    let _ = std::fs::remove_file(&tmp);
+                    if !same {
+                        return Err(taken(&path));
+                    }
+                }
+            }
             // what was made is what a reader sees
             let t = ff.probe(&path).map_err(Error::Usage)?;
             if t.len() as u64 != frames_per_chunk {

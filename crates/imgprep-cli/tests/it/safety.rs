@@ -177,6 +177,46 @@ fn foreign_and_overlapping_output_folders_are_refused() {
     assert_eq!(manifest(&env, "linked"), before);
 }
 
+/// `synth` never writes over somebody's file: run again with the same
+/// settings it leaves its own files as they are; a file of the user's where
+/// it would write one is refused and kept.
+#[test]
+fn synth_writes_only_its_own_files() {
+    let env = TestEnv::new();
+    let synth = |dir: &str, w: &str| {
+        env.run(&[
+            "synth",
+            dir,
+            "--classes",
+            "1",
+            "--per-class",
+            "2",
+            "--width",
+            w,
+            "--height",
+            "24",
+        ])
+    };
+    assert_eq!(synth("s", "32").status.code(), Some(0));
+    let first = env.read("s/class_0/img_00001.jpg");
+    assert_eq!(synth("s", "32").status.code(), Some(0));
+    assert_eq!(env.read("s/class_0/img_00001.jpg"), first);
+    // other settings: other pixels where its files are
+    let out = synth("s", "40");
+    assert_eq!(out.status.code(), Some(2));
+    assert_stderr_has(
+        &out,
+        "img_00000.jpg: a file is there that synth did not make",
+    );
+    assert_eq!(env.read("s/class_0/img_00001.jpg"), first);
+    env.write("mine/index.csv", b"my own index\n");
+    env.write("mine/class_0/img_00000.jpg", b"my own photo");
+    let out = synth("mine", "32");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(env.read("mine/index.csv"), b"my own index\n");
+    assert_eq!(env.read("mine/class_0/img_00000.jpg"), b"my own photo");
+}
+
 /// One build per output folder: a second one fails at once, naming the
 /// holder; a rebuild interrupted after it started writing is never taken
 /// for up to date.
