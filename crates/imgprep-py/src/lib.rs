@@ -193,7 +193,7 @@ fn json<T: serde::Serialize>(v: &T) -> PyResult<String> {
 /// which is written as TOML).
 fn recipe_toml(path: &str, text: Option<&str>) -> imgprep::Result<String> {
     match text {
-        None => std::fs::read_to_string(path).map_err(imgprep::Error::io(path)),
+        None => imgprep::files::read_to_string(Path::new(path)).map_err(imgprep::Error::io(path)),
         Some(t) if t.trim_start().starts_with('{') => {
             let v: serde_json::Value = serde_json::from_str(t)
                 .map_err(|e| imgprep::Error::Usage(format!("recipe: {e}")))?;

@@ -162,6 +162,30 @@ def test_errors_are_exceptions_with_the_message_and_file(images, tmp_path):
     assert len(list((tmp_path / "voc" / "Annotations").glob("*.xml"))) == len(files)
 
 
+def test_a_recipe_is_the_text_it_was_loaded_from(images, tmp_path, monkeypatch):
+    """A loaded file recipe builds what was loaded, wherever the current
+    folder has moved since and whatever the file says now."""
+    (tmp_path / "nb").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    f = tmp_path / "nb" / "r.toml"
+    f.write_text(recipe_text(images, outputs=("recordio",), resize=32))
+    monkeypatch.chdir(tmp_path / "nb")
+    r = imgprep.Recipe.load("r.toml")
+    f.write_text(recipe_text(images, outputs=("recordio",), resize=16))
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert r.plan().counts == {"complete": {"train": 42, "validation": 18}}
+    res = r.build(tmp_path / "o", progress=False)
+    assert res.manifest["recipe_sha256"] == r.sha256
+    same = tmp_path / "same.toml"
+    same.write_text(recipe_text(images, outputs=("recordio",), resize=32))
+    imgprep.Recipe.load(same).build(tmp_path / "same", progress=False)
+    assert tree_digest(tmp_path / "o") == tree_digest(tmp_path / "same")
+    # an empty cache folder path is refused, not taken as the current folder
+    with pytest.raises(imgprep.UsageError, match="empty path"):
+        r.build(tmp_path / "o2", cache_dir="", progress=False)
+    assert os.listdir(".") == []
+
+
 def test_read_records_gives_labels_and_images(recipe, tmp_path):
     out = tmp_path / "o"
     imgprep.build(recipe, out, progress=False)

@@ -246,8 +246,10 @@ class Plan:
 class Recipe:
     """A build recipe: a TOML file, or a dict with the same keys.
 
-    Relative paths in a dict resolve against ``base_dir`` (default: the
-    current folder)."""
+    The recipe is read once, by :meth:`load`: later changes to its file do
+    not change this object (load it again to take them). Relative paths in
+    a file resolve against its folder, in a dict against ``base_dir``
+    (default: the current folder when loaded)."""
 
     def __init__(self, path: str, text: Optional[str], toml: str, sha256: str) -> None:
         self.path = path
@@ -267,8 +269,12 @@ class Recipe:
             toml, sha = _native.recipe_info(path, text)
             return cls(path, text, toml, sha)
         path = _fspath(source)
+        # the recipe as it is now, standing where it is: plan() and build()
+        # use this text, whatever happens to the file or the current folder
+        if "://" not in path:
+            path = os.path.abspath(path)
         toml, sha = _native.recipe_info(path, None)
-        return cls(path, None, toml, sha)
+        return cls(path, toml, toml, sha)
 
     def plan(self, *, progress: Any = False) -> Plan:
         """Reads the sources and plans the splits (see :class:`Plan`)."""

@@ -203,6 +203,16 @@ fn build_in(
         .cache_dir
         .clone()
         .unwrap_or_else(|| cache::cache_dir_for(&opts.out));
+    // an empty path is the current folder to the file system: a project
+    // folder would become the cache (and be pruned)
+    let empty = |p: &Path| p.as_os_str().is_empty();
+    if opts.cache_dir.as_deref().is_some_and(empty) || opts.merge_caches.iter().any(|p| empty(p)) {
+        return Err(Error::Usage(
+            "the item cache folder is an empty path: name a folder (or leave the setting out \
+             for the default one)"
+                .into(),
+        ));
+    }
     // a folder the user named: before anything is read or written, so that
     // nothing of somebody else's is pruned
     if opts.cache_dir.is_some() {
