@@ -74,6 +74,61 @@ fn lists(env: &TestEnv, rows: &[&[f64]]) {
 
 /// Multi-hot `.lst` labels: num_classes is the width (a class no image has
 /// still counts), every record carries the full vector.
+/// A split asked for that gets no item says so, however small its share;
+/// and the drift warning gives the shares written, as the summary does,
+/// when skipped items moved them.
+#[test]
+fn split_shares_written_are_warned_about() {
+    let env = TestEnv::new();
+    env.synth("photos", 3, 20, 32, 24);
+    let recipe = |ratios: &str| {
+        format!(
+            "name = \"s\"\non_error = \"skip\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n\
+             [split]\n{ratios}\n[transform]\nresize = 16\n"
+        )
+    };
+    env.write(
+        "tiny.toml",
+        recipe("train = 0.98\nvalidation = 0.02").as_bytes(),
+    );
+    let out = env.ok(&["build", "tiny.toml", "--out", "o"]);
+    assert_stderr_has(&out, "split validation got no items, 2.0 % was asked for");
+    assert!(!env.path("o/complete/recordio/validation.rec").exists());
+    // the 6 validation images of class 0 do not decode: planned 30 %,
+    // written 12 of 54 (22.2 %)
+    env.write(
+        "half.toml",
+        recipe("train = 0.7\nvalidation = 0.3").as_bytes(),
+    );
+    env.ok(&["build", "half.toml", "--out", "h"]);
+    let items = std::fs::read_to_string(env.path("h/items.csv")).unwrap();
+    let val: Vec<&str> = items
+        .lines()
+        .filter(|l| l.contains(",validation,") && l.contains("class_0/"))
+        .collect();
+    assert_eq!(val.len(), 6, "{items}");
+    let mut broken = 0;
+    for line in &val {
+        let rel = line.split(',').find(|c| c.contains("class_0/")).unwrap();
+        let rel = rel.rsplit("photos/").next().unwrap();
+        env.write(&format!("photos/{rel}"), b"not a jpeg");
+        broken += 1;
+    }
+    assert_eq!(broken, 6);
+    let out = env.ok(&["build", "half.toml", "--out", "h2"]);
+    let m = manifest(&env, "h2");
+    let got = m["split_ratios"]["validation"]["achieved"]
+        .as_f64()
+        .unwrap();
+    assert_stderr_has(
+        &out,
+        &format!(
+            "split validation got {:.1} % of the items, 30.0 % was asked for (6 items were skipped)",
+            got * 100.0
+        ),
+    );
+}
+
 #[test]
 fn multi_hot_lists_give_the_width_as_num_classes() {
     let env = TestEnv::new();

@@ -981,6 +981,13 @@ fn build_in(
     let left = guard.finish(&manifest.files, &links_a_source);
     report_left(&opts.out, &left, reporter);
     report_skips(&manifest, reporter);
+    warn_ratio_drift(
+        &plan,
+        &catalog,
+        &manifest.split_ratios,
+        manifest.skipped.len(),
+        reporter,
+    );
     let cache_pruned_bytes = pruning.join().unwrap_or(0);
     // the stamp that makes the next identical build "up to date", and the
     // record tables of the files written (neither after --drop-cache, whose
@@ -1292,34 +1299,62 @@ fn warn_split_drift(r: &recipe::Recipe, plan: &Plan, catalog: &Catalog, reporter
             format!("{:?}", plan.method).to_lowercase()
         ));
     }
+}
+
+/// A split that got a share of the items written far from its ratio (few
+/// groups, tiny classes, items skipped), or none at all of a share asked
+/// for, is worth a warning: the user asked for something else. `ratios`
+/// are the shares written (the manifest's), so that the warning and the
+/// summary give the same numbers.
+fn warn_ratio_drift(
+    plan: &Plan,
+    catalog: &Catalog,
+    ratios: &BTreeMap<String, plan::SplitRatio>,
+    skipped: usize,
+    reporter: &dyn Reporter,
+) {
     let groups: std::collections::BTreeSet<&str> = catalog
         .items
         .iter()
         .filter_map(|i| i.group.as_deref())
         .collect();
-    // nothing to divide: the build says so itself (no ratio to warn about)
-    let divided = plan.ratios.is_empty()
-        || plan
-            .variants
-            .iter()
-            .any(|v| v.splits.values().any(|s| !s.is_empty()));
-    for (split, ratio) in plan.ratios.iter().filter(|_| divided) {
+    // nothing written: the build says so itself (no ratio to warn about)
+    if ratios.values().all(|r| r.achieved == 0.0) {
+        return;
+    }
+    for (split, ratio) in ratios {
         let Some(want) = ratio.requested else {
             continue;
         };
-        if (ratio.achieved - want).abs() > plan::DRIFT_WARNING + 1e-9 {
+        let empty = want > 0.0 && ratio.achieved == 0.0;
+        if (ratio.achieved - want).abs() > plan::DRIFT_WARNING + 1e-9 || empty {
+            let planned = plan.ratios.get(split).map(|r| r.achieved);
             let why = match plan.method {
+                // the plan was near, the skipped items moved it
+                _ if skipped > 0
+                    && planned
+                        .is_some_and(|p| (p - want).abs() < (ratio.achieved - want).abs()) =>
+                {
+                    format!(" ({skipped} items were skipped)")
+                }
                 recipe::SplitMethod::Group if !groups.is_empty() => format!(
                     " (whole groups are kept together and there are only {} groups)",
                     groups.len()
                 ),
                 _ => " (classes too small to split finely)".to_string(),
             };
-            reporter.warn(&format!(
-                "split {split} got {:.1} % of the items, {:.1} % was asked for{why}",
-                ratio.achieved * 100.0,
-                want * 100.0
-            ));
+            let what = match empty {
+                true => format!(
+                    "split {split} got no items, {:.1} % was asked for{why}: it has no files",
+                    want * 100.0
+                ),
+                false => format!(
+                    "split {split} got {:.1} % of the items, {:.1} % was asked for{why}",
+                    ratio.achieved * 100.0,
+                    want * 100.0
+                ),
+            };
+            reporter.warn(&what);
         }
     }
 }
