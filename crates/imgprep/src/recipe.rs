@@ -821,6 +821,30 @@ pub fn is_safe_component(name: &str) -> bool {
 }
 
 /// Parses recipe text; errors carry a byte offset when known.
+/// serde's message for a value that fits none of a setting's forms names a
+/// Rust type: said as what the setting takes.
+fn plain_untagged(message: String) -> String {
+    const FORMS: [(&str, &str); 4] = [
+        (
+            "ResizeSpec",
+            "resize takes a whole number (the shorter edge, e.g. 224), \"WxH\" text (e.g. \
+             \"224x224\") or {area = N}",
+        ),
+        (
+            "NamesSpec",
+            "names takes a list of class names (e.g. [\"cat\", \"dog\"]) or a file's path",
+        ),
+        ("TextOrInteger", "this setting takes text or a whole number"),
+        ("OneOrMany", "this setting takes text or a list of texts"),
+    ];
+    for (name, said) in FORMS {
+        if message.contains(&format!("untagged enum {name}")) {
+            return said.to_string();
+        }
+    }
+    message
+}
+
 pub fn parse(text: &str) -> std::result::Result<Recipe, (Option<usize>, String)> {
     let recipe: Recipe = toml::from_str(text).map_err(|e| {
         let message = e.message().trim().to_string();
@@ -828,17 +852,35 @@ pub fn parse(text: &str) -> std::result::Result<Recipe, (Option<usize>, String)>
         // a source's value is checked after its whole table was read (its
         // `type` picks the kind), so the error points at the table: the
         // value it names is found after that
+        let from = start.unwrap_or(0);
         let named = message
             .strip_prefix("unknown variant `")
             .and_then(|r| r.split_once('`'))
             .and_then(|(v, _)| {
-                let from = start.unwrap_or(0);
                 [format!("\"{v}\""), format!("'{v}'")]
                     .iter()
                     .filter_map(|q| text.get(from..)?.find(q.as_str()).map(|k| from + k))
                     .min()
             });
-        (named.or(start), message)
+        // an unknown key of such a table: the line that sets it
+        let key = message
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split_once('`'))
+            .and_then(|(k, _)| {
+                let mut at = from;
+                text.get(from..)?.split_inclusive('\n').find_map(|line| {
+                    let here = at;
+                    at += line.len();
+                    let t = line.trim_start();
+                    let rest = t
+                        .strip_prefix(k)
+                        .or_else(|| t.strip_prefix(&format!("\"{k}\"")))?;
+                    rest.trim_start()
+                        .starts_with('=')
+                        .then_some(here + (line.len() - t.len()))
+                })
+            });
+        (named.or(key).or(start), plain_untagged(message))
     })?;
     let at = |path: &[&str]| span_of(text, path);
     if recipe.sources.is_empty() {

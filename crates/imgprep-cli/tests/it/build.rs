@@ -524,6 +524,32 @@ fn recipe_errors_name_file_line_and_column() {
     let out = env.run(&["build", "r.toml"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("r.toml:6"), "{}", stderr(&out));
+    // an unknown key of a second source: its own line, not the first
+    // source's header
+    let two = "name = \"x\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n\
+               [[sources]]\ntype = \"folders\"\nroot = \"photos\"\nbogus = 3\n";
+    env.write("r.toml", two.as_bytes());
+    let out = env.run(&["build", "r.toml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("r.toml:8:1: unknown field `bogus`"),
+        "{}",
+        stderr(&out)
+    );
+    // a value of neither form a setting takes: the forms, not a Rust type
+    for (setting, said) in [
+        ("[transform]\nresize = -5", "resize takes a whole number"),
+        ("[labels]\nnames = 5", "names takes a list of class names"),
+    ] {
+        let text = format!(
+            "name = \"x\"\n[[sources]]\ntype = \"folders\"\nroot = \"photos\"\n{setting}\n"
+        );
+        env.write("r.toml", text.as_bytes());
+        let out = env.run(&["build", "r.toml"]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains(said), "{}", stderr(&out));
+        assert!(!stderr(&out).contains("untagged"), "{}", stderr(&out));
+    }
 }
 
 #[test]
