@@ -305,6 +305,19 @@ pub fn verify_path(
     reporter: &dyn Reporter,
     bytes_reporter: &dyn Reporter,
 ) -> Result<Verified> {
+    // a build that stopped half-way (or is writing now): a problem found,
+    // reported as any other (callers read `ok`, not an error)
+    if path.is_dir() && !path.join(crate::build::MANIFEST).is_file() {
+        if let Some(why) = crate::build::outdir::unfinished(path) {
+            return Ok(Verified::Dataset(crate::build::OutReport {
+                out: path.to_path_buf(),
+                files_checked: 0,
+                records_checked: 0,
+                problems: vec![why],
+                ok: false,
+            }));
+        }
+    }
     crate::inspect::check_input(path, crate::inspect::Wanted::Dataset)?;
     if crate::tfcheck::is_tfrecord(path) {
         let (records, problems) = crate::tfcheck::verify_tfrecord(path)?;
