@@ -57,8 +57,28 @@ fn py_err(e: imgprep::Error) -> PyErr {
         let v = err.value(py);
         let _ = v.setattr("path", path.map(|p| p.to_string_lossy().into_owned()));
         let _ = v.setattr("line", line);
+        let _ = v.setattr("result", py.None());
     });
     err
+}
+
+/// [`py_err`] for a call on the file or folder `path`: when the file is
+/// not there, the error names it in `err.path` too, as a file that cannot
+/// be read does.
+fn py_err_at(path: &Path) -> impl Fn(imgprep::Error) -> PyErr + '_ {
+    move |e| {
+        let missing = !imgprep::files::is_remote(path) && std::fs::symlink_metadata(path).is_err();
+        let err = py_err(e);
+        if missing {
+            Python::attach(|py| {
+                let v = err.value(py);
+                if v.getattr("path").is_ok_and(|p| p.is_none()) {
+                    let _ = v.setattr("path", path.to_string_lossy().into_owned());
+                }
+            });
+        }
+        err
+    }
 }
 
 fn usage(msg: impl Into<String>) -> PyErr {
@@ -145,6 +165,25 @@ fn run_job<T: Send>(
     progress: Option<&Bound<'_, PyAny>>,
     job: impl FnOnce(&Events) -> imgprep::Result<T> + Send,
 ) -> PyResult<T> {
+    run_job_then(py, progress, job, &py_err)
+}
+
+/// [`run_job`] on the file or folder `path` (see [`py_err_at`]).
+fn run_job_at<T: Send>(
+    py: Python<'_>,
+    progress: Option<&Bound<'_, PyAny>>,
+    path: &Path,
+    job: impl FnOnce(&Events) -> imgprep::Result<T> + Send,
+) -> PyResult<T> {
+    run_job_then(py, progress, job, &py_err_at(path))
+}
+
+fn run_job_then<T: Send>(
+    py: Python<'_>,
+    progress: Option<&Bound<'_, PyAny>>,
+    job: impl FnOnce(&Events) -> imgprep::Result<T> + Send,
+    to_py: &dyn Fn(imgprep::Error) -> PyErr,
+) -> PyResult<T> {
     let events = Events::default();
     std::thread::scope(|s| {
         let handle = s.spawn(|| job(&events));
@@ -181,7 +220,7 @@ fn run_job<T: Send>(
         if let Some(e) = stopped_by {
             return Err(e);
         }
-        result.map_err(py_err)
+        result.map_err(to_py)
     })
 }
 
@@ -245,19 +284,24 @@ fn recipe_info(path: &str, text: Option<&str>) -> PyResult<(String, String)> {
 }
 
 /// Plans a recipe: JSON with the method, ratios, classes, counts, skips and
-/// one row per planned item.
+/// one row per planned item. With `outs` (the local folders a driver's
+/// tasks will write into), also the checks a build makes before writing,
+/// on every planned item.
 #[pyfunction]
-#[pyo3(signature = (path, text=None, progress=None))]
+#[pyo3(signature = (path, text=None, progress=None, outs=None))]
 fn plan(
     py: Python<'_>,
     path: &str,
     text: Option<&str>,
     progress: Option<&Bound<'_, PyAny>>,
+    outs: Option<Vec<String>>,
 ) -> PyResult<String> {
     let (path, text) = (path.to_string(), text.map(str::to_string));
+    let outs = paths(outs.unwrap_or_default());
     let v = run_job(py, progress, move |_| {
         let r = load_recipe(&path, text.as_deref())?;
-        let p = imgprep::build::preview::preview(&r)?;
+        let outs: Vec<&Path> = outs.iter().map(PathBuf::as_path).collect();
+        let p = imgprep::build::preview::preview_for(&r, &outs)?;
         let classes: Vec<&str> = p
             .catalog
             .labels
@@ -286,11 +330,11 @@ fn plan(
 /// The first and one-past-last position of shard `i` of `n` in a split of
 /// `len` items (what `build --shard I/N` builds).
 #[pyfunction]
-fn shard_range(len: usize, i: usize, n: usize) -> PyResult<(usize, usize)> {
-    if n == 0 || i >= n {
+fn shard_range(len: usize, i: i64, n: i64) -> PyResult<(usize, usize)> {
+    if n <= 0 || i < 0 || i >= n {
         return Err(usage(format!("shard {i}/{n}: need 0 <= i < n")));
     }
-    let r = imgprep::build::plan::shard_range(len, i, n);
+    let r = imgprep::build::plan::shard_range(len, i as usize, n as usize);
     Ok((r.start, r.end))
 }
 
@@ -308,7 +352,7 @@ fn build(
     path: &str,
     text: Option<&str>,
     out: &str,
-    shard: Option<(usize, usize)>,
+    shard: Option<(i64, i64)>,
     threads: Option<i64>,
     cache_dir: Option<String>,
     force: bool,
@@ -318,10 +362,11 @@ fn build(
     progress: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<String> {
     if let Some((i, n)) = shard {
-        if n == 0 || i >= n {
+        if n <= 0 || i < 0 || i >= n {
             return Err(usage(format!("shard ({i}, {n}): need 0 <= i < n")));
         }
     }
+    let shard = shard.map(|(i, n)| (i as usize, n as usize));
     let opts = imgprep::build::BuildOptions {
         out: out.into(),
         threads: threads_arg(threads)?,
@@ -506,7 +551,8 @@ fn verify(
 ) -> PyResult<String> {
     let path = PathBuf::from(path);
     let threads = threads_arg(threads)?;
-    let v = run_job(py, progress, move |events| {
+    let at = path.clone();
+    let v = run_job_at(py, progress, &at, move |events| {
         let quiet = imgprep::report::Collect::default();
         imgprep::verify::verify_path(&path, threads, events, &quiet)
     })?;
@@ -632,7 +678,8 @@ impl RecordReader {
     #[new]
     fn new(path: &str) -> PyResult<Self> {
         Ok(RecordReader {
-            records: imgprep::records::Records::open(Path::new(path)).map_err(py_err)?,
+            records: imgprep::records::Records::open(Path::new(path))
+                .map_err(py_err_at(Path::new(path)))?,
         })
     }
 

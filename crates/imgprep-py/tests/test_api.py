@@ -175,7 +175,7 @@ def test_a_recipe_is_the_text_it_was_loaded_from(images, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "elsewhere")
     assert r.plan().counts == {"complete": {"train": 42, "validation": 18}}
     res = r.build(tmp_path / "o", progress=False)
-    assert res.manifest["recipe_sha256"] == r.sha256
+    assert imgprep.read_manifest(tmp_path / "o")["recipe_sha256"] == r.sha256
     same = tmp_path / "same.toml"
     same.write_text(recipe_text(images, outputs=("recordio",), resize=32))
     imgprep.Recipe.load(same).build(tmp_path / "same", progress=False)
@@ -216,6 +216,18 @@ def test_verify_reports_damage_without_raising(recipe, tmp_path):
     rec.write_bytes(bytes(data))
     v = imgprep.verify(out, progress=False)
     assert not v["ok"] and any("validation.rec" in p for p in v["problems"])
+    # a build that stopped half-way: a problem in the report, not raised
+    (out / "manifest.json").unlink()
+    (out / ".imgprep-building").write_text("")
+    v = imgprep.verify(out, progress=False)
+    assert not v["ok"] and "stopped before it finished" in v["problems"][0]
+    # a path that is not there: raised, with the path
+    with pytest.raises(imgprep.UsageError) as e:
+        imgprep.verify(tmp_path / "missing", progress=False)
+    assert e.value.path == str(tmp_path / "missing")
+    with pytest.raises(imgprep.UsageError) as e:
+        list(imgprep.read_records(tmp_path / "missing.rec"))
+    assert e.value.path == str(tmp_path / "missing.rec")
 
 
 class Recorder:
@@ -316,6 +328,15 @@ def test_convert_a_folder(images, tmp_path):
     # a TFRecord setting with no TFRecord output is not dropped unsaid
     with pytest.raises(imgprep.UsageError, match="for TFRecord output"):
         imgprep.convert(images, tmp_path / "g", to="recordio", preset="raw")
+    # the recipe alone, nothing built; no output asked for: refused
+    text = imgprep.convert(images, tmp_path / "h", to="tfrecord", resize=48, print_recipe=True)
+    assert 'format = "tfrecord"' in text and not (tmp_path / "h").exists()
+    with pytest.raises(imgprep.UsageError, match="to = \\[\\]"):
+        imgprep.convert(images, tmp_path / "i", to=[])
+    assert not (tmp_path / "i").exists()
+    # a shard outside 0..n, negative included, is a usage error
+    with pytest.raises(imgprep.UsageError):
+        imgprep.Recipe.load(tmp_path / "c/imgprep-convert.toml").build(tmp_path / "j", shard=(-1, 2))
 
 
 def test_a_push_that_leaves_files_behind_raises(recipe, binary, tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
 """The Spark driver on a real local Spark: the same bytes as one `imgprep build`,
 through retries, and with parts and output in object storage (Garage)."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -81,9 +82,54 @@ def test_parts_and_out_mistakes_are_refused_before_any_task(spark, shapes, tmp_p
         imgprep.spark.build(spark, shapes, theirs, slices=2)
     with pytest.raises(imgprep.UsageError, match="bucket's root"):
         imgprep.spark.build(spark, shapes, "s3://some-bucket/", slices=2)
+    # an output inside the sources (a rebuild would read it as input), and
+    # parts there: nothing is written in the sources
+    imgs = shapes.parent / "imgs"
+    before = sorted(os.listdir(imgs))
+    with pytest.raises(imgprep.UsageError, match="must not overlap"):
+        imgprep.spark.build(spark, shapes, imgs / "out", slices=2)
+    with pytest.raises(imgprep.UsageError, match="must not overlap"):
+        imgprep.spark.build(spark, shapes, tmp_path / "o", slices=2, parts=imgs / "parts")
+    assert sorted(os.listdir(imgs)) == before
+    # two items the output would write to one file
+    shutil.copytree(imgs, tmp_path / "twins")
+    src = next((tmp_path / "twins" / "class_0").glob("*.jpg"))
+    shutil.copy(src, src.with_suffix(".png"))
+    twins = tmp_path / "twins.toml"
+    twins.write_text(
+        f'name = "twins"\n[[sources]]\ntype = "folders"\nroot = "{tmp_path / "twins"}"\n'
+        '[transform]\nresize = 48\n[[outputs]]\nformat = "sagemaker-image"\n'
+    )
+    with pytest.raises(imgprep.UsageError, match="would be written to one file"):
+        imgprep.spark.build(spark, twins, tmp_path / "t", slices=2)
+    assert not os.path.exists(tmp_path / "t.parts")
+    # arguments of the wrong kind, and parts that are a file
+    with pytest.raises(imgprep.UsageError, match="slices = 2.5"):
+        imgprep.spark.build(spark, shapes, tmp_path / "o", slices=2.5)
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(imgprep.UsageError, match="not a folder"):
+        imgprep.spark.build(spark, shapes, tmp_path / "o", slices=2, parts=tmp_path / "afile")
+    assert (tmp_path / "afile").read_text() == "mine"
     assert ran == []
     assert (theirs / "notes.txt").read_text() == "keep me"
     assert not os.path.exists(str(theirs) + ".parts")
+
+
+def test_a_second_build_with_the_same_parts_stops_at_once(spark, shapes, tmp_path):
+    """Parts in use by a build (its marker locked) are not shared: the
+    second build stops before any task, and leaves the first one's parts."""
+    import fcntl
+
+    parts = tmp_path / "out.parts"
+    parts.mkdir()
+    marker = parts / imgprep.spark.PARTS_MARKER
+    marker.write_text("in use")
+    (parts / "00000").mkdir()
+    with open(marker, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(imgprep.UsageError, match="another Spark build is using"):
+            imgprep.spark.build(spark, shapes, tmp_path / "out", slices=2)
+    assert (parts / "00000").is_dir() and marker.read_text() == "in use"
 
 
 def test_relative_recipe_paths_and_more_slices_than_items(spark, binary, tmp_path, monkeypatch):
@@ -152,6 +198,19 @@ def test_spark_submit_form(shapes, reference, tmp_path):
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert tree_digest(out) == reference
+    # --json: stdout is one JSON object (spark-submit merges stderr into it,
+    # so warnings are in it), also for an error, with the exit code
+    summary = json.loads(r.stdout)
+    assert summary["dataset"]["num_classes"] == 4 and isinstance(summary["warnings"], list)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("keep me")
+    args = [sys.executable, "-m", "imgprep.spark", str(shapes), "--out", str(theirs), "--slices", "2", "--json"]
+    r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 2 and json.loads(r.stdout)["exit"] == 2, r.stdout
+    r = subprocess.run(args + ["--force"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert (theirs / "notes.txt").read_text() == "keep me"
 
 
 def test_executors_without_the_wheel_are_named_and_leave_no_parts(shapes, tmp_path):

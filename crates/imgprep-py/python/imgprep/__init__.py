@@ -29,10 +29,16 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Literal, Mapping, Optional, Sequence, Tuple, Union, overload
 
 from . import _native
 from ._native import ImgprepError, ProblemError, UsageError
+
+# every imgprep error has these, also one raised by this package's Python
+# code (the extension sets them on the errors it raises)
+ImgprepError.path = None
+ImgprepError.line = None
+ImgprepError.result = None
 
 __version__: str = _native.__version__
 
@@ -171,7 +177,8 @@ def _pushed(res: BuildResult) -> BuildResult:
         f"{res.out}: {len(failed)} file(s) could not be pushed, so it does not hold the dataset "
         f"(first: {key}: {why}); summary['pushed']['failed'] lists them"
     )
-    err.result = res  # type: ignore[attr-defined]
+    err.path, err.line = None, None
+    err.result = res
     raise err
 
 
@@ -374,6 +381,7 @@ def merge(
     return _recipe(recipe).merge(out, shards, **kwargs)
 
 
+@overload
 def convert(
     src: PathLike,
     out: PathLike,
@@ -386,8 +394,44 @@ def convert(
     cache_dir: Optional[PathLike] = None,
     force: bool = False,
     progress: Any = None,
+    print_recipe: Literal[False] = False,
     **options: Any,
-) -> BuildResult:
+) -> BuildResult: ...
+
+
+@overload
+def convert(
+    src: PathLike,
+    out: PathLike,
+    *,
+    to: Union[str, Sequence[str]] = "recordio",
+    train: float = 1.0,
+    validation: float = 0.0,
+    test: float = 0.0,
+    threads: Optional[int] = None,
+    cache_dir: Optional[PathLike] = None,
+    force: bool = False,
+    progress: Any = None,
+    print_recipe: Literal[True],
+    **options: Any,
+) -> str: ...
+
+
+def convert(
+    src: PathLike,
+    out: PathLike,
+    *,
+    to: Union[str, Sequence[str]] = "recordio",
+    train: float = 1.0,
+    validation: float = 0.0,
+    test: float = 0.0,
+    threads: Optional[int] = None,
+    cache_dir: Optional[PathLike] = None,
+    force: bool = False,
+    progress: Any = None,
+    print_recipe: bool = False,
+    **options: Any,
+) -> Union[BuildResult, str]:
     """``imgprep convert``: a folder (class sub-folders, a TinyImageNet-like
     tree, or recordings with ``labels=``) straight into a dataset in ``out``.
     ``options`` are the command's flags with underscores: ``seed``,
@@ -395,9 +439,13 @@ def convert(
     ``color_policy``, ``encoding``, ``quality``, ``exts``, ``preset``,
     ``compression``, ``shard_records``, ``shard_mib``, ``pack_label``,
     ``fail_on_error``, ``unlabelled``, ``labels``, ``unit``, ``frame_base``,
-    ``time_reference``. The recipe used is kept in ``out``."""
-    o = dict(options, src=_fspath(src), to=[to] if isinstance(to, str) else list(to), train=train,
-             validation=validation, test=test)
+    ``time_reference``. The recipe used is kept in ``out``. Returns a
+    :class:`BuildResult`; with ``print_recipe=True`` nothing is built, and
+    the recipe's TOML text is returned."""
+    formats = [to] if isinstance(to, str) else list(to)
+    if not formats:
+        raise UsageError("convert: to = []: give one or more output formats (e.g. to=\"recordio\")")
+    o = dict(options, src=_fspath(src), to=formats, train=train, validation=validation, test=test)
     v = json.loads(
         _native.convert(
             json.dumps(_plain(o)),
@@ -405,9 +453,12 @@ def convert(
             threads=threads,
             cache_dir=_fspath(cache_dir) if cache_dir is not None else None,
             force=force,
+            print_recipe=print_recipe,
             progress=_progress(progress),
         )
     )
+    if print_recipe:
+        return str(v["recipe"])
     return _pushed(BuildResult(summary=v["result"], lines=v["lines"]))
 
 
@@ -450,10 +501,19 @@ class Record:
 
     offset: int
     labels: List[float]
-    image: Optional[bytes]
+    image: Optional[bytes] = field(repr=False)
     id: Optional[int] = None
     packed: bool = False
     features: Optional[Dict[str, list]] = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        # (the image's bytes are its size here: a notebook cell showing a
+        # list of records would print megabytes)
+        image = "None" if self.image is None else f"<{len(self.image)} bytes>"
+        return (
+            f"Record(offset={self.offset}, id={self.id}, labels={self.labels!r}, "
+            f"packed={self.packed}, image={image})"
+        )
 
     @property
     def label(self) -> Optional[float]:
@@ -461,15 +521,23 @@ class Record:
         return self.labels[0] if len(self.labels) == 1 and not self.packed else None
 
     def to_array(self) -> "Any":
-        """The image decoded to a numpy array (height, width, channels); needs Pillow and numpy."""
+        """The image as a numpy array of (height, width, channels), also for
+        grayscale images (channels 1): the encoded image decoded (needs
+        Pillow), or a ``raw`` TFRecord's ``image_raw`` pixels as they are."""
         import io
 
         import numpy as np
-        from PIL import Image
 
         if self.image is None:
-            raise ValueError("this record has no encoded image")
-        return np.asarray(Image.open(io.BytesIO(self.image)))
+            f = self.features or {}
+            raw, h, w, c = (f.get(k) or [None] for k in ("image_raw", "height", "width", "channel"))
+            if raw[0] is None or h[0] is None or w[0] is None:
+                raise ValueError("this record has no image (no image/encoded, no image_raw)")
+            return np.frombuffer(raw[0], dtype=np.uint8).reshape(int(h[0]), int(w[0]), int(c[0] or 3))
+        from PIL import Image
+
+        a = np.asarray(Image.open(io.BytesIO(self.image)))
+        return a[:, :, None] if a.ndim == 2 else a
 
 
 def read_records(path: PathLike) -> Iterator[Record]:

@@ -28,7 +28,7 @@ import tempfile
 import time
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Union
 
-from imgprep import BuildResult, Recipe, _native
+from imgprep import BuildResult, Plan, Recipe, _native, _progress
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -149,21 +149,61 @@ def _default_slices(spark: Any, items: int) -> int:
     try:
         cores = int(spark.sparkContext.defaultParallelism)
     except Exception:  # Spark Connect: no SparkContext
-        cores = int(spark.conf.get("spark.default.parallelism", "8"))
+        cores = _connect_cores(spark)
     return max(1, min(items, 2 * cores))
 
 
-def _prepare_parts(parts: str) -> None:
-    """A local PARTS folder must be new, empty or ours (it is deleted after)."""
+def _connect_cores(spark: Any) -> int:
+    """The default parallelism a Spark Connect session does not report: its
+    setting, else the cores of a ``local[N]`` master, else 8."""
+    try:
+        return int(spark.conf.get("spark.default.parallelism"))
+    except Exception:
+        pass
+    try:
+        master = str(spark.conf.get("spark.master"))
+    except Exception:
+        master = ""
+    if master.startswith("local"):
+        inner = master[master.find("[") + 1 : master.find("]")] if "[" in master else "1"
+        first = inner.split(",")[0].strip()
+        if first == "*":
+            return os.cpu_count() or 1
+        if first.isdigit() and int(first) > 0:
+            return int(first)
+    return 8
+
+
+def _prepare_parts(parts: str) -> Optional[int]:
+    """A local PARTS folder must be new, empty or ours (it is deleted after),
+    and used by one Spark build at a time: the marker file is locked for the
+    whole build (returned: an open descriptor), so that a second build with
+    the same parts stops at once instead of deleting the first one's parts."""
     if _is_remote(parts):
-        return
+        return None
+    if os.path.exists(parts) and not os.path.isdir(parts):
+        raise _native.UsageError(f"parts = {parts}: not a folder; give parts= a folder")
     if os.path.isdir(parts) and os.listdir(parts) and not os.path.exists(os.path.join(parts, PARTS_MARKER)):
         raise _native.UsageError(
             f"{parts}: not empty and not imgprep's parts folder; give parts= a new folder"
         )
     os.makedirs(parts, exist_ok=True)
-    with open(os.path.join(parts, PARTS_MARKER), "w", encoding="utf-8") as f:
-        f.write("imgprep Spark build parts: slice outputs and caches, deleted after the merge\n")
+    fd = os.open(os.path.join(parts, PARTS_MARKER), os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise _native.UsageError(
+            f"{parts}: another Spark build is using this parts folder (a build into the same out, "
+            "or with the same parts=); wait for it to end, or give parts= another folder"
+        ) from None
+    except ImportError:  # pragma: no cover - not on Windows
+        pass
+    os.ftruncate(fd, 0)
+    os.write(fd, b"imgprep Spark build parts: slice outputs and caches, deleted after the merge\n")
+    return fd
 
 
 def _within(a: str, b: str) -> bool:
@@ -258,17 +298,9 @@ def build(
         # item caches are keyed by it): the recipe's absolute path
         r = Recipe.load(path if _is_remote(path) else os.path.abspath(path))
     out = os.fspath(out)
-    plan = r.plan(progress=False)
-    items = sum(n for splits in plan.counts.values() for n in splits.values())
-    n = slices if slices is not None else _default_slices(spark, items)
-    if n < 1:
-        raise _native.UsageError(f"slices = {n}: need at least 1")
-    # a slice without items has nothing to build (slice i takes part i of
-    # every split): at most as many as the largest split has items
-    largest = max((c for splits in plan.counts.values() for c in splits.values()), default=1)
-    n = min(n, max(largest, 1))
-    if threads_per_task is None:
-        threads_per_task = int(spark.conf.get("spark.task.cpus", "1"))
+    for name, v in (("slices", slices), ("threads_per_task", threads_per_task)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            raise _native.UsageError(f"{name} = {v!r}: need a whole number")
     if parts is None:
         if _is_remote(out) and out.rstrip("/").count("/") < 3:
             raise _native.UsageError(
@@ -281,8 +313,41 @@ def build(
         parts = os.path.abspath(parts)
     if not _is_remote(out):
         out = os.path.abspath(out)
+    # the plan, with the checks a build makes before writing: outputs in
+    # or around the sources, names that would meet in one file
+    plan = Plan(json.loads(_native.plan(r.path, r._text, _progress(False), [out, parts])))
+    items = sum(n for splits in plan.counts.values() for n in splits.values())
+    n = slices if slices is not None else _default_slices(spark, items)
+    if n < 1:
+        raise _native.UsageError(f"slices = {n}: need at least 1")
+    # a slice without items has nothing to build (slice i takes part i of
+    # every split): at most as many as the largest split has items
+    largest = max((c for splits in plan.counts.values() for c in splits.values()), default=1)
+    n = min(n, max(largest, 1))
+    if threads_per_task is None:
+        threads_per_task = int(spark.conf.get("spark.task.cpus", "1"))
     _check_out(out, parts, force)
-    _prepare_parts(parts)
+    lock = _prepare_parts(parts)
+    try:
+        return _run(spark, r, out, parts, n, threads_per_task, keep_parts, force, progress, _fail_slice)
+    finally:
+        if lock is not None:
+            os.close(lock)
+
+
+def _run(
+    spark: Any,
+    r: Recipe,
+    out: str,
+    parts: str,
+    n: int,
+    threads_per_task: int,
+    keep_parts: bool,
+    force: bool,
+    progress: Any,
+    _fail_slice: Optional[int],
+) -> BuildResult:
+    """The tasks, the merge and the cleanup of :func:`build`, checked."""
     started = time.time()
     df = spark.range(0, n, 1, numPartitions=n).mapInArrow(
         _tasks(r.path, r.toml, parts, n, threads_per_task, _fail_slice),
@@ -348,21 +413,40 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--parts", help="shared storage for slice outputs (default: OUT.parts)")
     p.add_argument("--threads-per-task", type=int, help="threads per task (default: spark.task.cpus)")
     p.add_argument("--keep-parts", action="store_true", help="keep a local parts folder after the merge")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    p.add_argument("--force", action="store_true",
+                   help="build into a local OUT that is not empty and not imgprep's (keeps its other files)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary as JSON on stdout, warnings in it (\"warnings\") and an error as "
+        "{\"error\": ..., \"exit\": N}: spark-submit sends a Python driver's stderr to stdout too",
+    )
     a = p.parse_args(argv)
+    import sys
+    import warnings
+
     from pyspark.sql import SparkSession
 
     spark = SparkSession.builder.appName("imgprep").getOrCreate()
-    try:
-        res = build(spark, a.recipe, a.out, slices=a.slices, parts=a.parts,
-                    threads_per_task=a.threads_per_task, keep_parts=a.keep_parts)
-    except _native.ImgprepError as e:
-        import sys
-
-        print(f"imgprep: error: {e}", file=sys.stderr)
-        return 1 if isinstance(e, _native.ProblemError) else 2
+    with warnings.catch_warnings(record=a.json) as caught:
+        if a.json:
+            warnings.simplefilter("always")
+        try:
+            res = build(spark, a.recipe, a.out, slices=a.slices, parts=a.parts,
+                        threads_per_task=a.threads_per_task, keep_parts=a.keep_parts,
+                        force=a.force, progress=False if a.json else None)
+        except _native.ImgprepError as e:
+            code = 1 if isinstance(e, _native.ProblemError) else 2
+            if a.json:
+                said = [str(w.message) for w in caught or []]
+                print(json.dumps({"error": str(e), "exit": code, "warnings": said}, indent=2))
+            else:
+                print(f"imgprep: error: {e}", file=sys.stderr)
+            return code
     if a.json:
-        print(json.dumps(res.summary, indent=2))
+        summary = dict(res.summary)
+        summary["warnings"] = [str(w.message) for w in caught or []]
+        print(json.dumps(summary, indent=2))
     else:
         print(str(res))
     return 0

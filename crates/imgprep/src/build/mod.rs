@@ -834,7 +834,7 @@ fn build_in(
         )));
     }
     check_names(r, &catalog, &written)?;
-    check_collisions(r, &catalog, &plan, spec.as_ref(), &written, &guard)?;
+    check_collisions(r, &catalog, &plan, spec.as_ref(), &written, Some(&guard))?;
     warn_before_writing(r, &catalog, &plan, spec.as_ref(), &written, reporter);
     let folders: Vec<String> = plan
         .variants
@@ -1412,7 +1412,7 @@ fn check_collisions(
     plan: &Plan,
     spec: Option<&crate::image::ImageSpec>,
     written: &[usize],
-    guard: &outdir::OutGuard,
+    guard: Option<&outdir::OutGuard>,
 ) -> Result<()> {
     let outputs: Vec<Box<dyn formats::Format + '_>> = r
         .recipe
@@ -1449,7 +1449,7 @@ fn check_collisions(
                             long.len()
                         )));
                     }
-                    if !guard.replaces_freely() {
+                    if let Some(guard) = guard.filter(|g| !g.replaces_freely()) {
                         for file in f.item_files(split, &out_rel, class) {
                             let rel = format!("{}/{}/{file}", v.name, f.folder());
                             if guard.somebodys(&rel) {

@@ -1,7 +1,10 @@
 //! A build's plan without the build: what would go where (per variant,
 //! split and shard), read from the sources, nothing decoded or written.
 
-use super::{build_catalog, check_outputs, make_plan, plan, read_sources, Catalog, Plan};
+use super::{
+    build_catalog, check_collisions, check_names, check_outputs, make_plan, outdir, plan,
+    read_sources, sources, Catalog, Plan,
+};
 use crate::error::Result;
 use crate::recipe::LoadedRecipe;
 use std::collections::BTreeMap;
@@ -34,12 +37,40 @@ pub struct PlannedItem {
 
 /// Reads the sources and plans the splits, as a build would.
 pub fn preview(r: &LoadedRecipe) -> Result<Preview> {
+    preview_for(r, &[])
+}
+
+/// [`preview`], with the checks a build makes before it writes anything,
+/// made on the plan alone (every planned item taken as written): for a
+/// driver that hands the building to others (a Spark driver), so that
+/// outputs in or around the inputs, names an output cannot hold and items
+/// that would be written to one file are refused before any task runs.
+/// `outs`: the local folders the work will write into.
+pub fn preview_for(r: &LoadedRecipe, outs: &[&std::path::Path]) -> Result<Preview> {
     // (a preview has no thread setting: every core)
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let sources = read_sources(r, threads)?;
+    if !outs.is_empty() {
+        let mut inputs = sources::input_paths(r);
+        inputs.extend(sources.linked_folders.iter().cloned());
+        inputs.extend(sources.video.label_files.iter().cloned());
+        for out in outs.iter().filter(|o| !crate::files::is_remote(o)) {
+            outdir::check_overlap(out, &inputs)?;
+        }
+    }
     let catalog = build_catalog(r, sources, threads, &|| false)?;
     check_outputs(r, &catalog)?;
     let plan = make_plan(&r.recipe, &catalog)?;
+    if !outs.is_empty() {
+        let spec = r
+            .recipe
+            .transform
+            .image_spec()
+            .map_err(crate::Error::Usage)?;
+        let planned = plan.needed();
+        check_names(r, &catalog, &planned)?;
+        check_collisions(r, &catalog, &plan, spec.as_ref(), &planned, None)?;
+    }
     Ok(Preview { catalog, plan })
 }
 
