@@ -257,9 +257,16 @@ fn load_recipe(path: &str, text: Option<&str>) -> imgprep::Result<imgprep::recip
             // text made from it
             if t.trim_start().starts_with('{') {
                 if let Err((offset, message)) = imgprep::recipe::parse(&toml) {
-                    let at = offset
+                    let mut at = offset
                         .and_then(|o| imgprep::recipe::key_path_at(&toml, o))
                         .unwrap_or_default();
+                    // a missing key is the table's, whose first key the
+                    // place names
+                    if message.starts_with("missing field") {
+                        if let Some(cut) = at.rfind('[') {
+                            at.truncate(cut);
+                        }
+                    }
                     return Err(imgprep::Error::Usage(format!("recipe{at}: {message}")));
                 }
             }

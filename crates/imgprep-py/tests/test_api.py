@@ -122,6 +122,9 @@ def test_errors_are_exceptions_with_the_message_and_file(images, tmp_path):
         imgprep.Recipe.load({"name": "x", "sources": [{"type": "folders", "root": str(images)}],
                              "transform": {"quality": "high"}})
     assert ".toml" not in str(e.value)
+    # a key missing from the recipe is the recipe's, not its first key's
+    with pytest.raises(imgprep.UsageError, match=r"^recipe: missing field `sources`"):
+        imgprep.Recipe.load({"name": "x", "seed": 3})
     # a dict recipe with a number that is not finite: refused, naming the key
     with pytest.raises(imgprep.UsageError, match=r"recipe\['split'\]\['train'\] = nan"):
         imgprep.Recipe.load({"name": "x", "sources": [{"type": "folders", "root": str(images)}],

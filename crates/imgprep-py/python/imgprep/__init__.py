@@ -6,10 +6,10 @@ The same library as the ``imgprep`` command, called in-process::
 
     recipe = imgprep.Recipe.load("recipe.toml")     # or a dict
     plan = recipe.plan()                              # nothing written yet
-    print(plan.counts)                                # {'default': {'train': 700, ...}}
+    print(plan.counts)                                # {'complete': {'train': 700, ...}}
     plan.to_pandas()                                  # one row per planned item
     result = recipe.build("out")                      # the dataset, as `imgprep build`
-    for rec in imgprep.read_records("out/default/train/train.rec"):
+    for rec in imgprep.read_records("out/complete/recordio/train.rec"):
         print(rec.id, rec.labels, len(rec.image))
 
 Long calls release the GIL, show a progress bar in terminals and notebooks
