@@ -608,7 +608,7 @@ fn convert(file: &str, raw: RawFile, images_root: &Path) -> Result<Parsed, Parse
             objects: Vec::new(),
             split: None,
             origin: origin.into(),
-            unreadable: Vec::new(),
+            unreadable: Default::default(),
         });
     }
 
@@ -874,7 +874,7 @@ mod tests {
         let d: Vec<(&str, &str)> = p
             .images
             .iter()
-            .flat_map(|a| &a.unreadable)
+            .flat_map(|a| a.unreadable.iter())
             .map(|u| (u.reason.as_str(), u.origin.as_str()))
             .collect();
         assert_eq!(

@@ -89,7 +89,7 @@ pub fn read(root: &Path) -> Result<Parsed, ParseError> {
             objects: Vec::new(),
             split: None,
             origin: shown.clone().into(),
-            unreadable: Vec::new(),
+            unreadable: Default::default(),
         };
         for (i, s) in shapes.into_iter().enumerate() {
             let origin = format!("{shown}: shapes[{i}]");

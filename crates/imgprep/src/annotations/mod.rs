@@ -273,7 +273,42 @@ pub struct ImageAnnotation {
     /// Objects the file declares for this image that cannot be read: they
     /// are counted as dropped when the image is written, and go with it
     /// when it is not.
-    pub unreadable: Vec<Unreadable>,
+    pub unreadable: Lost,
+}
+
+/// An image's objects that cannot be read: a pointer when there are none,
+/// as for nearly every image (held for the whole build, one per image).
+#[derive(Clone, Default, PartialEq)]
+#[allow(clippy::box_collection)] // (8 bytes an image instead of 24)
+pub struct Lost(Option<Box<Vec<Unreadable>>>);
+
+impl Lost {
+    pub fn push(&mut self, u: Unreadable) {
+        self.0.get_or_insert_with(Default::default).push(u);
+    }
+
+    pub fn into_vec(self) -> Vec<Unreadable> {
+        self.0.map(|v| *v).unwrap_or_default()
+    }
+}
+
+impl From<Vec<Unreadable>> for Lost {
+    fn from(v: Vec<Unreadable>) -> Lost {
+        Lost((!v.is_empty()).then(|| Box::new(v)))
+    }
+}
+
+impl std::ops::Deref for Lost {
+    type Target = [Unreadable];
+    fn deref(&self) -> &[Unreadable] {
+        self.0.as_deref().map_or(&[], |v| v.as_slice())
+    }
+}
+
+impl std::fmt::Debug for Lost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 /// An object of an image that its file declares but that cannot be read.

@@ -126,7 +126,7 @@ fn parse(
         objects,
         split: None,
         origin: Origin::File(shared_file),
-        unreadable,
+        unreadable: unreadable.into(),
     };
     Ok((ann, quirks.list))
 }

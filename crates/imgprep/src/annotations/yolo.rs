@@ -93,7 +93,7 @@ pub fn read(root: &Path) -> Result<Parsed, ParseError> {
             objects: Vec::new(),
             split,
             origin: label_shown.clone().into(),
-            unreadable: Vec::new(),
+            unreadable: Default::default(),
         };
         if !label.exists() {
             out.quirks
@@ -1005,7 +1005,7 @@ mod tests {
         let d: Vec<(&str, &str)> = p
             .images
             .iter()
-            .flat_map(|a| &a.unreadable)
+            .flat_map(|a| a.unreadable.iter())
             .map(|u| (u.reason.as_str(), u.origin.rsplit('/').next().unwrap()))
             .collect();
         assert_eq!(

@@ -152,7 +152,9 @@ pub fn read(
                 }
                 !ignore
             });
-            ann.unreadable.append(&mut ignored);
+            for u in ignored {
+                ann.unreadable.push(u);
+            }
         }
     }
     // an annotation whose image is missing is a missing item, not a lost box
@@ -381,7 +383,7 @@ pub(super) fn resolve(
             continue;
         };
         rep.objects_declared += (ann.objects.len() + ann.unreadable.len()) as u64;
-        for u in std::mem::take(&mut ann.unreadable) {
+        for u in std::mem::take(&mut ann.unreadable).into_vec() {
             *rep.dropped.entry(u.reason.clone()).or_default() += 1;
             rep.objects.push(ObjectNote {
                 origin: u.origin,
