@@ -205,6 +205,36 @@ fn key_text(key: &KeyBytes) -> [u8; KEY] {
     text
 }
 
+/// Writes a known list entry by entry (streamed: 96 bytes an entry, 120 MB
+/// for 1.28 M items, never held whole); see [`Cache::known_writer`].
+pub struct KnownWriter(Option<crate::output::AtomicFile>);
+
+impl KnownWriter {
+    pub fn add(
+        &mut self,
+        key: &str,
+        (info, sha, geometry): (ImageInfo, SourceSha, SourceGeometry),
+    ) {
+        use std::io::Write;
+        let Some(f) = self.0.as_mut() else { return };
+        if key.len() == KEY {
+            let ok = f.write_all(key.as_bytes()).is_ok()
+                && f.write_all(&Cache::header(&info, &sha, &geometry)).is_ok();
+            if !ok {
+                // (dropped unfinished: no list, as when it cannot be made)
+                self.0 = None;
+            }
+        }
+    }
+
+    /// Puts the list in place.
+    pub fn finish(mut self) {
+        if let Some(f) = self.0.take() {
+            let _ = f.persist();
+        }
+    }
+}
+
 /// Entries of a cache folder whose headers a build knows without opening
 /// them (see [`Cache::known`]), sorted by key: 76 bytes an entry (a hash map
 /// keyed by the text took about 160 with its slack).
@@ -343,24 +373,25 @@ impl Cache {
         at: &Path,
         used: impl Iterator<Item = (K, (ImageInfo, SourceSha, SourceGeometry))>,
     ) {
+        if let Some(mut w) = self.known_writer(at) {
+            for (key, known) in used {
+                w.add(key.as_ref(), known);
+            }
+            w.finish();
+        }
+    }
+
+    /// A writer of what [`Cache::save_known`] saves, one entry at a time;
+    /// None when the file cannot be made (a list not saved only means that
+    /// the next build looks at those items again).
+    pub fn known_writer(&self, at: &Path) -> Option<KnownWriter> {
         use std::io::Write;
         if let Some(d) = at.parent() {
             let _ = std::fs::create_dir_all(d);
         }
-        // streamed (96 bytes an entry: 120 MB for 1.28 M items, never held whole)
-        // (a list not saved only means that the next build opens the entries)
-        let _ = (|| -> std::io::Result<()> {
-            let mut f = crate::output::AtomicFile::create_unsummed(at)?;
-            f.write_all(KNOWN_MAGIC)?;
-            for (key, (info, sha, geometry)) in used {
-                let key = key.as_ref();
-                if key.len() == KEY {
-                    f.write_all(key.as_bytes())?;
-                    f.write_all(&Self::header(&info, &sha, &geometry))?;
-                }
-            }
-            f.persist()
-        })();
+        let mut f = crate::output::AtomicFile::create_unsummed(at).ok()?;
+        f.write_all(KNOWN_MAGIC).ok()?;
+        Some(KnownWriter(Some(f)))
     }
 
     /// The files of this cache folder's entry folders, as they are now.

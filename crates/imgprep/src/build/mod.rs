@@ -1004,31 +1004,61 @@ fn build_in(
             .any(|b| b.load(std::sync::atomic::Ordering::Relaxed) != 0);
         // only the change time may differ (same size, else the print stays
         // as it was and the next build looks again)
-        let after: Vec<(u64, i128)> = match any {
-            false => Vec::new(),
-            true => needed
-                .iter()
-                .enumerate()
-                .map(|(k, &i)| {
-                    let before = prints[k];
-                    match linked(k) {
-                        true => crate::files::fingerprint(&catalog.items[i].path)
-                            .ok()
-                            .filter(|after| after.0 == before.0)
-                            .unwrap_or(before),
-                        false => before,
-                    }
-                })
-                .collect(),
+        let print_after = |k: usize, i: usize| {
+            let before = prints[k];
+            match any && linked(k) {
+                true => crate::files::fingerprint(&catalog.items[i].path)
+                    .ok()
+                    .filter(|after| after.0 == before.0)
+                    .unwrap_or(before),
+                false => before,
+            }
         };
-        let print_after = |k: usize| after.get(k).copied().unwrap_or(prints[k]);
+        // local pass-through sources, keyed by their prints as this build
+        // leaves them (after its links), noted as the prints are taken
+        let notes = std::cell::RefCell::new(match local_passthrough {
+            true => cache.known_writer(&sources_known_at),
+            false => {
+                let _ = std::fs::remove_file(&sources_known_at);
+                None
+            }
+        });
+        let note = |k: usize, i: usize, (size, print): (u64, i128)| {
+            let mut notes = notes.borrow_mut();
+            let Some(w) = notes.as_mut() else { return };
+            if ctx.cached(i) || catalog.items[i].frame.is_some() {
+                return;
+            }
+            if let Some(&Prepared::Ok(info, sha, geometry)) = prepared.get(&i) {
+                let key = match (size, print) == prints[k] {
+                    true => std::borrow::Cow::Borrowed(keys[k].as_str()),
+                    false => std::borrow::Cow::Owned(video::cache_key(
+                        &transform_key,
+                        &catalog.video,
+                        &catalog.items[i],
+                        size,
+                        print,
+                    )),
+                };
+                w.add(&key, (info, sha, geometry));
+            }
+        };
         let stamp = match any {
-            false => stamp,
-            true => inputs_fingerprint(&head, &catalog, &needed, &boxes, &|k, _| {
-                let p = print_after(k);
+            false => {
+                for (k, &i) in needed.iter().enumerate() {
+                    note(k, i, prints[k]);
+                }
+                stamp
+            }
+            true => inputs_fingerprint(&head, &catalog, &needed, &boxes, &|k, i| {
+                let p = print_after(k, i);
+                note(k, i, p);
                 format!("{}\t{}", p.0, p.1)
             }),
         };
+        if let Some(w) = notes.into_inner() {
+            w.finish();
+        }
         let _ = std::fs::create_dir_all(cache.dir().join(STAMPS));
         if let Some(files) = outputs_identity(&opts.out, &manifest.files) {
             let _ = crate::output::write_atomic(
@@ -1046,37 +1076,6 @@ fn build_in(
                 _ => None,
             }),
         );
-        // local pass-through sources, keyed by their prints as this build
-        // leaves them (after its links)
-        match local_passthrough {
-            true => {
-                let local = needed
-                    .iter()
-                    .enumerate()
-                    .filter(|&(_, &i)| !ctx.cached(i) && catalog.items[i].frame.is_none());
-                let keys_after = local.filter_map(|(k, &i)| match prepared.get(&i) {
-                    Some(&Prepared::Ok(info, sha, geometry)) => {
-                        let (size, print) = print_after(k);
-                        let key = match after.is_empty() {
-                            true => std::borrow::Cow::Borrowed(keys[k].as_str()),
-                            false => std::borrow::Cow::Owned(video::cache_key(
-                                &transform_key,
-                                &catalog.video,
-                                &catalog.items[i],
-                                size,
-                                print,
-                            )),
-                        };
-                        Some((key, (info, sha, geometry)))
-                    }
-                    _ => None,
-                });
-                cache.save_known(&sources_known_at, keys_after);
-            }
-            false => {
-                let _ = std::fs::remove_file(&sources_known_at);
-            }
-        }
     } else {
         let _ = std::fs::remove_file(&known_at);
         let _ = std::fs::remove_file(&sources_known_at);
