@@ -821,6 +821,36 @@ pub fn is_safe_component(name: &str) -> bool {
 }
 
 /// Parses recipe text; errors carry a byte offset when known.
+/// Where the `[[sources]]` table that does not read as a source starts,
+/// when the recipe reads as TOML and one of several sources is wrong.
+fn failing_source(text: &str) -> Option<usize> {
+    let table: toml::Table = toml::from_str(text).ok()?;
+    let sources = table.get("sources")?.as_array()?;
+    if sources.len() < 2 {
+        return None;
+    }
+    let j = sources
+        .iter()
+        .position(|v| SourceSpec::deserialize(v.clone()).is_err())?;
+    // the j-th `[[sources]]` header at the start of a line
+    let mut at = 0;
+    let mut seen = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_start();
+        if t.starts_with("[[") && t[2..].trim_start().starts_with("sources") {
+            let name = t[2..].trim_start()["sources".len()..].trim_start();
+            if name.starts_with("]]") {
+                if seen == j {
+                    return Some(at + (line.len() - t.len()));
+                }
+                seen += 1;
+            }
+        }
+        at += line.len();
+    }
+    None
+}
+
 /// serde's message for a value that fits none of a setting's forms names a
 /// Rust type: said as what the setting takes.
 fn plain_untagged(message: String) -> String {
@@ -880,7 +910,13 @@ pub fn parse(text: &str) -> std::result::Result<Recipe, (Option<usize>, String)>
                         .then_some(here + (line.len() - t.len()))
                 })
             });
-        (named.or(key).or(start), plain_untagged(message))
+        // any other mistake in a source is placed at the first source's
+        // header: the header of the source that has it is found by reading
+        // the sources one by one
+        let entry = (named.is_none() && key.is_none())
+            .then(|| failing_source(text))
+            .flatten();
+        (named.or(key).or(entry).or(start), plain_untagged(message))
     })?;
     let at = |path: &[&str]| span_of(text, path);
     if recipe.sources.is_empty() {

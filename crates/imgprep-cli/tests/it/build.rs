@@ -536,6 +536,15 @@ fn recipe_errors_name_file_line_and_column() {
         "{}",
         stderr(&out)
     );
+    // a wrong value in the second source: that source's header
+    env.write("r.toml", two.replace("bogus = 3", "exts = 5").as_bytes());
+    let out = env.run(&["build", "r.toml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("r.toml:5:1: invalid type"),
+        "{}",
+        stderr(&out)
+    );
     // a value of neither form a setting takes: the forms, not a Rust type
     for (setting, said) in [
         ("[transform]\nresize = -5", "resize takes a whole number"),
