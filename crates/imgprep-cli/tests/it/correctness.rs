@@ -94,6 +94,30 @@ fn split_shares_written_are_warned_about() {
     let out = env.ok(&["build", "tiny.toml", "--out", "o"]);
     assert_stderr_has(&out, "split validation got no items, 2.0 % was asked for");
     assert!(!env.path("o/complete/recordio/validation.rec").exists());
+    // shards of a set whose small split is fine: a shard's slice of it may
+    // hold none of it, which is not the split being lost
+    env.write(
+        "few.toml",
+        recipe("train = 0.94\nvalidation = 0.06").as_bytes(),
+    );
+    let whole = env.ok(&["build", "few.toml", "--out", "w"]);
+    assert!(!stderr(&whole).contains("got"), "{}", stderr(&whole));
+    for i in 0..8 {
+        let shard = format!("{i}/8");
+        let out = env.ok(&[
+            "build",
+            "few.toml",
+            "--out",
+            &format!("s{i}"),
+            "--shard",
+            &shard,
+        ]);
+        assert!(
+            !stderr(&out).contains("got no items"),
+            "{shard}: {}",
+            stderr(&out)
+        );
+    }
     // the 6 validation images of class 0 do not decode: planned 30 %,
     // written 12 of 54 (22.2 %)
     env.write(

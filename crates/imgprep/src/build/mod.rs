@@ -981,13 +981,18 @@ fn build_in(
     let left = guard.finish(&manifest.files, &links_a_source);
     report_left(&opts.out, &left, reporter);
     report_skips(&manifest, reporter);
-    warn_ratio_drift(
-        &plan,
-        &catalog,
-        &manifest.split_ratios,
-        manifest.skipped.len(),
-        reporter,
-    );
+    // (a shard holds a slice of each split, whose shares rounding moves:
+    // its warning is the whole plan's, as the merge's is the dataset's)
+    match opts.shard {
+        Some(_) => warn_ratio_drift(&plan, &catalog, &plan.ratios, 0, reporter),
+        None => warn_ratio_drift(
+            &plan,
+            &catalog,
+            &manifest.split_ratios,
+            manifest.skipped.len(),
+            reporter,
+        ),
+    }
     let cache_pruned_bytes = pruning.join().unwrap_or(0);
     // the stamp that makes the next identical build "up to date", and the
     // record tables of the files written (neither after --drop-cache, whose
