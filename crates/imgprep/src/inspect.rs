@@ -115,13 +115,8 @@ pub fn check_input(path: &Path, wanted: Wanted) -> Result<()> {
         if wanted == Wanted::Dataset && path.join(crate::build::MANIFEST).is_file() {
             return Ok(());
         }
-        if wanted == Wanted::Dataset {
-            // a build that stopped half-way (or is still writing): a problem
-            // with the dataset, not a wrong argument
-            if let Some(why) = crate::build::outdir::unfinished(path) {
-                return Err(Error::Problem(why));
-            }
-        }
+        // (a build that stopped half-way is a problem verify reports
+        // before it comes here)
         let what = if wanted == Wanted::Dataset {
             format!("{shown} is a folder without manifest.json, so not an imgprep build output")
         } else {

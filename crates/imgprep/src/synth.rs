@@ -259,15 +259,10 @@ fn write_text(path: &Path, text: &str) -> Result<()> {
 /// run again), and refused otherwise.
 fn put(path: &Path, bytes: &[u8]) -> Result<()> {
     match std::fs::symlink_metadata(path) {
-        Ok(m) => {
-            let same = m.is_file()
-                && m.len() == bytes.len() as u64
-                && std::fs::read(path).is_ok_and(|b| b == bytes);
-            match same {
-                true => Ok(()),
-                false => Err(taken(path)),
-            }
-        }
+        Ok(_) => match crate::output::holds_exactly(path, bytes) {
+            true => Ok(()),
+            false => Err(taken(path)),
+        },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             write_atomic(path, bytes).map(drop).map_err(Error::io(path))
         }
@@ -555,8 +550,7 @@ fn synth_video(dir: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {
                 }
                 _ => {
                     let same = std::fs::read(&tmp)
-                        .ok()
-                        .is_some_and(|made| std::fs::read(&path).is_ok_and(|there| there == made));
+                        .is_ok_and(|made| crate::output::holds_exactly(&path, &made));
                     let _ = std::fs::remove_file(&tmp);
                     if !same {
                         return Err(taken(&path));

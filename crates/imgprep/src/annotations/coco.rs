@@ -648,13 +648,18 @@ fn annotation(
     once: &mut QuirksOnce,
 ) -> Result<(usize, Object), Refused> {
     let image = image_of(&a, index, origin, once).map_err(|why| (None, why))?;
-    let class = match a.category_id.as_ref().map(|s| (s, s.int())) {
-        Some((_, Some((id, _)))) => cats.get(&id).cloned().unwrap_or_default(),
-        _ => String::new(),
-    };
+    // (its class's name, for the message, only when it is dropped)
+    let category = a
+        .category_id
+        .as_ref()
+        .and_then(Scalar::int)
+        .map(|(id, _)| id);
     object(a, cats, origin, out, once)
         .map(|o| (image, o))
-        .map_err(|why| (Some((image, class)), why))
+        .map_err(|why| {
+            let class = category.and_then(|id| cats.get(&id)).cloned();
+            (Some((image, class.unwrap_or_default())), why)
+        })
 }
 
 /// The index of an annotation's image.

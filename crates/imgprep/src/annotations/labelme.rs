@@ -94,7 +94,7 @@ pub fn read(root: &Path) -> Result<Parsed, ParseError> {
         for (i, s) in shapes.into_iter().enumerate() {
             let origin = format!("{shown}: shapes[{i}]");
             let class = label_of(&s);
-            match shape(s, &origin, &mut out) {
+            match shape(s, &class, &origin, &mut out) {
                 Ok(o) => ann.objects.push(o),
                 Err(reason) => ann.unreadable.push(Unreadable::new(reason, origin, class)),
             }
@@ -465,7 +465,8 @@ fn label_of(s: &RawShape) -> String {
         .unwrap_or_default()
 }
 
-fn shape(s: RawShape, origin: &str, out: &mut Parsed) -> Result<Object, String> {
+/// A shape's object; `class`: its [`label_of`].
+fn shape(s: RawShape, class: &str, origin: &str, out: &mut Parsed) -> Result<Object, String> {
     if s.not_object {
         return Err("a shape that is not a JSON object".into());
     }
@@ -484,7 +485,6 @@ fn shape(s: RawShape, origin: &str, out: &mut Parsed) -> Result<Object, String> 
             "a mask (a bitmap; imgprep reads no bitmaps: draw it as a polygon or rectangle)".into(),
         );
     }
-    let class = label_of(&s);
     if class.is_empty() {
         return Err("shape without a label".into());
     }
@@ -901,7 +901,8 @@ mod tests {
             {
                 let mut out = Parsed::default();
                 for s in shapes {
-                    let _ = shape(s, "x", &mut out);
+                    let class = label_of(&s);
+                    let _ = shape(s, &class, "x", &mut out);
                 }
             }
         };

@@ -140,11 +140,11 @@ pub fn read(
     // converters leave them out): never a class
     if matches!(spec, SourceSpec::Labelme { .. }) {
         for ann in &mut parsed.images {
-            let mut ignored = Vec::new();
+            let lost = &mut ann.unreadable;
             ann.objects.retain(|o| {
                 let ignore = &*o.class == "__ignore__";
                 if ignore {
-                    ignored.push(annotations::Unreadable::new(
+                    lost.push(annotations::Unreadable::new(
                         "labelme __ignore__ region".into(),
                         o.origin.to_string(),
                         "",
@@ -152,9 +152,6 @@ pub fn read(
                 }
                 !ignore
             });
-            for u in ignored {
-                ann.unreadable.push(u);
-            }
         }
     }
     // an annotation whose image is missing is a missing item, not a lost box

@@ -234,10 +234,7 @@ fn build_in(
     let sources = read_sources(r, opts.threads)?;
     // before any work: a source (or a folder link in one) must not be or
     // hold the output, or a rebuild would read its own outputs as inputs
-    let mut inputs = sources::input_paths(r);
-    inputs.extend(sources.linked_folders.iter().cloned());
-    inputs.extend(sources.video.label_files.iter().cloned());
-    outdir::check_overlap(&opts.out, &inputs)?;
+    outdir::check_overlap(&opts.out, &sources::all_inputs(r, &sources))?;
     let mut catalog = build_catalog(r, sources, opts.threads, &|| reporter.cancelled())?;
     check_outputs(r, &catalog)?;
     let mut plan = make_plan(&r.recipe, &catalog)?;
@@ -1011,7 +1008,7 @@ fn build_in(
         // as it was and the next build looks again)
         let print_after = |k: usize, i: usize| {
             let before = prints[k];
-            match any && linked(k) {
+            match linked(k) {
                 true => crate::files::fingerprint(&catalog.items[i].path)
                     .ok()
                     .filter(|after| after.0 == before.0)

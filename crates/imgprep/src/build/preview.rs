@@ -51,9 +51,7 @@ pub fn preview_for(r: &LoadedRecipe, outs: &[&std::path::Path]) -> Result<Previe
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let sources = read_sources(r, threads)?;
     if !outs.is_empty() {
-        let mut inputs = sources::input_paths(r);
-        inputs.extend(sources.linked_folders.iter().cloned());
-        inputs.extend(sources.video.label_files.iter().cloned());
+        let inputs = sources::all_inputs(r, &sources);
         for out in outs.iter().filter(|o| !crate::files::is_remote(o)) {
             outdir::check_overlap(out, &inputs)?;
         }

@@ -213,6 +213,16 @@ pub fn image_roots(r: &LoadedRecipe) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Every path a build of `r` reads: [`input_paths`], the folders that
+/// folder links in the sources lead to, and the videos' label files (an
+/// output must not overlap any of them).
+pub fn all_inputs(r: &LoadedRecipe, sources: &Sources) -> Vec<PathBuf> {
+    let mut inputs = input_paths(r);
+    inputs.extend(sources.linked_folders.iter().cloned());
+    inputs.extend(sources.video.label_files.iter().cloned());
+    inputs
+}
+
 /// Every folder and index file the recipe's sources read (for checking
 /// that the output does not overlap them).
 pub fn input_paths(r: &LoadedRecipe) -> Vec<PathBuf> {
